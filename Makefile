@@ -1,0 +1,31 @@
+# Ferry's two commands: `make demo` runs the main job locally, `make test` runs the whole suite.
+SHELL := /usr/bin/env bash
+export GOTOOLCHAIN := local
+GO ?= go
+PKGS := ./...
+# Short fuzz pass per target in `make test`; `make fuzz FUZZTIME=5m` for a long one.
+FUZZTIME ?= 10s
+
+.PHONY: test peers vet fmt-check build demo fuzz bench clean
+
+## test: install/build the test peers (cached), vet, then run every test with the race detector.
+test: peers fmt-check vet
+	set -a; . ./.peers.env; set +a; FERRY_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
+
+## peers: install or build redis-server, versitygw, cosign, gh, actionlint, @capgo/cli, java, wrk.
+peers:
+	bash scripts/peers.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+## build: the binaries into ./bin.
+build:
+	mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+
+clean:
+	rm -rf bin .demo

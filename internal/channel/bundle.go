@@ -1,0 +1,103 @@
+package channel
+
+import "time"
+
+// Bundle is one registered bundle: what the action built and published, and what the relay
+// serves. Its JSON form is the body of POST /api/v1/bundles (DESIGN.md §3.2) and the record
+// the stores keep. A bundle is immutable once registered: the same (AppID, Version) with the
+// same Checksum is the same bundle; with another Checksum it is a conflict.
+type Bundle struct {
+	AppID   string `json:"app_id"`
+	Version string `json:"version"`
+	// URL is where devices download the archive (encrypted when SessionKey is set).
+	URL string `json:"url"`
+	// Checksum is what devices verify: the V3-encrypted checksum (512 hex characters) for an
+	// encrypted bundle, or the lowercase hex SHA-256 of the plain zip for an unencrypted one.
+	Checksum string `json:"checksum"`
+	// SHA256 is the lowercase hex SHA-256 of the plain zip, before encryption.
+	SHA256 string `json:"sha256"`
+	// Size is the byte size of the file at URL.
+	Size int64 `json:"size"`
+	// SessionKey is "b64(iv):b64(RSA-wrapped AES key)", empty for unencrypted bundles.
+	SessionKey string `json:"session_key,omitempty"`
+	// KeyID is the first 20 characters of the public key's PEM body, empty when unencrypted.
+	KeyID string `json:"key_id,omitempty"`
+	// Commit and Ref name the source. With OIDC registration they come from the token.
+	Commit string `json:"commit"`
+	Ref    string `json:"ref"`
+	// Channel, when set, names the channel explicitly instead of the relay's ref rules.
+	Channel string `json:"channel,omitempty"`
+	// Native is a semver range of native app versions (version_build) the bundle supports,
+	// e.g. ">=2.0.0 <3.0.0"; empty means every version.
+	Native string `json:"native,omitempty"`
+	// Manifest lists the bundle's files for delta updates; empty when not published.
+	Manifest      []ManifestEntry `json:"manifest,omitempty"`
+	ManifestURL   string          `json:"manifest_url,omitempty"`
+	SignatureURL  string          `json:"signature_url,omitempty"`
+	ProvenanceURL string          `json:"provenance_url,omitempty"`
+	// Repository is the GitHub repository that published the bundle (from the OIDC token, or
+	// the app's configured repository for HMAC registrations).
+	Repository string `json:"repository,omitempty"`
+	// CreatedAt is when the relay first stored the bundle; set by the relay.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Encrypted reports whether the bundle's archive is encrypted.
+func (b *Bundle) Encrypted() bool { return b.SessionKey != "" }
+
+// ManifestEntry is one file of a delta manifest, exactly as the plugin decodes it
+// (spec/capgo-protocol.md §4). FileName ends in ".br" when the file is Brotli-compressed;
+// FileHash is the hex SHA-256 of the original file, V3-encrypted for encrypted bundles.
+type ManifestEntry struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+	// Size is the byte size of the object at DownloadURL (not sent to devices in update
+	// answers; used by /updates/manifest_size).
+	Size int64 `json:"size,omitempty"`
+}
+
+// State is one channel of one app: the version it serves, the versions it served before
+// (for rollback and native-version targeting), and an optional rollout of a candidate.
+type State struct {
+	App     string `json:"app"`
+	Channel string `json:"channel"`
+	// Version is the stable version every device in the channel gets; empty when the
+	// channel has never been promoted.
+	Version string `json:"version"`
+	// History holds earlier values of Version, most recent first, bounded by MaxHistory.
+	History []string `json:"history,omitempty"`
+	// Rollout, when Version is set, offers Rollout.Version to a sticky cohort of devices.
+	Rollout *Rollout `json:"rollout,omitempty"`
+	// Rev increases by one on every change; stores use it for compare-and-swap.
+	Rev       int64     `json:"rev"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// MaxHistory bounds State.History.
+const MaxHistory = 20
+
+// Rollout offers a candidate version to Percent percent of the channel's devices, chosen
+// by a sticky hash of (device_id, version). A paused rollout offers the candidate to no new
+// device and keeps serving the stable version.
+type Rollout struct {
+	Version string `json:"version"`
+	Percent int    `json:"percent"` // 0..100
+	Paused  bool   `json:"paused,omitempty"`
+}
+
+// AuditEntry records one state change and its cause.
+type AuditEntry struct {
+	Time    time.Time `json:"time"`
+	App     string    `json:"app"`
+	Channel string    `json:"channel,omitempty"`
+	// Action is a short verb: register, promote, rollback, rollout, pause, resume,
+	// complete, policy, pending.
+	Action string `json:"action"`
+	// Version is the version the change is about, From the version served before.
+	Version string `json:"version,omitempty"`
+	From    string `json:"from,omitempty"`
+	// Cause says who or what made the change: "webhook:<delivery id> push refs/tags/v1.2.0",
+	// "admin", "registration <repository>@<commit>".
+	Cause string `json:"cause"`
+}
