@@ -69,6 +69,8 @@ type State struct {
 	History []string `json:"history,omitempty"`
 	// Rollout, when Version is set, offers Rollout.Version to a sticky cohort of devices.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Policy, when set, overrides the configured policy (set through the admin API).
+	Policy *Policy `json:"policy,omitempty"`
 	// Rev increases by one on every change; stores use it for compare-and-swap.
 	Rev       int64     `json:"rev"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
@@ -100,4 +102,27 @@ type AuditEntry struct {
 	// Cause says who or what made the change: "webhook:<delivery id> push refs/tags/v1.2.0",
 	// "admin", "registration <repository>@<commit>".
 	Cause string `json:"cause"`
+}
+
+// Pending is a promotion waiting for its bundle: a tag was pushed for a commit whose bundle
+// has not registered yet. It is applied when that bundle registers.
+type Pending struct {
+	Channel string    `json:"channel"`
+	Ref     string    `json:"ref"`
+	Cause   string    `json:"cause"`
+	Time    time.Time `json:"time"`
+}
+
+// StatEvent is one device stat (POST /stats) reduced to what the relay counts.
+type StatEvent struct {
+	Device  string `json:"device_id"`
+	Version string `json:"version_name"`
+	Action  string `json:"action"`
+}
+
+// VersionStats aggregates the stats of one version of an app.
+type VersionStats struct {
+	Version string           `json:"version"`
+	Actions map[string]int64 `json:"actions"` // count per action (set, download_complete, update_fail, …)
+	Devices int64            `json:"devices"` // distinct devices that reported any event for it
 }

@@ -1,0 +1,47 @@
+package channel
+
+// Config is the relay's app configuration (the YAML file of DESIGN.md §3.4). The relay loads
+// it from YAML; this package validates it and answers questions about it.
+type Config struct {
+	Apps []App `yaml:"apps" json:"apps"`
+}
+
+// App configures one app id.
+type App struct {
+	ID string `yaml:"id" json:"id"`
+	// Repository ("owner/name") is the only repository that may publish or promote the app.
+	Repository string `yaml:"repository" json:"repository"`
+	// DefaultChannel serves devices that name no channel.
+	DefaultChannel string `yaml:"default_channel" json:"default_channel"`
+	// Channels lists the app's channels and their policies.
+	Channels map[string]Policy `yaml:"channels" json:"channels"`
+	// Rules map refs to channels; the first match wins.
+	Rules []Rule `yaml:"rules" json:"rules"`
+}
+
+// Rule maps refs matching the glob Ref to Channel. A "*" in Ref matches within one path
+// segment and "**" across segments; Channel may be "$1" (or contain it) to name the
+// channel by the first capture, e.g. {ref: "refs/tags/channel/*", channel: "$1"}.
+type Rule struct {
+	Ref     string `yaml:"ref" json:"ref"`
+	Channel string `yaml:"channel" json:"channel"`
+}
+
+// Policy is a channel's policy. The zero value is the documented default: private (devices
+// reach it only as the app's default channel or when allowed to self-set it), emulators and
+// development builds allowed, auto-update never disabled, every platform.
+type Policy struct {
+	// Public channels are listed to devices by GET /channel_self.
+	Public bool `yaml:"public" json:"public"`
+	// AllowDeviceSelfSet lets a device choose this channel with setChannel().
+	AllowDeviceSelfSet bool `yaml:"allow_device_self_set" json:"allow_device_self_set"`
+	// DenyEmulator and DenyDev refuse emulators and non-production builds. (The YAML keys
+	// allow_emulator and allow_dev, default true, set them; see the relay's config loader.)
+	DenyEmulator bool `yaml:"-" json:"deny_emulator,omitempty"`
+	DenyDev      bool `yaml:"-" json:"deny_dev,omitempty"`
+	// DisableAutoUpdate is none (default), patch, minor or major: the kind of semver change
+	// that devices will not auto-update across (spec §1.3c disable_auto_update_to_*).
+	DisableAutoUpdate string `yaml:"disable_auto_update" json:"disable_auto_update,omitempty"`
+	// Platforms lists the platforms served (ios, android, electron); empty means all.
+	Platforms []string `yaml:"platforms" json:"platforms,omitempty"`
+}
