@@ -27,5 +27,9 @@ build:
 	mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
+## fuzz: run every fuzz target for FUZZTIME each and print executions.
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
 clean:
 	rm -rf bin .demo

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# fuzz.sh runs every Go fuzz target in the module for FUZZTIME each (default 10s) and prints
+# the executions per target. `make fuzz FUZZTIME=5m` for a long run; `make test` runs a short
+# pass. New corpus entries that crash are written to testdata/fuzz/<Target>/ by go test, as
+# usual; commit them with the fix.
+set -euo pipefail
+export GOTOOLCHAIN=local
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-10s}
+status=0
+summary=()
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  targets=$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/' | sort -u || true)
+  for t in $targets; do
+    printf 'fuzz: %s %s for %s\n' "$pkg" "$t" "$fuzztime"
+    if out=$(go test "$pkg" -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" 2>&1); then
+      execs=$(printf '%s\n' "$out" | grep -oE 'execs: [0-9]+' | tail -1 | grep -oE '[0-9]+' || echo "?")
+      summary+=("ok    $pkg $t execs=$execs")
+    else
+      printf '%s\n' "$out" | tail -30
+      summary+=("FAIL  $pkg $t")
+      status=1
+    fi
+  done
+done
+printf '\nfuzz summary (%s per target):\n' "$fuzztime"
+printf '  %s\n' "${summary[@]}"
+exit $status
