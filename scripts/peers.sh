@@ -54,7 +54,9 @@ if [ ! -x "$bin/gh-v2.90.0" ]; then
   w=$(mktemp -d)
   printf 'module example.com/ghwrap\n\ngo 1.26.1\n' > "$w/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/cli/cli/v2/cmd/gh"\n' > "$w/tools.go"
-  (cd "$w" && go get github.com/cli/cli/v2@v2.90.0 >/dev/null 2>&1 && go build -trimpath -o "$bin/gh-v2.90.0" github.com/cli/cli/v2/cmd/gh)
+  # `go get` of the package (not just the module) records the sums of everything gh imports.
+  (cd "$w" && go get github.com/cli/cli/v2/cmd/gh@v2.90.0 && go build -trimpath -o "$bin/gh-v2.90.0.tmp" github.com/cli/cli/v2/cmd/gh)
+  mv "$bin/gh-v2.90.0.tmp" "$bin/gh-v2.90.0"
   rm -rf "$w"
 fi
 
