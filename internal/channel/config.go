@@ -45,3 +45,28 @@ type Policy struct {
 	// Platforms lists the platforms served (ios, android, electron); empty means all.
 	Platforms []string `yaml:"platforms" json:"platforms,omitempty"`
 }
+
+// ParseConfig decodes a YAML config strictly and validates it.
+func ParseConfig(data []byte) (*Config, error) {
+	panic("todo")
+}
+
+// Validate checks the whole config and reports every problem at once.
+func (c *Config) Validate() error {
+	panic("todo")
+}
+
+// App returns the app with id, or nil.
+func (c *Config) App(id string) *App {
+	panic("todo")
+}
+
+// MatchRef returns the channel of the first rule matching ref.
+func (a *App) MatchRef(ref string) (channel string, ok bool) {
+	panic("todo")
+}
+
+// Policy returns the configured policy of channel.
+func (a *App) Policy(channel string) (Policy, bool) {
+	panic("todo")
+}

@@ -12,3 +12,18 @@ var (
 	// ErrUnavailable means the store cannot be reached; the caller may retry later.
 	ErrUnavailable = errors.New("store unavailable")
 )
+
+// Errors returned by the state changes of this package ([Promote], [Rollback], [SetRollout],
+// [PauseRollout], [ResumeRollout], [CompleteRollout]) for requests that cannot apply; the
+// relay answers them as a client error and changes nothing.
+var (
+	// ErrNoHistory means a rollback was asked for a channel with no earlier version.
+	ErrNoHistory = errors.New("no earlier version to roll back to")
+	// ErrNoRollout means a rollout action was asked for a channel with no rollout.
+	ErrNoRollout = errors.New("no rollout in progress")
+	// ErrInvalidRollout means a rollout request is malformed: percent outside 0..100, no
+	// version, the version already stable, or no stable version to roll out against.
+	ErrInvalidRollout = errors.New("invalid rollout")
+	// ErrNoRule means no rule of the app maps a ref to a channel.
+	ErrNoRule = errors.New("no rule matches the ref")
+)
