@@ -1,0 +1,383 @@
+package sign
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// maxBundle bounds a Sigstore bundle read from outside.
+const maxBundle = 16 << 20
+
+// VerifierOptions configure a [Verifier].
+type VerifierOptions struct {
+	// TrustedRoot is the path of a trusted_root.json (or gh's JSONL). Empty: the public-good
+	// root (GitHub's with Private), fetched through TUF; the embedded public-good snapshot is
+	// used when TUF cannot be reached.
+	TrustedRoot string
+	// Private selects GitHub's Sigstore instance for the default trusted root.
+	Private bool
+	// KeyOnly skips loading a default trusted root: only key-mode bundles without a
+	// transparency log entry can then be verified. A TrustedRoot path is still loaded.
+	KeyOnly bool
+	// HTTPClient is reserved for trusted-root fetches; nil uses the TUF client's default.
+	HTTPClient *http.Client
+	// Logger receives warnings; nil discards them.
+	Logger *slog.Logger
+	// Now is unused by verification itself (timestamps come from the bundle); kept for tests.
+	Now func() time.Time
+}
+
+// Verifier checks Sigstore bundles against a trusted root and a [Policy]. It is safe for
+// concurrent use.
+type Verifier struct {
+	tr  *root.TrustedRoot // nil in KeyOnly mode without a file
+	log *slog.Logger
+}
+
+// NewVerifier loads the trusted root. It may block on the network (TUF) when no file is given.
+func NewVerifier(ctx context.Context, opts VerifierOptions) (*Verifier, error) {
+	v := &Verifier{log: opts.Logger}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.KeyOnly && opts.TrustedRoot == "" {
+		return v, nil
+	}
+	tr, err := loadTrustedRoot(ctx, opts.TrustedRoot, opts.Private, v.log)
+	if err != nil {
+		return nil, err
+	}
+	v.tr = tr
+	return v, nil
+}
+
+// VerifyArtifact checks that bundleJSON is a valid signature over the bytes read from artifact,
+// made by the identity (or key) in p. r is read to the end and not closed.
+func (v *Verifier) VerifyArtifact(ctx context.Context, artifact io.Reader, bundleJSON []byte, p Policy) (*Report, error) {
+	var data []byte
+	var digest []byte
+	if isEd25519Policy(p) {
+		b, err := io.ReadAll(io.LimitReader(artifact, maxEd25519Artifact+1))
+		if err != nil {
+			return nil, fmt.Errorf("read artifact: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		data, digest = b, sum[:]
+	} else {
+		h := sha256.New()
+		if _, err := io.Copy(h, artifact); err != nil {
+			return nil, fmt.Errorf("read artifact: %w", err)
+		}
+		digest = h.Sum(nil)
+	}
+	return v.verifyData(ctx, bundleJSON, digest, data, p, false)
+}
+
+// VerifyProvenance checks that bundleJSON is a signed SLSA v1 provenance statement whose
+// subject is the artifact with hex SHA-256 sha256hex, made by the identity (or key) in p.
+func (v *Verifier) VerifyProvenance(ctx context.Context, sha256hex string, bundleJSON []byte, p Policy) (*Report, error) {
+	digest, err := hex.DecodeString(sha256hex)
+	if err != nil || len(digest) != sha256.Size {
+		return nil, fmt.Errorf("artifact digest %q is not a hex SHA-256", sha256hex)
+	}
+	return v.verifyData(ctx, bundleJSON, digest, nil, p, true)
+}
+
+func (v *Verifier) verify(ctx context.Context, bundleJSON, digest []byte, p Policy, provenance bool) (*Report, error) {
+	return v.verifyData(ctx, bundleJSON, digest, nil, p, provenance)
+}
+
+func isEd25519Policy(p Policy) bool {
+	if len(p.Key) == 0 {
+		return false
+	}
+	pub, err := ParsePublicKey(p.Key)
+	if err != nil {
+		return false
+	}
+	_, ok := pub.(ed25519.PublicKey)
+	return ok
+}
+
+// ParseBundle parses Sigstore bundle JSON (v0.1–v0.3) and checks its structure.
+func ParseBundle(bundleJSON []byte) (*bundle.Bundle, error) {
+	if len(bundleJSON) > maxBundle {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidBundle, maxBundle)
+	}
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(bundleJSON); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+	}
+	return &b, nil
+}
+
+func (p Policy) validate() error {
+	if len(p.Key) == 0 && p.Repository == "" && p.Identity == "" {
+		return ErrEmptyPolicy
+	}
+	if len(p.Key) > 0 && (p.Repository != "" || p.Identity != "") {
+		return errors.New("policy pins both a key and an identity: choose one")
+	}
+	if p.Repository != "" && strings.Count(p.Repository, "/") != 1 {
+		return fmt.Errorf("policy repository %q is not owner/name", p.Repository)
+	}
+	return nil
+}
+
+func (p Policy) server() string {
+	if p.ServerURL != "" {
+		return strings.TrimRight(p.ServerURL, "/")
+	}
+	return "https://github.com"
+}
+
+// certificateIdentity turns a keyless policy into sigstore-go's identity matcher.
+func (p Policy) certificateIdentity() (verify.CertificateIdentity, error) {
+	issuer := p.Issuer
+	if issuer == "" {
+		issuer = GitHubActionsIssuer
+	}
+	var sanValue, sanRegex string
+	var ext certificate.Extensions
+	switch {
+	case p.Identity != "":
+		sanValue = p.Identity
+	case p.Workflow != "":
+		wf := strings.TrimPrefix(p.Workflow, "/")
+		sanRegex = "^" + regexp.QuoteMeta(p.server()+"/"+p.Repository+"/"+wf+"@")
+	default:
+		sanRegex = "^" + regexp.QuoteMeta(p.server()+"/"+p.Repository+"/")
+	}
+	if p.Repository != "" {
+		ext.SourceRepositoryURI = p.server() + "/" + p.Repository
+	}
+	ext.SourceRepositoryRef = p.Ref
+	san, err := verify.NewSANMatcher(sanValue, sanRegex)
+	if err != nil {
+		return verify.CertificateIdentity{}, err
+	}
+	iss, err := verify.NewIssuerMatcher(issuer, "")
+	if err != nil {
+		return verify.CertificateIdentity{}, err
+	}
+	return verify.NewCertificateIdentity(san, iss, ext)
+}
+
+func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []byte, p Policy, provenance bool) (*Report, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	b, err := ParseBundle(bundleJSON)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{ArtifactSHA256: hex.EncodeToString(digest)}
+	pb := b.Bundle
+	var stmt *statement
+	switch {
+	case provenance && pb.GetDsseEnvelope() == nil:
+		return nil, fmt.Errorf("%w: expected a DSSE provenance attestation, found an artifact signature", ErrInvalidBundle)
+	case !provenance && pb.GetMessageSignature() == nil:
+		return nil, fmt.Errorf("%w: expected an artifact signature, found a DSSE attestation (use it as provenance)", ErrInvalidBundle)
+	case provenance:
+		env := pb.GetDsseEnvelope()
+		if env.GetPayloadType() != "application/vnd.in-toto+json" {
+			return nil, fmt.Errorf("%w: DSSE payload type %q is not in-toto", ErrInvalidBundle, env.GetPayloadType())
+		}
+		stmt = new(statement)
+		if err := json.Unmarshal(env.GetPayload(), stmt); err != nil {
+			return nil, fmt.Errorf("%w: parse in-toto statement: %w", ErrInvalidBundle, err)
+		}
+		if stmt.PredicateType != SLSAProvenanceV1 {
+			return nil, fmt.Errorf("%w: predicate type %q, want %s", ErrInvalidBundle, stmt.PredicateType, SLSAProvenanceV1)
+		}
+		var names []string
+		match := false
+		for _, s := range stmt.Subject {
+			names = append(names, s.Name+"@sha256:"+s.Digest["sha256"])
+			if strings.EqualFold(s.Digest["sha256"], rep.ArtifactSHA256) {
+				match = true
+			}
+		}
+		if !match {
+			return nil, fmt.Errorf("%w: provenance is about %s, artifact is sha256:%s", ErrDigestMismatch, strings.Join(names, ", "), rep.ArtifactSHA256)
+		}
+		rep.PredicateType = stmt.PredicateType
+		rep.BuilderID = stmt.Predicate.RunDetails.Builder.ID
+	default:
+		md := pb.GetMessageSignature().GetMessageDigest()
+		if md != nil && !bytes.Equal(md.GetDigest(), digest) {
+			return nil, fmt.Errorf("%w: bundle signs sha256:%x, artifact is sha256:%s", ErrDigestMismatch, md.GetDigest(), rep.ArtifactSHA256)
+		}
+	}
+
+	vm := pb.GetVerificationMaterial()
+	hasTlog := len(vm.GetTlogEntries()) > 0
+	hasTSA := len(vm.GetTimestampVerificationData().GetRfc3161Timestamps()) > 0
+	var vopts []verify.VerifierOption
+	var popts []verify.PolicyOption
+	var material root.TrustedMaterial
+	if v.tr != nil {
+		material = v.tr
+	}
+	if len(p.Key) > 0 {
+		if vm.GetPublicKey() == nil {
+			return nil, fmt.Errorf("%w: policy pins a key but the bundle was signed keyless (verify with --repo instead)", ErrIdentityMismatch)
+		}
+		pub, err := ParsePublicKey(p.Key)
+		if err != nil {
+			return nil, err
+		}
+		sv, err := signature.LoadVerifier(pub, cryptoHash(pub))
+		if err != nil {
+			return nil, fmt.Errorf("load verification key: %w", err)
+		}
+		hint, err := keyHint(pub)
+		if err != nil {
+			return nil, err
+		}
+		keyMat := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
+		})
+		if material != nil {
+			material = root.TrustedMaterialCollection{material, keyMat}
+		} else {
+			material = keyMat
+		}
+		if hasTlog && v.tr == nil {
+			return nil, errors.New("bundle has a transparency log entry: a trusted root is needed to check it")
+		}
+		switch {
+		case hasTlog:
+			vopts = append(vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+		case hasTSA:
+			vopts = append(vopts, verify.WithSignedTimestamps(1))
+		default:
+			vopts = append(vopts, verify.WithNoObserverTimestamps())
+		}
+		popts = append(popts, verify.WithKey())
+		rep.Mode = ModeKey
+		rep.KeyHint = hint
+		if h := vm.GetPublicKey().GetHint(); h != "" && h != hint {
+			v.log.DebugContext(ctx, "bundle key hint differs from policy key", "bundle_hint", h, "policy_hint", hint)
+		}
+	} else {
+		if vm.GetPublicKey() != nil {
+			return nil, fmt.Errorf("%w: bundle was signed with a key, not a workflow identity (verify with --key)", ErrIdentityMismatch)
+		}
+		if v.tr == nil {
+			return nil, errors.New("keyless verification needs a trusted root")
+		}
+		if !hasTlog && !hasTSA {
+			return nil, fmt.Errorf("%w: bundle has neither a transparency log entry nor a signed timestamp, so the short-lived certificate cannot be checked", ErrInvalidBundle)
+		}
+		if len(v.tr.CTLogs()) > 0 {
+			vopts = append(vopts, verify.WithSignedCertificateTimestamps(1))
+		}
+		if hasTlog {
+			vopts = append(vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+		}
+		if hasTSA {
+			vopts = append(vopts, verify.WithSignedTimestamps(1))
+		}
+		id, err := p.certificateIdentity()
+		if err != nil {
+			return nil, fmt.Errorf("build identity policy: %w", err)
+		}
+		popts = append(popts, verify.WithCertificateIdentity(id))
+		rep.Mode = ModeKeyless
+	}
+	sev, err := verify.NewVerifier(material, vopts...)
+	if err != nil {
+		return nil, fmt.Errorf("configure verifier: %w", err)
+	}
+	artifactOpt := verify.WithArtifactDigest("sha256", digest)
+	if data != nil {
+		artifactOpt = verify.WithArtifact(bytes.NewReader(data))
+	}
+	res, err := sev.Verify(b, verify.NewPolicy(artifactOpt, popts...))
+	if err != nil {
+		var idErr *verify.ErrNoMatchingCertificateIdentity
+		if errors.As(err, &idErr) {
+			return nil, fmt.Errorf("%w: %w", ErrIdentityMismatch, err)
+		}
+		return nil, fmt.Errorf("verify bundle: %w", err)
+	}
+	fillReport(rep, res, b, stmt, p)
+	return rep, nil
+}
+
+func fillReport(rep *Report, res *verify.VerificationResult, b *bundle.Bundle, stmt *statement, p Policy) {
+	if c := res.Signature.Certificate; c != nil {
+		rep.Identity = c.SubjectAlternativeName
+		rep.Issuer = c.Extensions.Issuer
+		rep.Repository = strings.TrimPrefix(c.SourceRepositoryURI, p.server()+"/")
+		rep.Commit = c.SourceRepositoryDigest
+		rep.Ref = c.SourceRepositoryRef
+		rep.Trigger = c.BuildTrigger
+		rep.RunURL = c.RunInvocationURI
+		if wf := c.BuildConfigURI; wf != "" {
+			path, _ := splitWorkflowRef(strings.TrimPrefix(wf, p.server()+"/"), rep.Repository)
+			rep.Workflow = path
+		}
+	}
+	if stmt != nil && rep.Mode == ModeKey {
+		// Key mode: the statement's claims are signed by the key holder, not by Fulcio.
+		ext := stmt.Predicate.BuildDefinition.ExternalParameters.Workflow
+		rep.Repository = strings.TrimPrefix(ext.Repository, p.server()+"/")
+		rep.Workflow = ext.Path
+		if deps := stmt.Predicate.BuildDefinition.ResolvedDependencies; len(deps) > 0 {
+			rep.Commit = deps[0].Digest["gitCommit"]
+			if _, ref, ok := strings.Cut(deps[0].URI, "@"); ok {
+				rep.Ref = ref
+			}
+		}
+		rep.Trigger = stmt.Predicate.BuildDefinition.InternalParameters.GitHub.EventName
+		rep.RunURL = stmt.Predicate.RunDetails.Metadata.InvocationID
+	}
+	var kinds []string
+	for _, ts := range res.VerifiedTimestamps {
+		if rep.SignedAt.IsZero() || ts.Timestamp.Before(rep.SignedAt) {
+			rep.SignedAt = ts.Timestamp.UTC()
+		}
+		kinds = append(kinds, ts.Type)
+	}
+	sort.Strings(kinds)
+	rep.TimestampKinds = kinds
+	for _, e := range b.GetVerificationMaterial().GetTlogEntries() {
+		idx := e.GetLogIndex()
+		rep.LogIndex = &idx
+		break
+	}
+}
+
+// KeyID returns the key hint (base64 SHA-256 of the PKIX public key) of a PEM public key.
+func KeyID(pubPEM []byte) (string, error) {
+	pub, err := ParsePublicKey(pubPEM)
+	if err != nil {
+		return "", err
+	}
+	return keyHint(pub)
+}
+
+var _ = base64.StdEncoding
