@@ -13,7 +13,9 @@ type App struct {
 	Repository string `yaml:"repository" json:"repository"`
 	// DefaultChannel serves devices that name no channel.
 	DefaultChannel string `yaml:"default_channel" json:"default_channel"`
-	// Channels lists the app's channels and their policies.
+	// Channels lists the app's channels and their policies. The key "*" gives the policy of
+	// channels not listed (for example those a rule's capture names); without it, unlisted
+	// channels take the zero Policy.
 	Channels map[string]Policy `yaml:"channels" json:"channels"`
 	// Rules map refs to channels; the first match wins.
 	Rules []Rule `yaml:"rules" json:"rules"`
@@ -35,8 +37,8 @@ type Policy struct {
 	Public bool `yaml:"public" json:"public"`
 	// AllowDeviceSelfSet lets a device choose this channel with setChannel().
 	AllowDeviceSelfSet bool `yaml:"allow_device_self_set" json:"allow_device_self_set"`
-	// DenyEmulator and DenyDev refuse emulators and non-production builds. (The YAML keys
-	// allow_emulator and allow_dev, default true, set them; see the relay's config loader.)
+	// DenyEmulator and DenyDev refuse emulators and non-production builds. In YAML they are
+	// written as allow_emulator and allow_dev (default true); see [Policy.UnmarshalYAML].
 	DenyEmulator bool `yaml:"-" json:"deny_emulator,omitempty"`
 	DenyDev      bool `yaml:"-" json:"deny_dev,omitempty"`
 	// DisableAutoUpdate is none (default), patch, minor or major: the kind of semver change
@@ -44,29 +46,4 @@ type Policy struct {
 	DisableAutoUpdate string `yaml:"disable_auto_update" json:"disable_auto_update,omitempty"`
 	// Platforms lists the platforms served (ios, android, electron); empty means all.
 	Platforms []string `yaml:"platforms" json:"platforms,omitempty"`
-}
-
-// ParseConfig decodes a YAML config strictly and validates it.
-func ParseConfig(data []byte) (*Config, error) {
-	panic("todo")
-}
-
-// Validate checks the whole config and reports every problem at once.
-func (c *Config) Validate() error {
-	panic("todo")
-}
-
-// App returns the app with id, or nil.
-func (c *Config) App(id string) *App {
-	panic("todo")
-}
-
-// MatchRef returns the channel of the first rule matching ref.
-func (a *App) MatchRef(ref string) (channel string, ok bool) {
-	panic("todo")
-}
-
-// Policy returns the configured policy of channel.
-func (a *App) Policy(channel string) (Policy, bool) {
-	panic("todo")
 }

@@ -1,44 +1,134 @@
 package channel
 
+import (
+	"fmt"
+	"slices"
+)
+
 // Promote makes version the stable version of s. The previous stable version moves to the
-// front of History (which keeps distinct versions, most recent first, at most [MaxHistory]),
-// version itself leaves History, and a rollout of version is cleared (it is now stable).
-// It reports whether s changed. Promote does not touch Rev or UpdatedAt: the store sets them.
+// front of History, which keeps distinct versions, most recent first, at most [MaxHistory];
+// version itself leaves History; and a rollout of version is cleared (it is now stable for
+// everyone). It reports whether s changed: promoting the stable version again with no
+// rollout of it is a no-op. Promote does not touch Rev or UpdatedAt: the store sets them.
+// The caller validates version (it names a registered bundle, or "builtin" to send devices
+// back to the app's built-in assets).
 func Promote(s *State, version string) (changed bool) {
-	panic("todo")
+	if s.Rollout != nil && s.Rollout.Version == version {
+		s.Rollout = nil
+		changed = true
+	}
+	if s.Version == version {
+		return changed
+	}
+	if i := slices.Index(s.History, version); i >= 0 {
+		s.History = slices.Delete(slices.Clone(s.History), i, i+1)
+	}
+	if s.Version != "" {
+		h := make([]string, 0, min(len(s.History)+1, MaxHistory))
+		h = append(h, s.Version)
+		for _, v := range s.History {
+			if len(h) == MaxHistory {
+				break
+			}
+			if v != s.Version {
+				h = append(h, v)
+			}
+		}
+		s.History = h
+	}
+	s.Version = version
+	return true
 }
 
-// Rollback makes History[0] the stable version again and drops it from History; the version
+// Rollback makes History[0] the stable version again and drops it from History. The version
 // rolled back from is not kept in History (the audit log records it), so native-version
 // fallbacks never pick it again. A rollout of the restored version is cleared; any other
-// rollout is kept. It returns the restored version, or an error wrapping [ErrNoHistory].
+// rollout is kept. It returns the restored version, or an error wrapping [ErrNoHistory]
+// and leaves s unchanged.
 func Rollback(s *State) (to string, err error) {
-	panic("todo")
+	if len(s.History) == 0 {
+		return "", fmt.Errorf("roll back channel %q: %w", s.Channel, ErrNoHistory)
+	}
+	to = s.History[0]
+	s.History = slices.Clone(s.History[1:])
+	if len(s.History) == 0 {
+		s.History = nil
+	}
+	s.Version = to
+	if s.Rollout != nil && s.Rollout.Version == to {
+		s.Rollout = nil
+	}
+	return to, nil
 }
 
 // SetRollout offers version to percent percent of the channel's devices (see [InCohort]),
-// replacing any rollout in progress and unpausing it. It returns an error wrapping
-// [ErrInvalidRollout] when percent is outside 0..100, version is empty or already stable,
-// or the channel has no stable version yet.
+// replacing any rollout in progress and unpausing it; the other devices keep the stable
+// version. It returns an error wrapping [ErrInvalidRollout], and leaves s unchanged, when
+// percent is outside 0..100, version is empty or already stable, or the channel has no
+// stable version yet (promote one first). A rollout at 100 serves everyone but stays a
+// rollout until [CompleteRollout].
 func SetRollout(s *State, version string, percent int) error {
-	panic("todo")
+	switch {
+	case percent < 0 || percent > 100:
+		return fmt.Errorf("rollout of %q at %d%%: %w: percent must be 0..100", version, percent, ErrInvalidRollout)
+	case version == "":
+		return fmt.Errorf("rollout: %w: no version", ErrInvalidRollout)
+	case s.Version == "":
+		return fmt.Errorf("rollout of %q: %w: channel %q has no stable version; promote one first", version, ErrInvalidRollout, s.Channel)
+	case version == s.Version:
+		return fmt.Errorf("rollout of %q: %w: it is already the stable version", version, ErrInvalidRollout)
+	}
+	s.Rollout = &Rollout{Version: version, Percent: percent}
+	return nil
 }
 
-// PauseRollout stops offering the rollout's version to devices; devices outside the cohort
-// and inside it get the stable version. Pausing a paused rollout is a no-op. It returns an
-// error wrapping [ErrNoRollout] when there is none.
+// PauseRollout stops offering the rollout's version to devices that do not run it yet:
+// they get the stable version, and devices already on the candidate keep it. Pausing a
+// paused rollout is a no-op. It returns an error wrapping [ErrNoRollout] when there is none.
 func PauseRollout(s *State) error {
-	panic("todo")
+	if s.Rollout == nil {
+		return fmt.Errorf("pause rollout of channel %q: %w", s.Channel, ErrNoRollout)
+	}
+	if !s.Rollout.Paused {
+		r := *s.Rollout
+		r.Paused = true
+		s.Rollout = &r
+	}
+	return nil
 }
 
-// ResumeRollout resumes a paused rollout. It returns an error wrapping [ErrNoRollout] when
-// there is none.
+// ResumeRollout resumes a paused rollout; resuming a running one is a no-op. It returns an
+// error wrapping [ErrNoRollout] when there is none.
 func ResumeRollout(s *State) error {
-	panic("todo")
+	if s.Rollout == nil {
+		return fmt.Errorf("resume rollout of channel %q: %w", s.Channel, ErrNoRollout)
+	}
+	if s.Rollout.Paused {
+		r := *s.Rollout
+		r.Paused = false
+		s.Rollout = &r
+	}
+	return nil
 }
 
-// CompleteRollout promotes the rollout's version to stable for every device (as [Promote]).
-// It returns an error wrapping [ErrNoRollout] when there is none.
+// CompleteRollout promotes the rollout's version to stable for every device, as [Promote]
+// does, and clears the rollout. It returns an error wrapping [ErrNoRollout] when there is
+// none.
 func CompleteRollout(s *State) error {
-	panic("todo")
+	if s.Rollout == nil {
+		return fmt.Errorf("complete rollout of channel %q: %w", s.Channel, ErrNoRollout)
+	}
+	Promote(s, s.Rollout.Version)
+	return nil
+}
+
+// CancelRollout ends the rollout without promoting it: every device, including those that
+// already took the candidate, is offered the stable version again. It returns an error
+// wrapping [ErrNoRollout] when there is none.
+func CancelRollout(s *State) error {
+	if s.Rollout == nil {
+		return fmt.Errorf("cancel rollout of channel %q: %w", s.Channel, ErrNoRollout)
+	}
+	s.Rollout = nil
+	return nil
 }

@@ -1,0 +1,259 @@
+package channel
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxConfigSize bounds a config file.
+const maxConfigSize = 4 << 20
+
+// ParseConfig decodes a YAML config strictly (unknown keys, duplicate keys, wrong types and
+// more than one document are errors) and validates it with [Config.Validate]. Policies are
+// written with allow_emulator and allow_dev (default true), which set
+// [Policy.DenyEmulator] and [Policy.DenyDev]. The returned error lists every problem.
+func ParseConfig(data []byte) (*Config, error) {
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("parse config: larger than %d bytes", maxConfigSize)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("parse config: empty document")
+		}
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("parse config: more than one YAML document")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// policyKeys are the YAML keys of a channel policy.
+var policyKeys = []string{"public", "allow_device_self_set", "allow_emulator", "allow_dev", "disable_auto_update", "platforms"}
+
+// UnmarshalYAML decodes a channel policy strictly: only the keys public,
+// allow_device_self_set, allow_emulator, allow_dev, disable_auto_update and platforms are
+// allowed; allow_emulator and allow_dev default to true. An empty value ("beta:" or
+// "beta: {}") is the zero Policy.
+func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		*p = Policy{}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a channel policy must be a mapping", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if !slices.Contains(policyKeys, k.Value) {
+			return fmt.Errorf("line %d: unknown policy key %q (known: %s)", k.Line, k.Value, strings.Join(policyKeys, ", "))
+		}
+	}
+	var raw struct {
+		Public             bool     `yaml:"public"`
+		AllowDeviceSelfSet bool     `yaml:"allow_device_self_set"`
+		AllowEmulator      *bool    `yaml:"allow_emulator"`
+		AllowDev           *bool    `yaml:"allow_dev"`
+		DisableAutoUpdate  string   `yaml:"disable_auto_update"`
+		Platforms          []string `yaml:"platforms"`
+	}
+	if err := n.Decode(&raw); err != nil {
+		return err
+	}
+	*p = Policy{
+		Public:             raw.Public,
+		AllowDeviceSelfSet: raw.AllowDeviceSelfSet,
+		DenyEmulator:       raw.AllowEmulator != nil && !*raw.AllowEmulator,
+		DenyDev:            raw.AllowDev != nil && !*raw.AllowDev,
+		DisableAutoUpdate:  raw.DisableAutoUpdate,
+		Platforms:          raw.Platforms,
+	}
+	return nil
+}
+
+// Platforms a policy may list, and the values of DisableAutoUpdate.
+var (
+	knownPlatforms     = []string{"ios", "android", "electron"}
+	disableAutoUpdates = []string{"", "none", "patch", "minor", "major"}
+)
+
+// Validate checks the whole config and reports every problem at once (errors joined with
+// [errors.Join]), each naming the app and, for rules, the rule's index: app ids present and
+// unique; repository "owner/name"; a default channel that is configured; valid channel
+// names and policies (disable_auto_update none|patch|minor|major, platforms
+// ios|android|electron); rules with a valid glob and a channel that is configured, or that
+// uses captures ("$1") the glob provides. Validate changes nothing: zero values are the
+// documented defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Apps) == 0 {
+		add("config: no apps")
+	}
+	seen := map[string]int{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		where := fmt.Sprintf("app %d (%q)", i, a.ID)
+		switch {
+		case a.ID == "":
+			add("app %d: id is required", i)
+		case !validAppID(a.ID):
+			add("%s: id must be 1-128 letters, digits, '.', '_' or '-'", where)
+		}
+		if j, dup := seen[a.ID]; dup && a.ID != "" {
+			add("%s: duplicate id, already used by app %d", where, j)
+		} else {
+			seen[a.ID] = i
+		}
+		if !validRepository(a.Repository) {
+			add("%s: repository %q must be \"owner/name\"", where, a.Repository)
+		}
+		if len(a.Channels) == 0 {
+			add("%s: no channels", where)
+		}
+		switch {
+		case a.DefaultChannel == "":
+			add("%s: default_channel is required", where)
+		case a.DefaultChannel == "*" || !validChannelName(a.DefaultChannel):
+			add("%s: default_channel %q is not a valid channel name", where, a.DefaultChannel)
+		default:
+			if _, ok := a.Channels[a.DefaultChannel]; !ok {
+				add("%s: default_channel %q is not listed under channels", where, a.DefaultChannel)
+			}
+		}
+		for _, name := range sortedKeys(a.Channels) {
+			p := a.Channels[name]
+			if name != "*" && !validChannelName(name) {
+				add("%s: channel %q: name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", where, name)
+			}
+			if !slices.Contains(disableAutoUpdates, p.DisableAutoUpdate) {
+				add("%s: channel %q: disable_auto_update %q must be none, patch, minor or major", where, name, p.DisableAutoUpdate)
+			}
+			for k, pl := range p.Platforms {
+				if !slices.Contains(knownPlatforms, pl) {
+					add("%s: channel %q: platform %q must be ios, android or electron", where, name, pl)
+				} else if slices.Index(p.Platforms, pl) != k {
+					add("%s: channel %q: platform %q listed twice", where, name, pl)
+				}
+			}
+		}
+		for k, r := range a.Rules {
+			rw := fmt.Sprintf("%s rule %d (%q)", where, k, r.Ref)
+			g, err := compileGlob(r.Ref)
+			if err != nil {
+				add("%s: %w", rw, err)
+				continue
+			}
+			if err := checkTemplate(r.Channel, g.captures); err != nil {
+				add("%s: %w", rw, err)
+				continue
+			}
+			if !strings.Contains(r.Channel, "$") {
+				if !validChannelName(r.Channel) {
+					add("%s: channel %q is not a valid channel name", rw, r.Channel)
+				} else if _, ok := a.Policy(r.Channel); !ok {
+					add("%s: channel %q is not listed under channels", rw, r.Channel)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]Policy) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// App returns the app with id, or nil if the config has none.
+func (c *Config) App(id string) *App {
+	for i := range c.Apps {
+		if c.Apps[i].ID == id {
+			return &c.Apps[i]
+		}
+	}
+	return nil
+}
+
+// Policy returns the configured policy of channel: its own entry under channels, else the
+// "*" entry. ok is false when neither exists.
+func (a *App) Policy(channel string) (Policy, bool) {
+	if p, ok := a.Channels[channel]; ok && channel != "*" {
+		return p, true
+	}
+	p, ok := a.Channels["*"]
+	return p, ok
+}
+
+func validAppID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// ValidChannelName reports whether name can name a channel: 1-64 letters, digits, '.', '_'
+// or '-', starting with a letter or digit. Names a rule's capture produces are checked too.
+func ValidChannelName(name string) bool { return validChannelName(name) }
+
+func validChannelName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	c := s[0]
+	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isNameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validRepository checks "owner/name" as GitHub spells them.
+func validRepository(s string) bool {
+	owner, name, ok := strings.Cut(s, "/")
+	if !ok || owner == "" || name == "" || len(owner) > 39 || len(name) > 100 || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(owner); i++ {
+		c := owner[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
