@@ -1,0 +1,167 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Growth bounds and defaults shared by both stores. Each can be changed per store through
+// [BoltOptions] and [RedisOptions]; these are the values a zero option means.
+const (
+	// DefaultAuditLimit is how many audit entries are kept per app; older ones are trimmed
+	// on append.
+	DefaultAuditLimit = 10000
+	// DefaultFailedTTL is how long a device's failed-version set lives after its last
+	// update_fail report.
+	DefaultFailedTTL = 90 * 24 * time.Hour
+	// DefaultPendingTTL is how long promotions waiting for a commit's bundle are kept after
+	// the last one was added.
+	DefaultPendingTTL = 90 * 24 * time.Hour
+	// DefaultDeliveryTTL is the lifetime of a webhook delivery mark when SeenDelivery is
+	// given a ttl <= 0.
+	DefaultDeliveryTTL = 72 * time.Hour
+	// SubscriberBuffer is the buffer of a channel returned by Subscribe. A subscriber that
+	// falls further behind loses notifications (delivery is best effort).
+	SubscriberBuffer = 64
+	// SchemaVersion is the layout version recorded in a new store and checked on open.
+	SchemaVersion = 1
+)
+
+// ErrInvalid is wrapped by errors about bad arguments (an empty or malformed app id, a
+// bundle without a version). Nothing is changed when it is returned.
+var ErrInvalid = errors.New("invalid argument")
+
+// ErrSchema is wrapped when a store was written by an incompatible version of Ferry.
+var ErrSchema = errors.New("unsupported store schema")
+
+// checkApp validates an app id: not empty, no braces (they delimit Redis hash tags), no
+// NUL or other control characters (used as key separators).
+func checkApp(app string) error {
+	if app == "" {
+		return fmt.Errorf("empty app id: %w", ErrInvalid)
+	}
+	if strings.ContainsAny(app, "{}") || strings.ContainsFunc(app, unicode.IsControl) {
+		return fmt.Errorf("app id %q: braces and control characters are not allowed: %w", app, ErrInvalid)
+	}
+	return nil
+}
+
+// checkKey validates another key component (version, channel, commit, device).
+func checkKey(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("empty %s: %w", what, ErrInvalid)
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("%s %q: control characters are not allowed: %w", what, v, ErrInvalid)
+	}
+	return nil
+}
+
+func checkBundle(b *channel.Bundle) error {
+	if b == nil {
+		return fmt.Errorf("nil bundle: %w", ErrInvalid)
+	}
+	if err := checkApp(b.AppID); err != nil {
+		return err
+	}
+	if err := checkKey("version", b.Version); err != nil {
+		return err
+	}
+	if b.Commit != "" {
+		if err := checkKey("commit", b.Commit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareState normalises the state fn produced before it is written: identity fields are
+// restored, Rev and UpdatedAt set, History bounded by channel.MaxHistory.
+func prepareState(s *channel.State, app, ch string, prevRev int64, now time.Time) {
+	s.App, s.Channel = app, ch
+	s.Rev = prevRev + 1
+	s.UpdatedAt = now
+	if len(s.History) > channel.MaxHistory {
+		s.History = s.History[:channel.MaxHistory]
+	}
+}
+
+// prepareAudit fills the fields of an audit entry that the caller may leave empty.
+func prepareAudit(e *channel.AuditEntry, app, ch string, now time.Time) {
+	if e.App == "" {
+		e.App = app
+	}
+	if e.Channel == "" {
+		e.Channel = ch
+	}
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+}
+
+func now() time.Time { return time.Now().UTC() }
+
+// compareVersions orders version names naturally: runs of digits compare as numbers, other
+// runs as strings, so 1.2.10 sorts after 1.2.9.
+func compareVersions(a, b string) int {
+	for a != "" && b != "" {
+		ra, rb := run(a), run(b)
+		da, db := isDigit(ra[0]), isDigit(rb[0])
+		switch {
+		case da && db:
+			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
+			if c := len(na) - len(nb); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+		case da != db:
+			if da {
+				return -1
+			}
+			return 1
+		default:
+			if c := strings.Compare(ra, rb); c != 0 {
+				return c
+			}
+		}
+		a, b = a[len(ra):], b[len(rb):]
+	}
+	return len(a) - len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func run(s string) string {
+	d := isDigit(s[0])
+	i := 1
+	for i < len(s) && isDigit(s[i]) == d {
+		i++
+	}
+	return s[:i]
+}
+
+func sortStats(st []channel.VersionStats) {
+	slices.SortFunc(st, func(a, b channel.VersionStats) int {
+		if c := compareVersions(a.Version, b.Version); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Version, b.Version)
+	})
+}
+
+// pendingRecord is how a pending promotion is stored: Seq orders entries of one commit
+// (oldest first); a replaced entry takes a new Seq.
+type pendingRecord struct {
+	Seq     int64           `json:"seq"`
+	Pending channel.Pending `json:"pending"`
+}
+
+func pendingField(p channel.Pending) string { return p.Channel + "\x00" + p.Ref }

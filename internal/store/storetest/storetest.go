@@ -1,0 +1,1007 @@
+// Package storetest is the conformance suite every Ferry store passes: the embedded bbolt
+// store and the Redis store run the same checks of the contract the relay depends on
+// (internal/relay's Store interface, whose method set [Store] repeats so that this package
+// needs no import of the relay).
+//
+// A store's test calls:
+//
+//	storetest.Run(t, func(t *testing.T) storetest.Store { return openMyStore(t) })
+//	storetest.RunShared(t, open)                // backends shared by several instances
+//	storetest.RunDurability(t, open, restart)   // close, restart the backend, reopen
+//
+// Every check uses its own random app id, so open may hand out instances of one shared
+// backend (one redis-server for the whole suite) as well as a fresh backend per call.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Store has the method set of the relay's Store interface.
+type Store interface {
+	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
+	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
+	GetBundles(ctx context.Context, app string, versions []string) (map[string]*channel.Bundle, error)
+	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
+	BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error)
+	GetState(ctx context.Context, app, ch string) (*channel.State, error)
+	ListStates(ctx context.Context, app string) ([]*channel.State, error)
+	UpdateState(ctx context.Context, app, ch string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*channel.State, error)
+	AppendAudit(ctx context.Context, e channel.AuditEntry) error
+	ListAudit(ctx context.Context, app string, limit int) ([]channel.AuditEntry, error)
+	AddPending(ctx context.Context, app, commit string, p channel.Pending) error
+	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
+	DeletePending(ctx context.Context, app, commit string) error
+	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
+	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
+	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
+	FailedVersions(ctx context.Context, app, device string) ([]string, error)
+	Subscribe(ctx context.Context) <-chan string
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Writers is the number of concurrent writers in the atomicity checks.
+const Writers = 50
+
+// wait bounds every wait for a notification.
+const wait = 10 * time.Second
+
+// Run checks every method's contract. open is called once per check and must return a
+// usable store; it should register its own cleanup (the suite may also Close it, so Close
+// must tolerate a second call).
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"PutBundle", testPutBundle},
+		{"PutBundleConcurrent", testPutBundleConcurrent},
+		{"PutBundleInvalid", testPutBundleInvalid},
+		{"GetBundle", testGetBundle},
+		{"GetBundles", testGetBundles},
+		{"ListBundles", testListBundles},
+		{"BundleByCommit", testBundleByCommit},
+		{"GetStateDefault", testGetStateDefault},
+		{"UpdateState", testUpdateState},
+		{"UpdateStateNoChange", testUpdateStateNoChange},
+		{"UpdateStateError", testUpdateStateError},
+		{"UpdateStateConcurrent", testUpdateStateConcurrent},
+		{"ListStates", testListStates},
+		{"Audit", testAudit},
+		{"Pending", testPending},
+		{"SeenDelivery", testSeenDelivery},
+		{"Stats", testStats},
+		{"StatsManyDevices", testStatsManyDevices},
+		{"FailedVersions", testFailedVersions},
+		{"Subscribe", testSubscribe},
+		{"Ping", testPing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+// NewApp returns a random app id, so checks sharing a backend do not see each other.
+func NewApp(t testing.TB) string {
+	t.Helper()
+	return "com.ferry.test." + randHex(t)
+}
+
+func randHex(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Bundle returns a plausible bundle record of app at version, built from commit.
+func Bundle(app, version, commit string) *channel.Bundle {
+	return &channel.Bundle{
+		AppID:      app,
+		Version:    version,
+		URL:        "https://github.com/acme/mobile/releases/download/v" + version + "/web.zip",
+		Checksum:   fmt.Sprintf("%064x", len(version)*7919+int(version[len(version)-1])),
+		SHA256:     fmt.Sprintf("%064x", len(version)),
+		Size:       123456,
+		SessionKey: "aXY=:a2V5",
+		KeyID:      "MIIBCgKCAQEAwxyzabcd",
+		Commit:     commit,
+		Ref:        "refs/tags/v" + version,
+		Native:     ">=2.0.0 <3.0.0",
+		Manifest: []channel.ManifestEntry{
+			{FileName: "index.html.br", FileHash: "ab", DownloadURL: "https://cdn.example/index.html.br", Size: 10},
+		},
+		Repository: "acme/mobile",
+	}
+}
+
+var ignoreCreated = cmpopts.IgnoreFields(channel.Bundle{}, "CreatedAt")
+
+func put(t *testing.T, s Store, b *channel.Bundle) *channel.Bundle {
+	t.Helper()
+	got, created, err := s.PutBundle(t.Context(), b)
+	if err != nil {
+		t.Fatalf("PutBundle(%s@%s): %v", b.AppID, b.Version, err)
+	}
+	if !created {
+		t.Fatalf("PutBundle(%s@%s) created = false, want true", b.AppID, b.Version)
+	}
+	return got
+}
+
+func testPutBundle(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	b := Bundle(app, "1.0.0", "c1")
+	before := time.Now()
+	got, created, err := s.PutBundle(ctx, b)
+	if err != nil || !created {
+		t.Fatalf("PutBundle = created %v, %v; want true, nil", created, err)
+	}
+	if diff := cmp.Diff(b, got, ignoreCreated); diff != "" {
+		t.Errorf("PutBundle stored (-want +got):\n%s", diff)
+	}
+	if got.CreatedAt.Before(before.Add(-time.Second)) || got.CreatedAt.After(time.Now().Add(time.Second)) {
+		t.Errorf("CreatedAt = %v, want about %v", got.CreatedAt, before)
+	}
+	again, created, err := s.PutBundle(ctx, Bundle(app, "1.0.0", "c1"))
+	if err != nil || created {
+		t.Fatalf("PutBundle again = created %v, %v; want false, nil", created, err)
+	}
+	if diff := cmp.Diff(got, again); diff != "" {
+		t.Errorf("idempotent PutBundle returned (-want +got):\n%s", diff)
+	}
+	other := Bundle(app, "1.0.0", "c2")
+	other.Checksum = fmt.Sprintf("%064x", 42)
+	other.URL = "https://evil.example/web.zip"
+	if _, _, err := s.PutBundle(ctx, other); !errors.Is(err, channel.ErrConflict) {
+		t.Fatalf("PutBundle with another checksum: err = %v, want ErrConflict", err)
+	}
+	stored, err := s.GetBundle(ctx, app, "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, stored); diff != "" {
+		t.Errorf("conflict changed the bundle (-want +got):\n%s", diff)
+	}
+	if _, err := s.BundleByCommit(ctx, app, "c2"); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("conflict indexed its commit: BundleByCommit(c2) err = %v, want ErrNotFound", err)
+	}
+	list, err := s.ListBundles(ctx, app, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Errorf("ListBundles after idempotent put and conflict has %d bundles, want 1", len(list))
+	}
+}
+
+func testPutBundleConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	var created, conflicts int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range Writers {
+		wg.Go(func() {
+			b := Bundle(app, "2.0.0", "c")
+			if i%2 == 1 {
+				b.Checksum = fmt.Sprintf("%064x", 1000+i)
+			}
+			_, c, err := s.PutBundle(ctx, b)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, channel.ErrConflict):
+				conflicts++
+			case err != nil:
+				t.Errorf("PutBundle: %v", err)
+			case c:
+				created++
+			}
+		})
+	}
+	wg.Wait()
+	if created != 1 {
+		t.Errorf("%d concurrent PutBundle calls created %d bundles, want 1", Writers, created)
+	}
+	if conflicts < Writers/2-1 {
+		t.Errorf("conflicts = %d, want at least %d", conflicts, Writers/2-1)
+	}
+	list, err := s.ListBundles(ctx, app, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Errorf("ListBundles has %d entries, want 1", len(list))
+	}
+}
+
+func testPutBundleInvalid(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	for _, b := range []*channel.Bundle{
+		nil,
+		Bundle("", "1.0.0", "c"),
+		{AppID: app, Checksum: "x"},
+		Bundle(app, "bad\nversion", "c"),
+	} {
+		if _, created, err := s.PutBundle(ctx, b); err == nil || created {
+			t.Errorf("PutBundle(%+v) = created %v, err %v; want an error", b, created, err)
+		}
+	}
+	if list, err := s.ListBundles(ctx, app, 10); err != nil || len(list) != 0 {
+		t.Errorf("ListBundles after invalid puts = %d bundles, %v; want 0, nil", len(list), err)
+	}
+}
+
+func testGetBundle(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	want := put(t, s, Bundle(app, "1.2.3", "abc"))
+	got, err := s.GetBundle(ctx, app, "1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GetBundle (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ app, version string }{{app, "9.9.9"}, {NewApp(t), "1.2.3"}, {app, ""}} {
+		if _, err := s.GetBundle(ctx, tc.app, tc.version); !errors.Is(err, channel.ErrNotFound) {
+			t.Errorf("GetBundle(%q, %q) err = %v, want ErrNotFound", tc.app, tc.version, err)
+		}
+	}
+}
+
+func testGetBundles(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	want := map[string]*channel.Bundle{}
+	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		want[v] = put(t, s, Bundle(app, v, "c"+v))
+	}
+	delete(want, "1.1.0")
+	got, err := s.GetBundles(ctx, app, []string{"1.0.0", "2.0.0", "3.0.0", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GetBundles (-want +got):\n%s", diff)
+	}
+	got, err = s.GetBundles(ctx, NewApp(t), []string{"1.0.0"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("GetBundles of an unknown app = %v, %v; want empty, nil", got, err)
+	}
+	got, err = s.GetBundles(ctx, app, nil)
+	if err != nil || len(got) != 0 {
+		t.Errorf("GetBundles(nil) = %v, %v; want empty, nil", got, err)
+	}
+}
+
+func testListBundles(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	// Registration order, not version order, decides.
+	versions := []string{"1.0.0", "3.0.0", "2.0.0", "2.1.0", "1.5.0"}
+	var stored []*channel.Bundle
+	for _, v := range versions {
+		stored = append(stored, put(t, s, Bundle(app, v, "c")))
+	}
+	slices.Reverse(stored)
+	for _, limit := range []int{1, 3, 5, 50} {
+		got, err := s.ListBundles(ctx, app, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := stored[:min(limit, len(stored))]
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ListBundles(limit %d) (-want +got):\n%s", limit, diff)
+		}
+	}
+	if got, err := s.ListBundles(ctx, NewApp(t), 10); err != nil || len(got) != 0 {
+		t.Errorf("ListBundles of an unknown app = %v, %v; want empty, nil", got, err)
+	}
+}
+
+func testBundleByCommit(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	put(t, s, Bundle(app, "1.0.0", "aaa"))
+	b2 := put(t, s, Bundle(app, "1.0.1", "bbb"))
+	b3 := put(t, s, Bundle(app, "1.0.2", "aaa"))
+	for commit, want := range map[string]*channel.Bundle{"aaa": b3, "bbb": b2} {
+		got, err := s.BundleByCommit(ctx, app, commit)
+		if err != nil {
+			t.Fatalf("BundleByCommit(%q): %v", commit, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("BundleByCommit(%q) (-want +got):\n%s", commit, diff)
+		}
+	}
+	if _, err := s.BundleByCommit(ctx, app, "ccc"); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("BundleByCommit(unknown) err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.BundleByCommit(ctx, NewApp(t), "aaa"); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("BundleByCommit(unknown app) err = %v, want ErrNotFound", err)
+	}
+}
+
+func testGetStateDefault(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	got, err := s.GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&channel.State{App: app, Channel: "production"}, got); diff != "" {
+		t.Errorf("GetState of a new channel (-want +got):\n%s", diff)
+	}
+	states, err := s.ListStates(ctx, app)
+	if err != nil || len(states) != 0 {
+		t.Errorf("ListStates of a new app = %v, %v; want empty, nil", states, err)
+	}
+}
+
+// promote is an UpdateState fn that serves version and pushes the old one to History.
+func promote(version, cause string) func(*channel.State) (*channel.AuditEntry, error) {
+	return func(st *channel.State) (*channel.AuditEntry, error) {
+		from := st.Version
+		if from != "" {
+			st.History = append([]string{from}, st.History...)
+		}
+		st.Version = version
+		return &channel.AuditEntry{Action: "promote", Version: version, From: from, Cause: cause}, nil
+	}
+}
+
+func testUpdateState(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	before := time.Now().Add(-time.Second)
+	got, err := s.UpdateState(ctx, app, "production", promote("1.0.0", "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Rev != 1 || got.Version != "1.0.0" || got.App != app || got.Channel != "production" {
+		t.Errorf("UpdateState = %+v, want rev 1 serving 1.0.0", got)
+	}
+	if got.UpdatedAt.Before(before) {
+		t.Errorf("UpdatedAt = %v, want after %v", got.UpdatedAt, before)
+	}
+	got, err = s.UpdateState(ctx, app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
+		st.Rollout = &channel.Rollout{Version: "1.1.0", Percent: 10}
+		st.Policy = &channel.Policy{AllowDeviceSelfSet: true, Platforms: []string{"ios"}}
+		st.App, st.Channel, st.Rev = "other", "other", 99 // the store owns these
+		return &channel.AuditEntry{Action: "rollout", Version: "1.1.0", Cause: "admin"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &channel.State{
+		App: app, Channel: "production", Version: "1.0.0", Rev: 2,
+		Rollout: &channel.Rollout{Version: "1.1.0", Percent: 10},
+		Policy:  &channel.Policy{AllowDeviceSelfSet: true, Platforms: []string{"ios"}},
+	}
+	opt := cmpopts.IgnoreFields(channel.State{}, "UpdatedAt")
+	if diff := cmp.Diff(want, got, opt); diff != "" {
+		t.Errorf("UpdateState returned (-want +got):\n%s", diff)
+	}
+	read, err := s.GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, read); diff != "" {
+		t.Errorf("GetState after UpdateState (-want +got):\n%s", diff)
+	}
+	audit, err := s.ListAudit(ctx, app, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAudit := []channel.AuditEntry{
+		{App: app, Channel: "production", Action: "rollout", Version: "1.1.0", Cause: "admin"},
+		{App: app, Channel: "production", Action: "promote", Version: "1.0.0", Cause: "admin"},
+	}
+	if diff := cmp.Diff(wantAudit, audit, cmpopts.IgnoreFields(channel.AuditEntry{}, "Time")); diff != "" {
+		t.Errorf("audit after two updates (-want +got):\n%s", diff)
+	}
+	for _, e := range audit {
+		if e.Time.IsZero() {
+			t.Errorf("audit entry %+v has no time", e)
+		}
+	}
+	// History keeps the newest first and at most channel.MaxHistory entries.
+	for i := range channel.MaxHistory + 5 {
+		if _, err := s.UpdateState(ctx, app, "production", promote(fmt.Sprintf("2.0.%d", i), "loop")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err = s.GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read.History) > channel.MaxHistory || read.History[0] != fmt.Sprintf("2.0.%d", channel.MaxHistory+3) {
+		t.Errorf("History = %v, want at most %d entries, newest first", read.History, channel.MaxHistory)
+	}
+}
+
+func testUpdateStateNoChange(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	if _, err := s.UpdateState(ctx, app, "beta", promote("1.0.0", "x")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UpdateState(ctx, app, "beta", func(st *channel.State) (*channel.AuditEntry, error) {
+		st.Version = "scribbled on the copy"
+		st.History = append(st.History, "x")
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != "1.0.0" || got.Rev != 1 || len(got.History) != 0 {
+		t.Errorf("UpdateState with no change = %+v, want the stored rev 1 state", got)
+	}
+	read, err := s.GetState(ctx, app, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, read); diff != "" {
+		t.Errorf("state after a no-change update (-want +got):\n%s", diff)
+	}
+	if audit, _ := s.ListAudit(ctx, app, 10); len(audit) != 1 {
+		t.Errorf("audit has %d entries, want 1", len(audit))
+	}
+}
+
+func testUpdateStateError(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	sub, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notes := s.Subscribe(sub)
+	boom := errors.New("refused by policy")
+	_, err := s.UpdateState(ctx, app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
+		st.Version = "6.6.6"
+		return &channel.AuditEntry{Action: "promote"}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("UpdateState err = %v, want the fn's error", err)
+	}
+	st, err := s.GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != "" || st.Rev != 0 {
+		t.Errorf("fn error wrote the state: %+v", st)
+	}
+	if states, _ := s.ListStates(ctx, app); len(states) != 0 {
+		t.Errorf("fn error created %d states", len(states))
+	}
+	if audit, _ := s.ListAudit(ctx, app, 10); len(audit) != 0 {
+		t.Errorf("fn error wrote %d audit entries", len(audit))
+	}
+	select {
+	case got := <-notes:
+		if got == app {
+			t.Errorf("fn error notified subscribers")
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// testUpdateStateConcurrent runs Writers read-modify-write updates at once: each turns
+// Version n into n+1. A lost update would leave Version below Writers.
+func testUpdateStateConcurrent(t *testing.T, s Store) {
+	ConcurrentUpdates(t, []Store{s})
+}
+
+// ConcurrentUpdates runs Writers concurrent increments of one channel spread over stores
+// (instances sharing one backend) and checks that none was lost: the final Rev and Version
+// equal Writers, and the audit log holds one entry per change, each from a distinct
+// previous version.
+func ConcurrentUpdates(t *testing.T, stores []Store) {
+	t.Helper()
+	ctx := t.Context()
+	app := NewApp(t)
+	var calls sync.Map
+	var wg sync.WaitGroup
+	for i := range Writers {
+		s := stores[i%len(stores)]
+		wg.Go(func() {
+			_, err := s.UpdateState(ctx, app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
+				calls.Store(i, true)
+				n := 0
+				if st.Version != "" {
+					var err error
+					if n, err = strconv.Atoi(st.Version); err != nil {
+						return nil, err
+					}
+				}
+				st.Version = strconv.Itoa(n + 1)
+				return &channel.AuditEntry{Action: "promote", Version: st.Version, From: strconv.Itoa(n), Cause: "writer " + strconv.Itoa(i)}, nil
+			})
+			if err != nil {
+				t.Errorf("UpdateState by writer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	st, err := stores[0].GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rev != Writers || st.Version != strconv.Itoa(Writers) {
+		t.Errorf("after %d concurrent updates: Rev %d, Version %q; want %d, %q", Writers, st.Rev, st.Version, Writers, strconv.Itoa(Writers))
+	}
+	audit, err := stores[len(stores)-1].ListAudit(ctx, app, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != Writers {
+		t.Fatalf("audit has %d entries, want %d", len(audit), Writers)
+	}
+	causes := map[string]bool{}
+	for i, e := range audit {
+		if want := strconv.Itoa(Writers - i); e.Version != want {
+			t.Errorf("audit[%d].Version = %q, want %q (newest first, no gaps)", i, e.Version, want)
+		}
+		causes[e.Cause] = true
+	}
+	if len(causes) != Writers {
+		t.Errorf("audit names %d distinct writers, want %d", len(causes), Writers)
+	}
+}
+
+func testListStates(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	for _, ch := range []string{"production", "beta", "alpha"} {
+		if _, err := s.UpdateState(ctx, app, ch, promote("1.0.0-"+ch, "admin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.UpdateState(ctx, NewApp(t), "zeta", promote("9", "admin")); err != nil {
+		t.Fatal(err)
+	}
+	states, err := s.ListStates(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, st := range states {
+		names = append(names, st.Channel+"="+st.Version)
+		if st.App != app || st.Rev != 1 {
+			t.Errorf("ListStates entry %+v, want app %s rev 1", st, app)
+		}
+	}
+	want := []string{"alpha=1.0.0-alpha", "beta=1.0.0-beta", "production=1.0.0-production"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("ListStates (-want +got):\n%s", diff)
+	}
+}
+
+func testAudit(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	at := time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+	var want []channel.AuditEntry
+	for i := range 5 {
+		e := channel.AuditEntry{Time: at.Add(time.Duration(i) * time.Second), App: app, Action: "register", Version: fmt.Sprintf("1.0.%d", i), Cause: "registration acme/mobile@abc"}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append([]channel.AuditEntry{e}, want...)
+	}
+	got, err := s.ListAudit(ctx, app, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want[:3], got); diff != "" {
+		t.Errorf("ListAudit(3) (-want +got):\n%s", diff)
+	}
+	got, err = s.ListAudit(ctx, app, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ListAudit(100) (-want +got):\n%s", diff)
+	}
+	// A zero time is filled in.
+	if err := s.AppendAudit(ctx, channel.AuditEntry{App: app, Action: "pending", Cause: "webhook"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ListAudit(ctx, app, 1)
+	if err != nil || len(got) != 1 || got[0].Action != "pending" || got[0].Time.IsZero() {
+		t.Errorf("ListAudit(1) after an entry without time = %+v, %v", got, err)
+	}
+	if err := s.AppendAudit(ctx, channel.AuditEntry{Action: "register"}); err == nil {
+		t.Errorf("AppendAudit without an app: err = nil, want an error")
+	}
+	if got, err := s.ListAudit(ctx, NewApp(t), 10); err != nil || len(got) != 0 {
+		t.Errorf("ListAudit of an unknown app = %v, %v", got, err)
+	}
+}
+
+func testPending(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	p1 := channel.Pending{Channel: "production", Ref: "refs/tags/v1.0.0", Cause: "webhook:1", Time: at}
+	p2 := channel.Pending{Channel: "beta", Ref: "refs/heads/main", Cause: "webhook:2", Time: at.Add(time.Second)}
+	p1b := channel.Pending{Channel: "production", Ref: "refs/tags/v1.0.0", Cause: "webhook:3", Time: at.Add(2 * time.Second)}
+	p3 := channel.Pending{Channel: "production", Ref: "refs/tags/channel/production", Cause: "webhook:4", Time: at.Add(3 * time.Second)}
+	for _, p := range []channel.Pending{p1, p2} {
+		if err := s.AddPending(ctx, app, "abc", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddPending(ctx, app, "other", p3); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListPending(ctx, app, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]channel.Pending{p1, p2}, got); diff != "" {
+		t.Errorf("ListPending (-want +got):\n%s", diff)
+	}
+	// The same (channel, ref) replaces the earlier entry; the replacement is the newest.
+	if err := s.AddPending(ctx, app, "abc", p1b); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ListPending(ctx, app, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]channel.Pending{p2, p1b}, got); diff != "" {
+		t.Errorf("ListPending after replacing (-want +got):\n%s", diff)
+	}
+	if err := s.DeletePending(ctx, app, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListPending(ctx, app, "abc"); err != nil || len(got) != 0 {
+		t.Errorf("ListPending after DeletePending = %v, %v; want empty", got, err)
+	}
+	got, err = s.ListPending(ctx, app, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]channel.Pending{p3}, got); diff != "" {
+		t.Errorf("DeletePending touched another commit (-want +got):\n%s", diff)
+	}
+	if err := s.DeletePending(ctx, app, "never"); err != nil {
+		t.Errorf("DeletePending(unknown) = %v, want nil", err)
+	}
+	if got, err := s.ListPending(ctx, NewApp(t), "abc"); err != nil || len(got) != 0 {
+		t.Errorf("ListPending(unknown app) = %v, %v", got, err)
+	}
+}
+
+func testSeenDelivery(t *testing.T, s Store) {
+	ctx := t.Context()
+	id := "delivery-" + randHex(t)
+	for i, want := range []bool{false, true, true} {
+		seen, err := s.SeenDelivery(ctx, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen != want {
+			t.Errorf("SeenDelivery call %d = %v, want %v", i+1, seen, want)
+		}
+	}
+	short := "delivery-" + randHex(t)
+	if seen, err := s.SeenDelivery(ctx, short, 300*time.Millisecond); err != nil || seen {
+		t.Fatalf("SeenDelivery(new, 300ms) = %v, %v", seen, err)
+	}
+	if seen, err := s.SeenDelivery(ctx, short, 300*time.Millisecond); err != nil || !seen {
+		t.Fatalf("SeenDelivery(again) = %v, %v; want true", seen, err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if seen, err := s.SeenDelivery(ctx, short, time.Hour); err != nil || seen {
+		t.Errorf("SeenDelivery after the mark expired = %v, %v; want false", seen, err)
+	}
+	if seen, err := s.SeenDelivery(ctx, short, time.Hour); err != nil || !seen {
+		t.Errorf("SeenDelivery after re-marking = %v, %v; want true", seen, err)
+	}
+}
+
+func testStats(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	err := s.RecordStats(ctx, app, []channel.StatEvent{
+		{Device: "d1", Version: "1.0.10", Action: "set"},
+		{Device: "d2", Version: "1.0.10", Action: "set"},
+		{Device: "d1", Version: "1.0.10", Action: "download_complete"},
+		{Device: "d1", Version: "1.0.9", Action: "update_fail"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.RecordStats(ctx, app, []channel.StatEvent{
+		{Device: "d1", Version: "1.0.10", Action: "set"},
+		{Device: "d3", Version: "1.0.10", Action: "some_future_action"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordStats(ctx, app, nil); err != nil {
+		t.Fatalf("RecordStats(nil) = %v", err)
+	}
+	got, err := s.Stats(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []channel.VersionStats{
+		{Version: "1.0.9", Actions: map[string]int64{"update_fail": 1}, Devices: 1},
+		{Version: "1.0.10", Actions: map[string]int64{"set": 3, "download_complete": 1, "some_future_action": 1}, Devices: 3},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Stats (-want +got):\n%s", diff)
+	}
+	if got, err := s.Stats(ctx, NewApp(t)); err != nil || len(got) != 0 {
+		t.Errorf("Stats(unknown app) = %v, %v", got, err)
+	}
+}
+
+// testStatsManyDevices allows 2% error: Redis counts distinct devices with HyperLogLog.
+func testStatsManyDevices(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	const n = 5000
+	var events []channel.StatEvent
+	for i := range n {
+		events = append(events, channel.StatEvent{Device: fmt.Sprintf("device-%05d", i), Version: "3.0.0", Action: "set"})
+		if i%2 == 0 { // repeated reports do not count twice
+			events = append(events, channel.StatEvent{Device: fmt.Sprintf("device-%05d", i), Version: "3.0.0", Action: "download_complete"})
+		}
+	}
+	for chunk := range slices.Chunk(events, 500) {
+		if err := s.RecordStats(ctx, app, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Stats(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Actions["set"] != n || got[0].Actions["download_complete"] != n/2 {
+		t.Fatalf("Stats = %+v, want %d set and %d download_complete", got, n, n/2)
+	}
+	if d := got[0].Devices; d < n*98/100 || d > n*102/100 {
+		t.Errorf("Devices = %d, want %d within 2%%", d, n)
+	}
+}
+
+func testFailedVersions(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	err := s.RecordStats(ctx, app, []channel.StatEvent{
+		{Device: "d1", Version: "1.0.2", Action: "update_fail"},
+		{Device: "d1", Version: "1.0.1", Action: "update_fail"},
+		{Device: "d1", Version: "1.0.3", Action: "download_fail"},
+		{Device: "d1", Version: "1.0.2", Action: "update_fail"},
+		{Device: "d2", Version: "1.0.4", Action: "set"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FailedVersions(ctx, app, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff([]string{"1.0.1", "1.0.2"}, got); diff != "" {
+		t.Errorf("FailedVersions(d1) (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ app, device string }{{app, "d2"}, {app, "d9"}, {NewApp(t), "d1"}} {
+		if got, err := s.FailedVersions(ctx, tc.app, tc.device); err != nil || len(got) != 0 {
+			t.Errorf("FailedVersions(%q, %q) = %v, %v; want empty", tc.app, tc.device, got, err)
+		}
+	}
+}
+
+func testSubscribe(t *testing.T, s Store) {
+	SubscribeAcross(t, s, s)
+}
+
+// SubscribeAcross checks that a subscriber of sub receives the app id of a state change
+// made through pub, and that the channel closes when its ctx ends.
+func SubscribeAcross(t *testing.T, pub, sub Store) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	notes := sub.Subscribe(ctx)
+	app := NewApp(t)
+	deadline := time.After(wait)
+	for i := range 2 {
+		if _, err := pub.UpdateState(t.Context(), app, "production", promote(fmt.Sprintf("1.0.%d", i), "admin")); err != nil {
+			t.Fatal(err)
+		}
+		for got := ""; got != app; {
+			select {
+			case got = <-notes:
+			case <-deadline:
+				t.Fatalf("no notification for %s within %s", app, wait)
+			}
+		}
+	}
+	cancel()
+	for {
+		select {
+		case _, ok := <-notes:
+			if !ok {
+				return
+			}
+		case <-time.After(wait):
+			t.Fatalf("subscription not closed %s after its ctx ended", wait)
+		}
+	}
+}
+
+func testPing(t *testing.T, s Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping = %v, want nil", err)
+	}
+}
+
+// RunShared checks instances of one backend see each other: open is called twice and both
+// stores must share data (a Redis server shared by two relay instances).
+func RunShared(t *testing.T, open func(t *testing.T) Store) {
+	t.Helper()
+	a, b := open(t), open(t)
+	t.Run("Subscribe", func(t *testing.T) { SubscribeAcross(t, a, b) })
+	t.Run("UpdateStateConcurrent", func(t *testing.T) { ConcurrentUpdates(t, []Store{a, b}) })
+	t.Run("Bundles", func(t *testing.T) {
+		app := NewApp(t)
+		want := put(t, a, Bundle(app, "1.0.0", "c"))
+		got, err := b.GetBundle(t.Context(), app, "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("bundle seen through the other instance (-want +got):\n%s", diff)
+		}
+		if _, created, err := b.PutBundle(t.Context(), Bundle(app, "1.0.0", "c")); err != nil || created {
+			t.Errorf("PutBundle again through the other instance = %v, %v; want false, nil", created, err)
+		}
+	})
+	t.Run("SeenDelivery", func(t *testing.T) {
+		id := "delivery-" + randHex(t)
+		if seen, err := a.SeenDelivery(t.Context(), id, time.Hour); err != nil || seen {
+			t.Fatalf("SeenDelivery = %v, %v", seen, err)
+		}
+		if seen, err := b.SeenDelivery(t.Context(), id, time.Hour); err != nil || !seen {
+			t.Errorf("SeenDelivery through the other instance = %v, %v; want true", seen, err)
+		}
+	})
+}
+
+// RunDurability writes one of everything through a store from open, closes it, calls
+// restart (if not nil; e.g. kill and restart the Redis server), opens the backend again
+// and checks that everything acknowledged is still there. open must return an instance
+// of the same backend each time.
+func RunDurability(t *testing.T, open func(t *testing.T) Store, restart func(t *testing.T)) {
+	t.Helper()
+	ctx := t.Context()
+	app := NewApp(t)
+	s := open(t)
+	var bundles []*channel.Bundle
+	for i := range 20 {
+		bundles = append(bundles, put(t, s, Bundle(app, fmt.Sprintf("1.0.%d", i), fmt.Sprintf("commit%d", i%7))))
+	}
+	var states []*channel.State
+	for _, ch := range []string{"beta", "production"} {
+		var st *channel.State
+		for i := range 3 {
+			var err error
+			if st, err = s.UpdateState(ctx, app, ch, promote(fmt.Sprintf("1.0.%d", i), "admin")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		states = append(states, st)
+	}
+	regEntry := channel.AuditEntry{Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), App: app, Action: "register", Version: "1.0.19", Cause: "registration"}
+	if err := s.AppendAudit(ctx, regEntry); err != nil {
+		t.Fatal(err)
+	}
+	audit, err := s.ListAudit(ctx, app, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := channel.Pending{Channel: "production", Ref: "refs/tags/v2.0.0", Cause: "webhook:9", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if err := s.AddPending(ctx, app, "future", pending); err != nil {
+		t.Fatal(err)
+	}
+	delivery := "delivery-" + randHex(t)
+	if _, err := s.SeenDelivery(ctx, delivery, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordStats(ctx, app, []channel.StatEvent{
+		{Device: "d1", Version: "1.0.2", Action: "set"},
+		{Device: "d1", Version: "1.0.2", Action: "update_fail"},
+		{Device: "d2", Version: "1.0.2", Action: "set"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := s.Stats(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if restart != nil {
+		restart(t)
+	}
+
+	s = open(t)
+	gotBundles, err := s.ListBundles(ctx, app, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBundles := slices.Clone(bundles)
+	slices.Reverse(wantBundles)
+	if diff := cmp.Diff(wantBundles, gotBundles); diff != "" {
+		t.Errorf("bundles after reopening (-want +got):\n%s", diff)
+	}
+	if b, err := s.BundleByCommit(ctx, app, "commit0"); err != nil || b.Version != "1.0.14" {
+		t.Errorf("BundleByCommit after reopening = %v, %v; want 1.0.14", b, err)
+	}
+	gotStates, err := s.ListStates(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(states, gotStates); diff != "" {
+		t.Errorf("states after reopening (-want +got):\n%s", diff)
+	}
+	gotAudit, err := s.ListAudit(ctx, app, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(audit, gotAudit); diff != "" {
+		t.Errorf("audit after reopening (-want +got):\n%s", diff)
+	}
+	if got, err := s.ListPending(ctx, app, "future"); err != nil || !cmp.Equal([]channel.Pending{pending}, got) {
+		t.Errorf("pending after reopening = %v, %v; want %v", got, err, pending)
+	}
+	if seen, err := s.SeenDelivery(ctx, delivery, time.Hour); err != nil || !seen {
+		t.Errorf("delivery mark after reopening = %v, %v; want seen", seen, err)
+	}
+	gotStats, err := s.Stats(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stats, gotStats); diff != "" {
+		t.Errorf("stats after reopening (-want +got):\n%s", diff)
+	}
+	if got, err := s.FailedVersions(ctx, app, "d1"); err != nil || !cmp.Equal([]string{"1.0.2"}, got) {
+		t.Errorf("failed versions after reopening = %v, %v", got, err)
+	}
+	// Writes keep working after the restart.
+	st, err := s.UpdateState(ctx, app, "production", promote("1.0.19", "admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rev != 4 {
+		t.Errorf("Rev after reopening and one more update = %d, want 4", st.Rev)
+	}
+}
