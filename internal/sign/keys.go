@@ -86,7 +86,7 @@ func (k *keyPair) GetHashAlgorithm() protocommon.HashAlgorithm {
 	return protocommon.HashAlgorithm_SHA2_256
 }
 func (k *keyPair) GetSigningAlgorithm() protocommon.PublicKeyDetails { return k.alg }
-func (k *keyPair) GetHint() []byte                                  { return k.hint }
+func (k *keyPair) GetHint() []byte                                   { return k.hint }
 func (k *keyPair) GetKeyAlgorithm() string {
 	if k.alg == protocommon.PublicKeyDetails_PKIX_ED25519 {
 		return "ED25519"

@@ -111,9 +111,10 @@ func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]
 		return nil, err
 	}
 	var content sgsign.Content
-	var digest []byte
+	var digest, data []byte
 	if kp.alg == protocommon.PublicKeyDetails_PKIX_ED25519 {
-		data, err := io.ReadAll(io.LimitReader(r, maxEd25519Artifact+1))
+		var err error
+		data, err = io.ReadAll(io.LimitReader(r, maxEd25519Artifact+1))
 		if err != nil {
 			return nil, fmt.Errorf("read artifact %q: %w", name, err)
 		}
@@ -135,7 +136,7 @@ func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]
 	if err != nil {
 		return nil, fmt.Errorf("sign %q: %w", name, err)
 	}
-	if _, err := s.verifier.verify(ctx, bundleJSON, digest, s.selfPolicy(claims), false); err != nil {
+	if _, err := s.verifier.verifyData(ctx, bundleJSON, digest, data, s.selfPolicy(claims), false); err != nil {
 		return nil, fmt.Errorf("verify-before-publish of %q: %w", name, err)
 	}
 	s.log.InfoContext(ctx, "signed artifact", "name", name, "sha256", hex.EncodeToString(digest), "mode", string(s.opts.Mode))
