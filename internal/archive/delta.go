@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"crypto/rsa"
+	"errors"
 	"io"
 )
 
@@ -23,5 +24,5 @@ type DeltaOptions struct {
 
 // Delta walks dir with the same file policy as WriteZip and calls put for each non-empty file with its stored bytes.
 func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaFile, body io.Reader) error) ([]DeltaFile, error) {
-	return nil, errNotImplemented
+	return nil, errors.New("not implemented")
 }

@@ -3,31 +3,91 @@ package archive
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 )
 
-// Options controls [Package].
+// Options controls [Package]. The zero value makes an unencrypted bundle.
 type Options struct {
-	Key      *rsa.PrivateKey // nil: unencrypted bundle, Checksum = plain SHA-256 hex
-	Zip      ZipOptions
-	Progress func(doneBytes, totalBytes int64) // optional
+	// Key is the publisher's private key (.capgo_key_v2). Nil makes an unencrypted bundle
+	// whose Checksum is the plain SHA-256; devices without a publicKey need that.
+	Key *rsa.PrivateKey
+	// Zip controls the archive (entry time, hidden files, workers).
+	Zip ZipOptions
+	// Progress, if set, is called from Package's goroutine after each chunk of input is
+	// written, with the input bytes done and the total.
+	Progress func(doneBytes, totalBytes int64)
 }
 
-// Result describes a packaged bundle.
+// Result describes a packaged bundle: what the action registers with the relay.
 type Result struct {
-	Checksum       string // V3 (encrypted) or plain sha256 hex (unencrypted): what devices verify
-	SHA256         string // hex sha256 of the plain zip
-	ArtifactSHA256 string // hex sha256 of the bytes written to out (the published file; what gets signed)
-	Size           int64  // bytes written to out
-	ZipSize        int64
-	SessionKey     string // "" when unencrypted
-	KeyID          string // "" when unencrypted
-	Files          int
-	InputBytes     int64
-	Session        *SessionKey // nil when unencrypted; reused for delta files
+	Checksum       string      // V3 (encrypted) or plain sha256 hex (unencrypted): what devices verify
+	SHA256         string      // hex sha256 of the plain zip
+	ArtifactSHA256 string      // hex sha256 of the bytes written to out (the published file; what gets signed)
+	Size           int64       // bytes written to out
+	ZipSize        int64       // size of the plain zip
+	SessionKey     string      // "b64(iv):b64(wrapped)"; "" when unencrypted
+	KeyID          string      // key_id of the public key; "" when unencrypted
+	Files          int         // regular files in the zip
+	InputBytes     int64       // total size of those files
+	Session        *SessionKey // nil when unencrypted; reuse it for the bundle's delta files
 }
 
-// Package zips dir, hashes and optionally encrypts it, writing the artifact to out.
+// Package zips dir deterministically ([WriteZip]), hashes the plain zip and, when opts.Key
+// is set, encrypts it with a fresh session key, all in one streaming pass, writing the
+// artifact to out. out is not closed. On error, out may hold a partial artifact that the
+// caller must discard. Package blocks until done and honours ctx.
 func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Result, error) {
-	return nil, errNotImplemented
+	aw := &countHashWriter{w: out, sum: sha256.New()}
+	if opts.Key == nil {
+		st, err := writeZip(ctx, aw, dir, opts.Zip, opts.Progress)
+		if err != nil {
+			return nil, err
+		}
+		return &Result{
+			Checksum: st.SHA256, SHA256: st.SHA256, ArtifactSHA256: st.SHA256,
+			Size: aw.n, ZipSize: st.ZipSize, Files: st.Files, InputBytes: st.InputBytes,
+		}, nil
+	}
+	if err := checkSize(&opts.Key.PublicKey); err != nil {
+		return nil, err
+	}
+	sk, err := NewSessionKey()
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := sk.Wrap(opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	enc := sk.NewEncrypter(aw)
+	st, err := writeZip(ctx, enc, dir, opts.Zip, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("write encrypted archive: %w", err)
+	}
+	sum, err := hex.DecodeString(st.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	checksum, err := ChecksumV3(opts.Key, sum)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		Checksum:       checksum,
+		SHA256:         st.SHA256,
+		ArtifactSHA256: hex.EncodeToString(aw.sum.Sum(nil)),
+		Size:           aw.n,
+		ZipSize:        st.ZipSize,
+		SessionKey:     wrapped,
+		KeyID:          KeyID(&opts.Key.PublicKey),
+		Files:          st.Files,
+		InputBytes:     st.InputBytes,
+		Session:        sk,
+	}, nil
 }

@@ -1,31 +1,404 @@
 package archive
 
 import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
 	"time"
+
 )
 
-// ZipOptions controls how a build directory becomes a zip.
+// ZipOptions controls how a build directory becomes a zip. The zero value is the default
+// used by the action.
 type ZipOptions struct {
-	ModTime       time.Time // entry time; zero = 1980-01-01T00:00:00Z
-	IncludeHidden bool      // include dot-files/dirs (default: skipped; .well-known always included)
+	// ModTime is the time stamped on every entry. Zero means 1980-01-01T00:00:00Z, the
+	// earliest time a zip can hold. Use [ModTimeFromEpoch] to honour SOURCE_DATE_EPOCH.
+	ModTime time.Time
+	// IncludeHidden includes files and directories whose name starts with "." (.DS_Store,
+	// .git, .env ...). By default they are skipped so secrets and VCS data never ship;
+	// ".well-known" is always included.
+	IncludeHidden bool
+	// Workers is the number of parallel compressors; zero means runtime.GOMAXPROCS(0).
+	// The output does not depend on it.
+	Workers int
 }
 
-// ModTimeFromEpoch parses a SOURCE_DATE_EPOCH value.
+// DefaultModTime is the entry time used when [ZipOptions.ModTime] is zero.
+var DefaultModTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ModTimeFromEpoch parses a SOURCE_DATE_EPOCH value (decimal seconds since the Unix epoch)
+// into an entry time. The empty string gives the zero time (the default). Times before 1980
+// or after 2107 cannot be stored in a zip and give an error. The caller reads the variable.
 func ModTimeFromEpoch(sourceDateEpoch string) (time.Time, error) {
-	return time.Time{}, errNotImplemented
+	if sourceDateEpoch == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(sourceDateEpoch, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q is not a number of seconds: %w", sourceDateEpoch, err)
+	}
+	t := time.Unix(n, 0).UTC()
+	if t.Before(DefaultModTime) || t.Year() > 2107 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q is outside the range a zip can store (1980-2107)", sourceDateEpoch)
+	}
+	return t, nil
 }
 
 // ZipStats describes a written zip.
 type ZipStats struct {
-	Files      int
-	InputBytes int64
-	ZipSize    int64
-	SHA256     string
+	Files      int    // regular file entries
+	InputBytes int64  // total size of those files
+	ZipSize    int64  // bytes written
+	SHA256     string // lowercase hex SHA-256 of the bytes written: the plain checksum
 }
 
-// WriteZip writes the deterministic zip of dir to w.
+// WriteZip writes the deterministic zip of dir to w and returns its statistics. It walks
+// dir with the policy described in the package comment, compresses files in parallel and
+// writes entries in sorted order; the same directory content always gives the same bytes.
+// Memory use is bounded (a few MiB per worker) whatever the size of the build. WriteZip
+// blocks until done; it does not close w.
 func WriteZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions) (*ZipStats, error) {
-	return nil, errNotImplemented
+	return writeZip(ctx, w, dir, opts, nil)
+}
+
+// chunkSize is the unit of parallel compression. Files larger than this are cut into
+// chunks compressed independently (each primed with the previous 32 KiB as dictionary and
+// ended with a sync flush, as pigz does), so one big file still uses every core.
+const chunkSize = 1 << 20
+
+const dictSize = 32 << 10
+
+// job is one chunk of one entry.
+type job struct {
+	e     *entry
+	off   int64 // chunk offset in the file
+	n     int64 // chunk length
+	last  bool  // last chunk of the entry
+	index int   // chunk index in the entry
+	res   chan result
+}
+
+type result struct {
+	data []byte // compressed bytes
+	crc  uint32 // CRC-32 of the chunk's input
+	n    int64  // input bytes actually compressed
+	err  error
+}
+
+type countHashWriter struct {
+	w   io.Writer
+	n   int64
+	sum hashWriter
+}
+
+type hashWriter interface {
+	io.Writer
+	Sum([]byte) []byte
+}
+
+func (c *countHashWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.sum.Write(p[:n])
+	return n, err
+}
+
+func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, progress func(done, total int64)) (*ZipStats, error) {
+	entries, err := collect(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	files := 0
+	for _, e := range entries {
+		if !e.dir {
+			total += e.size
+			files++
+		}
+	}
+	mod := opts.ModTime
+	if mod.IsZero() {
+		mod = DefaultModTime
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Bound the chunks in flight (compressed or being compressed): memory is about
+	// inflight * chunkSize.
+	inflight := 2*workers + 2
+	slots := make(chan struct{}, inflight)
+	jobs := make(chan *job)
+	order := make(chan *job, inflight)
+
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newCompressor()
+			for j := range jobs {
+				j.res <- c.compress(ctx, j)
+			}
+		}()
+	}
+	go func() { // producer: hands out chunks in zip order
+		defer close(order)
+		defer close(jobs)
+		for i := range entries {
+			e := &entries[i]
+			if e.dir {
+				j := &job{e: e, last: true, res: make(chan result, 1)}
+				j.res <- result{}
+				select {
+				case order <- j:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			for k, off := 0, int64(0); ; k++ {
+				n := min(int64(chunkSize), e.size-off)
+				j := &job{e: e, off: off, n: n, index: k, last: off+n >= e.size, res: make(chan result, 1)}
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case order <- j:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case jobs <- j:
+				case <-ctx.Done():
+					return
+				}
+				off += n
+				if j.last {
+					break
+				}
+			}
+		}
+	}()
+
+	cw := &countHashWriter{w: w, sum: sha256.New()}
+	zw := zip.NewWriter(cw)
+	err = writeEntries(ctx, zw, order, slots, mod, total, progress)
+	cancel()
+	for range order { // drain so the producer exits
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("write zip directory: %w", err)
+	}
+	return &ZipStats{Files: files, InputBytes: total, ZipSize: cw.n, SHA256: hex.EncodeToString(cw.sum.Sum(nil))}, nil
+}
+
+func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots <-chan struct{}, mod time.Time, total int64, progress func(done, total int64)) error {
+	dosDate, dosTime := msDosTime(mod)
+	var done int64
+	var fh *zip.FileHeader
+	var fw io.Writer
+	var crc uint32
+	var raw, comp int64
+	for j := range order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var r result
+		select {
+		case r = <-j.res:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if j.e.dir {
+			h := &zip.FileHeader{Name: j.e.name, Method: zip.Store, ModifiedDate: dosDate, ModifiedTime: dosTime}
+			h.SetMode(os.ModeDir | 0o755)
+			if _, err := zw.CreateRaw(h); err != nil {
+				return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
+			}
+			continue
+		}
+		if j.index == 0 {
+			fh = &zip.FileHeader{Name: j.e.name, Method: zip.Deflate, ModifiedDate: dosDate, ModifiedTime: dosTime}
+			fh.SetMode(0o644)
+			if j.last {
+				// Whole entry known: sizes in the local header, no data descriptor (the
+				// layout every reader, including ZipInputStream, handles).
+				fh.CRC32, fh.CompressedSize64, fh.UncompressedSize64 = r.crc, uint64(len(r.data)), uint64(r.n)
+			} else {
+				// A big file streams chunk by chunk: Deflate with a data descriptor, which
+				// ZipInputStream accepts for deflated entries.
+				fh.Flags |= 0x8
+			}
+			var err error
+			if fw, err = zw.CreateRaw(fh); err != nil {
+				return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
+			}
+			crc, raw, comp = 0, 0, 0
+		}
+		if _, err := fw.Write(r.data); err != nil {
+			return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
+		}
+		<-slots
+		crc = crc32Combine(crc, r.crc, r.n)
+		raw += r.n
+		comp += int64(len(r.data))
+		done += r.n
+		if j.last && j.index > 0 {
+			fh.CRC32, fh.CompressedSize64, fh.UncompressedSize64 = crc, uint64(comp), uint64(raw)
+			fh.CompressedSize, fh.UncompressedSize = uint32(min(comp, 1<<32-1)), uint32(min(raw, 1<<32-1))
+		}
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	return ctx.Err()
+}
+
+// msDosTime converts t (UTC) to the MS-DOS date and time fields of a zip header.
+func msDosTime(t time.Time) (uint16, uint16) {
+	t = t.UTC()
+	date := uint16(t.Day() + int(t.Month())<<5 + (t.Year()-1980)<<9)
+	tm := uint16(t.Second()/2 + t.Minute()<<5 + t.Hour()<<11)
+	return date, tm
+}
+
+// compressor is one worker's reusable state.
+type compressor struct {
+	fw   *flate.Writer
+	in   []byte
+	dict []byte
+	out  bytes.Buffer
+}
+
+func newCompressor() *compressor {
+	fw, _ := flate.NewWriter(nil, flate.DefaultCompression)
+	return &compressor{fw: fw, in: make([]byte, chunkSize), dict: make([]byte, dictSize)}
+}
+
+func (c *compressor) compress(ctx context.Context, j *job) result {
+	if err := ctx.Err(); err != nil {
+		return result{err: err}
+	}
+	f, err := os.Open(j.e.path)
+	if err != nil {
+		return result{err: fmt.Errorf("read %q: %w", j.e.name, err)}
+	}
+	defer f.Close()
+	fail := func(err error) result { return result{err: fmt.Errorf("read %q: %w", j.e.name, err)} }
+	in := c.in[:j.n]
+	if _, err := f.ReadAt(in, j.off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fail(errors.New("file shrank while packaging"))
+		}
+		return fail(err)
+	}
+	if j.last {
+		// The last chunk must end the file: a file that grew would give a zip that does
+		// not match the directory.
+		var one [1]byte
+		if n, _ := f.ReadAt(one[:], j.off+j.n); n != 0 {
+			return fail(errors.New("file grew while packaging"))
+		}
+	}
+	var out bytes.Buffer
+	out.Grow(int(j.n/2) + 64)
+	fw := c.fw
+	if j.index > 0 {
+		d := c.dict[:min(int64(dictSize), j.off)]
+		if _, err := f.ReadAt(d, j.off-int64(len(d))); err != nil {
+			return fail(err)
+		}
+		fw, _ = flate.NewWriterDict(&out, flate.DefaultCompression, d)
+	} else {
+		fw.Reset(&out)
+	}
+	if _, err := fw.Write(in); err != nil {
+		return fail(err)
+	}
+	if j.last {
+		err = fw.Close()
+	} else {
+		err = fw.Flush()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return result{data: out.Bytes(), crc: crc32.ChecksumIEEE(in), n: j.n}
+}
+
+// crc32Combine returns the CRC-32 (IEEE) of A‖B given crc1 = CRC(A), crc2 = CRC(B) and
+// len2 = len(B), by applying len2 zero bytes to crc1 in GF(2) (zlib's crc32_combine).
+func crc32Combine(crc1, crc2 uint32, len2 int64) uint32 {
+	if len2 <= 0 {
+		return crc1
+	}
+	var even, odd [32]uint32
+	odd[0] = 0xedb88320 // reversed IEEE polynomial
+	row := uint32(1)
+	for n := 1; n < 32; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(even[:], odd[:]) // 2 zero bits
+	gf2Square(odd[:], even[:]) // 4 zero bits
+	for {
+		gf2Square(even[:], odd[:])
+		if len2&1 != 0 {
+			crc1 = gf2Times(even[:], crc1)
+		}
+		len2 >>= 1
+		if len2 == 0 {
+			break
+		}
+		gf2Square(odd[:], even[:])
+		if len2&1 != 0 {
+			crc1 = gf2Times(odd[:], crc1)
+		}
+		len2 >>= 1
+		if len2 == 0 {
+			break
+		}
+	}
+	return crc1 ^ crc2
+}
+
+func gf2Times(mat []uint32, vec uint32) uint32 {
+	var sum uint32
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat []uint32) {
+	for n := range 32 {
+		square[n] = gf2Times(mat, mat[n])
+	}
 }
