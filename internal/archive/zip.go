@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
 )
 
 // ZipOptions controls how a build directory becomes a zip. The zero value is the default
