@@ -1,0 +1,44 @@
+// Package relay is Ferry's HTTP surface for devices: the self-hosted update protocol of the
+// unmodified @capgo/capacitor-updater plugin (spec/capgo-protocol.md §1–§4), plus the
+// operational endpoints every deployment needs.
+//
+// Routes served by a [Server]:
+//
+//   - POST /updates: the update check. Answered from an in-process [channel.Snapshot] of the
+//     app (states and the bundles they reference) by [channel.Decide]. Always HTTP 200 with a
+//     JSON object, except 400 for a body that is not a JSON object (or lacks app_id or
+//     device_id), 413 for an oversized body and 429 for real abuse.
+//   - POST /updates/manifest_size: sizes of delta-manifest files (spec §1.5).
+//   - POST /stats: device events, one object or an array; unknown actions are accepted and
+//     "update_fail" stops the relay offering that version to that device.
+//   - POST|PUT|GET|DELETE /channel_self: the plugin's channel calls with their exact shapes
+//     (spec §3).
+//   - GET /healthz (process alive), GET /readyz (store reachable), GET /metrics (Prometheus).
+//   - Whatever [Options.Mounts] register, e.g. the control plane of package control
+//     (registration, webhooks, admin API).
+//
+// # Hot path
+//
+// An update check costs no store round trip for channel state: each configured app has a
+// cached snapshot, filled from the store (Store.ListStates, then Store.GetBundles for
+// Snapshot.Versions) by one goroutine at a time, dropped when Store.Subscribe reports a change
+// (from any relay sharing the store) or [Server.Invalidate] is called, and refreshed after
+// [Options.SnapshotTTL] as a safety net against lost notifications. The only per-device
+// lookup, Store.FailedVersions, is made only when the answer would offer a bundle, in one
+// round trip. When the store is unreachable the relay keeps answering from the last snapshot
+// it has, logs it and counts it in ferry_store_errors_total.
+//
+// # Middleware
+//
+// Every request gets a request id (X-Request-ID, accepted from the client when well-formed,
+// generated otherwise) and a request-scoped *slog.Logger in its context; panics are recovered;
+// per-route latency and status codes are measured with the route template as label. Device and
+// API routes also get a body limit (413) and a per-client-IP token bucket (429 with
+// Retry-After). The client IP honours X-Forwarded-For only from [Options.TrustedProxies].
+//
+// Usage:
+//
+//	srv, err := relay.New(relay.Options{Config: cfg, Store: st, Logger: logger})
+//	if err != nil { ... }
+//	err = srv.ListenAndServe(ctx, ":8080") // returns after ctx ends and requests drained
+package relay

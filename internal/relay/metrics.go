@@ -1,0 +1,97 @@
+package relay
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the relay's Prometheus series. Label values are bounded: routes are templates
+// (c.FullPath, "unmatched" for 404s), outcomes are decision labels from a fixed set of codes.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec   // method, route, code
+	latency     *prometheus.HistogramVec // method, route
+	decisions   *prometheus.CounterVec   // outcome
+	storeErrors *prometheus.CounterVec   // op
+	staleServed prometheus.Counter
+	fills       *prometheus.CounterVec // result
+	statsEvents prometheus.Counter
+	rateLimited prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := &metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_http_requests_total", Help: "HTTP requests by method, route template and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_http_request_duration_seconds",
+			Help:    "HTTP request latency by method and route template.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_update_decisions_total", Help: "Update-check answers by outcome (offered, builtin, up_to_date, or the error code).",
+		}, []string{"outcome"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_store_errors_total", Help: "Failed store calls made by the device-facing relay, by operation.",
+		}, []string{"op"}),
+		staleServed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_snapshot_stale_served_total", Help: "Update checks answered from an expired snapshot because the store could not be reached.",
+		}),
+		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_snapshot_fills_total", Help: "Snapshot loads from the store, by result (ok, error).",
+		}, []string{"result"}),
+		statsEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_stats_events_total", Help: "Device stat events accepted.",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_rate_limited_total", Help: "Requests refused with 429 by the per-IP rate limit.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.decisions, m.storeErrors, m.staleServed, m.fills, m.statsEvents, m.rateLimited} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// middleware measures every request by route template.
+func (m *metrics) middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		method := metricMethod(c.Request.Method)
+		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
+	}
+}
+
+func (m *metrics) handler() gin.HandlerFunc {
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return gin.WrapH(h)
+}
+
+// metricMethod bounds the method label: anything but the standard methods is "OTHER".
+func metricMethod(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return m
+	}
+	return "OTHER"
+}

@@ -1,0 +1,188 @@
+package relay
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// RequestIDHeader carries the request id in both directions.
+const RequestIDHeader = "X-Request-ID"
+
+type loggerKey struct{}
+
+// loggerFrom returns the request-scoped logger the middleware put in ctx, or fallback.
+func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	if fallback == nil {
+		return discardLogger
+	}
+	return fallback
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// deviceRoutes are the high-volume routes whose successful requests are logged at debug
+// level; every other request is logged at info, server errors at error.
+var deviceRoutes = map[string]bool{
+	"/updates":               true,
+	"/updates/manifest_size": true,
+	"/stats":                 true,
+	"/channel_self":          true,
+	"/healthz":               true,
+	"/readyz":                true,
+	"/metrics":               true,
+}
+
+// requestContext assigns the request id, puts a request-scoped logger in the request's
+// context and writes one access-log line when the request is done.
+func (s *Server) requestContext() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		id := c.GetHeader(RequestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Header(RequestIDHeader, id)
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		log := s.log.With("request_id", id, "route", route)
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, log))
+
+		c.Next()
+
+		status := c.Writer.Status()
+		level := slog.LevelInfo
+		switch {
+		case status >= 500:
+			level = slog.LevelError
+		case deviceRoutes[route] && status < 400:
+			level = slog.LevelDebug
+		}
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return
+		}
+		log.LogAttrs(ctx, level, "request",
+			slog.String("method", c.Request.Method),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("client_ip", c.ClientIP()),
+			slog.Int("bytes", c.Writer.Size()),
+		)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if b < 0x21 || b > 0x7e { // visible ASCII only: no spaces, controls or unicode
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	u1, u2 := rand.Uint64(), rand.Uint32()
+	for i := range 8 {
+		b[i] = byte(u1 >> (8 * i))
+	}
+	for i := range 4 {
+		b[8+i] = byte(u2 >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// recovery turns a panic in a handler into a logged 500 with a JSON body.
+func (s *Server) recovery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			rec := recover()
+			if rec == nil {
+				return
+			}
+			if err, ok := rec.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(rec)
+			}
+			loggerFrom(c.Request.Context(), s.log).ErrorContext(c.Request.Context(), "panic",
+				"error", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				writeJSON(c, http.StatusInternalServerError, errorBody{Error: "internal_error", Message: "Internal error", Kind: channel.KindFailed})
+			}
+			c.Abort()
+		}()
+		c.Next()
+	}
+}
+
+// bodyLimit refuses bodies larger than n with 413 before reading them when the length is
+// declared, and caps the reader otherwise (handlers map *http.MaxBytesError to 413).
+func (s *Server) bodyLimit(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > n {
+			writeTooLarge(c, n)
+			c.Abort()
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
+}
+
+func writeTooLarge(c *gin.Context, n int64) {
+	writeJSON(c, http.StatusRequestEntityTooLarge, errorBody{
+		Error:   "body_too_large",
+		Message: "Request body is larger than " + strconv.FormatInt(n, 10) + " bytes",
+		Kind:    channel.KindFailed,
+	})
+}
+
+// rateLimit applies the per-client-IP token bucket. It answers 429 with Retry-After (whole
+// seconds, at least 1) when the bucket is empty.
+func (s *Server) rateLimit() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.limiter == nil {
+			c.Next()
+			return
+		}
+		wait, ok := s.limiter.allow(c.ClientIP())
+		if ok {
+			c.Next()
+			return
+		}
+		secs := int64((wait + time.Second - 1) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		s.metrics.rateLimited.Inc()
+		c.Header("Retry-After", strconv.FormatInt(secs, 10))
+		writeJSON(c, http.StatusTooManyRequests, errorBody{
+			Error:   "rate_limited",
+			Message: "Too many requests from " + strings.TrimSpace(c.ClientIP()) + "; retry after " + strconv.FormatInt(secs, 10) + "s",
+			Kind:    channel.KindFailed,
+		})
+		c.Abort()
+	}
+}

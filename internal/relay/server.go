@@ -1,0 +1,282 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Options configures a [Server]. Config and Store are required; every other field has a
+// documented default for its zero value.
+type Options struct {
+	// Config lists the apps the relay serves, their channels and policies. It must already
+	// be valid (channel.ParseConfig validates it).
+	Config *channel.Config
+	// Store holds channel state, bundles, stats and per-device failures.
+	Store Store
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// TrustedProxies lists the IPs or CIDRs whose X-Forwarded-For / X-Real-IP headers are
+	// believed when finding the client IP (for rate limiting and logs). Empty trusts none:
+	// the client IP is the TCP peer.
+	TrustedProxies []string
+	// TrustedPlatform, when set, names a header a CDN sets to the client IP (for example
+	// "CF-Connecting-IP"); it is believed from any peer, so set it only when every request
+	// comes through that CDN.
+	TrustedPlatform string
+	// RateLimit is the sustained requests per second allowed per client IP on the device
+	// and API routes; 0 means [DefaultRateLimit], a negative value disables rate limiting.
+	RateLimit float64
+	// RateBurst is the bucket size per client IP; 0 means [DefaultRateBurst].
+	RateBurst int
+	// SnapshotTTL is how long an app's cached state is used without a change notification;
+	// 0 means [DefaultSnapshotTTL].
+	SnapshotTTL time.Duration
+	// StoreTimeout bounds each store call made while answering a device; 0 means
+	// [DefaultStoreTimeout].
+	StoreTimeout time.Duration
+	// ShutdownTimeout bounds the graceful drain in [Server.Serve]; 0 means
+	// [DefaultShutdownTimeout].
+	ShutdownTimeout time.Duration
+	// Registry receives the relay's metrics and is served on /metrics; nil means a new
+	// registry with the Go and process collectors.
+	Registry *prometheus.Registry
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Mounter adds routes to the relay's engine. The control plane (package control) is one.
+type Mounter interface {
+	Mount(r gin.IRouter)
+}
+
+// Server is the relay's HTTP server. Create it with [New]; it is safe for concurrent use.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	store   Store
+	apps    map[string]*appEntry
+	engine  *gin.Engine
+	api     *gin.RouterGroup // rate-limited group for mounted routes
+	metrics *metrics
+	limiter *rateLimiter
+	now     func() time.Time
+	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
+	failedSkipUntil atomic.Int64
+}
+
+// New validates opts and builds a server. It does not start any goroutine or touch the
+// store; [Server.Serve] does.
+func New(opts Options) (*Server, error) {
+	var errs []error
+	if opts.Config == nil {
+		errs = append(errs, errors.New("config is required"))
+	}
+	if opts.Store == nil {
+		errs = append(errs, errors.New("store is required"))
+	}
+	if opts.RateBurst < 0 {
+		errs = append(errs, fmt.Errorf("rate burst %d is negative", opts.RateBurst))
+	}
+	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = discardLogger
+	}
+	if opts.RateLimit == 0 {
+		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.RateBurst == 0 {
+		opts.RateBurst = DefaultRateBurst
+	}
+	if opts.SnapshotTTL == 0 {
+		opts.SnapshotTTL = DefaultSnapshotTTL
+	}
+	if opts.StoreTimeout == 0 {
+		opts.StoreTimeout = DefaultStoreTimeout
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		store:   opts.Store,
+		apps:    make(map[string]*appEntry, len(opts.Config.Apps)),
+		metrics: m,
+		now:     opts.Now,
+	}
+	for i := range opts.Config.Apps {
+		app := &opts.Config.Apps[i]
+		if _, dup := s.apps[app.ID]; dup {
+			return nil, fmt.Errorf("app %q is configured twice", app.ID)
+		}
+		s.apps[app.ID] = newAppEntry(app)
+	}
+	if opts.RateLimit > 0 {
+		s.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst, opts.Now)
+	}
+	if err := s.buildEngine(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) buildEngine() error {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = false
+	if err := e.SetTrustedProxies(s.opts.TrustedProxies); err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
+	}
+	e.TrustedPlatform = s.opts.TrustedPlatform
+	e.Use(s.requestContext(), s.recovery(), s.metrics.middleware())
+	e.NoRoute(func(c *gin.Context) {
+		writeJSON(c, http.StatusNotFound, errorBody{Error: "not_found", Message: "No such endpoint"})
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics.handler())
+
+	dev := e.Group("/", s.rateLimit())
+	dev.POST("/updates", s.bodyLimit(MaxUpdateBody), s.updates)
+	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody), s.manifestSize)
+	dev.POST("/stats", s.bodyLimit(MaxStatsBody), s.stats)
+	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody))
+	cs.POST("", s.channelSet)
+	cs.PUT("", s.channelGet)
+	cs.GET("", s.channelList)
+	cs.DELETE("", s.channelUnset)
+
+	s.api = e.Group("/", s.rateLimit())
+	s.engine = e
+	return nil
+}
+
+// Mount lets m add its routes (rate limited, with request ids, logs and metrics like every
+// route). Call it before serving; it is not safe to call concurrently with requests.
+func (s *Server) Mount(m Mounter) { m.Mount(s.api) }
+
+// Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
+// to the store's change notifications; snapshots then refresh only on [Server.Invalidate]
+// and after [Options.SnapshotTTL].
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Registry returns the registry /metrics serves, so other parts (the control plane) can
+// register their metrics on it.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
+// Invalidate drops the cached snapshot of app, so the next update check reloads it. The
+// control plane calls it after every change it makes; changes made through other relay
+// instances arrive through Store.Subscribe. Unknown apps are ignored. Safe for concurrent use.
+func (s *Server) Invalidate(app string) {
+	if e, ok := s.apps[app]; ok {
+		e.invalidate()
+	}
+}
+
+// ListenAndServe listens on addr and calls [Server.Serve].
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops accepting, waits
+// up to [Options.ShutdownTimeout] (on a fresh context) for requests in flight, and returns.
+// While serving it follows the store's change notifications. It closes ln; it does not close
+// the store (the caller does, after Serve returns).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.Watch(watchCtx)
+	}()
+	if s.limiter != nil {
+		go s.limiter.sweepLoop(watchCtx)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	var err error
+	select {
+	case err = <-served:
+		// the listener failed before ctx ended
+	case <-ctx.Done():
+		shutCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		err = srv.Shutdown(shutCtx)
+		cancel()
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+	}
+	stopWatch()
+	<-watched
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// Watch drops cached snapshots when the store reports a change, until ctx ends. [Server.Serve]
+// runs it; call it yourself only when serving [Server.Handler] some other way.
+func (s *Server) Watch(ctx context.Context) {
+	for {
+		ch := s.store.Subscribe(ctx)
+		for app := range ch {
+			s.Invalidate(app)
+		}
+		// The channel closes when ctx ends or the store closes; after a store-side close
+		// while ctx lives, subscribe again after a pause (and expire everything, since
+		// notifications may have been lost).
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(storeRetry):
+		}
+		for app := range s.apps {
+			s.Invalidate(app)
+		}
+	}
+}

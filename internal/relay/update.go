@@ -1,0 +1,103 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Codes the relay itself answers with (the decision's own codes come from channel.Decide).
+const (
+	// codeUnknownApp answers devices of an app this relay does not serve. It is a 200 with
+	// kind "failed", never a 429 (which would put the plugin into rate-limit mode).
+	codeUnknownApp = channel.CodeAppNotFound
+	// codeUnavailable answers when the app's state has never been loaded and the store is
+	// unreachable.
+	codeUnavailable = "service_unavailable"
+)
+
+// errStoreSkipped is returned by failedVersions while it skips the store after a failure.
+var errStoreSkipped = errors.New("store skipped after a recent failure")
+
+// updates answers POST /updates (spec §1): HTTP 200 with the decision's JSON, except for a
+// body that is not a usable info object (400), too large (413) or rate limited (429).
+func (s *Server) updates(c *gin.Context) {
+	body, ok := readBody(c)
+	if !ok {
+		return
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		s.metrics.decisions.WithLabelValues("invalid_request").Inc()
+		writeRequestError(c, err, channel.KindFailed)
+		return
+	}
+	ctx := c.Request.Context()
+	e, ok := s.apps[req.Info.AppID]
+	if !ok {
+		s.metrics.decisions.WithLabelValues(codeUnknownApp).Inc()
+		writeJSON(c, http.StatusOK, errorBody{
+			Error:   codeUnknownApp,
+			Message: "App " + req.Info.AppID + " is not served by this update server",
+			Kind:    channel.KindFailed,
+		})
+		return
+	}
+	snap, err := s.snapshot(ctx, e)
+	if err != nil {
+		s.metrics.decisions.WithLabelValues(codeUnavailable).Inc()
+		writeJSON(c, http.StatusOK, errorBody{
+			Error:   codeUnavailable,
+			Message: "The update server cannot reach its store; try again later",
+			Kind:    channel.KindFailed,
+		})
+		return
+	}
+	d := s.decide(ctx, snap, &req.Info)
+	s.metrics.decisions.WithLabelValues(d.Outcome).Inc()
+	writeJSON(c, http.StatusOK, &d.Response)
+}
+
+// decide runs channel.Decide. Only when the answer offers a bundle does it look up the
+// versions this device reported update_fail for (one store round trip), and decides again
+// without the offered version if the device failed it. If that lookup fails, the first
+// answer stands: a store outage must not stop updates.
+func (s *Server) decide(ctx context.Context, snap *channel.Snapshot, info *channel.DeviceInfo) channel.Decision {
+	d := channel.Decide(snap, info, nil)
+	if d.Bundle == nil {
+		return d
+	}
+	failed, err := s.failedVersions(ctx, info.AppID, info.DeviceID)
+	if err != nil || !slices.Contains(failed, d.Bundle.Version) {
+		return d
+	}
+	return channel.Decide(snap, info, failed)
+}
+
+// failedVersions calls Store.FailedVersions with the store timeout. After a failure it
+// skips the store for storeRetry, so an outage costs one timeout per interval rather than
+// one per request.
+func (s *Server) failedVersions(ctx context.Context, app, device string) ([]string, error) {
+	if until := s.failedSkipUntil.Load(); until != 0 && s.now().UnixNano() < until {
+		return nil, errStoreSkipped
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
+	defer cancel()
+	failed, err := s.store.FailedVersions(cctx, app, device)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err // the client went away; not the store's fault
+		}
+		s.metrics.storeErrors.WithLabelValues("failed_versions").Inc()
+		s.failedSkipUntil.Store(s.now().Add(storeRetry).UnixNano())
+		loggerFrom(ctx, s.log).WarnContext(ctx, "look up failed versions; answering without them",
+			"app", app, "error", err)
+		return nil, err
+	}
+	return failed, nil
+}
