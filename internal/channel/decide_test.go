@@ -123,10 +123,12 @@ func decideCases(t *testing.T) []decideCase {
 		// Blocked by channel policy.
 		{name: "private channel", dev: on("private"), want: refused("private", CodePrivateChannel, KindBlocked), golden: "private_channel"},
 		{name: "configured but unlisted channel with state is private", dev: on("feature-y"),
-			snap: func(s *Snapshot) { s.States["feature-y"] = &State{App: s.App.ID, Channel: "feature-y", Version: "1.3.0"} },
+			snap: func(s *Snapshot) {
+				s.States["feature-y"] = &State{App: s.App.ID, Channel: "feature-y", Version: "1.3.0"}
+			},
 			want: refused("feature-y", CodePrivateChannel, KindBlocked)},
 		{name: "disabled platform", dev: on("iosonly"),
-			want: outcome{Outcome: CodeDisabledPlatformAndroid, Channel: "iosonly", Error: CodeDisabledPlatformAndroid, Kind: KindBlocked, Version: "1.2.0", Old: builtin},
+			want:   outcome{Outcome: CodeDisabledPlatformAndroid, Channel: "iosonly", Error: CodeDisabledPlatformAndroid, Kind: KindBlocked, Version: "1.2.0", Old: builtin},
 			golden: "disabled_platform"},
 		{name: "state policy overrides configuration", dev: func(d *DeviceInfo) { d.Platform = "electron" },
 			snap: func(s *Snapshot) { s.States["production"].Policy = &Policy{Platforms: []string{"ios", "android"}} },
@@ -136,7 +138,7 @@ func decideCases(t *testing.T) []decideCase {
 		{name: "dev build refused", dev: with(on("strict"), func(d *DeviceInfo) { d.IsProd = false }),
 			want: refused("strict", CodeDisableDevBuild, KindBlocked), golden: "disable_dev_build"},
 		{name: "major update refused", dev: with(on("major"), version("1.2.0")),
-			want: outcome{Outcome: CodeDisableToMajor, Channel: "major", Error: CodeDisableToMajor, Kind: KindBlocked, Version: "2.0.0", Old: "1.2.0", Major: true},
+			want:   outcome{Outcome: CodeDisableToMajor, Channel: "major", Error: CodeDisableToMajor, Kind: KindBlocked, Version: "2.0.0", Old: "1.2.0", Major: true},
 			golden: "disable_auto_update_to_major"},
 		{name: "major policy compares builtin by version_build", dev: with(on("major"), build("1.9")),
 			want: outcome{Outcome: CodeDisableToMajor, Channel: "major", Error: CodeDisableToMajor, Kind: KindBlocked, Version: "2.0.0", Old: builtin, Major: true}},
@@ -145,14 +147,14 @@ func decideCases(t *testing.T) []decideCase {
 			snap: func(s *Snapshot) { s.States["major"].Version = "2.1.0" }, want: offered("major", "2.1.0")},
 		{name: "major policy allows downgrade", dev: with(on("major"), version("3.0.0")), want: offered("major", "2.0.0")},
 		{name: "minor update refused", dev: with(on("minor"), version("1.2.0")),
-			want: outcome{Outcome: CodeDisableToMinor, Channel: "minor", Error: CodeDisableToMinor, Kind: KindBlocked, Version: "1.3.0", Old: "1.2.0", Major: true},
+			want:   outcome{Outcome: CodeDisableToMinor, Channel: "minor", Error: CodeDisableToMinor, Kind: KindBlocked, Version: "1.3.0", Old: "1.2.0", Major: true},
 			golden: "disable_auto_update_to_minor"},
 		{name: "minor policy refuses major as major", dev: with(on("minor"), version("0.9.0")),
 			want: outcome{Outcome: CodeDisableToMajor, Channel: "minor", Error: CodeDisableToMajor, Kind: KindBlocked, Version: "1.3.0", Old: "0.9.0", Major: true}},
 		{name: "minor policy allows patch", dev: with(on("minor"), version("1.3.0")), snap: func(s *Snapshot) { s.States["minor"].Version = "1.2.1" },
 			want: offered("minor", "1.2.1")},
 		{name: "patch update refused", dev: with(on("patch"), version("1.2.0")),
-			want: outcome{Outcome: CodeDisableToPatch, Channel: "patch", Error: CodeDisableToPatch, Kind: KindBlocked, Version: "1.2.1", Old: "1.2.0", Major: true},
+			want:   outcome{Outcome: CodeDisableToPatch, Channel: "patch", Error: CodeDisableToPatch, Kind: KindBlocked, Version: "1.2.1", Old: "1.2.0", Major: true},
 			golden: "disable_auto_update_to_patch"},
 		{name: "patch policy allows pre-release to release", dev: with(on("patch"), version("1.2.1-rc.1")), want: offered("patch", "1.2.1")},
 		{name: "disable_auto_update with non-semver current", dev: with(on("major"), version("nightly")),
@@ -166,13 +168,16 @@ func decideCases(t *testing.T) []decideCase {
 		{name: "native falls back to oldest", dev: with(on("native"), build("0.5")), want: offered("native", "0.9.0")},
 		{name: "native device already on its newest compatible", dev: with(on("native"), build("2.5.0"), version("2.1.0")), want: noNew("native")},
 		{name: "no bundle for native version", dev: with(on("native"), build("1.0.0")),
-			want: outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "3.0.0", Old: builtin},
+			want:   outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "3.0.0", Old: builtin},
 			golden: "under_native"},
 		{name: "version_build without number", dev: with(on("native"), build("dev")),
 			want: refused("native", CodeUnknownVersionBuild, KindFailed), golden: "unknown_version_build"},
 		{name: "version_build without number is fine without ranges", dev: build("dev"), want: offered("production", "1.2.0")},
 		{name: "native fallback skips history newer than stable", dev: with(on("native"), build("2.5.0")),
-			snap: func(s *Snapshot) { s.States["native"].Version = "1.5.0"; s.States["native"].History = []string{"2.1.0", "0.9.0"} },
+			snap: func(s *Snapshot) {
+				s.States["native"].Version = "1.5.0"
+				s.States["native"].History = []string{"2.1.0", "0.9.0"}
+			},
 			want: outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "1.5.0", Old: builtin}},
 
 		// Failed versions.
@@ -204,12 +209,12 @@ func decideCases(t *testing.T) []decideCase {
 
 		// Encryption.
 		{name: "key mismatch", dev: with(on("secure"), key("MIIBCgKCAQEAotherkey")),
-			want: outcome{Outcome: CodeKeyIDMismatch, Channel: "secure", Error: CodeKeyIDMismatch, Kind: KindBlocked, DeviceKeyID: "MIIBCgKCAQEAotherkey", BundleKeyID: testKeyID},
+			want:   outcome{Outcome: CodeKeyIDMismatch, Channel: "secure", Error: CodeKeyIDMismatch, Kind: KindBlocked, DeviceKeyID: "MIIBCgKCAQEAotherkey", BundleKeyID: testKeyID},
 			golden: "key_id_mismatch"},
 		{name: "device with key, bundle not encrypted", dev: key(testKeyID),
 			want: outcome{Outcome: CodeKeyIDMismatch, Channel: "production", Error: CodeKeyIDMismatch, Kind: KindBlocked, DeviceKeyID: testKeyID}},
 		{name: "device without key, bundle encrypted", dev: on("secure"),
-			want: outcome{Outcome: CodeKeyIDRequired, Channel: "secure", Error: CodeKeyIDRequired, Kind: KindBlocked, BundleKeyID: testKeyID},
+			want:   outcome{Outcome: CodeKeyIDRequired, Channel: "secure", Error: CodeKeyIDRequired, Kind: KindBlocked, BundleKeyID: testKeyID},
 			golden: "key_id_required"},
 		{name: "backport plugin without key, bundle encrypted", dev: with(on("secure"), plugin("7.50.1")),
 			want: outcome{Outcome: CodeKeyIDRequired, Channel: "secure", Error: CodeKeyIDRequired, Kind: KindBlocked, BundleKeyID: testKeyID}},
