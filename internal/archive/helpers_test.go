@@ -2,6 +2,7 @@ package archive
 
 import (
 	"crypto/rsa"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,3 +40,5 @@ func writeTree(t testing.TB, files map[string]string) string {
 	}
 	return dir
 }
+
+func crcOf(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
