@@ -45,6 +45,9 @@ var (
 	ErrIdentityMismatch = errors.New("signer identity does not match the policy")
 	// ErrDigestMismatch means the bundle or provenance covers a different artifact.
 	ErrDigestMismatch = errors.New("artifact digest does not match")
+	// ErrCertificateNotValid means the signing certificate was not valid when the signature
+	// was made (expired, or not yet valid, at the logged or timestamped time).
+	ErrCertificateNotValid = errors.New("signing certificate was not valid at signing time")
 	// ErrInvalidBundle means the bundle could not be parsed.
 	ErrInvalidBundle = errors.New("invalid sigstore bundle")
 )

@@ -321,6 +321,10 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 		if errors.As(err, &idErr) {
 			return nil, fmt.Errorf("%w: %w", ErrIdentityMismatch, err)
 		}
+		if msg := err.Error(); strings.Contains(msg, "outside certificate validity") || strings.Contains(msg, "certificate has expired") ||
+			strings.Contains(msg, "certificate is not valid") {
+			return nil, fmt.Errorf("%w: %w", ErrCertificateNotValid, err)
+		}
 		return nil, fmt.Errorf("verify bundle: %w", err)
 	}
 	fillReport(rep, res, b, stmt, p)
