@@ -3,9 +3,12 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -15,7 +18,7 @@ import (
 )
 
 // Store is the subset of the relay's store (internal/relay.Store) the control plane uses.
-// The method signatures are identical, so any relay store satisfies it.
+// The method signatures and contracts are identical, so any relay store satisfies it.
 type Store interface {
 	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
@@ -36,6 +39,26 @@ type Store interface {
 // DefaultOIDCIssuer is the GitHub Actions OIDC issuer.
 const DefaultOIDCIssuer = "https://token.actions.githubusercontent.com"
 
+// Bounds on untrusted input, in one place.
+const (
+	// MaxRegistrationBody bounds POST /api/v1/bundles (a bundle with a delta manifest of
+	// tens of thousands of files fits).
+	MaxRegistrationBody = 8 << 20
+	// MaxWebhookBody is GitHub's own cap on webhook payloads (25 MB).
+	MaxWebhookBody = 25 << 20
+	// MaxAdminBody bounds admin API request bodies.
+	MaxAdminBody = 64 << 10
+	// MaxManifestEntries bounds the files of a delta manifest.
+	MaxManifestEntries = 50000
+	// HMACWindow is how far X-Ferry-Timestamp may be from the relay's clock.
+	HMACWindow = 5 * time.Minute
+	// DeliveryTTL is how long a processed webhook delivery id is remembered. GitHub lets
+	// maintainers redeliver deliveries of the last three days.
+	DeliveryTTL = 7 * 24 * time.Hour
+	// RetryAfter is the Retry-After, in seconds, sent with 503 when the store is unavailable.
+	RetryAfter = 5
+)
+
 // Options configures an [API]. Config and Store are required. Each secret left empty
 // disables the surface it protects: the admin API, the webhook endpoint, or HMAC
 // registration. OIDC registration is enabled when OIDCAudience is set.
@@ -49,7 +72,8 @@ type Options struct {
 	// AdminToken is the bearer token for /api/v1/apps/...; empty disables the admin API
 	// (its routes answer 404 admin_disabled).
 	AdminToken string
-	// WebhookSecret is the GitHub webhook secret; empty disables /webhooks/github.
+	// WebhookSecret is the GitHub webhook secret; empty disables /webhooks/github (it
+	// answers 404 webhooks_disabled).
 	WebhookSecret string
 	// HMACSecret (FERRY_HMAC_SECRET) enables HMAC-signed registrations; empty disables them.
 	HMACSecret string
@@ -64,7 +88,7 @@ type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// OnChange is called with the app id after every state change (the relay drops its
-	// cache); nil means no call.
+	// cache); nil means no call. It must not block.
 	OnChange func(app string)
 	// Registerer, when set, receives the control plane's metrics.
 	Registerer prometheus.Registerer
@@ -72,46 +96,238 @@ type Options struct {
 
 // API serves registration, webhooks and the admin API. It is safe for concurrent use.
 type API struct {
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
-	apps map[string]*channel.App
+	cfg      *channel.Config
+	store    Store
+	log      *slog.Logger
+	now      func() time.Time
+	onChange func(app string)
+	apps     map[string]*channel.App
+
+	adminToken    string
+	webhookSecret []byte
+	hmacSecret    []byte
+
+	oidc *oidcVerifier // nil when OIDC registration is disabled
+
+	metrics *metrics
+
+	// pendingMu serialises pending-promotion bookkeeping per process (the store's own
+	// operations are atomic; this only keeps cancel-and-re-add sequences from interleaving).
+	pendingMu sync.Mutex
 }
 
-// New validates opts and returns an API. With OIDCAudience set it fetches the issuer's
-// discovery document (blocking, bounded by ctx), so a wrong issuer fails at start-up.
+// New validates opts and returns an API. It does no I/O: the OIDC issuer's discovery
+// document and keys are fetched on the first OIDC registration (and retried on the next
+// one if that fails), so an issuer outage does not stop the relay from starting.
 func New(ctx context.Context, opts Options) (*API, error) {
+	_ = ctx // reserved for start-up I/O; New does none today.
 	var errs []error
 	if opts.Config == nil {
-		errs = append(errs, errors.New("config is required"))
+		errs = append(errs, errors.New("control: config is required"))
 	}
 	if opts.Store == nil {
-		errs = append(errs, errors.New("store is required"))
+		errs = append(errs, errors.New("control: store is required"))
+	}
+	if opts.OIDCIssuer != "" && !strings.HasPrefix(opts.OIDCIssuer, "https://") && !strings.HasPrefix(opts.OIDCIssuer, "http://") {
+		errs = append(errs, fmt.Errorf("control: OIDC issuer %q is not an http(s) URL", opts.OIDCIssuer))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	a := &API{opts: opts, log: opts.Logger, now: opts.Now, apps: map[string]*channel.App{}}
+	a := &API{
+		cfg:           opts.Config,
+		store:         opts.Store,
+		log:           opts.Logger,
+		now:           opts.Now,
+		onChange:      opts.OnChange,
+		apps:          map[string]*channel.App{},
+		adminToken:    opts.AdminToken,
+		webhookSecret: []byte(opts.WebhookSecret),
+		hmacSecret:    []byte(opts.HMACSecret),
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if a.now == nil {
 		a.now = time.Now
 	}
+	if a.onChange == nil {
+		a.onChange = func(string) {}
+	}
 	for i := range opts.Config.Apps {
 		app := &opts.Config.Apps[i]
 		a.apps[app.ID] = app
 	}
+	if opts.OIDCAudience != "" {
+		issuer := opts.OIDCIssuer
+		if issuer == "" {
+			issuer = DefaultOIDCIssuer
+		}
+		hc := opts.HTTPClient
+		if hc == nil {
+			hc = &http.Client{Timeout: 10 * time.Second}
+		}
+		a.oidc = &oidcVerifier{issuer: issuer, audience: opts.OIDCAudience, client: hc, now: a.now}
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
 	return a, nil
 }
 
-// Mount registers the control plane's routes on r: POST /api/v1/bundles, POST
-// /webhooks/github and the admin routes under /api/v1/apps/:app/.
+// Mount registers the control plane's routes on r:
+//
+//	POST /api/v1/bundles                                   registration (OIDC or HMAC)
+//	POST /webhooks/github                                  GitHub webhooks
+//	GET  /api/v1/apps/:app/channels                        admin API (bearer token) …
+//	GET  /api/v1/apps/:app/bundles
+//	GET  /api/v1/apps/:app/bundles/:version
+//	POST /api/v1/apps/:app/channels/:channel/promote
+//	POST /api/v1/apps/:app/channels/:channel/rollback
+//	PUT  /api/v1/apps/:app/channels/:channel/rollout
+//	POST /api/v1/apps/:app/channels/:channel/rollout/pause|resume|complete
+//	PUT  /api/v1/apps/:app/channels/:channel/policy
+//	GET  /api/v1/apps/:app/stats
+//	GET  /api/v1/apps/:app/audit
+//
+// The routes limit their own body sizes; the relay need not.
 func (a *API) Mount(r gin.IRouter) {
-	r.POST("/api/v1/bundles", a.notImplemented)
-	r.POST("/webhooks/github", a.notImplemented)
+	r.POST("/api/v1/bundles", a.handle(a.register))
+	r.POST("/webhooks/github", a.handle(a.webhook))
+	a.mountAdmin(r)
 }
 
-func (a *API) notImplemented(c *gin.Context) {
-	c.JSON(http.StatusNotImplemented, gin.H{"error": "not_implemented", "message": "not implemented yet"})
+// httpError is an error with the status, code and public message to answer with. Err is
+// the private cause, logged and never sent.
+type httpError struct {
+	Status int
+	Code   string
+	Msg    string
+	Err    error
+}
+
+func (e *httpError) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Msg + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Msg
+}
+
+func (e *httpError) Unwrap() error { return e.Err }
+
+func errorf(status int, code, format string, args ...any) *httpError {
+	return &httpError{Status: status, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// storeError maps a store failure to the answer: 503 with Retry-After when the store is
+// unavailable, 500 otherwise.
+func storeError(step string, err error) error {
+	if errors.Is(err, channel.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return &httpError{Status: http.StatusServiceUnavailable, Code: "store_unavailable",
+			Msg: "the relay's store is unavailable; nothing was acknowledged, retry later", Err: fmt.Errorf("%s: %w", step, err)}
+	}
+	return fmt.Errorf("%s: %w", step, err)
+}
+
+// handle adapts a handler returning an error to gin: an *httpError becomes its status and
+// {error, message}; anything else is a 500 {"error":"internal","message":"internal error"}.
+// Nothing is written once the request's context is cancelled.
+func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := h(c)
+		if err == nil {
+			return
+		}
+		ctx := c.Request.Context()
+		if ctx.Err() != nil {
+			a.log.InfoContext(ctx, "request cancelled", "route", c.FullPath(), "error", err)
+			c.Abort()
+			return
+		}
+		var he *httpError
+		if !errors.As(err, &he) {
+			a.log.ErrorContext(ctx, "internal error", "route", c.FullPath(), "error", err)
+			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal", "message": "internal error"})
+			return
+		}
+		level := slog.LevelInfo
+		if he.Status >= 500 {
+			level = slog.LevelError
+		}
+		a.log.Log(ctx, level, "request refused", "route", c.FullPath(), "status", he.Status, "code", he.Code, "message", he.Msg, "error", he.Err)
+		if he.Status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", fmt.Sprint(RetryAfter))
+		}
+		if he.Status == http.StatusUnauthorized {
+			c.Header("WWW-Authenticate", `Bearer realm="ferry"`)
+		}
+		c.AbortWithStatusJSON(he.Status, gin.H{"error": he.Code, "message": he.Msg})
+	}
+}
+
+// readBody reads the request body up to limit bytes; a longer body is a 413.
+func readBody(c *gin.Context, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		return nil, bodyError(err, limit)
+	}
+	return body, nil
+}
+
+func bodyError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", limit)
+	}
+	return &httpError{Status: http.StatusBadRequest, Code: "bad_body", Msg: "cannot read the request body", Err: err}
+}
+
+// appsForRepository returns the apps whose configured repository is repo (GitHub
+// repository names are case-insensitive).
+func (a *API) appsForRepository(repo string) []*channel.App {
+	var out []*channel.App
+	for i := range a.cfg.Apps {
+		if strings.EqualFold(a.cfg.Apps[i].Repository, repo) {
+			out = append(out, &a.cfg.Apps[i])
+		}
+	}
+	return out
+}
+
+// promote makes version the stable version of (app, ch) through one UpdateState call with
+// an audit entry of cause. It reports whether the state changed.
+func (a *API) promote(ctx context.Context, app, ch, version, cause string) (*channel.State, bool, error) {
+	changed := false
+	st, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+		from := s.Version
+		if !channel.Promote(s, version) {
+			changed = false
+			return nil, nil
+		}
+		changed = true
+		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause}, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if changed {
+		a.metrics.promotions.WithLabelValues(causeSource(cause)).Inc()
+	}
+	return st, changed, nil
+}
+
+// causeSource reduces a cause to a bounded metrics label.
+func causeSource(cause string) string {
+	switch {
+	case strings.HasPrefix(cause, "webhook:"):
+		return "webhook"
+	case strings.HasPrefix(cause, "registration"):
+		return "registration"
+	case strings.HasPrefix(cause, "admin"):
+		return "admin"
+	default:
+		return "other"
+	}
 }

@@ -1,0 +1,458 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Admin API list limits.
+const (
+	defaultListLimit = 50
+	maxBundleLimit   = 500
+	defaultAudit     = 100
+	maxAuditLimit    = 1000
+)
+
+// builtin is the version that sends devices back to the app's built-in assets.
+const builtin = "builtin"
+
+func (a *API) mountAdmin(r gin.IRouter) {
+	g := r.Group("/api/v1/apps/:app", a.adminAuth)
+	g.GET("/channels", a.handle(a.listChannels))
+	g.GET("/channels/:channel", a.handle(a.getChannel))
+	g.GET("/bundles", a.handle(a.listBundles))
+	g.GET("/bundles/:version", a.handle(a.getBundle))
+	g.POST("/channels/:channel/promote", a.handle(a.promoteChannel))
+	g.POST("/channels/:channel/rollback", a.handle(a.rollbackChannel))
+	g.PUT("/channels/:channel/rollout", a.handle(a.setRollout))
+	g.POST("/channels/:channel/rollout/:op", a.handle(a.rolloutOp))
+	g.PUT("/channels/:channel/policy", a.handle(a.setPolicy))
+	g.GET("/stats", a.handle(a.stats))
+	g.GET("/audit", a.handle(a.audit))
+}
+
+// adminAuth checks the bearer token in constant time and resolves :app.
+func (a *API) adminAuth(c *gin.Context) {
+	a.handle(func(c *gin.Context) error {
+		if a.adminToken == "" {
+			return errorf(http.StatusNotFound, "admin_disabled", "the admin API is disabled on this relay (FERRY_ADMIN_TOKEN is not set)")
+		}
+		tok, ok := bearer(c.GetHeader("Authorization"))
+		if !ok || !tokenEqual(tok, a.adminToken) {
+			return errorf(http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <FERRY_ADMIN_TOKEN>")
+		}
+		app := a.apps[c.Param("app")]
+		if app == nil {
+			return errorf(http.StatusNotFound, "app_not_found", "app %q is not configured on this relay", c.Param("app"))
+		}
+		c.Set(appKey, app)
+		return nil
+	})(c)
+}
+
+const appKey = "ferry.control.app"
+
+func appOf(c *gin.Context) *channel.App { return c.MustGet(appKey).(*channel.App) }
+
+// channelOf resolves :channel against the app's configuration.
+func channelOf(c *gin.Context, app *channel.App) (string, error) {
+	ch := c.Param("channel")
+	if _, ok := app.Channels[ch]; !ok {
+		return "", errorf(http.StatusNotFound, "channel_not_found", "app %q has no channel %q (configured: %v)", app.ID, ch, channelNames(app))
+	}
+	return ch, nil
+}
+
+// channelView is one channel in admin answers: configuration and state together.
+type channelView struct {
+	Name string `json:"name"`
+	// Policy is the policy in effect: the admin override when set, else the configured one.
+	Policy channel.Policy `json:"policy"`
+	// Overridden reports whether Policy comes from an admin override.
+	Overridden bool           `json:"policy_overridden"`
+	Default    bool           `json:"default"`
+	State      *channel.State `json:"state"`
+}
+
+func (a *API) view(app *channel.App, st *channel.State) channelView {
+	v := channelView{Name: st.Channel, Policy: app.Channels[st.Channel], Default: st.Channel == app.DefaultChannel, State: st}
+	if st.Policy != nil {
+		v.Policy, v.Overridden = *st.Policy, true
+	}
+	return v
+}
+
+func (a *API) listChannels(c *gin.Context) error {
+	ctx := c.Request.Context()
+	app := appOf(c)
+	states, err := a.store.ListStates(ctx, app.ID)
+	if err != nil {
+		return storeError("list states", err)
+	}
+	byName := map[string]*channel.State{}
+	for _, s := range states {
+		byName[s.Channel] = s
+	}
+	out := []channelView{}
+	for _, name := range channelNames(app) {
+		st := byName[name]
+		if st == nil {
+			st = &channel.State{App: app.ID, Channel: name}
+		}
+		out = append(out, a.view(app, st))
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app.ID, "channels": out})
+	return nil
+}
+
+func (a *API) getChannel(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	st, err := a.store.GetState(c.Request.Context(), app.ID, ch)
+	if err != nil {
+		return storeError("get state", err)
+	}
+	c.JSON(http.StatusOK, a.view(app, st))
+	return nil
+}
+
+func (a *API) listBundles(c *gin.Context) error {
+	app := appOf(c)
+	limit, err := queryLimit(c, defaultListLimit, maxBundleLimit)
+	if err != nil {
+		return err
+	}
+	bs, err := a.store.ListBundles(c.Request.Context(), app.ID, limit)
+	if err != nil {
+		return storeError("list bundles", err)
+	}
+	if bs == nil {
+		bs = []*channel.Bundle{}
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app.ID, "bundles": bs})
+	return nil
+}
+
+func (a *API) getBundle(c *gin.Context) error {
+	app := appOf(c)
+	b, err := a.bundle(c, app, c.Param("version"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, b)
+	return nil
+}
+
+// bundle loads a registered bundle; a missing one is a 404.
+func (a *API) bundle(c *gin.Context, app *channel.App, version string) (*channel.Bundle, error) {
+	b, err := a.store.GetBundle(c.Request.Context(), app.ID, version)
+	if errors.Is(err, channel.ErrNotFound) {
+		return nil, errorf(http.StatusNotFound, "bundle_not_found", "app %q has no bundle %q", app.ID, version)
+	}
+	if err != nil {
+		return nil, storeError("get bundle", err)
+	}
+	return b, nil
+}
+
+func queryLimit(c *gin.Context, def, max int) (int, error) {
+	s := c.Query("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, errorf(http.StatusBadRequest, "bad_request", "limit must be an integer from 1 to %d", max)
+	}
+	return n, nil
+}
+
+// decodeAdmin decodes an admin request body strictly into v.
+func decodeAdmin(c *gin.Context, v any) error {
+	body, err := readBody(c, MaxAdminBody)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: "the body is not the expected JSON object: " + jsonErrorText(err), Err: err}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errorf(http.StatusBadRequest, "bad_request", "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+// changeResult is the answer to every admin state change.
+type changeResult struct {
+	// Changed is false when the request asked for the state the channel already had.
+	Changed bool        `json:"changed"`
+	Channel channelView `json:"channel"`
+}
+
+// change applies fn to one channel through Store.UpdateState with an audit entry of cause
+// (always starting with "admin"), calls OnChange when the state changed, and answers with the channel.
+func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string, fn func(s *channel.State) (version, from string, changed bool, err error)) error {
+	ctx := c.Request.Context()
+	changed := false
+	st, err := a.store.UpdateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+		changed = false
+		version, from, ch2, err := fn(s)
+		if err != nil || !ch2 {
+			return nil, err
+		}
+		changed = true
+		return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Cause: cause}, nil
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, channel.ErrNoHistory), errors.Is(err, channel.ErrNoRollout):
+			return &httpError{Status: http.StatusConflict, Code: "conflict", Msg: err.Error(), Err: err}
+		case errors.Is(err, channel.ErrInvalidRollout):
+			return &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: err.Error(), Err: err}
+		}
+		var he *httpError
+		if errors.As(err, &he) {
+			return err
+		}
+		return storeError(action, err)
+	}
+	if changed {
+		if action == "promote" || action == "complete" || action == "rollback" {
+			a.metrics.promotions.WithLabelValues("admin").Inc()
+		}
+		a.onChange(app.ID)
+	}
+	a.log.InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version)
+	c.JSON(http.StatusOK, changeResult{Changed: changed, Channel: a.view(app, st)})
+	return nil
+}
+
+type versionBody struct {
+	Version string `json:"version"`
+}
+
+func (a *API) promoteChannel(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	var req versionBody
+	if err := decodeAdmin(c, &req); err != nil {
+		return err
+	}
+	if req.Version == "" {
+		return errorf(http.StatusBadRequest, "bad_request", "version is required")
+	}
+	if req.Version != builtin {
+		if _, err := a.bundle(c, app, req.Version); err != nil {
+			return err
+		}
+	}
+	return a.change(c, app, ch, "promote", "admin", func(s *channel.State) (string, string, bool, error) {
+		from := s.Version
+		return req.Version, from, channel.Promote(s, req.Version), nil
+	})
+}
+
+func (a *API) rollbackChannel(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	if c.Request.ContentLength > 0 {
+		var req struct{}
+		if err := decodeAdmin(c, &req); err != nil {
+			return err
+		}
+	}
+	return a.change(c, app, ch, "rollback", "admin", func(s *channel.State) (string, string, bool, error) {
+		from := s.Version
+		to, err := channel.Rollback(s)
+		if err != nil {
+			return "", "", false, err
+		}
+		return to, from, true, nil
+	})
+}
+
+type rolloutBody struct {
+	Version string `json:"version"`
+	Percent *int   `json:"percent"`
+}
+
+func (a *API) setRollout(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	var req rolloutBody
+	if err := decodeAdmin(c, &req); err != nil {
+		return err
+	}
+	switch {
+	case req.Version == "":
+		return errorf(http.StatusBadRequest, "bad_request", "version is required")
+	case req.Percent == nil:
+		return errorf(http.StatusBadRequest, "bad_request", "percent is required (0 to 100)")
+	case *req.Percent < 0 || *req.Percent > 100:
+		return errorf(http.StatusBadRequest, "bad_request", "percent must be 0 to 100")
+	case req.Version == builtin:
+		return errorf(http.StatusBadRequest, "bad_request", "builtin cannot be rolled out; promote it")
+	}
+	if _, err := a.bundle(c, app, req.Version); err != nil {
+		return err
+	}
+	return a.change(c, app, ch, "rollout", fmt.Sprintf("admin (%d%%)", *req.Percent), func(s *channel.State) (string, string, bool, error) {
+		before := s.Rollout
+		if err := channel.SetRollout(s, req.Version, *req.Percent); err != nil {
+			return "", "", false, err
+		}
+		changed := before == nil || *before != *s.Rollout
+		return req.Version, s.Version, changed, nil
+	})
+}
+
+func (a *API) rolloutOp(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	op := c.Param("op")
+	var apply func(*channel.State) error
+	switch op {
+	case "pause":
+		apply = channel.PauseRollout
+	case "resume":
+		apply = channel.ResumeRollout
+	case "complete":
+		apply = channel.CompleteRollout
+	case "cancel":
+		apply = channel.CancelRollout
+	default:
+		return errorf(http.StatusNotFound, "not_found", "unknown rollout operation %q (pause, resume, complete, cancel)", op)
+	}
+	return a.change(c, app, ch, op, "admin", func(s *channel.State) (string, string, bool, error) {
+		before := *s
+		var r channel.Rollout
+		if s.Rollout != nil {
+			r = *s.Rollout
+		}
+		if err := apply(s); err != nil {
+			return "", "", false, err
+		}
+		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r)
+		return r.Version, before.Version, changed, nil
+	})
+}
+
+// policyBody is a channel policy as written in the YAML config (allow_emulator and
+// allow_dev default to true). A null policy removes the admin override.
+type policyBody struct {
+	Policy *struct {
+		Public             bool     `json:"public"`
+		AllowDeviceSelfSet bool     `json:"allow_device_self_set"`
+		AllowEmulator      *bool    `json:"allow_emulator"`
+		AllowDev           *bool    `json:"allow_dev"`
+		DisableAutoUpdate  string   `json:"disable_auto_update"`
+		Platforms          []string `json:"platforms"`
+	} `json:"policy"`
+}
+
+func (a *API) setPolicy(c *gin.Context) error {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return err
+	}
+	var req policyBody
+	if err := decodeAdmin(c, &req); err != nil {
+		return err
+	}
+	var p *channel.Policy
+	if req.Policy != nil {
+		in := req.Policy
+		var errs []error
+		if !slices.Contains([]string{"", "none", "patch", "minor", "major"}, in.DisableAutoUpdate) {
+			errs = append(errs, fmt.Errorf("disable_auto_update must be none, patch, minor or major"))
+		}
+		for _, pl := range in.Platforms {
+			if !slices.Contains([]string{"ios", "android", "electron"}, pl) {
+				errs = append(errs, fmt.Errorf("platform %q is not ios, android or electron", pl))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: joinMessages(err), Err: err}
+		}
+		p = &channel.Policy{
+			Public:             in.Public,
+			AllowDeviceSelfSet: in.AllowDeviceSelfSet,
+			DenyEmulator:       in.AllowEmulator != nil && !*in.AllowEmulator,
+			DenyDev:            in.AllowDev != nil && !*in.AllowDev,
+			DisableAutoUpdate:  in.DisableAutoUpdate,
+			Platforms:          in.Platforms,
+		}
+	}
+	return a.change(c, app, ch, "policy", "admin", func(s *channel.State) (string, string, bool, error) {
+		changed := !policyEqual(s.Policy, p)
+		s.Policy = p
+		return "", "", changed, nil
+	})
+}
+
+func policyEqual(x, y *channel.Policy) bool {
+	if x == nil || y == nil {
+		return x == y
+	}
+	return x.Public == y.Public && x.AllowDeviceSelfSet == y.AllowDeviceSelfSet && x.DenyEmulator == y.DenyEmulator &&
+		x.DenyDev == y.DenyDev && x.DisableAutoUpdate == y.DisableAutoUpdate && slices.Equal(x.Platforms, y.Platforms)
+}
+
+func (a *API) stats(c *gin.Context) error {
+	app := appOf(c)
+	st, err := a.store.Stats(c.Request.Context(), app.ID)
+	if err != nil {
+		return storeError("stats", err)
+	}
+	if st == nil {
+		st = []channel.VersionStats{}
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app.ID, "versions": st, "time": a.now().UTC().Format(time.RFC3339)})
+	return nil
+}
+
+func (a *API) audit(c *gin.Context) error {
+	app := appOf(c)
+	limit, err := queryLimit(c, defaultAudit, maxAuditLimit)
+	if err != nil {
+		return err
+	}
+	es, err := a.store.ListAudit(c.Request.Context(), app.ID, limit)
+	if err != nil {
+		return storeError("list audit", err)
+	}
+	if es == nil {
+		es = []channel.AuditEntry{}
+	}
+	c.JSON(http.StatusOK, gin.H{"app": app.ID, "entries": es})
+	return nil
+}

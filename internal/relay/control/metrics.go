@@ -1,0 +1,43 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the control plane's counters. They are always counted; they are exported
+// only when Options.Registerer is set.
+type metrics struct {
+	registrations *prometheus.CounterVec // by result
+	webhooks      *prometheus.CounterVec // by event, result
+	promotions    *prometheus.CounterVec // by source: registration, webhook, admin
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_registrations_total",
+			Help: "Bundle registrations by result (created, existing, refused code).",
+		}, []string{"result"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_webhook_deliveries_total",
+			Help: "GitHub webhook deliveries by event and result.",
+		}, []string{"event", "result"}),
+		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_promotions_total",
+			Help: "Channel promotions that changed a channel, by source.",
+		}, []string{"source"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.registrations, m.webhooks, m.promotions} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, fmt.Errorf("register metric: %w", err))
+		}
+	}
+	return m, errors.Join(errs...)
+}

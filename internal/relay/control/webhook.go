@@ -1,0 +1,356 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// zeroSHA is the "after" of a deleted ref and the "before" of a created one.
+const zeroSHA = "0000000000000000000000000000000000000000"
+
+// webhookResult is the answer to a processed delivery.
+type webhookResult struct {
+	// Status is "processed", "ignored", "duplicate" or "pong".
+	Status   string `json:"status"`
+	Delivery string `json:"delivery,omitempty"`
+	// Reason says why a delivery was ignored.
+	Reason string `json:"reason,omitempty"`
+	// Actions lists what the delivery did, per app.
+	Actions []tagOutcome `json:"actions,omitempty"`
+}
+
+// tagOutcome is what one tag push did to one app's channel.
+type tagOutcome struct {
+	App     string `json:"app"`
+	Channel string `json:"channel"`
+	Ref     string `json:"ref"`
+	// Result is "promoted", "unchanged" (the channel already served the bundle),
+	// "pending" (no bundle for the commit yet) or "tag_deleted" (nothing changes).
+	Result  string `json:"result"`
+	Version string `json:"version,omitempty"`
+	Commit  string `json:"commit,omitempty"`
+}
+
+// tagAction is what a tag push asks of one app: move channel Channel to the bundle built
+// from Commit, or (Deleted) record that the tag is gone.
+type tagAction struct {
+	App     *channel.App
+	Channel string
+	Ref     string
+	// Commit is the commit the tag now points to; empty when Deleted.
+	Commit string
+	// Before is the object the tag pointed to before ("" when the tag is new).
+	Before  string
+	Deleted bool
+}
+
+// webhook serves POST /webhooks/github (DESIGN.md §3.3). The signature is checked before
+// anything is parsed; deliveries are deduplicated by X-GitHub-Delivery, and a delivery is
+// remembered only once it was processed, so a delivery that failed (5xx) can be redelivered.
+func (a *API) webhook(c *gin.Context) (err error) {
+	event := github.WebHookType(c.Request)
+	result := "error"
+	defer func() {
+		var he *httpError
+		if err != nil && errors.As(err, &he) {
+			result = he.Code
+		}
+		a.metrics.webhooks.WithLabelValues(eventLabel(event), result).Inc()
+	}()
+	if len(a.webhookSecret) == 0 {
+		return errorf(http.StatusNotFound, "webhooks_disabled", "GitHub webhooks are disabled on this relay (FERRY_WEBHOOK_SECRET is not set)")
+	}
+	ctx := c.Request.Context()
+	sig := c.GetHeader(github.SHA256SignatureHeader)
+	if !strings.HasPrefix(sig, "sha256=") {
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required (set a secret on the GitHub webhook)", github.SHA256SignatureHeader)
+	}
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
+		return errorf(http.StatusUnsupportedMediaType, "bad_content_type", "the webhook's content type must be application/json")
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBody)
+	payload, err := github.ValidatePayload(c.Request, a.webhookSecret)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return bodyError(err, MaxWebhookBody)
+		}
+		return &httpError{Status: http.StatusUnauthorized, Code: "bad_signature", Msg: "the webhook signature does not match the payload", Err: err}
+	}
+	// Authenticated from here on.
+	delivery := github.DeliveryID(c.Request)
+	if delivery == "" || len(delivery) > 128 || !printable(delivery) {
+		return errorf(http.StatusBadRequest, "bad_delivery", "%s is required", github.DeliveryIDHeader)
+	}
+	res, err := a.processDelivery(ctx, event, delivery, payload)
+	if err != nil {
+		return err
+	}
+	result = res.Status
+	c.JSON(http.StatusOK, res)
+	return nil
+}
+
+// eventLabel bounds the event label of metrics.
+func eventLabel(e string) string {
+	switch e {
+	case "push", "ping":
+		return e
+	default:
+		return "other"
+	}
+}
+
+// processDelivery handles one authenticated delivery.
+func (a *API) processDelivery(ctx context.Context, event, delivery string, payload []byte) (*webhookResult, error) {
+	switch event {
+	case "ping":
+		return &webhookResult{Status: "pong", Delivery: delivery}, nil
+	case "push":
+	default:
+		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: fmt.Sprintf("event %q is not used; subscribe the webhook to push events only", event)}, nil
+	}
+	ev, err := parsePush(payload)
+	if err != nil {
+		return nil, err
+	}
+	actions, reason := a.planPush(ev)
+	if len(actions) == 0 {
+		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: reason}, nil
+	}
+
+	// Deduplicate. SeenDelivery both tests and marks; the delivery must be marked only once
+	// it has been processed, so that a delivery whose processing failed can be delivered
+	// again. The test marks it for [deliveryProbe] only (a mark that expires at once), and
+	// the real mark is written after processing.
+	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), deliveryProbe)
+	if err != nil {
+		return nil, storeError("check delivery", err)
+	}
+	if seen {
+		// Make sure the mark that was found stays for its full lifetime.
+		if _, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL); err != nil {
+			return nil, storeError("mark delivery", err)
+		}
+		return &webhookResult{Status: "duplicate", Delivery: delivery, Reason: "this delivery was already processed"}, nil
+	}
+
+	res := &webhookResult{Status: "processed", Delivery: delivery}
+	changed := map[string]bool{}
+	defer func() {
+		for app := range changed {
+			a.onChange(app)
+		}
+	}()
+	for _, act := range actions {
+		out, moved, err := a.applyTag(ctx, delivery, act)
+		if moved {
+			changed[act.App.ID] = true
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Actions = append(res.Actions, out)
+	}
+	if err := a.markDelivery(ctx, delivery); err != nil {
+		// Processed and durable; only the replay guard is missing. Redelivering it is
+		// harmless (promotions are idempotent), so acknowledge.
+		a.log.ErrorContext(ctx, "mark webhook delivery", "delivery", delivery, "error", err)
+	}
+	return res, nil
+}
+
+// deliveryProbe is the lifetime of the mark left by the initial check of a delivery.
+const deliveryProbe = time.Millisecond
+
+func deliveryKey(id string) string { return "github:" + id }
+
+// markDelivery remembers a processed delivery for [DeliveryTTL]. If the probe's short mark
+// is still alive (processing took less than [deliveryProbe]) it waits for it to expire.
+func (a *API) markDelivery(ctx context.Context, delivery string) error {
+	wait := 2 * deliveryProbe
+	for range 6 {
+		seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL)
+		if err != nil || !seen {
+			return err
+		}
+		// seen: either the probe's mark is still alive or a concurrent duplicate marked it
+		// already; in both cases marking again once the probe expired is right.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 4
+	}
+	return nil
+}
+
+// parsePush decodes an authenticated push payload.
+func parsePush(payload []byte) (*github.PushEvent, error) {
+	v, err := github.ParseWebHook("push", payload)
+	if err != nil {
+		return nil, &httpError{Status: http.StatusBadRequest, Code: "bad_payload", Msg: "the push payload is not valid JSON", Err: err}
+	}
+	ev, ok := v.(*github.PushEvent)
+	if !ok || ev.GetRef() == "" || ev.GetRepo().GetFullName() == "" {
+		return nil, errorf(http.StatusBadRequest, "bad_payload", "the push payload lacks ref or repository.full_name")
+	}
+	return ev, nil
+}
+
+// planPush decides, without I/O, what a push asks of each configured app. Branch pushes are
+// ignored: registration moves branch channels. It returns the reason when nothing applies.
+func (a *API) planPush(ev *github.PushEvent) ([]tagAction, string) {
+	ref := ev.GetRef()
+	if !strings.HasPrefix(ref, "refs/tags/") {
+		return nil, "only tag pushes promote; branch channels move on registration"
+	}
+	repo := ev.GetRepo().GetFullName()
+	apps := a.appsForRepository(repo)
+	if len(apps) == 0 {
+		return nil, fmt.Sprintf("no app is configured for repository %q", repo)
+	}
+	before := ev.GetBefore()
+	if before == zeroSHA {
+		before = ""
+	}
+	deleted := ev.GetDeleted()
+	// For an annotated tag, "after" is the tag object; head_commit is the commit it points
+	// to. For a lightweight tag both are the commit.
+	commit := strings.ToLower(ev.GetHeadCommit().GetID())
+	if commit == "" {
+		commit = strings.ToLower(ev.GetAfter())
+	}
+	if !deleted && (commit == "" || commit == zeroSHA || !(isHex(commit, 40) || isHex(commit, 64))) {
+		return nil, "the push names no commit"
+	}
+	var out []tagAction
+	for _, app := range apps {
+		ch, ok := app.MatchRef(ref)
+		if !ok {
+			continue
+		}
+		if _, ok := app.Channels[ch]; !ok {
+			continue
+		}
+		act := tagAction{App: app, Channel: ch, Ref: ref, Before: before, Deleted: deleted}
+		if !deleted {
+			act.Commit = commit
+		}
+		out = append(out, act)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Sprintf("no rule maps %q to a channel", ref)
+	}
+	return out, ""
+}
+
+// applyTag carries out one tag action. A tag that moves or is deleted never leaves its
+// channel without a bundle: a moved tag whose new commit has no bundle yet keeps the
+// channel where it is until that bundle registers, and a deleted tag changes no channel.
+func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tagOutcome, bool, error) {
+	app := act.App.ID
+	out := tagOutcome{App: app, Channel: act.Channel, Ref: act.Ref, Commit: act.Commit}
+	if act.Deleted {
+		out.Result = "tag_deleted"
+		cause := fmt.Sprintf("webhook:%s delete %s", delivery, act.Ref)
+		if act.Before != "" {
+			if err := a.cancelPending(ctx, app, act.Before, act.Channel, act.Ref); err != nil {
+				return out, false, err
+			}
+		}
+		st, err := a.store.GetState(ctx, app, act.Channel)
+		if err != nil {
+			return out, false, storeError("get state", err)
+		}
+		out.Version = st.Version
+		err = a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "tag_deleted", Version: st.Version,
+			Cause: cause + " (the channel keeps serving its version)"})
+		if err != nil {
+			return out, false, storeError("append audit", err)
+		}
+		return out, false, nil
+	}
+
+	cause := fmt.Sprintf("webhook:%s push %s", delivery, act.Ref)
+	// The tag no longer points where it did: a promotion still waiting for the old commit
+	// is void. (For annotated tags, Before is the old tag object and matches nothing.)
+	if act.Before != "" && act.Before != act.Commit {
+		if err := a.cancelPending(ctx, app, act.Before, act.Channel, act.Ref); err != nil {
+			return out, false, err
+		}
+	}
+	b, err := a.store.BundleByCommit(ctx, app, act.Commit)
+	switch {
+	case err == nil && !isPRRef(b.Ref):
+		st, moved, err := a.promote(ctx, app, act.Channel, b.Version, cause)
+		if err != nil {
+			return out, false, storeError("promote", err)
+		}
+		out.Version = st.Version
+		out.Result = "unchanged"
+		if moved {
+			out.Result = "promoted"
+		}
+		a.log.InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
+		return out, moved, nil
+	case err == nil || errors.Is(err, channel.ErrNotFound):
+		// No bundle built from the commit yet (or only one built for a pull request):
+		// wait for its registration.
+		p := channel.Pending{Channel: act.Channel, Ref: act.Ref, Cause: cause, Time: a.now().UTC()}
+		a.pendingMu.Lock()
+		err := a.store.AddPending(ctx, app, act.Commit, p)
+		a.pendingMu.Unlock()
+		if err != nil {
+			return out, false, storeError("add pending", err)
+		}
+		if err := a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "pending",
+			Cause: cause + " (waiting for the bundle of " + act.Commit + ")"}); err != nil {
+			return out, false, storeError("append audit", err)
+		}
+		out.Result = "pending"
+		a.log.InfoContext(ctx, "tag push pending", "app", app, "channel", act.Channel, "ref", act.Ref, "commit", act.Commit, "delivery", delivery)
+		return out, false, nil
+	default:
+		return out, false, storeError("bundle by commit", err)
+	}
+}
+
+// cancelPending removes the promotion of (ch, ref) waiting for commit, keeping the others.
+func (a *API) cancelPending(ctx context.Context, app, commit, ch, ref string) error {
+	a.pendingMu.Lock()
+	defer a.pendingMu.Unlock()
+	pend, err := a.store.ListPending(ctx, app, commit)
+	if err != nil {
+		return storeError("list pending", err)
+	}
+	var keep []channel.Pending
+	for _, p := range pend {
+		if p.Channel != ch || p.Ref != ref {
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == len(pend) {
+		return nil
+	}
+	if err := a.store.DeletePending(ctx, app, commit); err != nil {
+		return storeError("delete pending", err)
+	}
+	for _, p := range keep {
+		if err := a.store.AddPending(ctx, app, commit, p); err != nil {
+			return storeError("add pending", err)
+		}
+	}
+	return nil
+}
