@@ -1,0 +1,179 @@
+package device_test
+
+import (
+	"crypto/rsa"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/device"
+)
+
+// publishDelta packages dir as version (zip plus per-file objects) and returns an answer
+// with the manifest, and the stored size of each file by its manifest name.
+func (f *fakeRelay) publishDelta(t *testing.T, dir, version string, key *rsa.PrivateKey) (*channel.UpdateResponse, map[string]int64) {
+	t.Helper()
+	resp := f.publish(t, dir, version+".zip", version, key)
+	var session *archive.SessionKey
+	if key != nil {
+		var err error
+		session, err = archive.UnwrapSessionKey(resp.SessionKey, &key.PublicKey)
+		if err != nil {
+			t.Fatalf("UnwrapSessionKey: %v", err)
+		}
+	}
+	sizes := map[string]int64{}
+	files, err := archive.Delta(t.Context(), dir, archive.DeltaOptions{Key: key, Session: session}, func(df archive.DeltaFile, body io.Reader) error {
+		p := filepath.Join(f.files, filepath.FromSlash(df.Object))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		out, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, body); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatalf("Delta: %v", err)
+	}
+	for _, df := range files {
+		resp.Manifest = append(resp.Manifest, channel.ManifestEntry{FileName: df.FileName, FileHash: df.FileHash, DownloadURL: f.srv.URL + "/files/" + df.Object})
+		sizes[df.FileName] = df.Size
+	}
+	return resp, sizes
+}
+
+func TestManifestUpdateDownloadsOnlyChangedFiles(t *testing.T) {
+	t.Parallel()
+	for _, encrypted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			var key *rsa.PrivateKey
+			var pub *rsa.PublicKey
+			if encrypted {
+				key = newKey(t)
+				pub = &key.PublicKey
+			}
+			c := f.client(t, pub)
+
+			// First install: every file is downloaded.
+			v1, sizes1 := f.publishDelta(t, webDir(t, siteV1), "1.0.1", key)
+			f.setAnswer(v1)
+			res, err := c.Update(t.Context())
+			if err != nil {
+				t.Fatalf("Update v1: %v", err)
+			}
+			var all int64
+			for _, s := range sizes1 {
+				all += s
+			}
+			if res.Bundle.BytesTransferred != all || res.Bundle.FilesReused != 0 {
+				t.Errorf("v1: transferred %d bytes, reused %d; want %d, 0", res.Bundle.BytesTransferred, res.Bundle.FilesReused, all)
+			}
+			c.NotifyAppReady()
+
+			// v2 changes one file: only that file travels.
+			site2 := map[string]string{}
+			for k, v := range siteV1 {
+				site2[k] = v
+			}
+			site2["app.js"] = "CapacitorUpdater.notifyAppReady(); console.log('v2')"
+			v2, sizes2 := f.publishDelta(t, webDir(t, site2), "1.0.2", key)
+			f.setAnswer(v2)
+			res, err = c.Update(t.Context())
+			if err != nil {
+				t.Fatalf("Update v2: %v", err)
+			}
+			b := res.Bundle
+			if b.BytesTransferred != sizes2["app.js"] || b.FilesDownloaded != 1 || b.FilesReused != len(siteV1)-1 {
+				t.Errorf("v2: transferred %d bytes (want %d), downloaded %d (want 1), reused %d (want %d)",
+					b.BytesTransferred, sizes2["app.js"], b.FilesDownloaded, b.FilesReused, len(siteV1)-1)
+			}
+			for name, body := range site2 {
+				got, err := os.ReadFile(filepath.Join(b.Path, filepath.FromSlash(name)))
+				if err != nil || string(got) != body {
+					t.Errorf("%s = %.40q, %v", name, got, err)
+				}
+			}
+		})
+	}
+}
+
+func TestManifestRefusals(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	good, _ := f.publishDelta(t, webDir(t, siteV1), "1.0.1", nil)
+	entry := good.Manifest[0]
+	tests := []struct {
+		name    string
+		entries []channel.ManifestEntry
+		wantErr error
+	}{
+		{"absolute", []channel.ManifestEntry{{FileName: "/etc/passwd", FileHash: entry.FileHash, DownloadURL: entry.DownloadURL}}, device.ErrManifestPathFail},
+		{"dot dot", []channel.ManifestEntry{{FileName: "a/../../x", FileHash: entry.FileHash, DownloadURL: entry.DownloadURL}}, device.ErrManifestPathFail},
+		{"backslash", []channel.ManifestEntry{{FileName: `a\b`, FileHash: entry.FileHash, DownloadURL: entry.DownloadURL}}, device.ErrManifestPathFail},
+		{"duplicate target", []channel.ManifestEntry{{FileName: "x.js", FileHash: entry.FileHash, DownloadURL: entry.DownloadURL}, {FileName: "x.js.br", FileHash: entry.FileHash, DownloadURL: entry.DownloadURL}}, device.ErrManifestPathFail},
+		{"wrong hash", []channel.ManifestEntry{{FileName: entry.FileName, FileHash: "00" + entry.FileHash[2:], DownloadURL: entry.DownloadURL}}, device.ErrManifestChecksumFail},
+		{"missing file", []channel.ManifestEntry{{FileName: entry.FileName, FileHash: entry.FileHash, DownloadURL: f.srv.URL + "/files/none"}}, device.ErrManifestFileFail},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := f.client(t, nil)
+			resp := *good
+			resp.Manifest = tc.entries
+			_, err := c.Download(t.Context(), &resp)
+			if got := device.Code(err); got != tc.wantErr.Error() {
+				t.Errorf("Download = %v (code %q), want %q", err, got, tc.wantErr.Error())
+			}
+		})
+	}
+}
+
+func TestRollbackAfterAppReadyTimeout(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	c := f.client(t, nil)
+	f.setAnswer(f.publish(t, webDir(t, siteV1), "v1.zip", "1.0.1", nil))
+	if _, err := c.Update(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c.NotifyAppReady()
+	broken := map[string]string{"index.html": "broken", "app.js": "throw 1"}
+	f.setAnswer(f.publish(t, webDir(t, broken), "v2.zip", "1.0.2", nil))
+	if _, err := c.Update(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.AppReadyTimeout(t.Context(), 10000)
+	if err != nil {
+		t.Fatalf("AppReadyTimeout: %v", err)
+	}
+	if back != "1.0.1" || c.Running() != "1.0.1" {
+		t.Errorf("after timeout running %q (returned %q), want 1.0.1", c.Running(), back)
+	}
+	want := []string{"download_complete@1.0.1", "set@1.0.1", "download_complete@1.0.2", "set@1.0.2",
+		"app_launch_timeout@1.0.2", "update_fail@1.0.2", "reset@1.0.1"}
+	if diff := cmp.Diff(want, f.actions()); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+	if got := c.Bundles()["1.0.2"].Status; got != device.StatusDeleted {
+		t.Errorf("failed bundle status = %q, want deleted", got)
+	}
+	// A relay that keeps offering the broken version makes the plugin download it again:
+	// this is the loop the relay must break by honouring update_fail.
+	res, err := c.Update(t.Context())
+	if err != nil || res.Reused || res.Outcome != "update" {
+		t.Errorf("re-offer: outcome %q reused %v err %v; want a fresh download", res.Outcome, res.Reused, err)
+	}
+}
