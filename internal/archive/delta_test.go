@@ -1,0 +1,142 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+	"github.com/google/go-cmp/cmp"
+)
+
+func deltaTree(t testing.TB) string {
+	return writeTree(t, map[string]string{
+		"index.html":        "<html></html>",
+		"assets/app.js":     bigText(50000, 4),                      // compressible, >= 8192: .br
+		"assets/small.js":   bigText(8191, 5),                       // under the threshold: raw
+		"assets/random.bin": string(randomBytes(t, 9000)),           // incompressible: raw
+		"assets/empty.txt":  "",                                     // skipped
+		"nested/dir/x.css":  strings.Repeat("body{margin:0}", 1000), // .br
+	})
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte((i*7919 + i*i*31) ^ (i>>3)*131)
+	}
+	h := sha256.New()
+	out := b[:0:0]
+	for len(out) < n { // expand a hash chain: incompressible
+		h.Write(b[:8])
+		s := h.Sum(nil)
+		out = append(out, s...)
+		copy(b, s)
+	}
+	return out[:n]
+}
+
+func TestDelta(t *testing.T) {
+	t.Parallel()
+	priv := sharedKey(t)
+	dir := deltaTree(t)
+	sk, err := NewSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, encrypted := range []bool{false, true} {
+		opts := DeltaOptions{}
+		if encrypted {
+			opts = DeltaOptions{Key: priv, Session: sk}
+		}
+		stored := map[string][]byte{}
+		files, err := Delta(t.Context(), dir, opts, func(f DeltaFile, body io.Reader) error {
+			b, err := io.ReadAll(body)
+			stored[f.FileName] = b
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, f.FileName)
+			b := stored[f.FileName]
+			sum := sha256.Sum256(b)
+			if f.Object != "files/"+hex.EncodeToString(sum[:]) || f.Size != int64(len(b)) {
+				t.Errorf("%s: object %s size %d, want sha of stored bytes and %d", f.FileName, f.Object, f.Size, len(b))
+			}
+			// The device: decrypt, un-brotli, hash, compare with the (opened) file_hash.
+			var r io.Reader = bytes.NewReader(b)
+			if encrypted {
+				r = sk.NewDecrypter(r)
+			}
+			if strings.HasSuffix(f.FileName, ".br") {
+				r = brotli.NewReader(r)
+			}
+			plain, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatalf("%s: %v", f.FileName, err)
+			}
+			orig, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(f.FileName, ".br")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(plain, orig) {
+				t.Errorf("%s: decoded content differs from the original", f.FileName)
+			}
+			psum := sha256.Sum256(plain)
+			var pub = &priv.PublicKey
+			if !encrypted {
+				pub = nil
+			}
+			if err := VerifyChecksum(pub, f.FileHash, psum[:]); err != nil {
+				t.Errorf("%s: file_hash: %v", f.FileName, err)
+			}
+		}
+		want := []string{"assets/app.js.br", "assets/random.bin", "assets/small.js", "index.html", "nested/dir/x.css.br"}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("encrypted=%v: file names (-want +got):\n%s", encrypted, diff)
+		}
+	}
+}
+
+// TestDeltaContentAddressed checks that an unchanged file keeps its object name in the
+// next version while a changed one gets a new name.
+func TestDeltaContentAddressed(t *testing.T) {
+	t.Parallel()
+	objects := func(dir string) map[string]string {
+		m := map[string]string{}
+		_, err := Delta(t.Context(), dir, DeltaOptions{}, func(f DeltaFile, body io.Reader) error {
+			m[f.FileName] = f.Object
+			_, err := io.Copy(io.Discard, body)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	v1 := objects(writeTree(t, map[string]string{"index.html": "v1", "lib.js": bigText(20000, 7)}))
+	v2 := objects(writeTree(t, map[string]string{"index.html": "v2", "lib.js": bigText(20000, 7)}))
+	if v1["lib.js.br"] == "" || v1["lib.js.br"] != v2["lib.js.br"] {
+		t.Errorf("unchanged lib.js: objects %q and %q, want equal", v1["lib.js.br"], v2["lib.js.br"])
+	}
+	if v1["index.html"] == v2["index.html"] {
+		t.Error("changed index.html kept its object name")
+	}
+}
+
+func TestDeltaNeedsSession(t *testing.T) {
+	t.Parallel()
+	_, err := Delta(t.Context(), deltaTree(t), DeltaOptions{Key: sharedKey(t)}, func(DeltaFile, io.Reader) error { return nil })
+	if err == nil {
+		t.Error("Delta with Key and no Session succeeded")
+	}
+}
