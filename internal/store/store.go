@@ -107,53 +107,10 @@ func prepareAudit(e *channel.AuditEntry, app, ch string, now time.Time) {
 
 func now() time.Time { return time.Now().UTC() }
 
-// compareVersions orders version names naturally: runs of digits compare as numbers, other
-// runs as strings, so 1.2.10 sorts after 1.2.9.
-func compareVersions(a, b string) int {
-	for a != "" && b != "" {
-		ra, rb := run(a), run(b)
-		da, db := isDigit(ra[0]), isDigit(rb[0])
-		switch {
-		case da && db:
-			na, nb := strings.TrimLeft(ra, "0"), strings.TrimLeft(rb, "0")
-			if c := len(na) - len(nb); c != 0 {
-				return c
-			}
-			if c := strings.Compare(na, nb); c != 0 {
-				return c
-			}
-		case da != db:
-			if da {
-				return -1
-			}
-			return 1
-		default:
-			if c := strings.Compare(ra, rb); c != 0 {
-				return c
-			}
-		}
-		a, b = a[len(ra):], b[len(rb):]
-	}
-	return len(a) - len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func run(s string) string {
-	d := isDigit(s[0])
-	i := 1
-	for i < len(s) && isDigit(s[i]) == d {
-		i++
-	}
-	return s[:i]
-}
-
+// sortStats orders stats by version, as the domain orders versions.
 func sortStats(st []channel.VersionStats) {
 	slices.SortFunc(st, func(a, b channel.VersionStats) int {
-		if c := compareVersions(a.Version, b.Version); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Version, b.Version)
+		return channel.CompareVersions(a.Version, b.Version)
 	})
 }
 

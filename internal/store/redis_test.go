@@ -1,0 +1,216 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/store/storetest"
+)
+
+func redisURL(p *peers.Process) string { return "redis://" + p.Addr + "/0" }
+
+func openRedisT(t *testing.T, url string, opts RedisOptions) *Redis {
+	t.Helper()
+	r, err := OpenRedis(t.Context(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRedisConformance(t *testing.T) {
+	t.Parallel()
+	srv := peers.Redis(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return openRedisT(t, redisURL(srv), RedisOptions{})
+	})
+}
+
+func TestRedisShared(t *testing.T) {
+	t.Parallel()
+	srv := peers.Redis(t)
+	storetest.RunShared(t, func(t *testing.T) storetest.Store {
+		return openRedisT(t, redisURL(srv), RedisOptions{})
+	})
+}
+
+// TestRedisDurability kills redis-server (SIGKILL) after the writes and restarts it: with
+// AOF and appendfsync always, every acknowledged write survives.
+func TestRedisDurability(t *testing.T) {
+	t.Parallel()
+	srv := peers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	storetest.RunDurability(t, func(t *testing.T) storetest.Store {
+		return openRedisT(t, redisURL(srv), RedisOptions{})
+	}, func(t *testing.T) {
+		srv.Stop()
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRedisUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	addr := "127.0.0.1:" + strconv.Itoa(peers.FreePort(t))
+	start := time.Now()
+	_, err := OpenRedis(ctx, "redis://"+addr, RedisOptions{})
+	if !errors.Is(err, channel.ErrUnavailable) {
+		t.Fatalf("OpenRedis of a closed port: err = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("OpenRedis of a closed port took %s, want well under 3s", d)
+	}
+
+	r := openRedisT(t, "redis://"+addr, RedisOptions{Lazy: true})
+	app := storetest.NewApp(t)
+	calls := map[string]func() error{
+		"Ping":      func() error { return r.Ping(ctx) },
+		"GetBundle": func() error { _, err := r.GetBundle(ctx, app, "1.0.0"); return err },
+		"PutBundle": func() error { _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); return err },
+		"UpdateState": func() error {
+			_, err := r.UpdateState(ctx, app, "production", func(*channel.State) (*channel.AuditEntry, error) {
+				return &channel.AuditEntry{Action: "promote"}, nil
+			})
+			return err
+		},
+		"SeenDelivery":   func() error { _, err := r.SeenDelivery(ctx, "d", time.Hour); return err },
+		"FailedVersions": func() error { _, err := r.FailedVersions(ctx, app, "d"); return err },
+		"RecordStats": func() error {
+			return r.RecordStats(ctx, app, []channel.StatEvent{{Device: "d", Version: "1", Action: "set"}})
+		},
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if !errors.Is(err, channel.ErrUnavailable) {
+			t.Errorf("%s on an unreachable Redis: err = %v, want ErrUnavailable", name, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s on an unreachable Redis took %s", name, d)
+		}
+	}
+}
+
+// TestRedisOutage stops the server under a connected store, checks errors wrap
+// ErrUnavailable, and that the store recovers when the server is back.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{})
+	app := storetest.NewApp(t)
+	if _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := r.GetBundle(ctx, app, "1.0.0"); !errors.Is(err, channel.ErrUnavailable) {
+		t.Errorf("GetBundle during the outage: err = %v, want ErrUnavailable", err)
+	}
+	if err := r.Ping(ctx); !errors.Is(err, channel.ErrUnavailable) {
+		t.Errorf("Ping during the outage: err = %v, want ErrUnavailable", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The server came back empty (no persistence): the store works again.
+	if err := r.Ping(ctx); err != nil {
+		t.Errorf("Ping after the outage = %v", err)
+	}
+	if _, created, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); err != nil || !created {
+		t.Errorf("PutBundle after the outage = %v, %v", created, err)
+	}
+}
+
+func TestRedisCancelledIsNotUnavailable(t *testing.T) {
+	t.Parallel()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := r.GetBundle(ctx, "com.example.app", "1")
+	if !errors.Is(err, context.Canceled) || errors.Is(err, channel.ErrUnavailable) {
+		t.Errorf("GetBundle with a cancelled ctx: err = %v, want context.Canceled only", err)
+	}
+}
+
+// TestRedisBounds checks the growth bounds and key layout on the server itself.
+func TestRedisBounds(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{AuditLimit: 5, FailedTTL: time.Hour, PendingTTL: 2 * time.Hour})
+	app := "com.example.app"
+	for i := range 12 {
+		if _, err := r.UpdateState(ctx, app, "production", func(s *channel.State) (*channel.AuditEntry, error) {
+			s.Version = strconv.Itoa(i)
+			return &channel.AuditEntry{Action: "promote", Version: s.Version}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AppendAudit(ctx, channel.AuditEntry{App: app, Action: "register", Version: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.rdb.LLen(ctx, "ferry:{com.example.app}:audit").Val(); n != 5 {
+		t.Errorf("audit list length = %d, want 5", n)
+	}
+	if err := r.RecordStats(ctx, app, []channel.StatEvent{{Device: "d1", Version: "1.0.0", Action: "update_fail"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddPending(ctx, app, "abc", channel.Pending{Channel: "production", Ref: "refs/tags/v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SeenDelivery(ctx, "delivery-1", 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]time.Duration{
+		"ferry:{com.example.app}:failed:d1":   time.Hour,
+		"ferry:{com.example.app}:pending:abc": 2 * time.Hour,
+		"ferry:delivery:delivery-1":           30 * time.Minute,
+	} {
+		ttl := r.rdb.PTTL(ctx, key).Val()
+		if ttl <= want-time.Minute || ttl > want {
+			t.Errorf("PTTL(%s) = %s, want about %s", key, ttl, want)
+		}
+	}
+	keys := r.rdb.Keys(ctx, "*").Val()
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "ferry:{com.example.app}:") && !strings.HasPrefix(k, "ferry:delivery:") && k != schemaKey {
+			t.Errorf("key %q is outside the documented layout", k)
+		}
+	}
+	if v := r.rdb.Get(ctx, schemaKey).Val(); v != strconv.Itoa(SchemaVersion) {
+		t.Errorf("schema key = %q, want %d", v, SchemaVersion)
+	}
+}
+
+func TestRedisSchemaMismatch(t *testing.T) {
+	t.Parallel()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{})
+	if err := r.rdb.Set(t.Context(), schemaKey, "999", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenRedis(t.Context(), redisURL(srv), RedisOptions{}); !errors.Is(err, ErrSchema) {
+		t.Errorf("OpenRedis of a newer schema: err = %v, want ErrSchema", err)
+	}
+}
+
+func TestRedisBadURL(t *testing.T) {
+	t.Parallel()
+	_, err := OpenRedis(t.Context(), "redis-cluster://user:s3cret@h1:1,,h2", RedisOptions{})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("OpenRedis(bad url) err = %v, want ErrInvalid", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q leaks the password", err)
+	}
+}
