@@ -103,6 +103,7 @@ func TestVerifyCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			code, out, errOut := runFerry(t, append(append([]string{}, base...), tc.args...)...)
+			t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 			if code != tc.wantCode {
 				t.Fatalf("ferry verify %v = exit %d, want %d\nstdout: %s\nstderr: %s", tc.args, code, tc.wantCode, out, errOut)
 			}
