@@ -1,0 +1,577 @@
+package control
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+func TestRegisterOIDC(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tests := []struct {
+		name     string
+		token    func(e *env) string
+		body     func() *channel.Bundle
+		wantCode int
+		wantErr  string // error code of a refusal
+		// for accepted registrations:
+		wantChannel  string
+		wantPromoted bool
+		wantRef      string
+	}{
+		{
+			name:     "valid push to main moves beta",
+			token:    func(e *env) string { return e.issuer.token(t, e.issuer.claims(now)) },
+			wantCode: http.StatusCreated, wantChannel: "beta", wantPromoted: true, wantRef: mainRef,
+		},
+		{
+			name: "wrong audience",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["aud"] = "https://someone-else.example.com"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
+		},
+		{
+			name: "expired",
+			token: func(e *env) string {
+				c := e.issuer.claims(now.Add(-time.Hour))
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusUnauthorized, wantErr: "token_expired",
+		},
+		{
+			name: "another repository",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["repository"] = "mallory/fork-of-mobile-app"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusForbidden, wantErr: "repository_not_allowed",
+		},
+		{
+			name:     "signed by another key with the issuer's key id",
+			token:    func(e *env) string { return signJWT(t, testRSAKey(t, 1), e.issuer.kid, e.issuer.claims(now)) },
+			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
+		},
+		{
+			name: "another issuer",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["iss"] = "https://token.actions.githubusercontent.com"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
+		},
+		{
+			name:     "not a JWT",
+			token:    func(e *env) string { return "not.a.jwt" },
+			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
+		},
+		{
+			name: "token without GitHub claims",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				delete(c, "sha")
+				delete(c, "repository")
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
+		},
+		{
+			name: "pull request ref registers but moves nothing",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["ref"] = "refs/pull/42/merge"
+				c["event_name"] = "pull_request"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusCreated, wantChannel: "", wantPromoted: false, wantRef: "refs/pull/42/merge",
+		},
+		{
+			name: "pull request with an explicit channel moves nothing",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["ref"] = "refs/pull/42/merge"
+				c["event_name"] = "pull_request"
+				return e.issuer.token(t, c)
+			},
+			body: func() *channel.Bundle {
+				b := testBundle("1.0.0", "")
+				b.Channel = "production"
+				return b
+			},
+			wantCode: http.StatusCreated, wantChannel: "production", wantPromoted: false, wantRef: "refs/pull/42/merge",
+		},
+		{
+			name: "pull_request_target on main moves nothing",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["event_name"] = "pull_request_target"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusCreated, wantChannel: "beta", wantPromoted: false, wantRef: mainRef,
+		},
+		{
+			name: "tag ref moves production",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["ref"] = "refs/tags/v1.0.0"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusCreated, wantChannel: "production", wantPromoted: true, wantRef: "refs/tags/v1.0.0",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			before := e.snapshot()
+			b := testBundle("1.0.0", "")
+			if tc.body != nil {
+				b = tc.body()
+			}
+			b.Ref = "" // ref and commit come from the token
+			w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(tc.token(e)))
+			if w.Code != tc.wantCode {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.wantCode, w.Body)
+			}
+			if tc.wantErr != "" {
+				code, msg := errorBody(t, w)
+				if code != tc.wantErr {
+					t.Errorf("error = %q (%s), want %q", code, msg, tc.wantErr)
+				}
+				if got := w.Header().Get("WWW-Authenticate"); w.Code == http.StatusUnauthorized && got == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+				e.unchanged(before)
+				if n := e.changes.count(); n != 0 {
+					t.Errorf("OnChange called %d times for a refusal", n)
+				}
+				return
+			}
+			r := decodeRegistration(t, w)
+			if r.Channel != tc.wantChannel || r.Promoted != tc.wantPromoted || !r.Created {
+				t.Errorf("registration = channel %q promoted %v created %v, want %q %v true (%s)", r.Channel, r.Promoted, r.Created, tc.wantChannel, tc.wantPromoted, r.Reason)
+			}
+			stored, err := e.store.GetBundle(t.Context(), appID, "1.0.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.Commit != commitA || stored.Ref != tc.wantRef || stored.Repository != repo {
+				t.Errorf("stored commit/ref/repository = %q %q %q, want %q %q %q", stored.Commit, stored.Ref, stored.Repository, commitA, tc.wantRef, repo)
+			}
+			if tc.wantChannel != "" {
+				st := e.state(tc.wantChannel)
+				want := ""
+				if tc.wantPromoted {
+					want = "1.0.0"
+				}
+				if st.Version != want {
+					t.Errorf("channel %s serves %q, want %q", tc.wantChannel, st.Version, want)
+				}
+			}
+			for _, ch := range []string{"production", "beta", "staging"} {
+				if ch != tc.wantChannel || !tc.wantPromoted {
+					if v := e.state(ch).Version; v != "" {
+						t.Errorf("channel %s moved to %q", ch, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRegisterOIDCTokenClaimsWinOverBody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitB)   // the body claims commitB…
+	b.Ref = "refs/tags/channel/staging" // …and a ref that would move staging
+	w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, e.issuer.claims(time.Now()))))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	stored, err := e.store.GetBundle(t.Context(), appID, "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Commit != commitA || stored.Ref != mainRef {
+		t.Errorf("stored commit, ref = %q, %q; want the token's %q, %q", stored.Commit, stored.Ref, commitA, mainRef)
+	}
+	if v := e.state("staging").Version; v != "" {
+		t.Errorf("staging moved to %q from the body's ref", v)
+	}
+	if v := e.state("beta").Version; v != "1.0.0" {
+		t.Errorf("beta = %q, want 1.0.0 (the token's ref)", v)
+	}
+}
+
+func TestRegisterOIDCDiscoveryOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	for i, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+		w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle(v, "")), bearerHeader(e.issuer.token(t, e.issuer.claims(time.Now()))))
+		if w.Code != http.StatusCreated {
+			t.Fatalf("registration %d: status %d: %s", i, w.Code, w.Body)
+		}
+	}
+	if n := e.issuer.hits.Load(); n != 1 {
+		t.Errorf("discovery fetched %d times, want 1", n)
+	}
+}
+
+func TestRegisterOIDCIssuerDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	tok := e.issuer.token(t, e.issuer.claims(time.Now()))
+	e.issuer.srv.Close()
+	before := e.snapshot()
+	w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("1.0.0", "")), bearerHeader(tok))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if code, _ := errorBody(t, w); code != "oidc_unavailable" {
+		t.Errorf("error = %q, want oidc_unavailable", code)
+	}
+	e.unchanged(before)
+}
+
+func TestRegisterHMAC(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tests := []struct {
+		name     string
+		env      envOptions
+		headers  func(body []byte) http.Header
+		wantCode int
+		wantErr  string
+	}{
+		{"valid", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now, b) }, http.StatusCreated, ""},
+		{"valid, clock 4 minutes ahead", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now.Add(4*time.Minute), b) }, http.StatusCreated, ""},
+		{"stale", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now.Add(-6*time.Minute), b) }, http.StatusUnauthorized, "stale_signature"},
+		{"from the future", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now.Add(6*time.Minute), b) }, http.StatusUnauthorized, "stale_signature"},
+		{"wrong secret", envOptions{}, func(b []byte) http.Header { return hmacHeaders("guess", now, b) }, http.StatusUnauthorized, "bad_signature"},
+		{"signature of another body", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now, append([]byte(" "), b...)) }, http.StatusUnauthorized, "bad_signature"},
+		{"timestamp changed after signing", envOptions{}, func(b []byte) http.Header {
+			h := hmacHeaders(hmacSecret, now, b)
+			h.Set(HeaderTimestamp, fmt.Sprint(now.Unix()+1))
+			return h
+		}, http.StatusUnauthorized, "bad_signature"},
+		{"missing timestamp", envOptions{}, func(b []byte) http.Header {
+			h := hmacHeaders(hmacSecret, now, b)
+			h.Del(HeaderTimestamp)
+			return h
+		}, http.StatusUnauthorized, "bad_signature"},
+		{"no sha256= prefix", envOptions{}, func(b []byte) http.Header {
+			h := hmacHeaders(hmacSecret, now, b)
+			h.Set(HeaderSignature, strings.TrimPrefix(h.Get(HeaderSignature), "sha256="))
+			return h
+		}, http.StatusUnauthorized, "bad_signature"},
+		{"no credentials", envOptions{}, func(b []byte) http.Header { return http.Header{} }, http.StatusUnauthorized, "unauthenticated"},
+		{"basic auth", envOptions{}, func(b []byte) http.Header { return http.Header{"Authorization": {"Basic YTpi"}} }, http.StatusUnauthorized, "unauthenticated"},
+		{"HMAC disabled", envOptions{noHMAC: true}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now, b) }, http.StatusUnauthorized, "hmac_disabled"},
+		{"OIDC disabled", envOptions{noOIDC: true}, func(b []byte) http.Header { return bearerHeader("x.y.z") }, http.StatusUnauthorized, "oidc_disabled"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.env)
+			before := e.snapshot()
+			body := mustJSON(t, testBundle("1.0.0", commitA))
+			w := e.do("POST", "/api/v1/bundles", body, tc.headers(body))
+			if w.Code != tc.wantCode {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.wantCode, w.Body)
+			}
+			if tc.wantErr == "" {
+				r := decodeRegistration(t, w)
+				if !r.Promoted || r.Channel != "beta" || r.Bundle.Repository != repo || r.Bundle.Commit != commitA || r.Bundle.CreatedAt.IsZero() {
+					t.Errorf("registration = %+v", r)
+				}
+				return
+			}
+			if code, msg := errorBody(t, w); code != tc.wantErr {
+				t.Errorf("error = %q (%s), want %q", code, msg, tc.wantErr)
+			}
+			e.unchanged(before)
+		})
+	}
+}
+
+func TestRegisterIdempotentAndConflict(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitA)
+	first := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	auditAfterFirst := e.audit()
+	if len(auditAfterFirst) != 2 {
+		t.Fatalf("audit after first registration = %+v, want register and promote", auditAfterFirst)
+	}
+	wantActions := []string{"promote", "register"} // newest first
+	for i, a := range auditAfterFirst {
+		if a.Action != wantActions[i] || a.Version != "1.0.0" || !strings.HasPrefix(a.Cause, "registration acme/mobile-app@"+commitA+" refs/heads/main") {
+			t.Errorf("audit[%d] = %+v", i, a)
+		}
+	}
+
+	// The same registration again is a no-op success.
+	again := decodeRegistration(t, e.registerHMAC(b, http.StatusOK))
+	if again.Created || again.Promoted {
+		t.Errorf("re-registration created=%v promoted=%v, want false false", again.Created, again.Promoted)
+	}
+	if diff := cmp.Diff(first.Bundle, again.Bundle); diff != "" {
+		t.Errorf("re-registration returned another bundle (-first +again):\n%s", diff)
+	}
+
+	// Same version, another checksum: 409 and nothing changes.
+	before := e.snapshot()
+	other := testBundle("1.0.0", commitA)
+	other.Checksum = strings.Repeat("0", 64)
+	other.SHA256 = other.Checksum
+	body := mustJSON(t, other)
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusConflict {
+		t.Fatalf("conflicting registration: status %d: %s", w.Code, w.Body)
+	}
+	if code, msg := errorBody(t, w); code != "version_conflict" || !strings.Contains(msg, "another checksum") {
+		t.Errorf("conflict error = %q %q", code, msg)
+	}
+	e.unchanged(before)
+}
+
+func TestRegisterLateRetryDoesNotMoveChannelBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
+	// A delayed retry of the first registration arrives.
+	r := decodeRegistration(t, e.registerHMAC(testBundle("1.0.0", commitA), http.StatusOK))
+	if r.Promoted {
+		t.Error("late retry promoted")
+	}
+	if v := e.state("beta").Version; v != "1.0.1" {
+		t.Errorf("beta = %q, want 1.0.1", v)
+	}
+}
+
+func TestRegisterRetryCompletesInterruptedPromotion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.store.failNext("UpdateState", 1)
+	b := testBundle("1.0.0", commitA)
+	body := mustJSON(t, b)
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if code, _ := errorBody(t, w); code != "store_unavailable" {
+		t.Errorf("error = %q", code)
+	}
+	// The bundle was stored but the channel did not move; the action retries.
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusOK))
+	if !r.Promoted || e.state("beta").Version != "1.0.0" {
+		t.Errorf("retry: promoted=%v beta=%q; want the interrupted promotion completed", r.Promoted, e.state("beta").Version)
+	}
+}
+
+func TestRegisterStoreUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	before := e.snapshot()
+	e.store.failNext("PutBundle", 1)
+	body := mustJSON(t, testBundle("1.0.0", commitA))
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != fmt.Sprint(RetryAfter) {
+		t.Fatalf("status %d Retry-After %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	e.unchanged(before)
+}
+
+func TestRegisterExplicitChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitA)
+	b.Channel = "staging"
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if r.Channel != "staging" || !r.Promoted {
+		t.Errorf("registration = %+v", r)
+	}
+	if e.state("staging").Version != "1.0.0" || e.state("beta").Version != "" {
+		t.Errorf("staging=%q beta=%q; want only staging moved", e.state("staging").Version, e.state("beta").Version)
+	}
+
+	before := e.snapshot()
+	b = testBundle("1.0.1", commitB)
+	b.Channel = "nightly"
+	body := mustJSON(t, b)
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusBadRequest {
+		t.Fatalf("unknown channel: status %d: %s", w.Code, w.Body)
+	}
+	if code, _ := errorBody(t, w); code != "channel_not_found" {
+		t.Errorf("error = %q", code)
+	}
+	e.unchanged(before)
+}
+
+func TestRegisterNoRuleMatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitA)
+	b.Ref = "refs/heads/feature/login"
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if r.Channel != "" || r.Promoted || !strings.Contains(r.Reason, "no rule") {
+		t.Errorf("registration = %+v", r)
+	}
+}
+
+func TestRegisterRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		mutate   func(b *channel.Bundle)
+		raw      string // body used instead of the bundle when set
+		wantCode int
+		wantErr  string
+		wantMsg  string
+	}{
+		{name: "unknown field", raw: `{"app_id":"com.example.app","version":"1.0.0","evil":true}`, wantCode: 400, wantErr: "invalid_json", wantMsg: "evil"},
+		{name: "two objects", raw: `{"app_id":"x"}{"app_id":"y"}`, wantCode: 400, wantErr: "invalid_json"},
+		{name: "not JSON", raw: `app_id=x`, wantCode: 400, wantErr: "invalid_json"},
+		{name: "array", raw: `[]`, wantCode: 400, wantErr: "invalid_json"},
+		{name: "unknown app", mutate: func(b *channel.Bundle) { b.AppID = "com.example.nope" }, wantCode: 404, wantErr: "app_not_found"},
+		{name: "empty version", mutate: func(b *channel.Bundle) { b.Version = "" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "version: required"},
+		{name: "builtin version", mutate: func(b *channel.Bundle) { b.Version = "builtin" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "reserved"},
+		{name: "unknown version", mutate: func(b *channel.Bundle) { b.Version = "unknown" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "reserved"},
+		{name: "version with slash", mutate: func(b *channel.Bundle) { b.Version = "1.0/../2" }, wantCode: 400, wantErr: "invalid_bundle"},
+		{name: "ftp url", mutate: func(b *channel.Bundle) { b.URL = "ftp://example.com/web.zip" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "url: must be an http or https URL"},
+		{name: "url with credentials", mutate: func(b *channel.Bundle) { b.URL = "https://user:pw@example.com/web.zip" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "credentials"},
+		{name: "relative url", mutate: func(b *channel.Bundle) { b.URL = "/web.zip" }, wantCode: 400, wantErr: "invalid_bundle"},
+		{name: "short checksum", mutate: func(b *channel.Bundle) { b.Checksum = "abc" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "64 lowercase hex"},
+		{name: "uppercase checksum", mutate: func(b *channel.Bundle) { b.Checksum = strings.ToUpper(b.Checksum) }, wantCode: 400, wantErr: "invalid_bundle"},
+		{name: "plain checksum differs from sha256", mutate: func(b *channel.Bundle) { b.Checksum = strings.Repeat("1", 64) }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "equal sha256"},
+		{name: "V3 checksum without session key", mutate: func(b *channel.Bundle) { b.Checksum = strings.Repeat("a", 512) }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "session_key is empty"},
+		{name: "encrypted with plain checksum", mutate: func(b *channel.Bundle) {
+			*b = *encryptedBundle("1.0.0", commitA)
+			b.Checksum = b.SHA256
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "512 lowercase hex"},
+		{name: "encrypted without key id", mutate: func(b *channel.Bundle) {
+			*b = *encryptedBundle("1.0.0", commitA)
+			b.KeyID = ""
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "key_id is required"},
+		{name: "session key one part", mutate: func(b *channel.Bundle) {
+			*b = *encryptedBundle("1.0.0", commitA)
+			b.SessionKey = "abcd"
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "session_key"},
+		{name: "session key short iv", mutate: func(b *channel.Bundle) {
+			*b = *encryptedBundle("1.0.0", commitA)
+			_, key, _ := strings.Cut(b.SessionKey, ":")
+			b.SessionKey = "AAAA:" + key
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "IV must be 16 bytes"},
+		{name: "key id without session key", mutate: func(b *channel.Bundle) { b.KeyID = "MIIBCgKCAQEAwsCct5LR" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "key_id is set"},
+		{name: "sha256 missing", mutate: func(b *channel.Bundle) { b.SHA256 = "" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "sha256"},
+		{name: "zero size", mutate: func(b *channel.Bundle) { b.Size = 0 }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "size"},
+		{name: "negative size", mutate: func(b *channel.Bundle) { b.Size = -5 }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "size"},
+		{name: "bad native range", mutate: func(b *channel.Bundle) { b.Native = ">=banana" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "native"},
+		{name: "short commit", mutate: func(b *channel.Bundle) { b.Commit = "6113728" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "commit"},
+		{name: "HMAC without commit", mutate: func(b *channel.Bundle) { b.Commit = "" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "commit is required"},
+		{name: "short ref", mutate: func(b *channel.Bundle) { b.Ref = "main" }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "ref"},
+		{name: "created_at set", mutate: func(b *channel.Bundle) { b.CreatedAt = time.Unix(1, 0) }, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "created_at"},
+		{name: "foreign repository", mutate: func(b *channel.Bundle) { b.Repository = "mallory/app" }, wantCode: 403, wantErr: "repository_not_allowed"},
+		{name: "manifest traversal", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{{FileName: "../../etc/passwd", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/x"}}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "contains . or .. segments"},
+		{name: "manifest absolute", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{{FileName: "/index.html", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/x"}}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "absolute path"},
+		{name: "manifest backslash", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{{FileName: "assets\\app.js", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/x"}}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "backslash"},
+		{name: "manifest NUL", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{{FileName: "index.html\x00.png", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/x"}}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "NUL"},
+		{name: "manifest duplicate target", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{
+				{FileName: "app.js", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/a"},
+				{FileName: "app.js.br", FileHash: b.SHA256, DownloadURL: "https://cdn.example.com/b"},
+			}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "same file"},
+		{name: "manifest bad hash", mutate: func(b *channel.Bundle) {
+			b.Manifest = []channel.ManifestEntry{{FileName: "index.html", FileHash: "nothex", DownloadURL: "https://cdn.example.com/x"}}
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "file_hash"},
+		{name: "every problem at once", mutate: func(b *channel.Bundle) {
+			b.Version, b.URL, b.Size = "", "nope", 0
+		}, wantCode: 400, wantErr: "invalid_bundle", wantMsg: "size must be"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			e.registerHMAC(testBundle("0.9.0", commitC), http.StatusCreated)
+			before := e.snapshot()
+			var body []byte
+			if tc.raw != "" {
+				body = []byte(tc.raw)
+			} else {
+				b := testBundle("1.0.0", commitA)
+				tc.mutate(b)
+				body = mustJSON(t, b)
+			}
+			w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+			if w.Code != tc.wantCode {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.wantCode, w.Body)
+			}
+			code, msg := errorBody(t, w)
+			if code != tc.wantErr || !strings.Contains(msg, tc.wantMsg) {
+				t.Errorf("error = %q %q, want %q containing %q", code, msg, tc.wantErr, tc.wantMsg)
+			}
+			e.unchanged(before)
+		})
+	}
+}
+
+func TestRegisterEveryProblemListed(t *testing.T) {
+	t.Parallel()
+	b := testBundle("", commitA)
+	b.URL, b.Size, b.SHA256 = "nope", 0, "x"
+	_, err := parseBundle(mustJSON(t, b))
+	if err == nil {
+		t.Fatal("parseBundle accepted a bad bundle")
+	}
+	for _, want := range []string{"version: required", "url:", "size must be", "sha256 must be"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not list %q", err, want)
+		}
+	}
+}
+
+func TestRegisterEncryptedBundle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := encryptedBundle("2.0.0", commitA)
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	b.Repository = repo
+	b.CreatedAt = r.Bundle.CreatedAt
+	if diff := cmp.Diff(b, r.Bundle); diff != "" {
+		t.Errorf("stored bundle (-sent +stored):\n%s", diff)
+	}
+}
+
+func TestRegisterBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	before := e.snapshot()
+	body := make([]byte, MaxRegistrationBody+1)
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	e.unchanged(before)
+}
