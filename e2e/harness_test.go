@@ -1,0 +1,517 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/device"
+	"github.com/ferryhq/ferry/internal/peers"
+)
+
+// Secrets the relay is started with in every scenario.
+const (
+	adminToken    = "e2e-admin-token"
+	webhookSecret = "e2e-webhook-secret"
+	hmacSecret    = "e2e-hmac-secret"
+	// repository is the GitHub repository allowed to publish the test apps.
+	repository = "acme/mobile-app"
+	// Apps of the relay configuration: one that ships encrypted bundles, one that does not.
+	appEnc   = "com.example.enc"
+	appPlain = "com.example.plain"
+)
+
+// relayConfig is the relay's app configuration for every scenario.
+const relayConfig = `apps:
+  - id: com.example.enc
+    repository: acme/mobile-app
+    default_channel: production
+    channels:
+      production: { public: true }
+      beta: { allow_device_self_set: true }
+    rules:
+      - { ref: refs/heads/main, channel: beta }
+      - { ref: "refs/tags/v*", channel: production }
+      - { ref: "refs/tags/channel/*", channel: "$1" }
+  - id: com.example.plain
+    repository: acme/plain-app
+    default_channel: production
+    channels:
+      production: {}
+    rules:
+      - { ref: "refs/tags/v*", channel: production }
+`
+
+var binBuild struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  string
+}
+
+// binaries builds cmd/relay and cmd/action once per test binary and returns their paths.
+func binaries(t *testing.T) (relayBin, actionBin string) {
+	t.Helper()
+	binBuild.once.Do(func() {
+		binBuild.dir, binBuild.err = os.MkdirTemp("", "ferry-e2e-bin-")
+		if binBuild.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binBuild.dir+string(os.PathSeparator), "./cmd/relay", "./cmd/action")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+		out, err := cmd.CombinedOutput()
+		binBuild.out, binBuild.err = string(out), err
+	})
+	if binBuild.err != nil {
+		t.Fatalf("build cmd/relay and cmd/action: %v\n%s", binBuild.err, binBuild.out)
+	}
+	return filepath.Join(binBuild.dir, "relay"), filepath.Join(binBuild.dir, "action")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binBuild.dir != "" {
+		os.RemoveAll(binBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// env is one scenario's world: a private redis-server, the relay binary on it, a fake
+// GitHub API for the action, and a static server standing in for the bucket's CDN.
+type env struct {
+	t        *testing.T
+	relayURL string
+	relayLog *syncBuffer
+	redis    *peers.Process
+	// bucketDir is the file:// destination; filesURL serves it over HTTP (with Range).
+	bucketDir string
+	filesURL  string
+	github    *fakeGitHub
+	actionBin string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	relayBin, actionBin := binaries(t)
+	e := &env{t: t, actionBin: actionBin, redis: peers.Redis(t), bucketDir: t.TempDir(), relayLog: &syncBuffer{}}
+	files := httptest.NewServer(http.FileServer(http.Dir(e.bucketDir)))
+	t.Cleanup(files.Close)
+	e.filesURL = files.URL
+	e.github = newFakeGitHub(t)
+
+	cfg := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(cfg, []byte(relayConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
+	cmd := exec.Command(relayBin, "--config", cfg, "--addr", addr, "--redis-url", "redis://"+e.redis.Addr,
+		"--rate-limit", "0", "--snapshot-ttl", "100ms", "--log-format", "text", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret)
+	cmd.Stdout, cmd.Stderr = e.relayLog, e.relayLog
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start relay: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("relay log:\n%s", e.relayLog.String())
+		}
+	})
+	e.relayURL = "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.relayURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("relay not ready at %s: %v\n%s", e.relayURL, err, e.relayLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return e
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fakeGitHub stands in for api.github.com and github.com (the only fake in this suite):
+// it answers 404 to everything and records what the action asked.
+type fakeGitHub struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	hits []string
+}
+
+func newFakeGitHub(t *testing.T) *fakeGitHub {
+	t.Helper()
+	g := &fakeGitHub{}
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		g.hits = append(g.hits, r.Method+" "+r.URL.Path)
+		g.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"Not Found"}`)
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+// commitSHA returns a stable 40-hex commit id for a label.
+func commitSHA(label string) string {
+	s := sha1.Sum([]byte(label))
+	return hex.EncodeToString(s[:])
+}
+
+// build is one CI run of the action.
+type build struct {
+	App     string
+	Version string
+	Ref     string // e.g. refs/heads/main or refs/tags/v1.0.0
+	Commit  string // 40 hex; default commitSHA(Version)
+	Dir     string // web build directory
+	Key     *rsa.PrivateKey
+	Native  string // semver range of native versions; empty: any
+	Delta   bool   // also publish per-file objects and a manifest
+	// Destination overrides the file:// bucket (e.g. an s3:// URL); PublicBaseURL and
+	// ExtraEnv go with it.
+	Destination   string
+	PublicBaseURL string
+	ExtraEnv      []string
+}
+
+// publish runs the built action binary the way the GitHub runner runs the container:
+// INPUT_* variables (dashes kept) and the GITHUB_* runner environment. It returns the
+// step outputs.
+func (e *env) publish(t *testing.T, b build) map[string]string {
+	t.Helper()
+	if b.Commit == "" {
+		b.Commit = commitSHA(b.Version)
+	}
+	work := t.TempDir()
+	outputs := filepath.Join(work, "github_output")
+	event := filepath.Join(work, "event.json")
+	owner, _, _ := strings.Cut(repository, "/")
+	if b.App == appPlain {
+		owner = "acme"
+	}
+	repo := repository
+	if b.App == appPlain {
+		repo = "acme/plain-app"
+	}
+	ev := fmt.Sprintf(`{"ref":%q,"after":%q,"repository":{"full_name":%q,"name":%q,"owner":{"login":%q,"name":%q},"visibility":"public"}}`,
+		b.Ref, b.Commit, repo, strings.TrimPrefix(repo, owner+"/"), owner, owner)
+	for _, f := range []string{outputs, filepath.Join(work, "summary"), filepath.Join(work, "env"), filepath.Join(work, "state")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(event, []byte(ev), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest, base := b.Destination, b.PublicBaseURL
+	if dest == "" {
+		dest, base = "file://"+filepath.ToSlash(e.bucketDir), e.filesURL
+	}
+	refType, refName := "branch", strings.TrimPrefix(b.Ref, "refs/heads/")
+	if strings.HasPrefix(b.Ref, "refs/tags/") {
+		refType, refName = "tag", strings.TrimPrefix(b.Ref, "refs/tags/")
+	}
+	inputs := map[string]string{
+		"app-id":          b.App,
+		"build-dir":       b.Dir,
+		"version":         b.Version,
+		"destination":     dest,
+		"public-base-url": base,
+		"relay-url":       e.relayURL,
+		"relay-secret":    hmacSecret,
+		"signing":         "none",
+		"native":          b.Native,
+		"delta":           fmt.Sprint(b.Delta),
+	}
+	if b.Key != nil {
+		inputs["encryption-key"] = string(archive.MarshalPrivateKey(b.Key))
+	}
+	envv := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + work, "TMPDIR=" + work,
+		"GITHUB_ACTIONS=true", "CI=true",
+		"GITHUB_REPOSITORY=" + repo, "GITHUB_REPOSITORY_OWNER=" + owner,
+		"GITHUB_REF=" + b.Ref, "GITHUB_REF_NAME=" + refName, "GITHUB_REF_TYPE=" + refType,
+		"GITHUB_SHA=" + b.Commit, "GITHUB_RUN_ID=4242", "GITHUB_RUN_ATTEMPT=1", "GITHUB_RUN_NUMBER=7",
+		"GITHUB_WORKFLOW=release", "GITHUB_WORKFLOW_REF=" + repo + "/.github/workflows/release.yml@" + b.Ref,
+		"GITHUB_EVENT_NAME=push", "GITHUB_EVENT_PATH=" + event, "GITHUB_ACTOR=octocat",
+		"GITHUB_SERVER_URL=" + e.github.srv.URL, "GITHUB_API_URL=" + e.github.srv.URL,
+		"GITHUB_WORKSPACE=" + work, "RUNNER_TEMP=" + work, "RUNNER_ENVIRONMENT=github-hosted",
+		"GITHUB_OUTPUT=" + outputs, "GITHUB_STEP_SUMMARY=" + filepath.Join(work, "summary"),
+		"GITHUB_ENV=" + filepath.Join(work, "env"), "GITHUB_STATE=" + filepath.Join(work, "state"),
+	}
+	for k, v := range inputs {
+		envv = append(envv, "INPUT_"+strings.ToUpper(k)+"="+v)
+	}
+	envv = append(envv, b.ExtraEnv...)
+	cmd := exec.Command(e.actionBin)
+	cmd.Dir = work
+	cmd.Env = envv
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("action %s@%s: %v\n%s", b.App, b.Version, err, out)
+	}
+	raw, err := os.ReadFile(outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parseOutputs(string(raw))
+}
+
+// parseOutputs reads the GITHUB_OUTPUT file format (name<<DELIM\nvalue\nDELIM, or name=value).
+func parseOutputs(s string) map[string]string {
+	out := map[string]string{}
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if name, delim, ok := strings.Cut(l, "<<"); ok {
+			var val []string
+			for i++; i < len(lines) && lines[i] != delim; i++ {
+				val = append(val, lines[i])
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		if name, val, ok := strings.Cut(l, "="); ok {
+			out[name] = val
+		}
+	}
+	return out
+}
+
+// deviceOpts describes one simulated install.
+type deviceOpts struct {
+	ID      string // default a fixed UUID
+	Channel string
+	Native  string // version_build; default 1.0.0
+	Key     *rsa.PublicKey
+	// NoDir leaves Client.Dir empty: for devices that only check.
+	NoDir bool
+}
+
+// device returns a reference client pointed at the relay.
+func (e *env) device(t *testing.T, app string, o deviceOpts) *device.Client {
+	t.Helper()
+	if o.ID == "" {
+		o.ID = "00000000-0000-4000-8000-000000000001"
+	}
+	if o.Native == "" {
+		o.Native = "1.0.0"
+	}
+	dir := ""
+	if !o.NoDir {
+		dir = t.TempDir()
+	}
+	return &device.Client{
+		UpdateURL:  e.relayURL + "/updates",
+		StatsURL:   e.relayURL + "/stats",
+		ChannelURL: e.relayURL + "/channel_self",
+		Info: channel.DeviceInfo{
+			Platform: "android", DeviceID: o.ID, AppID: app, VersionBuild: o.Native, VersionCode: "1",
+			VersionOS: "14", IsProd: true, InstallSource: "google_play", DefaultChannel: o.Channel,
+		},
+		PublicKey: o.Key,
+		Dir:       dir,
+	}
+}
+
+// admin calls the admin API and decodes the JSON answer into out (when not nil).
+func (e *env) admin(t *testing.T, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, e.relayURL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: HTTP %d, decode %q: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: HTTP %d %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+// pushTag sends GitHub's push webhook for a tag that now points at commit (before is the
+// commit it pointed at, "" for a new tag), signed with X-Hub-Signature-256 as GitHub does.
+func (e *env) pushTag(t *testing.T, repo, tag, before, commit string) map[string]any {
+	t.Helper()
+	zero := strings.Repeat("0", 40)
+	if before == "" {
+		before = zero
+	}
+	owner, name, _ := strings.Cut(repo, "/")
+	payload := fmt.Sprintf(`{"ref":"refs/tags/%s","before":%q,"after":%q,"created":%v,"deleted":false,"forced":%v,`+
+		`"head_commit":{"id":%q},"repository":{"name":%q,"full_name":%q,"owner":{"login":%q}},"pusher":{"name":"octocat"}}`,
+		tag, before, commit, before == zero, before != zero, commit, name, repo, owner)
+	m := hmac.New(sha256.New, []byte(webhookSecret))
+	m.Write([]byte(payload))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.relayURL+"/webhooks/github", strings.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", commitSHA(tag + commit + before)[:32])
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("webhook: %v", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook push %s → %s: HTTP %d %s", tag, commit, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("webhook answer %q: %v", raw, err)
+	}
+	return out
+}
+
+// webBuild copies examples/web into a temp dir, applies changes (path → content) and
+// stamps the version into app.js, returning the directory.
+func webBuild(t *testing.T, version string, changes map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join("..", "examples", "web")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		dst := filepath.Join(dir, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatalf("copy examples/web: %v", err)
+	}
+	if version != "" {
+		f, err := os.OpenFile(filepath.Join(dir, "app.js"), os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "\n// bundle %s\n", version)
+		f.Close()
+	}
+	for p, content := range changes {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func newKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := archive.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// mustUpdate runs one update cycle and requires it to install want.
+func mustUpdate(t *testing.T, c *device.Client, want string) *device.Result {
+	t.Helper()
+	res, err := c.Update(t.Context())
+	if err != nil {
+		t.Fatalf("device %s: Update: %v", c.Info.DeviceID, err)
+	}
+	if res.Outcome != "update" || res.Bundle == nil || res.Bundle.Version != want {
+		t.Fatalf("device %s: Update = %s %+v, want an update to %s", c.Info.DeviceID, res.Outcome, res.Response, want)
+	}
+	return res
+}
+
+// mustCheck runs one update check and returns the answer.
+func mustCheck(t *testing.T, c *device.Client) *channel.UpdateResponse {
+	t.Helper()
+	resp, err := c.Check(t.Context())
+	if err != nil {
+		t.Fatalf("device %s: Check: %v", c.Info.DeviceID, err)
+	}
+	return resp
+}
