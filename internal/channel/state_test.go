@@ -1,0 +1,178 @@
+package channel
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPromote(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		in          State
+		version     string
+		want        State
+		wantChanged bool
+	}{
+		{"first promotion", State{}, "1.0.0", State{Version: "1.0.0"}, true},
+		{"next version", State{Version: "1.0.0"}, "1.1.0", State{Version: "1.1.0", History: []string{"1.0.0"}}, true},
+		{"same version", State{Version: "1.1.0", History: []string{"1.0.0"}}, "1.1.0",
+			State{Version: "1.1.0", History: []string{"1.0.0"}}, false},
+		{"older version from history leaves history", State{Version: "1.2.0", History: []string{"1.1.0", "1.0.0"}}, "1.0.0",
+			State{Version: "1.0.0", History: []string{"1.2.0", "1.1.0"}}, true},
+		{"clears rollout of version", State{Version: "1.0.0", Rollout: &Rollout{Version: "1.1.0", Percent: 10}}, "1.1.0",
+			State{Version: "1.1.0", History: []string{"1.0.0"}}, true},
+		{"keeps rollout of another version", State{Version: "1.0.0", Rollout: &Rollout{Version: "1.2.0", Percent: 10}}, "1.1.0",
+			State{Version: "1.1.0", History: []string{"1.0.0"}, Rollout: &Rollout{Version: "1.2.0", Percent: 10}}, true},
+		{"stable again clears its rollout", State{Version: "1.0.0", Rollout: &Rollout{Version: "1.0.0", Percent: 10}}, "1.0.0",
+			State{Version: "1.0.0"}, true},
+		{"builtin", State{Version: "1.0.0"}, builtin, State{Version: builtin, History: []string{"1.0.0"}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.in
+			if got := Promote(&s, tc.version); got != tc.wantChanged {
+				t.Errorf("Promote(%q) = %v, want %v", tc.version, got, tc.wantChanged)
+			}
+			if diff := cmp.Diff(tc.want, s); diff != "" {
+				t.Errorf("Promote(%q) state mismatch (-want +got):\n%s", tc.version, diff)
+			}
+		})
+	}
+}
+
+func TestPromoteBoundsHistory(t *testing.T) {
+	t.Parallel()
+	var s State
+	for i := range 50 {
+		Promote(&s, fmt.Sprintf("1.0.%d", i))
+	}
+	if len(s.History) != MaxHistory {
+		t.Fatalf("len(History) = %d, want %d", len(s.History), MaxHistory)
+	}
+	if s.Version != "1.0.49" || s.History[0] != "1.0.48" || s.History[MaxHistory-1] != fmt.Sprintf("1.0.%d", 49-MaxHistory) {
+		t.Errorf("state = %+v", s)
+	}
+}
+
+// TestPromoteDoesNotAlias checks that Promote never writes into the History array it was
+// given: stores hand a shallow copy of the cached state.
+func TestPromoteDoesNotAlias(t *testing.T) {
+	t.Parallel()
+	hist := []string{"1.1.0", "1.0.0", "0.9.0"}
+	orig := append([]string(nil), hist...)
+	s := State{Version: "1.2.0", History: hist}
+	Promote(&s, "1.0.0")
+	if _, err := Rollback(&s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(orig, hist); diff != "" {
+		t.Errorf("caller's History changed (-want +got):\n%s", diff)
+	}
+}
+
+func TestRollback(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      State
+		wantTo  string
+		want    State
+		wantErr error
+	}{
+		{"back one", State{Version: "1.2.0", History: []string{"1.1.0", "1.0.0"}}, "1.1.0",
+			State{Version: "1.1.0", History: []string{"1.0.0"}}, nil},
+		{"back to last", State{Version: "1.1.0", History: []string{"1.0.0"}}, "1.0.0", State{Version: "1.0.0"}, nil},
+		{"nothing to roll back to", State{Version: "1.0.0"}, "", State{Version: "1.0.0"}, ErrNoHistory},
+		{"never promoted", State{}, "", State{}, ErrNoHistory},
+		{"clears rollout of restored version", State{Version: "1.2.0", History: []string{"1.1.0"}, Rollout: &Rollout{Version: "1.1.0", Percent: 5}},
+			"1.1.0", State{Version: "1.1.0"}, nil},
+		{"keeps other rollout", State{Version: "1.2.0", History: []string{"1.1.0"}, Rollout: &Rollout{Version: "1.3.0", Percent: 5}},
+			"1.1.0", State{Version: "1.1.0", Rollout: &Rollout{Version: "1.3.0", Percent: 5}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.in
+			to, err := Rollback(&s)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Rollback() error = %v, want %v", err, tc.wantErr)
+			}
+			if to != tc.wantTo {
+				t.Errorf("Rollback() = %q, want %q", to, tc.wantTo)
+			}
+			if diff := cmp.Diff(tc.want, s); diff != "" {
+				t.Errorf("Rollback() state mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRolloutChanges(t *testing.T) {
+	t.Parallel()
+	stable := func() State { return State{Channel: "production", Version: "1.0.0"} }
+	withRollout := func(paused bool) State {
+		s := stable()
+		s.Rollout = &Rollout{Version: "1.1.0", Percent: 20, Paused: paused}
+		return s
+	}
+	tests := []struct {
+		name    string
+		in      State
+		op      func(*State) error
+		want    State
+		wantErr error
+	}{
+		{"set", stable(), func(s *State) error { return SetRollout(s, "1.1.0", 20) }, withRollout(false), nil},
+		{"set replaces and unpauses", withRollout(true), func(s *State) error { return SetRollout(s, "1.2.0", 50) },
+			State{Channel: "production", Version: "1.0.0", Rollout: &Rollout{Version: "1.2.0", Percent: 50}}, nil},
+		{"set 0 and 100", stable(), func(s *State) error {
+			if err := SetRollout(s, "1.1.0", 0); err != nil {
+				return err
+			}
+			return SetRollout(s, "1.1.0", 100)
+		}, State{Channel: "production", Version: "1.0.0", Rollout: &Rollout{Version: "1.1.0", Percent: 100}}, nil},
+		{"percent too high", stable(), func(s *State) error { return SetRollout(s, "1.1.0", 101) }, stable(), ErrInvalidRollout},
+		{"percent negative", stable(), func(s *State) error { return SetRollout(s, "1.1.0", -1) }, stable(), ErrInvalidRollout},
+		{"no version", stable(), func(s *State) error { return SetRollout(s, "", 10) }, stable(), ErrInvalidRollout},
+		{"stable version", stable(), func(s *State) error { return SetRollout(s, "1.0.0", 10) }, stable(), ErrInvalidRollout},
+		{"no stable", State{}, func(s *State) error { return SetRollout(s, "1.0.0", 10) }, State{}, ErrInvalidRollout},
+		{"pause", withRollout(false), PauseRollout, withRollout(true), nil},
+		{"pause paused", withRollout(true), PauseRollout, withRollout(true), nil},
+		{"pause none", stable(), PauseRollout, stable(), ErrNoRollout},
+		{"resume", withRollout(true), ResumeRollout, withRollout(false), nil},
+		{"resume running", withRollout(false), ResumeRollout, withRollout(false), nil},
+		{"resume none", stable(), ResumeRollout, stable(), ErrNoRollout},
+		{"complete", withRollout(false), CompleteRollout,
+			State{Channel: "production", Version: "1.1.0", History: []string{"1.0.0"}}, nil},
+		{"complete paused", withRollout(true), CompleteRollout,
+			State{Channel: "production", Version: "1.1.0", History: []string{"1.0.0"}}, nil},
+		{"complete none", stable(), CompleteRollout, stable(), ErrNoRollout},
+		{"cancel", withRollout(false), CancelRollout, stable(), nil},
+		{"cancel none", stable(), CancelRollout, stable(), ErrNoRollout},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.in
+			shared := s.Rollout
+			var before Rollout
+			if shared != nil {
+				before = *shared
+			}
+			if err := tc.op(&s); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, s); diff != "" {
+				t.Errorf("state mismatch (-want +got):\n%s", diff)
+			}
+			if shared != nil && *shared != before {
+				t.Errorf("the caller's Rollout was modified in place: %+v", *shared)
+			}
+		})
+	}
+}
