@@ -1,0 +1,464 @@
+package control
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// payload reads a recorded GitHub payload from testdata and applies edits to its top-level
+// fields (a nil value deletes the field).
+func payload(t *testing.T, name string, edits map[string]any) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(edits) == 0 {
+		return raw
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range edits {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return mustJSON(t, m)
+}
+
+// headCommit is the head_commit object of a push to commit.
+func headCommit(commit string) map[string]any {
+	return map[string]any{"id": commit, "tree_id": "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "message": "release", "url": "https://github.com/acme/mobile-app/commit/" + commit}
+}
+
+// githubHeaders are the headers GitHub sends with a delivery signed with secret.
+func githubHeaders(event, delivery, secret string, body []byte) http.Header {
+	m256 := hmac.New(sha256.New, []byte(secret))
+	m256.Write(body)
+	m1 := hmac.New(sha1.New, []byte(secret))
+	m1.Write(body)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "GitHub-Hookshot/8a3b1c2")
+	h.Set("X-GitHub-Event", event)
+	h.Set("X-GitHub-Delivery", delivery)
+	h.Set("X-GitHub-Hook-ID", "451230987")
+	h.Set("X-GitHub-Hook-Installation-Target-Type", "repository")
+	h.Set("X-GitHub-Hook-Installation-Target-ID", "700000001")
+	h.Set("X-Hub-Signature", "sha1="+hex.EncodeToString(m1.Sum(nil)))
+	h.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m256.Sum(nil)))
+	return h
+}
+
+// deliver posts a signed delivery and decodes a 200 answer.
+func (e *env) deliver(event, delivery string, body []byte, wantCode int) webhookResult {
+	e.t.Helper()
+	w := e.do("POST", "/webhooks/github", body, githubHeaders(event, delivery, hookSecret, body))
+	if w.Code != wantCode {
+		e.t.Fatalf("delivery %s (%s): status %d, want %d: %s", delivery, event, w.Code, wantCode, w.Body)
+	}
+	var r webhookResult
+	if w.Code == http.StatusOK {
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+func tagCreated(t *testing.T, tag, commit string) []byte {
+	t.Helper()
+	return payload(t, "push_tag_created.json", map[string]any{"ref": "refs/tags/" + tag, "after": commit, "head_commit": headCommit(commit)})
+}
+
+func tagMoved(t *testing.T, tag, from, to string) []byte {
+	t.Helper()
+	return payload(t, "push_tag_moved.json", map[string]any{"ref": "refs/tags/" + tag, "before": from, "after": to, "head_commit": headCommit(to)})
+}
+
+func TestWebhookTagCreatedPromotes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	changesBefore := e.changes.count()
+	r := e.deliver("push", "d-created", payload(t, "push_tag_created.json", nil), http.StatusOK)
+	want := []tagOutcome{{App: appID, Channel: "production", Ref: "refs/tags/v1.0.0", Result: "promoted", Version: "1.0.0", Commit: commitA}}
+	if r.Status != "processed" || !slices.Equal(r.Actions, want) {
+		t.Errorf("result = %+v, want processed %+v", r, want)
+	}
+	if v := e.state("production").Version; v != "1.0.0" {
+		t.Errorf("production = %q, want 1.0.0", v)
+	}
+	if got := e.audit()[0]; got.Action != "promote" || got.Channel != "production" || got.Cause != "webhook:d-created push refs/tags/v1.0.0" {
+		t.Errorf("audit = %+v", got)
+	}
+	if e.changes.count() != changesBefore+1 {
+		t.Errorf("OnChange calls = %d, want %d", e.changes.count(), changesBefore+1)
+	}
+}
+
+func TestWebhookAnnotatedTagUsesHeadCommit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("2.0.0", commitB), http.StatusCreated)
+	// "after" is the tag object; head_commit is the commit it points to.
+	r := e.deliver("push", "d-annotated", payload(t, "push_annotated_tag.json", nil), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "promoted" || r.Actions[0].Commit != commitB {
+		t.Errorf("result = %+v", r)
+	}
+	if v := e.state("production").Version; v != "2.0.0" {
+		t.Errorf("production = %q, want 2.0.0", v)
+	}
+}
+
+func TestWebhookMovedTag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Fatalf("staging = %q, want 1.0.0", v)
+	}
+	// The recorded payload: channel/staging moved from commitA to commitB (forced).
+	r := e.deliver("push", "d2", payload(t, "push_tag_moved.json", nil), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "promoted" {
+		t.Errorf("result = %+v", r)
+	}
+	st := e.state("staging")
+	if st.Version != "1.0.1" || !slices.Equal(st.History, []string{"1.0.0"}) {
+		t.Errorf("staging = %q history %v, want 1.0.1 [1.0.0]", st.Version, st.History)
+	}
+	// Moving it back is a rollback by tag.
+	e.deliver("push", "d3", tagMoved(t, "channel/staging", commitB, commitA), http.StatusOK)
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging after moving the tag back = %q, want 1.0.0", v)
+	}
+}
+
+func TestWebhookPendingAppliedOnRegistration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
+
+	// The tag moves to a commit whose bundle is still building: the channel stays put.
+	r := e.deliver("push", "d2", payload(t, "push_tag_moved.json", nil), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "pending" || r.Actions[0].Commit != commitB {
+		t.Fatalf("result = %+v, want pending for %s", r, commitB)
+	}
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging = %q while the new bundle is pending, want 1.0.0", v)
+	}
+	pend, err := e.store.ListPending(t.Context(), appID, commitB)
+	if err != nil || len(pend) != 1 || pend[0].Channel != "staging" || pend[0].Ref != "refs/tags/channel/staging" {
+		t.Fatalf("pending = %+v, %v", pend, err)
+	}
+	if a := e.audit()[0]; a.Action != "pending" || !strings.Contains(a.Cause, "webhook:d2") || !strings.Contains(a.Cause, commitB) {
+		t.Errorf("audit = %+v", a)
+	}
+
+	// The bundle registers (from a branch no rule maps): the pending promotion applies.
+	b := testBundle("1.0.1", commitB)
+	b.Ref = "refs/heads/release"
+	reg := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if !slices.Equal(reg.PendingApplied, []string{"staging"}) {
+		t.Errorf("pending_applied = %v, want [staging]", reg.PendingApplied)
+	}
+	if v := e.state("staging").Version; v != "1.0.1" {
+		t.Errorf("staging = %q, want 1.0.1", v)
+	}
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitB); len(pend) != 0 {
+		t.Errorf("pending after apply = %+v", pend)
+	}
+	if a := e.audit()[0]; a.Action != "promote" || !strings.HasPrefix(a.Cause, "webhook:d2 push refs/tags/channel/staging (pending") {
+		t.Errorf("audit = %+v", a)
+	}
+}
+
+func TestWebhookMovedTagCancelsOlderPending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
+	e.deliver("push", "d2", tagMoved(t, "channel/staging", commitA, commitC), http.StatusOK) // pending on C
+	e.deliver("push", "d3", tagMoved(t, "channel/staging", commitC, commitA), http.StatusOK) // back to A
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitC); len(pend) != 0 {
+		t.Errorf("pending on %s after the tag moved away = %+v", commitC, pend)
+	}
+	b := testBundle("1.0.2", commitC)
+	b.Ref = "refs/heads/release"
+	reg := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if len(reg.PendingApplied) != 0 || e.state("staging").Version != "1.0.0" {
+		t.Errorf("a void pending promotion applied: %v, staging = %q", reg.PendingApplied, e.state("staging").Version)
+	}
+}
+
+func TestWebhookDeletedTag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
+	e.deliver("push", "d2", tagMoved(t, "channel/staging", commitA, commitB), http.StatusOK) // pending on B
+	stateBefore := e.state("staging")
+
+	r := e.deliver("push", "d3", payload(t, "push_tag_deleted.json", nil), http.StatusOK) // deleted, before = B
+	want := []tagOutcome{{App: appID, Channel: "staging", Ref: "refs/tags/channel/staging", Result: "tag_deleted", Version: "1.0.0"}}
+	if !slices.Equal(r.Actions, want) {
+		t.Errorf("actions = %+v, want %+v", r.Actions, want)
+	}
+	if st := e.state("staging"); st.Version != "1.0.0" || st.Rev != stateBefore.Rev {
+		t.Errorf("staging = %q rev %d, want unchanged 1.0.0 rev %d", st.Version, st.Rev, stateBefore.Rev)
+	}
+	if a := e.audit()[0]; a.Action != "tag_deleted" || a.Version != "1.0.0" || !strings.HasPrefix(a.Cause, "webhook:d3 delete refs/tags/channel/staging") {
+		t.Errorf("audit = %+v", a)
+	}
+	// The promotion that waited for B is void: registering B does not move staging.
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitB); len(pend) != 0 {
+		t.Errorf("pending after delete = %+v", pend)
+	}
+	b := testBundle("1.0.1", commitB)
+	b.Ref = "refs/heads/release"
+	e.registerHMAC(b, http.StatusCreated)
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging = %q after registering the deleted tag's commit, want 1.0.0", v)
+	}
+}
+
+func TestWebhookReplayedDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
+	old := tagCreated(t, "channel/staging", commitA)
+	e.deliver("push", "d-old", old, http.StatusOK)
+	e.deliver("push", "d-new", tagMoved(t, "channel/staging", commitA, commitB), http.StatusOK)
+	before := e.snapshot()
+	changes := e.changes.count()
+
+	// A replay of the old, validly signed delivery must not roll staging back.
+	for range 2 {
+		r := e.deliver("push", "d-old", old, http.StatusOK)
+		if r.Status != "duplicate" {
+			t.Errorf("replay status = %q, want duplicate", r.Status)
+		}
+	}
+	e.unchanged(before)
+	if v := e.state("staging").Version; v != "1.0.1" {
+		t.Errorf("staging = %q, want 1.0.1", v)
+	}
+	if e.changes.count() != changes {
+		t.Error("OnChange called for a replay")
+	}
+}
+
+func TestWebhookFailedDeliveryCanBeRedelivered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	body := payload(t, "push_tag_created.json", nil)
+	for _, method := range []string{"BundleByCommit", "UpdateState"} {
+		e.store.failNext(method, 1)
+		w := e.do("POST", "/webhooks/github", body, githubHeaders("push", "d-retry", hookSecret, body))
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s outage: status %d: %s", method, w.Code, w.Body)
+		}
+		if v := e.state("production").Version; v != "" {
+			t.Fatalf("production = %q after a failed delivery", v)
+		}
+		// Redeliveries come seconds later; the initial check's mark lives deliveryProbe.
+		time.Sleep(10 * deliveryProbe)
+	}
+	// GitHub redelivers with the same delivery id.
+	r := e.deliver("push", "d-retry", body, http.StatusOK)
+	if r.Status != "processed" || e.state("production").Version != "1.0.0" {
+		t.Errorf("redelivery: %+v, production = %q", r, e.state("production").Version)
+	}
+	if r := e.deliver("push", "d-retry", body, http.StatusOK); r.Status != "duplicate" {
+		t.Errorf("second redelivery status = %q, want duplicate", r.Status)
+	}
+}
+
+func TestWebhookIgnoredAndRefused(t *testing.T) {
+	t.Parallel()
+	valid := func(event, file string) func(t *testing.T) (string, []byte, http.Header) {
+		return func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, file, nil)
+			return "/webhooks/github", body, githubHeaders(event, "d-x", hookSecret, body)
+		}
+	}
+	tests := []struct {
+		name       string
+		env        envOptions
+		req        func(t *testing.T) (string, []byte, http.Header)
+		wantCode   int
+		wantStatus string // of a 200 answer
+		wantErr    string // of a refusal
+	}{
+		{name: "ping", req: valid("ping", "ping.json"), wantCode: 200, wantStatus: "pong"},
+		{name: "branch push", req: valid("push", "push_branch.json"), wantCode: 200, wantStatus: "ignored"},
+		{name: "other event", req: valid("issues", "ping.json"), wantCode: 200, wantStatus: "ignored"},
+		{name: "unknown repository", req: func(t *testing.T) (string, []byte, http.Header) {
+			var m map[string]any
+			json.Unmarshal(payload(t, "push_tag_created.json", nil), &m)
+			m["repository"].(map[string]any)["full_name"] = "mallory/mobile-app"
+			body := mustJSON(t, m)
+			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)
+		}, wantCode: 200, wantStatus: "ignored"},
+		{name: "tag no rule maps", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", map[string]any{"ref": "refs/tags/experiment-1"})
+			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)
+		}, wantCode: 200, wantStatus: "ignored"},
+		{name: "tag names an unconfigured channel", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", map[string]any{"ref": "refs/tags/channel/nightly"})
+			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)
+		}, wantCode: 200, wantStatus: "ignored"},
+		{name: "wrong signature", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			return "/webhooks/github", body, githubHeaders("push", "d-x", "not-the-secret", body)
+		}, wantCode: 401, wantErr: "bad_signature"},
+		{name: "body changed after signing", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			h := githubHeaders("push", "d-x", hookSecret, body)
+			return "/webhooks/github", []byte(strings.Replace(string(body), "v1.0.0", "v9.9.9", 1)), h
+		}, wantCode: 401, wantErr: "bad_signature"},
+		{name: "unsigned", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			h := githubHeaders("push", "d-x", hookSecret, body)
+			h.Del("X-Hub-Signature-256")
+			h.Del("X-Hub-Signature")
+			return "/webhooks/github", body, h
+		}, wantCode: 401, wantErr: "bad_signature"},
+		{name: "SHA-1 signature only", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			h := githubHeaders("push", "d-x", hookSecret, body)
+			h.Del("X-Hub-Signature-256")
+			return "/webhooks/github", body, h
+		}, wantCode: 401, wantErr: "bad_signature"},
+		{name: "signed garbage", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := []byte(`{"ref": 42`)
+			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)
+		}, wantCode: 400, wantErr: "bad_payload"},
+		{name: "signed push without repository", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", map[string]any{"repository": nil})
+			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)
+		}, wantCode: 400, wantErr: "bad_payload"},
+		{name: "no delivery id", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			h := githubHeaders("push", "", hookSecret, body)
+			return "/webhooks/github", body, h
+		}, wantCode: 400, wantErr: "bad_delivery"},
+		{name: "text/plain", req: func(t *testing.T) (string, []byte, http.Header) {
+			body := payload(t, "push_tag_created.json", nil)
+			h := githubHeaders("push", "d-x", hookSecret, body)
+			h.Set("Content-Type", "text/plain")
+			return "/webhooks/github", body, h
+		}, wantCode: 415, wantErr: "bad_content_type"},
+		{name: "disabled", env: envOptions{noWebhooks: true}, req: valid("push", "push_tag_created.json"), wantCode: 404, wantErr: "webhooks_disabled"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.env)
+			e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+			before := e.snapshot()
+			changes := e.changes.count()
+			path, body, h := tc.req(t)
+			w := e.do("POST", path, body, h)
+			if w.Code != tc.wantCode {
+				t.Fatalf("status = %d, want %d: %s", w.Code, tc.wantCode, w.Body)
+			}
+			if tc.wantErr != "" {
+				if code, msg := errorBody(t, w); code != tc.wantErr {
+					t.Errorf("error = %q (%s), want %q", code, msg, tc.wantErr)
+				}
+			} else {
+				var r webhookResult
+				if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.Status != tc.wantStatus {
+					t.Errorf("answer = %s (%v), want status %q", w.Body, err, tc.wantStatus)
+				}
+			}
+			e.unchanged(before)
+			if e.changes.count() != changes {
+				t.Error("OnChange called")
+			}
+		})
+	}
+}
+
+func TestWebhookFormEncoded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	form := []byte("payload=" + url.QueryEscape(string(payload(t, "push_tag_created.json", nil))))
+	h := githubHeaders("push", "d-form", hookSecret, form)
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := e.do("POST", "/webhooks/github", form, h)
+	if w.Code != http.StatusOK || e.state("production").Version != "1.0.0" {
+		t.Errorf("form delivery: %d %s, production = %q", w.Code, w.Body, e.state("production").Version)
+	}
+}
+
+func TestWebhookPullRequestBundleIsNotPromotedByTag(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	// A bundle built for a pull request, registered with OIDC, for commitA.
+	c := e.issuer.claims(time.Now())
+	c["ref"], c["event_name"] = "refs/pull/7/merge", "pull_request"
+	w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("0.0.1-pr7", "")), bearerHeader(e.issuer.token(t, c)))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("register: %d %s", w.Code, w.Body)
+	}
+	r := e.deliver("push", "d1", tagCreated(t, "v1.0.0", commitA), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "pending" {
+		t.Errorf("result = %+v, want pending", r)
+	}
+	if v := e.state("production").Version; v != "" {
+		t.Errorf("production = %q, want nothing promoted", v)
+	}
+}
+
+func TestWebhookTwoAppsOneRepository(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(testConfigY, "repository: acme/other-app", "repository: acme/mobile-app", 1)
+	e := newEnv(t, envOptions{})
+	parsed, err := channel.ParseConfig([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := New(t.Context(), Options{Config: parsed, Store: e.store, WebhookSecret: hookSecret, HMACSecret: hmacSecret, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine = newEngine(api)
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	r := e.deliver("push", "d1", tagCreated(t, "v1.0.0", commitA), http.StatusOK)
+	if len(r.Actions) != 2 || r.Actions[0].Result != "promoted" || r.Actions[1].App != "com.example.other" || r.Actions[1].Result != "pending" {
+		t.Errorf("actions = %+v", r.Actions)
+	}
+}
+
+func newEngine(api *API) *gin.Engine {
+	e := gin.New()
+	api.Mount(e)
+	return e
+}
