@@ -110,15 +110,19 @@ func (s *Snapshot) Versions() []string {
 	return slices.Compact(vs)
 }
 
-// channel returns the policy and state of channel name and whether the channel exists: it
-// is configured (by name or by "*"), or has a state with a policy or a version.
-func (s *Snapshot) channel(name string) (Policy, *State, bool) {
-	st := s.States[name]
+// Channel returns the channel name as [Decide] sees it: its effective policy (the state's
+// Policy override, else the configured policy by name or "*", else the zero Policy), its
+// state (nil if none), and whether the channel exists: it is configured, or has a state with
+// a policy or a version. The relay's /channel_self endpoints use it to agree with Decide.
+func (s *Snapshot) Channel(name string) (pol Policy, st *State, ok bool) {
+	st = s.States[name]
 	if st != nil && st.Policy != nil {
 		return *st.Policy, st, true
 	}
-	if p, ok := s.App.Policy(name); ok {
-		return p, st, true
+	if s.App != nil {
+		if p, ok := s.App.Policy(name); ok {
+			return p, st, true
+		}
 	}
 	return Policy{}, st, st != nil && st.Version != ""
 }
@@ -203,9 +207,9 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 
 	// 2. Channel.
 	name := a.DefaultChannel
-	pol, st, _ := s.channel(name)
+	pol, st, _ := s.Channel(name)
 	if ch := req.DefaultChannel; ch != "" && ch != a.DefaultChannel {
-		if p, cst, ok := s.channel(ch); ok {
+		if p, cst, ok := s.Channel(ch); ok {
 			if !p.AllowDeviceSelfSet {
 				return refuse(ch, CodePrivateChannel, KindBlocked,
 					fmt.Sprintf("channel %q does not allow devices to select it (allow_device_self_set is off)", ch))

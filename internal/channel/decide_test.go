@@ -472,3 +472,33 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+func TestSnapshotChannel(t *testing.T) {
+	t.Parallel()
+	s := fixture(t)
+	s.States["production"].Policy = &Policy{Platforms: []string{"ios"}}
+	s.States["adhoc"] = &State{Channel: "adhoc", Version: "1.0.0"}
+	s.States["ghost"] = &State{Channel: "ghost"}
+	tests := []struct {
+		name      string
+		wantPol   Policy
+		wantState bool
+		wantOK    bool
+	}{
+		{"production", Policy{Platforms: []string{"ios"}}, true, true},
+		{"beta", Policy{AllowDeviceSelfSet: true, Public: true}, true, true},
+		{"empty", Policy{AllowDeviceSelfSet: true}, false, true},
+		{"adhoc", Policy{}, true, true},
+		{"ghost", Policy{}, true, false},
+		{"nosuch", Policy{}, false, false},
+	}
+	for _, tc := range tests {
+		pol, st, ok := s.Channel(tc.name)
+		if diff := cmp.Diff(tc.wantPol, pol); diff != "" {
+			t.Errorf("Channel(%q) policy mismatch (-want +got):\n%s", tc.name, diff)
+		}
+		if (st != nil) != tc.wantState || ok != tc.wantOK {
+			t.Errorf("Channel(%q) = state %v, ok %v; want state %v, ok %v", tc.name, st, ok, tc.wantState, tc.wantOK)
+		}
+	}
+}
