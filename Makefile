@@ -27,6 +27,10 @@ build:
 	mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
+## demo: the main job, locally: relay, keys, the action packages examples/web into a local bucket, a device updates.
+demo:
+	bash scripts/demo.sh
+
 ## fuzz: run every fuzz target for FUZZTIME each and print executions.
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
