@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/peers"
+)
+
+func TestKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com"}, &out, &errOut); err != nil {
+		t.Fatalf("ferry keys: %v\n%s", err, errOut.String())
+	}
+	privPEM, err := os.ReadFile(filepath.Join(dir, ".capgo_key_v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, ".capgo_key_v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("private key mode = %v, want 0600", fi.Mode().Perm())
+	}
+	priv, err := archive.ParsePrivateKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(dir, ".capgo_key_v2.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := archive.ParsePublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Equal(&priv.PublicKey) {
+		t.Error("public key file does not match the private key")
+	}
+	report := out.String()
+	for _, want := range []string{archive.KeyID(pub), "FERRY_ENCRYPTION_KEY", "https://relay.example.com/updates", "https://relay.example.com/stats", "https://relay.example.com/channel_self"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("output lacks %q:\n%s", want, report)
+		}
+	}
+	// The snippet is valid JSON carrying the public key.
+	start, end := strings.Index(report, "{"), strings.LastIndex(report, "}")
+	var cfg struct{ Plugins struct{ CapacitorUpdater struct{ PublicKey string } } }
+	if err := json.Unmarshal([]byte(report[start:end+1]), &cfg); err != nil {
+		t.Fatalf("snippet: %v", err)
+	}
+	if cfg.Plugins.CapacitorUpdater.PublicKey != string(pubPEM) {
+		t.Errorf("snippet publicKey = %q, want the .pub file", cfg.Plugins.CapacitorUpdater.PublicKey)
+	}
+
+	// No overwrite without --force; files unchanged.
+	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("second ferry keys = %v, want refusal mentioning --force", err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, ".capgo_key_v2")); !bytes.Equal(again, privPEM) {
+		t.Error("refused run changed the private key")
+	}
+	// --force replaces both.
+	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com", "--force"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, ".capgo_key_v2")); bytes.Equal(again, privPEM) {
+		t.Error("--force did not replace the key")
+	}
+}
+
+func TestKeysUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no relay", []string{"--dir", "x"}},
+		{"bad relay", []string{"--relay", "relay.example.com"}},
+		{"extra args", []string{"--relay", "https://r.example.com", "extra"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var out, errOut bytes.Buffer
+			err := runKeys(t.Context(), append(tc.args, "--dir", dir), &out, &errOut)
+			if !errors.Is(err, errUsage) {
+				t.Errorf("runKeys(%q) = %v, want errUsage", tc.args, err)
+			}
+			if des, _ := os.ReadDir(dir); len(des) != 0 {
+				t.Errorf("usage error wrote files: %v", des)
+			}
+		})
+	}
+}
+
+// TestKeysCapgoAcceptsKey: `capgo bundle encrypt --key` accepts the private key ferry keys
+// wrote, and Ferry opens the result with the public key.
+func TestKeysCapgoAcceptsKey(t *testing.T) {
+	t.Parallel()
+	cli, peerDir := peers.Capgo(t)
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com"}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	mustT(t, os.Symlink(filepath.Join(peerDir, "node_modules"), filepath.Join(dir, "node_modules")))
+	pkg, err := os.ReadFile(filepath.Join(peerDir, "package.json"))
+	mustT(t, err)
+	mustT(t, os.WriteFile(filepath.Join(dir, "package.json"), pkg, 0o644))
+	pubPEM, err := os.ReadFile(filepath.Join(dir, ".capgo_key_v2.pub"))
+	mustT(t, err)
+	cfg, _ := json.Marshal(map[string]any{"appId": "com.example.app", "webDir": "dist",
+		"plugins": map[string]any{"CapacitorUpdater": map[string]any{"publicKey": string(pubPEM)}}})
+	mustT(t, os.WriteFile(filepath.Join(dir, "capacitor.config.json"), cfg, 0o644))
+	payload := []byte("PK\x05\x06" + strings.Repeat("\x00", 18)) // an empty zip
+	mustT(t, os.WriteFile(filepath.Join(dir, "b.zip"), payload, 0o644))
+	sum := sha256.Sum256(payload)
+	res, err := peers.Run(t, dir, peers.CapgoEnv(), cli, "bundle", "encrypt", "b.zip", hex.EncodeToString(sum[:]), "--key", ".capgo_key_v2", "--json")
+	if err != nil {
+		t.Fatalf("capgo bundle encrypt with ferry's key: %v\n%s", err, res)
+	}
+	var enc struct{ Checksum, IvSessionKey string }
+	if err := json.Unmarshal([]byte(res[strings.LastIndex(res, "{\n"):]), &enc); err != nil {
+		t.Fatalf("decode %q: %v", res, err)
+	}
+	pub, err := archive.ParsePublicKey(pubPEM)
+	mustT(t, err)
+	if _, err := archive.UnwrapSessionKey(enc.IvSessionKey, pub); err != nil {
+		t.Errorf("unwrap CLI session key: %v", err)
+	}
+	if err := archive.VerifyChecksum(pub, enc.Checksum, sum[:]); err != nil {
+		t.Errorf("CLI checksum: %v", err)
+	}
+}
+
+func mustT(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

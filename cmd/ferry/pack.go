@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/archive"
+)
+
+func init() {
+	commands["pack"] = command{
+		summary: "package a web build locally: deterministic zip, optionally encrypted (what the action does)",
+		run:     runPack,
+	}
+}
+
+// runPack implements `ferry pack --dir D --out F [--key K] [--json]`: the action's packaging
+// step on its own, for trying a build locally and for benchmarks. It writes the bundle to F
+// (atomically: nothing is left behind on error) and prints the values the relay needs
+// (checksum, session_key, key_id, sha256, size).
+func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ferry pack --dir DIR --out FILE [--key .capgo_key_v2] [--json]")
+		fmt.Fprintln(stderr)
+		fs.PrintDefaults()
+	}
+	dir := fs.String("dir", "", "the web build directory with index.html at its root, e.g. dist (required)")
+	out := fs.String("out", "", "the bundle file to write, e.g. bundle.zip (required)")
+	keyPath := fs.String("key", "", "PKCS#1 private key (.capgo_key_v2); encrypts the bundle with a V3 checksum. Without it the bundle is a plain zip")
+	epoch := fs.String("source-date-epoch", "", "entry time in Unix seconds, e.g. \"$SOURCE_DATE_EPOCH\"; default 1980-01-01")
+	hidden := fs.Bool("include-hidden", false, "include dot-files and dot-directories (skipped by default, except .well-known)")
+	workers := fs.Int("workers", 0, "parallel compressors; default the number of CPUs")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var problems []error
+	if *dir == "" {
+		problems = append(problems, errors.New("--dir is required"))
+	}
+	if *out == "" {
+		problems = append(problems, errors.New("--out is required"))
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	mod, err := archive.ModTimeFromEpoch(*epoch)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "ferry pack: %v\n", errors.Join(problems...))
+		fs.Usage()
+		return errUsage
+	}
+	opts := archive.Options{Zip: archive.ZipOptions{ModTime: mod, IncludeHidden: *hidden, Workers: *workers}}
+	if *keyPath != "" {
+		pemData, err := os.ReadFile(*keyPath)
+		if err != nil {
+			return fmt.Errorf("read key: %w", err)
+		}
+		if opts.Key, err = archive.ParsePrivateKey(pemData); err != nil {
+			return fmt.Errorf("read key %s: %w", *keyPath, err)
+		}
+	}
+	start := time.Now()
+	f, err := os.CreateTemp(filepath.Dir(*out), ".ferry-pack-*")
+	if err != nil {
+		return fmt.Errorf("create output: %w", err)
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	res, err := archive.Package(ctx, *dir, f, opts)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", *out, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), *out); err != nil {
+		return fmt.Errorf("write %s: %w", *out, err)
+	}
+	elapsed := time.Since(start)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"file": *out, "checksum": res.Checksum, "session_key": res.SessionKey, "key_id": res.KeyID,
+			"sha256": res.SHA256, "artifact_sha256": res.ArtifactSHA256, "size": res.Size, "zip_size": res.ZipSize,
+			"files": res.Files, "input_bytes": res.InputBytes, "seconds": elapsed.Seconds(),
+		})
+	}
+	fmt.Fprintf(stdout, "Wrote %s: %d files, %d bytes in, %d bytes out, %.2fs\n", *out, res.Files, res.InputBytes, res.Size, elapsed.Seconds())
+	fmt.Fprintf(stdout, "checksum:    %s\n", res.Checksum)
+	fmt.Fprintf(stdout, "sha256:      %s (plain zip)\n", res.SHA256)
+	if res.SessionKey != "" {
+		fmt.Fprintf(stdout, "session_key: %s\n", res.SessionKey)
+		fmt.Fprintf(stdout, "key_id:      %s\n", res.KeyID)
+	}
+	return nil
+}
