@@ -56,7 +56,9 @@ func TestKeys(t *testing.T) {
 	}
 	// The snippet is valid JSON carrying the public key.
 	start, end := strings.Index(report, "{"), strings.LastIndex(report, "}")
-	var cfg struct{ Plugins struct{ CapacitorUpdater struct{ PublicKey string } } }
+	var cfg struct {
+		Plugins struct{ CapacitorUpdater struct{ PublicKey string } }
+	}
 	if err := json.Unmarshal([]byte(report[start:end+1]), &cfg); err != nil {
 		t.Fatalf("snippet: %v", err)
 	}
