@@ -72,15 +72,18 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var missing []string
+	var problems []string
 	if *relay == "" {
-		missing = append(missing, "--relay")
+		problems = append(problems, "--relay is required")
 	}
 	if *app == "" {
-		missing = append(missing, "--app")
+		problems = append(problems, "--app is required")
 	}
-	if len(missing) > 0 || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "ferry probe: %s required; unexpected arguments: %q\n", strings.Join(missing, " and "), fs.Args())
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "ferry probe: %s\n", strings.Join(problems, "; "))
 		fs.Usage()
 		return errUsage
 	}
