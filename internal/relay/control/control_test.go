@@ -548,3 +548,6 @@ func TestStoreErrorMapping(t *testing.T) {
 		})
 	}
 }
+
+// storeMaker opens a fresh real store for one test.
+type storeMaker func(t *testing.T) fullStore

@@ -192,7 +192,11 @@ func TestRegisterOIDC(t *testing.T) {
 
 func TestRegisterOIDCTokenClaimsWinOverBody(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testRegisterOIDCTokenClaimsWinOverBody(t, newBolt)
+}
+
+func testRegisterOIDCTokenClaimsWinOverBody(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	b := testBundle("1.0.0", commitB)   // the body claims commitB…
 	b.Ref = "refs/tags/channel/staging" // …and a ref that would move staging
 	w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, e.issuer.claims(time.Now()))))
@@ -307,7 +311,11 @@ func TestRegisterHMAC(t *testing.T) {
 
 func TestRegisterIdempotentAndConflict(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testRegisterIdempotentAndConflict(t, newBolt)
+}
+
+func testRegisterIdempotentAndConflict(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	b := testBundle("1.0.0", commitA)
 	first := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
 	auditAfterFirst := e.audit()
@@ -348,7 +356,11 @@ func TestRegisterIdempotentAndConflict(t *testing.T) {
 
 func TestRegisterLateRetryDoesNotMoveChannelBack(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testRegisterLateRetryDoesNotMoveChannelBack(t, newBolt)
+}
+
+func testRegisterLateRetryDoesNotMoveChannelBack(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
 	// A delayed retry of the first registration arrives.
@@ -363,7 +375,11 @@ func TestRegisterLateRetryDoesNotMoveChannelBack(t *testing.T) {
 
 func TestRegisterRetryCompletesInterruptedPromotion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testRegisterRetryCompletesInterruptedPromotion(t, newBolt)
+}
+
+func testRegisterRetryCompletesInterruptedPromotion(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.store.failNext("UpdateState", 1)
 	b := testBundle("1.0.0", commitA)
 	body := mustJSON(t, b)
@@ -554,7 +570,11 @@ func TestRegisterEveryProblemListed(t *testing.T) {
 
 func TestRegisterEncryptedBundle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testRegisterEncryptedBundle(t, newBolt)
+}
+
+func testRegisterEncryptedBundle(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	b := encryptedBundle("2.0.0", commitA)
 	r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
 	b.Repository = repo

@@ -97,7 +97,11 @@ func tagMoved(t *testing.T, tag, from, to string) []byte {
 
 func TestWebhookTagCreatedPromotes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookTagCreatedPromotes(t, newBolt)
+}
+
+func testWebhookTagCreatedPromotes(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	changesBefore := e.changes.count()
 	r := e.deliver("push", "d-created", payload(t, "push_tag_created.json", nil), http.StatusOK)
@@ -118,7 +122,11 @@ func TestWebhookTagCreatedPromotes(t *testing.T) {
 
 func TestWebhookAnnotatedTagUsesHeadCommit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookAnnotatedTagUsesHeadCommit(t, newBolt)
+}
+
+func testWebhookAnnotatedTagUsesHeadCommit(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("2.0.0", commitB), http.StatusCreated)
 	// "after" is the tag object; head_commit is the commit it points to.
 	r := e.deliver("push", "d-annotated", payload(t, "push_annotated_tag.json", nil), http.StatusOK)
@@ -132,7 +140,11 @@ func TestWebhookAnnotatedTagUsesHeadCommit(t *testing.T) {
 
 func TestWebhookMovedTag(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookMovedTag(t, newBolt)
+}
+
+func testWebhookMovedTag(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
 	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
@@ -157,7 +169,11 @@ func TestWebhookMovedTag(t *testing.T) {
 
 func TestWebhookPendingAppliedOnRegistration(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookPendingAppliedOnRegistration(t, newBolt)
+}
+
+func testWebhookPendingAppliedOnRegistration(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
 
@@ -197,7 +213,11 @@ func TestWebhookPendingAppliedOnRegistration(t *testing.T) {
 
 func TestWebhookMovedTagCancelsOlderPending(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookMovedTagCancelsOlderPending(t, newBolt)
+}
+
+func testWebhookMovedTagCancelsOlderPending(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
 	e.deliver("push", "d2", tagMoved(t, "channel/staging", commitA, commitC), http.StatusOK) // pending on C
@@ -215,7 +235,11 @@ func TestWebhookMovedTagCancelsOlderPending(t *testing.T) {
 
 func TestWebhookDeletedTag(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookDeletedTag(t, newBolt)
+}
+
+func testWebhookDeletedTag(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitA), http.StatusOK)
 	e.deliver("push", "d2", tagMoved(t, "channel/staging", commitA, commitB), http.StatusOK) // pending on B
@@ -246,7 +270,11 @@ func TestWebhookDeletedTag(t *testing.T) {
 
 func TestWebhookReplayedDelivery(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookReplayedDelivery(t, newBolt)
+}
+
+func testWebhookReplayedDelivery(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
 	old := tagCreated(t, "channel/staging", commitA)
@@ -273,7 +301,11 @@ func TestWebhookReplayedDelivery(t *testing.T) {
 
 func TestWebhookFailedDeliveryCanBeRedelivered(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	testWebhookFailedDeliveryCanBeRedelivered(t, newBolt)
+}
+
+func testWebhookFailedDeliveryCanBeRedelivered(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	body := payload(t, "push_tag_created.json", nil)
 	for _, method := range []string{"BundleByCommit", "UpdateState"} {
