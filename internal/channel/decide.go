@@ -181,10 +181,12 @@ func upToDate(ch string) Decision {
 //     disable_auto_update_under_native (blocked) if a native range refused, no_bundle
 //     (failed) if bundles are missing, and otherwise no_new_version_available.
 //  6. The device already on the candidate: no_new_version_available (up_to_date).
-//  7. disable_auto_update: an upgrade that changes the major (minor, patch) part is refused
-//     by policy major (minor or major; any of the three) with
-//     disable_auto_update_to_<part> and {major:true, version, old}. The device's current
-//     version is version_name, or version_build when it runs "builtin".
+//  7. disable_auto_update, for upgrades only (a rollback is never refused): policy major
+//     refuses a change of the major part, minor a change of the major or minor part, patch
+//     any of the three. The code names the part that changed,
+//     disable_auto_update_to_major|minor|patch (blocked, with {major:true, version, old}).
+//     The device's current version is version_name, or version_build when it runs
+//     "builtin"; if either side is not a semantic version the answer is semver_error.
 //  8. Encryption: a device that sent key_id gets only a bundle encrypted for that key
 //     (key_id_mismatch otherwise; a shorter key_id of older plugins matches as a prefix).
 //     A device that sent none gets an encrypted bundle only if its plugin predates key_id
