@@ -162,7 +162,8 @@ func upToDate(ch string) Decision {
 // (see the Code constants). In order:
 //
 //  1. Device fields: device_id, app_id, platform (ios, android, electron), version_build
-//     and version_name are required, else missing_info (failed).
+//     and version_name are required, else missing_info (failed). A nil snapshot, or one of
+//     another app, answers app_not_found (failed), never Capgo's HTTP 429.
 //  2. Channel: req.DefaultChannel when that channel exists and the device may use it (its
 //     policy has allow_device_self_set, or it is the app's default); an existing channel it
 //     may not use answers cannot_update_via_private_channel (blocked); an unknown one falls
@@ -180,7 +181,9 @@ func upToDate(ch string) Decision {
 //     When none passes: unknown_version_build (failed) if version_build has no number,
 //     disable_auto_update_under_native (blocked) if a native range refused, no_bundle
 //     (failed) if bundles are missing, and otherwise no_new_version_available.
-//  6. The device already on the candidate: no_new_version_available (up_to_date).
+//  6. The device already on the candidate: no_new_version_available (up_to_date). When
+//     the candidate is "builtin" (a channel promoted to "builtin"), the answer is
+//     {"version":"builtin"}, or already_on_builtin (up_to_date) for a device running it.
 //  7. disable_auto_update, for upgrades only (a rollback is never refused): policy major
 //     refuses a change of the major part, minor a change of the major or minor part, patch
 //     any of the three. The code names the part that changed,
@@ -191,6 +194,7 @@ func upToDate(ch string) Decision {
 //     (key_id_mismatch otherwise; a shorter key_id of older plugins matches as a prefix).
 //     A device that sent none gets an encrypted bundle only if its plugin predates key_id
 //     (below 8.2.0, or below x.50 on the 5/6/7 lines); otherwise key_id_required (blocked).
+//  9. A bundle without a download URL: no_bundle_url (failed). Otherwise the offer.
 //
 // Decide does no I/O, is safe for concurrent use on one snapshot, and allocates only for
 // refusals that carry a formatted message and for manifests with sizes. The returned
