@@ -172,6 +172,9 @@ func decideCases(t *testing.T) []decideCase {
 			golden: "under_native"},
 		{name: "version_build without number", dev: with(on("native"), build("dev")),
 			want: refused("native", CodeUnknownVersionBuild, KindFailed), golden: "unknown_version_build"},
+		{name: "invalid stored native range admits nothing", dev: with(on("native"), build("3.1")),
+			snap: func(s *Snapshot) { s.Bundles["3.0.0"].Native = "banana"; s.States["native"].History = nil },
+			want: outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "3.0.0", Old: builtin}},
 		{name: "version_build without number is fine without ranges", dev: build("dev"), want: offered("production", "1.2.0")},
 		{name: "native fallback skips history newer than stable", dev: with(on("native"), build("2.5.0")),
 			snap: func(s *Snapshot) {
@@ -499,6 +502,41 @@ func TestSnapshotChannel(t *testing.T) {
 		}
 		if (st != nil) != tc.wantState || ok != tc.wantOK {
 			t.Errorf("Channel(%q) = state %v, ok %v; want state %v, ok %v", tc.name, st, ok, tc.wantState, tc.wantOK)
+		}
+	}
+}
+
+func TestPluginSendsKeyID(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[string]bool{
+		"8.51.23": true, "8.2.0": true, "8.1.9": false, "8.0.0": false, "9.0.0": true, "10.0.0": true,
+		"7.51.13": true, "7.50.0": true, "7.49.9": false, "6.50.2": true, "6.27.1": false, "5.50.2": true,
+		"5.10.0": false, "4.99.0": false, "": false, "next": false,
+	} {
+		if got := pluginSendsKeyID(v); got != want {
+			t.Errorf("pluginSendsKeyID(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestKeyMatches(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		device, bundle string
+		want           bool
+	}{
+		{testKeyID, testKeyID, true},
+		{testKeyID[:4], testKeyID, true},
+		{testKeyID[:12], testKeyID, true},
+		{testKeyID[:3], testKeyID, false},
+		{"MIIB", "", false},
+		{testKeyID, "", false},
+		{testKeyID + "X", testKeyID, false},
+		{"XIIB", testKeyID, false},
+	}
+	for _, tc := range tests {
+		if got := keyMatches(tc.device, tc.bundle); got != tc.want {
+			t.Errorf("keyMatches(%q, %q) = %v, want %v", tc.device, tc.bundle, got, tc.want)
 		}
 	}
 }
