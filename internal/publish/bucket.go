@@ -1,0 +1,279 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	gcaws "gocloud.dev/aws"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob:// destinations
+	_ "gocloud.dev/blob/fileblob"  // file:// destinations
+	_ "gocloud.dev/blob/gcsblob"   // gs:// destinations
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+)
+
+// CacheControl is set on every bucket object: a published URL never changes content.
+const CacheControl = "public, max-age=31536000, immutable"
+
+// metaSHA256 is the object metadata key holding the hex SHA-256 of the content.
+const metaSHA256 = "sha256"
+
+// Bucket publishes to a gocloud.dev/blob bucket. It is safe for concurrent use.
+type Bucket struct {
+	b      *blob.Bucket
+	scheme string
+	prefix string // the URL's prefix parameter, part of every key
+	root   string // file:// only: the directory, for file URLs
+	opts   Options
+}
+
+var _ Publisher = (*Bucket)(nil)
+
+// OpenBucket opens a bucket URL (s3://, gs://, azblob://, file://) with the gocloud.dev
+// driver's query parameters, plus "prefix" for a key prefix. It does not contact the bucket.
+func OpenBucket(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
+	opts.defaults()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDestination, err)
+	}
+	switch u.Scheme {
+	case "s3", "gs", "azblob", "file":
+	default:
+		return nil, fmt.Errorf("%w: %q: want %q or a bucket URL (s3://, gs://, azblob://, file://)", ErrDestination, redact(u), DestinationGitHub)
+	}
+	if opts.PublicBaseURL != "" {
+		pu, err := url.Parse(opts.PublicBaseURL)
+		if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			return nil, fmt.Errorf("%w: public base URL %q must be an absolute http(s) URL", ErrDestination, opts.PublicBaseURL)
+		}
+	}
+	pb := &Bucket{scheme: u.Scheme, prefix: u.Query().Get("prefix"), opts: opts}
+	if u.Scheme == "file" {
+		pb.root = filepath.FromSlash(u.Path)
+	}
+	if u.Scheme == "s3" && opts.Getenv != nil && opts.Getenv("AWS_ACCESS_KEY_ID") != "" {
+		mux := new(blob.URLMux)
+		mux.RegisterBucket("s3", &s3Opener{getenv: opts.Getenv})
+		pb.b, err = mux.OpenBucket(ctx, rawURL)
+	} else {
+		pb.b, err = blob.OpenBucket(ctx, rawURL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %v", ErrDestination, redact(u), err)
+	}
+	return pb, nil
+}
+
+// redact drops the query, which may carry key paths or account names, from log lines.
+func redact(u *url.URL) string {
+	c := *u
+	c.RawQuery = ""
+	c.User = nil
+	return c.String()
+}
+
+// Close closes the bucket.
+func (pb *Bucket) Close() error { return pb.b.Close() }
+
+// Put writes f under its key unless the same bytes are already there. An existing object
+// with other bytes is an error wrapping [ErrAssetExists]. If reading f.Body fails part-way
+// the write is aborted and no object appears.
+func (pb *Bucket) Put(ctx context.Context, f File) (*Object, error) {
+	if err := checkName(f.Name, true); err != nil {
+		return nil, err
+	}
+	size, sum, md5sum, err := digest(f.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", f.Name, err)
+	}
+	obj := &Object{Name: f.Name, Size: size, SHA256: sum}
+	reused, err := pb.same(ctx, f.Name, size, sum, md5sum)
+	if err != nil {
+		return nil, err
+	}
+	if !reused {
+		err := pb.write(ctx, f, size, sum, md5sum)
+		if gcerrors.Code(errors.Unwrap(err)) == gcerrors.FailedPrecondition || gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			// Another writer created the key since we looked: compare with what it wrote.
+			if reused, err = pb.same(ctx, f.Name, size, sum, md5sum); err == nil && !reused {
+				err = fmt.Errorf("write %q: object appeared during upload", f.Name)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	obj.Reused = reused
+	if err := pb.url(ctx, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// same reports whether key already holds exactly these bytes; an error wrapping
+// ErrAssetExists when it holds others; false when it does not exist.
+func (pb *Bucket) same(ctx context.Context, key string, size int64, sum string, md5sum []byte) (bool, error) {
+	attrs, err := pb.b.Attributes(ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up %q: %w", key, err)
+	}
+	differ := func(why string) (bool, error) {
+		return false, fmt.Errorf("object %q: %w (%s); publish a new version instead", key, ErrAssetExists, why)
+	}
+	if attrs.Size != size {
+		return differ(fmt.Sprintf("size %d, ours %d", attrs.Size, size))
+	}
+	if got := attrs.Metadata[metaSHA256]; got != "" {
+		if got != sum {
+			return differ("sha256 " + got + ", ours " + sum)
+		}
+		return true, nil
+	}
+	if len(attrs.MD5) == len(md5sum) {
+		if string(attrs.MD5) != string(md5sum) {
+			return differ("md5 differs")
+		}
+		return true, nil
+	}
+	// No digest stored (e.g. file:// with metadata=skip): read the object and hash it.
+	r, err := pb.b.NewReader(ctx, key, nil)
+	if err != nil {
+		return false, fmt.Errorf("read %q: %w", key, err)
+	}
+	defer r.Close()
+	_, got, err := hashReader(r)
+	if err != nil {
+		return false, fmt.Errorf("read %q: %w", key, err)
+	}
+	if got != sum {
+		return differ("sha256 " + got + ", ours " + sum)
+	}
+	return true, nil
+}
+
+// write uploads f under a context it cancels on any read error, so the driver aborts the
+// write (a closed writer would commit a truncated object).
+func (pb *Bucket) write(ctx context.Context, f File, size int64, sum string, md5sum []byte) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := pb.b.NewWriter(wctx, f.Name, &blob.WriterOptions{
+		ContentType:                 contentType(f.ContentType),
+		DisableContentTypeDetection: true,
+		CacheControl:                CacheControl,
+		Metadata:                    map[string]string{metaSHA256: sum},
+		ContentMD5:                  md5sum,
+		IfNotExist:                  true,
+	})
+	if err != nil {
+		return fmt.Errorf("write %q: %w", f.Name, err)
+	}
+	start := time.Now()
+	n, err := w.ReadFrom(newProgressReader(f.Body, f.Name, size, &pb.opts))
+	if err == nil && n != size {
+		err = fmt.Errorf("read %d bytes, want %d: the file changed while uploading", n, size)
+	}
+	if err != nil {
+		cancel()
+		_ = w.Close()
+		return fmt.Errorf("write %q: %w", f.Name, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %q: %w", f.Name, err)
+	}
+	pb.opts.Logger.DebugContext(ctx, "object written", "key", f.Name, "size", size, "duration", time.Since(start))
+	return nil
+}
+
+// url fills obj.URL: the public base URL, a presigned URL, or for file:// a file URL.
+func (pb *Bucket) url(ctx context.Context, obj *Object) error {
+	if pb.opts.PublicBaseURL != "" {
+		obj.URL = strings.TrimRight(pb.opts.PublicBaseURL, "/") + "/" + escapeKey(pb.prefix+obj.Name)
+		return nil
+	}
+	exp := pb.opts.SignedURLExpiry
+	s, err := pb.b.SignedURL(ctx, obj.Name, &blob.SignedURLOptions{Expiry: exp})
+	if gcerrors.Code(err) == gcerrors.Unimplemented && pb.scheme == "file" {
+		obj.URL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(pb.root, filepath.FromSlash(pb.prefix+obj.Name)))}).String()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sign URL for %q (set a public base URL to avoid presigning): %w", obj.Name, err)
+	}
+	obj.URL = s
+	obj.Expires = time.Now().Add(exp)
+	pb.opts.Logger.WarnContext(ctx, "no public base URL: using a presigned URL, which stops working when it expires; set public-base-url for a permanent URL",
+		"key", obj.Name, "expires", obj.Expires.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func escapeKey(key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+// s3Opener opens s3:// URLs like s3blob.URLOpener, but with static credentials read through
+// an injected getenv instead of the process environment.
+type s3Opener struct {
+	getenv func(string) string
+}
+
+func (o *s3Opener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	q := u.Query()
+	var bo s3blob.Options
+	var s3opts []func(*s3.Options)
+	take := func(key string) string { v := q.Get(key); q.Del(key); return v }
+	boolParam := func(key string, set func(bool)) error {
+		if v := take(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("invalid value for %q: %w", key, err)
+			}
+			set(b)
+		}
+		return nil
+	}
+	for _, k := range []string{"use_path_style", "s3ForcePathStyle"} {
+		if err := boolParam(k, func(b bool) { s3opts = append(s3opts, func(o *s3.Options) { o.UsePathStyle = b }) }); err != nil {
+			return nil, err
+		}
+	}
+	if err := boolParam("disable_https", func(b bool) { s3opts = append(s3opts, func(o *s3.Options) { o.EndpointOptions.DisableHTTPS = b }) }); err != nil {
+		return nil, err
+	}
+	if err := boolParam("accelerate", func(b bool) { s3opts = append(s3opts, func(o *s3.Options) { o.UseAccelerate = b }) }); err != nil {
+		return nil, err
+	}
+	if v := take("ssetype"); v != "" {
+		bo.EncryptionType = types.ServerSideEncryption(v)
+	}
+	bo.KMSEncryptionID = take("kmskeyid")
+	if q.Get("region") == "" {
+		if r := o.getenv("AWS_REGION"); r != "" {
+			q.Set("region", r)
+		}
+	}
+	cfg, err := gcaws.V2ConfigFromURLParams(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(o.getenv("AWS_ACCESS_KEY_ID"), o.getenv("AWS_SECRET_ACCESS_KEY"), o.getenv("AWS_SESSION_TOKEN"))
+	bo.RequestChecksumCalculation = cfg.RequestChecksumCalculation
+	return s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, s3opts...), u.Host, &bo)
+}

@@ -1,0 +1,272 @@
+package publish_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/publish"
+	"github.com/ferryhq/ferry/internal/publish/publishtest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// backend is a bucket destination under test and a way to look at what it stores.
+type backend struct {
+	url    string
+	getenv func(string) string
+	// stored returns the bytes stored under key straight from the backend's files, and
+	// whether a file exists there at all.
+	stored func(key string) ([]byte, bool)
+	// files lists every file in the backend's data directory (to catch partial objects).
+	files func() []string
+}
+
+func envMap(kv []string) func(string) string {
+	m := map[string]string{}
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func listFiles(t *testing.T, dir string) func() []string {
+	return func() []string {
+		var out []string
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, p)
+				out = append(out, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		return out
+	}
+}
+
+func readStored(dir string) func(string) ([]byte, bool) {
+	return func(key string) ([]byte, bool) {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(key)))
+		return b, err == nil
+	}
+}
+
+func fileBackend(t *testing.T, query string) backend {
+	t.Helper()
+	dir := t.TempDir()
+	u := "file://" + filepath.ToSlash(dir) + query
+	return backend{url: u, stored: readStored(dir), files: listFiles(t, dir)}
+}
+
+func s3Backend(t *testing.T) backend {
+	t.Helper()
+	s3 := publishtest.Versitygw(t)
+	s3.CreateBucket(t, "web")
+	dir := filepath.Join(s3.DataDir, "web")
+	return backend{url: s3.BucketURL("web"), getenv: envMap(s3.Env()), stored: readStored(dir), files: listFiles(t, dir)}
+}
+
+func backends(t *testing.T) map[string]func(t *testing.T) backend {
+	return map[string]func(t *testing.T) backend{
+		"file":         func(t *testing.T) backend { return fileBackend(t, "") },
+		"file-nometa":  func(t *testing.T) backend { return fileBackend(t, "?metadata=skip") },
+		"s3-versitygw": s3Backend,
+	}
+}
+
+func open(t *testing.T, be backend, base string) *publish.Bucket {
+	t.Helper()
+	b, err := publish.OpenBucket(t.Context(), be.url, publish.Options{PublicBaseURL: base, Getenv: be.getenv, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("OpenBucket(%q): %v", be.url, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestBucketPut(t *testing.T) {
+	t.Parallel()
+	content := bytes.Repeat([]byte("bundle bytes "), 10000)
+	other := bytes.Repeat([]byte("BUNDLE BYTES "), 10000)
+	const key = "com.acme.app/1.2.3/bundle.zip"
+	for name, mk := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			be := mk(t)
+			b := open(t, be, "https://cdn.example.com/web/")
+			obj, err := b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(content), ContentType: "application/zip"})
+			if err != nil {
+				t.Fatalf("Put() error = %v", err)
+			}
+			want := &publish.Object{Name: key, URL: "https://cdn.example.com/web/" + key, Size: int64(len(content)), SHA256: sum(content)}
+			if diff := cmp.Diff(want, obj); diff != "" {
+				t.Errorf("Put() (-want +got):\n%s", diff)
+			}
+			if got, ok := be.stored(key); !ok || !bytes.Equal(got, content) {
+				t.Errorf("stored %d bytes (exists %v), want the %d put", len(got), ok, len(content))
+			}
+
+			// Re-run: identical bytes are reused.
+			obj, err = b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(content), ContentType: "application/zip"})
+			if err != nil || !obj.Reused {
+				t.Errorf("Put(same) = %+v, %v; want Reused", obj, err)
+			}
+			// Different bytes under the same key are refused and change nothing.
+			_, err = b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(other), ContentType: "application/zip"})
+			if !errors.Is(err, publish.ErrAssetExists) {
+				t.Errorf("Put(different) error = %v, want ErrAssetExists", err)
+			}
+			_, err = b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(content[:100]), ContentType: "application/zip"})
+			if !errors.Is(err, publish.ErrAssetExists) {
+				t.Errorf("Put(shorter) error = %v, want ErrAssetExists", err)
+			}
+			if got, _ := be.stored(key); !bytes.Equal(got, content) {
+				t.Error("stored object changed")
+			}
+		})
+	}
+}
+
+// failingReader serves data, but on every pass after the first (the first is the hashing
+// pass) fails once half of it has been read, like a disk or pipe error mid-upload.
+// It does not embed the bytes.Reader, so io.Copy cannot bypass Read through WriteTo.
+type failingReader struct {
+	r      *bytes.Reader
+	size   int64
+	passes int
+}
+
+func (f *failingReader) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && whence == io.SeekStart {
+		f.passes++
+	}
+	return f.r.Seek(off, whence)
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.passes >= 2 { // digest seeks to the start before and after hashing
+		pos := f.size - int64(f.r.Len())
+		if pos >= f.size/2 {
+			return 0, errors.New("disk on fire")
+		}
+		p = p[:min(int64(len(p)), f.size/2-pos)]
+	}
+	return f.r.Read(p)
+}
+
+func TestBucketFailedUploadLeavesNothing(t *testing.T) {
+	t.Parallel()
+	sizes := []int{1 << 20, 20 << 20} // single PUT and S3 multipart
+	for name, mk := range backends(t) {
+		for _, size := range sizes {
+			t.Run(fmt.Sprintf("%s/%dMiB", name, size>>20), func(t *testing.T) {
+				t.Parallel()
+				be := mk(t)
+				b := open(t, be, "https://cdn.example.com")
+				data := bytes.Repeat([]byte{0xA5}, size)
+				r := &failingReader{r: bytes.NewReader(data), size: int64(size)}
+				_, err := b.Put(t.Context(), publish.File{Name: "app/1.0.0/bundle.zip", Body: r})
+				if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+					t.Fatalf("Put() error = %v, want the reader's error", err)
+				}
+				if _, ok := be.stored("app/1.0.0/bundle.zip"); ok {
+					t.Error("a partial object was committed")
+				}
+				for _, f := range be.files() {
+					if strings.HasPrefix(f, "app/") {
+						t.Errorf("file %q left behind", f)
+					}
+				}
+				// The key is still free: a retry succeeds.
+				obj, err := b.Put(t.Context(), publish.File{Name: "app/1.0.0/bundle.zip", Body: bytes.NewReader(data)})
+				if err != nil || obj.Reused {
+					t.Errorf("retry Put() = %+v, %v", obj, err)
+				}
+			})
+		}
+	}
+}
+
+func TestBucketPresignedURL(t *testing.T) {
+	t.Parallel()
+	be := s3Backend(t)
+	b := open(t, be, "")
+	content := []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`)
+	obj, err := b.Put(t.Context(), publish.File{Name: "app/1.0.0/bundle.zip.sigstore.json", Body: bytes.NewReader(content), ContentType: "application/json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Expires.IsZero() || !strings.Contains(obj.URL, "X-Amz-Signature=") {
+		t.Fatalf("Put() = %+v, want a presigned URL with an expiry", obj)
+	}
+	resp, err := http.Get(obj.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Equal(got, content) {
+		t.Fatalf("GET presigned = %s %q", resp.Status, got)
+	}
+	hdr := map[string]string{"Content-Type": resp.Header.Get("Content-Type"), "Cache-Control": resp.Header.Get("Cache-Control"), "X-Amz-Meta-Sha256": resp.Header.Get("X-Amz-Meta-Sha256")}
+	want := map[string]string{"Content-Type": "application/json", "Cache-Control": publish.CacheControl, "X-Amz-Meta-Sha256": sum(content)}
+	if diff := cmp.Diff(want, hdr); diff != "" {
+		t.Errorf("object headers (-want +got):\n%s", diff)
+	}
+	// Anonymous access without the signature is refused: the URL is the only way in.
+	plain := strings.SplitN(obj.URL, "?", 2)[0]
+	if r2, err := http.Get(plain); err == nil {
+		r2.Body.Close()
+		if r2.StatusCode == 200 {
+			t.Error("unsigned GET succeeded")
+		}
+	}
+}
+
+func TestBucketPrefixAndFileURL(t *testing.T) {
+	t.Parallel()
+	be := fileBackend(t, "?prefix=ferry/")
+	b := open(t, be, "")
+	obj, err := b.Put(t.Context(), publish.File{Name: "a/b.zip", Body: bytes.NewReader([]byte("x"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(obj.URL, "file:///") || !strings.HasSuffix(obj.URL, "/ferry/a/b.zip") {
+		t.Errorf("URL = %q, want a file URL ending in /ferry/a/b.zip", obj.URL)
+	}
+	if _, ok := be.stored("ferry/a/b.zip"); !ok {
+		t.Error("object not stored under the prefix")
+	}
+	b2 := open(t, be, "https://cdn.example.com/")
+	obj, err = b2.Put(t.Context(), publish.File{Name: "a/b.zip", Body: bytes.NewReader([]byte("x"))})
+	if err != nil || obj.URL != "https://cdn.example.com/ferry/a/b.zip" || !obj.Reused {
+		t.Errorf("Put() = %+v, %v; want the public URL including the prefix, reused", obj, err)
+	}
+}
+
+func TestOpenBucketRefusesBadDestinations(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, dest, base string
+	}{
+		{"unknown scheme", "ftp://host/dir", ""},
+		{"not a URL", "::", ""},
+		{"relative public base", "file:///tmp", "cdn.example.com"},
+		{"unknown s3 parameter", "s3://b?colour=blue", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := publish.New(t.Context(), tc.dest, publish.Options{PublicBaseURL: tc.base})
+			if !errors.Is(err, publish.ErrDestination) {
+				t.Errorf("New(%q) error = %v, want ErrDestination", tc.dest, err)
+			}
+		})
+	}
+}
