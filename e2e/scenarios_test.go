@@ -96,9 +96,11 @@ func TestFirstInstall(t *testing.T) {
 		t.Errorf("check after install = %+v, want up_to_date", ans)
 	}
 	eventually(t, "stats of 1.0.0", func() string {
-		var stats []channel.VersionStats
+		var stats struct {
+			Versions []channel.VersionStats `json:"versions"`
+		}
 		e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/stats", nil, &stats)
-		for _, s := range stats {
+		for _, s := range stats.Versions {
 			if s.Version == "1.0.0" && s.Actions["set"] >= 1 && s.Actions["download_complete"] >= 1 {
 				return ""
 			}
@@ -150,10 +152,12 @@ func TestTagPushPromotesWithoutRebuilding(t *testing.T) {
 	if prod.Version != "1.2.0" || prod.URL != beta.URL || prod.Checksum != beta.Checksum || prod.SessionKey != beta.SessionKey {
 		t.Errorf("production answer %+v differs from beta's %+v", prod, beta)
 	}
-	var bundles []channel.Bundle
-	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/bundles", nil, &bundles)
-	if len(bundles) != 1 {
-		t.Errorf("relay holds %d bundles, want the single one built from %s", len(bundles), commit)
+	var list struct {
+		Bundles []channel.Bundle `json:"bundles"`
+	}
+	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/bundles", nil, &list)
+	if len(list.Bundles) != 1 || list.Bundles[0].Commit != commit {
+		t.Errorf("relay holds %d bundles (%+v), want the single one built from %s", len(list.Bundles), list.Bundles, commit)
 	}
 	mustUpdate(t, prodDev, "1.2.0")
 }
