@@ -159,18 +159,12 @@ func (s *Server) channelRequest(c *gin.Context, query bool) (*deviceRequest, *ap
 	return req, e, snap, true
 }
 
-// effectivePolicy returns a channel's policy as channel.Decide sees it: the override the
-// admin API stored in the channel's state, else the configured policy (by name or "*").
-// known is false for a channel that is neither configured nor promoted.
-func effectivePolicy(app *channel.App, snap *channel.Snapshot, name string) (pol channel.Policy, known bool) {
-	st := snap.States[name]
-	if st != nil && st.Policy != nil {
-		return *st.Policy, true
-	}
-	if p, ok := app.Policy(name); ok {
-		return p, true
-	}
-	return channel.Policy{}, st != nil && st.Version != ""
+// effectivePolicy returns a channel's policy as channel.Decide sees it (the admin API's
+// override in its state, else the configured policy by name or "*"). known is false for a
+// channel that is neither configured nor promoted.
+func effectivePolicy(_ *channel.App, snap *channel.Snapshot, name string) (pol channel.Policy, known bool) {
+	pol, _, known = snap.Channel(name)
+	return pol, known
 }
 
 // channelNames lists the app's channels: the configured ones (not the "*" pattern) and any

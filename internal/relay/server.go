@@ -152,7 +152,7 @@ func (s *Server) buildEngine() error {
 		return fmt.Errorf("trusted proxies: %w", err)
 	}
 	e.TrustedPlatform = s.opts.TrustedPlatform
-	e.Use(s.requestContext(), s.recovery(), s.metrics.middleware())
+	e.Use(s.requestContext(), s.metrics.middleware(), s.recovery())
 	e.NoRoute(func(c *gin.Context) {
 		writeJSON(c, http.StatusNotFound, errorBody{Error: "not_found", Message: "No such endpoint"})
 	})

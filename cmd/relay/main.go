@@ -1,0 +1,47 @@
+// Command relay is Ferry's update server. It answers devices running the unmodified
+// @capgo/capacitor-updater plugin (POST /updates, POST /stats, /channel_self), registers
+// bundles from CI (POST /api/v1/bundles), promotes them on GitHub tag pushes (POST
+// /webhooks/github) and serves the admin API, keeping its state in an embedded bbolt file or
+// in Redis shared by any number of relays.
+//
+// Usage:
+//
+//	relay --config ferry.yaml [--addr :8080] [--redis-url redis://…] [--data-dir ./data]
+//
+// Every flag has an environment fallback (see --help); secrets come only from the
+// environment: FERRY_ADMIN_TOKEN, FERRY_WEBHOOK_SECRET and FERRY_HMAC_SECRET. The relay
+// validates the config at start-up and lists every problem; it shuts down gracefully on
+// SIGINT or SIGTERM. Reference: docs/relay.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if err != errUsage {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole command with the OS passed in: it parses args and environment, opens
+// the store, serves until ctx ends, then drains requests and closes the store. Logs go to
+// stdout (JSON unless LOG_FORMAT=text); usage goes to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stdout, nil)
+}

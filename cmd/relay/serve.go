@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay"
+	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/store"
+)
+
+// boltFile is the embedded store's file name inside --data-dir.
+const boltFile = "ferry.db"
+
+// serve runs the relay with a validated Config until ctx ends. ready, when set, is called
+// with the listening address once the relay accepts connections.
+func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr string)) error {
+	logger, err := newLogger(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(cfg.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	apps, err := channel.ParseConfig(data)
+	if err != nil {
+		return fmt.Errorf("config %s is invalid:\n%w", cfg.ConfigPath, err)
+	}
+
+	st, storeDesc, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			logger.Error("close store", "error", cerr)
+		}
+	}()
+
+	rateLimit := cfg.RateLimit
+	if rateLimit == 0 {
+		rateLimit = -1 // relay.Options: negative disables
+	}
+	srv, err := relay.New(relay.Options{
+		Config:          apps,
+		Store:           st,
+		Logger:          logger,
+		TrustedProxies:  cfg.TrustedProxies,
+		TrustedPlatform: cfg.TrustedPlatform,
+		RateLimit:       rateLimit,
+		RateBurst:       cfg.RateBurst,
+		SnapshotTTL:     cfg.SnapshotTTL,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	api, err := control.New(ctx, control.Options{
+		Config:        apps,
+		Store:         st,
+		Logger:        logger,
+		AdminToken:    cfg.AdminToken,
+		WebhookSecret: cfg.WebhookSecret,
+		HMACSecret:    cfg.HMACSecret,
+		OIDCIssuer:    cfg.OIDCIssuer,
+		OIDCAudience:  cfg.OIDCAudience,
+		OnChange:      srv.Invalidate,
+		Registerer:    srv.Registry(),
+	})
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	srv.Mount(api)
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	ids := make([]string, 0, len(apps.Apps))
+	for _, a := range apps.Apps {
+		ids = append(ids, a.ID)
+	}
+	logger.Info("relay listening", "addr", ln.Addr().String(), "store", storeDesc, "apps", ids, "settings", cfg)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	err = srv.Serve(ctx, ln)
+	logger.Info("relay stopped", "error", err)
+	return err
+}
+
+// openStore opens Redis when a URL is configured, else the embedded bbolt file in the data
+// directory. It returns the store and a description for the start-up line.
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (relay.Store, string, error) {
+	if cfg.RedisURL != "" {
+		return openRedis(ctx, cfg, logger)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, boltFile)
+	b, err := store.OpenBolt(path, store.BoltOptions{Logger: logger})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, "", fmt.Errorf("open %s: another relay uses this data dir; run one relay per embedded store, or use --redis-url: %w", path, err)
+		}
+		return nil, "", fmt.Errorf("open embedded store: %w", err)
+	}
+	return b, "bolt " + path, nil
+}
+
+func newLogger(cfg *Config, stdout io.Writer) (*slog.Logger, error) {
+	level, err := parseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(stdout, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(stdout, opts)), nil
+}
