@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# bench-package.sh: Ferry's packaging against @capgo/cli on real web builds.
+#
+# For each corpus (the web build shipped inside an npm package, plus an index.html):
+#   ferry pack --dir D --out F --key K                      (zip + hash + encrypt, one pass)
+#   capgo bundle zip ... --json  +  capgo bundle encrypt ...  (the CLI's two steps)
+# and prints wall time, throughput (input MB/s), peak RSS and output size for both, and
+# the ratios. Each side runs RUNS times (default 3); the best wall time is reported and the
+# peak RSS is the largest seen. Both sides use the same RSA 2048 key.
+#
+# Usage: scripts/bench-package.sh            (from the repository root)
+# Env:   RUNS=3  FERRY_BENCH_CACHE=<dir>  FERRY_CAPGO_DIR=<@capgo/cli scratch project>
+#        CORPORA="ionic monaco excalidraw"   (a subset)
+#
+# Needs: go, npm, node, /usr/bin/time (installed with apt-get when missing), and the
+# @capgo/cli peer from scripts/peers.sh (FERRY_CAPGO_DIR in .peers.env).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+RUNS="${RUNS:-3}"
+CACHE="${FERRY_BENCH_CACHE:-$(go env GOPATH)/ferry-peers/corpora}"
+if [ -z "${FERRY_CAPGO_DIR:-}" ] && [ -f .peers.env ]; then
+	FERRY_CAPGO_DIR="$(sed -n 's/^FERRY_CAPGO_DIR=//p' .peers.env)"
+fi
+CAPGO_DIR="${FERRY_CAPGO_DIR:?run scripts/peers.sh first (FERRY_CAPGO_DIR unset)}"
+CAPGO="$CAPGO_DIR/node_modules/.bin/capgo"
+[ -x "$CAPGO" ] || { echo "bench: $CAPGO missing; run scripts/peers.sh" >&2; exit 1; }
+
+if [ ! -x /usr/bin/time ]; then
+	echo "bench: installing GNU time" >&2
+	apt-get update -qq && apt-get install -y -qq time >/dev/null
+fi
+
+# name|npm spec|directory inside the package
+CORPUS_LIST="ionic|@ionic/core@9.0.5|dist
+monaco|monaco-editor@0.57.0|min
+excalidraw|@excalidraw/excalidraw@0.18.1|dist"
+WANT="${CORPORA:-ionic monaco excalidraw}"
+
+mkdir -p "$CACHE"
+prepare() { # name spec sub -> prints the web dir
+	local name=$1 spec=$2 sub=$3 web="$CACHE/$1-web"
+	if [ ! -f "$web/index.html" ]; then
+		local tmp
+		tmp="$(mktemp -d)"
+		(cd "$tmp" && npm pack --silent "$spec" >/dev/null && tar -xzf ./*.tgz)
+		rm -rf "$web"
+		cp -R "$tmp/package/$sub" "$web"
+		printf '<!doctype html>\n<html><head><meta charset="utf-8"><title>%s</title></head><body><script>window.CapacitorUpdater&&CapacitorUpdater.notifyAppReady()</script></body></html>\n' "$name" >"$web/index.html"
+		rm -rf "$tmp"
+	fi
+	echo "$web"
+}
+
+BIN="$CACHE/bin"
+mkdir -p "$BIN"
+go build -trimpath -o "$BIN/ferry" ./cmd/ferry
+KEYS="$CACHE/keys"
+if [ ! -f "$KEYS/.capgo_key_v2" ]; then
+	"$BIN/ferry" keys --dir "$KEYS" --relay https://relay.invalid >/dev/null
+fi
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+ln -s "$CAPGO_DIR/node_modules" "$WORK/node_modules"
+cp "$CAPGO_DIR/package.json" "$WORK/package.json"
+node -e 'const fs=require("fs");fs.writeFileSync(process.argv[1],JSON.stringify({appId:"com.example.bench",appName:"Bench",webDir:"dist",plugins:{CapacitorUpdater:{publicKey:fs.readFileSync(process.argv[2],"utf8")}}}))' \
+	"$WORK/capacitor.config.json" "$KEYS/.capgo_key_v2.pub"
+export CAPGO_DISABLE_TELEMETRY=true CAPGO_DISABLE_POSTHOG=true CI=true
+cd "$WORK" # the CLI works in its project directory; every other path is absolute
+
+# timed LOG cmd...: runs cmd under GNU time; sets SECS and RSS_KB.
+timed() {
+	local log=$1
+	shift
+	local t0 t1
+	t0=$(date +%s.%N)
+	/usr/bin/time -v -o "$log" "$@" >"$log.out" 2>&1 || { cat "$log.out" "$log" >&2; return 1; }
+	t1=$(date +%s.%N)
+	SECS=$(echo "$t1 - $t0" | bc -l)
+	RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
+}
+min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
+max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
+
+printf '%s\n' "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS (best wall time, largest RSS)"
+printf '%-11s %6s %8s | %-6s %8s %9s %8s %10s | %8s %9s %8s %10s | %7s %6s\n' \
+	corpus files inMB tool "wall s" "MB/s" "RSS MB" "out bytes" "CLI s" "CLI MB/s" "CLI RSS" "CLI bytes" speedup size
+while IFS='|' read -r name spec sub; do
+	case " $WANT " in *" $name "*) ;; *) continue ;; esac
+	web="$(prepare "$name" "$spec" "$sub")"
+	files=$(find "$web" -type f ! -name '.*' | wc -l)
+	inbytes=$(find "$web" -type f ! -name '.*' -printf '%s\n' | awk '{s+=$1} END {print s}')
+	inmb=$(echo "$inbytes / 1048576" | bc -l)
+	fbest=999999 frss=0 cbest=999999 crss=0
+	for _ in $(seq "$RUNS"); do
+		rm -f "$WORK/ferry.zip"
+		timed "$WORK/ferry.time" "$BIN/ferry" pack --dir "$web" --out "$WORK/ferry.zip" --key "$KEYS/.capgo_key_v2"
+		fbest=$(min "$fbest" "$SECS")
+		frss=$(max "$frss" "$RSS_KB")
+		fsize=$(stat -c %s "$WORK/ferry.zip")
+
+		rm -f "$WORK"/com.example.bench_*
+		timed "$WORK/zip.time" "$CAPGO" bundle zip com.example.bench --path "$web" --bundle 1.0.0 --json --no-code-check
+		zsecs=$SECS zrss=$RSS_KB
+		sum=$(sed -n 's/.*"checksum": *"\([0-9a-f]*\)".*/\1/p' "$WORK/zip.time.out")
+		timed "$WORK/enc.time" "$CAPGO" bundle encrypt com.example.bench_1.0.0.zip "$sum" --key "$KEYS/.capgo_key_v2" --json
+		csecs=$(echo "$zsecs + $SECS" | bc -l)
+		cbest=$(min "$cbest" "$csecs")
+		crss=$(max "$crss" "$(max "$zrss" "$RSS_KB")")
+		csize=$(stat -c %s "$WORK/com.example.bench_1.0.0.zip_encrypted.zip")
+	done
+	printf '%-11s %6d %8.1f | %-6s %8.2f %9.1f %8.1f %10d | %8.2f %9.1f %8.1f %10d | %6.1fx %+5.1f%%\n' \
+		"$name" "$files" "$inmb" ferry "$fbest" "$(echo "$inmb / $fbest" | bc -l)" "$(echo "$frss / 1024" | bc -l)" "$fsize" \
+		"$cbest" "$(echo "$inmb / $cbest" | bc -l)" "$(echo "$crss / 1024" | bc -l)" "$csize" \
+		"$(echo "$cbest / $fbest" | bc -l)" "$(echo "($fsize - $csize) * 100 / $csize" | bc -l)"
+done <<<"$CORPUS_LIST"
