@@ -205,7 +205,17 @@ func printVerifyReport(w io.Writer, r verifyReport) {
 	line("trigger", src.Trigger)
 	line("run", src.RunURL)
 	if !s.SignedAt.IsZero() {
-		line("signed at", s.SignedAt.UTC().Format(time.RFC3339)+" ("+strings.Join(s.TimestampKinds, ", ")+")")
+		kinds := make([]string, 0, len(s.TimestampKinds))
+		for _, k := range s.TimestampKinds {
+			switch k {
+			case "Tlog":
+				k = "transparency log"
+			case "TimestampAuthority":
+				k = "RFC 3161 timestamp"
+			}
+			kinds = append(kinds, k)
+		}
+		line("signed at", s.SignedAt.UTC().Format(time.RFC3339)+" ("+strings.Join(kinds, ", ")+")")
 	} else {
 		line("signed at", "unknown (key signature without a timestamp)")
 	}

@@ -105,8 +105,18 @@ type Harness struct {
 	tsaCalls    atomic.Int64
 }
 
+// TB is the part of testing.TB the harness uses; *testing.T, *testing.B and *testing.F have it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+	TempDir() string
+}
+
+var _ TB = testing.TB(nil)
+
 // New starts the services and writes the trusted root into t.TempDir().
-func New(t testing.TB, opts Options) *Harness {
+func New(t TB, opts Options) *Harness {
 	t.Helper()
 	h := &Harness{Issuer: sign.GitHubActionsIssuer, Org: opts.Org, TokenRequestToken: "request-token-" + randHex(8)}
 	if h.Org == "" {
