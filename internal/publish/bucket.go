@@ -132,7 +132,12 @@ func (pb *Bucket) same(ctx context.Context, key string, size int64, sum string, 
 		return false, fmt.Errorf("look up %q: %w", key, err)
 	}
 	differ := func(why string) (bool, error) {
-		return false, fmt.Errorf("object %q: %w (%s); publish a new version instead", key, ErrAssetExists, why)
+		e := &ExistsError{Name: key, Detail: why}
+		obj := &Object{Name: key}
+		if pb.url(ctx, obj) == nil {
+			e.URL = obj.URL
+		}
+		return false, e
 	}
 	if attrs.Size != size {
 		return differ(fmt.Sprintf("size %d, ours %d", attrs.Size, size))

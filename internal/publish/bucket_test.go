@@ -119,8 +119,9 @@ func TestBucketPut(t *testing.T) {
 			}
 			// Different bytes under the same key are refused and change nothing.
 			_, err = b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(other), ContentType: "application/zip"})
-			if !errors.Is(err, publish.ErrAssetExists) {
-				t.Errorf("Put(different) error = %v, want ErrAssetExists", err)
+			var ee *publish.ExistsError
+			if !errors.Is(err, publish.ErrAssetExists) || !errors.As(err, &ee) || ee.URL != want.URL {
+				t.Errorf("Put(different) error = %#v, want an ExistsError with the existing URL %q", err, want.URL)
 			}
 			_, err = b.Put(t.Context(), publish.File{Name: key, Body: bytes.NewReader(content[:100]), ContentType: "application/zip"})
 			if !errors.Is(err, publish.ErrAssetExists) {

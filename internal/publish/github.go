@@ -298,7 +298,7 @@ func (g *GitHub) asset(ctx context.Context, releaseID int64, name string) (*gith
 // compare downloads an existing asset and checks it holds exactly size bytes hashing to sum.
 func (g *GitHub) compare(ctx context.Context, a *github.ReleaseAsset, size int64, sum string) error {
 	if int64(a.GetSize()) != size {
-		return fmt.Errorf("asset %q: %w (size %d, ours %d); publish a new version instead", a.GetName(), ErrAssetExists, a.GetSize(), size)
+		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), Detail: fmt.Sprintf("size %d, ours %d", a.GetSize(), size)}
 	}
 	var got string
 	err := g.retry(ctx, "download asset", func() (*github.Response, error) {
@@ -314,7 +314,7 @@ func (g *GitHub) compare(ctx context.Context, a *github.ReleaseAsset, size int64
 		return fmt.Errorf("download asset %q to compare: %w", a.GetName(), err)
 	}
 	if got != sum {
-		return fmt.Errorf("asset %q: %w (sha256 %s, ours %s); publish a new version instead", a.GetName(), ErrAssetExists, got, sum)
+		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), Detail: fmt.Sprintf("sha256 %s, ours %s", got, sum)}
 	}
 	return nil
 }

@@ -108,6 +108,10 @@ func TestGitHubPut(t *testing.T) {
 			if got, _ := gh.Asset("v1.2.3", name); !bytes.Equal(got, other) {
 				t.Error("existing asset was changed")
 			}
+			var ee *publish.ExistsError
+			if _, err := newGitHub(t, gh, "v1.2.3").Put(t.Context(), publish.File{Name: name, Body: bytes.NewReader(content)}); !errors.As(err, &ee) || !strings.HasSuffix(ee.URL, "/releases/download/v1.2.3/"+name) {
+				t.Errorf("Put() error = %v, want an ExistsError with the existing asset's URL", err)
+			}
 		}},
 		{name: "never replaces a different size", setup: func(gh *publishtest.GitHub) {
 			gh.AddRelease("v1.2.3", false)

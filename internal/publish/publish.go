@@ -29,6 +29,22 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 )
 
+// ExistsError reports that Name already holds different bytes; it matches [ErrAssetExists]
+// with errors.Is. URL is where the existing file is served, for callers that may keep it
+// (e.g. a signature made by an earlier attempt for the same, reused archive).
+type ExistsError struct {
+	Name   string
+	URL    string
+	Detail string // how the existing file differs
+}
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("%q: %v (%s); publish a new version instead", e.Name, ErrAssetExists, e.Detail)
+}
+
+// Is reports whether target is ErrAssetExists.
+func (e *ExistsError) Is(target error) bool { return target == ErrAssetExists }
+
 // File is one file to publish.
 type File struct {
 	// Name is the asset name (GitHub) or the object key inside the bucket (and its prefix).
