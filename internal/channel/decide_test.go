@@ -130,6 +130,9 @@ func decideCases(t *testing.T) []decideCase {
 		{name: "disabled platform", dev: on("iosonly"),
 			want:   outcome{Outcome: CodeDisabledPlatformAndroid, Channel: "iosonly", Error: CodeDisabledPlatformAndroid, Kind: KindBlocked, Version: "1.2.0", Old: builtin},
 			golden: "disabled_platform"},
+		{name: "disabled ios", dev: func(d *DeviceInfo) { d.Platform = "ios" },
+			snap: func(s *Snapshot) { s.States["production"].Policy = &Policy{Platforms: []string{"android"}} },
+			want: outcome{Outcome: CodeDisabledPlatformIOS, Channel: "production", Error: CodeDisabledPlatformIOS, Kind: KindBlocked, Version: "1.2.0", Old: builtin}},
 		{name: "state policy overrides configuration", dev: func(d *DeviceInfo) { d.Platform = "electron" },
 			snap: func(s *Snapshot) { s.States["production"].Policy = &Policy{Platforms: []string{"ios", "android"}} },
 			want: outcome{Outcome: CodeDisabledPlatformElectron, Channel: "production", Error: CodeDisabledPlatformElectron, Kind: KindBlocked, Version: "1.2.0", Old: builtin}},
@@ -537,6 +540,28 @@ func TestKeyMatches(t *testing.T) {
 	for _, tc := range tests {
 		if got := keyMatches(tc.device, tc.bundle); got != tc.want {
 			t.Errorf("keyMatches(%q, %q) = %v, want %v", tc.device, tc.bundle, got, tc.want)
+		}
+	}
+}
+
+// TestDecideCoversEveryCode checks that the Decide table exercises every answer code.
+func TestDecideCoversEveryCode(t *testing.T) {
+	t.Parallel()
+	all := []string{
+		CodeNoNewVersion, CodeAlreadyOnBuiltin, CodeMissingInfo, CodeAppNotFound, CodePrivateChannel,
+		CodeDisableEmulator, CodeDisableDevBuild, CodeDisabledPlatformIOS, CodeDisabledPlatformAndroid,
+		CodeDisabledPlatformElectron, CodeDisableToMajor, CodeDisableToMinor, CodeDisableToPatch,
+		CodeUnderNative, CodeUnknownVersionBuild, CodeSemverError, CodeKeyIDMismatch, CodeKeyIDRequired,
+		CodeNoBundle, CodeNoBundleURL, OutcomeOffered, OutcomeBuiltin,
+	}
+	seen := map[string]bool{}
+	for _, tc := range decideCases(t) {
+		seen[tc.want.Error] = true
+		seen[tc.want.Outcome] = true
+	}
+	for _, c := range all {
+		if !seen[c] {
+			t.Errorf("no Decide case answers %q", c)
 		}
 	}
 }
