@@ -86,8 +86,6 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives progress messages. Nil: discard.
 	Logger *slog.Logger
-	// Now returns the current time; nil means time.Now. For tests.
-	Now func() time.Time
 }
 
 // Claims are the GitHub Actions OIDC token claims that provenance is built from.

@@ -90,7 +90,7 @@ func NewSigner(ctx context.Context, opts Options) (*Signer, error) {
 	}
 	needRoot := s.opts.Mode == ModeKeyless || s.opts.TransparencyLog || s.opts.TSAURL != ""
 	v, err := NewVerifier(ctx, VerifierOptions{TrustedRoot: opts.TrustedRoot, Private: opts.Private,
-		HTTPClient: s.opts.HTTPClient, Logger: s.log, Now: opts.Now, KeyOnly: !needRoot})
+		Logger: s.log, KeyOnly: !needRoot})
 	if err != nil {
 		return nil, fmt.Errorf("load trusted root for verify-before-publish: %w", err)
 	}

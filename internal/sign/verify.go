@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -39,12 +37,8 @@ type VerifierOptions struct {
 	// KeyOnly skips loading a default trusted root: only key-mode bundles without a
 	// transparency log entry can then be verified. A TrustedRoot path is still loaded.
 	KeyOnly bool
-	// HTTPClient is reserved for trusted-root fetches; nil uses the TUF client's default.
-	HTTPClient *http.Client
 	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
-	// Now is unused by verification itself (timestamps come from the bundle); kept for tests.
-	Now func() time.Time
 }
 
 // Verifier checks Sigstore bundles against a trusted root and a [Policy]. It is safe for
@@ -384,4 +378,3 @@ func KeyID(pubPEM []byte) (string, error) {
 	return keyHint(pub)
 }
 
-var _ = base64.StdEncoding
