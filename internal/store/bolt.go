@@ -717,7 +717,12 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 	if len(events) == 0 {
 		return nil
 	}
-	return b.update(ctx, "record stats of "+app, func(tx *bolt.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("record stats of %s: %w", app, err)
+	}
+	// Batch coalesces concurrent calls (many devices reporting at once) into one fsynced
+	// transaction. fn may run more than once; it has no effect outside the transaction.
+	err := b.db.Batch(func(tx *bolt.Tx) error {
 		stats, err := appWrite(tx, app, bStats)
 		if err != nil {
 			return err
@@ -774,6 +779,10 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("record stats of %s: %w", app, err)
+	}
+	return nil
 }
 
 // addFailed adds version to device's failed set and extends the whole set's expiry.

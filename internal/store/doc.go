@@ -3,23 +3,95 @@
 // interface twice, and is the only package that imports go-redis and bbolt:
 //
 //   - [Bolt], the embedded default: one bbolt file for a single relay instance;
-//   - [Redis], for any number of relay instances sharing a Redis server, Sentinel-managed
-//     master or Cluster.
+//   - [Redis], for any number of relay instances sharing one Redis server, a
+//     Sentinel-managed master or a Cluster (go-redis UniversalClient).
 //
 // The conformance suite in [github.com/ferryhq/ferry/internal/store/storetest] runs
-// against both (Redis being a real redis-server).
+// against both, Redis being a real redis-server.
 //
 //	st, err := store.OpenBolt(filepath.Join(dataDir, "ferry.db"), store.BoltOptions{})
 //	// or
-//	st, err := store.OpenRedis(ctx, "redis://localhost:6379/0", store.RedisOptions{})
+//	st, err := store.OpenRedis(ctx, os.Getenv("REDIS_URL"), store.RedisOptions{})
+//	if err != nil { … }
+//	defer st.Close()
+//
+// # Contract
+//
+// Both stores behave alike: PutBundle creates or compares atomically (same checksum: the
+// stored bundle, created=false; another checksum: channel.ErrConflict, nothing changed);
+// UpdateState is an optimistic read-modify-write that calls fn outside any lock and again
+// if another writer changed the channel in between, and writes the state, its audit entry
+// and the change notification together or not at all. Bad arguments (an empty app id, app
+// ids with braces or control characters, empty versions) wrap [ErrInvalid]; unknown
+// bundles wrap channel.ErrNotFound. Every method returns only once its write is durable.
+//
+// # Growth bounds
+//
+//   - The audit log keeps the newest [DefaultAuditLimit] (10 000) entries per app; each
+//     append trims the oldest ([BoltOptions].AuditLimit, [RedisOptions].AuditLimit).
+//   - A device's failed-version set expires [DefaultFailedTTL] (90 days) after its last
+//     update_fail report.
+//   - A commit's pending promotions expire [DefaultPendingTTL] (90 days) after the last
+//     one was added (a tag pushed for a commit whose build never registered).
+//   - Webhook delivery marks expire after the ttl given to SeenDelivery
+//     ([DefaultDeliveryTTL], 72 hours, when it is not positive).
+//   - Channel History is cut to channel.MaxHistory entries.
+//   - Bundles, channel states and per-version counters are kept: they are the record.
+//
+// Redis expires keys itself; Bolt ignores expired records on read and a sweeper deletes
+// them every [BoltOptions].SweepInterval (1 hour).
+//
+// # Redis
+//
+// Keys of one app share the hash tag {<app>}, so every script and MULTI touches one
+// Cluster slot:
+//
+//	ferry:schema                         "1" (the layout version; OpenRedis checks it)
+//	ferry:{<app>}:bundles                hash  version -> bundle JSON
+//	ferry:{<app>}:order                  list  versions, newest registration first
+//	ferry:{<app>}:commits                hash  commit -> version of its newest bundle
+//	ferry:{<app>}:states                 hash  channel -> state JSON
+//	ferry:{<app>}:audit                  list  audit entry JSON, newest first, LTRIMmed
+//	ferry:{<app>}:pending:<commit>       hash  <channel>\x00<ref> -> {"seq","pending"}; #seq counter; PEXPIRE
+//	ferry:{<app>}:versions               set   versions that have stats
+//	ferry:{<app>}:stats:<version>        hash  action -> count (HINCRBY)
+//	ferry:{<app>}:devices:<version>      HyperLogLog of device ids (PFADD/PFCOUNT, ~0.8% error)
+//	ferry:{<app>}:failed:<device>        set   versions the device failed (SADD, PEXPIRE)
+//	ferry:delivery:<id>                  "1", SET NX PX ttl (global: not tied to an app)
+//	ferry:changes                        pub/sub channel; each state change publishes the app id
+//
+// PutBundle is one Lua script (HGET, else HSET + LPUSH + HSET commit). UpdateState reads
+// the state, runs fn, then a Lua script compares the stored JSON with what fn saw and, if
+// unchanged, writes the state, LPUSHes and LTRIMs the audit log and PUBLISHes the app id;
+// otherwise it retries (with jittered backoff after three lost races). RecordStats is one
+// MULTI/EXEC; FailedVersions one SMEMBERS; GetBundles one HMGET. Subscribe runs a go-redis
+// PubSub goroutine (resubscribing after reconnects; messages published meanwhile are lost,
+// so callers also expire their caches). Errors caused by an unreachable or not-yet-ready
+// server (network errors, timeouts, LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN…)
+// wrap channel.ErrUnavailable; the relay answers 503 with Retry-After. Default timeouts are
+// short (dial 2s, read and write 1s, one retry) so an outage is reported promptly.
+//
+// Durability is Redis's: a write is acknowledged when Redis applied it. Run Redis with
+// appendonly yes and appendfsync always (or everysec, accepting up to a second of loss
+// on a crash) for "nothing lost"; the durability test kills redis-server with SIGKILL
+// under appendfsync always and finds every acknowledged write.
+//
+// URL forms accepted by [OpenRedis]:
+//
+//	redis://[user:pass@]host[:6379][/db][?options]                 one server (rediss:// for TLS)
+//	redis-sentinel://[user:pass@]s1[:26379],s2/<master>[/db][?options]  Sentinel (rediss-sentinel://)
+//	redis-cluster://[user:pass@]n1[:6379],n2,n3[?options]          Cluster (rediss-cluster://)
+//
+// plus go-redis's own redis://s1?master_name=m&addr=s2 (Sentinel) and
+// redis://n1?addr=n2&addr=n3 (Cluster). Options are go-redis's URL options.
 //
 // # Bolt
 //
 // One file, fsynced on every commit (bbolt's default), so a method returns only once its
-// write is on disk. bbolt takes an exclusive flock on the file: a second process opening
-// it waits [BoltOptions].LockTimeout and then fails with [ErrLocked]. The file records its
-// layout version in meta/schema; a file with another version is refused ([ErrSchema]).
-// Buckets:
+// write is on disk; a crash (SIGKILL) loses nothing acknowledged, as a test shows. bbolt
+// takes an exclusive flock on the file: a second process opening it waits
+// [BoltOptions].LockTimeout (1s) and fails with [ErrLocked]. The file records its layout
+// version in meta/schema; a file with another version is refused ([ErrSchema]). Buckets:
 //
 //	meta                         schema = "1"
 //	deliveries                   <delivery id> -> expiry (unix ns, 8 bytes big endian)
@@ -32,8 +104,10 @@
 //	apps/<app>/stats/<version>   actions/<action> -> count; devices/<device>; devices_n -> count
 //	apps/<app>/failed            <device>\x00<version> -> expiry (unix ns)
 //
-// UpdateState reads the state, calls fn outside any transaction (so fn may use the store),
-// then in one write transaction checks the stored bytes are unchanged, writes the state and
-// appends the audit entry; if another writer got in between it starts again. Subscribe is
-// an in-process broadcast with buffered, non-blocking sends.
+// Distinct devices are counted exactly (one key per device and version). UpdateState reads
+// the state, calls fn outside any transaction (so fn may itself use the store), then in one
+// write transaction checks that the stored bytes are unchanged, writes the state and
+// appends the audit entry; if another writer got in between it starts again. RecordStats
+// uses bbolt's Batch, so concurrent reports share one fsync. Subscribe is an in-process
+// broadcast with buffered, non-blocking sends (a bbolt file has one process).
 package store

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -42,6 +43,10 @@ func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 		err = fmt.Errorf("unsupported scheme %q (want redis, rediss, redis-cluster, rediss-cluster, redis-sentinel or rediss-sentinel)", scheme)
 	}
 	if err != nil {
+		// url.Parse errors quote the whole URL, password included.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			ue.URL = redactURL(ue.URL)
+		}
 		return nil, fmt.Errorf("redis url %q: %w: %w", redactURL(raw), ErrInvalid, err)
 	}
 	return o, nil
@@ -228,6 +233,10 @@ func redactURL(raw string) string {
 			user += ":xxxxx"
 		}
 		authority = user + "@" + authority[i+1:]
+	}
+	if strings.Contains(tail, "@") {
+		// Only a malformed URL has user info after its authority; show none of it.
+		return scheme + "://" + authority + "/<redacted>"
 	}
 	if path, query, ok := strings.Cut(tail, "?"); ok {
 		if q, err := url.ParseQuery(query); err == nil {

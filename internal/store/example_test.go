@@ -1,0 +1,50 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/store"
+)
+
+// ExampleOpenBolt registers a bundle, promotes it to a channel and reads the audit log,
+// with the embedded store.
+func ExampleOpenBolt() {
+	dir, err := os.MkdirTemp("", "ferry-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	st, err := store.OpenBolt(filepath.Join(dir, "ferry.db"), store.BoltOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+
+	b := &channel.Bundle{AppID: "com.example.app", Version: "1.4.0", Checksum: "9f86d08", Commit: "abc123", URL: "https://example.com/1.4.0.zip"}
+	if _, created, err := st.PutBundle(ctx, b); err != nil || !created {
+		log.Fatal(created, err)
+	}
+	s, err := st.UpdateState(ctx, "com.example.app", "production", func(s *channel.State) (*channel.AuditEntry, error) {
+		from := s.Version
+		s.Version = "1.4.0"
+		return &channel.AuditEntry{Action: "promote", Version: "1.4.0", From: from, Cause: "webhook push refs/tags/v1.4.0"}, nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	audit, err := st.ListAudit(ctx, "com.example.app", 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.Channel, s.Version, s.Rev)
+	fmt.Println(audit[0].Action, audit[0].Version, audit[0].Cause)
+	// Output:
+	// production 1.4.0 1
+	// promote 1.4.0 webhook push refs/tags/v1.4.0
+}
