@@ -80,6 +80,16 @@ func TestPeersAcceptKeyless(t *testing.T) {
 			if out, err := runPeer(t, env, cosign, append(args, art)...); err != nil || !strings.Contains(out, "Verified OK") {
 				t.Errorf("cosign verify-blob: %v\n%s", err, out)
 			}
+			// The form docs/security.md tells users to copy.
+			args = []string{"verify-blob", "--bundle", sigPath, "--trusted-root", f.h.TrustedRootPath,
+				"--certificate-identity-regexp", `^https://github\.com/acme/mobile-app/\.github/workflows/release\.yml@`,
+				"--certificate-oidc-issuer", sign.GitHubActionsIssuer, "--certificate-github-workflow-repository", "acme/mobile-app"}
+			if private {
+				args = append(args, "--use-signed-timestamps", "--insecure-ignore-tlog=true")
+			}
+			if out, err := runPeer(t, env, cosign, append(args, art)...); err != nil || !strings.Contains(out, "Verified OK") {
+				t.Errorf("cosign verify-blob (identity regexp): %v\n%s", err, out)
+			}
 			args = append([]string{"verify-blob-attestation", "--bundle", provPath, "--type", slsaType}, keylessCosignArgs(f, private)...)
 			if out, err := runPeer(t, env, cosign, append(args, art)...); err != nil || !strings.Contains(out, "Verified OK") {
 				t.Errorf("cosign verify-blob-attestation: %v\n%s", err, out)
@@ -88,6 +98,14 @@ func TestPeersAcceptKeyless(t *testing.T) {
 				"--custom-trusted-root", f.h.TrustedRootPath, "--repo", "acme/mobile-app", "--format", "json")
 			if err != nil {
 				t.Fatalf("gh attestation verify: %v\n%s", err, out)
+			}
+			if out, err := runPeer(t, env, gh, "attestation", "verify", art, "--bundle", provPath, "--custom-trusted-root", f.h.TrustedRootPath,
+				"--repo", "acme/mobile-app", "--signer-workflow", "acme/mobile-app/.github/workflows/release.yml"); err != nil {
+				t.Errorf("gh attestation verify --signer-workflow: %v\n%s", err, out)
+			}
+			if out, err := runPeer(t, env, gh, "attestation", "verify", art, "--bundle", provPath, "--custom-trusted-root", f.h.TrustedRootPath,
+				"--repo", "acme/other"); err == nil {
+				t.Errorf("gh attestation verify --repo acme/other accepted the provenance:\n%s", out)
 			}
 			var res []struct {
 				VerificationResult struct {
@@ -148,11 +166,16 @@ func TestCosignAcceptsKeyMode(t *testing.T) {
 		{"cosign encrypted key", cosignKey, []byte("correct horse"), cosignPub},
 		{"PEM ECDSA P-256", ecdsaPEM(t), nil, nil},
 		{"PEM Ed25519", ed25519PEM(t), nil, nil},
+		{"PEM ECDSA P-256 with Rekor entry", ecdsaPEM(t), nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := keyFixture(t, tc.name, tc.priv, tc.pw, nil)
+			var tlog *signtest.Harness
+			if strings.Contains(tc.name, "Rekor") {
+				tlog = signtest.New(t, signtest.Options{})
+			}
+			f := keyFixture(t, tc.name, tc.priv, tc.pw, tlog)
 			if tc.pubPEM != nil {
 				id1, _ := sign.KeyID(tc.pubPEM)
 				id2, _ := sign.KeyID(f.pubPEM)
@@ -167,10 +190,14 @@ func TestCosignAcceptsKeyMode(t *testing.T) {
 			pub := writeFile(t, dir, "pub.pem", f.pubPEM)
 			sigPath := writeFile(t, dir, "web.zip.enc.sigstore.json", sig)
 			provPath := writeFile(t, dir, "provenance.sigstore.json", prov)
-			if out, err := runPeer(t, env, cosign, "verify-blob", "--bundle", sigPath, "--key", pub, "--insecure-ignore-tlog=true", art); err != nil || !strings.Contains(out, "Verified OK") {
+			tlogArgs := []string{"--insecure-ignore-tlog=true"}
+			if tlog != nil { // logged in Rekor: cosign checks the entry strictly
+				tlogArgs = []string{"--trusted-root", tlog.TrustedRootPath}
+			}
+			if out, err := runPeer(t, env, cosign, append(append([]string{"verify-blob", "--bundle", sigPath, "--key", pub}, tlogArgs...), art)...); err != nil || !strings.Contains(out, "Verified OK") {
 				t.Errorf("cosign verify-blob --key: %v\n%s", err, out)
 			}
-			if out, err := runPeer(t, env, cosign, "verify-blob-attestation", "--bundle", provPath, "--key", pub, "--insecure-ignore-tlog=true", "--type", slsaType, art); err != nil || !strings.Contains(out, "Verified OK") {
+			if out, err := runPeer(t, env, cosign, append(append([]string{"verify-blob-attestation", "--bundle", provPath, "--key", pub, "--type", slsaType}, tlogArgs...), art)...); err != nil || !strings.Contains(out, "Verified OK") {
 				t.Errorf("cosign verify-blob-attestation --key: %v\n%s", err, out)
 			}
 			// The wrong password is refused with a clear error.

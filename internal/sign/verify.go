@@ -377,4 +377,3 @@ func KeyID(pubPEM []byte) (string, error) {
 	}
 	return keyHint(pub)
 }
-
