@@ -82,6 +82,10 @@ type Options struct {
 	// Issuer is the expected OIDC issuer. Empty: the token's iss claim.
 	Issuer string
 
+	// ServerURL is the GitHub server (GITHUB_SERVER_URL) used in provenance URIs and the expected
+	// certificate identity. Empty: https://github.com.
+	ServerURL string
+
 	// HTTPClient is used for Fulcio, Rekor and the TSA. Nil: a client with a 30 s timeout.
 	HTTPClient *http.Client
 	// Logger receives progress messages. Nil: discard.

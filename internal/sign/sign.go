@@ -222,6 +222,7 @@ func (s *Signer) signKeyless(ctx context.Context, kp *keyPair, contentFor func(C
 	if err != nil {
 		return nil, Claims{}, err
 	}
+	claims.ServerURL = s.opts.ServerURL
 	content, err := contentFor(claims)
 	if err != nil {
 		return nil, Claims{}, err
