@@ -93,7 +93,9 @@ type fullStore interface {
 }
 
 // newBolt opens a real bbolt store in a temporary directory.
-func newBolt(t *testing.T) fullStore {
+func newBolt(t *testing.T) fullStore { return newBoltTB(t) }
+
+func newBoltTB(t testing.TB) fullStore {
 	t.Helper()
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "ferry.db"), store.BoltOptions{SweepInterval: -1})
 	if err != nil {

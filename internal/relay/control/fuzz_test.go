@@ -1,0 +1,173 @@
+package control
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// FuzzParseBundle feeds arbitrary registration bodies to the strict parser: it must never
+// panic, and whatever it accepts must validate again after a JSON round trip.
+func FuzzParseBundle(f *testing.F) {
+	for _, b := range []*channel.Bundle{testBundle("1.0.0", commitA), encryptedBundle("2.0.0-beta.1", commitB)} {
+		f.Add(mustJSONF(f, b))
+	}
+	f.Add([]byte(`{"app_id":"com.example.app","version":"1.0.0","url":"https://x/y","checksum":"","sha256":"","size":1}`))
+	f.Add([]byte(`{"manifest":[{"file_name":"../a","file_hash":"00","download_url":"https://x"}]}`))
+	f.Add([]byte(`{"app_id":"a"} {"app_id":"b"}`))
+	f.Add([]byte(`{"native":">=1 <2 || ^3.1","version":"v1.0.0+build.7"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := parseBundle(body)
+		if err != nil {
+			return
+		}
+		if err := validateBundle(b); err != nil {
+			t.Fatalf("accepted bundle does not validate: %v", err)
+		}
+		again, err := parseBundle(mustJSON(t, b))
+		if err != nil {
+			t.Fatalf("round trip of an accepted bundle refused: %v", err)
+		}
+		if diff := cmp.Diff(b, again); diff != "" {
+			t.Fatalf("round trip changed the bundle (-first +second):\n%s", diff)
+		}
+	})
+}
+
+// FuzzVerifyHMAC checks that only the exact signature of the body and timestamp passes.
+func FuzzVerifyHMAC(f *testing.F) {
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"app_id":"com.example.app"}`)
+	f.Add(Sign([]byte(hmacSecret), now, body), "1800000000", body)
+	f.Add("sha256=zz", "1800000000", body)
+	f.Add("sha256=", "-1", []byte{})
+	f.Add("sha1=abcd", "99999999999999999999", body)
+	f.Fuzz(func(t *testing.T, sig, ts string, body []byte) {
+		err := verifyHMAC([]byte(hmacSecret), sig, ts, body, now)
+		if err != nil {
+			return
+		}
+		m := hmac.New(sha256.New, []byte(hmacSecret))
+		m.Write([]byte(ts + "."))
+		m.Write(body)
+		if !strings.EqualFold(sig, "sha256="+hex.EncodeToString(m.Sum(nil))) {
+			t.Fatalf("verifyHMAC accepted %q for ts %q", sig, ts)
+		}
+	})
+}
+
+// FuzzPlanPush feeds arbitrary authenticated push payloads to the parser and planner: no
+// panic, and every planned action names a configured channel of an app of the pushed
+// repository, for a tag, with a full commit id unless the tag was deleted.
+func FuzzPlanPush(f *testing.F) {
+	for _, name := range []string{"push_tag_created.json", "push_tag_moved.json", "push_tag_deleted.json", "push_annotated_tag.json", "push_branch.json", "ping.json"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"ref":"refs/tags/channel/../../x","repository":{"full_name":"ACME/Mobile-App"},"after":"` + commitA + `"}`))
+	f.Add([]byte(`{"ref":"refs/tags/v1","repository":{"full_name":"acme/mobile-app"},"deleted":true}`))
+	cfg, err := channel.ParseConfig([]byte(testConfigY))
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := New(f.Context(), Options{Config: cfg, Store: noStore{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		ev, err := parsePush(payload)
+		if err != nil {
+			return
+		}
+		actions, reason := a.planPush(ev)
+		if len(actions) == 0 && reason == "" {
+			t.Fatal("nothing planned and no reason given")
+		}
+		for _, act := range actions {
+			if !strings.EqualFold(act.App.Repository, ev.GetRepo().GetFullName()) {
+				t.Fatalf("action for app %s of %s from a push to %s", act.App.ID, act.App.Repository, ev.GetRepo().GetFullName())
+			}
+			if _, ok := act.App.Channels[act.Channel]; !ok {
+				t.Fatalf("action names unconfigured channel %q", act.Channel)
+			}
+			if !strings.HasPrefix(act.Ref, "refs/tags/") {
+				t.Fatalf("action for non-tag ref %q", act.Ref)
+			}
+			if !act.Deleted && !isHex(act.Commit, 40) && !isHex(act.Commit, 64) {
+				t.Fatalf("action with commit %q", act.Commit)
+			}
+		}
+	})
+}
+
+// FuzzWebhook drives the whole webhook endpoint, signature included, on a real bbolt store
+// with arbitrary event names and payloads: any answer but a 5xx is fine, and a refused
+// delivery must not have changed the store.
+func FuzzWebhook(f *testing.F) {
+	for _, s := range []struct{ event, file string }{{"push", "push_tag_created.json"}, {"push", "push_tag_deleted.json"}, {"push", "push_tag_moved.json"}, {"ping", "ping.json"}, {"push", "push_branch.json"}} {
+		raw, err := os.ReadFile(filepath.Join("testdata", s.file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(s.event, "d-"+s.file, raw)
+	}
+	f.Add("push", "d", []byte(`{"ref":"refs/tags/v1","repository":{"full_name":"acme/mobile-app"},"head_commit":{"id":"`+strings.Repeat("A", 40)+`"}}`))
+	cfg, err := channel.ParseConfig([]byte(testConfigY))
+	if err != nil {
+		f.Fatal(err)
+	}
+	st := newBoltTB(f)
+	a, err := New(f.Context(), Options{Config: cfg, Store: st, WebhookSecret: hookSecret})
+	if err != nil {
+		f.Fatal(err)
+	}
+	engine := gin.New()
+	a.Mount(engine)
+	f.Fuzz(func(t *testing.T, event, delivery string, payload []byte) {
+		req := httptest.NewRequestWithContext(t.Context(), "POST", "/webhooks/github", bytes.NewReader(payload))
+		for k, v := range githubHeaders(event, delivery, hookSecret, payload) {
+			req.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		engine.ServeHTTP(w, req)
+		if w.Code >= 500 {
+			t.Fatalf("status %d for event %q: %s", w.Code, event, w.Body)
+		}
+		if w.Code != http.StatusOK {
+			var body map[string]string
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["error"] == "" {
+				t.Fatalf("refusal without {error, message}: %s", w.Body)
+			}
+		}
+	})
+}
+
+func mustJSONF(f *testing.F, v any) []byte {
+	f.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
+
+// noStore is a Store for tests that must not reach one.
+type noStore struct{ Store }
