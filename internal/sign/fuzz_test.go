@@ -52,3 +52,19 @@ func FuzzVerifyBundle(f *testing.F) {
 		_, _ = v.VerifyProvenance(t.Context(), sha(artifact), b, policy)
 	})
 }
+
+// FuzzParseClaims: token payloads from outside never panic the claims parser.
+func FuzzParseClaims(f *testing.F) {
+	h := signtest.New(f, signtest.Options{})
+	f.Add(h.Token(h.DefaultClaims()))
+	f.Add("a.e30.c")
+	f.Add("a.eyJydW5faWQiOjEyMy40fQ.c")
+	f.Fuzz(func(t *testing.T, tok string) {
+		c, err := sign.ParseClaims(tok)
+		if err == nil && c.Repository != "" {
+			if _, perr := sign.Provenance("a", "3fa0cb3a98b07d06a02ee28c64f4416a2da1a667dfefb7e82d230ccb98b0d16e", c); perr != nil && c.SHA != "" && c.WorkflowRef != "" {
+				t.Fatalf("claims %+v: %v", c, perr)
+			}
+		}
+	})
+}

@@ -289,10 +289,13 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 			vopts = append(vopts, verify.WithSignedCertificateTimestamps(1))
 		}
 		if hasTlog {
-			vopts = append(vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+			vopts = append(vopts, verify.WithTransparencyLog(1))
 		}
 		if hasTSA {
 			vopts = append(vopts, verify.WithSignedTimestamps(1))
+		} else {
+			// Rekor v1's integrated time is the only time evidence; Rekor v2 entries come with a TSA.
+			vopts = append(vopts, verify.WithIntegratedTimestamps(1))
 		}
 		id, err := p.certificateIdentity()
 		if err != nil {
