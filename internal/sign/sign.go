@@ -66,8 +66,12 @@ func NewSigner(ctx context.Context, opts Options) (*Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := newKeyPair(priv); err != nil {
+		kp, err := newKeyPair(priv)
+		if err != nil {
 			return nil, err
+		}
+		if opts.TransparencyLog && kp.alg == protocommon.PublicKeyDetails_PKIX_ED25519 {
+			return nil, errors.New("an Ed25519 key cannot be logged in Rekor (its hashedrekord entries need SHA-512 prehashing, which cosign does not verify): use an ECDSA P-256 key or turn the transparency log off")
 		}
 		s.priv = priv
 	}
@@ -296,8 +300,10 @@ func explain(err error, o Options) error {
 		return fmt.Errorf("get signing certificate from %s: %w; check that the job has `permissions: id-token: write` and that the token's audience is \"sigstore\"", o.FulcioURL, err)
 	case o.TSAURL != "" && strings.Contains(msg, "timestamp"):
 		return fmt.Errorf("get RFC 3161 timestamp from %s: %w; retry the job, or set the TSA URL input if you run your own", o.TSAURL, err)
+	case o.RekorURL != "" && o.Mode == ModeKey:
+		return fmt.Errorf("log signature in Rekor %s: %w; retry the job, or turn the transparency log off", o.RekorURL, err)
 	case o.RekorURL != "":
-		return fmt.Errorf("sign (rekor %s): %w; retry the job, or for private repositories use GitHub's Sigstore instance (private: true)", o.RekorURL, err)
+		return fmt.Errorf("log signature in Rekor %s: %w; retry the job, or for a private repository use GitHub's Sigstore instance (no public log)", o.RekorURL, err)
 	}
 	return err
 }

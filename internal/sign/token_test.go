@@ -2,6 +2,9 @@ package sign_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -106,6 +109,8 @@ func TestNewSignerValidates(t *testing.T) {
 		{"key garbage", sign.Options{Mode: sign.ModeKey, Key: []byte("not a key")}, []string{"parse signing key"}},
 		{"keyless with key and no token", sign.Options{Mode: sign.ModeKeyless, Key: []byte("k")}, []string{"id-token: write", "choose mode \"key\""}},
 		{"none", sign.Options{Mode: sign.ModeNone}, []string{"no signer"}},
+		{"Ed25519 in Rekor", sign.Options{Mode: sign.ModeKey, Key: ed25519PEM(t), TransparencyLog: true}, []string{"Ed25519 key cannot be logged in Rekor"}},
+		{"P-384 key", sign.Options{Mode: sign.ModeKey, Key: p384PEM(t)}, []string{"unsupported ECDSA curve P-384"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,4 +126,12 @@ func TestNewSignerValidates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func p384PEM(t *testing.T) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemKey(t, k)
 }
