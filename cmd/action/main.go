@@ -1,0 +1,115 @@
+// Command action is the Ferry GitHub Action: it zips a Capacitor app's web build
+// deterministically, encrypts it the way Capgo's tooling does, signs it and its SLSA
+// provenance with Sigstore, uploads it to a GitHub Release or a bucket, and registers it
+// with the Ferry relay, which maps git refs to update channels.
+//
+// GitHub runs it as a Docker container action (action.yml); inputs arrive as INPUT_<NAME>
+// environment variables with dashes kept (INPUT_APP-ID), outputs go to $GITHUB_OUTPUT and
+// the job summary to $GITHUB_STEP_SUMMARY. Any other CI runs the same binary with the same
+// variables; without $GITHUB_OUTPUT the outputs are printed as name=value lines, and no
+// workflow command that would echo a secret is printed. docs/action.md has every input.
+//
+// Exit status: 0 published (and registered), 1 failed (one ::error annotation says what to
+// fix), 2 bad usage.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole action; main only wires the process to it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "action: unexpected arguments %q: inputs are INPUT_* environment variables\n", args)
+		usage(stderr)
+		return 2
+	}
+	logger := newLogger(getenv, stderr)
+	aio := newIO(getenv, stdout, stderr)
+
+	vals := readInputs(aio.a.GetInput)
+	for _, s := range secrets(vals) {
+		aio.mask(s)
+	}
+	rc, ctxErr := newRunnerContext(aio.a, getenv)
+	cfg, err := validate(vals, getenv, rc)
+	if err != nil || ctxErr != nil {
+		aio.fail("Ferry: invalid inputs", joinErrs(ctxErr, err))
+		return 1
+	}
+	for _, w := range warnings(cfg) {
+		aio.warn(w)
+	}
+	res, err := (&pipeline{cfg: cfg, rc: rc, io: aio, log: logger, getenv: getenv}).run(ctx)
+	if err != nil {
+		aio.fail("Ferry: "+res.failedStage+" failed", err)
+		return 1
+	}
+	if err := aio.outputs(res.outputs()); err != nil {
+		aio.fail("Ferry: writing outputs failed", err)
+		return 1
+	}
+	if err := aio.summary(res.summary(cfg)); err != nil {
+		aio.warn("could not write the job summary: " + err.Error())
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: action (no arguments; configure it with INPUT_* environment variables)")
+	fmt.Fprintln(w, "\nInputs (INPUT_<NAME>, upper case, dashes kept):")
+	for _, in := range inputs {
+		extra := ""
+		if in.required {
+			extra = " (required)"
+		} else if in.def != "" {
+			extra = " (default " + in.def + ")"
+		}
+		fmt.Fprintf(w, "  INPUT_%s%s\n", strings.ToUpper(in.name), extra)
+	}
+	fmt.Fprintln(w, "\nOutputs: "+strings.Join(outputs, ", "))
+	fmt.Fprintln(w, "Reference: docs/action.md")
+}
+
+// newLogger builds the text logger on stderr from LOG_LEVEL (debug, info, warn, error).
+func newLogger(getenv func(string) string, stderr io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(getenv("LOG_LEVEL"))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	if getenv("RUNNER_DEBUG") == "1" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func joinErrs(errs ...error) error {
+	var out []string
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e.Error())
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(out, "\n"))
+}

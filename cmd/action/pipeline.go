@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/publish"
+	"github.com/ferryhq/ferry/internal/sign"
+)
+
+// runnerContext is what the action reads of the GitHub runner's environment.
+type runnerContext struct {
+	Repository, Ref, RefName, RefType, SHA string
+	RunID, RunAttempt, EventName           string
+	ServerURL, APIURL, Visibility          string
+	WorkflowRef, RepositoryID, OwnerID     string
+	RunnerEnvironment                      string
+}
+
+func newRunnerContext(a *githubactions.Action, getenv func(string) string) (*runnerContext, error) {
+	gc, err := a.Context()
+	if err != nil {
+		err = fmt.Errorf("GitHub context: %w", err)
+	}
+	if gc == nil {
+		gc = &githubactions.GitHubContext{ServerURL: publish.DefaultGitHubServerURL, APIURL: publish.DefaultGitHubAPIURL}
+	}
+	rc := &runnerContext{
+		Repository: gc.Repository, Ref: gc.Ref, RefName: gc.RefName, RefType: gc.RefType, SHA: gc.SHA,
+		RunID: getenv("GITHUB_RUN_ID"), RunAttempt: getenv("GITHUB_RUN_ATTEMPT"), EventName: gc.EventName,
+		ServerURL: strings.TrimRight(gc.ServerURL, "/"), APIURL: strings.TrimRight(gc.APIURL, "/"),
+		WorkflowRef: getenv("GITHUB_WORKFLOW_REF"), RepositoryID: getenv("GITHUB_REPOSITORY_ID"),
+		OwnerID: getenv("GITHUB_REPOSITORY_OWNER_ID"), RunnerEnvironment: getenv("RUNNER_ENVIRONMENT"),
+	}
+	if repo, ok := gc.Event["repository"].(map[string]any); ok {
+		if v, ok := repo["visibility"].(string); ok {
+			rc.Visibility = v
+		} else if p, ok := repo["private"].(bool); ok && p {
+			rc.Visibility = "private"
+		}
+	}
+	return rc, err
+}
+
+// warnings are problems that do not stop the run.
+func warnings(c *config) []string {
+	var w []string
+	if c.Destination == publish.DestinationGitHub && c.Private {
+		w = append(w, "the repository is not public, so its release assets need a GitHub login to download: devices will not be able to fetch the bundle. Use a bucket destination with public-base-url.")
+	}
+	if c.EncKey == nil {
+		w = append(w, "no encryption-key: the bundle is published unencrypted, and anyone with its URL can read your web build. Create a key with `ferry keys` and pass it from a secret.")
+	}
+	if c.Signing == signingNone {
+		w = append(w, "signing is none: the bundle has no signature or provenance. Grant `permissions: id-token: write` for keyless signing.")
+	}
+	return w
+}
+
+// pipeline runs the stages: package → sign → publish → register.
+type pipeline struct {
+	cfg    *config
+	rc     *runnerContext
+	io     *actionIO
+	log    *slog.Logger
+	getenv func(string) string
+}
+
+// result is everything the outputs and the summary report.
+type result struct {
+	failedStage string
+	version     string
+	name        string // file name of the archive
+	pk          *packed
+	mode        sign.Mode
+	bundle      *publish.Object
+	sigURL      string
+	provURL     string
+	manifestURL string
+	deltaFiles  int
+	deltaBytes  int64
+	attested    bool
+	manifest    []channel.ManifestEntry
+	reg         *registration
+	channel     string
+	timings     [][2]string
+}
+
+func (r *result) outputs() [][2]string {
+	m := map[string]string{"version": r.version, "channel": r.channel, "signature-url": r.sigURL, "provenance-url": r.provURL, "manifest-url": r.manifestURL}
+	if r.pk != nil {
+		m["checksum"], m["sha256"], m["session-key"], m["key-id"] = r.pk.Checksum, r.pk.SHA256, r.pk.SessionKey, r.pk.KeyID
+	}
+	if r.bundle != nil {
+		m["bundle-url"] = r.bundle.URL
+	}
+	out := make([][2]string, 0, len(outputs))
+	for _, k := range outputs {
+		out = append(out, [2]string{k, m[k]})
+	}
+	return out
+}
+
+// stage runs fn inside a log group and records its duration.
+func (p *pipeline) stage(res *result, name string, fn func() (string, error)) error {
+	p.io.group(name)
+	start := time.Now()
+	detail, err := fn()
+	d := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		res.failedStage = strings.ToLower(name)
+		p.log.Error(name+" failed", "duration", d, "error", err)
+	} else {
+		p.log.Info(name+" done", "duration", d, "result", detail)
+		res.timings = append(res.timings, [2]string{name, d.String()})
+	}
+	p.io.endGroup()
+	return err
+}
+
+func (p *pipeline) run(ctx context.Context) (*result, error) {
+	c := p.cfg
+	res := &result{failedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
+	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redactURL(c.Destination), "signing", c.Signing, "relay", c.RelayURL)
+	work, err := os.MkdirTemp(c.TempDir, "ferry-")
+	if err != nil {
+		return res, fmt.Errorf("create a work directory in %s: %w", c.TempDir, err)
+	}
+	defer os.RemoveAll(work)
+
+	var key *rsa.PrivateKey
+	if c.EncKey != nil {
+		if key, err = archive.ParsePrivateKey(c.EncKey); err != nil {
+			return res, err
+		}
+	}
+	var zo archive.ZipOptions
+	if zo.ModTime, err = archive.ModTimeFromEpoch(p.getenv("SOURCE_DATE_EPOCH")); err != nil {
+		return res, err
+	}
+	artifact := filepath.Join(work, res.name)
+
+	// 1. Package.
+	if err := p.stage(res, "Package", func() (string, error) {
+		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, zo)
+		if err != nil {
+			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
+		}
+		res.pk = pk
+		enc := "unencrypted"
+		if pk.SessionKey != "" {
+			enc = "encrypted, key_id " + pk.KeyID
+		}
+		return fmt.Sprintf("%d files, %s in → %s zip → %s %s", pk.Files, human(pk.InputBytes), human(pk.ZipSize), human(pk.Size), enc), nil
+	}); err != nil {
+		return res, err
+	}
+
+	// 2. Sign, and verify before publishing.
+	var sigJSON, provJSON []byte
+	if c.Signing != signingNone {
+		if err := p.stage(res, "Sign", func() (string, error) {
+			return p.sign(ctx, res, artifact, &sigJSON, &provJSON)
+		}); err != nil {
+			return res, err
+		}
+	}
+
+	// 3. Publish.
+	if err := p.stage(res, "Publish", func() (string, error) {
+		return p.publish(ctx, res, artifact, key, zo, sigJSON, provJSON)
+	}); err != nil {
+		return res, err
+	}
+
+	// 4. Register.
+	if c.RelayURL != "" {
+		if err := p.stage(res, "Register", func() (string, error) {
+			return p.register(ctx, res)
+		}); err != nil {
+			return res, err
+		}
+	} else {
+		p.io.notice("relay-url is not set: the bundle was published but not registered; devices will not be offered it until it is registered with a relay.")
+	}
+	res.failedStage = ""
+	return res, nil
+}
+
+// idToken fetches an Actions OIDC token for audience and masks it before anything can log it.
+func (p *pipeline) idToken(ctx context.Context, audience string) (string, error) {
+	tok, err := p.io.a.GetIDToken(ctx, audience)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", sign.ErrNoIDToken, err)
+	}
+	p.io.mask(tok)
+	return tok, nil
+}
+
+func (p *pipeline) sign(ctx context.Context, res *result, artifact string, sigJSON, provJSON *[]byte) (string, error) {
+	c := p.cfg
+	opts := sign.Options{
+		Mode: sign.Mode(c.Signing), Private: c.Private, Logger: p.log,
+		FulcioURL: p.getenv("FERRY_FULCIO_URL"), RekorURL: p.getenv("FERRY_REKOR_URL"), TSAURL: p.getenv("FERRY_TSA_URL"),
+		TrustedRoot: p.getenv("FERRY_TRUSTED_ROOT"),
+	}
+	if c.Signing == signingKeyless {
+		opts.IDToken = p.idToken
+	} else {
+		opts.Key, opts.KeyPassword = c.SigningKey, c.SigningPass
+	}
+	s, err := sign.NewSigner(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	res.mode = s.Mode()
+	f, err := os.Open(artifact)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if *sigJSON, err = s.SignArtifact(ctx, res.name, f); err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("%s signature (%s)", c.Signing, human(int64(len(*sigJSON))))
+	if c.Provenance {
+		in := sign.ProvenanceInput{SubjectName: res.name, SHA256: res.pk.ArtifactSHA256, Claims: p.claims()}
+		if *provJSON, err = s.SignProvenance(ctx, in); err != nil {
+			return "", err
+		}
+		detail += fmt.Sprintf(", SLSA provenance (%s)", human(int64(len(*provJSON))))
+	}
+	return detail + ", both verified", nil
+}
+
+// claims describe the build for key-mode provenance (keyless reads them from the token).
+func (p *pipeline) claims() sign.Claims {
+	rc := p.rc
+	return sign.Claims{
+		Issuer: sign.GitHubActionsIssuer, Repository: rc.Repository, RepositoryID: rc.RepositoryID,
+		RepositoryOwner: strings.Split(rc.Repository, "/")[0], RepositoryOwnerID: rc.OwnerID,
+		Visibility: rc.Visibility, WorkflowRef: rc.WorkflowRef, JobWorkflowRef: rc.WorkflowRef,
+		Ref: rc.Ref, SHA: p.cfg.SHA, RunID: rc.RunID, RunAttempt: rc.RunAttempt, EventName: rc.EventName,
+		RunnerEnvironment: rc.RunnerEnvironment, ServerURL: rc.ServerURL,
+	}
+}
+
+// key returns where a file of this bundle goes: a release asset name, or a bucket key
+// under <app-id>/<version>/.
+func (p *pipeline) key(name string) string {
+	if p.cfg.Destination == publish.DestinationGitHub {
+		return name
+	}
+	return p.cfg.AppID + "/" + safeKeyPart(p.cfg.Version) + "/" + name
+}
+
+func (p *pipeline) publish(ctx context.Context, res *result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
+	c := p.cfg
+	var lastProgress time.Time
+	pub, err := publish.New(ctx, c.Destination, publish.Options{
+		GitHub: publish.GitHubOptions{
+			Repository: c.Repository, Token: c.GitHubToken, Tag: c.ReleaseTag, Commit: c.SHA,
+			APIURL: c.APIURL, ServerURL: c.ServerURL,
+			Prerelease: c.RefType != "tag" || strings.Contains(c.Version, "-"),
+			Body:       fmt.Sprintf("Live update bundles published by Ferry. %s %s was built from %s.", c.AppID, c.Version, c.SHA),
+		},
+		PublicBaseURL: c.PublicBase,
+		Getenv:        p.getenv,
+		Logger:        p.log,
+		Progress: func(name string, sent, total int64) {
+			if time.Since(lastProgress) < time.Second {
+				return
+			}
+			lastProgress = time.Now()
+			p.log.Info("uploading", "file", name, "sent", human(sent), "total", human(total), "percent", sent*100/max(total, 1))
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	defer pub.Close()
+
+	f, err := os.Open(artifact)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if res.bundle, err = pub.Put(ctx, publish.File{Name: p.key(res.name), Body: f, ContentType: "application/zip"}); err != nil {
+		return "", fmt.Errorf("publish the bundle: %w", err)
+	}
+	if res.bundle.Reused {
+		p.log.Info("the bundle was already published with identical bytes (a re-run); reusing it", "url", res.bundle.URL)
+	}
+	if !res.bundle.Expires.IsZero() {
+		p.io.warn(fmt.Sprintf("no public-base-url: the bundle URL is presigned and stops working at %s; devices offered it later cannot download it. Set public-base-url.", res.bundle.Expires.UTC().Format(time.RFC3339)))
+	}
+	put := func(name string, body []byte, ct string) (string, error) {
+		obj, err := pub.Put(ctx, publish.File{Name: p.key(name), Body: bytes.NewReader(body), ContentType: ct})
+		var ee *publish.ExistsError
+		if errors.As(err, &ee) && res.bundle.Reused && ee.URL != "" {
+			// A re-run: the earlier attempt signed these same bundle bytes (signatures
+			// differ on every run); keep what it published rather than conflict.
+			p.log.Info("keeping the file published by an earlier run for the same bundle", "file", name, "url", ee.URL)
+			return ee.URL, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("publish %s: %w", name, err)
+		}
+		return obj.URL, nil
+	}
+	if sigJSON != nil {
+		if res.sigURL, err = put(res.name+".sigstore.json", sigJSON, "application/json"); err != nil {
+			return "", err
+		}
+	}
+	if provJSON != nil {
+		if res.provURL, err = put(res.name+".provenance.sigstore.json", provJSON, "application/json"); err != nil {
+			return "", err
+		}
+	}
+	var manifest []channel.ManifestEntry
+	if c.Delta {
+		files, err := archive.Delta(ctx, c.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
+			rs, ok := body.(io.ReadSeeker)
+			if !ok {
+				b, err := io.ReadAll(body)
+				if err != nil {
+					return err
+				}
+				rs = bytes.NewReader(b)
+			}
+			obj, err := pub.Put(ctx, publish.File{Name: c.AppID + "/" + f.Object, Body: rs, ContentType: "application/octet-stream"})
+			if err != nil {
+				return err
+			}
+			manifest = append(manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: obj.URL, Size: f.Size})
+			res.deltaBytes += f.Size
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("publish delta files: %w", err)
+		}
+		res.deltaFiles = len(files)
+		mj, err := json.MarshalIndent(manifest, "", "  ")
+		if err != nil {
+			return "", err
+		}
+		if res.manifestURL, err = put(res.name+".manifest.json", append(mj, '\n'), "application/json"); err != nil {
+			return "", err
+		}
+	}
+	res.manifest = manifest
+
+	// Provenance for `gh attestation verify` without --bundle (best effort).
+	if provJSON != nil && c.Signing == signingKeyless && c.Repository != "" && c.GitHubToken != "" && p.io.onGitHub {
+		if err := sign.UploadAttestation(ctx, &http.Client{Timeout: time.Minute}, c.APIURL, c.Repository, c.GitHubToken, provJSON); err != nil {
+			p.io.warn("provenance not stored in GitHub's attestations (gh attestation verify needs --bundle): " + err.Error())
+		} else {
+			res.attested = true
+		}
+	}
+	detail := fmt.Sprintf("bundle %s", res.bundle.URL)
+	if c.Delta {
+		detail += fmt.Sprintf(", %d delta files (%s)", res.deltaFiles, human(res.deltaBytes))
+	}
+	return detail, nil
+}
+
+func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
+	c := p.cfg
+	b := &channel.Bundle{
+		AppID: c.AppID, Version: c.Version, URL: res.bundle.URL, Checksum: res.pk.Checksum, SHA256: res.pk.SHA256,
+		Size: res.pk.Size, SessionKey: res.pk.SessionKey, KeyID: res.pk.KeyID, Commit: c.SHA, Ref: c.Ref,
+		Channel: c.Channel, Native: c.Native, Manifest: res.manifest, ManifestURL: res.manifestURL,
+		SignatureURL: res.sigURL, ProvenanceURL: res.provURL, Repository: c.Repository,
+	}
+	r := &registrar{url: c.RelayURL, client: &http.Client{Timeout: 30 * time.Second}, log: p.log, backoff: time.Second, maxWait: 30 * time.Second}
+	if c.RelaySecret != "" {
+		r.secret = []byte(c.RelaySecret)
+	} else {
+		r.token = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
+	}
+	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+	}
+	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
+		r.backoff = d
+	}
+	reg, err := r.register(ctx, b)
+	if errors.Is(err, errConflict) {
+		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID)
+	}
+	if err != nil {
+		return "", err
+	}
+	res.reg = reg
+	if reg.Channel != "" {
+		res.channel = reg.Channel
+	}
+	state := "registered"
+	if !reg.Created {
+		state = "already registered (idempotent re-run)"
+	}
+	switch {
+	case reg.Promoted:
+		state += ", channel " + reg.Channel + " now serves it"
+	case reg.Reason != "":
+		state += ", " + reg.Reason
+	}
+	return state, nil
+}
+
+// assetName is the archive's file name: <app-id>-<version>.zip, with characters GitHub
+// would rewrite in asset names replaced.
+func assetName(app, version string) string {
+	return app + "-" + safeKeyPart(version) + ".zip"
+}
+
+func safeKeyPart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func redactURL(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
