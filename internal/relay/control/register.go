@@ -43,10 +43,9 @@ type registration struct {
 func (a *API) register(c *gin.Context) (err error) {
 	result := "error"
 	defer func() {
+		// result is "created" or "existing" on success, the refusal's code otherwise.
 		var he *httpError
-		if err == nil {
-			// result set below
-		} else if errors.As(err, &he) {
+		if err != nil && errors.As(err, &he) {
 			result = he.Code
 		}
 		a.metrics.registrations.WithLabelValues(result).Inc()

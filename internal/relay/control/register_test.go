@@ -3,6 +3,9 @@ package control
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -594,4 +597,45 @@ func TestRegisterBodyTooLarge(t *testing.T) {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
 	}
 	e.unchanged(before)
+}
+
+// TestHMACShellRecipe runs the openssl one-liner documented in docs/admin-api.md and
+// registers with the signature it computes.
+func TestHMACShellRecipe(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "admin-api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigLine string
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "SIG=$(") && strings.Contains(line, "openssl dgst") {
+			sigLine = line
+		}
+	}
+	if sigLine == "" {
+		t.Fatal("docs/admin-api.md has no SIG=$(… openssl dgst …) line")
+	}
+	dir := t.TempDir()
+	body := mustJSON(t, testBundle("1.0.0", commitA))
+	if err := os.WriteFile(filepath.Join(dir, "bundle.json"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "set -eu\nBODY=$(cat bundle.json)\nTS=$(date +%s)\n" + sigLine + "\nprintf '%s %s' \"$TS\" \"$SIG\"\n"
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FERRY_HMAC_SECRET="+hmacSecret)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("recipe: %v\n%s", err, out)
+	}
+	ts, sig, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	e := newEnv(t, envOptions{})
+	h := http.Header{"Content-Type": {"application/json"}, HeaderTimestamp: {ts}, HeaderSignature: {"sha256=" + sig}}
+	if w := e.do("POST", "/api/v1/bundles", body, h); w.Code != http.StatusCreated {
+		t.Fatalf("registration signed by the documented recipe: %d %s", w.Code, w.Body)
+	}
 }
