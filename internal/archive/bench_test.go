@@ -1,0 +1,50 @@
+package archive
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkPackage packages a build directory with encryption, writing to io.Discard.
+// The directory is FERRY_BENCH_DIR when set (e.g. a corpus prepared by
+// scripts/bench-package.sh under $(go env GOPATH)/ferry-peers/corpora/*-web), otherwise a
+// synthetic 20 MB build of text files and incompressible blobs. It reports input MB/s.
+func BenchmarkPackage(b *testing.B) {
+	dir := os.Getenv("FERRY_BENCH_DIR")
+	if dir == "" {
+		dir = syntheticBuild(b)
+	}
+	key := sharedKey(b)
+	res, err := Package(b.Context(), dir, io.Discard, Options{Key: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(res.InputBytes)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Package(b.Context(), dir, io.Discard, Options{Key: key}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(res.Size)/float64(res.InputBytes), "out/in")
+}
+
+func syntheticBuild(b *testing.B) string {
+	b.Helper()
+	files := map[string]string{"index.html": "<html></html>"}
+	for i := range 200 {
+		files[fmt.Sprintf("assets/chunk-%03d.js", i)] = bigText(60_000, uint64(i))
+	}
+	for i := range 4 {
+		files[fmt.Sprintf("assets/font-%d.woff2", i)] = string(randomBytes(b, 1_500_000+i))
+	}
+	files["assets/vendor.js"] = bigText(3_000_000, 999)
+	dir := writeTree(b, files)
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
