@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/store"
+)
+
+const testConfig = `
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    default_channel: production
+    channels:
+      production: {}
+      beta: { allow_device_self_set: true }
+    rules:
+      - { ref: refs/heads/main, channel: beta }
+      - { ref: "refs/tags/v*", channel: production }
+`
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// TestRunFlagErrors: every bad flag or variable is reported at once, naming the flag and
+// its variable.
+func TestRunFlagErrors(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	err := run(t.Context(), []string{"--rate-limit", "-1", "--snapshot-ttl", "1ns", "--log-format", "xml"},
+		env(map[string]string{"FERRY_RATE_BURST": "zero", "LOG_LEVEL": "loud"}), io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("run accepted bad flags")
+	}
+	for _, want := range []string{
+		"--config (FERRY_CONFIG) is required",
+		`--rate-limit (FERRY_RATE_LIMIT) "-1"`,
+		`--rate-burst (FERRY_RATE_BURST) "zero"`,
+		`--snapshot-ttl (FERRY_SNAPSHOT_TTL) "1ns"`,
+		`--log-format (LOG_FORMAT) "xml"`,
+		`--log-level (LOG_LEVEL) "loud"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not list %q:\n%v", want, err)
+		}
+	}
+	if err := run(t.Context(), []string{"--nope"}, env(nil), io.Discard, &stderr); !errors.Is(err, errUsage) {
+		t.Errorf("unknown flag: %v, want errUsage", err)
+	}
+	if !strings.Contains(stderr.String(), "FERRY_ADMIN_TOKEN") {
+		t.Errorf("usage does not mention the secret variables:\n%s", stderr.String())
+	}
+}
+
+// TestRunConfigErrors: an invalid config file stops the relay at start-up with every
+// problem listed.
+func TestRunConfigErrors(t *testing.T) {
+	t.Parallel()
+	path := writeConfig(t, `
+apps:
+  - id: com.example.app
+    repository: not-a-repo
+    default_channel: nope
+    channels:
+      production: { disable_auto_update: sometimes }
+    rules:
+      - { ref: "refs/tags/v*", channel: missing }
+`)
+	err := run(t.Context(), []string{"--config", path, "--data-dir", t.TempDir()}, env(nil), io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("run accepted an invalid config")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "is invalid") {
+		t.Errorf("error does not say the config is invalid: %v", msg)
+	}
+	for _, want := range []string{"not-a-repo", "nope", "sometimes", "missing"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not list the problem with %q:\n%s", want, msg)
+		}
+	}
+	if lines := strings.Count(msg, "\n"); lines < 4 {
+		t.Errorf("want one line per problem (at least 4), got:\n%s", msg)
+	}
+	err = run(t.Context(), []string{"--config", filepath.Join(t.TempDir(), "absent.yaml")}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "read config") {
+		t.Errorf("missing config file: %v", err)
+	}
+}
+
+// relayProc is a relay serving in-process through serve.
+type relayProc struct {
+	base   string
+	stdout *syncBuffer
+	stop   func() error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startInProcess(t *testing.T, args []string, vars map[string]string) *relayProc {
+	t.Helper()
+	cfg, err := parseFlags(args, env(vars), io.Discard)
+	if err != nil {
+		t.Fatalf("parseFlags: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, out, func(a string) { addrc <- a }) }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, out)
+	case <-time.After(15 * time.Second):
+		cancel()
+		t.Fatal("relay did not start")
+	}
+	p := &relayProc{base: "http://" + addr, stdout: out}
+	var once sync.Once
+	var stopErr error
+	p.stop = func() error {
+		once.Do(func() {
+			cancel()
+			stopErr = <-done
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func call(t *testing.T, method, url string, body []byte, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeEndToEnd wires the whole relay as cmd/relay does, on both stores: a bundle
+// registered with an HMAC signature is offered to the next update check at once (the
+// control plane's OnChange drops the cached state), the admin API is mounted behind its
+// token, secrets never reach the logs, and the relay drains and stops on cancel.
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		extra func(t *testing.T) []string
+		store string
+	}{
+		{"bolt", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }, `"store":"bolt `},
+		{"redis", func(t *testing.T) []string {
+			return []string{"--redis-url", "redis://" + peers.Redis(t).Addr + "/0"}
+		}, `"store":"redis redis://127.0.0.1:`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const admin, hmacSecret = "admin-token-do-not-log", "hmac-secret-do-not-log"
+			args := append([]string{"--config", writeConfig(t, testConfig), "--addr", "127.0.0.1:0", "--log-level", "debug"}, tc.extra(t)...)
+			p := startInProcess(t, args, map[string]string{"FERRY_ADMIN_TOKEN": admin, "FERRY_HMAC_SECRET": hmacSecret})
+
+			if code, body := call(t, "GET", p.base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
+				t.Fatalf("GET /healthz = %d %s", code, body)
+			}
+			if code, _ := call(t, "GET", p.base+"/readyz", nil, nil); code != 200 {
+				t.Fatalf("GET /readyz = %d", code)
+			}
+			check := []byte(`{"platform":"ios","device_id":"7239a82f-4ea8-4e33-9085-f4ad974d3fc4","app_id":"com.example.app","version_build":"1.0.0","version_name":"builtin","plugin_version":"8.51.23","is_emulator":false,"is_prod":true}`)
+			if _, body := call(t, "POST", p.base+"/updates", check, nil); !strings.Contains(body, `"no_new_version_available"`) {
+				t.Fatalf("before registration: %s", body)
+			}
+
+			bundle, _ := json.Marshal(channel.Bundle{
+				AppID: "com.example.app", Version: "1.0.1", URL: "https://cdn.example.com/1.0.1.zip",
+				Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10,
+				Commit: "0123456789abcdef0123456789abcdef01234567", Ref: "refs/tags/v1.0.1",
+			})
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			mac := hmac.New(sha256.New, []byte(hmacSecret))
+			mac.Write([]byte(ts + "." + string(bundle)))
+			code, body := call(t, "POST", p.base+"/api/v1/bundles", bundle, map[string]string{
+				"Content-Type": "application/json", "X-Ferry-Timestamp": ts,
+				"X-Ferry-Signature-256": "sha256=" + hex.EncodeToString(mac.Sum(nil)),
+			})
+			if code != http.StatusCreated {
+				t.Fatalf("POST /api/v1/bundles = %d %s", code, body)
+			}
+			if _, body := call(t, "POST", p.base+"/updates", check, nil); body != `{"version":"1.0.1","url":"https://cdn.example.com/1.0.1.zip","checksum":"`+strings.Repeat("ab", 32)+`"}` {
+				t.Fatalf("after registration: %s", body)
+			}
+			if code, _ := call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, nil); code != http.StatusUnauthorized {
+				t.Errorf("admin API without token = %d, want 401", code)
+			}
+			if code, body := call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, map[string]string{"Authorization": "Bearer " + admin}); code != 200 || !strings.Contains(body, "1.0.1") {
+				t.Errorf("admin API with token = %d %s", code, body)
+			}
+			if code, body := call(t, "GET", p.base+"/metrics", nil, nil); code != 200 || !strings.Contains(body, `ferry_update_decisions_total{outcome="offered"} 1`) {
+				t.Errorf("GET /metrics = %d, decisions missing", code)
+			}
+			if err := p.stop(); err != nil {
+				t.Fatalf("serve returned %v", err)
+			}
+			logs := p.stdout.String()
+			for _, want := range []string{`"msg":"relay listening"`, tc.store, `"apps":["com.example.app"]`, `"admin_token":"set"`, `"msg":"relay stopped"`, `"request_id":`} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("logs lack %s", want)
+				}
+			}
+			for _, secret := range []string{admin, hmacSecret} {
+				if strings.Contains(logs, secret) {
+					t.Errorf("logs contain the secret %q", secret)
+				}
+			}
+		})
+	}
+}
+
+// TestEmbeddedStoreLocked: a second relay on the same data dir fails at once with a clear
+// error instead of waiting or corrupting the file.
+func TestEmbeddedStoreLocked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, testConfig)
+	startInProcess(t, []string{"--config", cfgPath, "--addr", "127.0.0.1:0", "--data-dir", dir}, nil)
+	err := run(t.Context(), []string{"--config", cfgPath, "--addr", "127.0.0.1:0", "--data-dir", dir}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "another relay uses this data dir") {
+		t.Fatalf("second relay on the same data dir: %v", err)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// relayBinary builds cmd/relay once per test run.
+func relayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ferry-relay-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "relay")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// startBinary starts the built relay and returns its base URL once it listens.
+func startBinary(t *testing.T, args []string, extraEnv ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(relayBinary(t), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, extraEnv...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	logs := &syncBuffer{}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			logs.Write([]byte(line + "\n"))
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "relay listening" {
+				addrc <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case addr := <-addrc:
+		return cmd, "http://" + addr, logs
+	case <-time.After(20 * time.Second):
+		t.Fatalf("relay did not report listening; stderr:\n%s\nstdout:\n%s", stderr, logs)
+	}
+	return nil, "", nil
+}
+
+// TestBinarySIGTERM: the built binary starts from a config file with settings from the
+// environment, answers /healthz, and exits 0 after draining on SIGTERM.
+func TestBinarySIGTERM(t *testing.T) {
+	t.Parallel()
+	cmd, base, logs := startBinary(t, []string{"--addr", "127.0.0.1:0"},
+		"FERRY_CONFIG="+writeConfig(t, testConfig), "FERRY_DATA_DIR="+t.TempDir(), "FERRY_ADMIN_TOKEN=x")
+	if code, body := call(t, "GET", base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
+		t.Fatalf("GET /healthz = %d %s", code, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("relay exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("relay did not exit within 15s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"relay stopped","error":null`) {
+		t.Errorf("no clean stop logged:\n%s", logs)
+	}
+}
+
+// TestCapgoProbe runs the real @capgo/cli probe (spec §8) against the relay binary: it reads
+// updateUrl from the project's capacitor config, posts an update check as the plugin would,
+// and reports the version the relay offers.
+func TestCapgoProbe(t *testing.T) {
+	t.Parallel()
+	cli, peerDir := peers.Capgo(t)
+	data := t.TempDir()
+	// Seed the embedded store: bundle 1.0.1 on production.
+	st, err := store.OpenBolt(filepath.Join(data, boltFile), store.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, _, err := st.PutBundle(ctx, &channel.Bundle{AppID: "com.example.app", Version: "1.0.1", URL: "https://cdn.example.com/1.0.1.zip",
+		Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10, Commit: "abc", Ref: "refs/tags/v1.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateState(ctx, "com.example.app", "production", func(s *channel.State) (*channel.AuditEntry, error) {
+		channel.Promote(s, "1.0.1")
+		return &channel.AuditEntry{Action: "promote", Cause: "test"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, base, logs := startBinary(t, []string{"--config", writeConfig(t, testConfig), "--addr", "127.0.0.1:0", "--data-dir", data, "--log-level", "debug"})
+
+	proj := t.TempDir()
+	files := map[string]string{
+		"package.json":             `{"name":"probe","private":true}`,
+		"capacitor.config.json":    `{"appId":"com.example.app","appName":"Probe","webDir":"dist","plugins":{"CapacitorUpdater":{"updateUrl":"` + base + `/updates","statsUrl":"` + base + `/stats","channelUrl":"` + base + `/channel_self"}}}`,
+		"android/app/build.gradle": "android {\n  defaultConfig {\n    versionCode 7\n    versionName \"1.0.0\"\n  }\n}\n",
+		"dist/index.html":          "<!doctype html>",
+	}
+	for name, text := range files {
+		path := filepath.Join(proj, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(peerDir, "node_modules"), filepath.Join(proj, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := peers.Run(t, proj, peers.CapgoEnv(), cli, "probe", "--platform", "android")
+	if err != nil {
+		t.Fatalf("capgo probe: %v\n%s\nrelay logs:\n%s", err, out, logs)
+	}
+	t.Logf("capgo probe:\n%s", out)
+	if !strings.Contains(out, "Update available: 1.0.1") || !strings.Contains(out, base+"/updates") {
+		t.Errorf("capgo probe did not report version 1.0.1 from the relay:\n%s", out)
+	}
+	if !strings.Contains(logs.String(), `"route":"/updates"`) {
+		t.Errorf("the relay did not log the probe's request:\n%s", logs)
+	}
+}

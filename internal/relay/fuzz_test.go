@@ -1,0 +1,119 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// checkParsed holds for every request a parser accepts: identity present, every string
+// bounded, valid UTF-8 without control characters, device id lower-cased.
+func checkParsed(t *testing.T, r *deviceRequest) {
+	t.Helper()
+	if r.Info.AppID == "" || r.Info.DeviceID == "" {
+		t.Fatalf("accepted a request without app_id or device_id: %+v", r.Info)
+	}
+	if r.Info.DeviceID != strings.ToLower(r.Info.DeviceID) {
+		t.Fatalf("device_id %q not lower-cased", r.Info.DeviceID)
+	}
+	for _, v := range []string{r.Info.Platform, r.Info.AppID, r.Info.DeviceID, r.Info.VersionName, r.Info.VersionBuild,
+		r.Info.DefaultChannel, r.Info.KeyID, r.Action, r.Channel, r.Version, r.OldVersionName} {
+		if len(v) > MaxFieldLen || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+			t.Fatalf("accepted field %q", v)
+		}
+	}
+}
+
+// checkRefusal holds for every refusal: a requestError with a code the plugin knows.
+func checkRefusal(t *testing.T, err error) {
+	t.Helper()
+	var re *requestError
+	if !errors.As(err, &re) {
+		t.Fatalf("refusal is not a requestError: %v", err)
+	}
+	switch re.Code {
+	case "invalid_json_body", "missing_app_id", "missing_device_id":
+	default:
+		t.Fatalf("unexpected refusal code %q", re.Code)
+	}
+}
+
+func FuzzParseObject(f *testing.F) {
+	f.Add([]byte(info(nil)))
+	f.Add([]byte(info(map[string]any{"is_prod": "false", "version_code": 7, "key_id": "MIIBCgKCAQEAwsCct5LR"})))
+	f.Add([]byte(info(map[string]any{"manifest": []any{map[string]any{"file_name": "a.js", "file_hash": "00", "download_url": nil}}, "version": "1.0.0"})))
+	f.Add([]byte(`{"app_id":"a","device_id":"D","platform":{"x":1}}`))
+	f.Add([]byte(`{"app_id":"a","device_id":"d","is_prod":[]}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"app_id":"a\u0000","device_id":"d"}`))
+	f.Add([]byte(`{"app_id":"a","device_id":"d"} {}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := parseObject(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		checkParsed(t, r)
+		// The decoded info survives a round trip through its own JSON form.
+		b, err := json.Marshal(r.Info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := parseObject(b)
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", b, err)
+		}
+		if diff := cmp.Diff(r.Info, again.Info); diff != "" {
+			t.Fatalf("round trip changed the info (-first +second):\n%s", diff)
+		}
+	})
+}
+
+func FuzzParseStats(f *testing.F) {
+	f.Add([]byte(info(map[string]any{"action": "set", "version_name": "1.0.0"})))
+	f.Add([]byte(`[` + info(map[string]any{"action": "update_fail", "timestamp": 1, "metadata": map[string]string{"a": "b"}}) + `]`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[1,"a",null]`))
+	f.Add([]byte(`[{"app_id":"a"}]`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		reqs, err := parseStats(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		if len(reqs) > MaxStatsEvents {
+			t.Fatalf("accepted %d events", len(reqs))
+		}
+		for _, r := range reqs {
+			checkParsed(t, r)
+		}
+	})
+}
+
+func FuzzParseQuery(f *testing.F) {
+	f.Add("app_id=com.example.app&device_id=7239A82F-4ea8&platform=ios&is_prod=true&is_emulator=false&defaultChannel=beta")
+	f.Add("app_id=a&device_id=d&is_prod=maybe")
+	f.Add("app_id=%00&device_id=d")
+	f.Add("device_id=d")
+	f.Add("app_id=a&device_id=d&channel=%ff")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		r, err := parseQuery(q)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		checkParsed(t, r)
+	})
+}
