@@ -75,6 +75,19 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	base := []string{"verify", "--trusted-root", good.trustedRoot}
 
+	// A bundle whose certificate had expired when it was logged (Ferry's signer refuses to make
+	// one; the harness can).
+	h.ExpireCertificates(true)
+	expiredSig, err := h.SignBlobUnverified(t.Context(), []byte("archive v1.2.3"), h.Claims(), false)
+	h.ExpireCertificates(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := filepath.Join(t.TempDir(), "expired.sigstore.json")
+	if err := os.WriteFile(expired, expiredSig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name     string
 		args     []string
@@ -96,6 +109,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"provenance of another artifact", []string{"--artifact", good.artifact, "--provenance", other.provenance, "--repo", "acme/mobile-app"}, 1, nil, "provenance is about web.zip.enc@sha256:"},
 		{"provenance as signature", []string{"--artifact", good.artifact, "--bundle", good.provenance, "--repo", "acme/mobile-app"}, 1, nil, "expected an artifact signature"},
 		{"garbage bundle", []string{"--artifact", good.artifact, "--bundle", good.artifact, "--repo", "acme/mobile-app"}, 1, nil, "invalid sigstore bundle"},
+		{"expired certificate", []string{"--artifact", good.artifact, "--bundle", expired, "--repo", "acme/mobile-app"}, 1, nil, "signing certificate was not valid at signing time"},
 		{"no policy", []string{"--artifact", good.artifact}, 2, nil, "pin who must have signed"},
 		{"no artifact", []string{"--repo", "acme/mobile-app"}, 2, nil, "--artifact is required"},
 	}

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -34,8 +35,9 @@ type VerifierOptions struct {
 	TrustedRoot string
 	// Private selects GitHub's Sigstore instance for the default trusted root.
 	Private bool
-	// KeyOnly skips loading a default trusted root: only key-mode bundles without a
-	// transparency log entry can then be verified. A TrustedRoot path is still loaded.
+	// KeyOnly defers loading the default trusted root until a bundle needs it (a key-mode
+	// bundle logged in Rekor, or a keyless one), so plain key-mode verification never touches
+	// the network. A TrustedRoot path is always loaded at once.
 	KeyOnly bool
 	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
@@ -44,13 +46,31 @@ type VerifierOptions struct {
 // Verifier checks Sigstore bundles against a trusted root and a [Policy]. It is safe for
 // concurrent use.
 type Verifier struct {
-	tr  *root.TrustedRoot // nil in KeyOnly mode without a file
-	log *slog.Logger
+	log     *slog.Logger
+	private bool
+
+	mu sync.Mutex
+	tr *root.TrustedRoot // nil until loaded in KeyOnly mode
+}
+
+// trustedRoot returns the trusted root, loading the default one on first use.
+func (v *Verifier) trustedRoot(ctx context.Context) (*root.TrustedRoot, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tr != nil {
+		return v.tr, nil
+	}
+	tr, err := loadTrustedRoot(ctx, "", v.private, v.log)
+	if err != nil {
+		return nil, err
+	}
+	v.tr = tr
+	return tr, nil
 }
 
 // NewVerifier loads the trusted root. It may block on the network (TUF) when no file is given.
 func NewVerifier(ctx context.Context, opts VerifierOptions) (*Verifier, error) {
-	v := &Verifier{log: opts.Logger}
+	v := &Verifier{log: opts.Logger, private: opts.Private}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
@@ -231,8 +251,12 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 	var vopts []verify.VerifierOption
 	var popts []verify.PolicyOption
 	var material root.TrustedMaterial
-	if v.tr != nil {
-		material = v.tr
+	var tr *root.TrustedRoot
+	if len(p.Key) == 0 || hasTlog || hasTSA {
+		if tr, err = v.trustedRoot(ctx); err != nil {
+			return nil, err
+		}
+		material = tr
 	}
 	if len(p.Key) > 0 {
 		if vm.GetPublicKey() == nil {
@@ -258,9 +282,6 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 		} else {
 			material = keyMat
 		}
-		if hasTlog && v.tr == nil {
-			return nil, errors.New("bundle has a transparency log entry: a trusted root is needed to check it")
-		}
 		switch {
 		case hasTlog:
 			vopts = append(vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
@@ -279,13 +300,10 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 		if vm.GetPublicKey() != nil {
 			return nil, fmt.Errorf("%w: bundle was signed with a key, not a workflow identity (verify with --key)", ErrIdentityMismatch)
 		}
-		if v.tr == nil {
-			return nil, errors.New("keyless verification needs a trusted root")
-		}
 		if !hasTlog && !hasTSA {
 			return nil, fmt.Errorf("%w: bundle has neither a transparency log entry nor a signed timestamp, so the short-lived certificate cannot be checked", ErrInvalidBundle)
 		}
-		if len(v.tr.CTLogs()) > 0 {
+		if len(tr.CTLogs()) > 0 {
 			vopts = append(vopts, verify.WithSignedCertificateTimestamps(1))
 		}
 		if hasTlog {
