@@ -69,7 +69,7 @@
 // so callers also expire their caches). Errors caused by an unreachable or not-yet-ready
 // server (network errors, timeouts, LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN…)
 // wrap channel.ErrUnavailable; the relay answers 503 with Retry-After. Default timeouts are
-// short (dial 2s, read and write 1s, one retry) so an outage is reported promptly.
+// short (dial 2s, read and write 2s, one retry) so an outage is reported promptly.
 //
 // Durability is Redis's: a write is acknowledged when Redis applied it. Run Redis with
 // appendonly yes and appendfsync always (or everysec, accepting up to a second of loss

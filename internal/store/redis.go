@@ -29,7 +29,7 @@ const ChangesChannel = "ferry:changes"
 type RedisOptions struct {
 	// DialTimeout bounds connecting; default 2s.
 	DialTimeout time.Duration
-	// ReadTimeout and WriteTimeout bound each command; default 1s each.
+	// ReadTimeout and WriteTimeout bound each command; default 2s each.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// MaxRetries is how often go-redis retries a command after a network error; default 1,
@@ -108,8 +108,8 @@ func applyRedisOptions(uo *redis.UniversalOptions, opts RedisOptions) {
 		return def
 	}
 	uo.DialTimeout = pick(opts.DialTimeout, uo.DialTimeout, 2*time.Second)
-	uo.ReadTimeout = pick(opts.ReadTimeout, uo.ReadTimeout, time.Second)
-	uo.WriteTimeout = pick(opts.WriteTimeout, uo.WriteTimeout, time.Second)
+	uo.ReadTimeout = pick(opts.ReadTimeout, uo.ReadTimeout, 2*time.Second)
+	uo.WriteTimeout = pick(opts.WriteTimeout, uo.WriteTimeout, 2*time.Second)
 	uo.PoolTimeout = pick(0, uo.PoolTimeout, uo.ReadTimeout+time.Second)
 	switch {
 	case opts.MaxRetries != 0:
@@ -220,6 +220,7 @@ func deliveryKey(id string) string { return "ferry:delivery:" + id }
 
 var putBundleScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == ARGV[2] then return {1, cur} end
 if cur then return {0, cur} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[1])
@@ -387,10 +388,12 @@ func (r *Redis) ListStates(ctx context.Context, app string) ([]*channel.State, e
 
 // updateStateScript compares the stored state with the one fn saw (ARGV[2], empty when
 // none) and, if unchanged, writes the new state, appends and trims the audit log and
-// publishes the app id, atomically.
+// publishes the app id, atomically. Finding the new state already stored means go-redis
+// retried a script whose reply was lost: it reports success without writing again.
 var updateStateScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then cur = '' end
+if cur == ARGV[3] then return 1 end
 if cur ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('LPUSH', KEYS[2], ARGV[4])
@@ -463,8 +466,17 @@ func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *chan
 	}
 }
 
+// appendAuditScript pushes and trims; an identical head entry (same nanosecond time)
+// means go-redis retried a script whose reply was lost.
+var appendAuditScript = redis.NewScript(`
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then return 0 end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
+`)
+
 // AppendAudit appends an entry that is not part of a state change and trims the log, in
-// one MULTI/EXEC.
+// one script.
 func (r *Redis) AppendAudit(ctx context.Context, e channel.AuditEntry) error {
 	if err := checkApp(e.App); err != nil {
 		return fmt.Errorf("append audit: %w", err)
@@ -474,12 +486,7 @@ func (r *Redis) AppendAudit(ctx context.Context, e channel.AuditEntry) error {
 	if err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
-	key := appKey(e.App, "audit")
-	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.LPush(ctx, key, ev)
-		p.LTrim(ctx, key, 0, int64(r.opts.AuditLimit)-1)
-		return nil
-	})
+	err = appendAuditScript.Run(ctx, r.rdb, []string{appKey(e.App, "audit")}, ev, r.opts.AuditLimit).Err()
 	if err != nil {
 		return r.fail(ctx, "append audit of "+e.App, err)
 	}
@@ -581,7 +588,7 @@ func (r *Redis) DeletePending(ctx context.Context, app, commit string) error {
 	return nil
 }
 
-// SeenDelivery marks a delivery id with SET NX PX and reports whether it was already
+// SeenDelivery marks a delivery id with SET NX GET PX and reports whether it was already
 // marked. ttl <= 0 means [DefaultDeliveryTTL].
 func (r *Redis) SeenDelivery(ctx context.Context, id string, ttl time.Duration) (bool, error) {
 	if err := checkKey("delivery id", id); err != nil {
@@ -590,17 +597,25 @@ func (r *Redis) SeenDelivery(ctx context.Context, id string, ttl time.Duration) 
 	if ttl <= 0 {
 		ttl = DefaultDeliveryTTL
 	}
-	set, err := r.rdb.SetNX(ctx, deliveryKey(id), 1, ttl).Result()
+	// A random token tells our own earlier attempt (go-redis retried after a lost reply)
+	// from another instance's mark: SET NX GET returns the value that was there.
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	prev, err := r.rdb.SetArgs(ctx, deliveryKey(id), token, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl}).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
 	if err != nil {
 		return false, r.fail(ctx, "mark delivery "+id, err)
 	}
-	return !set, nil
+	return prev != token, nil
 }
 
 // RecordStats counts events per (version, action) with HINCRBY, distinct devices per
 // version with PFADD (HyperLogLog, about 0.8% error), and adds update_fail versions to the
 // device's failed set (SADD, expiring FailedTTL after the last failure), in one
-// MULTI/EXEC. Events without a version are ignored.
+// MULTI/EXEC. Events without a version are ignored. If go-redis retries a MULTI/EXEC whose
+// reply was lost, the batch's counts are added twice (the failed set and device count are
+// unaffected); stats are approximate by nature.
 func (r *Redis) RecordStats(ctx context.Context, app string, events []channel.StatEvent) error {
 	if err := checkApp(app); err != nil {
 		return fmt.Errorf("record stats: %w", err)

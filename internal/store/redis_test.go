@@ -214,3 +214,57 @@ func TestRedisBadURL(t *testing.T) {
 		t.Errorf("error %q leaks the password", err)
 	}
 }
+
+// TestRedisScriptsRetrySafe runs each write script twice with the same arguments, as
+// go-redis does when a reply is lost after the server executed the script: the second
+// run must report success and change nothing.
+func TestRedisScriptsRetrySafe(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{})
+	app := storetest.NewApp(t)
+
+	bundleKeys := []string{appKey(app, "bundles"), appKey(app, "order"), appKey(app, "commits")}
+	for i := range 2 {
+		res, err := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":1}`, "c").Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0] != int64(1) {
+			t.Errorf("put bundle script run %d = %v, want created", i+1, res)
+		}
+	}
+	if n := r.rdb.LLen(ctx, bundleKeys[1]).Val(); n != 1 {
+		t.Errorf("order list has %d entries after a retried put, want 1", n)
+	}
+	if res, _ := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":2}`, "c").Slice(); res[0] != int64(0) {
+		t.Errorf("put bundle script with other bytes = %v, want existing", res)
+	}
+
+	stateKeys := []string{appKey(app, "states"), appKey(app, "audit")}
+	for i := range 2 {
+		ok, err := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1}`, `{"a":1}`, 100, app, ChangesChannel).Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != 1 {
+			t.Errorf("update state script run %d = %d, want 1", i+1, ok)
+		}
+	}
+	if n := r.rdb.LLen(ctx, stateKeys[1]).Val(); n != 1 {
+		t.Errorf("audit has %d entries after a retried update, want 1", n)
+	}
+	if ok, _ := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1,"x":2}`, `{"a":2}`, 100, app, ChangesChannel).Int(); ok != 0 {
+		t.Errorf("update state script from a stale state = %d, want 0", ok)
+	}
+
+	for range 2 {
+		if err := appendAuditScript.Run(ctx, r.rdb, stateKeys[1:], `{"a":3}`, 100).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.rdb.LLen(ctx, stateKeys[1]).Val(); n != 2 {
+		t.Errorf("audit has %d entries after a retried append, want 2", n)
+	}
+}

@@ -142,7 +142,7 @@ func TestOptionPrecedence(t *testing.T) {
 	}
 	applyRedisOptions(o, RedisOptions{DialTimeout: 300 * time.Millisecond, PoolSize: 3})
 	got := []time.Duration{o.DialTimeout, o.ReadTimeout, o.WriteTimeout}
-	want := []time.Duration{300 * time.Millisecond, 4 * time.Second, time.Second}
+	want := []time.Duration{300 * time.Millisecond, 4 * time.Second, 2 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("timeouts (dial, read, write) (-want +got):\n%s", diff)
 	}
