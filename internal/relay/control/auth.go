@@ -53,31 +53,46 @@ func (p *principal) fromPullRequest(ref string) bool {
 	return strings.HasPrefix(ref, "refs/pull/")
 }
 
-// authenticateRegistration checks the registration's credentials against the raw body.
-// It never parses the body.
-func (a *API) authenticateRegistration(c *gin.Context, body []byte) (*principal, error) {
+// authenticateRegistration checks the registration's credentials and returns the raw
+// body, which it reads (bounded by [MaxRegistrationBody]) only once whatever can be checked
+// without it passed: an OIDC token is verified before the body is read, an HMAC timestamp
+// is checked before and the signature after. It never parses the body.
+func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, error) {
 	authz := c.GetHeader("Authorization")
 	sig := c.GetHeader(HeaderSignature)
 	switch {
 	case authz != "":
 		tok, ok := bearer(authz)
 		if !ok {
-			return nil, errorf(http.StatusUnauthorized, "unauthenticated", "the Authorization header must be \"Bearer <GitHub Actions OIDC token>\"")
+			return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated", "the Authorization header must be \"Bearer <GitHub Actions OIDC token>\"")
 		}
 		if a.oidc == nil {
-			return nil, errorf(http.StatusUnauthorized, "oidc_disabled", "OIDC registration is disabled on this relay (no audience configured); use HMAC or ask the operator to set the OIDC audience")
+			return nil, nil, errorf(http.StatusUnauthorized, "oidc_disabled", "OIDC registration is disabled on this relay (no audience configured); use HMAC or ask the operator to set the OIDC audience")
 		}
-		return a.oidc.verify(c.Request.Context(), tok)
+		who, err := a.oidc.verify(c.Request.Context(), tok)
+		if err != nil {
+			return nil, nil, err
+		}
+		body, err := readBody(c, MaxRegistrationBody)
+		return who, body, err
 	case sig != "":
 		if len(a.hmacSecret) == 0 {
-			return nil, errorf(http.StatusUnauthorized, "hmac_disabled", "HMAC registration is disabled on this relay (FERRY_HMAC_SECRET is not set)")
+			return nil, nil, errorf(http.StatusUnauthorized, "hmac_disabled", "HMAC registration is disabled on this relay (FERRY_HMAC_SECRET is not set)")
 		}
-		if err := verifyHMAC(a.hmacSecret, sig, c.GetHeader(HeaderTimestamp), body, a.now()); err != nil {
-			return nil, err
+		ts := c.GetHeader(HeaderTimestamp)
+		if err := checkTimestamp(ts, a.now()); err != nil {
+			return nil, nil, err
 		}
-		return &principal{Method: "hmac"}, nil
+		body, err := readBody(c, MaxRegistrationBody)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := verifyHMAC(a.hmacSecret, sig, ts, body, a.now()); err != nil {
+			return nil, nil, err
+		}
+		return &principal{Method: "hmac"}, body, nil
 	default:
-		return nil, errorf(http.StatusUnauthorized, "unauthenticated",
+		return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated",
 			"send Authorization: Bearer <GitHub Actions OIDC token>, or %s and %s", HeaderSignature, HeaderTimestamp)
 	}
 }
@@ -109,15 +124,8 @@ func mac(secret []byte, ts string, body []byte) []byte {
 // verifyHMAC checks an HMAC registration: the timestamp within [HMACWindow] of now, then the
 // signature in constant time.
 func verifyHMAC(secret []byte, sig, ts string, body []byte, now time.Time) error {
-	if ts == "" {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required with %s", HeaderTimestamp, HeaderSignature)
-	}
-	secs, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(ts) > 12 {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be unix seconds", HeaderTimestamp)
-	}
-	if d := now.Sub(time.Unix(secs, 0)); d > HMACWindow || d < -HMACWindow {
-		return errorf(http.StatusUnauthorized, "stale_signature", "%s is %s away from the relay's clock (allowed: %s)", HeaderTimestamp, d.Round(time.Second), HMACWindow)
+	if err := checkTimestamp(ts, now); err != nil {
+		return err
 	}
 	hexSig, ok := strings.CutPrefix(sig, "sha256=")
 	if !ok {
@@ -129,6 +137,21 @@ func verifyHMAC(secret []byte, sig, ts string, body []byte, now time.Time) error
 	}
 	if !hmac.Equal(got, mac(secret, ts, body)) {
 		return errorf(http.StatusUnauthorized, "bad_signature", "signature does not match the body and timestamp")
+	}
+	return nil
+}
+
+// checkTimestamp checks X-Ferry-Timestamp: unix seconds within [HMACWindow] of now.
+func checkTimestamp(ts string, now time.Time) error {
+	if ts == "" {
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required with %s", HeaderTimestamp, HeaderSignature)
+	}
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(ts) > 12 {
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be unix seconds", HeaderTimestamp)
+	}
+	if d := now.Sub(time.Unix(secs, 0)); d > HMACWindow || d < -HMACWindow {
+		return errorf(http.StatusUnauthorized, "stale_signature", "%s is %s away from the relay's clock (allowed: %s)", HeaderTimestamp, d.Round(time.Second), HMACWindow)
 	}
 	return nil
 }

@@ -51,11 +51,7 @@ func (a *API) register(c *gin.Context) (err error) {
 		a.metrics.registrations.WithLabelValues(result).Inc()
 	}()
 	ctx := c.Request.Context()
-	body, err := readBody(c, MaxRegistrationBody)
-	if err != nil {
-		return err
-	}
-	who, err := a.authenticateRegistration(c, body)
+	who, body, err := a.authenticateRegistration(c)
 	if err != nil {
 		return err
 	}
@@ -104,9 +100,15 @@ func (a *API) register(c *gin.Context) (err error) {
 	}
 	resp.Channel = ch
 	fromPR := who.fromPullRequest(b.Ref)
+	_, configured := app.Channels[ch]
 	switch {
 	case ch == "":
 		resp.Reason = "no rule of the app matches the ref " + quoteOrEmpty(b.Ref)
+	case !configured:
+		// A rule with a capture ("refs/tags/channel/*" -> "$1") named a channel the
+		// config does not list.
+		resp.Reason = fmt.Sprintf("the ref maps to channel %q, which is not configured", ch)
+		resp.Channel = ""
 	case fromPR:
 		resp.Reason = "bundles built for pull requests are registered but never move a channel"
 	default:

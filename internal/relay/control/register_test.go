@@ -639,3 +639,32 @@ func TestHMACShellRecipe(t *testing.T) {
 		t.Fatalf("registration signed by the documented recipe: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestRegisterRuleNamesUnconfiguredChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitA)
+	b.Ref = "refs/tags/channel/nightly" // "refs/tags/channel/*" -> "$1" = nightly, not configured
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if r.Promoted || r.Channel != "" || !strings.Contains(r.Reason, "not configured") {
+		t.Errorf("registration = %+v", r)
+	}
+	states, err := e.store.ListStates(t.Context(), appID)
+	if err != nil || len(states) != 0 {
+		t.Errorf("states = %+v, %v; want none written", states, err)
+	}
+}
+
+func TestRegisterCredentialsCheckedBeforeTheBodyIsRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	huge := make([]byte, MaxRegistrationBody+1)
+	c := e.issuer.claims(time.Now())
+	c["aud"] = "someone-else"
+	if w := e.do("POST", "/api/v1/bundles", huge, bearerHeader(e.issuer.token(t, c))); w.Code != http.StatusUnauthorized {
+		t.Errorf("bad token with a huge body: %d, want 401 before reading it", w.Code)
+	}
+	if w := e.do("POST", "/api/v1/bundles", huge, hmacHeaders(hmacSecret, time.Now().Add(-time.Hour), huge)); w.Code != http.StatusUnauthorized {
+		t.Errorf("stale HMAC with a huge body: %d, want 401 before reading it", w.Code)
+	}
+}
