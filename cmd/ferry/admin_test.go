@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/store"
+)
+
+// adminRelay serves the real control plane on a bbolt store with three bundles registered
+// from a branch no rule maps; it returns the relay URL and a token file.
+func adminRelay(t *testing.T) (relayURL, tokenFile string) {
+	t.Helper()
+	cfg, err := channel.ParseConfig([]byte(`
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    default_channel: production
+    channels: {production: {}, beta: {}}
+    rules:
+      - {ref: refs/heads/main, channel: beta}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "ferry.db"), store.BoltOptions{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	api, err := control.New(t.Context(), control.Options{Config: cfg, Store: st, AdminToken: "s3cret", HMACSecret: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.TestMode)
+	engine := gin.New()
+	api.Mount(engine)
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	for i, v := range []string{"1.0.0", "1.0.1", "1.1.0"} {
+		sum := sha256.Sum256([]byte(v))
+		h := hex.EncodeToString(sum[:])
+		body, _ := json.Marshal(channel.Bundle{AppID: "com.example.app", Version: v, URL: "https://cdn.example.com/" + v + ".zip",
+			Checksum: h, SHA256: h, Size: 10, Commit: strings.Repeat(fmt.Sprint(i+1), 40), Ref: "refs/heads/feature"})
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/api/v1/bundles", bytes.NewReader(body))
+		now := time.Now()
+		req.Header.Set("X-Ferry-Timestamp", fmt.Sprint(now.Unix()))
+		req.Header.Set("X-Ferry-Signature-256", control.Sign([]byte("ci"), now, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("register %s: %d", v, resp.StatusCode)
+		}
+	}
+	tokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, tokenFile
+}
+
+func TestAdminCommand(t *testing.T) {
+	t.Parallel()
+	relay, tokenFile := adminRelay(t)
+	base := []string{"admin", "--relay", relay, "--app", "com.example.app", "--token-file", tokenFile}
+	steps := []struct {
+		args     []string
+		wantCode int
+		want     []string // substrings of stdout (or stderr on failure)
+	}{
+		{[]string{"promote", "production", "1.0.0"}, 0, []string{"production changed: serves 1.0.0"}},
+		{[]string{"promote", "production", "1.0.1"}, 0, []string{"production changed: serves 1.0.1, previous 1.0.0"}},
+		{[]string{"promote", "production", "1.0.1"}, 0, []string{"production unchanged"}},
+		{[]string{"rollout", "production", "1.1.0", "10%"}, 0, []string{"rollout 1.1.0@10%"}},
+		{[]string{"rollout", "production", "pause"}, 0, []string{"1.1.0@10% (paused)"}},
+		{[]string{"channels"}, 0, []string{"CHANNEL", "production (default)", "1.0.1", "1.1.0@10% (paused)", "beta"}},
+		{[]string{"rollout", "production", "complete"}, 0, []string{"serves 1.1.0, previous 1.0.1"}},
+		{[]string{"rollback", "production"}, 0, []string{"serves 1.0.1"}},
+		{[]string{"policy", "beta", `{"public":true}`}, 0, []string{"beta changed", "policy overridden"}},
+		{[]string{"policy", "beta", "null"}, 0, []string{"beta changed"}},
+		{[]string{"bundles", "2"}, 0, []string{"VERSION", "1.1.0", "333333333333", "refs/heads/feature"}},
+		{[]string{"audit", "3"}, 0, []string{"ACTION", "policy", "admin"}},
+		{[]string{"stats"}, 0, []string{"VERSION", "DEVICES"}},
+		{[]string{"promote", "production", "9.9.9"}, 1, []string{"404 bundle_not_found"}},
+		{[]string{"rollout", "production", "resume"}, 1, []string{"409 conflict", "no rollout"}},
+		{[]string{"promote", "nightly", "1.0.0"}, 1, []string{"404 channel_not_found"}},
+		{[]string{"rollout", "production", "1.1.0", "150"}, 2, []string{"percent \"150\""}},
+		{[]string{"promote", "production"}, 2, []string{"usage: promote <channel> <version>"}},
+		{[]string{"explode"}, 2, []string{`unknown action "explode"`}},
+		{[]string{"policy", "beta", "{not json"}, 2, []string{"is not JSON"}},
+	}
+	for _, s := range steps {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), append(append([]string{}, base...), s.args...), &stdout, &stderr)
+		if code != s.wantCode {
+			t.Fatalf("ferry admin %v: exit %d, want %d\nstdout: %s\nstderr: %s", s.args, code, s.wantCode, &stdout, &stderr)
+		}
+		out := stdout.String()
+		if code != 0 {
+			out = stderr.String()
+		}
+		for _, w := range s.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("ferry admin %v: output lacks %q:\n%s", s.args, w, out)
+			}
+		}
+	}
+}
+
+func TestAdminCommandJSON(t *testing.T) {
+	t.Parallel()
+	relay, tokenFile := adminRelay(t)
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"admin", "--relay", relay, "--app", "com.example.app", "--token-file", tokenFile, "--json", "bundles"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, &stderr)
+	}
+	var got struct {
+		Bundles []channel.Bundle `json:"bundles"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || len(got.Bundles) != 3 {
+		t.Errorf("--json bundles = %s (%v)", &stdout, err)
+	}
+}
+
+func TestAdminCommandRefusals(t *testing.T) {
+	t.Parallel()
+	relay, _ := adminRelay(t)
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte("guess"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"wrong token", []string{"--relay", relay, "--app", "com.example.app", "--token-file", wrong, "channels"}, 1, "401 unauthorized"},
+		{"empty token file", []string{"--relay", relay, "--app", "com.example.app", "--token-file", empty, "channels"}, 1, "token file is empty"},
+		{"unknown app", []string{"--relay", relay, "--app", "com.example.nope", "--token-file", wrong, "channels"}, 1, "401"},
+		{"missing flags", []string{"channels"}, 2, "--relay is required; --app is required; --token-file is required"},
+		{"no action", []string{"--relay", relay, "--app", "a", "--token-file", wrong}, 2, "an action is required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"admin"}, tc.args...), &stdout, &stderr)
+			if code != tc.wantCode || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d containing %q", code, &stderr, tc.wantCode, tc.want)
+			}
+		})
+	}
+}
