@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -647,7 +648,7 @@ func (b *Bolt) ListPending(ctx context.Context, app, commit string) ([]channel.P
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(recs, func(a, b boltPending) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(recs, func(a, b boltPending) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := make([]channel.Pending, len(recs))
 	for i, r := range recs {
 		out[i] = r.Pending

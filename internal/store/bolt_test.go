@@ -204,6 +204,7 @@ func TestBoltCrash(t *testing.T) {
 
 // TestBoltCrashChild is the child process of TestBoltCrash: it writes until killed.
 func TestBoltCrashChild(t *testing.T) {
+	t.Parallel()
 	path := os.Getenv("FERRY_BOLT_CRASH_CHILD")
 	if path == "" {
 		t.Skip("run by TestBoltCrash")

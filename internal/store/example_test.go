@@ -48,3 +48,22 @@ func ExampleOpenBolt() {
 	// production 1.4.0 1
 	// promote 1.4.0 webhook push refs/tags/v1.4.0
 }
+
+// ExampleOpenRedis shows the URL forms for one server, Sentinel and Cluster. (Not run:
+// it needs a server; the tests run the same calls against real ones.)
+func ExampleOpenRedis() {
+	ctx := context.Background()
+	for _, url := range []string{
+		"redis://localhost:6379/0",
+		"rediss://ferry:" + os.Getenv("REDIS_PASSWORD") + "@cache.internal:6380/0?dial_timeout=3s",
+		"redis-sentinel://sentinel-a:26379,sentinel-b:26379,sentinel-c:26379/ferry-master",
+		"redis-cluster://node-a:6379,node-b:6379,node-c:6379",
+	} {
+		st, err := store.OpenRedis(ctx, url, store.RedisOptions{})
+		if err != nil {
+			log.Print(err) // wraps channel.ErrUnavailable when the server cannot be reached
+			continue
+		}
+		defer st.Close()
+	}
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -232,9 +233,6 @@ return {1, ARGV[2]}
 // compare); see the relay's Store contract.
 func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle) (*channel.Bundle, bool, error) {
 	if err := checkBundle(bd); err != nil {
-		return nil, false, fmt.Errorf("put bundle: %w", err)
-	}
-	if err := checkApp(bd.AppID); err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
 	nb := *bd
@@ -566,7 +564,7 @@ func (r *Redis) ListPending(ctx context.Context, app, commit string) ([]channel.
 		}
 		recs = append(recs, rec)
 	}
-	slices.SortFunc(recs, func(a, b pendingRecord) int { return int(a.Seq - b.Seq) })
+	slices.SortFunc(recs, func(a, b pendingRecord) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := make([]channel.Pending, len(recs))
 	for i, rec := range recs {
 		out[i] = rec.Pending

@@ -31,7 +31,8 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Store has the method set of the relay's Store interface.
+// Store has the method set of the relay's Store interface; the relay's declaration
+// (internal/relay/store.go) documents each method's contract, which this suite checks.
 type Store interface {
 	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
