@@ -295,11 +295,12 @@ const CompressionLevel = 5
 // and written as Deflate "stored" blocks (still method Deflate, which ZipInputStream needs),
 // which costs a copy instead of a futile match search. A chunk counts as incompressible
 // when Huffman coding alone cannot shrink its first sampleSize bytes below
-// incompressibleRatio.
+// incompressibleRatio. Chunks under minSample are always compressed: testing them would
+// cost more than it could save.
 const (
-	sampleSize          = 32 << 10
+	sampleSize          = 16 << 10
 	incompressibleRatio = 0.97
-	minSample           = 4 << 10
+	minSample           = 64 << 10
 )
 
 // compressor is one worker's reusable state.
