@@ -238,7 +238,7 @@ func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string,
 		}
 		a.onChange(app.ID)
 	}
-	a.log.InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version)
+	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version)
 	c.JSON(http.StatusOK, changeResult{Changed: changed, Channel: a.view(app, st)})
 	return nil
 }

@@ -199,6 +199,20 @@ func (a *API) Mount(r gin.IRouter) {
 	a.mountAdmin(r)
 }
 
+// requestIDHeader is the response header the relay's middleware sets to the request id
+// before the control plane's handlers run; logs carry it.
+const requestIDHeader = "X-Request-ID"
+
+type loggerKey struct{}
+
+// logger returns the request-scoped logger [API.handle] put in ctx, or the API's logger.
+func (a *API) logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return a.log
+}
+
 // httpError is an error with the status, code and public message to answer with. Err is
 // the private cause, logged and never sent.
 type httpError struct {
@@ -236,19 +250,26 @@ func storeError(step string, err error) error {
 // Nothing is written once the request's context is cancelled.
 func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if _, ok := c.Request.Context().Value(loggerKey{}).(*slog.Logger); !ok {
+			l := a.log.With("route", c.FullPath())
+			if id := c.Writer.Header().Get(requestIDHeader); id != "" {
+				l = l.With("request_id", id)
+			}
+			c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, l))
+		}
 		err := h(c)
 		if err == nil {
 			return
 		}
 		ctx := c.Request.Context()
 		if ctx.Err() != nil {
-			a.log.InfoContext(ctx, "request cancelled", "route", c.FullPath(), "error", err)
+			a.logger(ctx).InfoContext(ctx, "request cancelled", "error", err)
 			c.Abort()
 			return
 		}
 		var he *httpError
 		if !errors.As(err, &he) {
-			a.log.ErrorContext(ctx, "internal error", "route", c.FullPath(), "error", err)
+			a.logger(ctx).ErrorContext(ctx, "internal error", "error", err)
 			c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "internal", "message": "internal error"})
 			return
 		}
@@ -256,7 +277,7 @@ func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 		if he.Status >= 500 {
 			level = slog.LevelError
 		}
-		a.log.Log(ctx, level, "request refused", "route", c.FullPath(), "status", he.Status, "code", he.Code, "message", he.Msg, "error", he.Err)
+		a.logger(ctx).Log(ctx, level, "request refused", "status", he.Status, "code", he.Code, "message", he.Msg, "error", he.Err)
 		if he.Status == http.StatusServiceUnavailable {
 			c.Header("Retry-After", fmt.Sprint(RetryAfter))
 		}

@@ -553,3 +553,39 @@ func TestStoreErrorMapping(t *testing.T) {
 
 // storeMaker opens a fresh real store for one test.
 type storeMaker func(t *testing.T) fullStore
+
+func TestLogsCarryRequestID(t *testing.T) {
+	t.Parallel()
+	cfg, err := channel.ParseConfig([]byte(testConfigY))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), HMACSecret: hmacSecret, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := gin.New()
+	engine.Use(func(c *gin.Context) { c.Header(requestIDHeader, "req-42") }) // as the relay's middleware does
+	api.Mount(engine)
+	body := mustJSON(t, testBundle("1.0.0", commitA))
+	req := httptest.NewRequestWithContext(t.Context(), "POST", "/api/v1/bundles", bytes.NewReader(body))
+	req.Header = hmacHeaders("wrong", time.Now(), body)
+	engine.ServeHTTP(httptest.NewRecorder(), req)
+	if out := buf.String(); !strings.Contains(out, "request_id=req-42") || !strings.Contains(out, "route=/api/v1/bundles") || !strings.Contains(out, "code=bad_signature") {
+		t.Errorf("log lacks request_id, route or code:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

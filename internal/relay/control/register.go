@@ -139,7 +139,7 @@ func (a *API) register(c *gin.Context) (err error) {
 		status = http.StatusCreated
 		result = "created"
 	}
-	a.log.InfoContext(ctx, "bundle registered", "app", app.ID, "version", stored.Version, "created", created,
+	a.logger(ctx).InfoContext(ctx, "bundle registered", "app", app.ID, "version", stored.Version, "created", created,
 		"method", who.Method, "repository", stored.Repository, "commit", stored.Commit, "ref", stored.Ref,
 		"workflow", who.Workflow, "channel", ch, "promoted", resp.Promoted, "pending_applied", resp.PendingApplied)
 	c.JSON(status, resp)
@@ -168,7 +168,7 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 			return errorf(http.StatusForbidden, "repository_not_allowed", "the body names repository %q but the token is for %q", b.Repository, who.Repository)
 		}
 		if (b.Commit != "" && b.Commit != who.Commit) || (b.Ref != "" && b.Ref != who.Ref) {
-			a.log.WarnContext(ctx, "registration body's ref or commit differ from the token; using the token's",
+			a.logger(ctx).WarnContext(ctx, "registration body's ref or commit differ from the token; using the token's",
 				"app", app.ID, "body_ref", b.Ref, "body_commit", b.Commit, "token_ref", who.Ref, "token_commit", who.Commit)
 		}
 		b.Repository, b.Ref, b.Commit = who.Repository, who.Ref, who.Commit
@@ -246,7 +246,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 	}
 	for _, p := range pend {
 		if _, ok := app.Channels[p.Channel]; !ok {
-			a.log.WarnContext(ctx, "pending promotion names a channel no longer configured; dropped", "app", app.ID, "channel", p.Channel, "ref", p.Ref)
+			a.logger(ctx).WarnContext(ctx, "pending promotion names a channel no longer configured; dropped", "app", app.ID, "channel", p.Channel, "ref", p.Ref)
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"

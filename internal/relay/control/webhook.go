@@ -165,7 +165,7 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 	if err := a.markDelivery(ctx, delivery); err != nil {
 		// Processed and durable; only the replay guard is missing. Redelivering it is
 		// harmless (promotions are idempotent), so acknowledge.
-		a.log.ErrorContext(ctx, "mark webhook delivery", "delivery", delivery, "error", err)
+		a.logger(ctx).ErrorContext(ctx, "mark webhook delivery", "delivery", delivery, "error", err)
 	}
 	return res, nil
 }
@@ -303,7 +303,7 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 		if moved {
 			out.Result = "promoted"
 		}
-		a.log.InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
+		a.logger(ctx).InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
 		return out, moved, nil
 	case err == nil || errors.Is(err, channel.ErrNotFound):
 		// No bundle built from the commit yet (or only one built for a pull request):
@@ -320,7 +320,7 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 			return out, false, storeError("append audit", err)
 		}
 		out.Result = "pending"
-		a.log.InfoContext(ctx, "tag push pending", "app", app, "channel", act.Channel, "ref", act.Ref, "commit", act.Commit, "delivery", delivery)
+		a.logger(ctx).InfoContext(ctx, "tag push pending", "app", app, "channel", act.Channel, "ref", act.Ref, "commit", act.Commit, "delivery", delivery)
 		return out, false, nil
 	default:
 		return out, false, storeError("bundle by commit", err)
