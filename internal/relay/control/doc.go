@@ -1,26 +1,51 @@
 // Package control is the relay's control plane: everything that changes channel state.
 //
-// It serves three HTTP surfaces, mounted on the relay's Gin engine by [API.Mount]:
+// It serves three HTTP surfaces, mounted on the relay's Gin engine by [API.Mount] and
+// documented for users in docs/admin-api.md:
 //
 //   - POST /api/v1/bundles: bundle registration from CI (DESIGN.md §3.2), authenticated by a
-//     GitHub Actions OIDC token or an HMAC signature with a timestamp window. A registration
-//     stores the bundle idempotently and moves the channel its ref maps to.
-//   - POST /webhooks/github: GitHub push webhooks (DESIGN.md §3.3). A tag push promotes the
-//     bundle built from the tag's commit to the channel the tag maps to, or keeps the
-//     promotion pending until that bundle registers.
-//   - /api/v1/apps/:app/...: the token-protected admin API (DESIGN.md §3.5).
+//     GitHub Actions OIDC token (go-oidc: issuer discovery, JWKS, audience, expiry; the
+//     token's repository must own the app, and ref and commit come from its claims) or by an
+//     HMAC signature over "<timestamp>.<body>" with a ±5 minute window. A registration stores
+//     the bundle idempotently, moves the channel its ref (or explicit channel) names, and
+//     applies tag promotions that were waiting for its commit.
+//   - POST /webhooks/github: GitHub push webhooks (DESIGN.md §3.3). The signature is checked
+//     before anything is parsed. A tag push promotes the bundle built from the tag's commit
+//     to the channel the tag maps to, or keeps the promotion pending until that bundle
+//     registers.
+//   - /api/v1/apps/:app/...: the bearer-token admin API (DESIGN.md §3.5).
 //
-// Every state change goes through one Store.UpdateState call with an audit entry naming its
-// cause, and is followed by Options.OnChange so the relay can drop its cached state. A request
-// is acknowledged only after the store calls it made have returned. Refused requests change
-// nothing.
+// Invariants:
+//
+//   - Every state change is one Store.UpdateState call whose audit entry names the cause
+//     ("registration <repo>@<commit> <ref>", "webhook:<delivery> push <ref>", "admin"), and
+//     is followed by Options.OnChange so the relay drops its cached state.
+//   - A refused request changes nothing; a request is acknowledged only after the store
+//     calls it made returned. Store outages answer 503 with Retry-After, and every step is
+//     idempotent, so the caller's retry completes what an interrupted attempt began.
+//   - No channel is ever left pointing at nothing: a tag moved to a commit without a bundle
+//     keeps the channel where it is (the promotion waits), and a deleted tag changes no
+//     channel.
+//   - Bundles built for pull requests register but never move a channel, by ref, explicit
+//     channel or tag.
+//   - A re-registration never moves a channel back to a version it served before, so a late
+//     retry of an old build is harmless.
+//   - A webhook delivery id is remembered only once the delivery was processed, so a
+//     delivery that failed can be redelivered; a replay of a processed one changes nothing.
 //
 // The package does not import internal/relay; it declares the subset of the relay's Store it
-// needs as its own [Store] interface.
+// needs as its own [Store] interface, with the same method contracts.
 //
 // Usage:
 //
-//	api, err := control.New(ctx, control.Options{Config: cfg, Store: st, AdminToken: tok, ...})
-//	if err != nil { ... }
+//	api, err := control.New(ctx, control.Options{
+//		Config: cfg, Store: st, Logger: logger,
+//		AdminToken: getenv("FERRY_ADMIN_TOKEN"), WebhookSecret: getenv("FERRY_WEBHOOK_SECRET"),
+//		HMACSecret: getenv("FERRY_HMAC_SECRET"), OIDCAudience: getenv("FERRY_OIDC_AUDIENCE"),
+//		OnChange: srv.Invalidate,
+//	})
+//	if err != nil {
+//		return err
+//	}
 //	api.Mount(engine)
 package control
