@@ -78,7 +78,7 @@ func binaries(t *testing.T) (relayBin, actionBin string) {
 		}
 		cmd := exec.Command("go", "build", "-o", binBuild.dir+string(os.PathSeparator), "./cmd/relay", "./cmd/action")
 		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 		out, err := cmd.CombinedOutput()
 		binBuild.out, binBuild.err = string(out), err
 	})

@@ -18,7 +18,7 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/publish/publishtest"
 )
 
 // exampleFiles lists examples/web, the app every scenario ships.
@@ -64,10 +64,11 @@ func eventually(t *testing.T, what string, check func() string) {
 func TestFirstInstall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	s3 := peers.Versitygw(t)
+	// versitygw as the S3 bucket (publishtest starts it with the sidecar directory it needs).
+	s3 := publishtest.Versitygw(t)
 	s3.CreateBucket(t, "web")
 	// The bucket's public side (a CDN in production) reads what versitygw stored.
-	cdn := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(s3.Dir, "data", "web"))))
+	cdn := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(s3.DataDir, "web"))))
 	t.Cleanup(cdn.Close)
 
 	key := newKey(t)

@@ -122,7 +122,7 @@ SHA1=3f786850e387550fdab836ed7e6dc881de23001b
 SHA2=89e6c98d92887913cadf06b2adb97f26cde4849b
 ci 1.0.0 refs/tags/v1.0.0 "$SHA1"
 say "The bucket now holds:"
-(cd "$DEMO/bucket" && find . -type f | sort | sed 's|^\./||') | indent
+(cd "$DEMO/bucket" && find . -type f ! -name '*.attrs' | sort | sed 's|^\./||') | indent
 
 step "6. A phone asks for an update"
 say "This is what @capgo/capacitor-updater sends and does, played by Ferry's reference device:"
@@ -139,8 +139,8 @@ run bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 \
   --public-key "$DEMO/keys/.capgo_key_v2.pub" | grep 'Decision' | indent
 say "A maintainer tags that commit: git tag v1.1.0 ${SHA2:0:7} && git push origin v1.1.0."
 say "GitHub sends the relay a signed push webhook; we play GitHub here:"
-run env FERRY_WEBHOOK_SECRET="$WEBHOOK_SECRET" "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" \
-  --tag v1.1.0 --commit "$SHA2" | indent
+printf '   %s$ %s%s\n' "$D" "$DEMO/pushtag --relay $RELAY --repo $REPO --tag v1.1.0 --commit $SHA2" "$N"
+FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" --tag v1.1.0 --commit "$SHA2" | indent
 say "The relay promoted the bundle built from that commit. The production phone updates:"
 run bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device-1.1.0" | indent
