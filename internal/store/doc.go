@@ -74,7 +74,10 @@
 // Durability is Redis's: a write is acknowledged when Redis applied it. Run Redis with
 // appendonly yes and appendfsync always (or everysec, accepting up to a second of loss
 // on a crash) for "nothing lost"; the durability test kills redis-server with SIGKILL
-// under appendfsync always and finds every acknowledged write.
+// under appendfsync always and finds every acknowledged write. Replication to Sentinel
+// replicas is asynchronous: a write acknowledged by a master that dies before its replica
+// received it is lost in the failover (Redis's own limit; the failover test waits for the
+// replica with WAIT before killing the master).
 //
 // URL forms accepted by [OpenRedis]:
 //
