@@ -401,9 +401,24 @@ func (f *faultStore) ListStates(ctx context.Context, app string) ([]*channel.Sta
 // tokens signed with an RSA key.
 type issuer struct {
 	srv  *httptest.Server
-	key  *rsa.PrivateKey
-	kid  string
 	hits atomic.Int32
+
+	mu  sync.Mutex
+	key *rsa.PrivateKey
+	kid string
+}
+
+// rotate replaces the issuer's signing key, as GitHub does from time to time.
+func (is *issuer) rotate(key *rsa.PrivateKey, kid string) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.key, is.kid = key, kid
+}
+
+func (is *issuer) current() (*rsa.PrivateKey, string) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.key, is.kid
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -426,10 +441,11 @@ func newIssuer(t *testing.T) *issuer {
 		})
 	})
 	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
-		pub := is.key.PublicKey
+		key, kid := is.current()
+		pub := key.PublicKey
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
-			"kty": "RSA", "alg": "RS256", "use": "sig", "kid": is.kid,
+			"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
 			"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
 		}}})
@@ -480,7 +496,8 @@ func signJWT(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]an
 
 func (is *issuer) token(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	return signJWT(t, is.key, is.kid, claims)
+	key, kid := is.current()
+	return signJWT(t, key, kid, claims)
 }
 
 var (

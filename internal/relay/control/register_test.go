@@ -61,8 +61,11 @@ func TestRegisterOIDC(t *testing.T) {
 			wantCode: http.StatusForbidden, wantErr: "repository_not_allowed",
 		},
 		{
-			name:     "signed by another key with the issuer's key id",
-			token:    func(e *env) string { return signJWT(t, testRSAKey(t, 1), e.issuer.kid, e.issuer.claims(now)) },
+			name: "signed by another key with the issuer's key id",
+			token: func(e *env) string {
+				_, kid := e.issuer.current()
+				return signJWT(t, testRSAKey(t, 1), kid, e.issuer.claims(now))
+			},
 			wantCode: http.StatusUnauthorized, wantErr: "invalid_token",
 		},
 		{
@@ -667,4 +670,25 @@ func TestRegisterCredentialsCheckedBeforeTheBodyIsRead(t *testing.T) {
 	if w := e.do("POST", "/api/v1/bundles", huge, hmacHeaders(hmacSecret, time.Now().Add(-time.Hour), huge)); w.Code != http.StatusUnauthorized {
 		t.Errorf("stale HMAC with a huge body: %d, want 401 before reading it", w.Code)
 	}
+}
+
+func TestRegisterOIDCKeyRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	oldKey, oldKID := e.issuer.current()
+	oldToken := e.issuer.token(t, e.issuer.claims(time.Now()))
+	if w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("1.0.0", "")), bearerHeader(oldToken)); w.Code != http.StatusCreated {
+		t.Fatalf("before rotation: %d %s", w.Code, w.Body)
+	}
+	e.issuer.rotate(testRSAKey(t, 2), "test-key-2")
+	// A token with the new key id makes the relay fetch the JWKS again.
+	if w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("1.0.1", "")), bearerHeader(e.issuer.token(t, e.issuer.claims(time.Now())))); w.Code != http.StatusCreated {
+		t.Fatalf("after rotation: %d %s", w.Code, w.Body)
+	}
+	// The retired key is no longer trusted.
+	before := e.snapshot()
+	if w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("1.0.2", "")), bearerHeader(signJWT(t, oldKey, oldKID, e.issuer.claims(time.Now())))); w.Code != http.StatusUnauthorized {
+		t.Errorf("retired key: %d %s, want 401", w.Code, w.Body)
+	}
+	e.unchanged(before)
 }
