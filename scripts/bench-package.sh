@@ -11,6 +11,7 @@
 # Usage: scripts/bench-package.sh            (from the repository root)
 # Env:   RUNS=3  FERRY_BENCH_CACHE=<dir>  FERRY_CAPGO_DIR=<@capgo/cli scratch project>
 #        CORPORA="ionic monaco excalidraw"   (a subset)
+#        LEVEL=5    ferry's deflate level (default: ferry's default)
 #        NICE=-10   run both tools at this priority (needs root for < 0), to keep a busy
 #                   machine's other work from skewing the comparison; it applies to both.
 #
@@ -88,7 +89,7 @@ timed() {
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
 
-printf '%s\n' "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS (best wall and CPU time, largest RSS)${NICE:+; both tools at nice $NICE}"
+printf '%s\n' "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS (best wall and CPU time, largest RSS)${NICE:+; both tools at nice $NICE}${LEVEL:+; ferry --level $LEVEL}"
 printf '%-11s %5s %6s | %7s %7s %6s %7s %9s | %7s %7s %6s %7s %9s | %7s %7s %6s\n' \
 	corpus files "in MB" "ferry s" "MB/s" "cpu s" "RSS MB" "bytes" "CLI s" "MB/s" "cpu s" "RSS MB" "bytes" "speedup" "cpu x" "size"
 while IFS='|' read -r name spec sub; do
@@ -100,7 +101,7 @@ while IFS='|' read -r name spec sub; do
 	fbest=999999 frss=0 fcpu=999999 cbest=999999 crss=0 ccpu=999999
 	for _ in $(seq "$RUNS"); do
 		rm -f "$WORK/ferry.zip"
-		timed "$WORK/ferry.time" "$BIN/ferry" pack --dir "$web" --out "$WORK/ferry.zip" --key "$KEYS/.capgo_key_v2"
+		timed "$WORK/ferry.time" "$BIN/ferry" pack --dir "$web" --out "$WORK/ferry.zip" --key "$KEYS/.capgo_key_v2" ${LEVEL:+--level "$LEVEL"}
 		fbest=$(min "$fbest" "$SECS")
 		fcpu=$(min "$fcpu" "$CPU")
 		frss=$(max "$frss" "$RSS_KB")

@@ -39,6 +39,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	epoch := fs.String("source-date-epoch", "", "entry time in Unix seconds, e.g. \"$SOURCE_DATE_EPOCH\"; default 1980-01-01")
 	hidden := fs.Bool("include-hidden", false, "include dot-files and dot-directories (skipped by default, except .well-known)")
 	workers := fs.Int("workers", 0, "parallel compressors; default the number of CPUs")
+	level := fs.Int("level", archive.CompressionLevel, "deflate level 1-9: lower is faster and larger (the bytes, so the checksum, depend on it)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,7 +63,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
-	opts := archive.Options{Zip: archive.ZipOptions{ModTime: mod, IncludeHidden: *hidden, Workers: *workers}}
+	opts := archive.Options{Zip: archive.ZipOptions{ModTime: mod, IncludeHidden: *hidden, Workers: *workers, Level: *level}}
 	if *keyPath != "" {
 		pemData, err := os.ReadFile(*keyPath)
 		if err != nil {

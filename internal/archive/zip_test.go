@@ -138,6 +138,13 @@ func TestWriteZipDeterministic(t *testing.T) {
 			t.Errorf("%s: zip differs (%d vs %d bytes)", tc.name, len(first), len(got))
 		}
 	}
+	fast, _ := zipBytes(t, a, ZipOptions{Level: 1})
+	if bytes.Equal(first, fast) || listing(t, fast) == listing(t, first) {
+		t.Error("Level 1 gave the same zip as the default level")
+	}
+	if _, err := WriteZip(t.Context(), io.Discard, a, ZipOptions{Level: 10}); err == nil {
+		t.Error("WriteZip(Level 10) succeeded")
+	}
 	later, _ := zipBytes(t, a, ZipOptions{ModTime: time.Date(2024, 5, 6, 7, 8, 10, 0, time.UTC)})
 	if bytes.Equal(first, later) {
 		t.Error("ModTime did not change the zip")
@@ -329,6 +336,26 @@ func TestCRC32Combine(t *testing.T) {
 		got := crc32Combine(crcOf(a), crcOf(b), int64(len(b)))
 		if want := crcOf(data); got != want {
 			t.Errorf("crc32Combine at %d = %08x, want %08x", cut, got, want)
+		}
+	}
+}
+
+func TestIncompressible(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"random", randomBytes(t, 20000), true},
+		{"random, short", randomBytes(t, 1000), false},
+		{"javascript", []byte(bigText(20000, 1)), false},
+		{"base64 of random", []byte(hex.EncodeToString(randomBytes(t, 10000))), false},
+		{"zeros", make([]byte, 20000), false},
+	}
+	for _, tc := range tests {
+		if got := incompressible(tc.in); got != tc.want {
+			t.Errorf("incompressible(%s) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
