@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/archive"
@@ -115,13 +116,14 @@ func secrets(vals map[string]string) []string {
 		if !in.secret || v == "" {
 			continue
 		}
-		out = append(out, v)
-		if strings.Contains(v, "\n") {
-			for _, line := range strings.Split(v, "\n") {
-				line = strings.TrimSpace(line)
-				if len(line) >= 8 && !strings.HasPrefix(line, "-----") {
-					out = append(out, line)
-				}
+		if !strings.Contains(v, "\n") {
+			out = append(out, v)
+			continue
+		}
+		for _, line := range strings.Split(v, "\n") {
+			line = strings.TrimSpace(line)
+			if len(line) >= 8 && !strings.HasPrefix(line, "-----") {
+				out = append(out, line)
 			}
 		}
 	}
@@ -219,7 +221,16 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 		bad("signing-key is set but signing is %q: set signing: key or drop the key", c.Signing)
 	}
 
-	c.Provenance = c.Signing != signingNone
+	// Key-mode provenance describes the build from the GITHUB_* variables; outside GitHub
+	// they may be missing, and then provenance is off unless asked for.
+	var missing []string
+	for name, v := range map[string]string{"GITHUB_REPOSITORY": ctx.Repository, "GITHUB_SHA": ctx.SHA, "GITHUB_WORKFLOW_REF": ctx.WorkflowRef} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	c.Provenance = c.Signing == signingKeyless || (c.Signing == signingKey && len(missing) == 0)
 	if p := vals["provenance"]; p != "" {
 		v, err := parseBool(p)
 		switch {
@@ -227,6 +238,8 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 			bad("provenance %q: want true or false", p)
 		case v && c.Signing == signingNone:
 			bad("provenance is true but signing is none: provenance is signed, so enable signing")
+		case v && c.Signing == signingKey && len(missing) > 0:
+			bad("provenance with a signing key describes the build from %s, which are not set", strings.Join(missing, ", "))
 		default:
 			c.Provenance = v
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,6 +272,11 @@ func (p *pipeline) key(name string) string {
 
 func (p *pipeline) publish(ctx context.Context, res *result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
 	c := p.cfg
+	if u, err := url.Parse(c.Destination); err == nil && u.Scheme == "file" {
+		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
+			return "", fmt.Errorf("create the destination directory: %w", err)
+		}
+	}
 	var lastProgress time.Time
 	pub, err := publish.New(ctx, c.Destination, publish.Options{
 		GitHub: publish.GitHubOptions{

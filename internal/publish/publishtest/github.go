@@ -71,16 +71,39 @@ type GitHub struct {
 	Token string
 	Repo  string
 
-	mu       sync.Mutex
-	releases []*Release
-	nextID   int64
-	faults   map[string][]Fault
-	requests map[string]int
+	mu           sync.Mutex
+	releases     []*Release
+	nextID       int64
+	faults       map[string][]Fault
+	requests     map[string]int
+	attestations [][]byte
+}
+
+// Attestations returns the Sigstore bundles posted to the attestations API.
+func (g *GitHub) Attestations() [][]byte {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([][]byte(nil), g.attestations...)
+}
+
+func (g *GitHub) attest(w http.ResponseWriter, r *http.Request, _ *Fault) {
+	var req struct {
+		Bundle json.RawMessage `json:"bundle"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&req); err != nil || len(req.Bundle) == 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"message": "bundle is required"})
+		return
+	}
+	g.mu.Lock()
+	g.attestations = append(g.attestations, req.Bundle)
+	id := len(g.attestations)
+	g.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]int{"id": id})
 }
 
 // NewGitHub starts a fake for repository "owner/name"; it stops when the test ends.
 // Fault kinds are "get-release", "list-releases", "create-release", "list-assets",
-// "delete-asset", "download-asset" and "upload".
+// "delete-asset", "download-asset", "upload" and "attestation".
 func NewGitHub(t testing.TB, repo string) *GitHub {
 	t.Helper()
 	g := &GitHub{Token: "ghs_faketoken", Repo: repo, nextID: 100, faults: map[string][]Fault{}, requests: map[string]int{}}
@@ -109,6 +132,9 @@ func NewGitHub(t testing.TB, repo string) *GitHub {
 	})
 	mux.HandleFunc("POST /api/uploads/repos/"+repo+"/releases/{id}/assets", g.api("upload", g.upload))
 	mux.HandleFunc("GET /"+repo+"/releases/download/{tag}/{name}", g.browserDownload)
+	// The attestations API, under /api/v3 (GHES style) and at the root (api.github.com style).
+	mux.HandleFunc("POST /api/v3/repos/"+repo+"/attestations", g.api("attestation", g.attest))
+	mux.HandleFunc("POST /repos/"+repo+"/attestations", g.api("attestation", g.attest))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	g.URL = srv.URL
