@@ -78,7 +78,9 @@ func (a *API) register(c *gin.Context) (err error) {
 	if err != nil {
 		return storeError("put bundle", err)
 	}
-	cause := fmt.Sprintf("registration %s@%s %s", stored.Repository, stored.Commit, stored.Ref)
+	// The cause names this request's source; for a re-registration it may differ from the
+	// stored bundle's (a deterministic rebuild of the same commit for a tag, say).
+	cause := fmt.Sprintf("registration %s@%s %s", b.Repository, b.Commit, b.Ref)
 	if created {
 		if err := a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: b.Channel, Action: "register", Version: stored.Version, Cause: cause}); err != nil {
 			return storeError("append audit", err)

@@ -692,3 +692,23 @@ func TestRegisterOIDCKeyRotation(t *testing.T) {
 	}
 	e.unchanged(before)
 }
+
+// A deterministic rebuild of the same commit for a tag registers the same bundle again: it
+// is not a new bundle, but it moves the tag's channel.
+func TestRegisterSameBundleFromATagMovesTheTagsChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.4.0", commitA), http.StatusCreated) // main -> beta
+	b := testBundle("1.4.0", commitA)
+	b.Ref = "refs/tags/v1.4.0"
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusOK))
+	if r.Created || !r.Promoted || r.Channel != "production" {
+		t.Errorf("registration = %+v", r)
+	}
+	if e.state("production").Version != "1.4.0" || e.state("beta").Version != "1.4.0" {
+		t.Errorf("production=%q beta=%q", e.state("production").Version, e.state("beta").Version)
+	}
+	if a := e.audit()[0]; a.Channel != "production" || a.Cause != "registration acme/mobile-app@"+commitA+" refs/tags/v1.4.0" {
+		t.Errorf("audit = %+v", a)
+	}
+}

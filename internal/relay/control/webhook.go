@@ -179,7 +179,7 @@ func deliveryKey(id string) string { return "github:" + id }
 // is still alive (processing took less than [deliveryProbe]) it waits for it to expire.
 func (a *API) markDelivery(ctx context.Context, delivery string) error {
 	wait := 2 * deliveryProbe
-	for range 6 {
+	for range 4 {
 		seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL)
 		if err != nil || !seen {
 			return err
