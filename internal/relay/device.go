@@ -49,6 +49,12 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0:
 		return nil
 	case b[0] == '"':
+		// The decoder has already checked the syntax: without escapes the value is the
+		// bytes between the quotes (invalid UTF-8 is refused later by checkField).
+		if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 {
+			*f = flexString(inner)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -105,7 +111,7 @@ func (f flexBool) or(def bool) bool {
 	return def
 }
 
-// wireRequest is every field a device endpoint reads: the info object plus the extras of
+// wireRequest is every field a device endpoint reads (decoded by decodeObject): the info object plus the extras of
 // /stats (action, old_version_name), /channel_self (channel) and manifest_size (version,
 // manifest).
 type wireRequest struct {
@@ -156,27 +162,24 @@ func parseObject(body []byte) (*deviceRequest, error) {
 		return nil, invalidJSON("body must be a JSON object")
 	}
 	var w wireRequest
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := decodeObject(b, &w); err != nil {
 		return nil, decodeError(err)
 	}
 	return w.check()
 }
 
 func decodeError(err error) *requestError {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if i := strings.LastIndexByte(field, '.'); i >= 0 && strings.HasPrefix(field, "wireRequest") {
-			field = field[i+1:]
-		}
-		if field == "" {
-			return invalidJSON("want a JSON object, got %s", te.Value)
-		}
-		return invalidJSON("field %s: want a %s, got %s", field, te.Type, te.Value)
+	var fe *fieldTypeError
+	if errors.As(err, &fe) {
+		return invalidJSON("%v", fe)
 	}
-	var se *json.SyntaxError
+	var se *syntaxError
 	if errors.As(err, &se) {
-		return invalidJSON("malformed JSON at offset %d: %v", se.Offset, se)
+		return invalidJSON("malformed JSON at %v", se)
+	}
+	var le *limitError
+	if errors.As(err, &le) {
+		return invalidJSON("batch holds %v; at most %d events are allowed", le, MaxStatsEvents)
 	}
 	return invalidJSON("malformed JSON: %v", err)
 }
@@ -299,12 +302,9 @@ func parseStats(body []byte) ([]*deviceRequest, error) {
 		}
 		return []*deviceRequest{r}, nil
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
+	raw, err := splitArray(b, MaxStatsEvents)
+	if err != nil {
 		return nil, decodeError(err)
-	}
-	if len(raw) > MaxStatsEvents {
-		return nil, invalidJSON("batch holds %d events; at most %d are allowed", len(raw), MaxStatsEvents)
 	}
 	out := make([]*deviceRequest, 0, len(raw))
 	for i, ev := range raw {

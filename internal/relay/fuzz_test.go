@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // checkParsed holds for every request a parser accepts: identity present, every string
@@ -115,5 +117,74 @@ func FuzzParseQuery(f *testing.F) {
 			return
 		}
 		checkParsed(t, r)
+	})
+}
+
+// referenceDecode is the oracle for decodeObject: encoding/json with exact keys and the flex
+// rules of flexString and flexBool.
+func referenceDecode(b []byte) (*wireRequest, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	var w wireRequest
+	strs := map[string]*flexString{
+		"platform": &w.Platform, "device_id": &w.DeviceID, "app_id": &w.AppID, "custom_id": &w.CustomID,
+		"version_build": &w.VersionBuild, "version_code": &w.VersionCode, "version_os": &w.VersionOS,
+		"version_name": &w.VersionName, "plugin_version": &w.PluginVersion, "install_source": &w.InstallSource,
+		"defaultChannel": &w.DefaultChannel, "key_id": &w.KeyID, "action": &w.Action,
+		"old_version_name": &w.OldVersionName, "channel": &w.Channel, "version": &w.Version,
+	}
+	for k, raw := range m {
+		var err error
+		switch {
+		case strs[k] != nil:
+			err = strs[k].UnmarshalJSON(raw)
+		case k == "is_emulator":
+			err = w.IsEmulator.UnmarshalJSON(raw)
+		case k == "is_prod":
+			err = w.IsProd.UnmarshalJSON(raw)
+		case k == "manifest":
+			err = json.Unmarshal(raw, &w.Manifest)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &w, nil
+}
+
+// FuzzDecodeObject checks the hand-written scanner against encoding/json: it accepts
+// exactly the valid JSON objects, and decodes the same values.
+func FuzzDecodeObject(f *testing.F) {
+	f.Add([]byte(info(nil)))
+	f.Add([]byte(`{"app_id":"a\u00e9\ud83d\ude00\n","device_id":"d","is_prod":"0","version_code":-1.5e3,"x":[{"y":[null,true]}]}`))
+	f.Add([]byte(`{"manifest":[{"file_name":"a","file_hash":null,"download_url":1}],"version":"1"}`))
+	f.Add([]byte(`{"a":01}`))
+	f.Add([]byte(`{"a":"\ud800"}`))
+	f.Add([]byte(` { } `))
+	f.Add([]byte(`{"is_emulator":2}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var got wireRequest
+		err := decodeObject(body, &got)
+		valid := json.Valid(body) && bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{"))
+		var se *syntaxError
+		if errors.As(err, &se) == valid {
+			t.Fatalf("decodeObject(%q) = %v, but json.Valid = %v", body, err, json.Valid(body))
+		}
+		if err != nil || !utf8.Valid(body) {
+			return // encoding/json replaces invalid UTF-8; the relay refuses it later
+		}
+		want, rerr := referenceDecode(body)
+		if rerr != nil {
+			if !bytes.Contains(body, []byte(`\`)) {
+				t.Fatalf("decodeObject accepted %q, encoding/json refused it: %v", body, rerr)
+			}
+			return
+		}
+		opts := cmp.Options{cmp.AllowUnexported(flexBool{}), cmpopts.EquateEmpty()}
+		if diff := cmp.Diff(want, &got, opts); diff != "" {
+			t.Fatalf("decodeObject(%q) differs from encoding/json (-json +scanner):\n%s", body, diff)
+		}
 	})
 }

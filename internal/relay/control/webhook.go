@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,7 +116,7 @@ func eventLabel(e string) string {
 func (a *API) processDelivery(ctx context.Context, event, delivery string, payload []byte) (*webhookResult, error) {
 	switch event {
 	case "ping":
-		return &webhookResult{Status: "pong", Delivery: delivery}, nil
+		return &webhookResult{Status: "pong", Delivery: delivery, Reason: pingAdvice(payload)}, nil
 	case "push":
 	default:
 		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: fmt.Sprintf("event %q is not used; subscribe the webhook to push events only", event)}, nil
@@ -194,6 +195,23 @@ func (a *API) markDelivery(ctx context.Context, delivery string) error {
 		wait *= 4
 	}
 	return nil
+}
+
+// pingAdvice checks the hook configuration GitHub sends with a ping and says what is wrong
+// with it, if anything: the relay needs push events, and learns of repositories by name.
+func pingAdvice(payload []byte) string {
+	v, err := github.ParseWebHook("ping", payload)
+	if err != nil {
+		return ""
+	}
+	ping, ok := v.(*github.PingEvent)
+	if !ok || ping.Hook == nil {
+		return ""
+	}
+	if ev := ping.Hook.Events; len(ev) > 0 && !slices.Contains(ev, "push") && !slices.Contains(ev, "*") {
+		return fmt.Sprintf("this webhook sends %v but not push events: tag pushes will not promote; subscribe it to push", ev)
+	}
+	return ""
 }
 
 // parsePush decodes an authenticated push payload.

@@ -494,3 +494,20 @@ func newEngine(api *API) *gin.Engine {
 	api.Mount(e)
 	return e
 }
+
+func TestWebhookPingAdvice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	if r := e.deliver("ping", "p1", payload(t, "ping.json", nil), http.StatusOK); r.Status != "pong" || r.Reason != "" {
+		t.Errorf("ping of a push hook = %+v", r)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(payload(t, "ping.json", nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["hook"].(map[string]any)["events"] = []string{"issues", "release"}
+	r := e.deliver("ping", "p2", mustJSON(t, m), http.StatusOK)
+	if r.Status != "pong" || !strings.Contains(r.Reason, "not push events") {
+		t.Errorf("ping of a hook without push = %+v", r)
+	}
+}
