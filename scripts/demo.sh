@@ -26,6 +26,13 @@ step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { printf '   %s\n' "$*"; }
 run() { printf '   %s$ %s%s\n' "$D" "$*" "$N"; "$@"; }
 indent() { sed 's/^/   | /'; }
+show() { printf '   %s$ %s%s\n' "$D" "$*" "$N"; }
+# actionlog makes the action's GitHub workflow commands readable in a terminal: the runner
+# would hide ::add-mask:: lines (they register secrets to redact) and fold ::group:: sections.
+actionlog() {
+  sed -e '/^::add-mask::/d' -e '/^::endgroup::/d' -e 's/^::group::\(.*\)/[\1]/' \
+    -e 's/^::warning::/warning: /' -e 's/^::notice::/notice: /' -e 's/^time=[^ ]* level=[A-Z]* //' | indent
+}
 die() { printf '\n%sdemo failed: %s%s\n' "$R" "$*" "$N" >&2; exit 1; }
 
 cleanup() {
@@ -75,7 +82,8 @@ say "${G}relay listening on $RELAY${N} (log: $DEMO/relay.log)"
 
 step "3. Create the app's encryption keys"
 say "The private key stays with CI (a repository secret); the public key ships inside the app."
-run bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY" | indent
+show bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY"
+bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY" | indent
 
 step "4. Start a local bucket"
 say "The action uploads bundles to a bucket (S3, GCS, Azure, or a directory); devices download"
@@ -89,14 +97,14 @@ say "${G}bucket served at $BUCKET_URL${N}"
 # ci VERSION REF SHA: run the action binary exactly as the GitHub runner runs the container:
 # inputs as INPUT_<NAME> variables (dashes kept, so `env` sets them) and the GITHUB_* context.
 ci() {
-  local version=$1 ref=$2 sha=$3 work="$DEMO/ci/$1"
+  local version=$1 ref=$2 sha=$3 build=$4 work="$DEMO/ci/$1"
   mkdir -p "$work"
   : >"$work/output"; : >"$work/summary"
   printf '{"ref":"%s","after":"%s","repository":{"full_name":"%s","name":"ferry-demo","owner":{"login":"acme"},"visibility":"public"}}\n' \
     "$ref" "$sha" "$REPO" >"$work/event.json"
   env \
     "INPUT_APP-ID=$APP" \
-    "INPUT_BUILD-DIR=examples/web" \
+    "INPUT_BUILD-DIR=$build" \
     "INPUT_VERSION=$version" \
     "INPUT_ENCRYPTION-KEY=$(cat "$DEMO/keys/.capgo_key_v2")" \
     "INPUT_DESTINATION=file://$PWD/$DEMO/bucket" \
@@ -111,7 +119,7 @@ ci() {
     GITHUB_EVENT_PATH="$work/event.json" GITHUB_WORKSPACE="$PWD" RUNNER_TEMP="$work" \
     GITHUB_OUTPUT="$work/output" GITHUB_STEP_SUMMARY="$work/summary" \
     GITHUB_SERVER_URL=http://127.0.0.1:9 GITHUB_API_URL=http://127.0.0.1:9 \
-    bin/action 2>&1 | indent
+    bin/action 2>&1 | actionlog
 }
 
 step "5. CI: a tag push (v1.0.0) runs the Ferry Action"
@@ -120,30 +128,39 @@ say "uploads it to the bucket and registers it with the relay (HMAC-signed reque
 say "The relay's rule refs/tags/v* puts it on the production channel."
 SHA1=3f786850e387550fdab836ed7e6dc881de23001b
 SHA2=89e6c98d92887913cadf06b2adb97f26cde4849b
-ci 1.0.0 refs/tags/v1.0.0 "$SHA1"
+ci 1.0.0 refs/tags/v1.0.0 "$SHA1" examples/web
 say "The bucket now holds:"
 (cd "$DEMO/bucket" && find . -type f ! -name '*.attrs' | sort | sed 's|^\./||') | indent
 
 step "6. A phone asks for an update"
 say "This is what @capgo/capacitor-updater sends and does, played by Ferry's reference device:"
-run bin/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+show bin/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+  --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device"
+bin/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device" | indent
 
 step "7. A push to main lands on beta; a tag promotes it to production, no rebuild"
-say "CI runs again for a commit on main, version 1.1.0; the rule refs/heads/main puts it on beta."
-ci 1.1.0 refs/heads/main "$SHA2"
+say "A developer changes the page's heading and pushes to main; CI builds version 1.1.0 and the"
+say "rule refs/heads/main puts it on beta."
+cp -R examples/web "$DEMO/web-1.1.0"
+sed 's/Hello from a live update/Hello again: this is version 1.1.0/' examples/web/index.html >"$DEMO/web-1.1.0/index.html"
+ci 1.1.0 refs/heads/main "$SHA2" "$DEMO/web-1.1.0"
 say "A tester on beta is offered it; production devices (running 1.0.0) are not:"
-run bin/ferry probe --relay "$RELAY" --app "$APP" --channel beta --running 1.0.0 \
-  --public-key "$DEMO/keys/.capgo_key_v2.pub" | grep 'Decision' | indent
-run bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 \
-  --public-key "$DEMO/keys/.capgo_key_v2.pub" | grep 'Decision' | indent
+for ch in beta production; do
+  show bin/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub"
+  bin/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 \
+    --public-key "$DEMO/keys/.capgo_key_v2.pub" | grep 'Decision' | indent
+done
 say "A maintainer tags that commit: git tag v1.1.0 ${SHA2:0:7} && git push origin v1.1.0."
 say "GitHub sends the relay a signed push webhook; we play GitHub here:"
-printf '   %s$ %s%s\n' "$D" "$DEMO/pushtag --relay $RELAY --repo $REPO --tag v1.1.0 --commit $SHA2" "$N"
+show "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" --tag v1.1.0 --commit "$SHA2"
 FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" --tag v1.1.0 --commit "$SHA2" | indent
 say "The relay promoted the bundle built from that commit. The production phone updates:"
-run bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
-  --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device-1.1.0" | indent
+show bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+  --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device"
+bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+  --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device" | indent
+grep -o 'Hello again[^<]*' "$DEMO/device/bundles/1.1.0/index.html" | sed 's/^/   The new index.html says: /' 
 say "Rolling back is moving the tag back (or the admin API's rollback)."
 
 step "Done"
