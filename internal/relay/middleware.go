@@ -23,10 +23,26 @@ const RequestIDHeader = "X-Request-ID"
 
 type loggerKey struct{}
 
+// reqLogger is the request-scoped logger in a request's context. It is built on first use,
+// so requests that log nothing (most update checks) do not pay for it. A request is served
+// by one goroutine, which is the only user.
+type reqLogger struct {
+	base      *slog.Logger
+	id, route string
+	l         *slog.Logger
+}
+
+func (r *reqLogger) logger() *slog.Logger {
+	if r.l == nil {
+		r.l = r.base.With("request_id", r.id, "route", r.route)
+	}
+	return r.l
+}
+
 // loggerFrom returns the request-scoped logger the middleware put in ctx, or fallback.
 func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if r, ok := ctx.Value(loggerKey{}).(*reqLogger); ok {
+		return r.logger()
 	}
 	if fallback == nil {
 		return discardLogger
@@ -62,8 +78,8 @@ func (s *Server) requestContext() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		log := s.log.With("request_id", id, "route", route)
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, log))
+		rl := &reqLogger{base: s.log, id: id, route: route}
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, rl))
 
 		c.Next()
 
@@ -76,10 +92,10 @@ func (s *Server) requestContext() gin.HandlerFunc {
 			level = slog.LevelDebug
 		}
 		ctx := c.Request.Context()
-		if !log.Enabled(ctx, level) {
+		if !s.log.Enabled(ctx, level) {
 			return
 		}
-		log.LogAttrs(ctx, level, "request",
+		rl.logger().LogAttrs(ctx, level, "request",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),
