@@ -511,3 +511,25 @@ func TestWebhookPingAdvice(t *testing.T) {
 		t.Errorf("ping of a hook without push = %+v", r)
 	}
 }
+
+func TestWebhookPendingSurvivesAFailedRegistration(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	if r := e.deliver("push", "d1", tagCreated(t, "v1.0.0", commitA), http.StatusOK); r.Actions[0].Result != "pending" {
+		t.Fatalf("tag push = %+v, want pending", r)
+	}
+	b := testBundle("1.0.0", commitA)
+	b.Ref = "refs/heads/release" // no rule: only the pending promotion moves a channel
+	body := mustJSON(t, b)
+	e.store.failNext("UpdateState", 1)
+	if w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("registration during an outage: %d %s", w.Code, w.Body)
+	}
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitA); len(pend) != 1 {
+		t.Fatalf("pending after the failed attempt = %+v, want it kept", pend)
+	}
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusOK)) // the action retries
+	if !slices.Equal(r.PendingApplied, []string{"production"}) || e.state("production").Version != "1.0.0" {
+		t.Errorf("retry: pending_applied %v, production %q", r.PendingApplied, e.state("production").Version)
+	}
+}
