@@ -64,7 +64,7 @@ mkdir -p "$DEMO"/{keys,bucket,data,ci,device}
 step "1. Build Ferry"
 say "The relay (update server), the GitHub Action (packager) and the ferry CLI, into bin/."
 run go build -trimpath -o bin/ ./cmd/relay ./cmd/action ./cmd/ferry
-run go build -o "$DEMO/" ./scripts/demo/fileserver ./scripts/demo/pushtag
+run go build -o "$DEMO/" ./scripts/demo/fileserver ./scripts/demo/pushtag ./scripts/demo/signkey
 
 step "2. Start the relay"
 say "It reads the app's channels and rules from examples/ferry.yaml:"
@@ -80,10 +80,16 @@ wait_for "the relay" "grep -q 'relay listening' '$DEMO/relay.log'" "$DEMO/relay.
 RELAY="http://$(grep -o 'addr=[0-9.:]*' "$DEMO/relay.log" | head -1 | cut -d= -f2)"
 say "${G}relay listening on $RELAY${N} (log: $DEMO/relay.log)"
 
-step "3. Create the app's encryption keys"
-say "The private key stays with CI (a repository secret); the public key ships inside the app."
+step "3. Create the app's keys"
+say "The encryption key pair: the private key stays with CI (a repository secret), the public key"
+say "ships inside the app, which then accepts only bundles encrypted for it."
 show bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY"
 bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY" | indent
+say "A signing key, so anyone can check who published a bundle. (In GitHub Actions Ferry signs"
+say "keylessly with the workflow's identity instead; no key to keep.)"
+show "$DEMO/signkey" --dir "$DEMO/keys"
+"$DEMO/signkey" --dir "$DEMO/keys"
+say "wrote $DEMO/keys/signing.key (private) and $DEMO/keys/signing.pub"
 
 step "4. Start a local bucket"
 say "The action uploads bundles to a bucket (S3, GCS, Azure, or a directory); devices download"
@@ -111,7 +117,8 @@ ci() {
     "INPUT_PUBLIC-BASE-URL=$BUCKET_URL" \
     "INPUT_RELAY-URL=$RELAY" \
     "INPUT_RELAY-SECRET=$HMAC_SECRET" \
-    "INPUT_SIGNING=none" \
+    "INPUT_SIGNING=key" \
+    "INPUT_SIGNING-KEY=$(cat "$DEMO/keys/signing.key")" \
     GITHUB_ACTIONS=true CI=true \
     GITHUB_REPOSITORY=$REPO GITHUB_REPOSITORY_OWNER=acme \
     GITHUB_REF="$ref" GITHUB_REF_NAME="${ref##*/}" GITHUB_REF_TYPE="$( [[ $ref == refs/tags/* ]] && echo tag || echo branch )" \
@@ -124,13 +131,23 @@ ci() {
 
 step "5. CI: a tag push (v1.0.0) runs the Ferry Action"
 say "It zips examples/web deterministically, encrypts it with the private key (Capgo's scheme),"
-say "uploads it to the bucket and registers it with the relay (HMAC-signed request)."
+say "signs the encrypted file (a Sigstore bundle, checked before upload), uploads both to the"
+say "bucket and registers the bundle with the relay (an HMAC-signed request)."
 say "The relay's rule refs/tags/v* puts it on the production channel."
 SHA1=3f786850e387550fdab836ed7e6dc881de23001b
 SHA2=89e6c98d92887913cadf06b2adb97f26cde4849b
 ci 1.0.0 refs/tags/v1.0.0 "$SHA1" examples/web
 say "The bucket now holds:"
 (cd "$DEMO/bucket" && find . -type f ! -name '*.attrs' | sort | sed 's|^\./||') | indent
+ZIP="$DEMO/bucket/$APP/1.0.0/$APP-1.0.0.zip"
+say "Anyone can check who published it, with Ferry or with plain cosign:"
+VERIFY=(bin/ferry verify --artifact "$ZIP" --key "$DEMO/keys/signing.pub")
+if [ -f "$ZIP.provenance.sigstore.json" ]; then VERIFY+=(--provenance "$ZIP.provenance.sigstore.json"); fi
+show "${VERIFY[@]}"
+"${VERIFY[@]}" | indent
+say "Same check with cosign (offline, and this key signature was deliberately not logged in Rekor):"
+say "  cosign verify-blob $ZIP --bundle $ZIP.sigstore.json \\"
+say "    --key $DEMO/keys/signing.pub --insecure-ignore-tlog=true"
 
 step "6. A phone asks for an update"
 say "This is what @capgo/capacitor-updater sends and does, played by Ferry's reference device:"
