@@ -28,6 +28,7 @@ type PathError struct {
 	Reason string
 }
 
+// Error returns "<stat>: entry <name> <reason>".
 func (e *PathError) Error() string {
 	return fmt.Sprintf("%s: entry %q %s", e.Stat, e.Name, e.Reason)
 }

@@ -359,3 +359,31 @@ func TestIncompressible(t *testing.T) {
 		}
 	}
 }
+
+// failWriter accepts n bytes, then fails.
+type failWriter struct{ n int }
+
+var errDiskFull = errors.New("disk full")
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errDiskFull
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+func TestWriteZipWriteError(t *testing.T) {
+	t.Parallel()
+	dir := sampleTree(t)
+	for _, n := range []int{0, 100, 1 << 20, 3 << 20} {
+		if _, err := WriteZip(t.Context(), &failWriter{n: n}, dir, ZipOptions{}); !errors.Is(err, errDiskFull) {
+			t.Errorf("WriteZip(writer failing after %d bytes) = %v, want errDiskFull", n, err)
+		}
+		if _, err := Package(t.Context(), dir, &failWriter{n: n}, Options{Key: sharedKey(t)}); !errors.Is(err, errDiskFull) {
+			t.Errorf("Package(writer failing after %d bytes) = %v, want errDiskFull", n, err)
+		}
+	}
+}
