@@ -44,13 +44,10 @@ type principal struct {
 }
 
 // fromPullRequest reports whether the principal's workflow ran for a pull request, whose
-// bundles may register but never move a channel.
+// bundles may register but never move a channel. (pull_request_target runs are refused
+// earlier.)
 func (p *principal) fromPullRequest(ref string) bool {
-	switch p.EventName {
-	case "pull_request", "pull_request_target":
-		return true
-	}
-	return strings.HasPrefix(ref, "refs/pull/")
+	return p.EventName == "pull_request" || strings.HasPrefix(ref, "refs/pull/")
 }
 
 // authenticateRegistration checks the registration's credentials and returns the raw

@@ -166,6 +166,12 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 		if !strings.EqualFold(who.Repository, app.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "repository %q may not publish app %q", who.Repository, app.ID)
 		}
+		if who.EventName == "pull_request_target" {
+			// Such a run has the base branch's ref and commit in its token but may build the
+			// pull request's code: registering it would attach that code to a real commit,
+			// which a tag could then promote.
+			return errorf(http.StatusForbidden, "event_not_allowed", "bundles built by pull_request_target workflows are refused: their token names the base branch's commit, not the code built; use a pull_request workflow")
+		}
 		if b.Repository != "" && !strings.EqualFold(b.Repository, who.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "the body names repository %q but the token is for %q", b.Repository, who.Repository)
 		}

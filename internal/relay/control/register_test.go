@@ -118,13 +118,13 @@ func TestRegisterOIDC(t *testing.T) {
 			wantCode: http.StatusCreated, wantChannel: "production", wantPromoted: false, wantRef: "refs/pull/42/merge",
 		},
 		{
-			name: "pull_request_target on main moves nothing",
+			name: "pull_request_target is refused",
 			token: func(e *env) string {
 				c := e.issuer.claims(now)
 				c["event_name"] = "pull_request_target"
 				return e.issuer.token(t, c)
 			},
-			wantCode: http.StatusCreated, wantChannel: "beta", wantPromoted: false, wantRef: mainRef,
+			wantCode: http.StatusForbidden, wantErr: "event_not_allowed",
 		},
 		{
 			name: "tag ref moves production",
