@@ -27,7 +27,8 @@
 //     keeps the channel where it is (the promotion waits), and a deleted tag changes no
 //     channel.
 //   - Bundles built for pull requests register but never move a channel, by ref, explicit
-//     channel or tag.
+//     channel or tag; pull_request_target runs, whose token names a base-branch commit, are
+//     refused.
 //   - A re-registration never moves a channel back to a version it served before, so a late
 //     retry of an old build is harmless.
 //   - A webhook delivery id is remembered only once the delivery was processed, so a
