@@ -2,15 +2,19 @@ package e2e
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -125,7 +129,8 @@ func newEnv(t *testing.T) *env {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
 	cmd := exec.Command(relayBin, "--config", cfg, "--addr", addr, "--redis-url", "redis://"+e.redis.Addr,
-		"--rate-limit", "0", "--snapshot-ttl", "100ms", "--log-format", "text", "--log-level", "debug")
+		"--rate-limit", "0", "--snapshot-ttl", "100ms", "--log-format", "text", "--log-level", "debug",
+		"--oidc-issuer", e.github.srv.URL, "--oidc-audience", oidcAudience)
 	cmd.Env = append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret)
 	cmd.Stdout, cmd.Stderr = e.relayLog, e.relayLog
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -182,27 +187,105 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// fakeGitHub stands in for api.github.com and github.com (the only fake in this suite):
-// it answers 404 to everything and records what the action asked.
+// fakeGitHub stands in for GitHub (the only fake in this suite, as GitHub cannot run
+// offline): the Actions OIDC token endpoint the action asks for a token
+// (ACTIONS_ID_TOKEN_REQUEST_URL), the issuer's discovery document and JWKS the relay checks
+// tokens against, and 404 for every REST call.
 type fakeGitHub struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	hits []string
+	srv *httptest.Server
+	key *rsa.PrivateKey
+
+	mu     sync.Mutex
+	hits   []string
+	claims map[string]map[string]any // by request token
 }
+
+// oidcAudience is the audience the relay requires on registration tokens.
+const oidcAudience = "https://relay.e2e.example"
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
 	t.Helper()
-	g := &fakeGitHub{}
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g := &fakeGitHub{claims: map[string]map[string]any{}}
+	var err error
+	if g.key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{
+			"issuer": g.srv.URL, "jwks_uri": g.srv.URL + "/.well-known/jwks",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"response_types_supported":              []string{"id_token"},
+			"subject_types_supported":               []string{"public", "pairwise"},
+		})
+	})
+	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"keys": []map[string]string{{
+			"kty": "RSA", "kid": "e2e", "use": "sig", "alg": "RS256",
+			"n": base64.RawURLEncoding.EncodeToString(g.key.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(g.key.E)).Bytes()),
+		}}})
+	})
+	mux.HandleFunc("GET /_apis/token", func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		claims, ok := g.claims[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+		g.mu.Unlock()
+		if !ok {
+			http.Error(w, `{"message":"bad request token"}`, http.StatusUnauthorized)
+			return
+		}
+		c := map[string]any{}
+		for k, v := range claims {
+			c[k] = v
+		}
+		now := time.Now()
+		c["iss"], c["aud"], c["iat"], c["nbf"], c["exp"] = g.srv.URL, r.URL.Query().Get("audience"), now.Unix(), now.Unix(), now.Add(5*time.Minute).Unix()
+		writeJSON(w, map[string]string{"value": g.sign(t, c)})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		g.hits = append(g.hits, r.Method+" "+r.URL.Path)
 		g.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"message":"Not Found"}`)
-	}))
+	})
+	g.srv = httptest.NewServer(mux)
 	t.Cleanup(g.srv.Close)
 	return g
+}
+
+// requestToken registers the claims a workflow run's OIDC tokens carry and returns the
+// ACTIONS_ID_TOKEN_REQUEST_TOKEN that obtains them.
+func (g *fakeGitHub) requestToken(claims map[string]any) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	tok := fmt.Sprintf("request-token-%d", len(g.claims)+1)
+	g.claims[tok] = claims
+	return tok
+}
+
+// sign returns an RS256 JWT of claims.
+func (g *fakeGitHub) sign(t *testing.T, claims map[string]any) string {
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Error(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "e2e"}) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(signing))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, g.key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Error(err)
+	}
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // commitSHA returns a stable 40-hex commit id for a label.
@@ -221,11 +304,17 @@ type build struct {
 	Key     *rsa.PrivateKey
 	Native  string // semver range of native versions; empty: any
 	Delta   bool   // also publish per-file objects and a manifest
+	// OIDC registers with a GitHub Actions OIDC token (from the fake GitHub) instead of
+	// the HMAC secret; TokenRepository overrides the token's repository claim.
+	OIDC            bool
+	TokenRepository string
 	// Destination overrides the file:// bucket (e.g. an s3:// URL); PublicBaseURL and
 	// ExtraEnv go with it.
 	Destination   string
 	PublicBaseURL string
 	ExtraEnv      []string
+	// wantFail expects the action to fail; publish then returns {"error": its output}.
+	wantFail bool
 }
 
 // publish runs the built action binary the way the GitHub runner runs the container:
@@ -272,13 +361,28 @@ func (e *env) publish(t *testing.T, b build) map[string]string {
 		"destination":     dest,
 		"public-base-url": base,
 		"relay-url":       e.relayURL,
-		"relay-secret":    hmacSecret,
 		"signing":         "none",
 		"native":          b.Native,
 		"delta":           fmt.Sprint(b.Delta),
 	}
 	if b.Key != nil {
 		inputs["encryption-key"] = string(archive.MarshalPrivateKey(b.Key))
+	}
+	var oidcEnv []string
+	if b.OIDC {
+		inputs["relay-audience"] = oidcAudience
+		tokRepo := repo
+		if b.TokenRepository != "" {
+			tokRepo = b.TokenRepository
+		}
+		tok := e.github.requestToken(map[string]any{
+			"sub": "repo:" + tokRepo + ":ref:" + b.Ref, "repository": tokRepo, "repository_owner": owner,
+			"ref": b.Ref, "sha": b.Commit, "event_name": "push", "runner_environment": "github-hosted",
+			"job_workflow_ref": tokRepo + "/.github/workflows/release.yml@" + b.Ref,
+		})
+		oidcEnv = []string{"ACTIONS_ID_TOKEN_REQUEST_URL=" + e.github.srv.URL + "/_apis/token?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN=" + tok}
+	} else {
+		inputs["relay-secret"] = hmacSecret
 	}
 	envv := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + work, "TMPDIR=" + work,
@@ -296,13 +400,19 @@ func (e *env) publish(t *testing.T, b build) map[string]string {
 	for k, v := range inputs {
 		envv = append(envv, "INPUT_"+strings.ToUpper(k)+"="+v)
 	}
-	envv = append(envv, b.ExtraEnv...)
+	envv = append(append(envv, oidcEnv...), b.ExtraEnv...)
 	cmd := exec.Command(e.actionBin)
 	cmd.Dir = work
 	cmd.Env = envv
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		if b.wantFail {
+			return map[string]string{"error": string(out)}
+		}
 		t.Fatalf("action %s@%s: %v\n%s", b.App, b.Version, err, out)
+	}
+	if b.wantFail {
+		t.Fatalf("action %s@%s succeeded, want a failure:\n%s", b.App, b.Version, out)
 	}
 	raw, err := os.ReadFile(outputs)
 	if err != nil {

@@ -387,3 +387,39 @@ func TestKeyRotation(t *testing.T) {
 	newDev := e.device(t, appEnc, deviceOpts{ID: "00000000-0000-4000-8000-000000000006", Key: &newK.PublicKey})
 	mustUpdate(t, newDev, "8.1.0")
 }
+
+// TestOIDCRegistrationWithoutSharedSecret: the action registers with the workflow's GitHub
+// Actions OIDC token (no secret shared between CI and relay); the relay takes repository,
+// ref and commit from the verified token, and refuses a token from another repository.
+func TestOIDCRegistrationWithoutSharedSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	key := newKey(t)
+	e.publish(t, build{App: appEnc, Version: "9.0.0", Ref: "refs/heads/main", OIDC: true, Dir: webBuild(t, "9.0.0", nil), Key: key})
+	beta := e.device(t, appEnc, deviceOpts{Channel: "beta", Key: &key.PublicKey})
+	mustUpdate(t, beta, "9.0.0")
+
+	var b channel.Bundle
+	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/bundles/9.0.0", nil, &b)
+	if b.Repository != repository || b.Ref != "refs/heads/main" || b.Commit != commitSHA("9.0.0") {
+		t.Errorf("registered bundle: repository %q ref %q commit %q; want the token's claims", b.Repository, b.Ref, b.Commit)
+	}
+
+	out := e.publish(t, build{App: appEnc, Version: "9.1.0", Ref: "refs/heads/main", OIDC: true, TokenRepository: "evil/fork",
+		Dir: webBuild(t, "9.1.0", nil), Key: key, wantFail: true})
+	if !strings.Contains(out["error"], "evil/fork") && !strings.Contains(out["error"], "403") && !strings.Contains(strings.ToLower(out["error"]), "forbidden") {
+		t.Errorf("action output for the foreign token does not say why:\n%s", out["error"])
+	}
+	var list struct {
+		Bundles []channel.Bundle `json:"bundles"`
+	}
+	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/bundles", nil, &list)
+	for _, b := range list.Bundles {
+		if b.Version == "9.1.0" {
+			t.Errorf("a bundle registered with a token of evil/fork was stored: %+v", b)
+		}
+	}
+	if ans := mustCheck(t, beta); ans.Version == "9.1.0" {
+		t.Errorf("beta device offered the foreign bundle: %+v", ans)
+	}
+}
