@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +24,18 @@ type metrics struct {
 	fills       *prometheus.CounterVec // result
 	statsEvents prometheus.Counter
 	rateLimited prometheus.Counter
+
+	// routes caches the series of each (method, route) so the hot path does not hash label
+	// values on every request: routeKey → *routeSeries.
+	routes sync.Map
+}
+
+type routeKey struct{ method, route string }
+
+// routeSeries holds one route's latency observer and its request counter per status code.
+type routeSeries struct {
+	latency prometheus.Observer
+	codes   sync.Map // int → prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -77,8 +90,19 @@ func (m *metrics) middleware() gin.HandlerFunc {
 			route = "unmatched"
 		}
 		method := metricMethod(c.Request.Method)
-		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
+		key := routeKey{method, route}
+		v, ok := m.routes.Load(key)
+		if !ok {
+			v, _ = m.routes.LoadOrStore(key, &routeSeries{latency: m.latency.WithLabelValues(method, route)})
+		}
+		rs := v.(*routeSeries)
+		rs.latency.Observe(time.Since(start).Seconds())
+		code := c.Writer.Status()
+		cv, ok := rs.codes.Load(code)
+		if !ok {
+			cv, _ = rs.codes.LoadOrStore(code, m.requests.WithLabelValues(method, route, strconv.Itoa(code)))
+		}
+		cv.(prometheus.Counter).Inc()
 	}
 }
 

@@ -33,6 +33,12 @@ func writeJSON(c *gin.Context, status int, v any) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
+	if r, ok := v.(*channel.UpdateResponse); ok {
+		// The hot path: no reflection.
+		buf.Write(appendUpdateResponse(buf.AvailableBuffer(), r))
+		c.Data(status, "application/json; charset=utf-8", buf.Bytes())
+		return
+	}
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
