@@ -50,7 +50,7 @@ var binaries = struct {
 	out           []byte
 }{}
 
-func buildBinaries(t *testing.T) (action, relay string) {
+func buildBinaries(t testing.TB) (action, relay string) {
 	t.Helper()
 	binaries.once.Do(func() {
 		dir, err := os.MkdirTemp("", "ferry-action-test-")
@@ -284,7 +284,7 @@ type runner struct {
 
 // newRunner prepares the environment the runner gives a container action for a push of ref
 // at sha in testRepo. GITHUB_API_URL/SERVER_URL point at ghURL when set.
-func newRunner(t *testing.T, ref, sha, ghURL string) *runner {
+func newRunner(t testing.TB, ref, sha, ghURL string) *runner {
 	t.Helper()
 	dir := t.TempDir()
 	r := &runner{dir: dir, inputs: map[string]string{}, outFile: filepath.Join(dir, "github_output"), sumFile: filepath.Join(dir, "step_summary")}
@@ -335,7 +335,7 @@ type runResult struct {
 
 // exec runs the action binary with the runner's environment, INPUT_* names upper-cased
 // with dashes kept, exactly as `docker run -e INPUT_APP-ID=…` passes them.
-func (r *runner) exec(t *testing.T, bin string) *runResult {
+func (r *runner) exec(t testing.TB, bin string) *runResult {
 	t.Helper()
 	// Fresh output files per run, as each step gets its own.
 	_ = os.WriteFile(r.outFile, nil, 0o644)
@@ -387,7 +387,7 @@ func parseOutputs(s string) map[string]string {
 }
 
 // webBuild writes a small web build and returns its directory.
-func webBuild(t *testing.T, dir, flavour string) string {
+func webBuild(t testing.TB, dir, flavour string) string {
 	t.Helper()
 	files := map[string]string{
 		"index.html":       "<!doctype html><title>" + flavour + "</title><script src=app.js></script>",

@@ -33,10 +33,15 @@ func deriveVersion(rc *runnerContext) (string, error) {
 	if rc.RunID == "" || !digits(rc.RunID) {
 		return "", errors.New("no GITHUB_RUN_ID to derive a unique version for a non-tag ref: set the version input")
 	}
-	if len(rc.SHA) < 7 {
-		return "", errors.New("no GITHUB_SHA to derive a version for a non-tag ref: set the version input")
+	sha := strings.ToLower(rc.SHA)
+	if len(sha) < 7 || !isHexPrefix(sha[:7]) {
+		return "", errors.New("no GITHUB_SHA (a hex commit id) to derive a version for a non-tag ref: set the version input")
 	}
-	return "0.0.0-" + refSlug(rc.Ref) + "." + strings.TrimLeft(rc.RunID, "0") + ".g" + strings.ToLower(rc.SHA[:7]), nil
+	run := strings.TrimLeft(rc.RunID, "0")
+	if run == "" {
+		run = "0"
+	}
+	return "0.0.0-" + refSlug(rc.Ref) + "." + run + ".g" + sha[:7], nil
 }
 
 // refSlug turns a ref into one semver pre-release identifier: refs/heads/feature/Login
@@ -102,4 +107,13 @@ func checkVersion(v string) error {
 		}
 	}
 	return nil
+}
+
+func isHexPrefix(s string) bool {
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
