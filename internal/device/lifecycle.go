@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/ferryhq/ferry/internal/channel"
@@ -109,7 +110,7 @@ func (c *Client) activate(version string) error {
 	if b == nil || b.Status == StatusDeleted || b.Status == StatusError {
 		return fmt.Errorf("set %s: %w", version, ErrSetFail)
 	}
-	if _, err := os.Stat(b.Path + "/index.html"); err != nil {
+	if _, err := os.Stat(filepath.Join(b.Path, "index.html")); err != nil {
 		return fmt.Errorf("set %s: %w", version, ErrSetFail)
 	}
 	c.Info.VersionName = version
@@ -132,8 +133,9 @@ func (c *Client) NotifyAppReady() {
 // appReadyTimeout: the device reports app_launch_timeout and update_fail for it, marks it
 // failed, deletes its files (autoDeleteFailed, the default; its status becomes
 // [StatusDeleted]) and resets to the last successful bundle or builtin, reporting reset.
-// It returns the version the device runs afterwards.
-func (c *Client) AppReadyTimeout(ctx context.Context, waited int64) (string, error) {
+// waitedMS is the time the bundle was given, sent as duration_ms. It returns the version
+// the device runs afterwards.
+func (c *Client) AppReadyTimeout(ctx context.Context, waitedMS int64) (string, error) {
 	failed := c.Running()
 	if failed == "builtin" {
 		return failed, nil
@@ -150,7 +152,7 @@ func (c *Client) AppReadyTimeout(ctx context.Context, waited int64) (string, err
 	c.mu.Unlock()
 	c.Info.VersionName = back
 	return back, c.SendStats(ctx,
-		Event{Action: "app_launch_timeout", VersionName: failed, Metadata: map[string]string{"duration_ms": strconv.FormatInt(waited, 10)}},
+		Event{Action: "app_launch_timeout", VersionName: failed, Metadata: map[string]string{"duration_ms": strconv.FormatInt(waitedMS, 10)}},
 		Event{Action: "update_fail", VersionName: failed},
 		Event{Action: "reset", VersionName: back, OldVersionName: failed},
 	)
