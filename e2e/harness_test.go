@@ -103,10 +103,12 @@ func TestMain(m *testing.M) {
 // env is one scenario's world: a private redis-server, the relay binary on it, a fake
 // GitHub API for the action, and a static server standing in for the bucket's CDN.
 type env struct {
-	t        *testing.T
-	relayURL string
-	relayLog *syncBuffer
-	redis    *peers.Process
+	t           *testing.T
+	relayURL    string
+	relay       *relayProc
+	relayBin    string
+	relayConfig string
+	redis       *peers.Process
 	// bucketDir is the file:// destination; filesURL serves it over HTTP (with Range).
 	bucketDir string
 	filesURL  string
@@ -117,56 +119,93 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	relayBin, actionBin := binaries(t)
-	e := &env{t: t, actionBin: actionBin, redis: peers.Redis(t), bucketDir: t.TempDir(), relayLog: &syncBuffer{}}
+	e := &env{t: t, actionBin: actionBin, relayBin: relayBin, redis: peers.Redis(t), bucketDir: t.TempDir()}
 	files := httptest.NewServer(http.FileServer(http.Dir(e.bucketDir)))
 	t.Cleanup(files.Close)
 	e.filesURL = files.URL
 	e.github = newFakeGitHub(t)
-
-	cfg := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfg, []byte(relayConfig), 0o644); err != nil {
+	e.relayConfig = filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(e.relayConfig, []byte(relayConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	e.relay = e.startRelay(t, "--snapshot-ttl", "100ms")
+	e.relayURL = e.relay.URL
+	return e
+}
+
+// relayProc is one running relay binary.
+type relayProc struct {
+	URL  string
+	Log  *syncBuffer
+	t    *testing.T
+	args []string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startRelay starts another relay instance on the scenario's Redis, with extra flags,
+// and waits until it is ready. It is stopped when the test ends.
+func (e *env) startRelay(t *testing.T, extra ...string) *relayProc {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
-	cmd := exec.Command(relayBin, "--config", cfg, "--addr", addr, "--redis-url", "redis://"+e.redis.Addr,
-		"--rate-limit", "0", "--snapshot-ttl", "100ms", "--log-format", "text", "--log-level", "debug",
-		"--oidc-issuer", e.github.srv.URL, "--oidc-audience", oidcAudience)
-	cmd.Env = append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret)
-	cmd.Stdout, cmd.Stderr = e.relayLog, e.relayLog
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start relay: %v", err)
+	r := &relayProc{
+		URL: "http://" + addr, Log: &syncBuffer{}, t: t,
+		args: append([]string{"--config", e.relayConfig, "--addr", addr, "--redis-url", "redis://" + e.redis.Addr,
+			"--rate-limit", "0", "--log-format", "text", "--log-level", "debug",
+			"--oidc-issuer", e.github.srv.URL, "--oidc-audience", oidcAudience}, extra...),
+		env: append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
 	}
+	r.start(e.relayBin)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		r.stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("relay log:\n%s", e.relayLog.String())
+			t.Logf("relay %s log:\n%s", r.URL, r.Log.String())
 		}
 	})
-	e.relayURL = "http://" + addr
+	return r
+}
+
+func (r *relayProc) start(bin string) {
+	r.t.Helper()
+	r.cmd = exec.Command(bin, r.args...)
+	r.cmd.Env = r.env
+	r.cmd.Stdout, r.cmd.Stderr = r.Log, r.Log
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start relay: %v", err)
+	}
+	r.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(e.relayURL + "/readyz")
+		resp, err := http.Get(r.URL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("relay not ready at %s: %v\n%s", e.relayURL, err, e.relayLog.String())
+			r.t.Fatalf("relay not ready at %s: %v\n%s", r.URL, err, r.Log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return e
+}
+
+// stop ends the relay with sig (SIGKILL simulates a crash) and waits for it.
+func (r *relayProc) stop(sig syscall.Signal) {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(sig)
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+	}
+	r.cmd = nil
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's output and a reader.

@@ -74,7 +74,9 @@ func TestFirstInstall(t *testing.T) {
 	key := newKey(t)
 	out := e.publish(t, build{App: appEnc, Version: "1.0.0", Ref: "refs/tags/v1.0.0", Dir: webBuild(t, "1.0.0", nil), Key: key,
 		Destination: s3.BucketURL("web"), PublicBaseURL: cdn.URL, ExtraEnv: s3.Env()})
-	t.Logf("action outputs: %v", out)
+	if out["channel"] != "production" || !strings.HasPrefix(out["bundle-url"], cdn.URL) {
+		t.Errorf("action outputs channel %q, bundle-url %q; want production under %s", out["channel"], out["bundle-url"], cdn.URL)
+	}
 
 	dev := e.device(t, appEnc, deviceOpts{Key: &key.PublicKey})
 	res := mustUpdate(t, dev, "1.0.0")
