@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-// TestPackageMemoryBounded packages 256 MiB of input (sparse files, so the test stays quick)
+// TestPackageMemoryBounded packages 128 MiB of input (sparse files, so the test stays quick)
 // and checks that the heap never holds more than a small fraction of it: the archive is
 // streamed, never built in memory. Not parallel, so other tests' allocations do not count.
 func TestPackageMemoryBounded(t *testing.T) {
 	if testing.Short() {
-		t.Skip("packages 256 MiB")
+		t.Skip("packages 128 MiB")
 	}
 	dir := writeTree(t, map[string]string{"index.html": "<html></html>"})
 	for _, name := range []string{"a.bin", "b.bin"} {
@@ -23,7 +23,7 @@ func TestPackageMemoryBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.Truncate(128 << 20); err != nil {
+		if err := f.Truncate(64 << 20); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
@@ -62,10 +62,10 @@ func TestPackageMemoryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.InputBytes < 256<<20 {
+	if res.InputBytes < 128<<20 {
 		t.Fatalf("InputBytes = %d", res.InputBytes)
 	}
-	const limit = 64 << 20
+	const limit = 40 << 20
 	grew := int64(peak) - int64(base.HeapAlloc)
 	t.Logf("input %d MiB, heap grew by at most %.1f MiB", res.InputBytes>>20, float64(grew)/(1<<20))
 	if grew > limit {
