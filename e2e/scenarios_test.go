@@ -127,8 +127,20 @@ func TestBranchBuildLandsOnBeta(t *testing.T) {
 	beta := e.device(t, appEnc, deviceOpts{ID: "00000000-0000-4000-8000-00000000000b", Channel: "beta", Key: &key.PublicKey})
 	mustUpdate(t, beta, "1.1.0")
 
-	// A tester switches channel from the app (setChannel), then updates.
+	// A tester lists the channels the app offers (listChannels), switches to beta from the
+	// app (setChannel), then updates.
 	tester := e.device(t, appEnc, deviceOpts{ID: "00000000-0000-4000-8000-00000000000c", Key: &key.PublicKey})
+	list, err := tester.ListChannels(t.Context())
+	if err != nil {
+		t.Fatalf("ListChannels: %v", err)
+	}
+	names := map[string]device.ChannelInfo{}
+	for _, ch := range list {
+		names[ch.Name] = ch
+	}
+	if !names["beta"].AllowSelfSet || !names["production"].Public || len(list) != 2 {
+		t.Errorf("ListChannels = %+v, want beta (self-set) and production (public)", list)
+	}
 	if _, err := tester.SetChannel(t.Context(), "beta"); err != nil {
 		t.Fatalf("SetChannel(beta): %v", err)
 	}

@@ -31,6 +31,7 @@ type probeReport struct {
 	Response *channel.UpdateResponse `json:"response,omitempty"`
 	Outcome  string                  `json:"outcome"`
 	Bundle   *probeBundle            `json:"bundle,omitempty"`
+	Channels []device.ChannelInfo    `json:"channels,omitempty"`
 	Error    string                  `json:"error,omitempty"`
 	Code     string                  `json:"code,omitempty"`
 }
@@ -66,6 +67,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	emulator := fs.Bool("emulator", false, "report is_emulator=true")
 	dev := fs.Bool("dev", false, "report is_prod=false (a debug or TestFlight build)")
 	download := fs.Bool("download", false, "also download, decrypt, verify and unpack the offered bundle")
+	listChannels := fs.Bool("list-channels", false, "also list the channels this device may choose (listChannels, GET /channel_self)")
 	dir := fs.String("dir", "", "where --download unpacks (default: a temporary directory, removed afterwards)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of sentences")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
@@ -154,6 +156,32 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		say("  the app has no public key, so it expects an unencrypted bundle")
 	}
 	say("  device id %s", *deviceID)
+
+	if *listChannels {
+		list, err := c.ListChannels(ctx)
+		if err != nil {
+			say("")
+			say("Listing channels failed: %v", err)
+			return finish(fmt.Errorf("list channels: %w", err))
+		}
+		rep.Channels = list
+		say("")
+		if len(list) == 0 {
+			say("Channels this device may choose: none (no channel is public or allows allow_device_self_set)")
+		} else {
+			say("Channels this device may choose (setChannel):")
+		}
+		for _, ch := range list {
+			var how []string
+			if ch.Public {
+				how = append(how, "public")
+			}
+			if ch.AllowSelfSet {
+				how = append(how, "devices may select it")
+			}
+			say("  %-20s %s", ch.Name, strings.Join(how, ", "))
+		}
+	}
 
 	resp, err := c.Check(ctx)
 	rep.Response = resp

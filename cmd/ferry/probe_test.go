@@ -66,6 +66,13 @@ func probeRelay(t *testing.T, tamper func(*channel.UpdateResponse)) (url, pubFil
 		}
 		_ = json.NewEncoder(w).Encode(ans)
 	})
+	mux.HandleFunc("GET /channel_self", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("app_id") != "com.example.app" || r.URL.Query().Get("is_prod") != "true" {
+			_, _ = io.WriteString(w, `{"error":"missing_info","message":"bad query"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `[{"id":7,"name":"beta","public":false,"allow_self_set":true},{"id":8,"name":"production","public":true,"allow_self_set":false}]`)
+	})
 	mux.HandleFunc("GET /b.zip", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "b.zip", time.Time{}, bytes.NewReader(zip.Bytes()))
 	})
@@ -157,5 +164,32 @@ func TestProbeUsage(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "--relay is required") {
 		t.Errorf("stderr = %q, want it to name --relay", stderr.String())
+	}
+}
+
+func TestProbeListsChannels(t *testing.T) {
+	t.Parallel()
+	url, pub, _ := probeRelay(t, nil)
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"probe", "--relay", url, "--app", "com.example.app", "--public-key", pub, "--list-channels"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, &stdout, &stderr)
+	}
+	for _, want := range []string{"Channels this device may choose", "beta", "devices may select it", "production", "public"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, &stdout)
+		}
+	}
+	stdout.Reset()
+	if code := run(t.Context(), []string{"probe", "--json", "--relay", url, "--app", "com.example.app", "--public-key", pub, "--list-channels"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, &stderr)
+	}
+	var rep struct {
+		Channels []struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"channels"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil || len(rep.Channels) != 2 || rep.Channels[0].ID != 7 {
+		t.Errorf("--json channels = %+v, %v", rep.Channels, err)
 	}
 }
