@@ -9,11 +9,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// BenchmarkUpdates measures one update check through the whole handler (middleware, rate
-// limiter, decoding, snapshot, decision, per-device lookup when offering, encoding) on each
-// store, with the request bodies of 1,000 devices. Run:
+// BenchmarkUpdates measures one update check through the whole handler (middleware,
+// decoding, snapshot, decision, encoding) on each store, with the request bodies of 1,000
+// devices: all up to date (no store call), or all offered a bundle (one per-device store
+// lookup each). Run:
 //
 //	go test -run '^$' -bench BenchmarkUpdates -benchmem ./internal/relay
 func BenchmarkUpdates(b *testing.B) {
@@ -27,15 +30,23 @@ func BenchmarkUpdates(b *testing.B) {
 			})
 			h := s.Handler()
 			for _, sc := range []struct {
-				name    string
-				current string // version_name the devices run
+				name     string
+				upToDate bool // devices run what they would be offered, else the built-in assets
 			}{
-				{"up_to_date", "1.1.0"},
-				{"offered", "builtin"},
+				{"up_to_date", true},
+				{"offered", false},
 			} {
 				bodies := make([]string, 1000)
 				for i := range bodies {
-					bodies[i] = info(map[string]any{"device_id": fmt.Sprintf("%08x-0000-4000-8000-%012d", i, i), "version_name": sc.current})
+					id := fmt.Sprintf("%08x-0000-4000-8000-%012d", i, i)
+					current := "builtin"
+					if sc.upToDate {
+						current = "1.1.0"
+						if channel.InCohort(id, "1.2.0", 50) {
+							current = "1.2.0" // production's rollout
+						}
+					}
+					bodies[i] = info(map[string]any{"device_id": id, "version_name": current})
 				}
 				b.Run(sc.name, func(b *testing.B) {
 					var n atomic.Int64
