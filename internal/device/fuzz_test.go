@@ -22,3 +22,17 @@ func FuzzManifestTarget(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRangeStart checks the Content-Range parser on what any server may send: it never
+// panics and only accepts a non-negative start that it read from the header.
+func FuzzRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 100-199/200", "bytes 0-0/1", "bytes */200", "bytes -5-10/20", "items 1-2/3", "", "bytes 99999999999999999999-1/2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		n, ok := rangeStart(h)
+		if ok && (!strings.HasPrefix(h, "bytes ") || n < 0) {
+			t.Fatalf("rangeStart(%q) = %d, true", h, n)
+		}
+	})
+}
