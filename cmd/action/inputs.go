@@ -288,9 +288,11 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 		}
 	}
 	if c.ReleaseTag == "" {
-		c.ReleaseTag = c.RefName
-		if c.RefType != "tag" || c.RefName == "" {
-			c.ReleaseTag = "ferry-" + c.Version
+		// The pushed tag when it names a version; otherwise (branches, and moving tags such
+		// as channel/production) a release of the bundle's own.
+		c.ReleaseTag = "ferry-" + safeKeyPart(c.Version)
+		if c.RefType == "tag" && tagVersion.MatchString(c.RefName) {
+			c.ReleaseTag = c.RefName
 		}
 	}
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sethvargo/go-githubactions"
@@ -261,6 +262,93 @@ func (p *pipeline) claims() sign.Claims {
 	}
 }
 
+// Delta uploads run in parallel: small files are read into memory and handed to
+// deltaUploaders workers; files above deltaInline stream from their temporary file in
+// order. Memory stays below deltaUploaders*deltaInline.
+const (
+	deltaUploaders = 8
+	deltaInline    = 4 << 20
+)
+
+// publishDelta stores every file of the build on its own and fills manifest, in the order
+// archive.Delta returns the files.
+func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res *result, key *rsa.PrivateKey, zo archive.ZipOptions, manifest *[]channel.ManifestEntry) ([]archive.DeltaFile, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		i    int
+		f    archive.DeltaFile
+		body []byte
+	}
+	var (
+		mu       sync.Mutex
+		urls     = map[int]string{}
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	upload := func(i int, f archive.DeltaFile, body io.ReadSeeker) {
+		obj, err := pub.Put(ctx, publish.File{Name: p.cfg.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", f.FileName, err))
+			return
+		}
+		mu.Lock()
+		urls[i] = obj.URL
+		mu.Unlock()
+	}
+	jobs := make(chan job)
+	for range deltaUploaders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				upload(j.i, j.f, bytes.NewReader(j.body))
+			}
+		}()
+	}
+	n := 0
+	files, err := archive.Delta(ctx, p.cfg.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
+		i := n
+		n++
+		if rs, ok := body.(io.ReadSeeker); ok && f.Size > deltaInline {
+			upload(i, f, rs) // large: stream it now, in this goroutine
+		} else {
+			b, err := io.ReadAll(body)
+			if err != nil {
+				return err
+			}
+			select {
+			case jobs <- job{i, f, b}:
+			case <-ctx.Done():
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	})
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range files {
+		*manifest = append(*manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: urls[i], Size: f.Size})
+		res.deltaBytes += f.Size
+	}
+	return files, nil
+}
+
 // key returns where a file of this bundle goes: a release asset name, or a bucket key
 // under <app-id>/<version>/.
 func (p *pipeline) key(name string) string {
@@ -277,6 +365,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 			return "", fmt.Errorf("create the destination directory: %w", err)
 		}
 	}
+	var progressMu sync.Mutex
 	var lastProgress time.Time
 	pub, err := publish.New(ctx, c.Destination, publish.Options{
 		GitHub: publish.GitHubOptions{
@@ -289,6 +378,8 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 		Getenv:        p.getenv,
 		Logger:        p.log,
 		Progress: func(name string, sent, total int64) {
+			progressMu.Lock()
+			defer progressMu.Unlock()
 			if time.Since(lastProgress) < time.Second {
 				return
 			}
@@ -341,23 +432,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 	}
 	var manifest []channel.ManifestEntry
 	if c.Delta {
-		files, err := archive.Delta(ctx, c.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
-			rs, ok := body.(io.ReadSeeker)
-			if !ok {
-				b, err := io.ReadAll(body)
-				if err != nil {
-					return err
-				}
-				rs = bytes.NewReader(b)
-			}
-			obj, err := pub.Put(ctx, publish.File{Name: c.AppID + "/" + f.Object, Body: rs, ContentType: "application/octet-stream"})
-			if err != nil {
-				return err
-			}
-			manifest = append(manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: obj.URL, Size: f.Size})
-			res.deltaBytes += f.Size
-			return nil
-		})
+		files, err := p.publishDelta(ctx, pub, res, key, zo, &manifest)
 		if err != nil {
 			return "", fmt.Errorf("publish delta files: %w", err)
 		}
