@@ -16,7 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 
-DEMO=.demo
+# FERRY_DEMO_DIR and FERRY_DEMO_BIN move the work directory and the binaries (the e2e test
+# of this script uses them); the defaults are .demo and bin.
+DEMO=${FERRY_DEMO_DIR:-.demo}
+BIN=${FERRY_DEMO_BIN:-bin}
 APP=com.example.ferrydemo
 REPO=acme/ferry-demo
 PIDS=()
@@ -60,10 +63,11 @@ rand_hex() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"/{keys,bucket,data,ci,device}
+DEMO_ABS=$(cd "$DEMO" && pwd)
 
 step "1. Build Ferry"
 say "The relay (update server), the GitHub Action (packager) and the ferry CLI, into bin/."
-run go build -trimpath -o bin/ ./cmd/relay ./cmd/action ./cmd/ferry
+run go build -trimpath -o "$BIN/" ./cmd/relay ./cmd/action ./cmd/ferry
 run go build -o "$DEMO/" ./scripts/demo/fileserver ./scripts/demo/pushtag ./scripts/demo/signkey
 
 step "2. Start the relay"
@@ -74,7 +78,7 @@ WEBHOOK_SECRET=$(rand_hex)
 say "No Redis given, so it keeps its state in an embedded file ($DEMO/data/ferry.db)."
 say "FERRY_HMAC_SECRET lets CI without OIDC register bundles; FERRY_WEBHOOK_SECRET checks GitHub's webhooks."
 FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET LOG_FORMAT=text \
-  bin/relay --config examples/ferry.yaml --addr 127.0.0.1:0 --data-dir "$DEMO/data" >"$DEMO/relay.log" 2>&1 &
+  "$BIN"/relay --config examples/ferry.yaml --addr 127.0.0.1:0 --data-dir "$DEMO/data" >"$DEMO/relay.log" 2>&1 &
 PIDS+=($!)
 wait_for "the relay" "grep -q 'relay listening' '$DEMO/relay.log'" "$DEMO/relay.log"
 RELAY="http://$(grep -o 'addr=[0-9.:]*' "$DEMO/relay.log" | head -1 | cut -d= -f2)"
@@ -83,8 +87,8 @@ say "${G}relay listening on $RELAY${N} (log: $DEMO/relay.log)"
 step "3. Create the app's keys"
 say "The encryption key pair: the private key stays with CI (a repository secret), the public key"
 say "ships inside the app, which then accepts only bundles encrypted for it."
-show bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY"
-bin/ferry keys --dir "$DEMO/keys" --relay "$RELAY" | indent
+show "$BIN"/ferry keys --dir "$DEMO/keys" --relay "$RELAY"
+"$BIN"/ferry keys --dir "$DEMO/keys" --relay "$RELAY" | indent
 say "A signing key, so anyone can check who published a bundle. (In GitHub Actions Ferry signs"
 say "keylessly with the workflow's identity instead; no key to keep.)"
 show "$DEMO/signkey" --dir "$DEMO/keys"
@@ -113,7 +117,7 @@ ci() {
     "INPUT_BUILD-DIR=$build" \
     "INPUT_VERSION=$version" \
     "INPUT_ENCRYPTION-KEY=$(cat "$DEMO/keys/.capgo_key_v2")" \
-    "INPUT_DESTINATION=file://$PWD/$DEMO/bucket" \
+    "INPUT_DESTINATION=file://$DEMO_ABS/bucket" \
     "INPUT_PUBLIC-BASE-URL=$BUCKET_URL" \
     "INPUT_RELAY-URL=$RELAY" \
     "INPUT_RELAY-SECRET=$HMAC_SECRET" \
@@ -126,7 +130,7 @@ ci() {
     GITHUB_EVENT_PATH="$work/event.json" GITHUB_WORKSPACE="$PWD" RUNNER_TEMP="$work" \
     GITHUB_OUTPUT="$work/output" GITHUB_STEP_SUMMARY="$work/summary" \
     GITHUB_SERVER_URL=http://127.0.0.1:9 GITHUB_API_URL=http://127.0.0.1:9 \
-    bin/action 2>&1 | actionlog
+    "$BIN"/action 2>&1 | actionlog
 }
 
 step "5. CI: a tag push (v1.0.0) runs the Ferry Action"
@@ -141,7 +145,7 @@ say "The bucket now holds:"
 (cd "$DEMO/bucket" && find . -type f ! -name '*.attrs' | sort | sed 's|^\./||') | indent
 ZIP="$DEMO/bucket/$APP/1.0.0/$APP-1.0.0.zip"
 say "Anyone can check who published it, with Ferry or with plain cosign:"
-VERIFY=(bin/ferry verify --artifact "$ZIP" --key "$DEMO/keys/signing.pub")
+VERIFY=("$BIN"/ferry verify --artifact "$ZIP" --key "$DEMO/keys/signing.pub")
 if [ -f "$ZIP.provenance.sigstore.json" ]; then VERIFY+=(--provenance "$ZIP.provenance.sigstore.json"); fi
 show "${VERIFY[@]}"
 "${VERIFY[@]}" | indent
@@ -151,9 +155,9 @@ say "    --key $DEMO/keys/signing.pub --insecure-ignore-tlog=true"
 
 step "6. A phone asks for an update"
 say "This is what @capgo/capacitor-updater sends and does, played by Ferry's reference device:"
-show bin/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+show "$BIN"/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device"
-bin/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+"$BIN"/ferry probe --relay "$RELAY" --app "$APP" --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device" | indent
 
 step "7. A push to main lands on beta; a tag promotes it to production, no rebuild"
@@ -164,8 +168,8 @@ sed 's/Hello from a live update/Hello again: this is version 1.1.0/' examples/we
 ci 1.1.0 refs/heads/main "$SHA2" "$DEMO/web-1.1.0"
 say "A tester on beta is offered it; production devices (running 1.0.0) are not:"
 for ch in beta production; do
-  show bin/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub"
-  bin/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 \
+  show "$BIN"/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub"
+  "$BIN"/ferry probe --relay "$RELAY" --app "$APP" --channel $ch --running 1.0.0 \
     --public-key "$DEMO/keys/.capgo_key_v2.pub" | grep 'Decision' | indent
 done
 say "A maintainer tags that commit: git tag v1.1.0 ${SHA2:0:7} && git push origin v1.1.0."
@@ -173,9 +177,9 @@ say "GitHub sends the relay a signed push webhook; we play GitHub here:"
 show "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" --tag v1.1.0 --commit "$SHA2"
 FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET "$DEMO/pushtag" --relay "$RELAY" --repo "$REPO" --tag v1.1.0 --commit "$SHA2" | indent
 say "The relay promoted the bundle built from that commit. The production phone updates:"
-show bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+show "$BIN"/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device"
-bin/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
+"$BIN"/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-key "$DEMO/keys/.capgo_key_v2.pub" \
   --device-id 7239a82f-4ea8-4e33-9085-f4ad974d3fc4 --download --dir "$DEMO/device" | indent
 grep -o 'Hello again[^<]*' "$DEMO/device/bundles/1.1.0/index.html" | sed 's/^/   The new index.html says: /' 
 say "Rolling back is moving the tag back (or the admin API's rollback)."
