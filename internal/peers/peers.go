@@ -229,12 +229,15 @@ func Versitygw(t testing.TB) *S3 {
 	port := FreePort(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		t.Fatal(err)
+	meta := filepath.Join(dir, "meta") // versitygw v1.8.0 exits at start when the sidecar directory is missing
+	for _, d := range []string{data, meta} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	const ak, sk = "ferrytest", "ferrytestsecret123"
-	p := startProcess(t, addr, dir, []string{bin, "-a", ak, "-s", sk, "-p", addr, "-q", "posix", "--sidecar", filepath.Join(dir, "meta"), data})
+	p := startProcess(t, addr, dir, []string{bin, "-a", ak, "-s", sk, "-p", addr, "-q", "posix", "--sidecar", meta, data})
 	return &S3{Process: p, Endpoint: "http://" + addr, AccessKey: ak, SecretKey: sk}
 }
 
