@@ -7,11 +7,11 @@
 #   1. the relay on Redis (a private redis-server, no persistence),
 #   2. the relay on its embedded bbolt store,
 #   3. a minimal Go net/http handler returning a fixed JSON answer (the baseline).
-# For each: a saturation run (req/s, p50, p99, the process's RSS), then for the relays a run
-# at half of that rate (p99 at half saturation). Prints a Markdown table and the ratios.
+# Saturation runs in interleaved rounds (req/s, p50, p99, each process's RSS), then for the
+# relays a run at half of the median rate (p99 at half saturation). Prints a Markdown table.
 #
 # Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_CONNECTIONS=64
-#                                           FERRY_BENCH_THREADS=2 to change the run)
+#                                           FERRY_BENCH_THREADS=2 FERRY_BENCH_ROUNDS=3)
 # Needs: go, wrk and redis-server (scripts/peers.sh installs them; .peers.env names them), curl, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,71 +95,74 @@ wrk_run() {
 }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
-results=()
-# measure NAME PID BASE HALF(yes|no)
-measure() {
-  local name=$1 pid=$2 base=$3 half=$4 sat rps line hc hd
-  run "$WRK" -t "$THREADS" -c "$CONNS" -d 3s -s "$LUA" "$base/updates" >/dev/null # warm-up
-  sat=$(wrk_run "$base" "$CONNS" 0)
-  rps=$(field rps "$sat")
-  line="$name|$rps|$(field p50_us "$sat")|$(field p99_us "$sat")|$(rss_kb "$pid")|$(hwm_kb "$pid")|$(field non2xx "$sat")"
-  if [[ $half == yes ]]; then
-    # Half of saturation: about rps/2 requests per second from connections that pause 10 ms
-    # between requests.
-    hc=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
-    hd=$(wrk_run "$base" "$hc" 10)
-    line="$line|$(field rps "$hd")|$(field p50_us "$hd")|$(field p99_us "$hd")"
-  else
-    line="$line|||"
-  fi
-  results+=("$line")
-  echo "  $name: $sat" >&2
-}
+# Start all three servers, then measure them in ROUNDS interleaved rounds (Redis relay,
+# bbolt relay, baseline, Redis relay, …) so that a change in the machine's load hits all of
+# them alike. Each server's figures are from its median round by req/s; its ratio is the
+# median of the per-round ratios to the baseline measured right after it.
+ROUNDS=${FERRY_BENCH_ROUNDS:-3}
 
-# 1. Relay on Redis.
 rport=$(free_port)
 start "$REDIS_SERVER" --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
 pids+=($!)
 wait_port "$rport"
+
+names=("relay, Redis" "relay, embedded bbolt" "minimal net/http handler")
+bases=() spids=()
 port=$(free_port)
 FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_ADMIN_TOKEN=$ADMIN_TOKEN start "$work/relay" --config "$work/bench.yaml" \
   --addr "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$rport/0" --rate-limit 0 --log-level warn >"$work/relay-redis.log" 2>&1 &
-rpid=$!; pids+=($rpid)
-wait_http "http://127.0.0.1:$port/readyz"
-seed "http://127.0.0.1:$port"
-echo "relay on Redis..." >&2
-measure "relay, Redis" "$rpid" "http://127.0.0.1:$port" yes
-kill "$rpid"; wait "$rpid" 2>/dev/null || true
-
-# 2. Relay on the embedded store.
+spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
 port=$(free_port)
 FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_ADMIN_TOKEN=$ADMIN_TOKEN start "$work/relay" --config "$work/bench.yaml" \
   --addr "127.0.0.1:$port" --data-dir "$work/data" --rate-limit 0 --log-level warn >"$work/relay-bolt.log" 2>&1 &
-bpid=$!; pids+=($bpid)
-wait_http "http://127.0.0.1:$port/readyz"
-seed "http://127.0.0.1:$port"
-echo "relay on bbolt..." >&2
-measure "relay, embedded bbolt" "$bpid" "http://127.0.0.1:$port" yes
-kill "$bpid"; wait "$bpid" 2>/dev/null || true
-
-# 3. Baseline.
+spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
 port=$(free_port)
 start "$work/minimal" -addr "127.0.0.1:$port" >"$work/minimal.log" 2>&1 &
-mpid=$!; pids+=($mpid)
+spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
+for i in 0 1; do wait_http "${bases[$i]}/readyz"; seed "${bases[$i]}"; done
 wait_port "$port"
-echo "minimal net/http handler..." >&2
-measure "minimal net/http handler" "$mpid" "http://127.0.0.1:$port" no
+for i in 0 1 2; do run "$WRK" -t "$THREADS" -c "$CONNS" -d 3s -s "$LUA" "${bases[$i]}/updates" >/dev/null; done # warm-up
 
-base_rps=$(cut -d'|' -f2 <<<"${results[2]}")
+declare -A sat
+for round in $(seq "$ROUNDS"); do
+  for i in 0 1 2; do
+    sat[$i,$round]=$(wrk_run "${bases[$i]}" "$CONNS" 0)
+    echo "  round $round, ${names[$i]}: ${sat[$i,$round]}" >&2
+  done
+done
+
+# median_round I: the round whose req/s is the median for server I.
+median_round() {
+  for round in $(seq "$ROUNDS"); do echo "$(field rps "${sat[$1,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }'
+}
+median_ratio() {
+  for round in $(seq "$ROUNDS"); do
+    awk -v a="$(field rps "${sat[$1,$round]}")" -v b="$(field rps "${sat[2,$round]}")" 'BEGIN { printf "%.4f\n", a / b }'
+  done | sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", r[int((NR + 1) / 2)] }'
+}
+
 echo
-echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
+echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
 echo
-echo "| Server | req/s | p50 | p99 | RSS (peak) | ratio to baseline | half-saturation req/s | p50 | p99 | non-2xx |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for r in "${results[@]}"; do
-  IFS='|' read -r name rps p50 p99 rss hwm non2xx hrps hp50 hp99 <<<"$r"
-  ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
-  ms() { [[ -z $1 ]] && { echo "–"; return; }; awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
-  printf '| %s | %.0f | %s | %s | %d MB (%d MB) | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$(ms "$p50")" "$(ms "$p99")" \
-    $((rss / 1024)) $((hwm / 1024)) "$ratio" "${hrps:-–}" "$(ms "$hp50")" "$(ms "$hp99")" "$non2xx"
+echo "| Server | req/s (median round) | p50 | p99 | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 |"
+echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+ms() { [[ -z $1 ]] && { echo "–"; return; }; awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+for i in 0 1 2; do
+  m=$(median_round "$i")
+  line=${sat[$i,$m]}
+  rps=$(field rps "$line")
+  per=$(for round in $(seq "$ROUNDS"); do printf '%.0f ' "$(field rps "${sat[$i,$round]}")"; done)
+  if [[ $i -lt 2 ]]; then
+    ratio=$(median_ratio "$i")
+    # Half of saturation: about rps/2 requests per second from connections that pause 10 ms
+    # between requests.
+    hc=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
+    hd=$(wrk_run "${bases[$i]}" "$hc" 10)
+    half="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")")"
+  else
+    ratio=1.00 half="– | – | –"
+  fi
+  rss=$(rss_kb "${spids[$i]}") hwm=$(hwm_kb "${spids[$i]}")
+  printf '| %s | %.0f | %s | %s | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
+    "$(ms "$(field p99_us "$line")")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$half"
 done
