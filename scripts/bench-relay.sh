@@ -12,6 +12,8 @@
 #
 # Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_CONNECTIONS=64
 #                                           FERRY_BENCH_THREADS=2 FERRY_BENCH_ROUNDS=3)
+# Both rate limits are off: wrk sends every request from one address, and its 10,000 devices
+# check far more often than real ones.
 # Needs: go, wrk and redis-server (scripts/peers.sh installs them; .peers.env names them), curl, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,11 +112,11 @@ names=("relay, Redis" "relay, embedded bbolt" "minimal net/http handler")
 bases=() spids=()
 port=$(free_port)
 FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_ADMIN_TOKEN=$ADMIN_TOKEN start "$work/relay" --config "$work/bench.yaml" \
-  --addr "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$rport/0" --rate-limit 0 --log-level warn >"$work/relay-redis.log" 2>&1 &
+  --addr "127.0.0.1:$port" --redis-url "redis://127.0.0.1:$rport/0" --rate-limit 0 --device-rate-limit 0 --log-level warn >"$work/relay-redis.log" 2>&1 &
 spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
 port=$(free_port)
 FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_ADMIN_TOKEN=$ADMIN_TOKEN start "$work/relay" --config "$work/bench.yaml" \
-  --addr "127.0.0.1:$port" --data-dir "$work/data" --rate-limit 0 --log-level warn >"$work/relay-bolt.log" 2>&1 &
+  --addr "127.0.0.1:$port" --data-dir "$work/data" --rate-limit 0 --device-rate-limit 0 --log-level warn >"$work/relay-bolt.log" 2>&1 &
 spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
 port=$(free_port)
 start "$work/minimal" -addr "127.0.0.1:$port" >"$work/minimal.log" 2>&1 &

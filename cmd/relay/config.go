@@ -31,6 +31,8 @@ type Config struct {
 	TrustedPlatform string        // --trusted-platform, FERRY_TRUSTED_PLATFORM (client-IP header set by a CDN)
 	RateLimit       float64       // --rate-limit, FERRY_RATE_LIMIT (per client IP per second; 0 disables)
 	RateBurst       int           // --rate-burst, FERRY_RATE_BURST
+	DeviceRateLimit float64       // --device-rate-limit, FERRY_DEVICE_RATE_LIMIT (update checks per device per second; 0 disables)
+	DeviceRateBurst int           // --device-rate-burst, FERRY_DEVICE_RATE_BURST
 	SnapshotTTL     time.Duration // --snapshot-ttl, FERRY_SNAPSHOT_TTL
 	ShutdownTimeout time.Duration // --shutdown-timeout, FERRY_SHUTDOWN_TIMEOUT
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
@@ -57,6 +59,8 @@ var flagSpecs = []flagSpec{
 	{"trusted-platform", "FERRY_TRUSTED_PLATFORM", "", "header a CDN sets to the client IP (e.g. CF-Connecting-IP), believed from any peer"},
 	{"rate-limit", "FERRY_RATE_LIMIT", "50", "requests per second allowed per client IP on device and API routes; 0 disables"},
 	{"rate-burst", "FERRY_RATE_BURST", "200", "burst allowed per client IP"},
+	{"device-rate-limit", "FERRY_DEVICE_RATE_LIMIT", "0.5", "update checks per second allowed per app and device_id; 0 disables"},
+	{"device-rate-burst", "FERRY_DEVICE_RATE_BURST", "60", "burst of update checks allowed per device"},
 	{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification"},
 	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -118,6 +122,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 	}
 	if c.RateBurst, err = strconv.Atoi(*vals["rate-burst"]); err != nil || c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("--rate-burst (FERRY_RATE_BURST) %q: want an integer >= 1", *vals["rate-burst"]))
+	}
+	if c.DeviceRateLimit, err = strconv.ParseFloat(*vals["device-rate-limit"], 64); err != nil || c.DeviceRateLimit < 0 {
+		errs = append(errs, fmt.Errorf("--device-rate-limit (FERRY_DEVICE_RATE_LIMIT) %q: want a number >= 0", *vals["device-rate-limit"]))
+	}
+	if c.DeviceRateBurst, err = strconv.Atoi(*vals["device-rate-burst"]); err != nil || c.DeviceRateBurst < 1 {
+		errs = append(errs, fmt.Errorf("--device-rate-burst (FERRY_DEVICE_RATE_BURST) %q: want an integer >= 1", *vals["device-rate-burst"]))
 	}
 	if c.SnapshotTTL, err = time.ParseDuration(*vals["snapshot-ttl"]); err != nil || c.SnapshotTTL < 100*time.Millisecond || c.SnapshotTTL > time.Hour {
 		errs = append(errs, fmt.Errorf("--snapshot-ttl (FERRY_SNAPSHOT_TTL) %q: want a duration between 100ms and 1h", *vals["snapshot-ttl"]))
@@ -194,6 +204,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("trusted_platform", c.TrustedPlatform),
 		slog.Float64("rate_limit", c.RateLimit),
 		slog.Int("rate_burst", c.RateBurst),
+		slog.Float64("device_rate_limit", c.DeviceRateLimit),
+		slog.Int("device_rate_burst", c.DeviceRateBurst),
 		slog.String("snapshot_ttl", c.SnapshotTTL.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("log_level", c.LogLevel),

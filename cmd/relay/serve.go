@@ -45,9 +45,13 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		}
 	}()
 
-	rateLimit := cfg.RateLimit
+	// relay.Options: zero means the default, negative disables.
+	rateLimit, deviceRateLimit := cfg.RateLimit, cfg.DeviceRateLimit
 	if rateLimit == 0 {
-		rateLimit = -1 // relay.Options: negative disables
+		rateLimit = -1
+	}
+	if deviceRateLimit == 0 {
+		deviceRateLimit = -1
 	}
 	srv, err := relay.New(relay.Options{
 		Config:          apps,
@@ -57,6 +61,8 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		TrustedPlatform: cfg.TrustedPlatform,
 		RateLimit:       rateLimit,
 		RateBurst:       cfg.RateBurst,
+		DeviceRateLimit: deviceRateLimit,
+		DeviceRateBurst: cfg.DeviceRateBurst,
 		SnapshotTTL:     cfg.SnapshotTTL,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 	})

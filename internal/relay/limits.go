@@ -31,8 +31,14 @@ const (
 	// stop floods, not devices.
 	DefaultRateLimit = 50
 	DefaultRateBurst = 200
-	// rateIdle is how long a client's bucket is kept after its last request.
-	rateIdle = 5 * time.Minute
+	// DefaultDeviceRateLimit and DefaultDeviceRateBurst are the token bucket per app and
+	// device_id on POST /updates and /updates/manifest_size: a device checks on every move
+	// to the foreground and on JS calls, a few times an hour; these stop an app stuck in a
+	// loop of checks without touching normal use.
+	DefaultDeviceRateLimit = 0.5
+	DefaultDeviceRateBurst = 60
+	// rateSweep is how often idle rate-limit buckets are evicted.
+	rateSweep = 30 * time.Second
 	// storeRetry is how long the relay waits after a failed snapshot fill before asking the
 	// store again, so an outage does not turn every request into a store call.
 	storeRetry = time.Second

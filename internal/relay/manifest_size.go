@@ -45,6 +45,9 @@ func (s *Server) manifestSize(c *gin.Context) {
 		writeJSON(c, http.StatusOK, errorBody{Error: codeUnknownApp, Message: "App " + req.Info.AppID + " is not served by this update server", Kind: channel.KindFailed})
 		return
 	}
+	if !s.deviceAllowed(c, req.Info.AppID, req.Info.DeviceID) {
+		return
+	}
 	if req.Version == "" {
 		writeJSON(c, http.StatusOK, errorBody{Error: "missing_version", Message: "version is required", Kind: channel.KindFailed})
 		return

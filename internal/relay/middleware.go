@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -188,17 +187,35 @@ func (s *Server) rateLimit() gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		secs := int64((wait + time.Second - 1) / time.Second)
-		if secs < 1 {
-			secs = 1
-		}
-		s.metrics.rateLimited.Inc()
-		c.Header("Retry-After", strconv.FormatInt(secs, 10))
-		writeJSON(c, http.StatusTooManyRequests, errorBody{
-			Error:   "rate_limited",
-			Message: "Too many requests from " + strings.TrimSpace(c.ClientIP()) + "; retry after " + strconv.FormatInt(secs, 10) + "s",
-			Kind:    channel.KindFailed,
-		})
-		c.Abort()
+		s.tooMany(c, wait, "Too many requests from "+c.ClientIP())
 	}
+}
+
+// tooMany answers 429 with Retry-After in whole seconds (at least 1), which the plugin
+// honours by pausing its checks that long.
+func (s *Server) tooMany(c *gin.Context, wait time.Duration, what string) {
+	secs := int64((wait + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	s.metrics.rateLimited.Inc()
+	c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	writeJSON(c, http.StatusTooManyRequests, errorBody{
+		Error:   "rate_limited",
+		Message: what + "; retry after " + strconv.FormatInt(secs, 10) + "s",
+		Kind:    channel.KindFailed,
+	})
+	c.Abort()
+}
+
+// deviceAllowed takes a token from the device's bucket, or answers 429 and returns false.
+func (s *Server) deviceAllowed(c *gin.Context, app, device string) bool {
+	if s.deviceLimiter == nil {
+		return true
+	}
+	wait, ok := s.deviceLimiter.allow(app + "\x00" + device)
+	if !ok {
+		s.tooMany(c, wait, "Too many update checks from device "+device)
+	}
+	return ok
 }

@@ -97,9 +97,13 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("after a token refilled = %d, want 200", w.Code)
 	}
 	// Idle buckets are evicted.
-	clock.Add(int64(rateIdle + time.Second))
+	// Buckets are evicted once they have refilled (burst/limit = 1.5 s idle).
+	if n := s.limiter.sweep(); n != 2 {
+		t.Errorf("buckets right after use = %d, want 2", n)
+	}
+	clock.Add(int64(s.limiter.idle + time.Millisecond))
 	if n := s.limiter.sweep(); n != 0 {
-		t.Errorf("buckets after %s idle = %d, want 0", rateIdle, n)
+		t.Errorf("buckets after %s idle = %d, want 0", s.limiter.idle, n)
 	}
 	if !strings.Contains(do(t, h, http.MethodGet, "/metrics", "").Body.String(), "ferry_rate_limited_total 1") {
 		t.Error("/metrics does not count the 429")
@@ -206,7 +210,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if err == nil {
 		t.Fatal("New accepted empty options")
 	}
-	for _, want := range []string{"config is required", "store is required", "rate burst -1 is negative", "durations must not be negative"} {
+	for _, want := range []string{"config is required", "store is required", "rate bursts must not be negative", "durations must not be negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("New error %q does not list %q", err, want)
 		}
@@ -215,5 +219,43 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	dup.Apps = append(dup.Apps, dup.Apps[0])
 	if _, err := New(Options{Config: dup, Store: openBolt(t)}); err == nil || !strings.Contains(err.Error(), strconv.Quote(testApp)) {
 		t.Errorf("New with a duplicate app = %v, want an error naming it", err)
+	}
+}
+
+// TestDeviceRateLimit: one device looping update checks is answered 429 with Retry-After
+// once its bucket is empty; other devices behind the same address are not affected.
+func TestDeviceRateLimit(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Int64
+	clock.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	st := openBolt(t)
+	seed(t, st)
+	s := newServer(t, st, func(o *Options) {
+		o.DeviceRateLimit, o.DeviceRateBurst = 0.5, 3
+		o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	})
+	h := s.Handler()
+	loop := info(map[string]any{"device_id": "11111111-1111-4111-8111-111111111111"})
+	for i := range 3 {
+		if w := do(t, h, http.MethodPost, "/updates", loop); w.Code != http.StatusOK {
+			t.Fatalf("check %d within the burst = %d", i, w.Code)
+		}
+	}
+	w := do(t, h, http.MethodPost, "/updates", loop)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" {
+		t.Fatalf("check over the burst = %d, Retry-After %q; want 429 and 2 (one check per 2 s)", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w := do(t, h, http.MethodPost, "/updates/manifest_size", info(map[string]any{"device_id": "11111111-1111-4111-8111-111111111111", "version": "1.2.0"})); w.Code != http.StatusTooManyRequests {
+		t.Errorf("manifest_size from the same device = %d, want 429", w.Code)
+	}
+	if w := do(t, h, http.MethodPost, "/updates", info(map[string]any{"device_id": "22222222-2222-4222-8222-222222222222"})); w.Code != http.StatusOK {
+		t.Errorf("another device = %d, want 200", w.Code)
+	}
+	if w := do(t, h, http.MethodPost, "/stats", info(map[string]any{"device_id": "11111111-1111-4111-8111-111111111111", "action": "set", "version_name": "1.1.0"})); w.Code != http.StatusOK {
+		t.Errorf("stats from the limited device = %d, want 200 (stats are not limited per device)", w.Code)
+	}
+	clock.Add(int64(2 * time.Second))
+	if w := do(t, h, http.MethodPost, "/updates", loop); w.Code != http.StatusOK {
+		t.Errorf("after 2 s = %d, want 200", w.Code)
 	}
 }

@@ -13,12 +13,14 @@ import (
 // requests rarely contend.
 const rateShards = 64
 
-// rateLimiter keeps one token bucket per client key (IP). Buckets idle for longer than
-// rateIdle are evicted by sweep, so the memory held is bounded by the clients of the last
-// few minutes rather than by every address ever seen.
+// rateLimiter keeps one token bucket per key (a client IP, or an app's device). A bucket
+// idle for long enough to have refilled completely carries no information (a new bucket
+// is the same), so sweep evicts it: the memory held is bounded by the keys seen in the last
+// burst/limit seconds, not by every key ever seen.
 type rateLimiter struct {
 	limit  rate.Limit
 	burst  int
+	idle   time.Duration // burst/limit: a bucket idle this long is full again
 	now    func() time.Time
 	seed   maphash.Seed
 	shards [rateShards]rateShard
@@ -35,7 +37,8 @@ type bucket struct {
 }
 
 func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLimiter {
-	rl := &rateLimiter{limit: rate.Limit(perSecond), burst: burst, now: now, seed: maphash.MakeSeed()}
+	idle := time.Duration(float64(burst) / perSecond * float64(time.Second))
+	rl := &rateLimiter{limit: rate.Limit(perSecond), burst: burst, idle: max(idle, time.Second), now: now, seed: maphash.MakeSeed()}
 	for i := range rl.shards {
 		rl.shards[i].buckets = make(map[string]*bucket)
 	}
@@ -67,9 +70,9 @@ func (rl *rateLimiter) allow(key string) (wait time.Duration, ok bool) {
 	return d, false
 }
 
-// sweep drops buckets idle since before now-rateIdle and returns how many remain.
+// sweep drops buckets that have refilled completely and returns how many remain.
 func (rl *rateLimiter) sweep() int {
-	cutoff := rl.now().Add(-rateIdle)
+	cutoff := rl.now().Add(-rl.idle)
 	n := 0
 	for i := range rl.shards {
 		sh := &rl.shards[i]
@@ -85,9 +88,9 @@ func (rl *rateLimiter) sweep() int {
 	return n
 }
 
-// sweepLoop sweeps every minute until ctx ends.
+// sweepLoop sweeps every rateSweep until ctx ends.
 func (rl *rateLimiter) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(rateSweep)
 	defer t.Stop()
 	for {
 		select {

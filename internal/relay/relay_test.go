@@ -209,7 +209,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func newServer(t testing.TB, st Store, mod func(*Options)) *Server {
 	t.Helper()
-	opts := Options{Config: testAppConfig(t), Store: st, Logger: testLogger(t)}
+	// Tests send many checks from one device; TestDeviceRateLimit turns the limit back on.
+	opts := Options{Config: testAppConfig(t), Store: st, Logger: testLogger(t), DeviceRateLimit: -1}
 	if mod != nil {
 		mod(&opts)
 	}

@@ -39,6 +39,12 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is the bucket size per client IP; 0 means [DefaultRateBurst].
 	RateBurst int
+	// DeviceRateLimit is the sustained update checks per second allowed per app and
+	// device_id (POST /updates and /updates/manifest_size); 0 means
+	// [DefaultDeviceRateLimit], a negative value disables it.
+	DeviceRateLimit float64
+	// DeviceRateBurst is the bucket size per device; 0 means [DefaultDeviceRateBurst].
+	DeviceRateBurst int
 	// SnapshotTTL is how long an app's cached state is used without a change notification;
 	// 0 means [DefaultSnapshotTTL].
 	SnapshotTTL time.Duration
@@ -69,8 +75,10 @@ type Server struct {
 	engine  *gin.Engine
 	api     *gin.RouterGroup // rate-limited group for mounted routes
 	metrics *metrics
-	limiter *rateLimiter
-	now     func() time.Time
+	limiter *rateLimiter // per client IP
+	// deviceLimiter limits update checks per app and device id.
+	deviceLimiter *rateLimiter
+	now           func() time.Time
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
 }
@@ -85,8 +93,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Store == nil {
 		errs = append(errs, errors.New("store is required"))
 	}
-	if opts.RateBurst < 0 {
-		errs = append(errs, fmt.Errorf("rate burst %d is negative", opts.RateBurst))
+	if opts.RateBurst < 0 || opts.DeviceRateBurst < 0 {
+		errs = append(errs, fmt.Errorf("rate bursts must not be negative (%d, %d)", opts.RateBurst, opts.DeviceRateBurst))
 	}
 	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -102,6 +110,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RateBurst == 0 {
 		opts.RateBurst = DefaultRateBurst
+	}
+	if opts.DeviceRateLimit == 0 {
+		opts.DeviceRateLimit = DefaultDeviceRateLimit
+	}
+	if opts.DeviceRateBurst == 0 {
+		opts.DeviceRateBurst = DefaultDeviceRateBurst
 	}
 	if opts.SnapshotTTL == 0 {
 		opts.SnapshotTTL = DefaultSnapshotTTL
@@ -136,6 +150,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst, opts.Now)
+	}
+	if opts.DeviceRateLimit > 0 {
+		s.deviceLimiter = newRateLimiter(opts.DeviceRateLimit, opts.DeviceRateBurst, opts.Now)
 	}
 	if err := s.buildEngine(); err != nil {
 		return nil, err
@@ -229,8 +246,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(watched)
 		s.Watch(watchCtx)
 	}()
-	if s.limiter != nil {
-		go s.limiter.sweepLoop(watchCtx)
+	for _, rl := range []*rateLimiter{s.limiter, s.deviceLimiter} {
+		if rl != nil {
+			go rl.sweepLoop(watchCtx)
+		}
 	}
 
 	served := make(chan error, 1)

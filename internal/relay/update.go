@@ -39,6 +39,9 @@ func (s *Server) updates(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	e, ok := s.apps[req.Info.AppID]
+	if ok && !s.deviceAllowed(c, req.Info.AppID, req.Info.DeviceID) {
+		return
+	}
 	if !ok {
 		s.metrics.decisions.WithLabelValues(codeUnknownApp).Inc()
 		writeJSON(c, http.StatusOK, errorBody{
