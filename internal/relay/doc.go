@@ -14,8 +14,8 @@
 //   - POST|PUT|GET|DELETE /channel_self: the plugin's channel calls with their exact shapes
 //     (spec §3).
 //   - GET /healthz (process alive), GET /readyz (store reachable), GET /metrics (Prometheus).
-//   - Whatever [Options.Mounts] register, e.g. the control plane of package control
-//     (registration, webhooks, admin API).
+//   - Whatever is added with [Server.Mount], e.g. the control plane of package control
+//     (registration, webhooks, admin API), which calls [Server.Invalidate] after each change.
 //
 // # Hot path
 //
@@ -33,8 +33,9 @@
 // Every request gets a request id (X-Request-ID, accepted from the client when well-formed,
 // generated otherwise) and a request-scoped *slog.Logger in its context; panics are recovered;
 // per-route latency and status codes are measured with the route template as label. Device and
-// API routes also get a body limit (413) and a per-client-IP token bucket (429 with
-// Retry-After). The client IP honours X-Forwarded-For only from [Options.TrustedProxies].
+// API routes also get a body limit (413) and a per-client-IP token bucket, and update checks a
+// per-device one (429 with Retry-After, the only use of 429). The client IP honours
+// X-Forwarded-For only from [Options.TrustedProxies].
 //
 // Usage:
 //
