@@ -49,7 +49,7 @@ const relayConfig = `apps:
     channels:
       production: { public: true }
       beta: { allow_device_self_set: true }
-      staging: {}
+      staging: { allow_device_self_set: true }
     rules:
       - { ref: refs/heads/main, channel: beta }
       - { ref: "refs/tags/v*", channel: production }
