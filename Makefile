@@ -3,14 +3,18 @@ SHELL := /usr/bin/env bash
 export GOTOOLCHAIN := local
 GO ?= go
 PKGS := ./...
-# Short fuzz pass per target in `make test`; `make fuzz FUZZTIME=5m` for a long one.
+# `make fuzz FUZZTIME=5m` for a long run; `make test` ends with a short pass of TEST_FUZZTIME
+# per target.
 FUZZTIME ?= 10s
+TEST_FUZZTIME ?= 5s
 
 .PHONY: test peers vet fmt-check build demo fuzz bench clean
 
-## test: install/build the test peers (cached), vet, then run every test with the race detector.
+## test: install/build the test peers (cached), vet, run every test with the race detector
+## against the real peers, then a short pass of every fuzz target.
 test: peers fmt-check vet
 	set -a; . ./.peers.env; set +a; FERRY_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
+	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 ## peers: install or build redis-server, versitygw, cosign, gh, actionlint, @capgo/cli, java, wrk.
 peers:
