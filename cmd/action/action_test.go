@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
@@ -205,6 +207,10 @@ func TestGitHubReleaseKeylessOIDC(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", s, res.summary)
 		}
 	}
+
+	// The verify commands of the summary work with the real verifiers. Offline, they need
+	// the test Sigstore's trusted root and the test issuer; certificates name github.com.
+	verifyWithPeers(t, name, enc, sig, prov, sg.TrustedRootPath, iss.URL)
 
 	// Re-run the same job: identical bytes, nothing replaced, nothing re-registered.
 	uploads := gh.Requests("upload")
@@ -530,4 +536,33 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 
 func hmacSig(secret, ts string, body []byte) string {
 	return fmt.Sprintf("sha256=%s", hexHMAC([]byte(secret), []byte(ts+"."), body))
+}
+
+// verifyWithPeers runs the summary's ferry verify, cosign verify-blob and gh attestation
+// verify commands on the published files, pointed at an offline trusted root and issuer.
+func verifyWithPeers(t *testing.T, name string, enc, sig, prov []byte, trustedRoot, issuerURL string) {
+	t.Helper()
+	dir := t.TempDir()
+	for f, b := range map[string][]byte{name: enc, name + ".sigstore.json": sig, name + ".provenance.sigstore.json": prov} {
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idRegexp := "^https://github\\.com/acme/mobile-app/\\.github/workflows/"
+	cmds := [][]string{
+		{binaries.ferry, "verify", "--artifact", name, "--bundle", name + ".sigstore.json", "--provenance", name + ".provenance.sigstore.json",
+			"--repo", testRepo, "--issuer", issuerURL, "--trusted-root", trustedRoot},
+		{peers.Path(t, peers.Cosign), "verify-blob", name, "--bundle", name + ".sigstore.json", "--certificate-identity-regexp", idRegexp,
+			"--certificate-oidc-issuer", issuerURL, "--trusted-root", trustedRoot},
+		{peers.Path(t, peers.GH), "attestation", "verify", name, "--bundle", name + ".provenance.sigstore.json", "--repo", testRepo,
+			"--cert-oidc-issuer", issuerURL, "--custom-trusted-root", trustedRoot},
+	}
+	for _, c := range cmds {
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GH_CONFIG_DIR="+t.TempDir(), "TUF_ROOT="+t.TempDir(), "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s %s: %v\n%s", filepath.Base(c[0]), c[1], err, out)
+		}
+	}
 }

@@ -43,11 +43,11 @@ const (
 
 // binaries builds the action and the relay once per test binary.
 var binaries = struct {
-	once          sync.Once
-	dir           string
-	action, relay string
-	err           error
-	out           []byte
+	once                 sync.Once
+	dir                  string
+	action, relay, ferry string
+	err                  error
+	out                  []byte
 }{}
 
 func buildBinaries(t testing.TB) (action, relay string) {
@@ -59,10 +59,10 @@ func buildBinaries(t testing.TB) (action, relay string) {
 			return
 		}
 		binaries.dir = dir
-		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), ".", "../relay")
+		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), ".", "../relay", "../ferry")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		binaries.out, binaries.err = cmd.CombinedOutput()
-		binaries.action, binaries.relay = filepath.Join(dir, "action"), filepath.Join(dir, "relay")
+		binaries.action, binaries.relay, binaries.ferry = filepath.Join(dir, "action"), filepath.Join(dir, "relay"), filepath.Join(dir, "ferry")
 	})
 	if binaries.err != nil {
 		t.Fatalf("build action and relay: %v\n%s", binaries.err, binaries.out)
