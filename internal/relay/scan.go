@@ -63,7 +63,8 @@ func (s *scanner) expect(c byte) error {
 	return nil
 }
 
-// peek returns the next non-space byte, or 0 at the end.
+// peek returns the next non-space byte, or 0 at the end (a NUL byte, never valid outside a
+// string, also reads as 0; callers treat both as errors).
 func (s *scanner) peek() byte {
 	s.ws()
 	if s.i >= len(s.b) {
@@ -302,7 +303,8 @@ func (s *scanner) skip(depth int) error {
 
 // end checks that only whitespace follows.
 func (s *scanner) end() error {
-	if s.peek() != 0 {
+	s.ws()
+	if s.i < len(s.b) {
 		return s.errorf("invalid character %q after top-level value", s.b[s.i])
 	}
 	return nil
