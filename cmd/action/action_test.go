@@ -566,3 +566,65 @@ func verifyWithPeers(t *testing.T, name string, enc, sig, prov []byte, trustedRo
 		}
 	}
 }
+
+// TestPrivateRepoKeyless: a private repository signs on GitHub's Sigstore instance (Fulcio
+// plus an RFC 3161 timestamp, no public log), is warned off GitHub Release assets, and gets
+// verify commands for that instance.
+func TestPrivateRepoKeyless(t *testing.T) {
+	t.Parallel()
+	actionBin, _ := buildBinaries(t)
+	sg := signtest.New(t, signtest.Options{Org: signtest.OrgGitHub})
+	const ref = "refs/tags/v5.0.0"
+	c := claimsFor(ref, commitA)
+	c.Visibility = "private"
+	iss := newIssuer(t, c)
+	r := newRunner(t, ref, commitA, "")
+	r.oidc(iss)
+	ev := fmt.Sprintf(`{"ref":%q,"repository":{"full_name":%q,"visibility":"private","private":true}}`, ref, testRepo)
+	if err := os.WriteFile(r.env["GITHUB_EVENT_PATH"], []byte(ev), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.env["FERRY_FULCIO_URL"], r.env["FERRY_TSA_URL"], r.env["FERRY_TRUSTED_ROOT"] = sg.FulcioURL, sg.TSAURL, sg.TrustedRootPath
+	bucket := filepath.Join(r.dir, "bucket")
+	webBuild(t, filepath.Join(r.dir, "dist"), "private")
+	_, keyPEM := newKey(t)
+	r.inputs = map[string]string{"app-id": testApp, "encryption-key": keyPEM, "destination": "file://" + filepath.ToSlash(bucket), "public-base-url": "https://cdn.test"}
+	res := r.exec(t, actionBin)
+	if res.code != 0 {
+		t.Fatalf("exit %d", res.code)
+	}
+	name := testApp + "-5.0.0.zip"
+	enc, err := os.ReadFile(filepath.Join(bucket, testApp, "5.0.0", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := os.ReadFile(filepath.Join(bucket, testApp, "5.0.0", name+".sigstore.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rekor, tsa := sg.Calls(); rekor != 0 || tsa == 0 {
+		t.Errorf("Rekor calls %d, TSA calls %d: a private repository must not use the public log", rekor, tsa)
+	}
+	v, err := sign.NewVerifier(t.Context(), sign.VerifierOptions{TrustedRoot: sg.TrustedRootPath, Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.VerifyArtifact(t.Context(), bytes.NewReader(enc), sig, sign.Policy{Issuer: iss.URL, Repository: testRepo}); err != nil {
+		t.Errorf("VerifyArtifact: %v", err)
+	}
+	if !strings.Contains(res.summary, "--github-instance") || strings.Contains(res.summary, "cosign verify-blob") {
+		t.Errorf("summary for a private repository:\n%s", res.summary)
+	}
+
+	// Release assets of a private repository need a login: the run warns.
+	r2 := newRunner(t, ref, commitA, "")
+	if err := os.WriteFile(r2.env["GITHUB_EVENT_PATH"], []byte(ev), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// (The upload itself then fails: GITHUB_API_URL points where nothing listens.)
+	r2.inputs = map[string]string{"app-id": testApp, "build-dir": ".", "signing": "none", "github-token": "unused"}
+	res2 := r2.exec(t, actionBin)
+	if !strings.Contains(res2.stdout, "::warning::the repository is not public") {
+		t.Errorf("no warning about private release assets:\n%s", res2.stdout)
+	}
+}
