@@ -23,6 +23,9 @@ type errorBody struct {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxPooledBuffer is the largest response buffer returned to bufPool.
+const maxPooledBuffer = 64 << 10
+
 // writeJSON writes v as a compact JSON body (no HTML escaping, so URLs keep their '&') with
 // status. Nothing is written once the request's context is done: the client has gone.
 func writeJSON(c *gin.Context, status int, v any) {
@@ -32,7 +35,11 @@ func writeJSON(c *gin.Context, status int, v any) {
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer { // large answers (manifest sizes) are not kept
+			bufPool.Put(buf)
+		}
+	}()
 	if r, ok := v.(*channel.UpdateResponse); ok {
 		// The hot path: no reflection.
 		buf.Write(appendUpdateResponse(buf.AvailableBuffer(), r))
