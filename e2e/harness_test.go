@@ -72,7 +72,8 @@ var binBuild struct {
 	out  string
 }
 
-// binaries builds cmd/relay and cmd/action once per test binary and returns their paths.
+// binaries builds cmd/relay, cmd/action and cmd/ferry once per test binary and returns the
+// paths of the first two (ferryBinary returns the third).
 func binaries(t *testing.T) (relayBin, actionBin string) {
 	t.Helper()
 	binBuild.once.Do(func() {
@@ -80,14 +81,14 @@ func binaries(t *testing.T) (relayBin, actionBin string) {
 		if binBuild.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", binBuild.dir+string(os.PathSeparator), "./cmd/relay", "./cmd/action")
+		cmd := exec.Command("go", "build", "-o", binBuild.dir+string(os.PathSeparator), "./cmd/relay", "./cmd/action", "./cmd/ferry")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 		out, err := cmd.CombinedOutput()
 		binBuild.out, binBuild.err = string(out), err
 	})
 	if binBuild.err != nil {
-		t.Fatalf("build cmd/relay and cmd/action: %v\n%s", binBuild.err, binBuild.out)
+		t.Fatalf("build cmd/relay, cmd/action and cmd/ferry: %v\n%s", binBuild.err, binBuild.out)
 	}
 	return filepath.Join(binBuild.dir, "relay"), filepath.Join(binBuild.dir, "action")
 }

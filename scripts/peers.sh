@@ -34,6 +34,7 @@ apt_install() {
 
 command -v redis-server >/dev/null || apt_install redis-server
 command -v wrk >/dev/null || apt_install wrk
+command -v curl >/dev/null || apt_install curl   # the README's admin recipes (e2e/readme_test.go)
 { command -v java >/dev/null && command -v javac >/dev/null; } || apt_install openjdk-17-jdk-headless
 
 go_peer() { # name version module-path
