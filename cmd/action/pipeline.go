@@ -39,8 +39,18 @@ func newRunnerContext(a *githubactions.Action, getenv func(string) string) (*run
 	if err != nil {
 		err = fmt.Errorf("GitHub context: %w", err)
 	}
-	if gc == nil {
-		gc = &githubactions.GitHubContext{ServerURL: publish.DefaultGitHubServerURL, APIURL: publish.DefaultGitHubAPIURL}
+	if gc == nil { // an unreadable event file: keep what the variables say
+		gc = &githubactions.GitHubContext{
+			ServerURL: publish.DefaultGitHubServerURL, APIURL: publish.DefaultGitHubAPIURL,
+			Repository: getenv("GITHUB_REPOSITORY"), Ref: getenv("GITHUB_REF"), RefName: getenv("GITHUB_REF_NAME"),
+			RefType: getenv("GITHUB_REF_TYPE"), SHA: getenv("GITHUB_SHA"), EventName: getenv("GITHUB_EVENT_NAME"),
+		}
+		if v := getenv("GITHUB_SERVER_URL"); v != "" {
+			gc.ServerURL = v
+		}
+		if v := getenv("GITHUB_API_URL"); v != "" {
+			gc.APIURL = v
+		}
 	}
 	rc := &runnerContext{
 		Repository: gc.Repository, Ref: gc.Ref, RefName: gc.RefName, RefType: gc.RefType, SHA: gc.SHA,
