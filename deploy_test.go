@@ -730,6 +730,28 @@ func TestDeployYAMLParses(t *testing.T) {
 	}
 }
 
+// TestDeployNamesNoUnknownVariable scans the deployment files and their README, comments
+// included, for FERRY_* names: each must be a variable the relay reads, so no file teaches
+// a setting that does nothing.
+func TestDeployNamesNoUnknownVariable(t *testing.T) {
+	t.Parallel()
+	known := relayEnvNames(t)
+	files, _ := filepath.Glob(kubernetesGlob)
+	files = append(files, composeFile, filepath.Join("deploy", "README.md"))
+	re := regexp.MustCompile(`\bFERRY_[A-Z0-9_]*[A-Z0-9]\b`)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range re.FindAllString(string(data), -1) {
+			if !known[name] {
+				t.Errorf("%s names %s, which the relay does not read", f, name)
+			}
+		}
+	}
+}
+
 // TestKubernetesManifests checks the relay Deployment, its Service, PodDisruptionBudget and
 // Redis StatefulSet against the code: image, user, probes, ports, resources, config.
 func TestKubernetesManifests(t *testing.T) {
