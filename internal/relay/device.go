@@ -78,30 +78,16 @@ type flexBool struct {
 	v   bool
 }
 
-var boolType = reflect.TypeFor[bool]()
-
-func (f *flexBool) UnmarshalJSON(b []byte) error {
-	switch string(b) {
-	case "true", `"true"`, `"1"`, "1":
-		*f = flexBool{set: true, v: true}
-	case "false", `"false"`, `"0"`, "0", `""`:
-		*f = flexBool{set: true, v: false}
-	case "null":
-		*f = flexBool{}
-	default:
-		kind := "string"
-		switch b[0] {
-		case '{':
-			kind = "object"
-		case '[':
-			kind = "array"
-		case '"':
-		default:
-			kind = "number"
-		}
-		return &json.UnmarshalTypeError{Value: kind, Type: boolType}
+// boolString reads a bool sent as a string: "true"/"1" or "false"/"0"/"" (query strings
+// and old plugins).
+func boolString(v string) (flexBool, bool) {
+	switch v {
+	case "true", "1":
+		return flexBool{set: true, v: true}, true
+	case "false", "0", "":
+		return flexBool{set: true, v: false}, true
 	}
-	return nil
+	return flexBool{}, false
 }
 
 func (f flexBool) or(def bool) bool {
@@ -280,9 +266,11 @@ func parseQuery(q url.Values) (*deviceRequest, error) {
 		if !q.Has(key) {
 			continue
 		}
-		if err := dst.UnmarshalJSON([]byte(strconv.Quote(q.Get(key)))); err != nil {
+		b, ok := boolString(q.Get(key))
+		if !ok {
 			return nil, invalidJSON("parameter %s: want true or false", key)
 		}
+		*dst = b
 	}
 	return w.check()
 }

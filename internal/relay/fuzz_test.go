@@ -141,9 +141,9 @@ func referenceDecode(b []byte) (*wireRequest, error) {
 		case strs[k] != nil:
 			err = strs[k].UnmarshalJSON(raw)
 		case k == "is_emulator":
-			err = w.IsEmulator.UnmarshalJSON(raw)
+			err = referenceBool(&w.IsEmulator, raw)
 		case k == "is_prod":
-			err = w.IsProd.UnmarshalJSON(raw)
+			err = referenceBool(&w.IsProd, raw)
 		case k == "manifest":
 			err = json.Unmarshal(raw, &w.Manifest)
 		}
@@ -152,6 +152,34 @@ func referenceDecode(b []byte) (*wireRequest, error) {
 		}
 	}
 	return &w, nil
+}
+
+// referenceBool applies the bool field rules with encoding/json: a bool, 1 or 0, null, or a
+// string boolString accepts.
+func referenceBool(dst *flexBool, raw json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case nil:
+		*dst = flexBool{}
+		return nil
+	case bool:
+		*dst = flexBool{set: true, v: v}
+		return nil
+	case float64:
+		if string(raw) == "1" || string(raw) == "0" {
+			*dst = flexBool{set: true, v: v == 1}
+			return nil
+		}
+	case string:
+		if b, ok := boolString(v); ok {
+			*dst = b
+			return nil
+		}
+	}
+	return errors.New("not a bool")
 }
 
 // FuzzDecodeObject checks the hand-written scanner against encoding/json: it accepts

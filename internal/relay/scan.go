@@ -453,14 +453,11 @@ func decodeField(s *scanner, key string, w *wireRequest) error {
 			*sp = flexString(v)
 			return nil
 		}
-		switch v {
-		case "true", "1":
-			*bp = flexBool{set: true, v: true}
-		case "false", "0", "":
-			*bp = flexBool{set: true, v: false}
-		default:
+		b, ok := boolString(v)
+		if !ok {
 			return &fieldTypeError{field: key, want: "bool", got: "string"}
 		}
+		*bp = b
 		return nil
 	}
 	lit, err := s.literal()
