@@ -21,11 +21,14 @@ type appEntry struct {
 	fillMu sync.Mutex
 }
 
-// loaded is a snapshot with the generation it was loaded under and when it expires.
+// loaded is a snapshot with the generation it was loaded under, when it was loaded and
+// when it expires. stale marks a snapshot kept because a reload failed.
 type loaded struct {
-	snap    *channel.Snapshot
-	gen     uint64
-	expires time.Time
+	snap     *channel.Snapshot
+	gen      uint64
+	loadedAt time.Time
+	expires  time.Time
+	stale    bool
 }
 
 func newAppEntry(app *channel.App) *appEntry { return &appEntry{app: app} }
@@ -46,6 +49,9 @@ func (s *Server) snapshot(ctx context.Context, e *appEntry) (*channel.Snapshot, 
 	l := e.cur.Load()
 	if l != nil && l.gen == e.gen.Load() {
 		if now.Before(l.expires) {
+			if l.stale {
+				s.metrics.staleServed.Inc()
+			}
 			return l.snap, nil
 		}
 		if !e.fillMu.TryLock() {
@@ -72,13 +78,14 @@ func (s *Server) snapshot(ctx context.Context, e *appEntry) (*channel.Snapshot, 
 			return nil, err
 		}
 		log.WarnContext(ctx, "load app state; serving the last snapshot", "app", e.app.ID, "error", err,
-			"snapshot_age", s.now().Sub(l.expires.Add(-s.opts.SnapshotTTL)).String())
+			"snapshot_age", s.now().Sub(l.loadedAt).String())
 		s.metrics.staleServed.Inc()
-		e.cur.Store(&loaded{snap: l.snap, gen: gen, expires: s.now().Add(storeRetry)})
+		e.cur.Store(&loaded{snap: l.snap, gen: gen, loadedAt: l.loadedAt, expires: s.now().Add(storeRetry), stale: true})
 		return l.snap, nil
 	}
 	s.metrics.fills.WithLabelValues("ok").Inc()
-	e.cur.Store(&loaded{snap: snap, gen: gen, expires: s.now().Add(s.opts.SnapshotTTL)})
+	t := s.now()
+	e.cur.Store(&loaded{snap: snap, gen: gen, loadedAt: t, expires: t.Add(s.opts.SnapshotTTL)})
 	return snap, nil
 }
 

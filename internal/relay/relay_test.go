@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -305,4 +304,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-var _ = errors.Is

@@ -306,7 +306,7 @@ func TestUpdatesStoreDown(t *testing.T) {
 	}
 	mw := do(t, h, http.MethodGet, "/metrics", "")
 	for _, want := range []string{
-		`ferry_snapshot_stale_served_total 1`,
+		`ferry_snapshot_stale_served_total 3`,
 		`ferry_store_errors_total{op="list_states"} 2`,
 		`ferry_store_errors_total{op="failed_versions"} 1`,
 	} {
