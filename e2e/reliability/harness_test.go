@@ -219,16 +219,6 @@ func (r *relayProc) Stop(sig syscall.Signal) {
 	}
 }
 
-// PID returns the running relay's process id.
-func (r *relayProc) PID() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return 0
-	}
-	return r.cmd.Process.Pid
-}
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -613,11 +603,4 @@ func envDuration(t testing.TB, name string, def time.Duration) time.Duration {
 		t.Fatalf("%s=%q: want a positive duration such as 5m", name, v)
 	}
 	return d
-}
-
-// isConnErr reports whether err is a transport failure (relay down), not an answer.
-func isConnErr(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.Contains(fmt.Sprint(err), "connection reset") || strings.Contains(fmt.Sprint(err), "EOF")
 }
