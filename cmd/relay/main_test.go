@@ -408,7 +408,7 @@ func TestCapgoProbe(t *testing.T) {
 	}
 	ctx := context.Background()
 	if _, _, err := st.PutBundle(ctx, &channel.Bundle{AppID: "com.example.app", Version: "1.0.1", URL: "https://cdn.example.com/1.0.1.zip",
-		Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10, Commit: "abc", Ref: "refs/tags/v1.0.1"}); err != nil {
+		Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10, Commit: "abc", Ref: "refs/tags/v1.0.1"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.UpdateState(ctx, "com.example.app", "production", func(s *channel.State) (*channel.AuditEntry, error) {

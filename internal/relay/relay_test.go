@@ -82,7 +82,7 @@ func seed(t testing.TB, st Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, b := range fixtureBundles() {
-		if _, _, err := st.PutBundle(ctx, b); err != nil {
+		if _, _, err := st.PutBundle(ctx, b, nil); err != nil {
 			t.Fatalf("PutBundle %s: %v", b.Version, err)
 		}
 	}

@@ -22,7 +22,7 @@ func TestStats(t *testing.T) {
 			seed(t, st)
 			// 1.3.0 is registered but on no channel: not in the relay's snapshot.
 			if _, _, err := st.PutBundle(context.Background(), &channel.Bundle{AppID: testApp, Version: "1.3.0", URL: "https://cdn.example.com/1.3.0.zip",
-				Checksum: strings.Repeat("f", 64), SHA256: strings.Repeat("f", 64), Commit: "c130", Ref: "refs/heads/feature"}); err != nil {
+				Checksum: strings.Repeat("f", 64), SHA256: strings.Repeat("f", 64), Commit: "c130", Ref: "refs/heads/feature"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			h := newServer(t, st, nil).Handler()

@@ -17,8 +17,11 @@ type Store interface {
 	// same version exists with the same Checksum it returns the stored bundle and
 	// created=false (idempotent re-registration). With another Checksum it returns an error
 	// wrapping channel.ErrConflict and changes nothing. The store sets CreatedAt on creation
-	// and indexes the bundle by Commit.
-	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
+	// and indexes the bundle by Commit. A non-nil audit entry (its App empty or b.AppID; a
+	// zero Time set to CreatedAt) is appended in the same transaction as the creation, so a
+	// registration is never stored without its audit entry; it is not appended when the
+	// bundle already existed or on conflict.
+	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	// GetBundle returns one bundle or an error wrapping channel.ErrNotFound.
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
 	// GetBundles returns the named bundles of app keyed by version, in one round trip;
@@ -43,8 +46,8 @@ type Store interface {
 	// and UpdateState returns that error. It returns the state as stored afterwards.
 	UpdateState(ctx context.Context, app, ch string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*channel.State, error)
 
-	// AppendAudit appends an entry that is not part of a state change (registrations,
-	// pending promotions, refused actions worth recording).
+	// AppendAudit appends an entry that is not part of a state change or a registration
+	// (pending promotions, refused actions worth recording).
 	AppendAudit(ctx context.Context, e channel.AuditEntry) error
 	// ListAudit returns up to limit audit entries of app, newest first.
 	ListAudit(ctx context.Context, app string, limit int) ([]channel.AuditEntry, error)
@@ -58,8 +61,12 @@ type Store interface {
 	DeletePending(ctx context.Context, app, commit string) error
 
 	// SeenDelivery marks a webhook delivery id as processed and reports whether it had been
-	// marked before; marks expire after ttl.
+	// marked before; marks expire after ttl. Marking and testing are one atomic step, so of
+	// concurrent callers with one id exactly one sees false.
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
+	// ForgetDelivery removes a delivery id's mark, so a redelivery of a delivery whose
+	// processing failed is processed. An id not marked is no error.
+	ForgetDelivery(ctx context.Context, id string) error
 
 	// RecordStats counts device events of app per (version, action) and the distinct
 	// devices per version. An "update_fail" event also adds its version to that device's

@@ -36,7 +36,7 @@ func BenchmarkGetBundles(b *testing.B) {
 			ctx := b.Context()
 			app := storetest.NewApp(b)
 			for i := range 200 {
-				if _, _, err := s.PutBundle(ctx, storetest.Bundle(app, fmt.Sprintf("1.%d.0", i), "c")); err != nil {
+				if _, _, err := s.PutBundle(ctx, storetest.Bundle(app, fmt.Sprintf("1.%d.0", i), "c"), nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -226,14 +226,19 @@ func (b *Bolt) update(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 	return nil
 }
 
-// PutBundle stores bundle bd unless its version exists; see the relay's Store contract.
-func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle) (*channel.Bundle, bool, error) {
+// PutBundle stores bundle bd unless its version exists and, when it creates it, appends
+// audit in the same transaction; see the relay's Store contract.
+func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
 	if err := checkBundle(bd); err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
 	nb := *bd
 	nb.CreatedAt = now()
 	val, err := json.Marshal(&nb)
+	if err != nil {
+		return nil, false, fmt.Errorf("put bundle: %w", err)
+	}
+	ev, err := bundleAudit(bd, audit, nb.CreatedAt)
 	if err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
@@ -259,7 +264,12 @@ func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle) (*channel.Bund
 			return err
 		}
 		if bd.Commit != "" {
-			return appSub(tx, bd.AppID, bCommits).Put([]byte(bd.Commit), []byte(bd.Version))
+			if err := appSub(tx, bd.AppID, bCommits).Put([]byte(bd.Commit), []byte(bd.Version)); err != nil {
+				return err
+			}
+		}
+		if ev != nil {
+			return b.appendAudit(tx, bd.AppID, ev)
 		}
 		return nil
 	})
@@ -684,6 +694,16 @@ func expiry(t time.Time) []byte { return u64(uint64(t.UnixNano())) }
 
 func expired(v []byte, t time.Time) bool {
 	return len(v) != 8 || int64(binary.BigEndian.Uint64(v)) <= t.UnixNano()
+}
+
+// ForgetDelivery removes a delivery id's mark; an id not marked is no error.
+func (b *Bolt) ForgetDelivery(ctx context.Context, id string) error {
+	if err := checkKey("delivery id", id); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	return b.update(ctx, "forget delivery "+id, func(tx *bolt.Tx) error {
+		return tx.Bucket(bDeliveries).Delete([]byte(id))
+	})
 }
 
 // SeenDelivery marks a delivery id and reports whether it was already marked and not

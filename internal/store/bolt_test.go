@@ -215,7 +215,7 @@ func TestBoltCrashChild(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		bd := storetest.Bundle("com.example.crash", fmt.Sprintf("1.0.%d", i), "c")
-		if _, _, err := b.PutBundle(context.Background(), bd); err != nil {
+		if _, _, err := b.PutBundle(context.Background(), bd, nil); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("acked %d\n", i)

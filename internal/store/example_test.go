@@ -27,7 +27,9 @@ func ExampleOpenBolt() {
 	ctx := context.Background()
 
 	b := &channel.Bundle{AppID: "com.example.app", Version: "1.4.0", Checksum: "9f86d08", Commit: "abc123", URL: "https://example.com/1.4.0.zip"}
-	if _, created, err := st.PutBundle(ctx, b); err != nil || !created {
+	// The registration's audit entry is written with the bundle, in one transaction.
+	reg := &channel.AuditEntry{Action: "register", Version: b.Version, Cause: "registration"}
+	if _, created, err := st.PutBundle(ctx, b, reg); err != nil || !created {
 		log.Fatal(created, err)
 	}
 	s, err := st.UpdateState(ctx, "com.example.app", "production", func(s *channel.State) (*channel.AuditEntry, error) {
@@ -43,10 +45,13 @@ func ExampleOpenBolt() {
 		log.Fatal(err)
 	}
 	fmt.Println(s.Channel, s.Version, s.Rev)
-	fmt.Println(audit[0].Action, audit[0].Version, audit[0].Cause)
+	for _, e := range audit {
+		fmt.Println(e.Action, e.Version, e.Cause)
+	}
 	// Output:
 	// production 1.4.0 1
 	// promote 1.4.0 webhook push refs/tags/v1.4.0
+	// register 1.4.0 registration
 }
 
 // ExampleOpenRedis shows the URL forms for one server, Sentinel and Cluster. (Not run:

@@ -219,19 +219,28 @@ func appKey(app, name string) string { return "ferry:{" + app + "}:" + name }
 
 func deliveryKey(id string) string { return "ferry:delivery:" + id }
 
+// putBundleScript creates a bundle, or reports the one stored. An identical stored value
+// (same CreatedAt) means go-redis retried a script whose reply was lost: that is still our
+// creation, and its audit entry was already pushed. The audit entry (ARGV[4], ” for none)
+// is pushed and trimmed as appendAuditScript does, before the bundle is written, so a
+// refused audit write leaves nothing half done.
 var putBundleScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur == ARGV[2] then return {1, cur} end
 if cur then return {0, cur} end
+if ARGV[4] ~= '' then
+  redis.call('LPUSH', KEYS[4], ARGV[4])
+  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[5]) - 1)
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[1]) end
 return {1, ARGV[2]}
 `)
 
-// PutBundle stores bd unless its version exists, in one script (atomic create or
-// compare); see the relay's Store contract.
-func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle) (*channel.Bundle, bool, error) {
+// PutBundle stores bd unless its version exists and, when it creates it, appends audit,
+// in one script (atomic create or compare); see the relay's Store contract.
+func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
 	if err := checkBundle(bd); err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
@@ -241,10 +250,14 @@ func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle) (*channel.Bun
 	if err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
+	ev, err := bundleAudit(bd, audit, nb.CreatedAt)
+	if err != nil {
+		return nil, false, fmt.Errorf("put bundle: %w", err)
+	}
 	op := fmt.Sprintf("put bundle %s@%s", bd.AppID, bd.Version)
 	res, err := putBundleScript.Run(ctx, r.rdb,
-		[]string{appKey(bd.AppID, "bundles"), appKey(bd.AppID, "order"), appKey(bd.AppID, "commits")},
-		bd.Version, val, bd.Commit).Slice()
+		[]string{appKey(bd.AppID, "bundles"), appKey(bd.AppID, "order"), appKey(bd.AppID, "commits"), appKey(bd.AppID, "audit")},
+		bd.Version, val, bd.Commit, string(ev), r.opts.AuditLimit).Slice()
 	if err != nil {
 		return nil, false, r.fail(ctx, op, err)
 	}
@@ -582,6 +595,17 @@ func (r *Redis) DeletePending(ctx context.Context, app, commit string) error {
 	}
 	if err := r.rdb.Del(ctx, pendingKey(app, commit)).Err(); err != nil {
 		return r.fail(ctx, fmt.Sprintf("delete pending %s@%s", app, commit), err)
+	}
+	return nil
+}
+
+// ForgetDelivery removes a delivery id's mark (DEL); an id not marked is no error.
+func (r *Redis) ForgetDelivery(ctx context.Context, id string) error {
+	if err := checkKey("delivery id", id); err != nil {
+		return fmt.Errorf("forget delivery: %w", err)
+	}
+	if err := r.rdb.Del(ctx, deliveryKey(id)).Err(); err != nil {
+		return r.fail(ctx, "forget delivery "+id, err)
 	}
 	return nil
 }

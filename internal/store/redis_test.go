@@ -74,7 +74,7 @@ func TestRedisUnreachable(t *testing.T) {
 	calls := map[string]func() error{
 		"Ping":      func() error { return r.Ping(ctx) },
 		"GetBundle": func() error { _, err := r.GetBundle(ctx, app, "1.0.0"); return err },
-		"PutBundle": func() error { _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); return err },
+		"PutBundle": func() error { _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), nil); return err },
 		"UpdateState": func() error {
 			_, err := r.UpdateState(ctx, app, "production", func(*channel.State) (*channel.AuditEntry, error) {
 				return &channel.AuditEntry{Action: "promote"}, nil
@@ -82,6 +82,7 @@ func TestRedisUnreachable(t *testing.T) {
 			return err
 		},
 		"SeenDelivery":   func() error { _, err := r.SeenDelivery(ctx, "d", time.Hour); return err },
+		"ForgetDelivery": func() error { return r.ForgetDelivery(ctx, "d") },
 		"FailedVersions": func() error { _, err := r.FailedVersions(ctx, app, "d"); return err },
 		"RecordStats": func() error {
 			return r.RecordStats(ctx, app, []channel.StatEvent{{Device: "d", Version: "1", Action: "set"}})
@@ -107,7 +108,7 @@ func TestRedisOutage(t *testing.T) {
 	srv := peers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
-	if _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); err != nil {
+	if _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), nil); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
@@ -124,7 +125,7 @@ func TestRedisOutage(t *testing.T) {
 	if err := r.Ping(ctx); err != nil {
 		t.Errorf("Ping after the outage = %v", err)
 	}
-	if _, created, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c")); err != nil || !created {
+	if _, created, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), nil); err != nil || !created {
 		t.Errorf("PutBundle after the outage = %v, %v", created, err)
 	}
 }
@@ -225,9 +226,9 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 
-	bundleKeys := []string{appKey(app, "bundles"), appKey(app, "order"), appKey(app, "commits")}
+	bundleKeys := []string{appKey(app, "bundles"), appKey(app, "order"), appKey(app, "commits"), appKey(app, "audit")}
 	for i := range 2 {
-		res, err := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":1}`, "c").Slice()
+		res, err := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":1}`, "c", `{"a":0}`, 100).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,9 +239,16 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 	if n := r.rdb.LLen(ctx, bundleKeys[1]).Val(); n != 1 {
 		t.Errorf("order list has %d entries after a retried put, want 1", n)
 	}
-	if res, _ := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":2}`, "c").Slice(); res[0] != int64(0) {
+	if n := r.rdb.LLen(ctx, bundleKeys[3]).Val(); n != 1 {
+		t.Errorf("audit has %d entries after a retried put, want 1", n)
+	}
+	if res, _ := putBundleScript.Run(ctx, r.rdb, bundleKeys, "1.0.0", `{"v":2}`, "c", `{"a":9}`, 100).Slice(); res[0] != int64(0) {
 		t.Errorf("put bundle script with other bytes = %v, want existing", res)
 	}
+	if n := r.rdb.LLen(ctx, bundleKeys[3]).Val(); n != 1 {
+		t.Errorf("audit has %d entries after a put of an existing version, want 1", n)
+	}
+	r.rdb.Del(ctx, bundleKeys[3])
 
 	stateKeys := []string{appKey(app, "states"), appKey(app, "audit")}
 	for i := range 2 {
@@ -267,4 +275,53 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 	if n := r.rdb.LLen(ctx, stateKeys[1]).Val(); n != 2 {
 		t.Errorf("audit has %d entries after a retried append, want 2", n)
 	}
+}
+
+// TestRedisPutBundleAuditRefused makes Redis refuse the write of the audit entry (an ACL
+// denying the app's audit key, as a stand-in for a crash between two writes): PutBundle
+// fails and stores nothing, so the client's retry creates the bundle with its entry.
+func TestRedisPutBundleAuditRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	srv := peers.Redis(t)
+	r := openRedisT(t, redisURL(srv), RedisOptions{})
+	app := storetest.NewApp(t)
+	acl := func(keys ...string) {
+		t.Helper()
+		args := append([]any{"ACL", "SETUSER", "default", "resetkeys"}, toAny(keys)...)
+		if err := r.rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every key stays readable; writes are allowed everywhere except the app's audit list.
+	acl("%R~*", "~ferry:{"+app+"}:[^a]*", "~ferry:delivery:*")
+	entry := &channel.AuditEntry{Action: "register", Version: "1.0.0", Cause: "registration"}
+	if _, created, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), entry); err == nil || created {
+		t.Fatalf("PutBundle with its audit write refused = created %v, err %v; want an error", created, err)
+	}
+	acl("~*")
+	if _, err := r.GetBundle(ctx, app, "1.0.0"); !errors.Is(err, channel.ErrNotFound) {
+		t.Fatalf("a PutBundle whose audit write failed stored the bundle: GetBundle err = %v", err)
+	}
+	if _, err := r.BundleByCommit(ctx, app, "c"); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("a PutBundle whose audit write failed indexed its commit: err = %v", err)
+	}
+	if _, created, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), entry); err != nil || !created {
+		t.Fatalf("retried PutBundle = created %v, %v; want true, nil", created, err)
+	}
+	audit, err := r.ListAudit(ctx, app, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 1 || audit[0].Action != "register" || audit[0].Version != "1.0.0" {
+		t.Errorf("audit after the retry = %+v, want one register entry for 1.0.0", audit)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

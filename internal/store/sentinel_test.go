@@ -83,7 +83,7 @@ func TestRedisSentinel(t *testing.T) {
 		ctx := t.Context()
 		r := openRedisT(t, url, RedisOptions{})
 		app := storetest.NewApp(t)
-		want, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"))
+		want, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -106,6 +107,24 @@ func prepareAudit(e *channel.AuditEntry, app, ch string, now time.Time) {
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// bundleAudit checks and encodes the audit entry PutBundle appends with bd's creation:
+// nil for none; its App defaults to bd's and must match it; a zero Time becomes t.
+func bundleAudit(bd *channel.Bundle, audit *channel.AuditEntry, t time.Time) ([]byte, error) {
+	if audit == nil {
+		return nil, nil
+	}
+	e := *audit
+	if e.App != "" && e.App != bd.AppID {
+		return nil, fmt.Errorf("audit entry of app %q with a bundle of %q: %w", e.App, bd.AppID, ErrInvalid)
+	}
+	prepareAudit(&e, bd.AppID, "", t)
+	ev, err := json.Marshal(&e)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit entry: %w", err)
+	}
+	return ev, nil
+}
 
 // sortStats orders stats by version, as the domain orders versions.
 func sortStats(st []channel.VersionStats) {

@@ -20,7 +20,7 @@ import (
 // Store is the subset of the relay's store (internal/relay.Store) the control plane uses.
 // The method signatures and contracts are identical, so any relay store satisfies it.
 type Store interface {
-	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
+	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
 	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
 	BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error)
@@ -33,6 +33,7 @@ type Store interface {
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
 	DeletePending(ctx context.Context, app, commit string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
+	ForgetDelivery(ctx context.Context, id string) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 }
 

@@ -344,10 +344,59 @@ func decodeRegistration(t *testing.T, w *httptest.ResponseRecorder) registration
 }
 
 // faultStore wraps a real store and, when armed, fails chosen methods with an error
-// wrapping channel.ErrUnavailable (fault injection for 503 and retry tests).
+// wrapping channel.ErrUnavailable (fault injection for 503 and retry tests), makes them
+// lose their reply (the write happens, the caller sees an error, as when the relay dies
+// after the store committed), or holds them until released.
 type faultStore struct {
 	Store
 	failing sync.Map // method name -> *atomic.Int32 (failures left)
+	losing  sync.Map // method name -> *atomic.Int32 (lost replies left)
+	holding sync.Map // method name -> *hold (next call waits)
+}
+
+// hold makes one call wait: entered is closed when it arrives, release lets it go on.
+type hold struct {
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+// holdNext makes the next call of method wait until release is called (or the test ends).
+func (f *faultStore) holdNext(t *testing.T, method string) (entered <-chan struct{}, release func()) {
+	h := &hold{entered: make(chan struct{}), release: make(chan struct{})}
+	f.holding.Store(method, h)
+	rel := func() { h.once.Do(func() { close(h.release) }) }
+	t.Cleanup(rel)
+	return h.entered, rel
+}
+
+func (f *faultStore) wait(ctx context.Context, method string) {
+	v, ok := f.holding.LoadAndDelete(method)
+	if !ok {
+		return
+	}
+	h := v.(*hold)
+	close(h.entered)
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+}
+
+func (f *faultStore) loseNext(method string, n int) {
+	c := &atomic.Int32{}
+	c.Store(int32(n))
+	f.losing.Store(method, c)
+}
+
+func (f *faultStore) lose(method string) error {
+	v, ok := f.losing.Load(method)
+	if !ok {
+		return nil
+	}
+	if v.(*atomic.Int32).Add(-1) >= 0 {
+		return fmt.Errorf("reply lost after the write: %w", channel.ErrUnavailable)
+	}
+	return nil
 }
 
 var errInjected = fmt.Errorf("injected outage: %w", channel.ErrUnavailable)
@@ -369,14 +418,19 @@ func (f *faultStore) fail(method string) error {
 	return nil
 }
 
-func (f *faultStore) PutBundle(ctx context.Context, b *channel.Bundle) (*channel.Bundle, bool, error) {
+func (f *faultStore) PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
 	if err := f.fail("PutBundle"); err != nil {
 		return nil, false, err
 	}
-	return f.Store.PutBundle(ctx, b)
+	stored, created, err := f.Store.PutBundle(ctx, b, audit)
+	if err == nil {
+		err = f.lose("PutBundle")
+	}
+	return stored, created, err
 }
 
 func (f *faultStore) UpdateState(ctx context.Context, app, ch string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*channel.State, error) {
+	f.wait(ctx, "UpdateState")
 	if err := f.fail("UpdateState"); err != nil {
 		return nil, err
 	}
@@ -384,10 +438,18 @@ func (f *faultStore) UpdateState(ctx context.Context, app, ch string, fn func(s 
 }
 
 func (f *faultStore) BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error) {
+	f.wait(ctx, "BundleByCommit")
 	if err := f.fail("BundleByCommit"); err != nil {
 		return nil, err
 	}
 	return f.Store.BundleByCommit(ctx, app, commit)
+}
+
+func (f *faultStore) ForgetDelivery(ctx context.Context, id string) error {
+	if err := f.fail("ForgetDelivery"); err != nil {
+		return err
+	}
+	return f.Store.ForgetDelivery(ctx, id)
 }
 
 func (f *faultStore) ListStates(ctx context.Context, app string) ([]*channel.State, error) {

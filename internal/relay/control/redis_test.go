@@ -40,6 +40,8 @@ func TestFlowsOnRedis(t *testing.T) {
 		{"DeletedTag", testWebhookDeletedTag},
 		{"ReplayedDelivery", testWebhookReplayedDelivery},
 		{"FailedDeliveryCanBeRedelivered", testWebhookFailedDeliveryCanBeRedelivered},
+		{"ConcurrentCopies", testWebhookConcurrentCopies},
+		{"RegisterReplyLost", testRegisterReplyLost},
 		{"IdempotentAndConflict", testRegisterIdempotentAndConflict},
 		{"LateRetryDoesNotMoveChannelBack", testRegisterLateRetryDoesNotMoveChannelBack},
 		{"RetryCompletesInterruptedPromotion", testRegisterRetryCompletesInterruptedPromotion},

@@ -70,21 +70,20 @@ func (a *API) register(c *gin.Context) (err error) {
 		return err
 	}
 
-	stored, created, err := a.store.PutBundle(ctx, b)
+	// The cause names this request's source; for a re-registration it may differ from the
+	// stored bundle's (a deterministic rebuild of the same commit for a tag, say). The
+	// register entry is written in the same store transaction as the bundle: were it a
+	// second call, a crash in between would leave the bundle stored, and the client's retry
+	// (created=false) would be acknowledged with no audit entry ever written.
+	cause := fmt.Sprintf("registration %s@%s %s", b.Repository, b.Commit, b.Ref)
+	entry := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: b.Channel, Action: "register", Version: b.Version, Cause: cause}
+	stored, created, err := a.store.PutBundle(ctx, b, entry)
 	if errors.Is(err, channel.ErrConflict) {
 		return &httpError{Status: http.StatusConflict, Code: "version_conflict",
 			Msg: fmt.Sprintf("version %q of app %q is already registered with another checksum; bundles are immutable, register a new version", b.Version, b.AppID), Err: err}
 	}
 	if err != nil {
 		return storeError("put bundle", err)
-	}
-	// The cause names this request's source; for a re-registration it may differ from the
-	// stored bundle's (a deterministic rebuild of the same commit for a tag, say).
-	cause := fmt.Sprintf("registration %s@%s %s", b.Repository, b.Commit, b.Ref)
-	if created {
-		if err := a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: b.Channel, Action: "register", Version: stored.Version, Cause: cause}); err != nil {
-			return storeError("append audit", err)
-		}
 	}
 
 	resp := registration{Bundle: stored, Created: created}

@@ -403,6 +403,38 @@ func testRegisterRetryCompletesInterruptedPromotion(t *testing.T, mk storeMaker)
 	}
 }
 
+func TestRegisterReplyLost(t *testing.T) {
+	t.Parallel()
+	testRegisterReplyLost(t, newBolt)
+}
+
+// testRegisterReplyLost: the store commits the bundle but the relay never answers (killed,
+// or the store's reply lost). The action's retry finds the bundle already stored; the
+// register audit entry must exist all the same, exactly once.
+func testRegisterReplyLost(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
+	e.store.loseNext("PutBundle", 1)
+	b := testBundle("1.0.0", commitA)
+	body := mustJSON(t, b)
+	w := e.do("POST", "/api/v1/bundles", body, hmacHeaders(hmacSecret, time.Now(), body))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 (nothing acknowledged): %s", w.Code, w.Body)
+	}
+	r := decodeRegistration(t, e.registerHMAC(b, http.StatusOK))
+	if r.Created {
+		t.Errorf("retry created = true, want false (the first attempt stored the bundle)")
+	}
+	var registers []channel.AuditEntry
+	for _, a := range e.audit() {
+		if a.Action == "register" {
+			registers = append(registers, a)
+		}
+	}
+	if len(registers) != 1 || registers[0].Version != "1.0.0" || !strings.HasPrefix(registers[0].Cause, "registration acme/mobile-app@"+commitA) {
+		t.Errorf("register audit entries after an acknowledged retry = %+v, want exactly one for 1.0.0", registers)
+	}
+}
+
 func TestRegisterStoreUnavailable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})

@@ -130,21 +130,23 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: reason}, nil
 	}
 
-	// Deduplicate. SeenDelivery both tests and marks; the delivery must be marked only once
-	// it has been processed, so that a delivery whose processing failed can be delivered
-	// again. The test marks it for [deliveryProbe] only (a mark that expires at once), and
-	// the real mark is written after processing.
-	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), deliveryProbe)
+	// Deduplicate: SeenDelivery tests and marks in one atomic step, with the mark's full
+	// lifetime, so of concurrent copies of a delivery exactly one is processed. If
+	// processing fails (or panics) the mark is removed again, so that GitHub's redelivery
+	// of it is processed rather than answered "duplicate".
+	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL)
 	if err != nil {
 		return nil, storeError("check delivery", err)
 	}
 	if seen {
-		// Make sure the mark that was found stays for its full lifetime.
-		if _, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL); err != nil {
-			return nil, storeError("mark delivery", err)
-		}
 		return &webhookResult{Status: "duplicate", Delivery: delivery, Reason: "this delivery was already processed"}, nil
 	}
+	done := false
+	defer func() {
+		if !done {
+			a.forgetDelivery(ctx, delivery)
+		}
+	}()
 
 	res := &webhookResult{Status: "processed", Delivery: delivery}
 	changed := map[string]bool{}
@@ -163,38 +165,25 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 		}
 		res.Actions = append(res.Actions, out)
 	}
-	if err := a.markDelivery(ctx, delivery); err != nil {
-		// Processed and durable; only the replay guard is missing. Redelivering it is
-		// harmless (promotions are idempotent), so acknowledge.
-		a.logger(ctx).ErrorContext(ctx, "mark webhook delivery", "delivery", delivery, "error", err)
-	}
+	done = true
 	return res, nil
 }
 
-// deliveryProbe is the lifetime of the mark left by the initial check of a delivery.
-const deliveryProbe = time.Millisecond
-
 func deliveryKey(id string) string { return "github:" + id }
 
-// markDelivery remembers a processed delivery for [DeliveryTTL]. If the probe's short mark
-// is still alive (processing took less than [deliveryProbe]) it waits for it to expire.
-func (a *API) markDelivery(ctx context.Context, delivery string) error {
-	wait := 2 * deliveryProbe
-	for range 4 {
-		seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL)
-		if err != nil || !seen {
-			return err
-		}
-		// seen: either the probe's mark is still alive or a concurrent duplicate marked it
-		// already; in both cases marking again once the probe expired is right.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 4
+// forgetTimeout bounds removing a failed delivery's mark.
+const forgetTimeout = 5 * time.Second
+
+// forgetDelivery removes the mark of a delivery whose processing failed. It runs even if
+// the request was cancelled (a cancelled request is one of the failures); if it fails, a
+// redelivery is answered "duplicate" until the mark expires, so it is logged as an error.
+func (a *API) forgetDelivery(ctx context.Context, delivery string) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	if err := a.store.ForgetDelivery(fctx, deliveryKey(delivery)); err != nil {
+		a.logger(ctx).ErrorContext(ctx, "forget failed webhook delivery; a redelivery will be answered duplicate until the mark expires",
+			"delivery", delivery, "ttl", DeliveryTTL, "error", err)
 	}
-	return nil
 }
 
 // pingAdvice checks the hook configuration GitHub sends with a ping and says what is wrong

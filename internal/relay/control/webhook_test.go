@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,16 +318,131 @@ func testWebhookFailedDeliveryCanBeRedelivered(t *testing.T, mk storeMaker) {
 		if v := e.state("production").Version; v != "" {
 			t.Fatalf("production = %q after a failed delivery", v)
 		}
-		// Redeliveries come seconds later; the initial check's mark lives deliveryProbe.
-		time.Sleep(10 * deliveryProbe)
 	}
-	// GitHub redelivers with the same delivery id.
+	// GitHub redelivers with the same delivery id, at once: the failed attempts' marks
+	// were removed, not left to expire.
 	r := e.deliver("push", "d-retry", body, http.StatusOK)
 	if r.Status != "processed" || e.state("production").Version != "1.0.0" {
 		t.Errorf("redelivery: %+v, production = %q", r, e.state("production").Version)
 	}
 	if r := e.deliver("push", "d-retry", body, http.StatusOK); r.Status != "duplicate" {
 		t.Errorf("second redelivery status = %q, want duplicate", r.Status)
+	}
+}
+
+func TestWebhookConcurrentCopies(t *testing.T) {
+	t.Parallel()
+	testWebhookConcurrentCopies(t, newBolt)
+}
+
+// testWebhookConcurrentCopies sends copies of one delivery at once: exactly one is
+// processed and the others answer duplicate; when the processed one fails, a later
+// redelivery is processed.
+func testWebhookConcurrentCopies(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.registerHMAC(testBundle("1.0.1", commitB), http.StatusCreated)
+
+	// send posts copies of a delivery at once, the first copy to be processed held in
+	// BundleByCommit until every other copy has answered; it returns the statuses.
+	send := func(delivery string, body []byte, copies int) (statuses []string, codes []int) {
+		t.Helper()
+		entered, release := e.store.holdNext(t, "BundleByCommit")
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		answered := make(chan struct{}, copies)
+		for range copies {
+			wg.Go(func() {
+				w := e.do("POST", "/webhooks/github", body, githubHeaders("push", delivery, hookSecret, body))
+				var r webhookResult
+				if w.Code == http.StatusOK {
+					if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+						t.Errorf("decode %s: %v", w.Body, err)
+					}
+				}
+				mu.Lock()
+				statuses, codes = append(statuses, r.Status), append(codes, w.Code)
+				mu.Unlock()
+				answered <- struct{}{}
+			})
+		}
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no copy reached processing")
+		}
+		for range copies - 1 {
+			select {
+			case <-answered:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the other copies did not answer while the first was processing")
+			}
+		}
+		release()
+		wg.Wait()
+		return statuses, codes
+	}
+	const copies = 8
+	statuses, codes := send("d-twice", tagCreated(t, "channel/staging", commitA), copies)
+	if countOf(statuses, "processed") != 1 || countOf(statuses, "duplicate") != copies-1 {
+		t.Errorf("%d concurrent copies answered %v (%v); want one processed, the rest duplicate", copies, statuses, codes)
+	}
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging = %q, want 1.0.0", v)
+	}
+
+	// The copy being processed fails: the others were answered duplicate, so GitHub's
+	// redelivery of the failed one must be processed.
+	body := tagMoved(t, "channel/staging", commitA, commitB)
+	e.store.failNext("UpdateState", 1)
+	statuses, codes = send("d-fail", body, copies)
+	if countOf(codes, http.StatusServiceUnavailable) != 1 || countOf(statuses, "duplicate") != copies-1 {
+		t.Errorf("%d concurrent copies, the processed one failing, answered %v (%v); want one 503, the rest duplicate", copies, statuses, codes)
+	}
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging = %q after the failed delivery, want 1.0.0", v)
+	}
+	if r := e.deliver("push", "d-fail", body, http.StatusOK); r.Status != "processed" {
+		t.Errorf("redelivery after the failure: status %q, want processed", r.Status)
+	}
+	if v := e.state("staging").Version; v != "1.0.1" {
+		t.Errorf("staging = %q after the redelivery, want 1.0.1", v)
+	}
+	if r := e.deliver("push", "d-fail", body, http.StatusOK); r.Status != "duplicate" {
+		t.Errorf("second redelivery status = %q, want duplicate", r.Status)
+	}
+}
+
+// countOf returns how many elements of xs equal x.
+func countOf[T comparable](xs []T, x T) int {
+	n := 0
+	for _, y := range xs {
+		if y == x {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWebhookForgetFails: when removing a failed delivery's mark fails too, the failure is
+// still answered 503 (GitHub shows it failed), nothing changed, and the error is logged.
+func TestWebhookForgetFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	body := payload(t, "push_tag_created.json", nil)
+	e.store.failNext("UpdateState", 1)
+	e.store.failNext("ForgetDelivery", 1)
+	w := e.do("POST", "/webhooks/github", body, githubHeaders("push", "d-stuck", hookSecret, body))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", w.Code, w.Body)
+	}
+	if v := e.state("production").Version; v != "" {
+		t.Errorf("production = %q after a failed delivery", v)
+	}
+	// The mark stayed: a redelivery is (wrongly, but knowingly) a duplicate until it expires.
+	if r := e.deliver("push", "d-stuck", body, http.StatusOK); r.Status != "duplicate" {
+		t.Errorf("redelivery with the mark left = %q, want duplicate", r.Status)
 	}
 }
 

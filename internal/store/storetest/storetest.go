@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ import (
 // Store has the method set of the relay's Store interface; the relay's declaration
 // (internal/relay/store.go) documents each method's contract, which this suite checks.
 type Store interface {
-	PutBundle(ctx context.Context, b *channel.Bundle) (stored *channel.Bundle, created bool, err error)
+	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
 	GetBundles(ctx context.Context, app string, versions []string) (map[string]*channel.Bundle, error)
 	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
@@ -48,6 +49,7 @@ type Store interface {
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
 	DeletePending(ctx context.Context, app, commit string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
+	ForgetDelivery(ctx context.Context, id string) error
 	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
@@ -74,6 +76,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PutBundle", testPutBundle},
 		{"PutBundleConcurrent", testPutBundleConcurrent},
 		{"PutBundleInvalid", testPutBundleInvalid},
+		{"PutBundleAudit", testPutBundleAudit},
+		{"PutBundleAuditConcurrent", testPutBundleAuditConcurrent},
 		{"GetBundle", testGetBundle},
 		{"GetBundles", testGetBundles},
 		{"ListBundles", testListBundles},
@@ -87,6 +91,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Audit", testAudit},
 		{"Pending", testPending},
 		{"SeenDelivery", testSeenDelivery},
+		{"SeenDeliveryConcurrent", testSeenDeliveryConcurrent},
+		{"ForgetDelivery", testForgetDelivery},
 		{"Stats", testStats},
 		{"StatsManyDevices", testStatsManyDevices},
 		{"FailedVersions", testFailedVersions},
@@ -140,7 +146,7 @@ var ignoreCreated = cmpopts.IgnoreFields(channel.Bundle{}, "CreatedAt")
 
 func put(t *testing.T, s Store, b *channel.Bundle) *channel.Bundle {
 	t.Helper()
-	got, created, err := s.PutBundle(t.Context(), b)
+	got, created, err := s.PutBundle(t.Context(), b, nil)
 	if err != nil {
 		t.Fatalf("PutBundle(%s@%s): %v", b.AppID, b.Version, err)
 	}
@@ -155,7 +161,7 @@ func testPutBundle(t *testing.T, s Store) {
 	app := NewApp(t)
 	b := Bundle(app, "1.0.0", "c1")
 	before := time.Now()
-	got, created, err := s.PutBundle(ctx, b)
+	got, created, err := s.PutBundle(ctx, b, nil)
 	if err != nil || !created {
 		t.Fatalf("PutBundle = created %v, %v; want true, nil", created, err)
 	}
@@ -165,7 +171,7 @@ func testPutBundle(t *testing.T, s Store) {
 	if got.CreatedAt.Before(before.Add(-time.Second)) || got.CreatedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("CreatedAt = %v, want about %v", got.CreatedAt, before)
 	}
-	again, created, err := s.PutBundle(ctx, Bundle(app, "1.0.0", "c1"))
+	again, created, err := s.PutBundle(ctx, Bundle(app, "1.0.0", "c1"), nil)
 	if err != nil || created {
 		t.Fatalf("PutBundle again = created %v, %v; want false, nil", created, err)
 	}
@@ -175,7 +181,7 @@ func testPutBundle(t *testing.T, s Store) {
 	other := Bundle(app, "1.0.0", "c2")
 	other.Checksum = fmt.Sprintf("%064x", 42)
 	other.URL = "https://evil.example/web.zip"
-	if _, _, err := s.PutBundle(ctx, other); !errors.Is(err, channel.ErrConflict) {
+	if _, _, err := s.PutBundle(ctx, other, nil); !errors.Is(err, channel.ErrConflict) {
 		t.Fatalf("PutBundle with another checksum: err = %v, want ErrConflict", err)
 	}
 	stored, err := s.GetBundle(ctx, app, "1.0.0")
@@ -209,7 +215,7 @@ func testPutBundleConcurrent(t *testing.T, s Store) {
 			if i%2 == 1 {
 				b.Checksum = fmt.Sprintf("%064x", 1000+i)
 			}
-			_, c, err := s.PutBundle(ctx, b)
+			_, c, err := s.PutBundle(ctx, b, nil)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -247,12 +253,117 @@ func testPutBundleInvalid(t *testing.T, s Store) {
 		{AppID: app, Checksum: "x"},
 		Bundle(app, "bad\nversion", "c"),
 	} {
-		if _, created, err := s.PutBundle(ctx, b); err == nil || created {
+		if _, created, err := s.PutBundle(ctx, b, nil); err == nil || created {
 			t.Errorf("PutBundle(%+v) = created %v, err %v; want an error", b, created, err)
 		}
 	}
 	if list, err := s.ListBundles(ctx, app, 10); err != nil || len(list) != 0 {
 		t.Errorf("ListBundles after invalid puts = %d bundles, %v; want 0, nil", len(list), err)
+	}
+}
+
+// registerEntry is the audit entry a registration of version stores with its bundle.
+func registerEntry(app, version string) *channel.AuditEntry {
+	return &channel.AuditEntry{App: app, Channel: "production", Action: "register", Version: version, Cause: "registration acme/mobile@abc"}
+}
+
+// auditOf returns app's audit entries with the given action and version.
+func auditOf(t *testing.T, s Store, app, action, version string) []channel.AuditEntry {
+	t.Helper()
+	all, err := s.ListAudit(t.Context(), app, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(all, func(e channel.AuditEntry) bool { return e.Action != action || e.Version != version })
+}
+
+func testPutBundleAudit(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	entry := registerEntry(app, "1.0.0")
+	got, created, err := s.PutBundle(ctx, Bundle(app, "1.0.0", "c1"), entry)
+	if err != nil || !created {
+		t.Fatalf("PutBundle with an audit entry = created %v, %v; want true, nil", created, err)
+	}
+	want := *entry
+	want.Time = got.CreatedAt // a zero Time takes the bundle's CreatedAt
+	if diff := cmp.Diff([]channel.AuditEntry{want}, auditOf(t, s, app, "register", "1.0.0")); diff != "" {
+		t.Errorf("audit after creation (-want +got):\n%s", diff)
+	}
+	if *entry != *registerEntry(app, "1.0.0") {
+		t.Errorf("PutBundle changed the caller's audit entry: %+v", entry)
+	}
+
+	// The idempotent repeat (a client retrying after a lost answer) and a conflict append
+	// nothing.
+	if _, created, err := s.PutBundle(ctx, Bundle(app, "1.0.0", "c1"), registerEntry(app, "1.0.0")); err != nil || created {
+		t.Fatalf("PutBundle again = created %v, %v; want false, nil", created, err)
+	}
+	other := Bundle(app, "1.0.0", "c2")
+	other.Checksum = fmt.Sprintf("%064x", 42)
+	if _, _, err := s.PutBundle(ctx, other, registerEntry(app, "1.0.0")); !errors.Is(err, channel.ErrConflict) {
+		t.Fatalf("PutBundle with another checksum: err = %v, want ErrConflict", err)
+	}
+	if got := auditOf(t, s, app, "register", "1.0.0"); len(got) != 1 {
+		t.Errorf("audit after an idempotent repeat and a conflict has %d register entries, want 1: %+v", len(got), got)
+	}
+
+	// An explicit Time is kept; nil appends nothing.
+	at := time.Date(2026, 11, 24, 12, 0, 0, 5, time.UTC)
+	timed := registerEntry("", "1.1.0") // App defaults to the bundle's
+	timed.Time = at
+	put1, created, err := s.PutBundle(ctx, Bundle(app, "1.1.0", "c3"), timed)
+	if err != nil || !created {
+		t.Fatalf("PutBundle 1.1.0 = created %v, %v", created, err)
+	}
+	wantTimed := *timed
+	wantTimed.App = app
+	if diff := cmp.Diff([]channel.AuditEntry{wantTimed}, auditOf(t, s, app, "register", "1.1.0")); diff != "" {
+		t.Errorf("audit entry with its own time (-want +got):\n%s", diff)
+	}
+	if put1.CreatedAt.Equal(at) {
+		t.Errorf("the audit entry's time replaced the bundle's CreatedAt")
+	}
+	put(t, s, Bundle(app, "1.2.0", "c4"))
+	if all, err := s.ListAudit(ctx, app, 100); err != nil || len(all) != 2 {
+		t.Errorf("ListAudit after a PutBundle without an entry = %d entries, %v; want 2", len(all), err)
+	}
+
+	// An entry of another app is refused and nothing is stored.
+	if _, created, err := s.PutBundle(ctx, Bundle(app, "1.3.0", "c5"), registerEntry(NewApp(t), "1.3.0")); err == nil || created {
+		t.Errorf("PutBundle with another app's audit entry = created %v, err %v; want an error", created, err)
+	}
+	if _, err := s.GetBundle(ctx, app, "1.3.0"); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("refused PutBundle stored the bundle: GetBundle err = %v", err)
+	}
+}
+
+func testPutBundleAuditConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	var wg sync.WaitGroup
+	var created atomic.Int32
+	for i := range Writers {
+		wg.Go(func() {
+			b := Bundle(app, "2.0.0", "c")
+			if i%2 == 1 {
+				b.Checksum = fmt.Sprintf("%064x", 1000+i)
+			}
+			_, c, err := s.PutBundle(ctx, b, registerEntry(app, "2.0.0"))
+			if err != nil && !errors.Is(err, channel.ErrConflict) {
+				t.Errorf("PutBundle: %v", err)
+			}
+			if c {
+				created.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if created.Load() != 1 {
+		t.Errorf("%d concurrent PutBundle calls created %d bundles, want 1", Writers, created.Load())
+	}
+	if got := auditOf(t, s, app, "register", "2.0.0"); len(got) != 1 {
+		t.Errorf("%d concurrent registrations appended %d register entries, want 1", Writers, len(got))
 	}
 }
 
@@ -726,6 +837,56 @@ func testSeenDelivery(t *testing.T, s Store) {
 	}
 }
 
+func testSeenDeliveryConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	id := "delivery-" + randHex(t)
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range Writers {
+		wg.Go(func() {
+			seen, err := s.SeenDelivery(ctx, id, time.Hour)
+			if err != nil {
+				t.Errorf("SeenDelivery: %v", err)
+			}
+			if err == nil && !seen {
+				fresh.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Errorf("%d concurrent SeenDelivery calls of one id: %d saw it unmarked, want 1", Writers, fresh.Load())
+	}
+}
+
+func testForgetDelivery(t *testing.T, s Store) {
+	ctx := t.Context()
+	id, other := "delivery-"+randHex(t), "delivery-"+randHex(t)
+	for _, d := range []string{id, other} {
+		if seen, err := s.SeenDelivery(ctx, d, time.Hour); err != nil || seen {
+			t.Fatalf("SeenDelivery(%s) = %v, %v; want false, nil", d, seen, err)
+		}
+	}
+	if err := s.ForgetDelivery(ctx, id); err != nil {
+		t.Fatalf("ForgetDelivery: %v", err)
+	}
+	if seen, err := s.SeenDelivery(ctx, id, time.Hour); err != nil || seen {
+		t.Errorf("SeenDelivery after ForgetDelivery = %v, %v; want false, nil", seen, err)
+	}
+	if seen, err := s.SeenDelivery(ctx, id, time.Hour); err != nil || !seen {
+		t.Errorf("SeenDelivery after re-marking = %v, %v; want true, nil", seen, err)
+	}
+	if seen, err := s.SeenDelivery(ctx, other, time.Hour); err != nil || !seen {
+		t.Errorf("ForgetDelivery touched another id: SeenDelivery = %v, %v; want true, nil", seen, err)
+	}
+	if err := s.ForgetDelivery(ctx, "delivery-"+randHex(t)); err != nil {
+		t.Errorf("ForgetDelivery(never marked) = %v, want nil", err)
+	}
+	if err := s.ForgetDelivery(ctx, ""); err == nil {
+		t.Errorf("ForgetDelivery(\"\") = nil, want an error")
+	}
+}
+
 func testStats(t *testing.T, s Store) {
 	ctx := t.Context()
 	app := NewApp(t)
@@ -881,7 +1042,7 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("bundle seen through the other instance (-want +got):\n%s", diff)
 		}
-		if _, created, err := b.PutBundle(t.Context(), Bundle(app, "1.0.0", "c")); err != nil || created {
+		if _, created, err := b.PutBundle(t.Context(), Bundle(app, "1.0.0", "c"), nil); err != nil || created {
 			t.Errorf("PutBundle again through the other instance = %v, %v; want false, nil", created, err)
 		}
 	})
@@ -892,6 +1053,12 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 		}
 		if seen, err := b.SeenDelivery(t.Context(), id, time.Hour); err != nil || !seen {
 			t.Errorf("SeenDelivery through the other instance = %v, %v; want true", seen, err)
+		}
+		if err := b.ForgetDelivery(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		if seen, err := a.SeenDelivery(t.Context(), id, time.Hour); err != nil || seen {
+			t.Errorf("SeenDelivery after ForgetDelivery through the other instance = %v, %v; want false", seen, err)
 		}
 	})
 }
@@ -920,8 +1087,13 @@ func RunDurability(t *testing.T, open func(t *testing.T) Store, restart func(t *
 		}
 		states = append(states, st)
 	}
-	regEntry := channel.AuditEntry{Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), App: app, Action: "register", Version: "1.0.19", Cause: "registration"}
-	if err := s.AppendAudit(ctx, regEntry); err != nil {
+	regEntry := channel.AuditEntry{Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), App: app, Action: "register", Version: "1.0.20", Cause: "registration"}
+	b, created, err := s.PutBundle(ctx, Bundle(app, "1.0.20", "commit20"), &regEntry)
+	if err != nil || !created {
+		t.Fatalf("PutBundle with an audit entry = created %v, %v", created, err)
+	}
+	bundles = append(bundles, b)
+	if err := s.AppendAudit(ctx, channel.AuditEntry{App: app, Action: "pending", Cause: "webhook"}); err != nil {
 		t.Fatal(err)
 	}
 	audit, err := s.ListAudit(ctx, app, 100)
