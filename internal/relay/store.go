@@ -62,8 +62,14 @@ type Store interface {
 
 	// SeenDelivery marks a webhook delivery id as processed and reports whether it had been
 	// marked before; marks expire after ttl. Marking and testing are one atomic step, so of
-	// concurrent callers with one id exactly one sees false.
+	// concurrent callers with one id exactly one sees false. The control plane marks with a
+	// short lease first and extends the mark with MarkDelivery once processing succeeded.
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
+	// MarkDelivery sets a delivery id's mark to expire after ttl, unconditionally: it
+	// creates the mark if there is none and replaces the expiry of an existing one (longer
+	// or shorter). The control plane calls it to extend a lease mark to the full retention
+	// once the delivery was processed.
+	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	// ForgetDelivery removes a delivery id's mark, so a redelivery of a delivery whose
 	// processing failed is processed. An id not marked is no error.
 	ForgetDelivery(ctx context.Context, id string) error

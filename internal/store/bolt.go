@@ -728,6 +728,20 @@ func (b *Bolt) SeenDelivery(ctx context.Context, id string, ttl time.Duration) (
 	return seen, err
 }
 
+// MarkDelivery sets a delivery id's mark to expire after ttl, replacing any expiry it had,
+// so a lease mark made by SeenDelivery is extended. ttl <= 0 means [DefaultDeliveryTTL].
+func (b *Bolt) MarkDelivery(ctx context.Context, id string, ttl time.Duration) error {
+	if err := checkKey("delivery id", id); err != nil {
+		return fmt.Errorf("mark delivery: %w", err)
+	}
+	if ttl <= 0 {
+		ttl = DefaultDeliveryTTL
+	}
+	return b.update(ctx, "extend delivery mark "+id, func(tx *bolt.Tx) error {
+		return tx.Bucket(bDeliveries).Put([]byte(id), expiry(now().Add(ttl)))
+	})
+}
+
 // RecordStats counts events per (version, action) and distinct devices per version, and
 // adds update_fail versions to the device's failed set. Events without a version are
 // ignored; events without a device are counted but not as a distinct device.

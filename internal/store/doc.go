@@ -33,8 +33,9 @@
 //     update_fail report.
 //   - A commit's pending promotions expire [DefaultPendingTTL] (90 days) after the last
 //     one was added (a tag pushed for a commit whose build never registered).
-//   - Webhook delivery marks expire after the ttl given to SeenDelivery
-//     ([DefaultDeliveryTTL], 72 hours, when it is not positive).
+//   - Webhook delivery marks expire after the ttl given to SeenDelivery, or to the
+//     MarkDelivery that last extended them ([DefaultDeliveryTTL], 72 hours, when it is not
+//     positive).
 //   - Channel History is cut to channel.MaxHistory entries.
 //   - Bundles, channel states and per-version counters are kept: they are the record.
 //

@@ -632,6 +632,23 @@ func (r *Redis) SeenDelivery(ctx context.Context, id string, ttl time.Duration) 
 	return prev != token, nil
 }
 
+// MarkDelivery sets a delivery id's mark to expire after ttl (SET PX, unconditional), so a
+// lease mark made by SeenDelivery is extended. ttl <= 0 means [DefaultDeliveryTTL].
+func (r *Redis) MarkDelivery(ctx context.Context, id string, ttl time.Duration) error {
+	if err := checkKey("delivery id", id); err != nil {
+		return fmt.Errorf("mark delivery: %w", err)
+	}
+	if ttl <= 0 {
+		ttl = DefaultDeliveryTTL
+	}
+	// The value only has to differ from any token SeenDelivery will draw later.
+	token := strconv.FormatUint(rand.Uint64(), 36)
+	if err := r.rdb.Set(ctx, deliveryKey(id), token, ttl).Err(); err != nil {
+		return r.fail(ctx, "extend delivery mark "+id, err)
+	}
+	return nil
+}
+
 // RecordStats counts events per (version, action) with HINCRBY, distinct devices per
 // version with PFADD (HyperLogLog, about 0.8% error), and adds update_fail versions to the
 // device's failed set (SADD, expiring FailedTTL after the last failure), in one

@@ -83,6 +83,7 @@ func TestRedisUnreachable(t *testing.T) {
 		},
 		"SeenDelivery":   func() error { _, err := r.SeenDelivery(ctx, "d", time.Hour); return err },
 		"ForgetDelivery": func() error { return r.ForgetDelivery(ctx, "d") },
+		"MarkDelivery":   func() error { return r.MarkDelivery(ctx, "d", time.Hour) },
 		"FailedVersions": func() error { _, err := r.FailedVersions(ctx, app, "d"); return err },
 		"RecordStats": func() error {
 			return r.RecordStats(ctx, app, []channel.StatEvent{{Device: "d", Version: "1", Action: "set"}})

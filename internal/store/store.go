@@ -24,8 +24,8 @@ const (
 	// DefaultPendingTTL is how long promotions waiting for a commit's bundle are kept after
 	// the last one was added.
 	DefaultPendingTTL = 90 * 24 * time.Hour
-	// DefaultDeliveryTTL is the lifetime of a webhook delivery mark when SeenDelivery is
-	// given a ttl <= 0.
+	// DefaultDeliveryTTL is the lifetime of a webhook delivery mark when SeenDelivery or
+	// MarkDelivery is given a ttl <= 0.
 	DefaultDeliveryTTL = 72 * time.Hour
 	// SubscriberBuffer is the buffer of a channel returned by Subscribe. A subscriber that
 	// falls further behind loses notifications (delivery is best effort).

@@ -50,6 +50,7 @@ type Store interface {
 	DeletePending(ctx context.Context, app, commit string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error
+	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
@@ -93,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"SeenDelivery", testSeenDelivery},
 		{"SeenDeliveryConcurrent", testSeenDeliveryConcurrent},
 		{"ForgetDelivery", testForgetDelivery},
+		{"MarkDelivery", testMarkDelivery},
 		{"Stats", testStats},
 		{"StatsManyDevices", testStatsManyDevices},
 		{"FailedVersions", testFailedVersions},
@@ -834,6 +836,50 @@ func testSeenDelivery(t *testing.T, s Store) {
 	}
 	if seen, err := s.SeenDelivery(ctx, short, time.Hour); err != nil || !seen {
 		t.Errorf("SeenDelivery after re-marking = %v, %v; want true", seen, err)
+	}
+}
+
+// testMarkDelivery: MarkDelivery replaces a mark's expiry in both directions and creates
+// a mark that SeenDelivery then reports; a redelivery after a lease that was never
+// extended (a crash) is seen as new.
+func testMarkDelivery(t *testing.T, s Store) {
+	ctx := t.Context()
+	const lease = 300 * time.Millisecond
+	extended, crashed, created, shortened := "delivery-"+randHex(t), "delivery-"+randHex(t), "delivery-"+randHex(t), "delivery-"+randHex(t)
+	for _, id := range []string{extended, crashed} {
+		if seen, err := s.SeenDelivery(ctx, id, lease); err != nil || seen {
+			t.Fatalf("SeenDelivery(%s, lease) = %v, %v; want false, nil", id, seen, err)
+		}
+	}
+	if err := s.MarkDelivery(ctx, extended, time.Hour); err != nil {
+		t.Fatalf("MarkDelivery(extend): %v", err)
+	}
+	if err := s.MarkDelivery(ctx, created, lease); err != nil {
+		t.Fatalf("MarkDelivery(unmarked id): %v", err)
+	}
+	if seen, err := s.SeenDelivery(ctx, shortened, time.Hour); err != nil || seen {
+		t.Fatalf("SeenDelivery(%s, 1h) = %v, %v; want false, nil", shortened, seen, err)
+	}
+	if err := s.MarkDelivery(ctx, shortened, lease); err != nil {
+		t.Fatalf("MarkDelivery(shorten): %v", err)
+	}
+	// Before the lease ends every id is marked.
+	for _, id := range []string{extended, crashed, created, shortened} {
+		if seen, err := s.SeenDelivery(ctx, id, time.Hour); err != nil || !seen {
+			t.Errorf("SeenDelivery(%s) within the lease = %v, %v; want true, nil", id, seen, err)
+		}
+	}
+	time.Sleep(lease + 200*time.Millisecond)
+	if seen, err := s.SeenDelivery(ctx, extended, time.Hour); err != nil || !seen {
+		t.Errorf("SeenDelivery after the lease of an extended mark = %v, %v; want true, nil", seen, err)
+	}
+	for _, id := range []string{crashed, created, shortened} {
+		if seen, err := s.SeenDelivery(ctx, id, time.Hour); err != nil || seen {
+			t.Errorf("SeenDelivery(%s) after its %v mark expired = %v, %v; want false, nil", id, lease, seen, err)
+		}
+	}
+	if err := s.MarkDelivery(ctx, "", time.Hour); err == nil {
+		t.Errorf("MarkDelivery(\"\") = nil, want an error")
 	}
 }
 
