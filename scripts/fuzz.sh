@@ -7,6 +7,8 @@ set -euo pipefail
 export GOTOOLCHAIN=local
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-10s}
+# Minimizing each new interesting input may take 60 s by default, which starves a short pass.
+minimize=${FUZZMINIMIZETIME:-1s}
 status=0
 summary=()
 for pkg in $(go list ./...); do
@@ -14,7 +16,7 @@ for pkg in $(go list ./...); do
   targets=$(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/' | sort -u || true)
   for t in $targets; do
     printf 'fuzz: %s %s for %s\n' "$pkg" "$t" "$fuzztime"
-    if out=$(go test "$pkg" -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" 2>&1); then
+    if out=$(go test "$pkg" -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" 2>&1); then
       execs=$(printf '%s\n' "$out" | grep -oE 'execs: [0-9]+' | tail -1 | grep -oE '[0-9]+' || echo "?")
       summary+=("ok    $pkg $t execs=$execs")
     else
