@@ -34,6 +34,7 @@ type Store interface {
 	DeletePending(ctx context.Context, app, commit string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error
+	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 }
 
@@ -56,6 +57,10 @@ const (
 	// DeliveryTTL is how long a processed webhook delivery id is remembered. GitHub lets
 	// maintainers redeliver deliveries of the last three days.
 	DeliveryTTL = 7 * 24 * time.Hour
+	// DefaultDeliveryLease is how long a webhook delivery id stays marked while it is being
+	// processed (see [Options].DeliveryLease). Processing takes a few store round trips,
+	// milliseconds; the lease only has to outlast the slowest of them.
+	DefaultDeliveryLease = 2 * time.Minute
 	// RetryAfter is the Retry-After, in seconds, sent with 503 when the store is unavailable.
 	RetryAfter = 5
 )
@@ -93,6 +98,13 @@ type Options struct {
 	OnChange func(app string)
 	// Registerer, when set, receives the control plane's metrics.
 	Registerer prometheus.Registerer
+	// DeliveryLease is how long a webhook delivery id is marked while its processing runs;
+	// 0 means [DefaultDeliveryLease]. Copies of the delivery arriving within it answer
+	// "duplicate". Processed deliveries are then marked for [DeliveryTTL]; if the relay dies
+	// mid-processing, the lease expires and GitHub's redelivery is processed. It must be
+	// longer than any processing (a copy arriving after it while the first is still running
+	// is processed too) and shorter than the wait before a redelivery is worth accepting.
+	DeliveryLease time.Duration
 }
 
 // API serves registration, webhooks and the admin API. It is safe for concurrent use.
@@ -103,6 +115,8 @@ type API struct {
 	now      func() time.Time
 	onChange func(app string)
 	apps     map[string]*channel.App
+	// lease is the webhook delivery lease ([Options].DeliveryLease).
+	lease time.Duration
 
 	adminToken    string
 	webhookSecret []byte
@@ -132,6 +146,9 @@ func New(ctx context.Context, opts Options) (*API, error) {
 	if opts.OIDCIssuer != "" && !strings.HasPrefix(opts.OIDCIssuer, "https://") && !strings.HasPrefix(opts.OIDCIssuer, "http://") {
 		errs = append(errs, fmt.Errorf("control: OIDC issuer %q is not an http(s) URL", opts.OIDCIssuer))
 	}
+	if opts.DeliveryLease < 0 || opts.DeliveryLease > DeliveryTTL {
+		errs = append(errs, fmt.Errorf("control: delivery lease %v is not between 0 and %v", opts.DeliveryLease, DeliveryTTL))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -141,6 +158,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		log:           opts.Logger,
 		now:           opts.Now,
 		onChange:      opts.OnChange,
+		lease:         opts.DeliveryLease,
 		apps:          map[string]*channel.App{},
 		adminToken:    opts.AdminToken,
 		webhookSecret: []byte(opts.WebhookSecret),
@@ -151,6 +169,9 @@ func New(ctx context.Context, opts Options) (*API, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if a.lease == 0 {
+		a.lease = DefaultDeliveryLease
 	}
 	if a.onChange == nil {
 		a.onChange = func(string) {}

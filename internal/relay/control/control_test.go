@@ -130,6 +130,8 @@ type envOptions struct {
 	noWebhooks bool
 	noHMAC     bool
 	noOIDC     bool
+	// deliveryLease is Options.DeliveryLease (0: the default).
+	deliveryLease time.Duration
 }
 
 func newEnv(t *testing.T, eo envOptions) *env {
@@ -154,6 +156,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 		OIDCAudience:  audience,
 		HTTPClient:    e.issuer.srv.Client(),
 		OnChange:      e.changes.add,
+		DeliveryLease: eo.deliveryLease,
 	}
 	if eo.noAdmin {
 		opts.AdminToken = ""
@@ -450,6 +453,13 @@ func (f *faultStore) ForgetDelivery(ctx context.Context, id string) error {
 		return err
 	}
 	return f.Store.ForgetDelivery(ctx, id)
+}
+
+func (f *faultStore) MarkDelivery(ctx context.Context, id string, ttl time.Duration) error {
+	if err := f.fail("MarkDelivery"); err != nil {
+		return err
+	}
+	return f.Store.MarkDelivery(ctx, id, ttl)
 }
 
 func (f *faultStore) ListStates(ctx context.Context, app string) ([]*channel.State, error) {

@@ -13,12 +13,13 @@ import (
 // redis-server (each flow in its own logical database).
 func TestFlowsOnRedis(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	const databases = 64
+	srv := peers.Redis(t, "--databases", fmt.Sprint(databases))
 	var db atomic.Int32
 	mk := func(t *testing.T) fullStore {
 		t.Helper()
 		n := db.Add(1)
-		if n > 15 {
+		if n >= databases {
 			t.Fatal("more flows than Redis databases")
 		}
 		st, err := store.OpenRedis(t.Context(), fmt.Sprintf("redis://%s/%d", srv.Addr, n), store.RedisOptions{})
@@ -41,6 +42,7 @@ func TestFlowsOnRedis(t *testing.T) {
 		{"ReplayedDelivery", testWebhookReplayedDelivery},
 		{"FailedDeliveryCanBeRedelivered", testWebhookFailedDeliveryCanBeRedelivered},
 		{"ConcurrentCopies", testWebhookConcurrentCopies},
+		{"CrashRedeliveredAfterLease", testWebhookCrashRedeliveredAfterLease},
 		{"RegisterReplyLost", testRegisterReplyLost},
 		{"IdempotentAndConflict", testRegisterIdempotentAndConflict},
 		{"LateRetryDoesNotMoveChannelBack", testRegisterLateRetryDoesNotMoveChannelBack},

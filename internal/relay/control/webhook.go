@@ -57,7 +57,8 @@ type tagAction struct {
 
 // webhook serves POST /webhooks/github (DESIGN.md §3.3). The signature is checked before
 // anything is parsed; deliveries are deduplicated by X-GitHub-Delivery, and a delivery is
-// remembered only once it was processed, so a delivery that failed (5xx) can be redelivered.
+// remembered for long only once it was processed, so a delivery that failed (5xx) or whose
+// processing the relay did not live to finish can be redelivered.
 func (a *API) webhook(c *gin.Context) (err error) {
 	event := github.WebHookType(c.Request)
 	result := "error"
@@ -130,11 +131,13 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: reason}, nil
 	}
 
-	// Deduplicate: SeenDelivery tests and marks in one atomic step, with the mark's full
-	// lifetime, so of concurrent copies of a delivery exactly one is processed. If
-	// processing fails (or panics) the mark is removed again, so that GitHub's redelivery
-	// of it is processed rather than answered "duplicate".
-	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), DeliveryTTL)
+	// Deduplicate: SeenDelivery tests and marks in one atomic step, so of concurrent copies
+	// of a delivery exactly one is processed. The mark is a lease, not the full retention:
+	// if the relay dies before processing ends, nothing removes or extends the mark, and
+	// GitHub's redelivery is processed once the lease has expired. When processing
+	// succeeds the mark is extended to DeliveryTTL; when it fails (or panics) it is removed
+	// at once, so that a redelivery is processed rather than answered "duplicate".
+	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), a.lease)
 	if err != nil {
 		return nil, storeError("check delivery", err)
 	}
@@ -166,13 +169,27 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 		res.Actions = append(res.Actions, out)
 	}
 	done = true
+	a.keepDelivery(ctx, delivery)
 	return res, nil
 }
 
 func deliveryKey(id string) string { return "github:" + id }
 
-// forgetTimeout bounds removing a failed delivery's mark.
+// forgetTimeout bounds removing a failed delivery's mark or extending a processed one's.
 const forgetTimeout = 5 * time.Second
+
+// keepDelivery extends the lease mark of a processed delivery to DeliveryTTL. It runs even
+// if the request was cancelled meanwhile (the work is done). If it fails, the delivery was
+// still processed and is answered so; the mark then expires with its lease, after which a
+// replay of the delivery would be processed again, so it is logged as an error.
+func (a *API) keepDelivery(ctx context.Context, delivery string) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
+	defer cancel()
+	if err := a.store.MarkDelivery(mctx, deliveryKey(delivery), DeliveryTTL); err != nil {
+		a.logger(ctx).ErrorContext(ctx, "extend processed webhook delivery's mark; a replay will be processed again once the lease expires",
+			"delivery", delivery, "lease", a.lease, "error", err)
+	}
+}
 
 // forgetDelivery removes the mark of a delivery whose processing failed. It runs even if
 // the request was cancelled (a cancelled request is one of the failures); if it fails, a
@@ -181,8 +198,8 @@ func (a *API) forgetDelivery(ctx context.Context, delivery string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
 	defer cancel()
 	if err := a.store.ForgetDelivery(fctx, deliveryKey(delivery)); err != nil {
-		a.logger(ctx).ErrorContext(ctx, "forget failed webhook delivery; a redelivery will be answered duplicate until the mark expires",
-			"delivery", delivery, "ttl", DeliveryTTL, "error", err)
+		a.logger(ctx).ErrorContext(ctx, "forget failed webhook delivery; a redelivery will be answered duplicate until the lease expires",
+			"delivery", delivery, "lease", a.lease, "error", err)
 	}
 }
 

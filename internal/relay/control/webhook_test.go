@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -443,6 +444,120 @@ func TestWebhookForgetFails(t *testing.T) {
 	// The mark stayed: a redelivery is (wrongly, but knowingly) a duplicate until it expires.
 	if r := e.deliver("push", "d-stuck", body, http.StatusOK); r.Status != "duplicate" {
 		t.Errorf("redelivery with the mark left = %q, want duplicate", r.Status)
+	}
+}
+
+// TestWebhookForgetFailsLeaseExpires: the mark a failed forget leaves is only the lease, so
+// a redelivery after it is processed.
+func TestWebhookForgetFailsLeaseExpires(t *testing.T) {
+	t.Parallel()
+	const lease = 300 * time.Millisecond
+	e := newEnv(t, envOptions{deliveryLease: lease})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	body := payload(t, "push_tag_created.json", nil)
+	e.store.failNext("UpdateState", 1)
+	e.store.failNext("ForgetDelivery", 1)
+	if w := e.do("POST", "/webhooks/github", body, githubHeaders("push", "d-stuck", hookSecret, body)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", w.Code, w.Body)
+	}
+	time.Sleep(lease + 200*time.Millisecond)
+	if r := e.deliver("push", "d-stuck", body, http.StatusOK); r.Status != "processed" || e.state("production").Version != "1.0.0" {
+		t.Errorf("redelivery after the lease: %+v, production = %q; want processed, 1.0.0", r, e.state("production").Version)
+	}
+}
+
+func TestWebhookCrashRedeliveredAfterLease(t *testing.T) {
+	t.Parallel()
+	testWebhookCrashRedeliveredAfterLease(t, newBolt)
+}
+
+// testWebhookCrashRedeliveredAfterLease: a relay dies after marking a delivery and before
+// processing it (held in BundleByCommit and never let go until the end, so neither the
+// success nor the failure path runs). Another relay on the same store (or the restarted
+// one) answers copies within the lease "duplicate", processes GitHub's redelivery after
+// the lease, and keeps that delivery marked long after the lease.
+func testWebhookCrashRedeliveredAfterLease(t *testing.T, mk storeMaker) {
+	const lease = time.Second
+	st := mk(t)
+	dead := newEnv(t, envOptions{store: st, deliveryLease: lease})
+	live := newEnv(t, envOptions{store: st, deliveryLease: lease})
+	live.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	body := payload(t, "push_tag_created.json", nil)
+
+	entered, release := dead.store.holdNext(t, "BundleByCommit")
+	marked := time.Now()
+	zombie := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		zombie <- dead.do("POST", "/webhooks/github", body, githubHeaders("push", "d-crash", hookSecret, body))
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery did not reach processing")
+	}
+	// Whatever happens below, let the zombie finish before the test (and its store) ends.
+	defer func() {
+		release()
+		select {
+		case <-zombie:
+		case <-time.After(10 * time.Second):
+			t.Error("the held delivery did not finish after release")
+		}
+	}()
+
+	r := live.deliver("push", "d-crash", body, http.StatusOK)
+	if time.Since(marked) < lease {
+		if r.Status != "duplicate" {
+			t.Errorf("copy within the lease: status %q, want duplicate", r.Status)
+		}
+	} else {
+		t.Logf("the copy came %v after the mark, past the %v lease; not checking it", time.Since(marked), lease)
+	}
+	if v := live.state("production").Version; v != "" {
+		t.Fatalf("production = %q before any delivery was processed", v)
+	}
+
+	time.Sleep(time.Until(marked.Add(lease + 200*time.Millisecond)))
+	r = live.deliver("push", "d-crash", body, http.StatusOK)
+	if r.Status != "processed" || len(r.Actions) != 1 || r.Actions[0].Result != "promoted" {
+		t.Fatalf("redelivery after the lease: %+v, want processed and promoted", r)
+	}
+	if v := live.state("production").Version; v != "1.0.0" {
+		t.Errorf("production = %q after the redelivery, want 1.0.0", v)
+	}
+	if a := live.audit()[0]; a.Action != "promote" || a.Cause != "webhook:d-crash push refs/tags/v1.0.0" {
+		t.Errorf("audit = %+v, want the redelivery's promote", a)
+	}
+
+	// The processed redelivery's mark was extended past its own lease.
+	time.Sleep(lease + 200*time.Millisecond)
+	if r := live.deliver("push", "d-crash", body, http.StatusOK); r.Status != "duplicate" {
+		t.Errorf("redelivery after the processed one's lease: status %q, want duplicate", r.Status)
+	}
+}
+
+// TestWebhookExtendMarkFails: when extending a processed delivery's mark fails, the
+// delivery is still answered processed (its work is done), and the lease keeps copies out
+// until it expires.
+func TestWebhookExtendMarkFails(t *testing.T) {
+	t.Parallel()
+	const lease = 500 * time.Millisecond
+	e := newEnv(t, envOptions{deliveryLease: lease})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	body := payload(t, "push_tag_created.json", nil)
+	e.store.failNext("MarkDelivery", 1)
+	marked := time.Now()
+	if r := e.deliver("push", "d-short", body, http.StatusOK); r.Status != "processed" || e.state("production").Version != "1.0.0" {
+		t.Fatalf("delivery: %+v, production = %q; want processed, 1.0.0", r, e.state("production").Version)
+	}
+	r := e.deliver("push", "d-short", body, http.StatusOK)
+	if time.Since(marked) < lease && r.Status != "duplicate" {
+		t.Errorf("copy within the lease: status %q, want duplicate", r.Status)
+	}
+	time.Sleep(time.Until(marked.Add(lease + 200*time.Millisecond)))
+	// Processed again, without effect: the channel already serves the bundle.
+	if r := e.deliver("push", "d-short", body, http.StatusOK); r.Status != "processed" || len(r.Actions) != 1 || r.Actions[0].Result != "unchanged" {
+		t.Errorf("copy after the lease: %+v, want processed and unchanged", r)
 	}
 }
 
