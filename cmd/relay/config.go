@@ -35,6 +35,7 @@ type Config struct {
 	DeviceRateBurst int           // --device-rate-burst, FERRY_DEVICE_RATE_BURST
 	SnapshotTTL     time.Duration // --snapshot-ttl, FERRY_SNAPSHOT_TTL
 	ShutdownTimeout time.Duration // --shutdown-timeout, FERRY_SHUTDOWN_TIMEOUT
+	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
 
@@ -63,6 +64,7 @@ var flagSpecs = []flagSpec{
 	{"device-rate-burst", "FERRY_DEVICE_RATE_BURST", "60", "burst of update checks allowed per device"},
 	{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification"},
 	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown"},
+	{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "LOG_FORMAT", "json", "json or text"},
 }
@@ -134,6 +136,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(*vals["shutdown-timeout"]); err != nil || c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout (FERRY_SHUTDOWN_TIMEOUT) %q: want a positive duration", *vals["shutdown-timeout"]))
+	}
+	if c.WebhookLease, err = time.ParseDuration(*vals["webhook-lease"]); err != nil || c.WebhookLease < 100*time.Millisecond || c.WebhookLease > time.Hour {
+		errs = append(errs, fmt.Errorf("--webhook-lease (FERRY_WEBHOOK_LEASE) %q: want a duration between 100ms and 1h", *vals["webhook-lease"]))
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
@@ -208,6 +213,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int("device_rate_burst", c.DeviceRateBurst),
 		slog.String("snapshot_ttl", c.SnapshotTTL.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("webhook_lease", c.WebhookLease.String()),
 		slog.String("log_level", c.LogLevel),
 		slog.String("admin_token", set(c.AdminToken)),
 		slog.String("webhook_secret", set(c.WebhookSecret)),

@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		HMACSecret:    cfg.HMACSecret,
 		OIDCIssuer:    cfg.OIDCIssuer,
 		OIDCAudience:  cfg.OIDCAudience,
+		DeliveryLease: cfg.WebhookLease,
 		OnChange:      srv.Invalidate,
 		Registerer:    srv.Registry(),
 	})

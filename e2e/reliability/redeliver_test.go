@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -15,17 +14,16 @@ import (
 // X-GitHub-Delivery, as GitHub's "Redeliver" button does). A delivery the relay never
 // answered must not be lost: after the redelivery the channel serves the tag's bundle.
 //
-// It fails on the relay of b65ea71, which marks a delivery id as seen before processing it
-// and un-marks it only when processing fails in-process: a crash in between leaves the mark,
-// and the redelivery is answered "duplicate" while the channel never moved. Until that is
-// fixed this test runs only with FERRY_KNOWN_BUGS=1 (see docs/reliability.md).
+// It failed on the relay of b65ea71, which marked a delivery id as seen for 7 days before
+// processing it and un-marked it only when processing failed in-process: a crash in between
+// left the mark, and the redelivery was answered "duplicate" while the channel never moved.
+// The relay now claims a delivery for a short lease (--webhook-lease) and extends the mark
+// only once processing succeeded, so the redelivery after the lease is processed.
 func TestWebhookRedeliveryAfterCrash(t *testing.T) {
-	if os.Getenv("FERRY_KNOWN_BUGS") != "1" {
-		t.Skip("known bug: a crash between marking a delivery and promoting loses the tag push; FERRY_KNOWN_BUGS=1 runs this reproduction")
-	}
-	relay := startRelay(t, relayOpts{})
+	const lease = 500 * time.Millisecond
+	relay := startRelay(t, relayOpts{Extra: []string{"--webhook-lease", lease.String()}})
 	ctx := t.Context()
-	const attempts = 60
+	const attempts = 40
 	for i := range attempts {
 		v := fmt.Sprintf("6.0.%d", i)
 		if rep, err := relay.register(ctx, mustJSON(t, bundleFor(appID, v, "refs/heads/feature"))); err != nil || rep.Status != http.StatusCreated {
@@ -56,6 +54,7 @@ func TestWebhookRedeliveryAfterCrash(t *testing.T) {
 			continue // answered before the kill: not interrupted
 		}
 		interrupted++
+		time.Sleep(lease + 100*time.Millisecond) // GitHub's redelivery comes later still
 		again, err := relay.webhook(ctx, delivery, body)
 		if err != nil {
 			t.Fatalf("redelivery %s: %v", delivery, err)
