@@ -339,6 +339,30 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 		if err != nil {
 			return out, false, storeError("add pending", err)
 		}
+		// A registration of the commit may have landed between BundleByCommit and
+		// AddPending, and looked for pending entries before this one was written. Both
+		// sides write before they read, so one of them sees the other: look again, and if
+		// the bundle is there now, promote it here (promoting twice changes nothing).
+		b, err := a.store.BundleByCommit(ctx, app, act.Commit)
+		if err != nil && !errors.Is(err, channel.ErrNotFound) {
+			return out, false, storeError("bundle by commit", err)
+		}
+		if err == nil && !isPRRef(b.Ref) {
+			st, moved, err := a.promote(ctx, app, act.Channel, b.Version, cause+" (the bundle registered meanwhile)")
+			if err != nil {
+				return out, false, storeError("promote", err)
+			}
+			if err := a.cancelPending(ctx, app, act.Commit, act.Channel, act.Ref); err != nil {
+				return out, moved, err
+			}
+			out.Version = st.Version
+			out.Result = "unchanged"
+			if moved {
+				out.Result = "promoted"
+			}
+			a.logger(ctx).InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
+			return out, moved, nil
+		}
 		if err := a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "pending",
 			Cause: cause + " (waiting for the bundle of " + act.Commit + ")"}); err != nil {
 			return out, false, storeError("append audit", err)

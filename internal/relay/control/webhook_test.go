@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -762,5 +763,48 @@ func TestWebhookPendingSurvivesAFailedRegistration(t *testing.T) {
 	r := decodeRegistration(t, e.registerHMAC(b, http.StatusOK)) // the action retries
 	if !slices.Equal(r.PendingApplied, []string{"production"}) || e.state("production").Version != "1.0.0" {
 		t.Errorf("retry: pending_applied %v, production %q", r.PendingApplied, e.state("production").Version)
+	}
+}
+
+// registerDuringLookup runs hook inside the first BundleByCommit call, after the real
+// lookup answered: the interleaving where a registration lands while a tag push is between
+// its lookup and its AddPending.
+type registerDuringLookup struct {
+	fullStore
+	once sync.Once
+	hook func()
+}
+
+func (s *registerDuringLookup) BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error) {
+	b, err := s.fullStore.BundleByCommit(ctx, app, commit)
+	s.once.Do(func() {
+		if s.hook != nil {
+			s.hook()
+		}
+	})
+	return b, err
+}
+
+func TestWebhookTagPushRacingRegistrationPromotes(t *testing.T) {
+	t.Parallel()
+	st := &registerDuringLookup{fullStore: newBolt(t)}
+	e := newEnv(t, envOptions{store: st})
+	b := testBundle("1.0.1", commitB)
+	b.Ref = "refs/heads/release" // no rule maps it: only the tag can move staging
+	var reg registration
+	st.hook = func() { reg = decodeRegistration(t, e.registerHMAC(b, http.StatusCreated)) }
+
+	r := e.deliver("push", "d-race", tagCreated(t, "channel/staging", commitB), http.StatusOK)
+	if len(reg.PendingApplied) != 0 {
+		t.Fatalf("the registration saw a pending entry (%v): the race was not reproduced", reg.PendingApplied)
+	}
+	if len(r.Actions) != 1 || r.Actions[0].Result != "promoted" || r.Actions[0].Version != "1.0.1" {
+		t.Errorf("actions = %+v, want staging promoted to 1.0.1", r.Actions)
+	}
+	if v := e.state("staging").Version; v != "1.0.1" {
+		t.Errorf("staging = %q, want 1.0.1", v)
+	}
+	if pend, err := e.store.ListPending(t.Context(), appID, commitB); err != nil || len(pend) != 0 {
+		t.Errorf("pending after the race = %+v, %v; want none", pend, err)
 	}
 }
