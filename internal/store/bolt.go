@@ -744,7 +744,11 @@ func (b *Bolt) MarkDelivery(ctx context.Context, id string, ttl time.Duration) e
 
 // RecordStats counts events per (version, action) and distinct devices per version, and
 // adds update_fail versions to the device's failed set. Events without a version are
-// ignored; events without a device are counted but not as a distinct device.
+// ignored; events without a device are counted but not as a distinct device. Distinct
+// devices are a HyperLogLog estimate in a fixed 16 KiB value per version (see hllAdd), so
+// posting ever new device ids does not grow the file. A version bucket written by an older
+// release (one devices/<device> key per device) is folded into the registers and its
+// devices bucket deleted the first time a device event of that version is recorded.
 func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.StatEvent) error {
 	if err := checkApp(app); err != nil {
 		return fmt.Errorf("record stats: %w", err)
@@ -764,6 +768,7 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 		}
 		failed := appSub(tx, app, bFailed)
 		t := now()
+		regs := map[string][]byte{} // version -> registers changed in this transaction
 		for _, e := range events {
 			if e.Version == "" {
 				continue
@@ -790,26 +795,23 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 			if e.Device == "" {
 				continue
 			}
-			devices, err := vb.CreateBucketIfNotExists(bDevices)
-			if err != nil {
-				return err
-			}
-			if devices.Get([]byte(e.Device)) == nil {
-				if err := devices.Put([]byte(e.Device), []byte{1}); err != nil {
+			r, ok := regs[e.Version]
+			if !ok {
+				if r, err = loadRegisters(vb); err != nil {
 					return err
 				}
-				dn := uint64(0)
-				if v := vb.Get(kDevices); len(v) == 8 {
-					dn = binary.BigEndian.Uint64(v)
-				}
-				if err := vb.Put(kDevices, u64(dn+1)); err != nil {
-					return err
-				}
+				regs[e.Version] = r
 			}
+			hllAdd(r, e.Device)
 			if e.Action == "update_fail" {
 				if err := b.addFailed(failed, e.Device, e.Version, t); err != nil {
 					return err
 				}
+			}
+		}
+		for v, r := range regs {
+			if err := stats.Bucket([]byte(v)).Put(kHLL, r); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -818,6 +820,30 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 		return fmt.Errorf("record stats of %s: %w", app, err)
 	}
 	return nil
+}
+
+// loadRegisters returns a writable copy of vb's HyperLogLog registers (zero if none),
+// folding in and deleting the per-device keys an older release kept.
+func loadRegisters(vb *bolt.Bucket) ([]byte, error) {
+	r := make([]byte, hllRegisters)
+	if v := vb.Get(kHLL); len(v) == hllRegisters {
+		copy(r, v) // v is only valid in the transaction and must not be modified
+	}
+	if old := vb.Bucket(bDevices); old != nil {
+		if err := old.ForEach(func(k, _ []byte) error {
+			hllAdd(r, string(k))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := vb.DeleteBucket(bDevices); err != nil {
+			return nil, err
+		}
+		if err := vb.Delete(kDevices); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // addFailed adds version to device's failed set and extends the whole set's expiry.
@@ -838,7 +864,8 @@ func (b *Bolt) addFailed(failed *bolt.Bucket, device, version string, t time.Tim
 	return nil
 }
 
-// Stats returns the counts per version of app, sorted by version.
+// Stats returns the counts per version of app, sorted by version. Devices is the
+// HyperLogLog estimate of distinct devices (about 0.8 % standard error).
 func (b *Bolt) Stats(ctx context.Context, app string) ([]channel.VersionStats, error) {
 	var out []channel.VersionStats
 	err := b.view(ctx, "stats of "+app, func(tx *bolt.Tx) error {
@@ -857,7 +884,10 @@ func (b *Bolt) Stats(ctx context.Context, app string) ([]channel.VersionStats, e
 					return err
 				}
 			}
-			if v := vb.Get(kDevices); len(v) == 8 {
+			if v := vb.Get(kHLL); v != nil {
+				vs.Devices = hllCount(v)
+			} else if v := vb.Get(kDevices); len(v) == 8 {
+				// Exact count of an older release, until the version's next device event.
 				vs.Devices = int64(binary.BigEndian.Uint64(v))
 			}
 			out = append(out, vs)

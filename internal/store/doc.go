@@ -105,10 +105,14 @@
 //	apps/<app>/states            <channel> -> state JSON
 //	apps/<app>/audit             <seq, 8 bytes BE> -> audit entry JSON
 //	apps/<app>/pending           <commit>\x00<channel>\x00<ref> -> {seq, pending, expires}
-//	apps/<app>/stats/<version>   actions/<action> -> count; devices/<device>; devices_n -> count
+//	apps/<app>/stats/<version>   actions/<action> -> count; devices_hll -> 2^14 HyperLogLog registers
 //	apps/<app>/failed            <device>\x00<version> -> expiry (unix ns)
 //
-// Distinct devices are counted exactly (one key per device and version). UpdateState reads
+// Distinct devices are estimated with a HyperLogLog (16 KiB per version, ~0.8% error, like
+// Redis's PFCOUNT), so anonymous stats posts with ever new device ids cannot grow the file;
+// an older file's devices/<device> keys and devices_n count are folded into the registers
+// and deleted on the version's next device event (bbolt reuses the freed pages; the file
+// itself only shrinks with an offline `bbolt compact`). UpdateState reads
 // the state, calls fn outside any transaction (so fn may itself use the store), then in one
 // write transaction checks that the stored bytes are unchanged, writes the state and
 // appends the audit entry; if another writer got in between it starts again. RecordStats
