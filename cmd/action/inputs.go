@@ -314,8 +314,10 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	if c.SHA != "" && !isHex(c.SHA) {
 		bad("GITHUB_SHA %q is not a hex commit id", c.SHA)
 	}
+	// A Docker container action gets the runner host's RUNNER_TEMP path, which the runner
+	// does not mount into the container (actions/runner#1984): use it only when it exists.
 	c.TempDir = env("RUNNER_TEMP")
-	if c.TempDir == "" {
+	if fi, err := os.Stat(c.TempDir); c.TempDir == "" || err != nil || !fi.IsDir() {
 		c.TempDir = os.TempDir()
 	}
 	if err := errors.Join(errs...); err != nil {

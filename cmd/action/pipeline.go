@@ -148,7 +148,7 @@ func (p *pipeline) stage(res *result, name string, fn func() (string, error)) er
 func (p *pipeline) run(ctx context.Context) (*result, error) {
 	c := p.cfg
 	res := &result{failedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
-	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redactURL(c.Destination), "signing", c.Signing, "relay", c.RelayURL)
+	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redactURL(c.Destination), "signing", c.Signing, "relay", redactURL(c.RelayURL))
 	work, err := os.MkdirTemp(c.TempDir, "ferry-")
 	if err != nil {
 		return res, fmt.Errorf("create a work directory in %s: %w", c.TempDir, err)
@@ -537,9 +537,15 @@ func safeKeyPart(s string) string {
 	}, s)
 }
 
+// redactURL drops a URL's query (bucket URLs may carry credentials there) and its user
+// information (https://user:pass@relay) before the URL is logged.
 func redactURL(s string) string {
 	if i := strings.IndexByte(s, '?'); i >= 0 {
-		return s[:i]
+		s = s[:i]
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = nil
+		return u.String()
 	}
 	return s
 }

@@ -112,7 +112,9 @@ func (r *registrar) post(ctx context.Context, body []byte) (*registration, time.
 	} else {
 		tok, err := r.token(ctx)
 		if err != nil {
-			return nil, 0, &permanentError{fmt.Errorf("get OIDC token for the relay: %w", err)}
+			// The runner's token endpoint can fail for a moment; inputs were validated up
+			// front (ACTIONS_ID_TOKEN_REQUEST_URL is set), so retry within the deadline.
+			return nil, 0, fmt.Errorf("get OIDC token for the relay: %w", err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}

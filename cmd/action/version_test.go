@@ -131,3 +131,44 @@ func TestBadEventFileIsOneProblem(t *testing.T) {
 		t.Errorf("runner context = %+v, want the GITHUB_* variables kept", rc)
 	}
 }
+
+// TestRunnerTempOutsideTheContainer: a Docker container action is given the host's
+// RUNNER_TEMP, a path that does not exist inside the container; the action must fall back
+// to the container's own temporary directory instead of failing its first stage.
+func TestRunnerTempOutsideTheContainer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	vals := readInputs(func(name string) string {
+		return map[string]string{"app-id": "com.a.b", "build-dir": ".", "signing": "none"}[name]
+	})
+	rc := &runnerContext{Repository: "acme/app", Ref: "refs/tags/v1.0.0", RefName: "v1.0.0", RefType: "tag", SHA: strings.Repeat("a", 40), Visibility: "public"}
+	for _, tc := range []struct{ runnerTemp, want string }{
+		{filepath.Join(dir, "home", "runner", "work", "_temp"), os.TempDir()}, // host path, not mounted
+		{"", os.TempDir()},
+		{dir, dir}, // mounted (or not in a container): used
+	} {
+		env := map[string]string{"GITHUB_WORKSPACE": dir, "GITHUB_TOKEN": "tok", "RUNNER_TEMP": tc.runnerTemp}
+		c, err := validate(vals, func(k string) string { return env[k] }, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TempDir != tc.want {
+			t.Errorf("RUNNER_TEMP=%q: work directory parent %q, want %q", tc.runnerTemp, c.TempDir, tc.want)
+		}
+	}
+}
+
+// TestRedactURL: what the log shows of bucket and relay URLs carries no credentials.
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://relay.example.com":                                   "https://relay.example.com",
+		"https://ci:s3cret@relay.example.com/base":                    "https://relay.example.com/base",
+		"s3://bucket?region=eu-west-1&endpoint=http://k:s@minio:9000": "s3://bucket",
+		"file:///srv/bundles":                                         "file:///srv/bundles",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
