@@ -59,6 +59,11 @@ type Store interface {
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
 	// DeletePending removes every promotion waiting for commit.
 	DeletePending(ctx context.Context, app, commit string) error
+	// DeletePendingEntry removes the one promotion of (ch, ref) waiting for commit and
+	// leaves the commit's other entries alone, in one atomic step; an entry that does not
+	// exist is no error. The control plane deletes only what it applied or cancels, so an
+	// entry another instance adds meanwhile survives.
+	DeletePendingEntry(ctx context.Context, app, commit, ch, ref string) error
 
 	// SeenDelivery marks a webhook delivery id as processed and reports whether it had been
 	// marked before; marks expire after ttl. Marking and testing are one atomic step, so of

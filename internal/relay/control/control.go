@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,6 +31,7 @@ type Store interface {
 	AddPending(ctx context.Context, app, commit string, p channel.Pending) error
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
 	DeletePending(ctx context.Context, app, commit string) error
+	DeletePendingEntry(ctx context.Context, app, commit, ch, ref string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
@@ -125,10 +125,6 @@ type API struct {
 	oidc *oidcVerifier // nil when OIDC registration is disabled
 
 	metrics *metrics
-
-	// pendingMu serialises pending-promotion bookkeeping per process (the store's own
-	// operations are atomic; this only keeps cancel-and-re-add sequences from interleaving).
-	pendingMu sync.Mutex
 }
 
 // New validates opts and returns an API. It does no I/O: the OIDC issuer's discovery

@@ -238,12 +238,12 @@ func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause str
 	return changed, nil
 }
 
-// applyPending promotes b on every channel whose tag push was waiting for b's commit, then
-// forgets those pending promotions. A failure leaves them in place, so a retry of the
-// registration applies them (promotion is idempotent).
+// applyPending promotes b on every channel whose tag push was waiting for b's commit,
+// forgetting each pending promotion once it is applied. Only the entries listed here are
+// deleted, one by one: an entry another instance adds meanwhile stays (and that tag push
+// finds the bundle itself when it looks again). A failure leaves the rest in place, so a
+// retry of the registration applies them (promotion is idempotent).
 func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bundle) (applied []string, changed bool, err error) {
-	a.pendingMu.Lock()
-	defer a.pendingMu.Unlock()
 	pend, err := a.store.ListPending(ctx, app.ID, b.Commit)
 	if err != nil {
 		return nil, false, storeError("list pending", err)
@@ -254,6 +254,9 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 	for _, p := range pend {
 		if _, ok := app.Channels[p.Channel]; !ok {
 			a.logger(ctx).WarnContext(ctx, "pending promotion names a channel no longer configured; dropped", "app", app.ID, "channel", p.Channel, "ref", p.Ref)
+			if err := a.store.DeletePendingEntry(ctx, app.ID, b.Commit, p.Channel, p.Ref); err != nil {
+				return applied, changed, storeError("delete pending", err)
+			}
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
@@ -263,9 +266,9 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 		}
 		changed = changed || moved
 		applied = append(applied, p.Channel)
-	}
-	if err := a.store.DeletePending(ctx, app.ID, b.Commit); err != nil {
-		return applied, changed, storeError("delete pending", err)
+		if err := a.store.DeletePendingEntry(ctx, app.ID, b.Commit, p.Channel, p.Ref); err != nil {
+			return applied, changed, storeError("delete pending", err)
+		}
 	}
 	return applied, changed, nil
 }

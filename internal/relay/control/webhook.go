@@ -333,10 +333,7 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 		// No bundle built from the commit yet (or only one built for a pull request):
 		// wait for its registration.
 		p := channel.Pending{Channel: act.Channel, Ref: act.Ref, Cause: cause, Time: a.now().UTC()}
-		a.pendingMu.Lock()
-		err := a.store.AddPending(ctx, app, act.Commit, p)
-		a.pendingMu.Unlock()
-		if err != nil {
+		if err := a.store.AddPending(ctx, app, act.Commit, p); err != nil {
 			return out, false, storeError("add pending", err)
 		}
 		// A registration of the commit may have landed between BundleByCommit and
@@ -375,30 +372,12 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 	}
 }
 
-// cancelPending removes the promotion of (ch, ref) waiting for commit, keeping the others.
+// cancelPending removes the promotion of (ch, ref) waiting for commit, keeping the others:
+// one atomic store step, so nothing is lost if the relay dies or another instance adds an
+// entry for the commit meanwhile.
 func (a *API) cancelPending(ctx context.Context, app, commit, ch, ref string) error {
-	a.pendingMu.Lock()
-	defer a.pendingMu.Unlock()
-	pend, err := a.store.ListPending(ctx, app, commit)
-	if err != nil {
-		return storeError("list pending", err)
-	}
-	var keep []channel.Pending
-	for _, p := range pend {
-		if p.Channel != ch || p.Ref != ref {
-			keep = append(keep, p)
-		}
-	}
-	if len(keep) == len(pend) {
-		return nil
-	}
-	if err := a.store.DeletePending(ctx, app, commit); err != nil {
+	if err := a.store.DeletePendingEntry(ctx, app, commit, ch, ref); err != nil {
 		return storeError("delete pending", err)
-	}
-	for _, p := range keep {
-		if err := a.store.AddPending(ctx, app, commit, p); err != nil {
-			return storeError("add pending", err)
-		}
 	}
 	return nil
 }

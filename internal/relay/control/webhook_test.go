@@ -808,3 +808,77 @@ func TestWebhookTagPushRacingRegistrationPromotes(t *testing.T) {
 		t.Errorf("pending after the race = %+v, %v; want none", pend, err)
 	}
 }
+
+// pendingHooks runs afterList once, right after the first ListPending answered, and fails
+// every AddPending once failAdd is set (the relay dying between two store calls).
+type pendingHooks struct {
+	fullStore
+	once      sync.Once
+	afterList func()
+	failAdd   bool
+}
+
+func (s *pendingHooks) ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error) {
+	p, err := s.fullStore.ListPending(ctx, app, commit)
+	s.once.Do(func() {
+		if s.afterList != nil {
+			s.afterList()
+		}
+	})
+	return p, err
+}
+
+func (s *pendingHooks) AddPending(ctx context.Context, app, commit string, p channel.Pending) error {
+	if s.failAdd {
+		return errInjected
+	}
+	return s.fullStore.AddPending(ctx, app, commit, p)
+}
+
+// An entry another instance adds while a registration applies the pending promotions it
+// listed survives: only the applied entries are deleted.
+func TestRegistrationKeepsPendingAddedMeanwhile(t *testing.T) {
+	t.Parallel()
+	st := &pendingHooks{fullStore: newBolt(t)}
+	e := newEnv(t, envOptions{store: st})
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitB), http.StatusOK) // pending on B
+	late := channel.Pending{Channel: "production", Ref: "refs/tags/v1.0.1", Cause: "webhook:other-instance", Time: time.Now().UTC()}
+	st.afterList = func() {
+		if err := st.fullStore.AddPending(t.Context(), appID, commitB, late); err != nil {
+			t.Error(err)
+		}
+	}
+	b := testBundle("1.0.1", commitB)
+	b.Ref = "refs/heads/release"
+	reg := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if !slices.Equal(reg.PendingApplied, []string{"staging"}) {
+		t.Errorf("pending_applied = %v, want [staging]", reg.PendingApplied)
+	}
+	pend, err := e.store.ListPending(t.Context(), appID, commitB)
+	if err != nil || len(pend) != 1 || pend[0].Channel != "production" || pend[0].Ref != late.Ref {
+		t.Errorf("pending after the registration = %+v, %v; want only the entry added meanwhile", pend, err)
+	}
+}
+
+// Cancelling one tag's pending promotion is one store step: a failure (or crash) cannot
+// lose the commit's other entries.
+func TestCancelPendingKeepsOthersOnFailure(t *testing.T) {
+	t.Parallel()
+	st := &pendingHooks{fullStore: newBolt(t)}
+	e := newEnv(t, envOptions{store: st})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitB), http.StatusOK) // pending on B
+	e.deliver("push", "d2", tagCreated(t, "v1.0.1", commitB), http.StatusOK)          // pending on B
+	st.failAdd = true
+	// The staging tag moves from B to A (registered): its entry on B is cancelled.
+	e.do("POST", "/webhooks/github", tagMoved(t, "channel/staging", commitB, commitA),
+		githubHeaders("push", "d3", hookSecret, tagMoved(t, "channel/staging", commitB, commitA)))
+	st.failAdd = false
+	pend, err := e.store.ListPending(t.Context(), appID, commitB)
+	if err != nil || len(pend) != 1 || pend[0].Channel != "production" || pend[0].Ref != "refs/tags/v1.0.1" {
+		t.Errorf("pending on B after cancelling staging's = %+v, %v; want only production's", pend, err)
+	}
+	if v := e.state("staging").Version; v != "1.0.0" {
+		t.Errorf("staging = %q, want 1.0.0", v)
+	}
+}

@@ -48,6 +48,7 @@ type Store interface {
 	AddPending(ctx context.Context, app, commit string, p channel.Pending) error
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
 	DeletePending(ctx context.Context, app, commit string) error
+	DeletePendingEntry(ctx context.Context, app, commit, ch, ref string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
@@ -789,6 +790,44 @@ func testPending(t *testing.T, s Store) {
 	}
 	if diff := cmp.Diff([]channel.Pending{p2, p1b}, got); diff != "" {
 		t.Errorf("ListPending after replacing (-want +got):\n%s", diff)
+	}
+	// Deleting one entry leaves the commit's others (and other commits') alone.
+	if err := s.DeletePendingEntry(ctx, app, "abc", p1b.Channel, p1b.Ref); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ListPending(ctx, app, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]channel.Pending{p2}, got); diff != "" {
+		t.Errorf("ListPending after DeletePendingEntry (-want +got):\n%s", diff)
+	}
+	// A missing entry (same channel, other ref; unknown commit; unknown app) is no error.
+	for _, c := range []struct{ app, commit, ch, ref string }{
+		{app, "abc", p1b.Channel, p1b.Ref},
+		{app, "abc", "beta", "refs/heads/other"},
+		{app, "never", "beta", "refs/heads/main"},
+		{NewApp(t), "abc", "beta", "refs/heads/main"},
+	} {
+		if err := s.DeletePendingEntry(ctx, c.app, c.commit, c.ch, c.ref); err != nil {
+			t.Errorf("DeletePendingEntry(%+v) = %v, want nil", c, err)
+		}
+	}
+	if got, err := s.ListPending(ctx, app, "abc"); err != nil || !cmp.Equal([]channel.Pending{p2}, got) {
+		t.Errorf("ListPending after deleting missing entries = %v, %v; want [%v]", got, err, p2)
+	}
+	// The last entry can go too, and then a new one is listed alone.
+	if err := s.DeletePendingEntry(ctx, app, "abc", p2.Channel, p2.Ref); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListPending(ctx, app, "abc"); err != nil || len(got) != 0 {
+		t.Errorf("ListPending after deleting every entry = %v, %v; want empty", got, err)
+	}
+	if err := s.AddPending(ctx, app, "abc", p1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ListPending(ctx, app, "abc"); err != nil || !cmp.Equal([]channel.Pending{p1}, got) {
+		t.Errorf("ListPending after re-adding = %v, %v; want [%v]", got, err, p1)
 	}
 	if err := s.DeletePending(ctx, app, "abc"); err != nil {
 		t.Fatal(err)
