@@ -18,8 +18,8 @@ type statusOK struct {
 
 // stats answers POST /stats (spec §2): one event object or an array of them, unknown
 // actions accepted, 200 {"status":"ok"}. Events are counted per version and action (see
-// statVersion and statAction for what is counted as "other"). Events of apps this relay does not serve are
-// dropped (and still answered 200, so the plugin does not retry them). When the store is
+// statVersion, maxStatLookups and statAction for what is counted as "other"). Events of
+// apps this relay does not serve are dropped (and still answered 200, so the plugin does not retry them). When the store is
 // unreachable the answer is 503, which makes the plugin keep the batch and retry it: an
 // update_fail report must not be lost. A body that is not JSON objects is refused with 400,
 // which makes the plugin drop it.
@@ -34,9 +34,18 @@ func (s *Server) stats(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	byApp := map[string][]channel.StatEvent{}
+	type event struct {
+		app string
+		ev  channel.StatEvent
+	}
+	events := make([]event, 0, len(reqs))
 	snaps := map[string]*channel.Snapshot{}
-	checked := map[string]string{} // app\x00version → the label it is counted under
+	// Versions outside this relay's (possibly seconds-old) snapshot: a bundle promoted
+	// through another relay may not be in it yet, and its update_fail must not be lost, so
+	// they are looked up in the store, in one GetBundles per app. labels maps
+	// app\x00version to the label it is counted under.
+	unknown := map[string][]string{}
+	labels := map[string]string{}
 	for _, r := range reqs {
 		e, ok := s.apps[r.Info.AppID]
 		if !ok || r.Action == "" {
@@ -49,15 +58,31 @@ func (s *Server) stats(c *gin.Context) {
 		}
 		v, known := statVersion(snap, r.Action, r.Info.VersionName)
 		if !known {
-			// Not in this relay's (possibly seconds-old) snapshot: a bundle promoted through
-			// another relay may not be in it yet, and its update_fail must not be lost.
-			v = s.registeredVersion(ctx, e.app.ID, v, checked)
+			key := e.app.ID + "\x00" + v
+			if _, seen := labels[key]; !seen {
+				if len(labels) < maxStatLookups {
+					labels[key] = v // until the store says otherwise
+					unknown[e.app.ID] = append(unknown[e.app.ID], v)
+				} else {
+					labels[key] = statOtherVersion
+				}
+			}
 		}
-		byApp[e.app.ID] = append(byApp[e.app.ID], channel.StatEvent{
+		events = append(events, event{app: e.app.ID, ev: channel.StatEvent{
 			Device:  r.Info.DeviceID,
 			Version: v,
 			Action:  statAction(r.Action),
-		})
+		}})
+	}
+	for app, vs := range unknown {
+		s.registeredVersions(ctx, app, vs, labels)
+	}
+	byApp := map[string][]channel.StatEvent{}
+	for _, e := range events {
+		if label, ok := labels[e.app+"\x00"+e.ev.Version]; ok {
+			e.ev.Version = label
+		}
+		byApp[e.app] = append(byApp[e.app], e.ev)
 	}
 	for app, events := range byApp {
 		if err := s.recordStats(ctx, app, events); err != nil {
@@ -115,25 +140,28 @@ func statVersion(snap *channel.Snapshot, action, v string) (string, bool) {
 	return v, false
 }
 
-// registeredVersion returns v if the app has a bundle of that version, else "other", so
-// that unauthenticated posts cannot create unbounded stats keys in the store. When the store
-// cannot say, v is kept (recording will then fail and the plugin retry). checked caches the
-// answers of one request.
-func (s *Server) registeredVersion(ctx context.Context, app, v string, checked map[string]string) string {
-	key := app + "\x00" + v
-	if label, ok := checked[key]; ok {
-		return label
-	}
+// maxStatLookups is the most distinct versions outside the snapshot one /stats request
+// looks up in the store; further ones are counted as "other". A real plugin batch names one
+// or two versions.
+const maxStatLookups = 32
+
+// registeredVersions sets labels[app\x00v] to "other" for each v of vs that is not a bundle
+// of app, so that unauthenticated posts cannot create unbounded stats keys in the store. It
+// asks the store once (GetBundles); when the store cannot say, the labels keep their
+// versions (recording will then fail and the plugin retry).
+func (s *Server) registeredVersions(ctx context.Context, app string, vs []string, labels map[string]string) {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
-	label := v
-	if _, err := s.store.GetBundle(cctx, app, v); errors.Is(err, channel.ErrNotFound) {
-		label = statOtherVersion
-	} else if err != nil {
-		s.metrics.storeErrors.WithLabelValues("get_bundle").Inc()
+	found, err := s.store.GetBundles(cctx, app, vs)
+	if err != nil {
+		s.metrics.storeErrors.WithLabelValues("get_bundles").Inc()
+		return
 	}
-	checked[key] = label
-	return label
+	for _, v := range vs {
+		if _, ok := found[v]; !ok {
+			labels[app+"\x00"+v] = statOtherVersion
+		}
+	}
 }
 
 // statAction keeps an action that looks like the plugin's (lowercase letters, digits and
