@@ -154,6 +154,11 @@ func quoteOrEmpty(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// registrationEvents are the workflow events whose OIDC-authenticated runs may register a
+// bundle: in each, the token's ref and sha name the code the run checked out. Bundles of
+// pull_request runs are registered but never move a channel.
+var registrationEvents = []string{"push", "workflow_dispatch", "release", "schedule", "pull_request"}
+
 func isPRRef(ref string) bool { return strings.HasPrefix(ref, "refs/pull/") }
 
 // bindIdentity fills the bundle's repository, ref and commit from the credentials: from the
@@ -165,11 +170,15 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 		if !strings.EqualFold(who.Repository, app.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "repository %q may not publish app %q", who.Repository, app.ID)
 		}
-		if who.EventName == "pull_request_target" {
-			// Such a run has the base branch's ref and commit in its token but may build the
-			// pull request's code: registering it would attach that code to a real commit,
-			// which a tag could then promote.
-			return errorf(http.StatusForbidden, "event_not_allowed", "bundles built by pull_request_target workflows are refused: their token names the base branch's commit, not the code built; use a pull_request workflow")
+		if !slices.Contains(registrationEvents, who.EventName) {
+			// Runs triggered by other events (pull_request_target, workflow_run,
+			// issue_comment, pull_request_review, ...) can be started from a fork, carry the
+			// base branch's ref and commit in their token, and may build the fork's code:
+			// registering it would attach that code to a real commit, which a tag or the
+			// ref rules could then promote.
+			return errorf(http.StatusForbidden, "event_not_allowed",
+				"bundles built by workflows triggered by %q are refused: such a run's token names the base branch's commit, not necessarily the code built; register from a workflow triggered by one of %s (pull_request registers but never moves a channel)",
+				who.EventName, strings.Join(registrationEvents, ", "))
 		}
 		if b.Repository != "" && !strings.EqualFold(b.Repository, who.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "the body names repository %q but the token is for %q", b.Repository, who.Repository)

@@ -127,6 +127,15 @@ func TestRegisterOIDC(t *testing.T) {
 			wantCode: http.StatusForbidden, wantErr: "event_not_allowed",
 		},
 		{
+			name: "pull_request registers but moves nothing",
+			token: func(e *env) string {
+				c := e.issuer.claims(now)
+				c["event_name"] = "pull_request"
+				return e.issuer.token(t, c)
+			},
+			wantCode: http.StatusCreated, wantChannel: "beta", wantPromoted: false, wantRef: "refs/heads/main",
+		},
+		{
 			name: "tag ref moves production",
 			token: func(e *env) string {
 				c := e.issuer.claims(now)
@@ -742,5 +751,54 @@ func TestRegisterSameBundleFromATagMovesTheTagsChannel(t *testing.T) {
 	}
 	if a := e.audit()[0]; a.Channel != "production" || a.Cause != "registration acme/mobile-app@"+commitA+" refs/tags/v1.4.0" {
 		t.Errorf("audit = %+v", a)
+	}
+}
+
+// Only runs of events whose token names the code built may register; runs a fork can
+// trigger against the base branch are refused with a message naming the event and the
+// allowed ones.
+func TestRegistrationEventAllowList(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for _, ev := range []string{"push", "workflow_dispatch", "release", "schedule"} {
+		t.Run(ev, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			c := e.issuer.claims(now)
+			c["event_name"] = ev
+			b := testBundle("1.0.0", "")
+			b.Ref = ""
+			w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, c)))
+			if w.Code != http.StatusCreated {
+				t.Fatalf("status = %d, want 201: %s", w.Code, w.Body)
+			}
+			if r := decodeRegistration(t, w); !r.Promoted || e.state("beta").Version != "1.0.0" {
+				t.Errorf("a %s run did not move beta: %+v", ev, r)
+			}
+		})
+	}
+	for _, ev := range []string{"workflow_run", "issue_comment", "pull_request_review", "pull_request_review_comment", "pull_request_target", "merge_group", ""} {
+		t.Run("refused_"+ev, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			before := e.snapshot()
+			c := e.issuer.claims(now)
+			if ev == "" {
+				delete(c, "event_name")
+			} else {
+				c["event_name"] = ev
+			}
+			b := testBundle("1.0.0", "")
+			b.Ref = ""
+			w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, c)))
+			if w.Code != http.StatusForbidden {
+				t.Fatalf("status = %d, want 403: %s", w.Code, w.Body)
+			}
+			code, msg := errorBody(t, w)
+			if code != "event_not_allowed" || !strings.Contains(msg, fmt.Sprintf("%q", ev)) || !strings.Contains(msg, "push, workflow_dispatch, release, schedule, pull_request") {
+				t.Errorf("error = %s: %s; want event_not_allowed naming %q and the allowed events", code, msg, ev)
+			}
+			e.unchanged(before)
+		})
 	}
 }
