@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -119,14 +120,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		}
 	}
 	var err error
-	if c.RateLimit, err = strconv.ParseFloat(*vals["rate-limit"], 64); err != nil || c.RateLimit < 0 {
-		errs = append(errs, fmt.Errorf("--rate-limit (FERRY_RATE_LIMIT) %q: want a number >= 0", *vals["rate-limit"]))
+	if c.RateLimit, err = strconv.ParseFloat(*vals["rate-limit"], 64); err != nil || !finiteNonNegative(c.RateLimit) {
+		errs = append(errs, fmt.Errorf("--rate-limit (FERRY_RATE_LIMIT) %q: want a finite number >= 0", *vals["rate-limit"]))
 	}
 	if c.RateBurst, err = strconv.Atoi(*vals["rate-burst"]); err != nil || c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("--rate-burst (FERRY_RATE_BURST) %q: want an integer >= 1", *vals["rate-burst"]))
 	}
-	if c.DeviceRateLimit, err = strconv.ParseFloat(*vals["device-rate-limit"], 64); err != nil || c.DeviceRateLimit < 0 {
-		errs = append(errs, fmt.Errorf("--device-rate-limit (FERRY_DEVICE_RATE_LIMIT) %q: want a number >= 0", *vals["device-rate-limit"]))
+	if c.DeviceRateLimit, err = strconv.ParseFloat(*vals["device-rate-limit"], 64); err != nil || !finiteNonNegative(c.DeviceRateLimit) {
+		errs = append(errs, fmt.Errorf("--device-rate-limit (FERRY_DEVICE_RATE_LIMIT) %q: want a finite number >= 0", *vals["device-rate-limit"]))
 	}
 	if c.DeviceRateBurst, err = strconv.Atoi(*vals["device-rate-burst"]); err != nil || c.DeviceRateBurst < 1 {
 		errs = append(errs, fmt.Errorf("--device-rate-burst (FERRY_DEVICE_RATE_BURST) %q: want an integer >= 1", *vals["device-rate-burst"]))
@@ -238,4 +239,11 @@ func redactURL(raw string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// finiteNonNegative refuses what strconv.ParseFloat accepts but a rate cannot be: NaN
+// (which passes a "< 0" check and would silently disable limiting), infinities and
+// negatives.
+func finiteNonNegative(f float64) bool {
+	return f >= 0 && !math.IsInf(f, 1)
 }
