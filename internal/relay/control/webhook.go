@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -77,19 +79,30 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	if !strings.HasPrefix(sig, "sha256=") {
 		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required (set a secret on the GitHub webhook)", github.SHA256SignatureHeader)
 	}
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || (mt != "application/json" && mt != "application/x-www-form-urlencoded") {
 		return errorf(http.StatusUnsupportedMediaType, "bad_content_type", "the webhook's content type must be application/json")
 	}
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBody)
-	payload, err := github.ValidatePayload(c.Request, a.webhookSecret)
+	// Read the raw body (bounded) and check its signature before parsing anything: a form
+	// body is decoded only once it is known to come from GitHub.
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return bodyError(err, MaxWebhookBody)
-		}
+		return bodyError(err, MaxWebhookBody)
+	}
+	if err := github.ValidateSignature(sig, body, a.webhookSecret); err != nil {
 		return &httpError{Status: http.StatusUnauthorized, Code: "bad_signature", Msg: "the webhook signature does not match the payload", Err: err}
 	}
 	// Authenticated from here on.
+	payload := body
+	if mt == "application/x-www-form-urlencoded" {
+		// GitHub's "application/x-www-form-urlencoded" content type puts the JSON in the
+		// payload field.
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return &httpError{Status: http.StatusBadRequest, Code: "bad_payload", Msg: "the form-encoded delivery cannot be decoded", Err: err}
+		}
+		payload = []byte(form.Get("payload"))
+	}
 	delivery := github.DeliveryID(c.Request)
 	if delivery == "" || len(delivery) > 128 || !printable(delivery) {
 		return errorf(http.StatusBadRequest, "bad_delivery", "%s is required", github.DeliveryIDHeader)

@@ -882,3 +882,48 @@ func TestCancelPendingKeepsOthersOnFailure(t *testing.T) {
 		t.Errorf("staging = %q, want 1.0.0", v)
 	}
 }
+
+// A form-encoded delivery is decoded only after its signature matched: a badly signed one
+// is refused as such whatever its body, and a well signed one that is not a valid form is a
+// payload error, not a signature error.
+func TestWebhookFormDecodedOnlyAfterSignature(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	before := e.snapshot()
+	bad := []byte("payload=%zz&" + strings.Repeat("x=1&", 1000))
+	for _, tc := range []struct {
+		name     string
+		secret   string
+		wantCode int
+		wantErr  string
+	}{
+		{"bad signature", "not-the-secret", http.StatusUnauthorized, "bad_signature"},
+		{"good signature", hookSecret, http.StatusBadRequest, "bad_payload"},
+	} {
+		h := githubHeaders("push", "d-badform", tc.secret, bad)
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := e.do("POST", "/webhooks/github", bad, h)
+		if code, msg := errorBody(t, w); w.Code != tc.wantCode || code != tc.wantErr {
+			t.Errorf("%s: %d %s (%s), want %d %s", tc.name, w.Code, code, msg, tc.wantCode, tc.wantErr)
+		}
+	}
+	e.unchanged(before)
+	// The same tag push as JSON and as a form both promote.
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	if r := e.deliver("push", "d-json", tagCreated(t, "channel/staging", commitA), http.StatusOK); len(r.Actions) != 1 || r.Actions[0].Result != "promoted" {
+		t.Errorf("JSON delivery: %+v", r)
+	}
+	form := []byte("payload=" + url.QueryEscape(string(tagCreated(t, "v1.0.0", commitA))))
+	h := githubHeaders("push", "d-form2", hookSecret, form)
+	h.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	if w := e.do("POST", "/webhooks/github", form, h); w.Code != http.StatusOK || e.state("production").Version != "1.0.0" {
+		t.Errorf("form delivery: %d %s, production = %q", w.Code, w.Body, e.state("production").Version)
+	}
+	// An oversized body is refused before its signature is checked.
+	big := make([]byte, MaxWebhookBody+1)
+	h = githubHeaders("push", "d-big", hookSecret, big)
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	if w := e.do("POST", "/webhooks/github", big, h); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized form: %d %s, want 413", w.Code, w.Body)
+	}
+}
