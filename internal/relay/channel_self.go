@@ -68,7 +68,7 @@ func (s *Server) channelSet(c *gin.Context) {
 		writeJSON(c, http.StatusOK, errorBody{Error: codeMissingChannel, Message: "channel is required"})
 		return
 	}
-	pol, known := effectivePolicy(snap, name)
+	pol, _, known := snap.Channel(name)
 	switch {
 	case !known:
 		writeJSON(c, http.StatusOK, errorBody{Error: codeChannelNotFound, Message: "Channel " + name + " does not exist"})
@@ -91,11 +91,11 @@ func (s *Server) channelGet(c *gin.Context) {
 	}
 	name, status := e.app.DefaultChannel, "default"
 	if ch := req.Info.DefaultChannel; ch != "" && ch != e.app.DefaultChannel {
-		if pol, known := effectivePolicy(snap, ch); known && pol.AllowDeviceSelfSet && eligible(pol, &req.Info) {
+		if pol, _, known := snap.Channel(ch); known && pol.AllowDeviceSelfSet && eligible(pol, &req.Info) {
 			name, status = ch, "override"
 		}
 	}
-	pol, _ := effectivePolicy(snap, name)
+	pol, _, _ := snap.Channel(name)
 	writeJSON(c, http.StatusOK, channelGetResponse{Channel: name, Status: status, AllowSet: pol.AllowDeviceSelfSet})
 }
 
@@ -109,7 +109,7 @@ func (s *Server) channelList(c *gin.Context) {
 	names := channelNames(e.app, snap)
 	list := make([]channelListEntry, 0, len(names))
 	for _, name := range names {
-		pol, _ := effectivePolicy(snap, name)
+		pol, _, _ := snap.Channel(name)
 		if !(pol.Public || pol.AllowDeviceSelfSet) || !eligible(pol, &req.Info) {
 			continue
 		}
@@ -159,14 +159,6 @@ func (s *Server) channelRequest(c *gin.Context, query bool) (*deviceRequest, *ap
 	return req, e, snap, true
 }
 
-// effectivePolicy returns a channel's policy as channel.Decide sees it (the admin API's
-// override in its state, else the configured policy by name or "*"). known is false for a
-// channel that is neither configured nor promoted.
-func effectivePolicy(snap *channel.Snapshot, name string) (pol channel.Policy, known bool) {
-	pol, _, known = snap.Channel(name)
-	return pol, known
-}
-
 // channelNames lists the app's channels: the configured ones (not the "*" pattern) and any
 // other channel a state exists for, sorted.
 func channelNames(app *channel.App, snap *channel.Snapshot) []string {
@@ -178,7 +170,7 @@ func channelNames(app *channel.App, snap *channel.Snapshot) []string {
 	}
 	for name := range snap.States {
 		if _, ok := app.Channels[name]; !ok {
-			if _, known := effectivePolicy(snap, name); known {
+			if _, _, known := snap.Channel(name); known {
 				names = append(names, name)
 			}
 		}
