@@ -52,6 +52,7 @@
 //	ferry:{<app>}:order                  list  versions, newest registration first
 //	ferry:{<app>}:commits                hash  commit -> version of its newest bundle
 //	ferry:{<app>}:states                 hash  channel -> state JSON
+//	ferry:{<app>}:state_writes           hash  channel -> token of the last state write (retry detection)
 //	ferry:{<app>}:audit                  list  audit entry JSON, newest first, LTRIMmed
 //	ferry:{<app>}:pending:<commit>       hash  <channel>\x00<ref> -> {"seq","pending"}; #seq counter; PEXPIRE
 //	ferry:{<app>}:versions               set   versions that have stats

@@ -398,15 +398,18 @@ func (r *Redis) ListStates(ctx context.Context, app string) ([]*channel.State, e
 }
 
 // updateStateScript compares the stored state with the one fn saw (ARGV[2], empty when
-// none) and, if unchanged, writes the new state, appends and trims the audit log and
-// publishes the app id, atomically. Finding the new state already stored means go-redis
-// retried a script whose reply was lost: it reports success without writing again.
+// none) and, if unchanged, writes the new state, records the write's random token (ARGV[8])
+// in KEYS[3], appends and trims the audit log and publishes the app id, atomically. Finding
+// this write's own token already recorded means go-redis retried a script whose reply was
+// lost: it reports success without writing again. (Comparing the state's bytes instead would
+// also report success to a second writer that built identical bytes, losing its change.)
 var updateStateScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then cur = '' end
-if cur == ARGV[3] then return 1 end
+if redis.call('HGET', KEYS[3], ARGV[1]) == ARGV[8] then return 1 end
 if cur ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[8])
 redis.call('LPUSH', KEYS[2], ARGV[4])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 redis.call('PUBLISH', ARGV[7], ARGV[6])
@@ -424,7 +427,7 @@ func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *chan
 		return nil, fmt.Errorf("update state: %w", err)
 	}
 	op := fmt.Sprintf("update state %s/%s", app, ch)
-	keys := []string{appKey(app, "states"), appKey(app, "audit")}
+	keys := []string{appKey(app, "states"), appKey(app, "audit"), appKey(app, "state_writes")}
 	for attempt := 0; ; attempt++ {
 		raw, err := r.rdb.HGet(ctx, keys[0], ch).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -457,8 +460,9 @@ func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *chan
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
+		token := strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 		ok, err := updateStateScript.Run(ctx, r.rdb, keys,
-			ch, raw, val, ev, r.opts.AuditLimit, app, ChangesChannel).Int()
+			ch, raw, val, ev, r.opts.AuditLimit, app, ChangesChannel, token).Int()
 		if err != nil {
 			return nil, r.fail(ctx, op, err)
 		}

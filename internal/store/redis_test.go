@@ -251,9 +251,9 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 	}
 	r.rdb.Del(ctx, bundleKeys[3])
 
-	stateKeys := []string{appKey(app, "states"), appKey(app, "audit")}
-	for i := range 2 {
-		ok, err := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1}`, `{"a":1}`, 100, app, ChangesChannel).Int()
+	stateKeys := []string{appKey(app, "states"), appKey(app, "audit"), appKey(app, "state_writes")}
+	for i := range 2 { // one write, then go-redis retrying it with the same token
+		ok, err := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1}`, `{"a":1}`, 100, app, ChangesChannel, "w1").Int()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,12 +264,17 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 	if n := r.rdb.LLen(ctx, stateKeys[1]).Val(); n != 1 {
 		t.Errorf("audit has %d entries after a retried update, want 1", n)
 	}
-	if ok, _ := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1,"x":2}`, `{"a":2}`, 100, app, ChangesChannel).Int(); ok != 0 {
+	// A second writer that read the same state and built the same bytes has lost the race:
+	// it must be told so (0) and retry, not be reported as written.
+	if ok, _ := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1}`, `{"a":1}`, 100, app, ChangesChannel, "w2").Int(); ok != 0 {
+		t.Errorf("update state script of a second writer with identical bytes = %d, want 0", ok)
+	}
+	if ok, _ := updateStateScript.Run(ctx, r.rdb, stateKeys, "production", "", `{"rev":1,"x":2}`, `{"a":2}`, 100, app, ChangesChannel, "w3").Int(); ok != 0 {
 		t.Errorf("update state script from a stale state = %d, want 0", ok)
 	}
 
 	for range 2 {
-		if err := appendAuditScript.Run(ctx, r.rdb, stateKeys[1:], `{"a":3}`, 100).Err(); err != nil {
+		if err := appendAuditScript.Run(ctx, r.rdb, stateKeys[1:2], `{"a":3}`, 100).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
