@@ -26,7 +26,10 @@
 //     [ZipOptions.IncludeHidden]; ".well-known" is always included.
 //   - A symlink is followed when its target is inside the build directory (the entry holds
 //     the target's content; a linked directory is walked, cycles are refused) and refused
-//     with [ErrUnsafeFile] when it points outside or dangles. Devices, sockets and pipes are
+//     with [ErrUnsafeFile] when it points outside or dangles, or (without
+//     [ZipOptions.IncludeHidden]) when any element of its target's path relative to the
+//     build directory is hidden (config.js -> .env, assets -> .git/objects), so a link
+//     cannot ship what the hidden-file rule keeps out. Devices, sockets and pipes are
 //     refused, and so are names the plugin would refuse (backslash) or that are not UTF-8.
 //
 // # Encryption and checksums

@@ -97,6 +97,11 @@ func (w *walker) walk(dir, prefix string, active map[string]bool) error {
 			if !within(w.root, target) {
 				return fmt.Errorf("%w: symlink %q points outside the build directory", ErrUnsafeFile, zname)
 			}
+			if !w.opts.IncludeHidden {
+				if rel, _ := filepath.Rel(w.root, target); hiddenPath(rel) {
+					return fmt.Errorf("%w: symlink %q points to hidden path %q (hidden files are not shipped; set IncludeHidden to ship them)", ErrUnsafeFile, zname, filepath.ToSlash(rel))
+				}
+			}
 			if info, err = os.Stat(target); err != nil {
 				return fmt.Errorf("stat %q: %w", zname, err)
 			}
@@ -121,6 +126,17 @@ func (w *walker) walk(dir, prefix string, active map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// hiddenPath reports whether any element of rel, a path relative to the build directory,
+// is hidden: starts with "." and is not ".well-known".
+func hiddenPath(rel string) bool {
+	for _, el := range strings.Split(filepath.ToSlash(rel), "/") {
+		if strings.HasPrefix(el, ".") && el != "." && el != ".well-known" {
+			return true
+		}
+	}
+	return false
 }
 
 // within reports whether the real path p is root or inside it.

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -389,4 +390,44 @@ func TestWriteZipWriteError(t *testing.T) {
 			t.Errorf("Package(writer failing after %d bytes) = %v, want errDiskFull", n, err)
 		}
 	}
+}
+
+// A symlink whose target is a hidden path inside the build directory is refused, naming the
+// link and its target, unless IncludeHidden is set; a link into .well-known is followed.
+func TestWriteZipSymlinkToHidden(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, link, target string }{
+		{"file link to .env", "config.js", ".env"},
+		{"directory link into .git", "assets", ".git/objects"},
+		{"file link through hidden dir", "sub/key.pem", "../.secrets/key.pem"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeTree(t, map[string]string{
+				"index.html": "x", "sub/a.js": "a", ".env": "SECRET=1",
+				".git/objects/ab": "blob", ".secrets/key.pem": "pem",
+			})
+			must(t, os.Symlink(tc.target, filepath.Join(dir, filepath.FromSlash(tc.link))))
+			_, err := WriteZip(t.Context(), io.Discard, dir, ZipOptions{})
+			if !errors.Is(err, ErrUnsafeFile) {
+				t.Fatalf("WriteZip = %v, want ErrUnsafeFile", err)
+			}
+			if !strings.Contains(err.Error(), strconv.Quote(tc.link)) || !strings.Contains(err.Error(), "hidden") {
+				t.Errorf("error %q does not name the link %q and say hidden", err, tc.link)
+			}
+			if _, err := WriteZip(t.Context(), io.Discard, dir, ZipOptions{IncludeHidden: true}); err != nil {
+				t.Errorf("WriteZip(IncludeHidden) = %v", err)
+			}
+		})
+	}
+	t.Run("link into .well-known", func(t *testing.T) {
+		t.Parallel()
+		dir := writeTree(t, map[string]string{"index.html": "x", ".well-known/assetlinks.json": "[]"})
+		must(t, os.Symlink(".well-known/assetlinks.json", filepath.Join(dir, "links.json")))
+		data, _ := zipBytes(t, dir, ZipOptions{})
+		if !strings.Contains(listing(t, data), "links.json") {
+			t.Errorf("link into .well-known not shipped:\n%s", listing(t, data))
+		}
+	})
 }
