@@ -21,21 +21,25 @@ func init() {
 	}
 }
 
-// runPack implements `ferry pack --dir D --out F [--key K] [--json]`: the action's packaging
-// step on its own, for trying a build locally and for benchmarks. It writes the bundle to F
+// runPack implements `ferry pack --dir D --out F [--key K [--app A --version V]] [--json]`: the
+// action's packaging step on its own, for trying a build locally and for benchmarks. With
+// --app and --version the session key is derived as the action derives it, so the output is
+// byte-identical to what the action publishes for the same build; without them it is random. It writes the bundle to F
 // (atomically: nothing is left behind on error) and prints the values the relay needs
 // (checksum, session_key, key_id, sha256, size).
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry pack --dir DIR --out FILE [--key .capgo_key_v2] [--json]")
+		fmt.Fprintln(stderr, "Usage: ferry pack --dir DIR --out FILE [--key .capgo_key_v2 [--app ID --version V]] [--json]")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
 	dir := fs.String("dir", "", "the web build directory with index.html at its root, e.g. dist (required)")
 	out := fs.String("out", "", "the bundle file to write, e.g. bundle.zip (required)")
 	keyPath := fs.String("key", "", "PKCS#1 private key (.capgo_key_v2); encrypts the bundle with a V3 checksum. Without it the bundle is a plain zip")
+	app := fs.String("app", "", "app id; with --version and --key, derive the session key as the action does, giving the action's exact bytes")
+	version := fs.String("version", "", "bundle version; with --app and --key, derive the session key as the action does")
 	epoch := fs.String("source-date-epoch", "", "entry time in Unix seconds, e.g. \"$SOURCE_DATE_EPOCH\"; default 1980-01-01")
 	hidden := fs.Bool("include-hidden", false, "include dot-files and dot-directories (skipped by default, except .well-known)")
 	workers := fs.Int("workers", 0, "parallel compressors; default the number of CPUs")
@@ -50,6 +54,12 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *out == "" {
 		problems = append(problems, errors.New("--out is required"))
+	}
+	if (*app == "") != (*version == "") {
+		problems = append(problems, errors.New("--app and --version go together"))
+	}
+	if *app != "" && *keyPath == "" {
+		problems = append(problems, errors.New("--app and --version derive the session key, so they need --key"))
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Errorf("unexpected arguments: %q", fs.Args()))
@@ -71,6 +81,10 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		if opts.Key, err = archive.ParsePrivateKey(pemData); err != nil {
 			return fmt.Errorf("read key %s: %w", *keyPath, err)
+		}
+		if *app != "" {
+			opts.DeriveSession = &archive.SessionContext{AppID: *app, Version: *version}
+			opts.TempDir = filepath.Dir(*out)
 		}
 	}
 	start := time.Now()

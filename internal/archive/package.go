@@ -16,6 +16,14 @@ type Options struct {
 	Key *rsa.PrivateKey
 	// Zip controls the archive (entry time, hidden files, workers).
 	Zip ZipOptions
+	// DeriveSession, with Key, derives the session key from the private key, the app, the
+	// version and the plain zip's SHA-256 ([DeriveSessionKey]) instead of drawing a random
+	// one, so the same build packaged again gives byte-identical output (what the action
+	// publishes). The plain zip is then written to a temporary file in TempDir, hashed, and
+	// encrypted in a second pass; memory stays bounded. Nil keeps a random session key.
+	DeriveSession *SessionContext
+	// TempDir holds the temporary plain zip when DeriveSession is set; "" means os.TempDir.
+	TempDir string
 	// Progress, if set, is called from Package's goroutine after each chunk of input is
 	// written, with the input bytes done and the total.
 	Progress func(doneBytes, totalBytes int64)
@@ -37,7 +45,7 @@ type Result struct {
 
 // Package zips dir deterministically ([WriteZip]), hashes the plain zip and, when opts.Key
 // is set, encrypts it with a fresh session key, all in one streaming pass, writing the
-// artifact to out. out is not closed. On error, out may hold a partial artifact that the
+// artifact to out (with opts.DeriveSession, a derived key in two passes). out is not closed. On error, out may hold a partial artifact that the
 // caller must discard. Package blocks until done and honours ctx.
 func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Result, error) {
 	aw := &countHashWriter{w: out, sum: sha256.New()}
@@ -53,6 +61,9 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 	}
 	if err := checkSize(&opts.Key.PublicKey); err != nil {
 		return nil, err
+	}
+	if opts.DeriveSession != nil {
+		return packageDerived(ctx, dir, aw, opts)
 	}
 	sk, err := NewSessionKey()
 	if err != nil {

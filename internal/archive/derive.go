@@ -1,0 +1,91 @@
+package archive
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+)
+
+// SessionContext names the bundle a derived session key is bound to ([Options.DeriveSession]).
+type SessionContext struct {
+	AppID   string
+	Version string
+}
+
+// DeriveSessionKey derives the AES-128 key and IV of one bundle with HKDF-SHA256 from the
+// publisher's private key (the secret), bound to the app, the version and the plain zip's
+// SHA-256 (hex). The same inputs always give the same key, so a re-run reproduces the
+// published bytes; the salt and info strings are fixed for bundles already published.
+func DeriveSessionKey(key *rsa.PrivateKey, appID, version, zipSHA256 string) (*SessionKey, error) {
+	info := "ferry bundle session key v1\x00" + appID + "\x00" + version + "\x00" + zipSHA256
+	okm, err := hkdf.Key(sha256.New, x509.MarshalPKCS1PrivateKey(key), []byte("ferry/session"), info, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive session key: %w", err)
+	}
+	var sk SessionKey
+	copy(sk.Key[:], okm[:16])
+	copy(sk.IV[:], okm[16:])
+	return &sk, nil
+}
+
+// packageDerived writes the plain zip to a temporary file, derives the session key from its
+// hash and encrypts the file into aw.
+func packageDerived(ctx context.Context, dir string, aw *countHashWriter, opts Options) (*Result, error) {
+	plain, err := os.CreateTemp(opts.TempDir, "ferry-plain-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("create temporary zip: %w", err)
+	}
+	defer os.Remove(plain.Name())
+	defer plain.Close()
+	st, err := writeZip(ctx, plain, dir, opts.Zip, opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := DeriveSessionKey(opts.Key, opts.DeriveSession.AppID, opts.DeriveSession.Version, st.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := sk.Wrap(opts.Key)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := hex.DecodeString(st.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	checksum, err := ChecksumV3(opts.Key, sum)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := plain.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read temporary zip: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	enc := sk.NewEncrypter(aw)
+	if _, err := io.Copy(enc, plain); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return &Result{
+		Checksum:       checksum,
+		SHA256:         st.SHA256,
+		ArtifactSHA256: hex.EncodeToString(aw.sum.Sum(nil)),
+		Size:           aw.n,
+		ZipSize:        st.ZipSize,
+		SessionKey:     wrapped,
+		KeyID:          KeyID(&opts.Key.PublicKey),
+		Files:          st.Files,
+		InputBytes:     st.InputBytes,
+		Session:        sk,
+	}, nil
+}
