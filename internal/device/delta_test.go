@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -175,5 +176,26 @@ func TestRollbackAfterAppReadyTimeout(t *testing.T) {
 	res, err := c.Update(t.Context())
 	if err != nil || res.Reused || res.Outcome != "update" {
 		t.Errorf("re-offer: outcome %q reused %v err %v; want a fresh download", res.Outcome, res.Reused, err)
+	}
+}
+
+// Manifest file hashes compare case-insensitively, as Android does (spec §4 step 4), unlike
+// the zip checksum (see "uppercase checksum is compared exactly").
+func TestManifestHashCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	resp, _ := f.publishDelta(t, webDir(t, siteV1), "1.0.1", nil)
+	up := *resp
+	up.Manifest = nil
+	for _, e := range resp.Manifest {
+		e.FileHash = strings.ToUpper(e.FileHash)
+		up.Manifest = append(up.Manifest, e)
+	}
+	b, err := f.client(t, nil).Download(t.Context(), &up)
+	if err != nil {
+		t.Fatalf("Download with uppercase manifest hashes: %v", err)
+	}
+	if b.FilesDownloaded != len(resp.Manifest) {
+		t.Errorf("downloaded %d files, want %d", b.FilesDownloaded, len(resp.Manifest))
 	}
 }

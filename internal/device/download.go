@@ -243,6 +243,8 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		if err != nil {
 			return withCode(ErrManifestChecksumFail, fmt.Errorf("manifest of %s: file %q: %w", resp.Version, e.FileName, err))
 		}
+		// Manifest file hashes compare case-insensitively, as Android does (spec §4 step 4);
+		// only the zip checksum is compared exactly (spec §5.2, see download).
 		jobs = append(jobs, job{entry: e, target: target, hash: strings.ToLower(want)})
 	}
 	known, err := c.knownFiles()
@@ -253,6 +255,7 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 	if err := ensureDir(filesDir); err != nil {
 		return err
 	}
+	budget := int64(maxBundleBytes) // bytes the whole manifest may unpack to, as for an archive
 	for _, j := range jobs {
 		dst := filepath.Join(dest, filepath.FromSlash(j.target))
 		if err := ensureDir(filepath.Dir(dst)); err != nil {
@@ -275,7 +278,7 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		if err != nil {
 			return fmt.Errorf("manifest of %s: %w", resp.Version, err)
 		}
-		err = unpackFile(part, dst, sk, strings.HasSuffix(j.entry.FileName, ".br"), j.hash)
+		err = unpackFile(part, dst, sk, strings.HasSuffix(j.entry.FileName, ".br"), j.hash, &budget)
 		os.Remove(part)
 		if err != nil {
 			return fmt.Errorf("manifest of %s: file %q: %w", resp.Version, j.entry.FileName, err)
@@ -286,8 +289,11 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 }
 
 // unpackFile decrypts (with the bundle's session key; CBC restarts per file), un-Brotlis
-// (for .br names) and hash-checks one downloaded manifest file into dst.
-func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash string) error {
+// (for .br names) and hash-checks one downloaded manifest file into dst. budget is what the
+// rest of the manifest may still write; it is reduced by this file's size, and a file
+// growing past it (a Brotli bomb from a hostile relay or CDN) is refused before the hash
+// check, with dst removed, so it cannot fill the disk.
+func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash string, budget *int64) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return withCode(ErrManifestFileFail, err)
@@ -309,9 +315,18 @@ func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash strin
 		return withCode(ErrManifestFileFail, err)
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(out, h), r)
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(r, *budget+1))
+	*budget -= n
 	if cerr := out.Close(); err == nil && cerr != nil {
 		return withCode(ErrManifestFileFail, cerr)
+	}
+	if err == nil && *budget < 0 {
+		os.Remove(dst)
+		code := ErrManifestFileFail
+		if br {
+			code = ErrManifestBrotliFail
+		}
+		return withCode(code, fmt.Errorf("unpacks past the bundle's limit of %d bytes", int64(maxBundleBytes)))
 	}
 	switch {
 	case err != nil && plain != nil && plain.err != nil:
