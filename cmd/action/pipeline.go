@@ -304,7 +304,7 @@ func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			cancel()
 		}
 	}
-	upload := func(i int, f archive.DeltaFile, body io.ReadSeeker) {
+	upload := func(i int, f archive.DeltaFile, body publishBody) {
 		obj, err := pub.Put(ctx, publish.File{Name: p.cfg.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", f.FileName, err))
@@ -328,7 +328,7 @@ func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 	files, err := archive.Delta(ctx, p.cfg.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
 		i := n
 		n++
-		if rs, ok := body.(io.ReadSeeker); ok && f.Size > deltaInline {
+		if rs, ok := body.(publishBody); ok && f.Size > deltaInline {
 			upload(i, f, rs) // large: stream it now, in this goroutine
 		} else {
 			b, err := io.ReadAll(body)
@@ -535,6 +535,13 @@ func safeKeyPart(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// publishBody is what publish.File.Body takes: a body that can be read again, and read by
+// several upload attempts at once.
+type publishBody interface {
+	io.ReadSeeker
+	io.ReaderAt
 }
 
 // redactURL drops a URL's query (bucket URLs may carry credentials there) and its user

@@ -161,6 +161,15 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return f.r.Read(p)
 }
 
+// ReadAt fails the same way past the middle (publish.File.Body must be an io.ReaderAt; the
+// bucket path reads through Read).
+func (f *failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.size/2 {
+		return 0, errors.New("disk on fire")
+	}
+	return f.r.ReadAt(p, off)
+}
+
 func TestBucketFailedUploadLeavesNothing(t *testing.T) {
 	t.Parallel()
 	sizes := []int{1 << 20, 20 << 20} // single PUT and S3 multipart

@@ -253,11 +253,9 @@ func (g *GitHub) Put(ctx context.Context, f File) (*Object, error) {
 }
 
 func (g *GitHub) upload(ctx context.Context, rel *github.RepositoryRelease, f File, size int64) (*github.ReleaseAsset, error) {
-	if _, err := f.Body.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewind: %w", err)
-	}
 	u := fmt.Sprintf("repos/%s/%s/releases/%d/assets?name=%s", g.owner, g.repo, rel.GetID(), url.QueryEscape(f.Name))
-	body := newProgressReader(io.LimitReader(f.Body, size), f.Name, size, &g.opts)
+	// A reader of its own: the transport may still be reading a failed attempt's body.
+	body := newProgressReader(io.NewSectionReader(f.Body, 0, size), f.Name, size, &g.opts)
 	req, err := g.c.NewUploadRequest(u, body, size, contentType(f.ContentType))
 	if err != nil {
 		return nil, err

@@ -51,8 +51,14 @@ type File struct {
 	// GitHub asset names may use letters, digits and ". _ - +"; keys may also use "/".
 	Name string
 	// Body is read from its start. It is read more than once (to hash it, to compare it
-	// with an existing object, and on retries), so it must seek. The caller closes it.
-	Body io.ReadSeeker
+	// with an existing object, and on retries), so it must seek; each upload attempt reads
+	// it through its own io.SectionReader, because net/http may still be reading a failed
+	// attempt's body when the retry starts (*os.File and *bytes.Reader qualify). The caller
+	// closes it.
+	Body interface {
+		io.ReadSeeker
+		io.ReaderAt
+	}
 	// ContentType defaults to application/octet-stream.
 	ContentType string
 }
