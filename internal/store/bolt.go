@@ -463,30 +463,14 @@ func (b *Bolt) UpdateState(ctx context.Context, app, ch string, fn func(s *chann
 		if err != nil {
 			return nil, err
 		}
-		work, err := decodeState(raw, app, ch)
+		c, err := applyChange(raw, app, ch, op, fn)
 		if err != nil {
 			return nil, err
 		}
-		prevRev := work.Rev
-		e, err := fn(work)
-		if err != nil {
-			return nil, err
+		if c.val == nil {
+			return c.state, nil
 		}
-		if e == nil {
-			return decodeState(raw, app, ch)
-		}
-		t := now()
-		prepareState(work, app, ch, prevRev, t)
-		entry := *e
-		prepareAudit(&entry, app, ch, t)
-		val, err := json.Marshal(work)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		ev, err := json.Marshal(&entry)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
+		val, ev := c.val, c.ev
 		stale := false
 		err = b.update(ctx, op, func(tx *bolt.Tx) error {
 			states, err := appWrite(tx, app, bStates)
@@ -509,7 +493,7 @@ func (b *Bolt) UpdateState(ctx context.Context, app, ch string, fn func(s *chann
 			continue
 		}
 		b.hub.publish(app)
-		return work, nil
+		return c.state, nil
 	}
 }
 

@@ -436,30 +436,14 @@ func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *chan
 		if err != nil {
 			return nil, r.fail(ctx, op, err)
 		}
-		work, err := decodeState(raw, app, ch)
+		c, err := applyChange(raw, app, ch, op, fn)
 		if err != nil {
 			return nil, err
 		}
-		prevRev := work.Rev
-		e, err := fn(work)
-		if err != nil {
-			return nil, err
+		if c.val == nil {
+			return c.state, nil
 		}
-		if e == nil {
-			return decodeState(raw, app, ch)
-		}
-		t := now()
-		prepareState(work, app, ch, prevRev, t)
-		entry := *e
-		prepareAudit(&entry, app, ch, t)
-		val, err := json.Marshal(work)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
-		ev, err := json.Marshal(&entry)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", op, err)
-		}
+		val, ev := c.val, c.ev
 		token := strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 		ok, err := updateStateScript.Run(ctx, r.rdb, keys,
 			ch, raw, val, ev, r.opts.AuditLimit, app, ChangesChannel, token).Int()
@@ -467,7 +451,7 @@ func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *chan
 			return nil, r.fail(ctx, op, err)
 		}
 		if ok == 1 {
-			return work, nil
+			return c.state, nil
 		}
 		// Lost the race: back off a little once contention persists, then retry.
 		if attempt >= 3 {

@@ -82,6 +82,49 @@ func checkBundle(b *channel.Bundle) error {
 	return nil
 }
 
+// stateChange is what one UpdateState attempt computed from the stored state: the state fn
+// produced with its encoding and the encoded audit entry, or, when fn changed nothing
+// (val is nil), the state as stored.
+type stateChange struct {
+	state   *channel.State
+	val, ev []byte
+}
+
+// applyChange runs fn on the decoded stored state raw (nil when the channel was never
+// written), normalises what it produced and encodes it: the part of UpdateState that the
+// stores share; each then writes val and ev with its own compare-and-swap.
+func applyChange(raw []byte, app, ch, op string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*stateChange, error) {
+	work, err := decodeState(raw, app, ch)
+	if err != nil {
+		return nil, err
+	}
+	prevRev := work.Rev
+	e, err := fn(work)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		stored, err := decodeState(raw, app, ch)
+		if err != nil {
+			return nil, err
+		}
+		return &stateChange{state: stored}, nil
+	}
+	t := now()
+	prepareState(work, app, ch, prevRev, t)
+	entry := *e
+	prepareAudit(&entry, app, ch, t)
+	val, err := json.Marshal(work)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	ev, err := json.Marshal(&entry)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &stateChange{state: work, val: val, ev: ev}, nil
+}
+
 // prepareState normalises the state fn produced before it is written: identity fields are
 // restored, Rev and UpdatedAt set, History bounded by channel.MaxHistory.
 func prepareState(s *channel.State, app, ch string, prevRev int64, now time.Time) {
