@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -40,7 +41,11 @@ func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 	case "redis-sentinel", "rediss-sentinel":
 		o, err = parseSentinel(strings.TrimSuffix(strings.ToLower(scheme), "-sentinel"), rest)
 	default:
-		err = fmt.Errorf("unsupported scheme %q (want redis, rediss, redis-cluster, rediss-cluster, redis-sentinel or rediss-sentinel)", scheme)
+		shown := "(not a URL scheme)"
+		if validScheme(scheme) {
+			shown = strconv.Quote(scheme)
+		}
+		err = fmt.Errorf("unsupported scheme %s (want redis, rediss, redis-cluster, rediss-cluster, redis-sentinel or rediss-sentinel)", shown)
 	}
 	if err != nil {
 		// url.Parse errors quote the whole URL, password included.
@@ -215,6 +220,23 @@ func encodeQuery(q url.Values) string {
 
 // redactURL replaces the password and password-like options of a URL with "xxxxx", for
 // errors and logs.
+// validScheme reports whether s has the syntax of a URL scheme (RFC 3986 §3.1), so that it
+// can be shown in an error without revealing anything else of a malformed URL.
+func validScheme(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func redactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -222,6 +244,10 @@ func redactURL(raw string) string {
 			return "<redacted>"
 		}
 		return raw
+	}
+	if !validScheme(scheme) {
+		// Not a scheme at all (e.g. ":pw@://"): anything in it may be a secret.
+		return "<redacted>"
 	}
 	authority, tail := rest, ""
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
