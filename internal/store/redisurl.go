@@ -52,7 +52,7 @@ func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
 			ue.URL = redactURL(ue.URL)
 		}
-		return nil, fmt.Errorf("redis url %q: %w: %w", redactURL(raw), ErrInvalid, err)
+		return nil, fmt.Errorf("redis url %q: %w: %w", redactURL(raw), ErrInvalid, withoutSecrets(err, raw))
 	}
 	return o, nil
 }
@@ -220,6 +220,22 @@ func encodeQuery(q url.Values) string {
 
 // redactURL replaces the password and password-like options of a URL with "xxxxx", for
 // errors and logs.
+// withoutSecrets returns err, or, when its text shows a part of raw that may be a password
+// (anything between a ':' and a later '@', wherever go-redis or net/url quoted it from),
+// an error that says what is wrong without it.
+func withoutSecrets(err error, raw string) error {
+	msg := err.Error()
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != ':' {
+			continue
+		}
+		if j := strings.IndexByte(raw[i+1:], '@'); j > 0 && strings.Contains(msg, raw[i+1:i+1+j]) {
+			return errors.New("malformed URL (the details are withheld because they would show credentials)")
+		}
+	}
+	return err
+}
+
 // validScheme reports whether s has the syntax of a URL scheme (RFC 3986 §3.1), so that it
 // can be shown in an error without revealing anything else of a malformed URL.
 func validScheme(s string) bool {
