@@ -229,16 +229,7 @@ func (b *Bolt) update(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 // PutBundle stores bundle bd unless its version exists and, when it creates it, appends
 // audit in the same transaction; see the relay's Store contract.
 func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
-	if err := checkBundle(bd); err != nil {
-		return nil, false, fmt.Errorf("put bundle: %w", err)
-	}
-	nb := *bd
-	nb.CreatedAt = now()
-	val, err := json.Marshal(&nb)
-	if err != nil {
-		return nil, false, fmt.Errorf("put bundle: %w", err)
-	}
-	ev, err := bundleAudit(bd, audit, nb.CreatedAt)
+	nb, val, ev, err := encodeNewBundle(bd, audit)
 	if err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
@@ -277,7 +268,7 @@ func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel
 		return nil, false, err
 	}
 	if existing == nil {
-		return &nb, true, nil
+		return nb, true, nil
 	}
 	return resolveExisting(existing, bd)
 }

@@ -241,16 +241,7 @@ return {1, ARGV[2]}
 // PutBundle stores bd unless its version exists and, when it creates it, appends audit,
 // in one script (atomic create or compare); see the relay's Store contract.
 func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
-	if err := checkBundle(bd); err != nil {
-		return nil, false, fmt.Errorf("put bundle: %w", err)
-	}
-	nb := *bd
-	nb.CreatedAt = now()
-	val, err := json.Marshal(&nb)
-	if err != nil {
-		return nil, false, fmt.Errorf("put bundle: %w", err)
-	}
-	ev, err := bundleAudit(bd, audit, nb.CreatedAt)
+	nb, val, ev, err := encodeNewBundle(bd, audit)
 	if err != nil {
 		return nil, false, fmt.Errorf("put bundle: %w", err)
 	}
@@ -265,7 +256,7 @@ func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channe
 		return nil, false, fmt.Errorf("%s: unexpected script reply %v", op, res)
 	}
 	if created, _ := res[0].(int64); created == 1 {
-		return &nb, true, nil
+		return nb, true, nil
 	}
 	cur, _ := res[1].(string)
 	return resolveExisting([]byte(cur), bd)

@@ -82,6 +82,24 @@ func checkBundle(b *channel.Bundle) error {
 	return nil
 }
 
+// encodeNewBundle checks bd and encodes what PutBundle writes when the version is new: the
+// bundle stamped with its creation time, and its audit entry (nil ev when audit is nil).
+// Both stores share it; each then creates or compares atomically in its own way.
+func encodeNewBundle(bd *channel.Bundle, audit *channel.AuditEntry) (nb *channel.Bundle, val, ev []byte, err error) {
+	if err := checkBundle(bd); err != nil {
+		return nil, nil, nil, err
+	}
+	b := *bd
+	b.CreatedAt = now()
+	if val, err = json.Marshal(&b); err != nil {
+		return nil, nil, nil, err
+	}
+	if ev, err = bundleAudit(bd, audit, b.CreatedAt); err != nil {
+		return nil, nil, nil, err
+	}
+	return &b, val, ev, nil
+}
+
 // stateChange is what one UpdateState attempt computed from the stored state: the state fn
 // produced with its encoding and the encoded audit entry, or, when fn changed nothing
 // (val is nil), the state as stored.
