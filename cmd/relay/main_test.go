@@ -1,21 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +17,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -39,15 +33,6 @@ apps:
       - { ref: refs/heads/main, channel: beta }
       - { ref: "refs/tags/v*", channel: production }
 `
-
-func writeConfig(t *testing.T, text string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -87,7 +72,7 @@ func TestRunFlagErrors(t *testing.T) {
 // problem listed.
 func TestRunConfigErrors(t *testing.T) {
 	t.Parallel()
-	path := writeConfig(t, `
+	path := relaytest.WriteConfig(t, `
 apps:
   - id: com.example.app
     repository: not-a-repo
@@ -122,25 +107,8 @@ apps:
 // relayProc is a relay serving in-process through serve.
 type relayProc struct {
 	base   string
-	stdout *syncBuffer
+	stdout *relaytest.Buffer
 	stop   func() error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startInProcess(t *testing.T, args []string, vars map[string]string) *relayProc {
@@ -150,7 +118,7 @@ func startInProcess(t *testing.T, args []string, vars map[string]string) *relayP
 		t.Fatalf("parseFlags: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &relaytest.Buffer{}
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, out, func(a string) { addrc <- a }) }()
@@ -215,7 +183,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const admin, hmacSecret = "admin-token-do-not-log", "hmac-secret-do-not-log"
-			args := append([]string{"--config", writeConfig(t, testConfig), "--addr", "127.0.0.1:0", "--log-level", "debug"}, tc.extra(t)...)
+			args := append([]string{"--config", relaytest.WriteConfig(t, testConfig), "--addr", "127.0.0.1:0", "--log-level", "debug"}, tc.extra(t)...)
 			p := startInProcess(t, args, map[string]string{"FERRY_ADMIN_TOKEN": admin, "FERRY_HMAC_SECRET": hmacSecret})
 
 			if code, body := call(t, "GET", p.base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
@@ -234,13 +202,7 @@ func TestServeEndToEnd(t *testing.T) {
 				Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10,
 				Commit: "0123456789abcdef0123456789abcdef01234567", Ref: "refs/tags/v1.0.1",
 			})
-			ts := strconv.FormatInt(time.Now().Unix(), 10)
-			mac := hmac.New(sha256.New, []byte(hmacSecret))
-			mac.Write([]byte(ts + "." + string(bundle)))
-			code, body := call(t, "POST", p.base+"/api/v1/bundles", bundle, map[string]string{
-				"Content-Type": "application/json", "X-Ferry-Timestamp": ts,
-				"X-Ferry-Signature-256": "sha256=" + hex.EncodeToString(mac.Sum(nil)),
-			})
+			code, body := call(t, "POST", p.base+"/api/v1/bundles", bundle, relaytest.HMACHeaders(hmacSecret, bundle, time.Now()))
 			if code != http.StatusCreated {
 				t.Fatalf("POST /api/v1/bundles = %d %s", code, body)
 			}
@@ -279,7 +241,7 @@ func TestServeEndToEnd(t *testing.T) {
 func TestEmbeddedStoreLocked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, testConfig)
+	cfgPath := relaytest.WriteConfig(t, testConfig)
 	startInProcess(t, []string{"--config", cfgPath, "--addr", "127.0.0.1:0", "--data-dir", dir}, nil)
 	err := run(t.Context(), []string{"--config", cfgPath, "--addr", "127.0.0.1:0", "--data-dir", dir}, env(nil), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "another relay uses this data dir") {
@@ -287,109 +249,39 @@ func TestEmbeddedStoreLocked(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// relayBinary builds cmd/relay once per test run.
-func relayBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ferry-relay-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "relay")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	relaytest.Cleanup()
 	os.Exit(code)
 }
 
-// startBinary starts the built relay and returns its base URL once it listens.
-func startBinary(t *testing.T, args []string, extraEnv ...string) (*exec.Cmd, string, *syncBuffer) {
+// startBinary starts the built relay with args and an environment of PATH and extraEnv
+// alone, so nothing of the test's own environment configures it.
+func startBinary(t *testing.T, args []string, extraEnv ...string) *relaytest.Relay {
 	t.Helper()
-	cmd := exec.Command(relayBinary(t), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, extraEnv...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
+	return relaytest.Start(t, relaytest.Build(t, "cmd/relay")[0], relaytest.Options{
+		Args: args,
+		Env:  append([]string{"PATH=" + os.Getenv("PATH")}, extraEnv...),
 	})
-	logs := &syncBuffer{}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			logs.Write([]byte(line + "\n"))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "relay listening" {
-				addrc <- rec.Addr
-			}
-		}
-	}()
-	select {
-	case addr := <-addrc:
-		return cmd, "http://" + addr, logs
-	case <-time.After(20 * time.Second):
-		t.Fatalf("relay did not report listening; stderr:\n%s\nstdout:\n%s", stderr, logs)
-	}
-	return nil, "", nil
 }
 
 // TestBinarySIGTERM: the built binary starts from a config file with settings from the
 // environment, answers /healthz, and exits 0 after draining on SIGTERM.
 func TestBinarySIGTERM(t *testing.T) {
 	t.Parallel()
-	cmd, base, logs := startBinary(t, []string{"--addr", "127.0.0.1:0"},
-		"FERRY_CONFIG="+writeConfig(t, testConfig), "FERRY_DATA_DIR="+t.TempDir(), "FERRY_ADMIN_TOKEN=x")
-	if code, body := call(t, "GET", base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
+	r := startBinary(t, nil,
+		"FERRY_CONFIG="+relaytest.WriteConfig(t, testConfig), "FERRY_DATA_DIR="+t.TempDir(), "FERRY_ADMIN_TOKEN=x")
+	if code, body := call(t, "GET", r.URL+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
 		t.Fatalf("GET /healthz = %d %s", code, body)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := r.Stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("relay after SIGTERM: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("relay exited with %v after SIGTERM", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("relay did not exit within 15s of SIGTERM")
+	logs := r.Log.String()
+	if !strings.Contains(logs, `"msg":"relay listening","addr":"`+r.Addr+`"`) {
+		t.Errorf("the relay did not report where it listens:\n%s", logs)
 	}
-	if !strings.Contains(logs.String(), `"msg":"relay stopped","error":null`) {
+	if !strings.Contains(logs, `"msg":"relay stopped","error":null`) {
 		t.Errorf("no clean stop logged:\n%s", logs)
 	}
 }
@@ -420,7 +312,8 @@ func TestCapgoProbe(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, base, logs := startBinary(t, []string{"--config", writeConfig(t, testConfig), "--addr", "127.0.0.1:0", "--data-dir", data, "--log-level", "debug"})
+	relay := startBinary(t, []string{"--config", relaytest.WriteConfig(t, testConfig), "--data-dir", data, "--log-level", "debug"})
+	base, logs := relay.URL, relay.Log
 
 	proj := t.TempDir()
 	files := map[string]string{
