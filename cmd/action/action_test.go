@@ -30,6 +30,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
 )
@@ -481,7 +482,7 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 		stand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
 			ts := r.Header.Get(headerTimestamp)
-			if r.URL.Path != "/api/v1/bundles" || r.Header.Get(headerSignature) != hmacSig(hmacSecret, ts, body) {
+			if r.URL.Path != "/api/v1/bundles" || r.Header.Get(headerSignature) != relaytest.HMACSignature(hmacSecret, ts, body) {
 				http.Error(w, `{"error":"bad_signature"}`, http.StatusUnauthorized)
 				return
 			}
@@ -534,10 +535,6 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 	})
 }
 
-func hmacSig(secret, ts string, body []byte) string {
-	return fmt.Sprintf("sha256=%s", hexHMAC([]byte(secret), []byte(ts+"."), body))
-}
-
 // verifyWithPeers runs the summary's ferry verify, cosign verify-blob and gh attestation
 // verify commands on the published files, pointed at an offline trusted root and issuer.
 func verifyWithPeers(t *testing.T, name string, enc, sig, prov []byte, trustedRoot, issuerURL string) {
@@ -550,7 +547,7 @@ func verifyWithPeers(t *testing.T, name string, enc, sig, prov []byte, trustedRo
 	}
 	idRegexp := "^https://github\\.com/acme/mobile-app/\\.github/workflows/"
 	cmds := [][]string{
-		{binaries.ferry, "verify", "--artifact", name, "--bundle", name + ".sigstore.json", "--provenance", name + ".provenance.sigstore.json",
+		{relaytest.Build(t, "cmd/ferry")[0], "verify", "--artifact", name, "--bundle", name + ".sigstore.json", "--provenance", name + ".provenance.sigstore.json",
 			"--repo", testRepo, "--issuer", issuerURL, "--trusted-root", trustedRoot},
 		{peers.Path(t, peers.Cosign), "verify-blob", name, "--bundle", name + ".sigstore.json", "--certificate-identity-regexp", idRegexp,
 			"--certificate-oidc-issuer", issuerURL, "--trusted-root", trustedRoot},

@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,12 +20,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
@@ -41,40 +38,17 @@ const (
 	commitB    = "89e6c98d92887913cadf06b2adb97f26cde4849b"
 )
 
-// binaries builds the action and the relay once per test binary.
-var binaries = struct {
-	once                 sync.Once
-	dir                  string
-	action, relay, ferry string
-	err                  error
-	out                  []byte
-}{}
-
+// buildBinaries returns the built action and relay; cmd/ferry is built with them for the
+// verify commands the summary prints.
 func buildBinaries(t testing.TB) (action, relay string) {
 	t.Helper()
-	binaries.once.Do(func() {
-		dir, err := os.MkdirTemp("", "ferry-action-test-")
-		if err != nil {
-			binaries.err = err
-			return
-		}
-		binaries.dir = dir
-		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), ".", "../relay", "../ferry")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		binaries.out, binaries.err = cmd.CombinedOutput()
-		binaries.action, binaries.relay, binaries.ferry = filepath.Join(dir, "action"), filepath.Join(dir, "relay"), filepath.Join(dir, "ferry")
-	})
-	if binaries.err != nil {
-		t.Fatalf("build action and relay: %v\n%s", binaries.err, binaries.out)
-	}
-	return binaries.action, binaries.relay
+	bins := relaytest.Build(t, "cmd/action", "cmd/relay", "cmd/ferry")
+	return bins[0], bins[1]
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binaries.dir != "" {
-		os.RemoveAll(binaries.dir)
-	}
+	relaytest.Cleanup()
 	os.Exit(code)
 }
 
@@ -175,11 +149,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // ---------- the real relay ----------
 
+// relayProc is the real relay binary, with the admin API reads these tests make.
 type relayProc struct {
-	URL string
-	cmd *exec.Cmd
-	log *bytes.Buffer
-	mu  *sync.Mutex
+	*relaytest.Relay
 }
 
 const relayConfigYAML = `apps:
@@ -198,53 +170,14 @@ const relayConfigYAML = `apps:
 // when oidcIssuer is set, OIDC registration with the test audience.
 func startRelay(t *testing.T, relayBin, oidcIssuer string) *relayProc {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "ferry.yaml")
-	if err := os.WriteFile(cfg, []byte(relayConfigYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
-	args := []string{"--config", cfg, "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-format", "text"}
+	args := []string{"--config", relaytest.WriteConfig(t, relayConfigYAML), "--data-dir", t.TempDir(), "--log-format", "text"}
 	if oidcIssuer != "" {
 		args = append(args, "--oidc-issuer", oidcIssuer, "--oidc-audience", audience)
 	}
-	cmd := exec.Command(relayBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_HMAC_SECRET="+hmacSecret, "FERRY_RATE_LIMIT=0")
-	p := &relayProc{URL: "http://" + addr, cmd: cmd, log: new(bytes.Buffer), mu: new(sync.Mutex)}
-	cmd.Stdout = lockedWriter{p.mu, p.log}
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("relay log:\n%s", p.Log())
-		}
-	})
-	if err := peers.WaitPort(addr, 20*time.Second); err != nil {
-		t.Fatalf("relay: %v\n%s", err, p.Log())
-	}
-	return p
-}
-
-func (p *relayProc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(b)
+	return &relayProc{relaytest.Start(t, relayBin, relaytest.Options{
+		Args: args,
+		Env:  append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_HMAC_SECRET="+hmacSecret, "FERRY_RATE_LIMIT=0"),
+	})}
 }
 
 // bundle reads a registered bundle through the relay's admin API; nil when there is none.
@@ -405,12 +338,4 @@ func webBuild(t testing.TB, dir, flavour string) string {
 		}
 	}
 	return dir
-}
-
-func hexHMAC(secret []byte, parts ...[]byte) string {
-	m := hmac.New(sha256.New, secret)
-	for _, p := range parts {
-		m.Write(p)
-	}
-	return hex.EncodeToString(m.Sum(nil))
 }
