@@ -3,13 +3,10 @@ package e2e
 import (
 	"bytes"
 	"crypto"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // Secrets the relay is started with in every scenario.
@@ -65,39 +62,17 @@ const relayConfig = `apps:
       - { ref: "refs/tags/v*", channel: production }
 `
 
-var binBuild struct {
-	once sync.Once
-	dir  string
-	err  error
-	out  string
-}
-
-// binaries builds cmd/relay, cmd/action and cmd/ferry once per test binary and returns the
-// paths of the first two (ferryBinary returns the third).
+// binaries returns the built relay and action; cmd/ferry is built with them, in the same
+// directory (ferryBinary).
 func binaries(t *testing.T) (relayBin, actionBin string) {
 	t.Helper()
-	binBuild.once.Do(func() {
-		binBuild.dir, binBuild.err = os.MkdirTemp("", "ferry-e2e-bin-")
-		if binBuild.err != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binBuild.dir+string(os.PathSeparator), "./cmd/relay", "./cmd/action", "./cmd/ferry")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-		out, err := cmd.CombinedOutput()
-		binBuild.out, binBuild.err = string(out), err
-	})
-	if binBuild.err != nil {
-		t.Fatalf("build cmd/relay, cmd/action and cmd/ferry: %v\n%s", binBuild.err, binBuild.out)
-	}
-	return filepath.Join(binBuild.dir, "relay"), filepath.Join(binBuild.dir, "action")
+	bins := relaytest.Build(t, "cmd/relay", "cmd/action", "cmd/ferry")
+	return bins[0], bins[1]
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binBuild.dir != "" {
-		os.RemoveAll(binBuild.dir)
-	}
+	relaytest.Cleanup()
 	os.Exit(code)
 }
 
@@ -106,7 +81,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	t           *testing.T
 	relayURL    string
-	relay       *relayProc
+	relay       *relaytest.Relay
 	relayBin    string
 	relayConfig string
 	redis       *peers.Process
@@ -134,97 +109,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// relayProc is one running relay binary.
-type relayProc struct {
-	URL  string
-	Log  *syncBuffer
-	t    *testing.T
-	args []string
-	env  []string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 // startRelay starts another relay instance on the scenario's Redis, with extra flags,
 // and waits until it is ready. It is stopped when the test ends.
-func (e *env) startRelay(t *testing.T, extra ...string) *relayProc {
+func (e *env) startRelay(t *testing.T, extra ...string) *relaytest.Relay {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
-	r := &relayProc{
-		URL: "http://" + addr, Log: &syncBuffer{}, t: t,
-		args: append([]string{"--config", e.relayConfig, "--addr", addr, "--redis-url", "redis://" + e.redis.Addr,
+	return relaytest.Start(t, e.relayBin, relaytest.Options{
+		Args: append([]string{"--config", e.relayConfig, "--redis-url", "redis://" + e.redis.Addr,
 			"--rate-limit", "0", "--log-format", "text", "--log-level", "debug",
 			"--oidc-issuer", e.github.srv.URL, "--oidc-audience", oidcAudience}, extra...),
-		env: append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
-	}
-	r.start(e.relayBin)
-	t.Cleanup(func() {
-		r.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("relay %s log:\n%s", r.URL, r.Log.String())
-		}
+		Env: append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
 	})
-	return r
-}
-
-func (r *relayProc) start(bin string) {
-	r.t.Helper()
-	r.cmd = exec.Command(bin, r.args...)
-	r.cmd.Env = r.env
-	r.cmd.Stdout, r.cmd.Stderr = r.Log, r.Log
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start relay: %v", err)
-	}
-	r.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(r.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("relay not ready at %s: %v\n%s", r.URL, err, r.Log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop ends the relay with sig (SIGKILL simulates a crash) and waits for it.
-func (r *relayProc) stop(sig syscall.Signal) {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(sig)
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-		<-r.done
-	}
-	r.cmd = nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeGitHub stands in for GitHub (the only fake in this suite, as GitHub cannot run
@@ -328,18 +222,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// commitSHA returns a stable 40-hex commit id for a label.
-func commitSHA(label string) string {
-	s := sha1.Sum([]byte(label))
-	return hex.EncodeToString(s[:])
-}
-
 // build is one CI run of the action.
 type build struct {
 	App     string
 	Version string
 	Ref     string // e.g. refs/heads/main or refs/tags/v1.0.0
-	Commit  string // 40 hex; default commitSHA(Version)
+	Commit  string // 40 hex; default relaytest.Commit(Version)
 	Dir     string // web build directory
 	Key     *rsa.PrivateKey
 	Native  string // semver range of native versions; empty: any
@@ -363,7 +251,7 @@ type build struct {
 func (e *env) publish(t *testing.T, b build) map[string]string {
 	t.Helper()
 	if b.Commit == "" {
-		b.Commit = commitSHA(b.Version)
+		b.Commit = relaytest.Commit(b.Version)
 	}
 	work := t.TempDir()
 	outputs := filepath.Join(work, "github_output")
@@ -564,16 +452,13 @@ func (e *env) pushTag(t *testing.T, repo, tag, before, commit string) map[string
 	payload := fmt.Sprintf(`{"ref":"refs/tags/%s","before":%q,"after":%q,"created":%v,"deleted":false,"forced":%v,`+
 		`"head_commit":{"id":%q},"repository":{"name":%q,"full_name":%q,"owner":{"login":%q}},"pusher":{"name":"octocat"}}`,
 		tag, before, commit, before == zero, before != zero, commit, name, repo, owner)
-	m := hmac.New(sha256.New, []byte(webhookSecret))
-	m.Write([]byte(payload))
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.relayURL+"/webhooks/github", strings.NewReader(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "push")
-	req.Header.Set("X-GitHub-Delivery", commitSHA(tag + commit + before)[:32])
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	for k, v := range relaytest.WebhookHeaders(webhookSecret, "push", relaytest.Commit(tag + commit + before)[:32], []byte(payload)) {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("webhook: %v", err)

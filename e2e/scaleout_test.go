@@ -73,8 +73,8 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 	}
 	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/audit", nil, &auditBefore)
 
-	e.relay.stop(syscall.SIGKILL)
-	e.relay.start(e.relayBin)
+	e.relay.Stop(syscall.SIGKILL)
+	e.relay.Start()
 
 	if ans := mustCheck(t, dev); ans.Version == "11.1.0" {
 		t.Errorf("after the crash the relay offers 11.1.0 again to the device that reported update_fail: %+v", ans)

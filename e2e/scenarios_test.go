@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // exampleFiles lists examples/web, the app every scenario ships.
@@ -154,7 +155,7 @@ func TestTagPushPromotesWithoutRebuilding(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	key := newKey(t)
-	commit := commitSHA("main@1")
+	commit := relaytest.Commit("main@1")
 	e.publish(t, build{App: appEnc, Version: "1.2.0", Ref: "refs/heads/main", Commit: commit, Dir: webBuild(t, "1.2.0", nil), Key: key})
 	beta := mustCheck(t, e.device(t, appEnc, deviceOpts{Channel: "beta", Key: &key.PublicKey}))
 
@@ -182,7 +183,7 @@ func TestMovingTheTagBackRollsBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	key := newKey(t)
-	a, b := commitSHA("A"), commitSHA("B")
+	a, b := relaytest.Commit("A"), relaytest.Commit("B")
 	e.publish(t, build{App: appEnc, Version: "2.0.0", Ref: "refs/heads/main", Commit: a, Dir: webBuild(t, "2.0.0", nil), Key: key})
 	e.publish(t, build{App: appEnc, Version: "2.1.0", Ref: "refs/heads/main", Commit: b, Dir: webBuild(t, "2.1.0", nil), Key: key})
 
@@ -415,7 +416,7 @@ func TestOIDCRegistrationWithoutSharedSecret(t *testing.T) {
 
 	var b channel.Bundle
 	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/bundles/9.0.0", nil, &b)
-	if b.Repository != repository || b.Ref != "refs/heads/main" || b.Commit != commitSHA("9.0.0") {
+	if b.Repository != repository || b.Ref != "refs/heads/main" || b.Commit != relaytest.Commit("9.0.0") {
 		t.Errorf("registered bundle: repository %q ref %q commit %q; want the token's claims", b.Repository, b.Ref, b.Commit)
 	}
 
