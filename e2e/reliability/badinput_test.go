@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -31,7 +32,7 @@ func TestHostileRequests(t *testing.T) {
 			t.Fatalf("register: %v %s", err, rep)
 		}
 	}
-	if rep, err := relay.webhook(ctx, "setup-delivery", webhookPayload(repository, "refs/tags/channel/staging", "", commitOf(appID+"@0.9.0"))); err != nil || rep.Status != http.StatusOK {
+	if rep, err := relay.webhook(ctx, "setup-delivery", webhookPayload(repository, "refs/tags/channel/staging", "", relaytest.Commit(appID+"@0.9.0"))); err != nil || rep.Status != http.StatusOK {
 		t.Fatalf("webhook: %v %s", err, rep)
 	}
 
@@ -39,14 +40,14 @@ func TestHostileRequests(t *testing.T) {
 	valid := bundleFor(appID, "1.1.0", "refs/tags/v1.1.0")
 	withManifest := func(name string) []byte {
 		b := valid
-		b.Manifest = []channel.ManifestEntry{{FileName: name, FileHash: hexOf(name, 64), DownloadURL: "https://cdn.example.com/f/" + hexOf(name, 8)}}
+		b.Manifest = []channel.ManifestEntry{{FileName: name, FileHash: relaytest.Hex(name, 64), DownloadURL: "https://cdn.example.com/f/" + relaytest.Hex(name, 8)}}
 		return mustJSON(t, b)
 	}
 	conflict := bundleFor(appID, "1.0.0", "refs/tags/v1.0.0")
-	conflict.Checksum, conflict.SHA256 = hexOf("other", 64), hexOf("other", 64)
+	conflict.Checksum, conflict.SHA256 = relaytest.Hex("other", 64), relaytest.Hex("other", 64)
 	dev := string(deviceBody(appID, deviceID(1), "production", "builtin"))
 	jsonCT := map[string]string{"Content-Type": "application/json"}
-	signed := func(body []byte) map[string]string { return hmacHeaders(hmacSecret, body, time.Now()) }
+	signed := func(body []byte) map[string]string { return relaytest.HMACHeaders(hmacSecret, body, time.Now()) }
 	bearer := func(tok string) map[string]string {
 		return map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + tok}
 	}
@@ -58,9 +59,9 @@ func TestHostileRequests(t *testing.T) {
 		return iss.token(t, o)
 	}
 	hook := func(delivery string, body []byte) map[string]string {
-		return githubHeaders(webhookSecret, delivery, body)
+		return relaytest.WebhookHeaders(webhookSecret, "push", delivery, body)
 	}
-	moveStaging := webhookPayload(repository, "refs/tags/channel/staging", commitOf(appID+"@0.9.0"), commitOf(appID+"@1.0.0"))
+	moveStaging := webhookPayload(repository, "refs/tags/channel/staging", relaytest.Commit(appID+"@0.9.0"), relaytest.Commit(appID+"@1.0.0"))
 	admin := func(token string) map[string]string {
 		h := map[string]string{"Content-Type": "application/json"}
 		if token != "" {
@@ -98,9 +99,9 @@ func TestHostileRequests(t *testing.T) {
 
 		// Registration.
 		{"register unsigned", "POST", "/api/v1/bundles", jsonCT, mustJSON(t, valid), 401, "unauthenticated"},
-		{"register wrong hmac", "POST", "/api/v1/bundles", hmacHeaders("not-the-secret", mustJSON(t, valid), time.Now()), mustJSON(t, valid), 401, "bad_signature"},
-		{"register stale hmac", "POST", "/api/v1/bundles", hmacHeaders(hmacSecret, mustJSON(t, valid), time.Now().Add(-10*time.Minute)), mustJSON(t, valid), 401, "stale_signature"},
-		{"register future hmac", "POST", "/api/v1/bundles", hmacHeaders(hmacSecret, mustJSON(t, valid), time.Now().Add(10*time.Minute)), mustJSON(t, valid), 401, "stale_signature"},
+		{"register wrong hmac", "POST", "/api/v1/bundles", relaytest.HMACHeaders("not-the-secret", mustJSON(t, valid), time.Now()), mustJSON(t, valid), 401, "bad_signature"},
+		{"register stale hmac", "POST", "/api/v1/bundles", relaytest.HMACHeaders(hmacSecret, mustJSON(t, valid), time.Now().Add(-10*time.Minute)), mustJSON(t, valid), 401, "stale_signature"},
+		{"register future hmac", "POST", "/api/v1/bundles", relaytest.HMACHeaders(hmacSecret, mustJSON(t, valid), time.Now().Add(10*time.Minute)), mustJSON(t, valid), 401, "stale_signature"},
 		{"register malformed json", "POST", "/api/v1/bundles", signed([]byte(`{"app_id":"x",`)), []byte(`{"app_id":"x",`), 400, "invalid_json"},
 		{"register truncated", "POST", "/api/v1/bundles", signed(mustJSON(t, valid)[:60]), mustJSON(t, valid)[:60], 400, "invalid_json"},
 		{"register wrong types", "POST", "/api/v1/bundles", signed([]byte(`{"app_id":"` + appID + `","version":1,"size":"big"}`)), []byte(`{"app_id":"` + appID + `","version":1,"size":"big"}`), 400, "invalid_json"},
@@ -119,13 +120,13 @@ func TestHostileRequests(t *testing.T) {
 
 		// GitHub webhooks.
 		{"webhook unsigned", "POST", "/webhooks/github", map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "u1", "Content-Type": "application/json"}, moveStaging, 401, "bad_signature"},
-		{"webhook wrong secret", "POST", "/webhooks/github", githubHeaders("nope", "u2", moveStaging), moveStaging, 401, "bad_signature"},
+		{"webhook wrong secret", "POST", "/webhooks/github", relaytest.WebhookHeaders("nope", "push", "u2", moveStaging), moveStaging, 401, "bad_signature"},
 		{"webhook sha1 only", "POST", "/webhooks/github", sha1Headers("u3", moveStaging), moveStaging, 401, "bad_signature"},
 		{"webhook replayed delivery", "POST", "/webhooks/github", hook("setup-delivery", moveStaging), moveStaging, 200, ""},
 		{"webhook missing delivery", "POST", "/webhooks/github", withoutKey(hook("", moveStaging), "X-GitHub-Delivery"), moveStaging, 400, "bad_delivery"},
 		{"webhook signed malformed", "POST", "/webhooks/github", hook("u4", []byte(`{"ref":`)), []byte(`{"ref":`), 400, "bad_payload"},
 		{"webhook 10MB unsigned", "POST", "/webhooks/github", map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "u5"}, json10MB, 401, "bad_signature"},
-		{"webhook foreign repository", "POST", "/webhooks/github", hook("u6", webhookPayload("mallory/fork", "refs/tags/v9.9.9", "", commitOf(appID+"@1.0.0"))), webhookPayload("mallory/fork", "refs/tags/v9.9.9", "", commitOf(appID+"@1.0.0")), 200, ""},
+		{"webhook foreign repository", "POST", "/webhooks/github", hook("u6", webhookPayload("mallory/fork", "refs/tags/v9.9.9", "", relaytest.Commit(appID+"@1.0.0"))), webhookPayload("mallory/fork", "refs/tags/v9.9.9", "", relaytest.Commit(appID+"@1.0.0")), 200, ""},
 
 		// Admin API.
 		{"admin no token", "POST", promote, admin(""), []byte(`{"version":"0.9.0"}`), 401, "unauthorized"},

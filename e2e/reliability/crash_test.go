@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestRelayCrash kills the relay with SIGKILL twice in the middle of concurrent
@@ -119,7 +120,7 @@ func crashRun(t *testing.T, relay *relayProc, rdb *peers.Process) {
 					slices.Sort(known)
 					v := known[(i*7+w)%len(known)]
 					delivery := fmt.Sprintf("crash-%s-%d-%d-%d", t.Name(), round, w, i)
-					body := webhookPayload(repository, "refs/tags/channel/staging", "", commitOf(appID+"@"+v))
+					body := webhookPayload(repository, "refs/tags/channel/staging", "", relaytest.Commit(appID+"@"+v))
 					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 					rep, err := relay.webhook(wctx, delivery, body)
 					cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -71,7 +72,7 @@ func FuzzRelayHTTP(f *testing.F) {
 		dev, []byte(`[` + string(dev) + `]`), []byte(`{"version":"1.0.0"}`), []byte(`{"version":"1.0.0","percent":10}`),
 		[]byte(`{"policy":{"public":true,"platforms":["ios"]}}`), []byte(`{"policy":null}`),
 		mustJSON(f, bundleFor(appID, "1.0.0", "refs/tags/v1.0.0")),
-		webhookPayload(repository, "refs/tags/v1.0.0", "", commitOf(appID+"@1.0.0")),
+		webhookPayload(repository, "refs/tags/v1.0.0", "", relaytest.Commit(appID+"@1.0.0")),
 		[]byte(`{"app_id":"` + appID + `","device_id":"x","files":[{"file_name":"a.js","file_hash":"00"}]}`),
 		[]byte(`{`), []byte(`null`), []byte(`"\u0000"`), []byte(`{"a":1e999}`),
 	}
@@ -89,12 +90,12 @@ func FuzzRelayHTTP(f *testing.F) {
 		case "admin":
 			req.Header.Set("Authorization", "Bearer "+adminToken)
 		case "hmac":
-			for k, v := range hmacHeaders(hmacSecret, body, time.Now()) {
+			for k, v := range relaytest.HMACHeaders(hmacSecret, body, time.Now()) {
 				req.Header.Set(k, v)
 			}
 		case "github":
 			n++
-			for k, v := range githubHeaders(webhookSecret, "fuzz-"+hexOf(string(body), 16)+"-"+string(rune('a'+n%26)), body) {
+			for k, v := range relaytest.WebhookHeaders(webhookSecret, "push", "fuzz-"+relaytest.Hex(string(body), 16)+"-"+string(rune('a'+n%26)), body) {
 				req.Header.Set(k, v)
 			}
 		}

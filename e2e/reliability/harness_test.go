@@ -4,26 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // Secrets and identities every relay of this package is started with.
@@ -61,38 +53,9 @@ const relayConfig = `apps:
       - { ref: "refs/tags/v*", channel: production }
 `
 
-var relayBuild struct {
-	once sync.Once
-	dir  string
-	err  error
-	out  string
-}
-
-// relayBinary builds cmd/relay once per test binary.
-func relayBinary(t *testing.T) string {
-	t.Helper()
-	relayBuild.once.Do(func() {
-		relayBuild.dir, relayBuild.err = os.MkdirTemp("", "ferry-reliability-bin-")
-		if relayBuild.err != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", relayBuild.dir+string(os.PathSeparator), "./cmd/relay")
-		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
-		out, err := cmd.CombinedOutput()
-		relayBuild.out, relayBuild.err = string(out), err
-	})
-	if relayBuild.err != nil {
-		t.Fatalf("build cmd/relay: %v\n%s", relayBuild.err, relayBuild.out)
-	}
-	return filepath.Join(relayBuild.dir, "relay")
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if relayBuild.dir != "" {
-		os.RemoveAll(relayBuild.dir)
-	}
+	relaytest.Cleanup()
 	os.Exit(code)
 }
 
@@ -104,30 +67,15 @@ type relayOpts struct {
 	Extra      []string
 }
 
-// relayProc is one running relay binary; it can be killed and restarted on the same
-// address and store.
+// relayProc is one running relay binary, with the calls these tests make; Stop and Start
+// kill and restart it on the same address and store.
 type relayProc struct {
-	URL  string
-	Addr string
-	t    *testing.T
-	bin  string
-	args []string
-	env  []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *syncBuffer
+	*relaytest.Relay
 }
 
 func startRelay(t *testing.T, o relayOpts) *relayProc {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfg, []byte(relayConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
-	args := []string{"--config", cfg, "--addr", addr, "--rate-limit", "0", "--log-format", "text", "--log-level", "warn",
+	args := []string{"--config", relaytest.WriteConfig(t, relayConfig), "--rate-limit", "0", "--log-format", "text", "--log-level", "warn",
 		"--snapshot-ttl", "200ms", "--shutdown-timeout", "2s"}
 	if o.RedisURL != "" {
 		args = append(args, "--redis-url", o.RedisURL)
@@ -140,101 +88,13 @@ func startRelay(t *testing.T, o relayOpts) *relayProc {
 	if o.OIDCIssuer != "" {
 		args = append(args, "--oidc-issuer", o.OIDCIssuer, "--oidc-audience", oidcAudience)
 	}
-	r := &relayProc{
-		URL: "http://" + addr, Addr: addr, t: t, bin: relayBinary(t), log: &syncBuffer{},
-		args: append(args, o.Extra...),
-		env:  append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
-	}
-	r.Start()
-	t.Cleanup(func() {
-		r.Stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("relay log (tail):\n%s", tail(r.log.String(), 4000))
-		}
-	})
-	return r
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// Start starts the relay and waits until /readyz answers 200.
-func (r *relayProc) Start() {
-	r.t.Helper()
-	r.mu.Lock()
-	cmd := exec.Command(r.bin, r.args...)
-	cmd.Env = r.env
-	cmd.Stdout, cmd.Stderr = r.log, r.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		r.mu.Unlock()
-		r.t.Fatalf("start relay: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	r.cmd, r.done = cmd, done
-	r.mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(r.URL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-done:
-			r.t.Fatalf("relay exited during start-up:\n%s", tail(r.log.String(), 4000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("relay not ready at %s: %v\n%s", r.URL, err, tail(r.log.String(), 4000))
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
-
-// Stop ends the relay with sig (SIGKILL is a crash) and waits for it to exit.
-func (r *relayProc) Stop(sig syscall.Signal) {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 4<<20 { // keep the last few MB of a chatty relay
-		s.b.Next(2 << 20)
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return &relayProc{relaytest.Start(t, relaytest.Build(t, "cmd/relay")[0], relaytest.Options{
+		Args: append(args, o.Extra...),
+		Env:  append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
+		// keep the last few MB of a chatty relay, and quote only its end in failures
+		LogLimit: 4 << 20,
+		LogTail:  4000,
+	})}
 }
 
 // client is the HTTP client of every test: short timeouts, loopback only.
@@ -256,7 +116,9 @@ func (r reply) errCode() string {
 	return e.Error
 }
 
-func (r reply) String() string { return fmt.Sprintf("HTTP %d %s", r.Status, tail(string(r.Body), 300)) }
+func (r reply) String() string {
+	return fmt.Sprintf("HTTP %d %s", r.Status, relaytest.Tail(string(r.Body), 300))
+}
 
 // do sends one request; hdr values are set as given.
 func do(ctx context.Context, method, url string, body []byte, hdr map[string]string) (reply, error) {
@@ -283,30 +145,14 @@ func do(ctx context.Context, method, url string, body []byte, hdr map[string]str
 	return reply{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
 }
 
-// hexOf returns n lowercase hex characters derived from label.
-func hexOf(label string, n int) string {
-	var b strings.Builder
-	for i := 0; b.Len() < n; i++ {
-		s := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", label, i)))
-		b.WriteString(hex.EncodeToString(s[:]))
-	}
-	return b.String()[:n]
-}
-
-// commitOf returns a stable 40-hex commit id for a label.
-func commitOf(label string) string {
-	s := sha1.Sum([]byte(label))
-	return hex.EncodeToString(s[:])
-}
-
 // bundleFor returns a valid plain bundle registration of version for app, built from
-// commitOf(version) on ref. Its url and checksum are derived from the version, so any
-// answer can be checked for consistency with bundleURL and bundleChecksum.
+// relaytest.Commit(app+"@"+version) on ref. Its url and checksum are derived from the
+// version, so any answer can be checked for consistency with bundleURL and bundleChecksum.
 func bundleFor(app, version, ref string) channel.Bundle {
 	sum := bundleChecksum(app, version)
 	return channel.Bundle{
 		AppID: app, Version: version, URL: bundleURL(app, version), Checksum: sum, SHA256: sum,
-		Size: 1000 + int64(len(version)), Commit: commitOf(app + "@" + version), Ref: ref,
+		Size: 1000 + int64(len(version)), Commit: relaytest.Commit(app + "@" + version), Ref: ref,
 	}
 }
 
@@ -314,7 +160,7 @@ func bundleURL(app, version string) string {
 	return "https://cdn.example.com/" + app + "/" + version + ".zip"
 }
 
-func bundleChecksum(app, version string) string { return hexOf(app+"@"+version, 64) }
+func bundleChecksum(app, version string) string { return relaytest.Hex(app+"@"+version, 64) }
 
 func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
@@ -325,22 +171,9 @@ func mustJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-// hmacHeaders signs body for POST /api/v1/bundles at time ts.
-func hmacHeaders(secret string, body []byte, ts time.Time) map[string]string {
-	stamp := strconv.FormatInt(ts.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(stamp + "."))
-	m.Write(body)
-	return map[string]string{
-		"Content-Type":          "application/json",
-		"X-Ferry-Timestamp":     stamp,
-		"X-Ferry-Signature-256": "sha256=" + hex.EncodeToString(m.Sum(nil)),
-	}
-}
-
 // register sends one HMAC-signed registration.
 func (r *relayProc) register(ctx context.Context, body []byte) (reply, error) {
-	return do(ctx, http.MethodPost, r.URL+"/api/v1/bundles", body, hmacHeaders(hmacSecret, body, time.Now()))
+	return do(ctx, http.MethodPost, r.URL+"/api/v1/bundles", body, relaytest.HMACHeaders(hmacSecret, body, time.Now()))
 }
 
 // registerRetrying registers body like the action does: on 503 it waits Retry-After (or
@@ -350,7 +183,7 @@ func (r *relayProc) register(ctx context.Context, body []byte) (reply, error) {
 func registerRetrying(ctx context.Context, url string, body []byte) (reply, int, error) {
 	unavailable := 0
 	for {
-		hdr := hmacHeaders(hmacSecret, body, time.Now()) // re-signed: the timestamp window
+		hdr := relaytest.HMACHeaders(hmacSecret, body, time.Now()) // re-signed: the timestamp window
 		rep, err := do(ctx, http.MethodPost, url+"/api/v1/bundles", body, hdr)
 		wait := 200 * time.Millisecond
 		switch {
@@ -386,22 +219,9 @@ func webhookPayload(repo, ref, before, commit string) []byte {
 		ref, before, commit, before == zero, before != zero, commit, name, repo, owner)
 }
 
-// githubHeaders are the headers GitHub sends with a push delivery signed with secret.
-func githubHeaders(secret, delivery string, body []byte) map[string]string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write(body)
-	return map[string]string{
-		"Content-Type":        "application/json",
-		"X-GitHub-Event":      "push",
-		"X-GitHub-Delivery":   delivery,
-		"X-Hub-Signature-256": "sha256=" + hex.EncodeToString(m.Sum(nil)),
-		"User-Agent":          "GitHub-Hookshot/reliability",
-	}
-}
-
 // webhook sends a signed push delivery.
 func (r *relayProc) webhook(ctx context.Context, delivery string, body []byte) (reply, error) {
-	return do(ctx, http.MethodPost, r.URL+"/webhooks/github", body, githubHeaders(webhookSecret, delivery, body))
+	return do(ctx, http.MethodPost, r.URL+"/webhooks/github", body, relaytest.WebhookHeaders(webhookSecret, "push", delivery, body))
 }
 
 // admin calls the admin API with the right token.
@@ -505,7 +325,7 @@ func deviceBody(app, deviceID, ch, current string) []byte {
 
 // deviceID returns a UUID-shaped device id for n.
 func deviceID(n int) string {
-	h := hexOf(fmt.Sprint("device", n), 32)
+	h := relaytest.Hex(fmt.Sprint("device", n), 32)
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
 }
 
@@ -575,18 +395,6 @@ func parseMetrics(raw []byte) map[string]float64 {
 		}
 	}
 	return m
-}
-
-// waitFor polls cond until it is true or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // envDuration reads a duration knob from the environment.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestRedisOutageUnderLoad stops redis-server for FERRY_OUTAGE (10 s) while wrk drives update
@@ -93,7 +94,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	t.Logf("redis stopped")
 
 	// Readiness must report the outage.
-	waitFor(t, 5*time.Second, "/readyz to report the outage", func() bool {
+	relaytest.WaitFor(t, 5*time.Second, "/readyz to report the outage", func() bool {
 		rep, err := do(ctx, http.MethodGet, relay.URL+"/readyz", nil, nil)
 		return err == nil && rep.Status == http.StatusServiceUnavailable
 	})
@@ -138,7 +139,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("redis started again after %s", time.Since(outageStart).Round(time.Millisecond))
-	waitFor(t, 15*time.Second, "/readyz to recover", func() bool {
+	relaytest.WaitFor(t, 15*time.Second, "/readyz to recover", func() bool {
 		rep, err := do(ctx, http.MethodGet, relay.URL+"/readyz", nil, nil)
 		return err == nil && rep.Status == http.StatusOK
 	})

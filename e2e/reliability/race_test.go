@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestConcurrentPromotions races signed tag-push webhooks (each with its own
@@ -71,7 +72,7 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 			if i < webhooks {
 				delivery := fmt.Sprintf("race-%s-%d", t.Name(), i)
 				// Distinct tags v<version>-<i> all map to production through refs/tags/v*.
-				body := webhookPayload(repository, fmt.Sprintf("refs/tags/v%s-%d", v, i), "", commitOf(appID+"@"+v))
+				body := webhookPayload(repository, fmt.Sprintf("refs/tags/v%s-%d", v, i), "", relaytest.Commit(appID+"@"+v))
 				var rep reply
 				rep, err = r.webhook(ctx, delivery, body)
 				if err == nil && rep.Status != http.StatusOK {

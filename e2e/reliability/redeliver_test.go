@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestWebhookRedeliveryAfterCrash kills the relay (SIGKILL) at increasing delays while it
@@ -34,7 +36,7 @@ func TestWebhookRedeliveryAfterCrash(t *testing.T) {
 	for i := range attempts {
 		v := fmt.Sprintf("6.0.%d", i)
 		delivery := fmt.Sprintf("redeliver-%d", i)
-		body := webhookPayload(repository, "refs/tags/channel/staging", "", commitOf(appID+"@"+v))
+		body := webhookPayload(repository, "refs/tags/channel/staging", "", relaytest.Commit(appID+"@"+v))
 		type answer struct {
 			rep reply
 			err error

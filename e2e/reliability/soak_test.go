@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestSoak runs a bounded mixed load against one relay on Redis for FERRY_SOAK (default
@@ -113,7 +114,7 @@ func TestSoak(t *testing.T) {
 			v = registered[n%len(registered)]
 		}
 		regMu.Unlock()
-		body := webhookPayload(repository, "refs/tags/channel/staging", "", commitOf(appID+"@"+v))
+		body := webhookPayload(repository, "refs/tags/channel/staging", "", relaytest.Commit(appID+"@"+v))
 		rep, err := relay.webhook(loadCtx, fmt.Sprintf("soak-%d", n), body)
 		if loadCtx.Err() == nil {
 			count("webhook", rep, err)

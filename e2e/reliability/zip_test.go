@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 type zipEntry struct {
@@ -69,7 +70,7 @@ func TestExtractHostileZips(t *testing.T) {
 	index := zipEntry{name: "index.html", body: "<html></html>"}
 	many := []zipEntry{index}
 	for i := range 300 {
-		many = append(many, zipEntry{name: "f/" + hexOf(string(rune(i)), 12) + ".js", body: "x"})
+		many = append(many, zipEntry{name: "f/" + relaytest.Hex(string(rune(i)), 12) + ".js", body: "x"})
 	}
 	const limit = 8 << 20
 	cases := []struct {
