@@ -70,11 +70,7 @@ func binaries(t *testing.T) (relayBin, actionBin string) {
 	return bins[0], bins[1]
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	relaytest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 
 // env is one scenario's world: a private redis-server, the relay binary on it, a fake
 // GitHub API for the action, and a static server standing in for the bucket's CDN.

@@ -46,11 +46,7 @@ func buildBinaries(t testing.TB) (action, relay string) {
 	return bins[0], bins[1]
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	relaytest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 
 // ---------- a fake GitHub Actions OIDC issuer ----------
 

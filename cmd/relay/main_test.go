@@ -146,24 +146,6 @@ func startInProcess(t *testing.T, args []string, vars map[string]string) *relayP
 	return p
 }
 
-func call(t *testing.T, method, url string, body []byte, header map[string]string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestServeEndToEnd wires the whole relay as cmd/relay does, on both stores: a bundle
 // registered with an HMAC signature is offered to the next update check at once (the
 // control plane's OnChange drops the cached state), the admin API is mounted behind its
@@ -186,14 +168,14 @@ func TestServeEndToEnd(t *testing.T) {
 			args := append([]string{"--config", relaytest.WriteConfig(t, testConfig), "--addr", "127.0.0.1:0", "--log-level", "debug"}, tc.extra(t)...)
 			p := startInProcess(t, args, map[string]string{"FERRY_ADMIN_TOKEN": admin, "FERRY_HMAC_SECRET": hmacSecret})
 
-			if code, body := call(t, "GET", p.base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
+			if code, body := relaytest.Call(t, "GET", p.base+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
 				t.Fatalf("GET /healthz = %d %s", code, body)
 			}
-			if code, _ := call(t, "GET", p.base+"/readyz", nil, nil); code != 200 {
+			if code, _ := relaytest.Call(t, "GET", p.base+"/readyz", nil, nil); code != 200 {
 				t.Fatalf("GET /readyz = %d", code)
 			}
 			check := []byte(`{"platform":"ios","device_id":"7239a82f-4ea8-4e33-9085-f4ad974d3fc4","app_id":"com.example.app","version_build":"1.0.0","version_name":"builtin","plugin_version":"8.51.23","is_emulator":false,"is_prod":true}`)
-			if _, body := call(t, "POST", p.base+"/updates", check, nil); !strings.Contains(body, `"no_new_version_available"`) {
+			if _, body := relaytest.Call(t, "POST", p.base+"/updates", check, nil); !strings.Contains(body, `"no_new_version_available"`) {
 				t.Fatalf("before registration: %s", body)
 			}
 
@@ -202,20 +184,20 @@ func TestServeEndToEnd(t *testing.T) {
 				Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: 10,
 				Commit: "0123456789abcdef0123456789abcdef01234567", Ref: "refs/tags/v1.0.1",
 			})
-			code, body := call(t, "POST", p.base+"/api/v1/bundles", bundle, relaytest.HMACHeaders(hmacSecret, bundle, time.Now()))
+			code, body := relaytest.Call(t, "POST", p.base+"/api/v1/bundles", bundle, relaytest.HMACHeaders(hmacSecret, bundle, time.Now()))
 			if code != http.StatusCreated {
 				t.Fatalf("POST /api/v1/bundles = %d %s", code, body)
 			}
-			if _, body := call(t, "POST", p.base+"/updates", check, nil); body != `{"version":"1.0.1","url":"https://cdn.example.com/1.0.1.zip","checksum":"`+strings.Repeat("ab", 32)+`"}` {
+			if _, body := relaytest.Call(t, "POST", p.base+"/updates", check, nil); body != `{"version":"1.0.1","url":"https://cdn.example.com/1.0.1.zip","checksum":"`+strings.Repeat("ab", 32)+`"}` {
 				t.Fatalf("after registration: %s", body)
 			}
-			if code, _ := call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, nil); code != http.StatusUnauthorized {
+			if code, _ := relaytest.Call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, nil); code != http.StatusUnauthorized {
 				t.Errorf("admin API without token = %d, want 401", code)
 			}
-			if code, body := call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, map[string]string{"Authorization": "Bearer " + admin}); code != 200 || !strings.Contains(body, "1.0.1") {
+			if code, body := relaytest.Call(t, "GET", p.base+"/api/v1/apps/com.example.app/channels", nil, map[string]string{"Authorization": "Bearer " + admin}); code != 200 || !strings.Contains(body, "1.0.1") {
 				t.Errorf("admin API with token = %d %s", code, body)
 			}
-			if code, body := call(t, "GET", p.base+"/metrics", nil, nil); code != 200 || !strings.Contains(body, `ferry_update_decisions_total{outcome="offered"} 1`) {
+			if code, body := relaytest.Call(t, "GET", p.base+"/metrics", nil, nil); code != 200 || !strings.Contains(body, `ferry_update_decisions_total{outcome="offered"} 1`) {
 				t.Errorf("GET /metrics = %d, decisions missing", code)
 			}
 			if err := p.stop(); err != nil {
@@ -249,11 +231,7 @@ func TestEmbeddedStoreLocked(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	relaytest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 
 // startBinary starts the built relay with args and an environment of PATH and extraEnv
 // alone, so nothing of the test's own environment configures it.
@@ -271,7 +249,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	t.Parallel()
 	r := startBinary(t, nil,
 		"FERRY_CONFIG="+relaytest.WriteConfig(t, testConfig), "FERRY_DATA_DIR="+t.TempDir(), "FERRY_ADMIN_TOKEN=x")
-	if code, body := call(t, "GET", r.URL+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
+	if code, body := relaytest.Call(t, "GET", r.URL+"/healthz", nil, nil); code != 200 || body != `{"status":"ok"}` {
 		t.Fatalf("GET /healthz = %d %s", code, body)
 	}
 	if err := r.Stop(syscall.SIGTERM); err != nil {

@@ -53,11 +53,7 @@ const relayConfig = `apps:
       - { ref: "refs/tags/v*", channel: production }
 `
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	relaytest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 
 // relayOpts chooses a relay's store and extra flags.
 type relayOpts struct {

@@ -27,7 +27,7 @@ var built struct {
 // root, with GOTOOLCHAIN=local and CGO_ENABLED=0; the others are reused, and a command whose
 // build failed fails every later call at once. Each executable is named after the last
 // element of its command's path. Build blocks while a build runs and is safe for concurrent
-// use; it fails the test when a command cannot be built. [Cleanup] removes the executables.
+// use; it fails the test when a command cannot be built. [Run] removes the executables.
 func Build(t testing.TB, cmds ...string) []string {
 	t.Helper()
 	paths, err := build(cmds)
@@ -109,13 +109,17 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// Cleanup removes every executable [Build] made, so a later Build builds again. TestMain
-// calls it after m.Run; it is safe to call when nothing was built.
-func Cleanup() {
+// Run runs the tests of m, then removes every executable [Build] made, and returns m.Run's
+// exit code. TestMain passes it to os.Exit:
+//
+//	func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
+func Run(m *testing.M) int {
+	code := m.Run()
 	built.mu.Lock()
 	defer built.mu.Unlock()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
 	built.dir, built.errs = "", nil
+	return code
 }

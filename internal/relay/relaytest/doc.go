@@ -2,14 +2,10 @@
 // relay, and signs what tests send it the way the action and GitHub do.
 //
 // [Build] compiles the module's commands once per test binary, with GOTOOLCHAIN=local and
-// CGO_ENABLED=0 as the release images build them, into one temporary directory. [Cleanup]
-// removes it; call it from TestMain once the tests have run:
+// CGO_ENABLED=0 as the release images build them, into one temporary directory, which
+// [Run] removes once the tests have run:
 //
-//	func TestMain(m *testing.M) {
-//		code := m.Run()
-//		relaytest.Cleanup()
-//		os.Exit(code)
-//	}
+//	func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 //
 // [Start] runs the relay on a free loopback port with the flags and environment a test
 // chooses, waits until /readyz answers 200, and collects its output in a [Buffer]. A test

@@ -1,7 +1,9 @@
 package relaytest
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,6 +178,26 @@ func (r *Relay) output() string {
 		return Tail(r.Log.String(), r.tail)
 	}
 	return r.Log.String()
+}
+
+// Call sends one request with the test's context and the headers hdr, and returns the
+// answer's status code and body. It fails the test when the request cannot be made or sent.
+func Call(t testing.TB, method, url string, body []byte, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
 }
 
 // WriteConfig writes yaml, a relay configuration (apps, channels, rules), to ferry.yaml in

@@ -1,11 +1,9 @@
 package relaytest_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,11 +17,7 @@ import (
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	relaytest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(relaytest.Run(m)) }
 
 const (
 	adminToken    = "relaytest-admin-token"
@@ -75,25 +69,6 @@ func failure(t *testing.T, f func(tb testing.TB)) string {
 	return r.msg
 }
 
-// send makes one request to the relay and returns the status and body.
-func send(t *testing.T, method, url string, body []byte, hdr map[string]string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
-}
-
 func startKitRelay(t *testing.T) *relaytest.Relay {
 	t.Helper()
 	return relaytest.Start(t, relaytest.Build(t, "cmd/relay")[0], relaytest.Options{
@@ -134,7 +109,7 @@ func TestRelayLifecycle(t *testing.T) {
 	if !strings.HasPrefix(r.URL, "http://127.0.0.1:") || r.URL != "http://"+r.Addr {
 		t.Fatalf("URL %q, Addr %q: want http://127.0.0.1:port and its address", r.URL, r.Addr)
 	}
-	if code, body := send(t, http.MethodGet, r.URL+"/readyz", nil, nil); code != http.StatusOK {
+	if code, body := relaytest.Call(t, http.MethodGet, r.URL+"/readyz", nil, nil); code != http.StatusOK {
 		t.Fatalf("GET /readyz = %d %s", code, body)
 	}
 
@@ -153,7 +128,7 @@ func TestRelayLifecycle(t *testing.T) {
 		{"stale", relaytest.HMACHeaders(hmacSecret, bundle, time.Now().Add(-time.Hour)), http.StatusUnauthorized},
 		{"signed", relaytest.HMACHeaders(hmacSecret, bundle, time.Now()), http.StatusCreated},
 	} {
-		if code, body := send(t, http.MethodPost, r.URL+"/api/v1/bundles", bundle, tc.hdr); code != tc.want {
+		if code, body := relaytest.Call(t, http.MethodPost, r.URL+"/api/v1/bundles", bundle, tc.hdr); code != tc.want {
 			t.Errorf("register, %s: HTTP %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
@@ -168,7 +143,7 @@ func TestRelayLifecycle(t *testing.T) {
 		{"wrong secret", relaytest.WebhookHeaders("not-the-secret", "push", "kit-1", push), http.StatusUnauthorized},
 		{"signed", relaytest.WebhookHeaders(webhookSecret, "push", "kit-2", push), http.StatusOK},
 	} {
-		if code, body := send(t, http.MethodPost, r.URL+"/webhooks/github", push, tc.hdr); code != tc.want {
+		if code, body := relaytest.Call(t, http.MethodPost, r.URL+"/webhooks/github", push, tc.hdr); code != tc.want {
 			t.Errorf("webhook, %s: HTTP %d %s, want %d", tc.name, code, body, tc.want)
 		}
 	}
@@ -188,7 +163,7 @@ func TestRelayLifecycle(t *testing.T) {
 
 	r.Start()
 	admin := map[string]string{"Authorization": "Bearer " + adminToken}
-	if code, body := send(t, http.MethodGet, r.URL+"/api/v1/apps/"+app+"/bundles/1.0.0", nil, admin); code != http.StatusOK || !strings.Contains(body, sum) {
+	if code, body := relaytest.Call(t, http.MethodGet, r.URL+"/api/v1/apps/"+app+"/bundles/1.0.0", nil, admin); code != http.StatusOK || !strings.Contains(body, sum) {
 		t.Errorf("after Start, GET bundle 1.0.0 = %d %s, want the bundle registered before", code, body)
 	}
 	err = r.Stop(syscall.SIGKILL)
