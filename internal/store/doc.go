@@ -66,7 +66,10 @@
 // the state, runs fn, then a Lua script compares the stored JSON with what fn saw and, if
 // unchanged, writes the state, LPUSHes and LTRIMs the audit log and PUBLISHes the app id;
 // otherwise it retries (with jittered backoff after three lost races). RecordStats is one
-// MULTI/EXEC; FailedVersions one SMEMBERS; GetBundles one HMGET. Subscribe runs a go-redis
+// MULTI/EXEC; FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
+// time (one worker sends whatever queued during the previous round trip, so a lone lookup
+// is not delayed and each caller still stops at its own deadline); GetBundles one HMGET.
+// Subscribe runs a go-redis
 // PubSub goroutine (resubscribing after reconnects; messages published meanwhile are lost,
 // so callers also expire their caches). Errors caused by an unreachable or not-yet-ready
 // server (network errors, timeouts, LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN…)

@@ -62,6 +62,7 @@ type RedisOptions struct {
 // that touch several of them run in one Cluster slot.
 type Redis struct {
 	rdb  redis.UniversalClient
+	sets *setBatcher // FailedVersions' reads, pipelined together
 	opts RedisOptions
 	log  *slog.Logger
 
@@ -144,6 +145,7 @@ func newRedis(ctx context.Context, rdb redis.UniversalClient, opts RedisOptions,
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Redis{rdb: rdb, opts: opts, log: log, done: make(chan struct{})}
+	r.sets = newSetBatcher(rdb, r.done)
 	if opts.Lazy {
 		return r, nil
 	}
@@ -730,12 +732,12 @@ func (r *Redis) Stats(ctx context.Context, app string) ([]channel.VersionStats, 
 }
 
 // FailedVersions returns the versions device reported update_fail for, sorted, with one
-// SMEMBERS.
+// SMEMBERS, sent in one pipeline with the other lookups waiting at the time.
 func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]string, error) {
 	if checkApp(app) != nil || device == "" {
 		return nil, nil
 	}
-	vs, err := r.rdb.SMembers(ctx, appKey(app, "failed:"+device)).Result()
+	vs, err := r.sets.smembers(ctx, appKey(app, "failed:"+device))
 	if err != nil {
 		return nil, r.fail(ctx, fmt.Sprintf("failed versions of %s device %s", app, device), err)
 	}
