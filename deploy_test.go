@@ -655,10 +655,27 @@ func resolvePort(t *testing.T, port string, c k8sContainer) int {
 
 // checkRelayEnv checks that a deployment sets only variables the relay reads, points
 // REDIS_URL at its Redis, and passes every secret the relay takes.
+// goRuntimeEnv are variables every Go program's runtime reads.
+var goRuntimeEnv = map[string]bool{"GOGC": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true}
+
+// binaryBytes parses a size with a binary unit: Kubernetes' "256Mi" or Go's "200MiB".
+func binaryBytes(t *testing.T, what, v string) int64 {
+	t.Helper()
+	for i, unit := range []string{"Ki", "Mi", "Gi"} {
+		if n, ok := strings.CutSuffix(strings.TrimSuffix(v, "B"), unit); ok {
+			if x, err := strconv.ParseInt(n, 10, 64); err == nil {
+				return x << (10 * (i + 1))
+			}
+		}
+	}
+	t.Fatalf("%s %q: want a whole number of Ki, Mi or Gi", what, v)
+	return 0
+}
+
 func checkRelayEnv(t *testing.T, d relayDeployment, known map[string]bool, secrets []string) {
 	t.Helper()
 	for _, name := range append(keysOf(d.env), d.secretEnv...) {
-		if !known[name] {
+		if !known[name] && !goRuntimeEnv[name] {
 			t.Errorf("%s: the relay reads no %s (cmd/relay reads %v)", d.name, name, keysOf(known))
 		}
 	}
@@ -798,6 +815,16 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
 		t.Errorf("relay container resources %+v: want cpu and memory requests and a memory limit", c.Resources)
+	}
+	// The relay raises GOGC; a soft memory limit under the container's keeps it from being
+	// killed for memory the collector could have freed.
+	if limit := c.Resources.Limits["memory"]; limit != "" {
+		soft, ok := d.env["GOMEMLIMIT"]
+		if !ok {
+			t.Error("relay container: no GOMEMLIMIT under its memory limit (the relay runs GOGC=400)")
+		} else if s, l := binaryBytes(t, "GOMEMLIMIT", soft), binaryBytes(t, "memory limit", limit); s >= l*9/10 {
+			t.Errorf("relay container: GOMEMLIMIT %s is not below 90%% of its memory limit %s", soft, limit)
+		}
 	}
 
 	// The port the relay listens on is the container port, the image's EXPOSE, the probes',

@@ -264,6 +264,23 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 }
 
+// TestBinaryGCPercent: the built relay runs with GOGC=400 unless the environment sets GOGC,
+// as its /metrics (the Go runtime's own gauge) reports.
+func TestBinaryGCPercent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ env, want string }{{"", "400"}, {"GOGC=100", "100"}} {
+		env := []string{"FERRY_CONFIG=" + relaytest.WriteConfig(t, testConfig), "FERRY_DATA_DIR=" + t.TempDir()}
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		r := startBinary(t, nil, env...)
+		code, body := relaytest.Call(t, "GET", r.URL+"/metrics", nil, nil)
+		if want := "\ngo_gc_gogc_percent " + tc.want + "\n"; code != 200 || !strings.Contains(body, want) {
+			t.Errorf("with %q: /metrics = %d, want a line %q", tc.env, code, strings.TrimSpace(want))
+		}
+	}
+}
+
 // TestCapgoProbe runs the real @capgo/cli probe (spec §8) against the relay binary: it reads
 // updateUrl from the project's capacitor config, posts an update check as the plugin would,
 // and reports the version the relay offers.
