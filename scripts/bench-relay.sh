@@ -7,11 +7,15 @@
 #   1. the relay on Redis (a private redis-server, no persistence),
 #   2. the relay on its embedded bbolt store,
 #   3. a minimal Go net/http handler returning a fixed JSON answer (the baseline).
-# Saturation runs in interleaved rounds (req/s, p50, p99, each process's RSS), then for the
-# relays a run at half of the median rate (p99 at half saturation). Prints a Markdown table.
+# Saturation runs in interleaved rounds (req/s, p50, p99, each process's RSS), then for each
+# relay a run at half of its median rate (p99 at half saturation), and the baseline at the
+# Redis relay's half rate. Below saturation, connections pause a random time (exponential,
+# 10 ms on average) between requests, so they act as independent devices rather than
+# arriving in lock-step bursts. Prints a Markdown table.
 #
 # Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_CONNECTIONS=64
-#                                           FERRY_BENCH_THREADS=2 FERRY_BENCH_ROUNDS=3)
+#                                           FERRY_BENCH_THREADS=2 FERRY_BENCH_ROUNDS=3
+#                                           FERRY_BENCH_PAUSES=random|fixed)
 # Both rate limits are off: wrk sends every request from one address, and its 10,000 devices
 # check far more often than real ones.
 # Needs: go, wrk and redis-server (scripts/peers.sh installs them; .peers.env names them), curl, openssl.
@@ -49,6 +53,9 @@ wait_http() { for _ in $(seq 200); do curl -fsS -o /dev/null "$1" 2>/dev/null &&
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 closed" >&2; return 1; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# cpu_ticks PID…: user+system CPU time of the processes so far, in clock ticks.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 echo "building relay and baseline..." >&2
 CGO_ENABLED=0 go build -trimpath -o "$work/relay" ./cmd/relay
@@ -93,7 +100,7 @@ seed() {
 
 # wrk_run BASE CONNS DELAY_MS → the BENCH line of the Lua done() hook.
 wrk_run() {
-  BENCH_APP=$APP BENCH_DELAY_MS=$3 run "$WRK" -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1/updates" | grep '^BENCH'
+  BENCH_APP=$APP BENCH_DELAY_MS=$3 BENCH_PAUSES=$PAUSES run "$WRK" -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1/updates" | grep '^BENCH'
 }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
@@ -102,9 +109,13 @@ field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 # them alike. Each server's figures are from its median round by req/s; its ratio is the
 # median of the per-round ratios to the baseline measured right after it.
 ROUNDS=${FERRY_BENCH_ROUNDS:-3}
+# Pauses of the below-saturation run: random (exponential, independent devices) or fixed
+# (every connection pauses exactly 10 ms, so they stay in lock-step and arrive in bursts).
+PAUSES=${FERRY_BENCH_PAUSES:-random}
 
 rport=$(free_port)
 start "$REDIS_SERVER" --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 wait_port "$rport"
 
@@ -128,7 +139,13 @@ for i in 0 1 2; do run "$WRK" -t "$THREADS" -c "$CONNS" -d 3s -s "$LUA" "${bases
 declare -A sat
 for round in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
-    sat[$i,$round]=$(wrk_run "${bases[$i]}" "$CONNS" 0)
+    # CPU per request: the server's, and for the Redis relay redis-server's too.
+    cpids=("${spids[$i]}")
+    [[ $i -eq 0 ]] && cpids+=("$redis_pid")
+    c0=$(cpu_ticks "${cpids[@]}")
+    line=$(wrk_run "${bases[$i]}" "$CONNS" 0)
+    c1=$(cpu_ticks "${cpids[@]}")
+    sat[$i,$round]="$line cpu_us=$(awk -v t=$((c1 - c0)) -v u="$TICK_US" -v n="$(field requests "$line")" 'BEGIN { printf "%.1f", t * u / n }')"
     echo "  round $round, ${names[$i]}: ${sat[$i,$round]}" >&2
   done
 done
@@ -144,10 +161,10 @@ median_ratio() {
 }
 
 echo
-echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
+echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds, $PAUSES pauses below saturation; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
 echo
-echo "| Server | req/s (median round) | p50 | p99 | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 |"
-echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+echo "| Server | req/s (median round) | p50 | p99 | CPU per request | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 ms() { [[ -z $1 ]] && { echo "–"; return; }; awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 for i in 0 1 2; do
   m=$(median_round "$i")
@@ -157,14 +174,16 @@ for i in 0 1 2; do
   if [[ $i -lt 2 ]]; then
     ratio=$(median_ratio "$i")
     # Half of saturation: about rps/2 requests per second from connections that pause 10 ms
-    # between requests.
+    # on average between requests.
     hc=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
-    hd=$(wrk_run "${bases[$i]}" "$hc" 10)
-    half="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")")"
+    [[ $i -eq 0 ]] && redis_hc=$hc
   else
-    ratio=1.00 half="– | – | –"
+    # The baseline at the Redis relay's half-saturation load: what the machine itself adds.
+    ratio=1.00 hc=$redis_hc
   fi
+  hd=$(wrk_run "${bases[$i]}" "$hc" 10)
+  half="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")")"
   rss=$(rss_kb "${spids[$i]}") hwm=$(hwm_kb "${spids[$i]}")
-  printf '| %s | %.0f | %s | %s | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
-    "$(ms "$(field p99_us "$line")")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$half"
+  printf '| %s | %.0f | %s | %s | %s µs | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
+    "$(ms "$(field p99_us "$line")")" "$(field cpu_us "$line")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$half"
 done

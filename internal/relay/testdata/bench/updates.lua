@@ -3,11 +3,15 @@
 -- 30 % rollout), 20 % on beta, 10 % on canary; 60 % of devices already run the channel's
 -- current version, 25 % an older one, 15 % the built-in assets (these two get offers, which
 -- cost the relay one per-device lookup in the store).
--- Environment: BENCH_APP (app id), BENCH_DELAY_MS (per-connection pause between requests,
--- for the fixed-rate latency run; 0 = saturate).
+-- Environment: BENCH_APP (app id), BENCH_DELAY_MS (mean per-connection pause between
+-- requests, for the below-saturation latency run; 0 = saturate), BENCH_PAUSES ("random",
+-- the default: exponentially distributed pauses, so that connections act as independent
+-- devices and arrivals are close to a Poisson process; "fixed": every pause is exactly
+-- BENCH_DELAY_MS, which keeps connections in lock-step and sends requests in bursts).
 
 local app = os.getenv("BENCH_APP") or "com.example.bench"
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local pauses = os.getenv("BENCH_PAUSES") or "random"
 local bodies = {}
 local n = 10000
 
@@ -35,6 +39,7 @@ end
 
 function init(args)
   counter = offset or 0
+  math.randomseed(counter)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json; charset=utf-8"
   wrk.headers["User-Agent"] = "CapacitorUpdater/8.51.23 (com.example.bench) android/14"
@@ -45,8 +50,16 @@ function request()
   return wrk.format(nil, "/updates", nil, bodies[(counter * 7919) % n + 1])
 end
 
-if delay_ms > 0 then
+if delay_ms > 0 and pauses == "fixed" then
   function delay() return delay_ms end
+elseif delay_ms > 0 then
+  -- An exponential pause with mean delay_ms, rounded to the whole milliseconds wrk takes
+  -- (it would truncate, lowering the mean); the cap (8 means) trims a tail of 0.03 %.
+  function delay()
+    local d = -delay_ms * math.log(1 - math.random())
+    if d > 8 * delay_ms then d = 8 * delay_ms end
+    return math.floor(d + 0.5)
+  end
 end
 
 function done(summary, latency, requests)
