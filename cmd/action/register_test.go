@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// TestRegisterRetriesOIDCToken: when the runner's token endpoint fails for a moment, the
+// registration asks for a token again (with backoff) instead of giving up, and the relay
+// sees only requests that carry a token; when it never recovers, the error says so.
+func TestRegisterRetriesOIDCToken(t *testing.T) {
+	t.Parallel()
+	var posts atomic.Int32
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		if r.Header.Get("Authorization") != "Bearer tok-3" {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		var b channel.Bundle
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			http.Error(w, `{"error":"bad_request"}`, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(registration{Bundle: &b, Created: true, Channel: "beta"})
+	}))
+	t.Cleanup(relay.Close)
+	bundle := &channel.Bundle{AppID: "com.example.app", Version: "1.0.0"}
+	newRegistrar := func(token func(context.Context) (string, error)) *registrar {
+		return &registrar{url: relay.URL, token: token, client: relay.Client(),
+			log: slog.New(slog.DiscardHandler), backoff: 10 * time.Millisecond, maxWait: 50 * time.Millisecond}
+	}
+
+	t.Run("recovers", func(t *testing.T) {
+		var calls atomic.Int32
+		r := newRegistrar(func(context.Context) (string, error) {
+			n := calls.Add(1)
+			if n < 3 {
+				return "", errors.New("token endpoint answered 503")
+			}
+			return fmt.Sprintf("tok-%d", n), nil
+		})
+		reg, err := r.register(t.Context(), bundle)
+		if err != nil || reg.Channel != "beta" || reg.Bundle.Version != "1.0.0" {
+			t.Fatalf("register = %+v, %v; want beta 1.0.0", reg, err)
+		}
+		if calls.Load() != 3 || posts.Load() != 1 {
+			t.Errorf("%d token requests and %d posts; want 3 and 1 (no post without a token)", calls.Load(), posts.Load())
+		}
+	})
+
+	t.Run("never recovers", func(t *testing.T) {
+		before := posts.Load()
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		r := newRegistrar(func(context.Context) (string, error) { return "", errors.New("token endpoint answered 503") })
+		_, err := r.register(ctx, bundle)
+		if err == nil || !strings.Contains(err.Error(), "get OIDC token for the relay") || !strings.Contains(err.Error(), "attempts") {
+			t.Errorf("register with no token = %v; want an error naming the token and the attempts", err)
+		}
+		if posts.Load() != before {
+			t.Errorf("the relay got %d requests without a token", posts.Load()-before)
+		}
+	})
+}
