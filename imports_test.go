@@ -8,11 +8,11 @@ import (
 
 const module = "github.com/ferryhq/ferry"
 
-// TestImportGraph enforces the dependency rules of DESIGN.md §2: the leaves (channel, archive,
-// sign) import no internal package; capability packages import only the leaves; packages on
-// the same level never import each other; each third-party library lives in one package; and
-// test support (internal/peers, packages named *test) never reaches production code, though
-// test kits may build on each other and the end-to-end suite may use them all.
+// TestImportGraph enforces the dependency rules of docs/architecture.md §2.6: the leaves
+// (channel, archive, sign) import no internal package; capability packages import only the
+// leaves; packages on the same level never import each other; each third-party library lives in
+// one package; and test support (internal/peers, packages named *test) never reaches production
+// code, though test kits may build on each other and the end-to-end suite may use them all.
 func TestImportGraph(t *testing.T) {
 	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \",\"}}", "./...").CombinedOutput()

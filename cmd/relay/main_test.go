@@ -281,9 +281,9 @@ func TestBinaryGCPercent(t *testing.T) {
 	}
 }
 
-// TestCapgoProbe runs the real @capgo/cli probe (spec §8) against the relay binary: it reads
-// updateUrl from the project's capacitor config, posts an update check as the plugin would,
-// and reports the version the relay offers.
+// TestCapgoProbe runs the real @capgo/cli probe (docs/protocol.md §8) against the relay binary:
+// it reads updateUrl from the project's capacitor config, posts an update check as the plugin
+// would, and reports the version the relay offers.
 func TestCapgoProbe(t *testing.T) {
 	t.Parallel()
 	cli, peerDir := peers.Capgo(t)

@@ -29,7 +29,7 @@ var ErrChecksum = errors.New("invalid checksum")
 var ErrPadding = errors.New("bad ciphertext padding")
 
 // SessionKey is the AES-128 key and IV of one encrypted bundle. The same key and IV encrypt
-// the bundle zip and, restarting CBC for each, its delta files (spec §4).
+// the bundle zip and, restarting CBC for each, its delta files (docs/protocol.md §4).
 type SessionKey struct{ Key, IV [16]byte }
 
 // NewSessionKey returns a random key and IV from crypto/rand.

@@ -18,7 +18,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// Spec §5.6 vector B, made by `capgo bundle encrypt hello.bin <sha256> --key priv.pem --json`.
+// Vector B of docs/protocol.md §5.6, made by
+// `capgo bundle encrypt hello.bin <sha256> --key priv.pem --json`.
 const (
 	vecBSessionKey = "CjmjNLQUWi1rKb0PGKnbJQ==:DADRu47rFV/nce16RN4RXuablcZNPp4sDDQgUagwFMJlk7fi7ANIL+SnpT4lweq2c1G2FGMCW1Qvmrtxbi9gyl16hwmGIVu2pgyk8q+LYAbCRz4dbUf7ka0j4qpHNrScJ+pFJaYVlTjauGyfxLPotlIxJilIlCaxqLWRrfnIxpgVGhqtdMgShGhrGTeN8ZE25NReQ5oJR3Hv6/smIy56IC1vQkXtqki5E2J32yLhu3XZaAoyRQSUr2ijWwdH822+/xU6CMy9dJsZ55bfwBGbF8JHNHXK82APPo863tBDtM6BZp4C1CxT83gdJGbc/qdpQ1UmNhO2cT0DAaSoPsxbjA=="
 	vecBIV         = "0a39a334b4145a2d6b29bd0f18a9db25"

@@ -14,8 +14,8 @@ import (
 	"github.com/andybalholm/brotli"
 )
 
-// Brotli rule of the CLI (spec §4; cli 8.68.1 keeps the raw file when the compressed size
-// is >= size - 10): only files of at least BrotliMinSize bytes are compressed, and only
+// Brotli rule of the CLI (docs/protocol.md §4; cli 8.68.1 keeps the raw file when the compressed
+// size is >= size - 10): only files of at least BrotliMinSize bytes are compressed, and only
 // when the result is smaller than the file by more than BrotliMinSaving bytes.
 const (
 	BrotliMinSize   = 8192

@@ -12,7 +12,7 @@
 // [ModTimeFromEpoch]) and fixed modes (0644 files, 0755 directories), and every directory
 // gets an entry such as "assets/" as the CLI writes. Every file is Deflate-compressed at
 // [CompressionLevel]: Android's ZipInputStream refuses a Stored entry with a data descriptor
-// (spec §6). Chunks that do not compress (fonts, images) are written as Deflate stored
+// (docs/protocol.md §6). Chunks that do not compress (fonts, images) are written as Deflate stored
 // blocks, still method Deflate. Files are compressed in parallel in 1 MiB chunks (big files
 // too, each chunk primed with the previous 32 KiB as dictionary) and written in order, so
 // memory stays at a few MiB per CPU whatever the build's size. Single-chunk entries carry
@@ -34,8 +34,8 @@
 //
 // # Encryption and checksums
 //
-// Capgo's v2 scheme (spec §5): a random AES-128 key and IV ([SessionKey]) encrypt the whole
-// zip with CBC and PKCS#7 padding ([SessionKey.NewEncrypter], streaming); the key is wrapped
+// Capgo's v2 scheme (docs/protocol.md §5): a random AES-128 key and IV ([SessionKey]) encrypt the
+// whole zip with CBC and PKCS#7 padding ([SessionKey.NewEncrypter], streaming); the key is wrapped
 // with RSA PKCS#1 v1.5 type-1 padding under the publisher's private key ("private
 // encrypt"), giving the session_key "b64(iv):b64(wrapped)" ([SessionKey.Wrap]). The V3
 // checksum is the same operation over the raw SHA-256 of the plain zip, as 512 hex
@@ -50,8 +50,8 @@
 //
 // # Delta files and extraction
 //
-// [Delta] prepares the per-file manifest of a delta update (spec §4): Brotli when the CLI's
-// rule says so, then encryption with the bundle's session key, file_hash in V3 form when
+// [Delta] prepares the per-file manifest of a delta update (docs/protocol.md §4): Brotli when the
+// CLI's rule says so, then encryption with the bundle's session key, file_hash in V3 form when
 // encrypting, and content-addressed object names. [Extract] is the device's unzip with the
 // plugin's path rules ([ValidateEntryName], [PathError] carrying the plugin's stat) and
 // zip-bomb limits.

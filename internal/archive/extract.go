@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Plugin stats sent when an entry name is refused (spec §6).
+// Plugin stats sent when an entry name is refused (docs/protocol.md §6).
 const (
 	StatWindowsPath   = "windows_path_fail"
 	StatCanonicalPath = "canonical_path_fail"
@@ -77,9 +77,9 @@ type ExtractOptions struct {
 // ErrTooLarge reports an archive over the [ExtractOptions] limits.
 var ErrTooLarge = errors.New("archive exceeds extraction limits")
 
-// Extract unzips the plain zip at zipPath into dest the way the plugin does (spec §6): names
-// are checked with [ValidateEntryName] (a *[PathError] carries the plugin's stat); symlink
-// entries are refused; if the zip has no index.html at its root but a single top folder
+// Extract unzips the plain zip at zipPath into dest the way the plugin does (docs/protocol.md
+// §6): names are checked with [ValidateEntryName] (a *[PathError] carries the plugin's stat);
+// symlink entries are refused; if the zip has no index.html at its root but a single top folder
 // (ignoring "__MACOSX" and dot entries, as Android does), that folder is unwrapped; the
 // result must have index.html at its root. dest must not exist or be empty. On error, dest
 // may hold a partial extraction that the caller removes. Nothing is ever written outside dest.

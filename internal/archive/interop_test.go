@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// capgoProject makes a scratch Capacitor project for @capgo/cli (spec §8): the peer's
+// capgoProject makes a scratch Capacitor project for @capgo/cli (docs/protocol.md §8): the peer's
 // node_modules (CLI + updater 8.51.23, so V3 checksums), package.json, a
 // capacitor.config.json with publicKey, the key pair, and dist/ holding the build in files.
 func capgoProject(t *testing.T, priv *rsa.PrivateKey, files map[string]string) (cli, dir string) {

@@ -125,7 +125,8 @@ func checkSize(k *rsa.PublicKey) error {
 }
 
 // KeyID returns the key_id the plugin sends for pub: the first 20 characters of its PKCS#1
-// PEM body with header, footer and whitespace removed (spec §5.4), e.g. "MIIBCgKCAQEAwsCct5LR".
+// PEM body with header, footer and whitespace removed (docs/protocol.md §5.4), e.g.
+// "MIIBCgKCAQEAwsCct5LR".
 func KeyID(pub *rsa.PublicKey) string {
 	var b strings.Builder
 	for _, line := range strings.Split(string(MarshalPublicKey(pub)), "\n") {

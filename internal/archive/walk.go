@@ -12,7 +12,7 @@ import (
 )
 
 // ErrNoIndex reports a build directory without index.html at its root: the plugin cannot
-// set such a bundle (spec §6).
+// set such a bundle (docs/protocol.md §6).
 var ErrNoIndex = errors.New("index.html not found at the root of the build directory")
 
 // ErrUnsafeFile reports a file the packager refuses: a symlink leaving the build directory,

@@ -3,8 +3,8 @@ package channel
 import "time"
 
 // Bundle is one registered bundle: what the action built and published, and what the relay
-// serves. Its JSON form is the body of POST /api/v1/bundles (DESIGN.md §3.2) and the record
-// the stores keep. A bundle is immutable once registered: the same (AppID, Version) with the
+// serves. Its JSON form is the body of POST /api/v1/bundles (docs/architecture.md §3.2) and the
+// record the stores keep. A bundle is immutable once registered: the same (AppID, Version) with the
 // same Checksum is the same bundle; with another Checksum it is a conflict.
 type Bundle struct {
 	AppID   string `json:"app_id"`
@@ -46,7 +46,7 @@ type Bundle struct {
 func (b *Bundle) Encrypted() bool { return b.SessionKey != "" }
 
 // ManifestEntry is one file of a delta manifest, exactly as the plugin decodes it
-// (spec/capgo-protocol.md §4). FileName ends in ".br" when the file is Brotli-compressed;
+// (docs/protocol.md §4). FileName ends in ".br" when the file is Brotli-compressed;
 // FileHash is the hex SHA-256 of the original file, V3-encrypted for encrypted bundles.
 type ManifestEntry struct {
 	FileName    string `json:"file_name"`

@@ -1,7 +1,7 @@
 package channel
 
-// Config is the relay's app configuration (the YAML file of DESIGN.md §3.4). The relay loads
-// it from YAML; this package validates it and answers questions about it.
+// Config is the relay's app configuration (the YAML file of docs/architecture.md §3.4). The relay
+// loads it from YAML; this package validates it and answers questions about it.
 type Config struct {
 	Apps []App `yaml:"apps" json:"apps"`
 }
@@ -42,7 +42,7 @@ type Policy struct {
 	DenyEmulator bool `yaml:"-" json:"deny_emulator,omitempty"`
 	DenyDev      bool `yaml:"-" json:"deny_dev,omitempty"`
 	// DisableAutoUpdate is none (default), patch, minor or major: the kind of semver change
-	// that devices will not auto-update across (spec §1.3c disable_auto_update_to_*).
+	// that devices will not auto-update across (docs/protocol.md §1.3(c) disable_auto_update_to_*).
 	DisableAutoUpdate string `yaml:"disable_auto_update" json:"disable_auto_update,omitempty"`
 	// Platforms lists the platforms served (ios, android, electron); empty means all.
 	Platforms []string `yaml:"platforms" json:"platforms,omitempty"`

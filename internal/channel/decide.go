@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Error codes of update answers (spec/capgo-protocol.md §1.3c). All but [CodeKeyIDRequired]
+// Error codes of update answers (docs/protocol.md §1.3(c)). All but [CodeKeyIDRequired]
 // and [CodeAppNotFound] are Capgo's own codes, with Capgo's kind.
 const (
 	// CodeNoNewVersion (kind up_to_date): nothing to download; also sent when the channel
@@ -149,7 +149,7 @@ func refuse(ch, code, kind, msg string) Decision {
 	return Decision{Response: UpdateResponse{Error: code, Message: msg, Kind: kind}, Outcome: out, Channel: ch}
 }
 
-// upToDate is the plain no-update answer (spec §1.3b).
+// upToDate is the plain no-update answer (docs/protocol.md §1.3(b)).
 func upToDate(ch string) Decision {
 	return refuse(ch, CodeNoNewVersion, KindUpToDate, "No new version available")
 }
@@ -299,7 +299,7 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 		}
 	}
 
-	// Revert to the built-in assets (spec §1.3d).
+	// Revert to the built-in assets (docs/protocol.md §1.3(d)).
 	if target == builtin {
 		if req.VersionName == builtin {
 			return refuse(name, CodeAlreadyOnBuiltin, KindUpToDate, "Already on the builtin version")
@@ -515,8 +515,8 @@ func keyMatches(device, bundle string) bool {
 }
 
 // pluginSendsKeyID reports whether a plugin of that version sends key_id whenever a public
-// key is configured (spec §1.2: 8.2.0 and later, and the x.50 backports of 5, 6 and 7). For
-// older or unknown versions an absent key_id says nothing about the device's key.
+// key is configured (docs/protocol.md §1.2: 8.2.0 and later, and the x.50 backports of 5, 6 and
+// 7). For older or unknown versions an absent key_id says nothing about the device's key.
 func pluginSendsKeyID(version string) bool {
 	v, ok := parseVersion(version)
 	if !ok {

@@ -21,7 +21,7 @@
 //
 // [Decide] answers one update check from a [Snapshot] (an app's configuration, channel
 // states and the bundles they name) with exactly the responses of the Capgo plugin protocol
-// (spec/capgo-protocol.md §1.3): an offer, {"version":"builtin"}, or an error code with the
+// (docs/protocol.md §1.3): an offer, {"version":"builtin"}, or an error code with the
 // kind the plugin expects. Its invariants:
 //
 //   - a version the device reported update_fail for is never offered to it again;

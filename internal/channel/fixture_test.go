@@ -120,7 +120,7 @@ func fixture(t testing.TB) *Snapshot {
 	return &Snapshot{App: cfg.App("com.example.app"), States: states, Bundles: bundles}
 }
 
-// baseDevice is an Android 8.51.23 device on its built-in assets, as in spec §1.2.
+// baseDevice is an Android 8.51.23 device on its built-in assets, as in docs/protocol.md §1.2.
 func baseDevice() *DeviceInfo {
 	return &DeviceInfo{
 		Platform:      "android",
@@ -159,7 +159,7 @@ func cohortDevice(t testing.TB, version string, percent int, in bool) string {
 }
 
 // checkIOSStrict decodes an update answer the way the iOS plugin's Decodable does
-// (spec/capgo-protocol.md §1.3) and checks what the plugin then requires. It returns every
+// (docs/protocol.md §1.3) and checks what the plugin then requires. It returns every
 // violation: the top level must be a JSON object; version, url, checksum, session_key,
 // message, error, kind, link and comment must be strings; major and breaking bools; each
 // manifest entry an object whose file_name, file_hash and download_url are strings or null;

@@ -1,8 +1,8 @@
 package channel
 
-// DeviceInfo is the info object every plugin request carries (spec/capgo-protocol.md §1.2):
+// DeviceInfo is the info object every plugin request carries (docs/protocol.md §1.2):
 // the body of POST /updates, the base of each stat event and of /channel_self calls. Older
-// plugins omit fields; absent strings are "" and absent bools take the spec's defaults
+// plugins omit fields; absent strings are "" and absent bools take the protocol's defaults
 // (is_emulator false, is_prod true), which the relay applies when decoding.
 type DeviceInfo struct {
 	Platform      string `json:"platform"`
@@ -17,21 +17,21 @@ type DeviceInfo struct {
 	IsEmulator    bool   `json:"is_emulator"`
 	IsProd        bool   `json:"is_prod"`
 	InstallSource string `json:"install_source,omitempty"`
-	// DefaultChannel is the device's channel (client-held state, spec §3).
+	// DefaultChannel is the device's channel (client-held state, docs/protocol.md §3).
 	DefaultChannel string `json:"defaultChannel,omitempty"`
 	// KeyID is present only when the app has a publicKey configured.
 	KeyID string `json:"key_id,omitempty"`
 }
 
-// Kind values of a refusal or no-update answer (spec §1.3c).
+// Kind values of a refusal or no-update answer (docs/protocol.md §1.3(c)).
 const (
 	KindUpToDate = "up_to_date"
 	KindBlocked  = "blocked"
 	KindFailed   = "failed"
 )
 
-// UpdateResponse is the JSON answer to POST /updates (spec §1.3). Either the update fields
-// (Version, URL, Checksum, SessionKey, Manifest) are set, or Error, Message and Kind are,
+// UpdateResponse is the JSON answer to POST /updates (docs/protocol.md §1.3). Either the update
+// fields (Version, URL, Checksum, SessionKey, Manifest) are set, or Error, Message and Kind are,
 // with the extras some codes carry. Every field has the JSON type iOS decodes strictly.
 type UpdateResponse struct {
 	Version    string          `json:"version,omitempty"`

@@ -21,7 +21,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Bounds on what the client reads from the network (STYLE.md rule 20).
+// Bounds on what the client reads from the network (docs/architecture.md §6.1).
 const (
 	// MaxResponseBytes bounds a JSON answer from /updates, /stats or /channel_self.
 	MaxResponseBytes = 1 << 20
@@ -136,8 +136,8 @@ func (c *Client) info() channel.DeviceInfo {
 	return in
 }
 
-// wireInfo is the info object exactly as 8.51.x Android sends it (spec §1.2): custom_id,
-// version_code, version_os and defaultChannel are always present, install_source is
+// wireInfo is the info object exactly as 8.51.x Android sends it (docs/protocol.md §1.2):
+// custom_id, version_code, version_os and defaultChannel are always present, install_source is
 // present on Android (iOS omits it when empty) and key_id only with a public key.
 type wireInfo struct {
 	Platform       string  `json:"platform"`
@@ -267,7 +267,7 @@ func (c *Client) Check(ctx context.Context) (*channel.UpdateResponse, error) {
 	return &resp, nil
 }
 
-// Outcome classifies an update answer as the plugin does (spec §1.4): "update" when it
+// Outcome classifies an update answer as the plugin does (docs/protocol.md §1.4): "update" when it
 // offers a different version with a URL, "builtin" for a revert to the built-in bundle,
 // "same_version" when it offers the running version, "invalid" when it offers nothing
 // usable (no or bad URL, which the plugin reports as download_fail), or the normalised

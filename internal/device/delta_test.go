@@ -179,8 +179,8 @@ func TestRollbackAfterAppReadyTimeout(t *testing.T) {
 	}
 }
 
-// Manifest file hashes compare case-insensitively, as Android does (spec §4 step 4), unlike
-// the zip checksum (see "uppercase checksum is compared exactly").
+// Manifest file hashes compare case-insensitively, as Android does (docs/protocol.md §4, step 4),
+// unlike the zip checksum (see "uppercase checksum is compared exactly").
 func TestManifestHashCaseInsensitive(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

@@ -216,7 +216,7 @@ func TestCheckSendsThePluginsRequest(t *testing.T) {
 
 func TestKeyIDVector(t *testing.T) {
 	t.Parallel()
-	// spec/capgo-protocol.md §5.6 vector B.
+	// docs/protocol.md §5.6 vector B.
 	const pemKey = `-----BEGIN RSA PUBLIC KEY-----
 MIIBCgKCAQEAwsCct5LRX5Do95QUkVJXMY8I6GvWxfcp95VtLk5xmMCf2/GT5lxT
 RYWHAFX/P+zM2yHIZLz+6hMW0H20qdHa1+rKD2mkUg7oIWHTgGt0RB6wfKNfdHl3

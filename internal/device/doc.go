@@ -1,6 +1,6 @@
 // Package device is Ferry's reference device: a Go client that behaves as
 // @capgo/capacitor-updater 8.51.x does against a self-hosted server
-// (spec/capgo-protocol.md §1–§7). It drives Ferry's end-to-end tests and the `ferry probe`
+// (docs/protocol.md §1–§7). It drives Ferry's end-to-end tests and the `ferry probe`
 // command, which answers "what would a device on channel X with native version Y get right
 // now, and does it verify?".
 //

@@ -28,7 +28,7 @@ const (
 )
 
 // Download fetches the bundle resp offers and installs it under Dir as a pending bundle,
-// doing what the plugin does between an update answer and set() (spec §5.3, §4, §6):
+// doing what the plugin does between an update answer and set() (docs/protocol.md §5.3, §4, §6):
 //
 //   - with a public key, it requires a valid "iv:key" session key ([ErrSessionKeyRequired])
 //     and unwraps it ([ErrDecryptFail]);
@@ -243,8 +243,8 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		if err != nil {
 			return withCode(ErrManifestChecksumFail, fmt.Errorf("manifest of %s: file %q: %w", resp.Version, e.FileName, err))
 		}
-		// Manifest file hashes compare case-insensitively, as Android does (spec §4 step 4);
-		// only the zip checksum is compared exactly (spec §5.2, see download).
+		// Manifest file hashes compare case-insensitively, as Android does (docs/protocol.md §4,
+		// step 4); only the zip checksum is compared exactly (docs/protocol.md §5.2, see download).
 		jobs = append(jobs, job{entry: e, target: target, hash: strings.ToLower(want)})
 	}
 	known, err := c.knownFiles()

@@ -6,7 +6,7 @@ import (
 )
 
 // Errors a device reports, named after the stat actions the plugin sends for them
-// (spec/capgo-protocol.md §2). Errors returned by [Client] wrap one of them; [Code] turns an
+// (docs/protocol.md §2). Errors returned by [Client] wrap one of them; [Code] turns an
 // error back into the stat action.
 var (
 	// ErrDownloadFail means the bundle or a manifest file could not be downloaded, or the

@@ -31,7 +31,7 @@ type Result struct {
 }
 
 // Update runs one auto-update cycle as the plugin does in its direct-update modes
-// (spec §1.4): check; on a refusal of kind "failed" or an unusable answer report
+// (docs/protocol.md §1.4): check; on a refusal of kind "failed" or an unusable answer report
 // download_fail; on a new version download, decrypt, verify and unpack it (reporting the
 // failure's own stat and download_fail if any step fails), report download_complete,
 // switch to it and report set. A version this device marked as failed is aborted with

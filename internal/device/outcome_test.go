@@ -13,7 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/device"
 )
 
-// TestUpdateHandlesAnswersLikeThePlugin covers spec §1.4 and §1.3(e): refusals by kind,
+// TestUpdateHandlesAnswersLikeThePlugin covers docs/protocol.md §1.4 and §1.3(e): refusals by kind,
 // revert to builtin, answers without a usable url, and transport-level failures.
 func TestUpdateHandlesAnswersLikeThePlugin(t *testing.T) {
 	t.Parallel()

@@ -6,8 +6,8 @@ import (
 	"net/http"
 )
 
-// Event is one stat the device reports (spec §2). VersionName is the bundle the event is
-// about; empty means the running bundle.
+// Event is one stat the device reports (docs/protocol.md §2). VersionName is the bundle the event
+// is about; empty means the running bundle.
 type Event struct {
 	Action         string
 	VersionName    string

@@ -11,7 +11,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// The channel endpoint (spec §3). For current plugins the channel is client-held: the
+// The channel endpoint (docs/protocol.md §3). For current plugins the channel is client-held: the
 // plugin persists what these calls return and sends it as defaultChannel in every update
 // check, so the relay keeps no per-device channel state. Errors are HTTP 200 with
 // {"error","message"}; every field has the JSON type iOS decodes strictly.

@@ -15,10 +15,10 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Decoding of the plugin's info object (spec/capgo-protocol.md §1.2), shared by every device
+// Decoding of the plugin's info object (docs/protocol.md §1.2), shared by every device
 // endpoint. Decoding is lenient where plugins differ and strict where a value cannot mean
 // anything: string fields accept strings, numbers (kept as written) and null; bool fields
-// accept bools, "true"/"false" and null; absent is_emulator and is_prod take the spec's
+// accept bools, "true"/"false" and null; absent is_emulator and is_prod take the protocol's
 // defaults (false, true). Unknown keys are ignored. A body that is not a JSON object, or a
 // field holding an object or array where a scalar belongs, is refused.
 
@@ -172,7 +172,7 @@ func decodeError(err error) *requestError {
 
 // check validates and normalises a decoded request: device ids are lower-cased (the plugin
 // sends lowercase UUIDs; older iOS plugins sent uppercase), strings are bounded and free of
-// control characters, and the spec's defaults are applied.
+// control characters, and the protocol's defaults are applied.
 func (w *wireRequest) check() (*deviceRequest, error) {
 	r := &deviceRequest{
 		Info: channel.DeviceInfo{

@@ -1,5 +1,5 @@
 // Package relay is Ferry's HTTP surface for devices: the self-hosted update protocol of the
-// unmodified @capgo/capacitor-updater plugin (spec/capgo-protocol.md §1–§4), plus the
+// unmodified @capgo/capacitor-updater plugin (docs/protocol.md §1–§4), plus the
 // operational endpoints every deployment needs.
 //
 // Routes served by a [Server]:
@@ -8,11 +8,11 @@
 //     app (states and the bundles they reference) by [channel.Decide]. Always HTTP 200 with a
 //     JSON object, except 400 for a body that is not a JSON object (or lacks app_id or
 //     device_id), 413 for an oversized body and 429 for real abuse.
-//   - POST /updates/manifest_size: sizes of delta-manifest files (spec §1.5).
+//   - POST /updates/manifest_size: sizes of delta-manifest files (docs/protocol.md §1.5).
 //   - POST /stats: device events, one object or an array; unknown actions are accepted and
 //     "update_fail" stops the relay offering that version to that device.
 //   - POST|PUT|GET|DELETE /channel_self: the plugin's channel calls with their exact shapes
-//     (spec §3).
+//     (docs/protocol.md §3).
 //   - GET /healthz (process alive), GET /readyz (store reachable), GET /metrics (Prometheus).
 //   - Whatever is added with [Server.Mount], e.g. the control plane of package control
 //     (registration, webhooks, admin API), which calls [Server.Invalidate] after each change.

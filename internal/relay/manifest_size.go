@@ -10,7 +10,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// manifestSizeResponse answers POST /updates/manifest_size (spec §1.5).
+// manifestSizeResponse answers POST /updates/manifest_size (docs/protocol.md §1.5).
 type manifestSizeResponse struct {
 	TotalSize    int64               `json:"totalSize"`
 	KnownFiles   int                 `json:"knownFiles"`

@@ -51,7 +51,7 @@ func testAppConfig(t testing.TB) *channel.Config {
 	return cfg
 }
 
-// Bundles of the fixture. The key id and session key are spec §5.6 vector B.
+// Bundles of the fixture. The key id and session key are docs/protocol.md §5.6 vector B.
 const (
 	keyID      = "MIIBCgKCAQEAwsCct5LR"
 	sessionKey = "CjmjNLQUWi1rKb0PGKnbJQ==:DADRu47rFV/nce16RN4RXuablcZNPp4sDDQgUagwFMJlk7fi7ANIL+SnpT4lweq2c1G2FGMCW1Qvmrtxbi9gyl16hwmGIVu2pgyk8q+LYAbCRz4dbUf7ka0j4qpHNrScJ+pFJaYVlTjauGyfxLPotlIxJilIlCaxqLWRrfnIxpgVGhqtdMgShGhrGTeN8ZE25NReQ5oJR3Hv6/smIy56IC1vQkXtqki5E2J32yLhu3XZaAoyRQSUr2ijWwdH822+/xU6CMy9dJsZ55bfwBGbF8JHNHXK82APPo863tBDtM6BZp4C1CxT83gdJGbc/qdpQ1UmNhO2cT0DAaSoPsxbjA=="

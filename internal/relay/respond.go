@@ -13,8 +13,8 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// errorBody is the plugin's error shape (spec §1.3c, §3): every field a string, so iOS's
-// strict decoder accepts it. Kind is omitted on the channel endpoints, which have none.
+// errorBody is the plugin's error shape (docs/protocol.md §1.3(c), §3): every field a string, so
+// iOS's strict decoder accepts it. Kind is omitted on the channel endpoints, which have none.
 type errorBody struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`

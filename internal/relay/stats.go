@@ -16,7 +16,7 @@ type statusOK struct {
 	Status string `json:"status"`
 }
 
-// stats answers POST /stats (spec §2): one event object or an array of them, unknown
+// stats answers POST /stats (docs/protocol.md §2): one event object or an array of them, unknown
 // actions accepted, 200 {"status":"ok"}. Events are counted per version and action (see
 // statVersion, maxStatLookups and statAction for what is counted as "other"). Events of
 // apps this relay does not serve are dropped (and still answered 200, so the plugin does not retry them). When the store is
@@ -115,8 +115,8 @@ const (
 )
 
 // statVersion is the version a stat event is counted under, and whether the snapshot knows
-// it. Per-file download failures name "<version>:<file>" (spec §2), which is counted under
-// the version. Versions the app's channels serve or served (the snapshot's states and
+// it. Per-file download failures name "<version>:<file>" (docs/protocol.md §2), which is counted
+// under the version. Versions the app's channels serve or served (the snapshot's states and
 // history), "builtin" and "" are known; the caller checks the others against the store.
 func statVersion(snap *channel.Snapshot, action, v string) (string, bool) {
 	if strings.HasPrefix(action, "download_manifest_") || action == "manifest_path_fail" {

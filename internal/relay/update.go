@@ -24,8 +24,8 @@ const (
 // errStoreSkipped is returned by failedVersions while it skips the store after a failure.
 var errStoreSkipped = errors.New("store skipped after a recent failure")
 
-// updates answers POST /updates (spec §1): HTTP 200 with the decision's JSON, except for a
-// body that is not a usable info object (400), too large (413) or rate limited (429).
+// updates answers POST /updates (docs/protocol.md §1): HTTP 200 with the decision's JSON, except
+// for a body that is not a usable info object (400), too large (413) or rate limited (429).
 func (s *Server) updates(c *gin.Context) {
 	body, ok := readBody(c)
 	if !ok {

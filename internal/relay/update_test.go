@@ -70,9 +70,9 @@ func TestUpdates(t *testing.T) {
 	}
 }
 
-// checkIOSTypes decodes an update answer with the iOS plugin's strict typing rules (spec
-// §1.3): the keys it knows must have exactly these JSON types, else the whole answer fails
-// to decode on the device.
+// checkIOSTypes decodes an update answer with the iOS plugin's strict typing rules
+// (docs/protocol.md §1.3): the keys it knows must have exactly these JSON types, else the whole
+// answer fails to decode on the device.
 func checkIOSTypes(t *testing.T, body []byte) {
 	t.Helper()
 	var m map[string]json.RawMessage

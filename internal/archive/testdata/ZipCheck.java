@@ -1,6 +1,6 @@
 // ZipCheck unzips a bundle the way the Android @capgo/capacitor-updater plugin does
-// (CapgoUpdater.unzip / resolvePathInsideDirectory / flattenAssets, spec §6): a streaming
-// java.util.zip.ZipInputStream, every entry read to the end, the same name checks and the
+// (CapgoUpdater.unzip / resolvePathInsideDirectory / flattenAssets, docs/protocol.md §6): a
+// streaming java.util.zip.ZipInputStream, every entry read to the end, the same name checks and the
 // same single-top-folder rule, then index.html required at the bundle root.
 //
 // Usage: java ZipCheck <bundle.zip> <destDir>

@@ -3,17 +3,17 @@
 // It serves three HTTP surfaces, mounted on the relay's Gin engine by [API.Mount] and
 // documented for users in docs/admin-api.md:
 //
-//   - POST /api/v1/bundles: bundle registration from CI (DESIGN.md §3.2), authenticated by a
-//     GitHub Actions OIDC token (go-oidc: issuer discovery, JWKS, audience, expiry; the
-//     token's repository must own the app, and ref and commit come from its claims) or by an
-//     HMAC signature over "<timestamp>.<body>" with a ±5 minute window. A registration stores
-//     the bundle idempotently, moves the channel its ref (or explicit channel) names, and
+//   - POST /api/v1/bundles: bundle registration from CI (docs/architecture.md §3.2),
+//     authenticated by a GitHub Actions OIDC token (go-oidc: issuer discovery, JWKS, audience,
+//     expiry; the token's repository must own the app, and ref and commit come from its claims)
+//     or by an HMAC signature over "<timestamp>.<body>" with a ±5 minute window. A registration
+//     stores the bundle idempotently, moves the channel its ref (or explicit channel) names, and
 //     applies tag promotions that were waiting for its commit.
-//   - POST /webhooks/github: GitHub push webhooks (DESIGN.md §3.3). The signature is checked
-//     before anything is parsed. A tag push promotes the bundle built from the tag's commit
+//   - POST /webhooks/github: GitHub push webhooks (docs/architecture.md §3.3). The signature is
+//     checked before anything is parsed. A tag push promotes the bundle built from the tag's commit
 //     to the channel the tag maps to, or keeps the promotion pending until that bundle
 //     registers.
-//   - /api/v1/apps/:app/...: the bearer-token admin API (DESIGN.md §3.5).
+//   - /api/v1/apps/:app/...: the bearer-token admin API (docs/architecture.md §3.5).
 //
 // Invariants:
 //

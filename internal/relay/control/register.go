@@ -36,8 +36,8 @@ type registration struct {
 	PendingApplied []string `json:"pending_applied,omitempty"`
 }
 
-// register serves POST /api/v1/bundles (DESIGN.md §3.2): authenticate, parse and validate
-// the bundle, store it idempotently, move the channel its ref or explicit channel names,
+// register serves POST /api/v1/bundles (docs/architecture.md §3.2): authenticate, parse and
+// validate the bundle, store it idempotently, move the channel its ref or explicit channel names,
 // apply pending tag promotions for its commit, and answer only once every store call has
 // returned.
 func (a *API) register(c *gin.Context) (err error) {
@@ -405,8 +405,8 @@ func validateBundle(b *channel.Bundle) error {
 	return errors.Join(errs...)
 }
 
-// validateManifest applies the plugin's path rules to a delta manifest (spec §4): relative
-// '/'-separated names without "..", backslash, NUL or control characters, and no two
+// validateManifest applies the plugin's path rules to a delta manifest (docs/protocol.md §4):
+// relative '/'-separated names without "..", backslash, NUL or control characters, and no two
 // entries writing the same file (a ".br" suffix is removed on the device).
 func validateManifest(m []channel.ManifestEntry, encrypted bool) []error {
 	var errs []error
@@ -519,7 +519,7 @@ func validURL(s string) error {
 }
 
 // validSessionKey checks "<b64 IV>:<b64 RSA-wrapped AES key>" in strict standard base64
-// with padding: a 16-byte IV and a 256-byte wrapped key (RSA-2048, spec §5.1).
+// with padding: a 16-byte IV and a 256-byte wrapped key (RSA-2048, docs/protocol.md §5.1).
 func validSessionKey(s string) error {
 	iv, key, ok := strings.Cut(s, ":")
 	if !ok || strings.Contains(key, ":") {

@@ -57,7 +57,7 @@ type tagAction struct {
 	Deleted bool
 }
 
-// webhook serves POST /webhooks/github (DESIGN.md §3.3). The signature is checked before
+// webhook serves POST /webhooks/github (docs/architecture.md §3.3). The signature is checked before
 // anything is parsed; deliveries are deduplicated by X-GitHub-Delivery, and a delivery is
 // remembered for long only once it was processed, so a delivery that failed (5xx) or whose
 // processing the relay did not live to finish can be redelivered.
