@@ -54,6 +54,7 @@ func TestDocReferences(t *testing.T) {
 				if m := re.Find(line); m != nil {
 					t.Errorf("%s:%d cites %q, a document outside the repository; cite docs/<name>.md §N instead",
 						f, i+1, strings.TrimSpace(string(m)))
+					break // one report per line
 				}
 			}
 		}
