@@ -16,8 +16,9 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Store is the subset of the relay's store (internal/relay.Store) the control plane uses.
-// The method signatures and contracts are identical, so any relay store satisfies it.
+// Store is what the control plane calls on persistence. Each method keeps the contract
+// documented on [github.com/ferryhq/ferry/internal/store.Store], which both stores
+// implement.
 type Store interface {
 	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
@@ -30,7 +31,6 @@ type Store interface {
 	ListAudit(ctx context.Context, app string, limit int) ([]channel.AuditEntry, error)
 	AddPending(ctx context.Context, app, commit string, p channel.Pending) error
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
-	DeletePending(ctx context.Context, app, commit string) error
 	DeletePendingEntry(ctx context.Context, app, commit, ch, ref string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error

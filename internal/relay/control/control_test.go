@@ -86,11 +86,9 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fullStore is what the tests need from a real store: the control plane's Store plus Close.
-type fullStore interface {
-	Store
-	Close() error
-}
+// fullStore is a real store: the whole contract, of which the control plane's Store is a
+// part (tests seed and inspect through the rest).
+type fullStore = store.Store
 
 // newBolt opens a real bbolt store in a temporary directory.
 func newBolt(t *testing.T) fullStore { return newBoltTB(t) }
