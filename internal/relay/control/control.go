@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/reqlog"
 )
 
 // Store is what the control plane calls on persistence. Each method keeps the contract
@@ -73,7 +74,9 @@ type Options struct {
 	Config *channel.Config
 	// Store persists bundles, channel state, audit entries and pending promotions.
 	Store Store
-	// Logger receives structured logs; nil discards them.
+	// Logger receives structured logs; nil discards them. A request served through the
+	// relay's middleware logs through the request-scoped logger it put in the request's
+	// context (package reqlog: the relay's logger with request_id and route) instead.
 	Logger *slog.Logger
 	// AdminToken is the bearer token for /api/v1/apps/...; empty disables the admin API
 	// (its routes answer 404 admin_disabled).
@@ -217,15 +220,10 @@ func (a *API) Mount(r gin.IRouter) {
 	a.mountAdmin(r)
 }
 
-// requestIDHeader is the response header the relay's middleware sets to the request id
-// before the control plane's handlers run; logs carry it.
-const requestIDHeader = "X-Request-ID"
-
-type loggerKey struct{}
-
-// logger returns the request-scoped logger [API.handle] put in ctx, or the API's logger.
+// logger returns the request-scoped logger in ctx (the relay's middleware's, or the one
+// [API.handle] put there), or the API's logger.
 func (a *API) logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+	if l, ok := reqlog.FromContext(ctx); ok {
 		return l
 	}
 	return a.log
@@ -268,12 +266,9 @@ func storeError(step string, err error) error {
 // Nothing is written once the request's context is cancelled.
 func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := c.Request.Context().Value(loggerKey{}).(*slog.Logger); !ok {
-			l := a.log.With("route", c.FullPath())
-			if id := c.Writer.Header().Get(requestIDHeader); id != "" {
-				l = l.With("request_id", id)
-			}
-			c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, l))
+		if _, ok := reqlog.FromContext(c.Request.Context()); !ok {
+			// Not served through the relay's middleware: log with the route at least.
+			c.Request = c.Request.WithContext(reqlog.NewContext(c.Request.Context(), a.log, "", c.FullPath()))
 		}
 		err := h(c)
 		if err == nil {
