@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
 // openRedis opens the Redis store named by cfg.RedisURL (standalone, Sentinel or Cluster)
 // and checks that it answers, so a wrong URL fails at start-up.
-func openRedis(ctx context.Context, cfg *Config, logger *slog.Logger) (relay.Store, string, error) {
+func openRedis(ctx context.Context, cfg *Config, logger *slog.Logger) (store.Store, string, error) {
 	r, err := store.OpenRedis(ctx, cfg.RedisURL, store.RedisOptions{Logger: logger})
 	if err != nil {
 		return nil, "", fmt.Errorf("open redis store %s: %w", redactURL(cfg.RedisURL), err)

@@ -106,8 +106,9 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 }
 
 // openStore opens Redis when a URL is configured, else the embedded bbolt file in the data
-// directory. It returns the store and a description for the start-up line.
-func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (relay.Store, string, error) {
+// directory. It returns the whole store contract, of which the relay and the control plane
+// each take the methods they call, and a description for the start-up line.
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store.Store, string, error) {
 	if cfg.RedisURL != "" {
 		return openRedis(ctx, cfg, logger)
 	}

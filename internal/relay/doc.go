@@ -31,9 +31,9 @@
 // # Middleware
 //
 // Every request gets a request id (X-Request-ID, accepted from the client when well-formed,
-// generated otherwise) and a request-scoped *slog.Logger in its context; panics are recovered;
-// per-route latency and status codes are measured with the route template as label. Device and
-// API routes also get a body limit (413) and a per-client-IP token bucket, and update checks a
+// generated otherwise) and a request-scoped *slog.Logger in its context (package reqlog, which
+// the control plane's handlers log through too); panics are recovered; per-route latency and
+// status codes are measured with the route template as label. Device and API routes also get a body limit (413) and a per-client-IP token bucket, and update checks a
 // per-device one (429 with Retry-After, the only use of 429). The client IP honours
 // X-Forwarded-For only from [Options.TrustedProxies].
 //

@@ -15,33 +15,16 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/reqlog"
 )
 
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
 
-type loggerKey struct{}
-
-// reqLogger is the request-scoped logger in a request's context. It is built on first use,
-// so requests that log nothing (most update checks) do not pay for it. A request is served
-// by one goroutine, which is the only user.
-type reqLogger struct {
-	base      *slog.Logger
-	id, route string
-	l         *slog.Logger
-}
-
-func (r *reqLogger) logger() *slog.Logger {
-	if r.l == nil {
-		r.l = r.base.With("request_id", r.id, "route", r.route)
-	}
-	return r.l
-}
-
 // loggerFrom returns the request-scoped logger the middleware put in ctx, or fallback.
 func loggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if r, ok := ctx.Value(loggerKey{}).(*reqLogger); ok {
-		return r.logger()
+	if l, ok := reqlog.FromContext(ctx); ok {
+		return l
 	}
 	if fallback == nil {
 		return discardLogger
@@ -63,8 +46,9 @@ var deviceRoutes = map[string]bool{
 	"/metrics":               true,
 }
 
-// requestContext assigns the request id, puts a request-scoped logger in the request's
-// context and writes one access-log line when the request is done.
+// requestContext assigns the request id, puts a request-scoped logger (package reqlog) in
+// the request's context, for the control plane's handlers too, and writes one access-log line
+// when the request is done.
 func (s *Server) requestContext() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -77,8 +61,8 @@ func (s *Server) requestContext() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		rl := &reqLogger{base: s.log, id: id, route: route}
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, rl))
+		reqCtx := reqlog.NewContext(c.Request.Context(), s.log, id, route)
+		c.Request = c.Request.WithContext(reqCtx)
 
 		c.Next()
 
@@ -94,7 +78,8 @@ func (s *Server) requestContext() gin.HandlerFunc {
 		if !s.log.Enabled(ctx, level) {
 			return
 		}
-		rl.logger().LogAttrs(ctx, level, "request",
+		l, _ := reqlog.FromContext(reqCtx)
+		l.LogAttrs(ctx, level, "request",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),

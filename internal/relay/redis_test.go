@@ -13,7 +13,7 @@ import (
 
 // openRedis opens the Redis store on a private redis-server (peers.Redis); the test skips
 // when redis-server is not installed, or fails under FERRY_REQUIRE_PEERS=1.
-func openRedis(t testing.TB) Store {
+func openRedis(t testing.TB) store.Store {
 	t.Helper()
 	srv := peers.Redis(t)
 	r, err := store.OpenRedis(context.Background(), "redis://"+srv.Addr, store.RedisOptions{})

@@ -78,7 +78,7 @@ func fixtureBundles() []*channel.Bundle {
 
 // seed registers the fixture bundles and promotes: production 1.0.0 → 1.1.0 with a 50 %
 // rollout of 1.2.0; beta 2.0.0-beta.1 (encrypted); internal 1.1.0.
-func seed(t testing.TB, st Store) {
+func seed(t testing.TB, st store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, b := range fixtureBundles() {
@@ -93,7 +93,7 @@ func seed(t testing.TB, st Store) {
 	promote(t, st, "internal", "1.1.0")
 }
 
-func promote(t testing.TB, st Store, ch, version string) {
+func promote(t testing.TB, st store.Store, ch, version string) {
 	t.Helper()
 	change(t, st, ch, func(s *channel.State) error {
 		channel.Promote(s, version)
@@ -101,7 +101,7 @@ func promote(t testing.TB, st Store, ch, version string) {
 	})
 }
 
-func change(t testing.TB, st Store, ch string, fn func(*channel.State) error) {
+func change(t testing.TB, st store.Store, ch string, fn func(*channel.State) error) {
 	t.Helper()
 	_, err := st.UpdateState(context.Background(), testApp, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		if err := fn(s); err != nil {
@@ -115,7 +115,7 @@ func change(t testing.TB, st Store, ch string, fn func(*channel.State) error) {
 }
 
 // openBolt opens a real embedded store in a temp dir.
-func openBolt(t testing.TB) Store {
+func openBolt(t testing.TB) store.Store {
 	t.Helper()
 	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "ferry.db"), store.BoltOptions{})
 	if err != nil {
@@ -128,7 +128,7 @@ func openBolt(t testing.TB) Store {
 // backends are the real stores every device-endpoint test runs against.
 var backends = []struct {
 	name string
-	open func(t testing.TB) Store
+	open func(t testing.TB) store.Store
 }{
 	{"bolt", openBolt},
 	{"redis", openRedis},
@@ -137,7 +137,7 @@ var backends = []struct {
 // flaky wraps a real store and fails every call while down is set, like an unreachable
 // Redis; calls counts the calls that reached it.
 type flaky struct {
-	Store
+	store.Store
 	down  atomic.Bool
 	calls atomic.Int64
 }

@@ -10,11 +10,12 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/store"
 )
 
 // countingStore records the version lookups that reach a real store.
 type countingStore struct {
-	Store
+	store.Store
 	mu        sync.Mutex
 	getBundle int
 	lookups   [][]string // GetBundles calls that named a version outside the fixtures

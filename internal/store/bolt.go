@@ -227,7 +227,7 @@ func (b *Bolt) update(ctx context.Context, op string, fn func(*bolt.Tx) error) e
 }
 
 // PutBundle stores bundle bd unless its version exists and, when it creates it, appends
-// audit in the same transaction; see the relay's Store contract.
+// audit in the same transaction; see the [Store] contract.
 func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
 	nb, val, ev, err := encodeNewBundle(bd, audit)
 	if err != nil {
@@ -432,7 +432,7 @@ func (b *Bolt) ListStates(ctx context.Context, app string) ([]*channel.State, er
 	return out, err
 }
 
-// UpdateState changes one channel atomically; see the relay's Store contract. fn runs
+// UpdateState changes one channel atomically; see the [Store] contract. fn runs
 // outside any transaction, so it may call the store; it is called again if another writer
 // changed the channel in between.
 func (b *Bolt) UpdateState(ctx context.Context, app, ch string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*channel.State, error) {
@@ -639,30 +639,6 @@ func (b *Bolt) ListPending(ctx context.Context, app, commit string) ([]channel.P
 		out[i] = r.Pending
 	}
 	return out, nil
-}
-
-// DeletePending removes every promotion waiting for commit.
-func (b *Bolt) DeletePending(ctx context.Context, app, commit string) error {
-	if err := checkApp(app); err != nil {
-		return fmt.Errorf("delete pending: %w", err)
-	}
-	return b.update(ctx, fmt.Sprintf("delete pending %s@%s", app, commit), func(tx *bolt.Tx) error {
-		pb := appSub(tx, app, bPending)
-		if pb == nil || commit == "" {
-			return nil
-		}
-		return deletePrefix(pb, pendingPrefix(commit))
-	})
-}
-
-func deletePrefix(bk *bolt.Bucket, prefix []byte) error {
-	c := bk.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func expiry(t time.Time) []byte { return u64(uint64(t.UnixNano())) }

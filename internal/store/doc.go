@@ -1,6 +1,7 @@
 // Package store keeps the relay's state: bundles, channel states, the audit log, pending
-// promotions, webhook delivery marks and device stats. It implements the relay's Store
-// interface twice, and is the only package that imports go-redis and bbolt:
+// promotions, webhook delivery marks and device stats. It states the store contract once,
+// as the [Store] interface, implements it twice, and is the only package that imports
+// go-redis and bbolt:
 //
 //   - [Bolt], the embedded default: one bbolt file for a single relay instance;
 //   - [Redis], for any number of relay instances sharing one Redis server, a

@@ -241,7 +241,7 @@ return {1, ARGV[2]}
 `)
 
 // PutBundle stores bd unless its version exists and, when it creates it, appends audit,
-// in one script (atomic create or compare); see the relay's Store contract.
+// in one script (atomic create or compare); see the [Store] contract.
 func (r *Redis) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel.AuditEntry) (*channel.Bundle, bool, error) {
 	nb, val, ev, err := encodeNewBundle(bd, audit)
 	if err != nil {
@@ -409,7 +409,7 @@ redis.call('PUBLISH', ARGV[7], ARGV[6])
 return 1
 `)
 
-// UpdateState changes one channel atomically; see the relay's Store contract. A script
+// UpdateState changes one channel atomically; see the [Store] contract. A script
 // compares and swaps the state, appends the audit entry and publishes on
 // [ChangesChannel]; when another writer got in between, fn runs again on the new state.
 func (r *Redis) UpdateState(ctx context.Context, app, ch string, fn func(s *channel.State) (*channel.AuditEntry, error)) (*channel.State, error) {
@@ -564,20 +564,6 @@ func (r *Redis) ListPending(ctx context.Context, app, commit string) ([]channel.
 		out[i] = rec.Pending
 	}
 	return out, nil
-}
-
-// DeletePending removes every promotion waiting for commit.
-func (r *Redis) DeletePending(ctx context.Context, app, commit string) error {
-	if err := checkApp(app); err != nil {
-		return fmt.Errorf("delete pending: %w", err)
-	}
-	if commit == "" {
-		return nil
-	}
-	if err := r.rdb.Del(ctx, pendingKey(app, commit)).Err(); err != nil {
-		return r.fail(ctx, fmt.Sprintf("delete pending %s@%s", app, commit), err)
-	}
-	return nil
 }
 
 // ForgetDelivery removes a delivery id's mark (DEL); an id not marked is no error.

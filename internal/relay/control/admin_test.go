@@ -1,7 +1,6 @@
 package control
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -304,13 +303,7 @@ func TestAdminStatsAndAudit(t *testing.T) {
 	e := newEnv(t, envOptions{store: cfgStore})
 	b := testBundle("1.0.0", commitA)
 	e.registerHMAC(b, http.StatusCreated)
-	rec, ok := cfgStore.(interface {
-		RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
-	})
-	if !ok {
-		t.Fatal("the store cannot record stats")
-	}
-	if err := rec.RecordStats(t.Context(), appID, []channel.StatEvent{
+	if err := cfgStore.RecordStats(t.Context(), appID, []channel.StatEvent{
 		{Device: "d1", Version: "1.0.0", Action: "set"},
 		{Device: "d2", Version: "1.0.0", Action: "update_fail"},
 	}); err != nil {

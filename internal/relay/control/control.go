@@ -14,10 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/reqlog"
 )
 
-// Store is the subset of the relay's store (internal/relay.Store) the control plane uses.
-// The method signatures and contracts are identical, so any relay store satisfies it.
+// Store is what the control plane calls on persistence. Each method keeps the contract
+// documented on [github.com/ferryhq/ferry/internal/store.Store], which both stores
+// implement.
 type Store interface {
 	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
@@ -30,7 +32,6 @@ type Store interface {
 	ListAudit(ctx context.Context, app string, limit int) ([]channel.AuditEntry, error)
 	AddPending(ctx context.Context, app, commit string, p channel.Pending) error
 	ListPending(ctx context.Context, app, commit string) ([]channel.Pending, error)
-	DeletePending(ctx context.Context, app, commit string) error
 	DeletePendingEntry(ctx context.Context, app, commit, ch, ref string) error
 	SeenDelivery(ctx context.Context, id string, ttl time.Duration) (seen bool, err error)
 	ForgetDelivery(ctx context.Context, id string) error
@@ -73,7 +74,9 @@ type Options struct {
 	Config *channel.Config
 	// Store persists bundles, channel state, audit entries and pending promotions.
 	Store Store
-	// Logger receives structured logs; nil discards them.
+	// Logger receives structured logs; nil discards them. A request served through the
+	// relay's middleware logs through the request-scoped logger it put in the request's
+	// context (package reqlog: the relay's logger with request_id and route) instead.
 	Logger *slog.Logger
 	// AdminToken is the bearer token for /api/v1/apps/...; empty disables the admin API
 	// (its routes answer 404 admin_disabled).
@@ -217,15 +220,10 @@ func (a *API) Mount(r gin.IRouter) {
 	a.mountAdmin(r)
 }
 
-// requestIDHeader is the response header the relay's middleware sets to the request id
-// before the control plane's handlers run; logs carry it.
-const requestIDHeader = "X-Request-ID"
-
-type loggerKey struct{}
-
-// logger returns the request-scoped logger [API.handle] put in ctx, or the API's logger.
+// logger returns the request-scoped logger in ctx (the relay's middleware's, or the one
+// [API.handle] put there), or the API's logger.
 func (a *API) logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+	if l, ok := reqlog.FromContext(ctx); ok {
 		return l
 	}
 	return a.log
@@ -268,12 +266,9 @@ func storeError(step string, err error) error {
 // Nothing is written once the request's context is cancelled.
 func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := c.Request.Context().Value(loggerKey{}).(*slog.Logger); !ok {
-			l := a.log.With("route", c.FullPath())
-			if id := c.Writer.Header().Get(requestIDHeader); id != "" {
-				l = l.With("request_id", id)
-			}
-			c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), loggerKey{}, l))
+		if _, ok := reqlog.FromContext(c.Request.Context()); !ok {
+			// Not served through the relay's middleware: log with the route at least.
+			c.Request = c.Request.WithContext(reqlog.NewContext(c.Request.Context(), a.log, "", c.FullPath()))
 		}
 		err := h(c)
 		if err == nil {

@@ -29,6 +29,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay"
+	"github.com/ferryhq/ferry/internal/relay/reqlog"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -86,11 +88,9 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fullStore is what the tests need from a real store: the control plane's Store plus Close.
-type fullStore interface {
-	Store
-	Close() error
-}
+// fullStore is a real store: the whole contract, of which the control plane's Store is a
+// part (tests seed and inspect through the rest).
+type fullStore = store.Store
 
 // newBolt opens a real bbolt store in a temporary directory.
 func newBolt(t *testing.T) fullStore { return newBoltTB(t) }
@@ -650,12 +650,15 @@ func TestLogsCarryRequestID(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf syncBuffer
-	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), HMACSecret: hmacSecret, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), HMACSecret: hmacSecret, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	engine := gin.New()
-	engine.Use(func(c *gin.Context) { c.Header(requestIDHeader, "req-42") }) // as the relay's middleware does
+	engine.Use(func(c *gin.Context) { // as the relay's middleware does
+		c.Request = c.Request.WithContext(reqlog.NewContext(c.Request.Context(), logger, "req-42", c.FullPath()))
+	})
 	api.Mount(engine)
 	body := mustJSON(t, testBundle("1.0.0", commitA))
 	req := httptest.NewRequestWithContext(t.Context(), "POST", "/api/v1/bundles", bytes.NewReader(body))
@@ -664,6 +667,49 @@ func TestLogsCarryRequestID(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "request_id=req-42") || !strings.Contains(out, "route=/api/v1/bundles") || !strings.Contains(out, "code=bad_signature") {
 		t.Errorf("log lacks request_id, route or code:\n%s", out)
 	}
+	if line := logLine(buf.String(), "code=bad_signature"); !strings.Contains(line, "request_id=req-42") || !strings.Contains(line, "route=/api/v1/bundles") {
+		t.Errorf("the refusal's log line lacks request_id or route: %q", line)
+	}
+
+	// Without the relay's middleware, the control plane's own logger names the route.
+	buf.mu.Lock()
+	buf.b.Reset()
+	buf.mu.Unlock()
+	bare := gin.New()
+	api.Mount(bare)
+	req = httptest.NewRequestWithContext(t.Context(), "POST", "/api/v1/bundles", bytes.NewReader(body))
+	req.Header = hmacHeaders("wrong", time.Now(), body)
+	bare.ServeHTTP(httptest.NewRecorder(), req)
+	if line := logLine(buf.String(), "code=bad_signature"); !strings.Contains(line, "route=/api/v1/bundles") || strings.Contains(line, "request_id=") {
+		t.Errorf("without the relay's middleware, the refusal's log line = %q; want route and no request_id", line)
+	}
+
+	// Mounted on the real relay, the id the client sent reaches the control plane's lines.
+	buf.mu.Lock()
+	buf.b.Reset()
+	buf.mu.Unlock()
+	srv, err := relay.New(relay.Options{Config: cfg, Store: newBolt(t), Logger: logger, RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Mount(api)
+	req = httptest.NewRequestWithContext(t.Context(), "POST", "/api/v1/bundles", bytes.NewReader(body))
+	req.Header = hmacHeaders("wrong", time.Now(), body)
+	req.Header.Set(relay.RequestIDHeader, "req-43")
+	srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	if line := logLine(buf.String(), "code=bad_signature"); !strings.Contains(line, "request_id=req-43") || !strings.Contains(line, "route=/api/v1/bundles") {
+		t.Errorf("on the relay, the refusal's log line = %q; want request_id=req-43 and the route", line)
+	}
+}
+
+// logLine returns the first line of out containing s, or "".
+func logLine(out, s string) string {
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 type syncBuffer struct {

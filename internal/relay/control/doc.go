@@ -34,8 +34,11 @@
 //   - A webhook delivery id is remembered only once the delivery was processed, so a
 //     delivery that failed can be redelivered; a replay of a processed one changes nothing.
 //
-// The package does not import internal/relay; it declares the subset of the relay's Store it
-// needs as its own [Store] interface, with the same method contracts.
+// The package does not import internal/relay or internal/store; it declares the store
+// methods it calls as its own [Store] interface, whose contracts internal/store states. Its
+// handlers log through the request's logger that the relay's middleware puts in the
+// request's context (package internal/relay/reqlog, which both import), so their lines
+// carry the relay's request_id and route.
 //
 // Usage:
 //
