@@ -31,6 +31,7 @@ import (
 	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
 )
@@ -481,8 +482,8 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 		var calls atomic.Int32
 		stand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
-			ts := r.Header.Get(headerTimestamp)
-			if r.URL.Path != "/api/v1/bundles" || r.Header.Get(headerSignature) != relaytest.HMACSignature(hmacSecret, ts, body) {
+			ts := r.Header.Get(relayclient.HeaderTimestamp)
+			if r.URL.Path != "/api/v1/bundles" || r.Header.Get(relayclient.HeaderSignature) != relaytest.HMACSignature(hmacSecret, ts, body) {
 				http.Error(w, `{"error":"bad_signature"}`, http.StatusUnauthorized)
 				return
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/publish"
+	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
@@ -108,7 +109,7 @@ type result struct {
 	deltaBytes  int64
 	attested    bool
 	manifest    []channel.ManifestEntry
-	reg         *registration
+	reg         *relayclient.Registration
 	channel     string
 	timings     [][2]string
 }
@@ -480,26 +481,28 @@ func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
 		Channel: c.Channel, Native: c.Native, Manifest: res.manifest, ManifestURL: res.manifestURL,
 		SignatureURL: res.sigURL, ProvenanceURL: res.provURL, Repository: c.Repository,
 	}
-	r := &registrar{url: c.RelayURL, client: &http.Client{Timeout: 30 * time.Second}, log: p.log, backoff: time.Second, maxWait: 30 * time.Second}
+	opts := relayclient.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}, UserAgent: "ferry-action", Logger: p.log,
+		RetryBackoff: time.Second, RetryMaxWait: 30 * time.Second}
 	if c.RelaySecret != "" {
-		r.secret = []byte(c.RelaySecret)
+		opts.HMACSecret = []byte(c.RelaySecret)
 	} else {
-		r.token = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
-	}
-	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Minute)
-		defer cancel()
+		opts.IDToken = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
 	}
 	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
-		r.backoff = d
+		opts.RetryBackoff = d
 	}
-	reg, err := r.register(ctx, b)
-	if errors.Is(err, errConflict) {
+	timeout := 5 * time.Minute
+	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	relay, err := relayclient.New(c.RelayURL, opts)
+	if err != nil {
+		return "", err
+	}
+	reg, err := relay.RegisterBundle(ctx, b)
+	if errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}) {
 		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // TestRegisterRetriesOIDCToken: when the runner's token endpoint fails for a moment, the
@@ -34,13 +35,17 @@ func TestRegisterRetriesOIDCToken(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(registration{Bundle: &b, Created: true, Channel: "beta"})
+		_ = json.NewEncoder(w).Encode(relayclient.Registration{Bundle: &b, Created: true, Channel: "beta"})
 	}))
 	t.Cleanup(relay.Close)
 	bundle := &channel.Bundle{AppID: "com.example.app", Version: "1.0.0"}
-	newRegistrar := func(token func(context.Context) (string, error)) *registrar {
-		return &registrar{url: relay.URL, token: token, client: relay.Client(),
-			log: slog.New(slog.DiscardHandler), backoff: 10 * time.Millisecond, maxWait: 50 * time.Millisecond}
+	newRegistrar := func(token func(context.Context) (string, error)) *relayclient.Client {
+		c, err := relayclient.New(relay.URL, relayclient.Options{IDToken: token, HTTPClient: relay.Client(),
+			Logger: slog.New(slog.DiscardHandler), RetryBackoff: 10 * time.Millisecond, RetryMaxWait: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 
 	t.Run("recovers", func(t *testing.T) {
@@ -52,7 +57,7 @@ func TestRegisterRetriesOIDCToken(t *testing.T) {
 			}
 			return fmt.Sprintf("tok-%d", n), nil
 		})
-		reg, err := r.register(t.Context(), bundle)
+		reg, err := r.RegisterBundle(t.Context(), bundle)
 		if err != nil || reg.Channel != "beta" || reg.Bundle.Version != "1.0.0" {
 			t.Fatalf("register = %+v, %v; want beta 1.0.0", reg, err)
 		}
@@ -66,7 +71,7 @@ func TestRegisterRetriesOIDCToken(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 		defer cancel()
 		r := newRegistrar(func(context.Context) (string, error) { return "", errors.New("token endpoint answered 503") })
-		_, err := r.register(ctx, bundle)
+		_, err := r.RegisterBundle(ctx, bundle)
 		if err == nil || !strings.Contains(err.Error(), "get OIDC token for the relay") || !strings.Contains(err.Error(), "attempts") {
 			t.Errorf("register with no token = %v; want an error naming the token and the attempts", err)
 		}

@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 func init() {
@@ -25,9 +24,6 @@ func init() {
 		run:     runAdmin,
 	}
 }
-
-// maxAdminAnswer bounds what is read of the relay's answer.
-const maxAdminAnswer = 16 << 20
 
 const adminUsage = `Usage: ferry admin --relay URL --app ID --token-file FILE <action> [arguments]
 
@@ -91,29 +87,34 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	c := &adminClient{base: strings.TrimRight(*relay, "/") + "/api/v1/apps/" + url.PathEscape(*app), token: token, client: http.DefaultClient}
-	raw, err := c.do(ctx, req)
+	c, err := relayclient.New(*relay, relayclient.Options{AdminToken: token, UserAgent: "ferry-admin"})
+	if err != nil {
+		return err
+	}
+	ans, err := req.do(ctx, c, *app)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		var out bytes.Buffer
-		if err := json.Indent(&out, raw, "", "  "); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
+		out, err := json.MarshalIndent(ans, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode answer: %w", err)
 		}
-		out.WriteByte('\n')
-		_, err := stdout.Write(out.Bytes())
+		_, err = stdout.Write(append(out, '\n'))
 		return err
 	}
-	return printAdmin(stdout, req.action, raw)
+	return printAdmin(stdout, ans)
 }
 
-// adminCall is one admin API request.
+// adminCall is one admin API call, parsed from the positional arguments.
 type adminCall struct {
-	action string
-	method string
-	path   string // below /api/v1/apps/{app}
-	body   any
+	action  string
+	channel string
+	version string
+	op      string // a rollout operation: pause, resume, complete, cancel
+	percent int
+	limit   int // 0: the relay's default
+	policy  *relayclient.PolicyOverride
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -122,68 +123,56 @@ func adminRequest(args []string) (*adminCall, error) {
 		return nil, errors.New("an action is required")
 	}
 	action, rest := args[0], args[1:]
+	call := &adminCall{action: action}
 	need := func(n int, form string) error {
 		if len(rest) != n {
 			return fmt.Errorf("usage: %s", form)
 		}
+		if n > 0 {
+			call.channel = rest[0]
+		}
 		return nil
 	}
-	limit := func(form string) (string, error) {
+	limit := func(form string) error {
 		if len(rest) > 1 {
-			return "", fmt.Errorf("usage: %s", form)
+			return fmt.Errorf("usage: %s", form)
 		}
 		if len(rest) == 1 {
-			if n, err := strconv.Atoi(rest[0]); err != nil || n < 1 {
-				return "", fmt.Errorf("limit %q is not a positive number", rest[0])
+			n, err := strconv.Atoi(rest[0])
+			if err != nil || n < 1 {
+				return fmt.Errorf("limit %q is not a positive number", rest[0])
 			}
-			return "?limit=" + rest[0], nil
+			call.limit = n
 		}
-		return "", nil
+		return nil
 	}
-	ch := func() string { return "/channels/" + url.PathEscape(rest[0]) }
+	var err error
 	switch action {
 	case "channels":
-		if err := need(0, "channels"); err != nil {
-			return nil, err
-		}
-		return &adminCall{action, "GET", "/channels", nil}, nil
+		err = need(0, "channels")
 	case "bundles":
-		q, err := limit("bundles [limit]")
-		if err != nil {
-			return nil, err
-		}
-		return &adminCall{action, "GET", "/bundles" + q, nil}, nil
+		err = limit("bundles [limit]")
 	case "audit":
-		q, err := limit("audit [limit]")
-		if err != nil {
-			return nil, err
-		}
-		return &adminCall{action, "GET", "/audit" + q, nil}, nil
+		err = limit("audit [limit]")
 	case "stats":
-		if err := need(0, "stats"); err != nil {
-			return nil, err
-		}
-		return &adminCall{action, "GET", "/stats", nil}, nil
+		err = need(0, "stats")
 	case "promote":
-		if err := need(2, "promote <channel> <version>"); err != nil {
-			return nil, err
+		if err = need(2, "promote <channel> <version>"); err == nil {
+			call.version = rest[1]
 		}
-		return &adminCall{action, "POST", ch() + "/promote", map[string]string{"version": rest[1]}}, nil
 	case "rollback":
-		if err := need(1, "rollback <channel>"); err != nil {
-			return nil, err
-		}
-		return &adminCall{action, "POST", ch() + "/rollback", nil}, nil
+		err = need(1, "rollback <channel>")
 	case "rollout":
 		switch {
-		case len(rest) == 2 && (rest[1] == "pause" || rest[1] == "resume" || rest[1] == "complete" || rest[1] == "cancel"):
-			return &adminCall{action, "POST", ch() + "/rollout/" + rest[1], nil}, nil
+		case len(rest) == 2 && (rest[1] == relayclient.RolloutPause || rest[1] == relayclient.RolloutResume ||
+			rest[1] == relayclient.RolloutComplete || rest[1] == relayclient.RolloutCancel):
+			call.channel, call.op = rest[0], rest[1]
 		case len(rest) == 3:
-			p, err := strconv.Atoi(strings.TrimSuffix(rest[2], "%"))
-			if err != nil || p < 0 || p > 100 {
+			p, perr := strconv.Atoi(strings.TrimSuffix(rest[2], "%"))
+			if perr != nil || p < 0 || p > 100 {
 				return nil, fmt.Errorf("percent %q is not a number from 0 to 100", rest[2])
 			}
-			return &adminCall{action, "PUT", ch() + "/rollout", map[string]any{"version": rest[1], "percent": p}}, nil
+			call.channel, call.version, call.percent = rest[0], rest[1], p
 		default:
 			return nil, errors.New("usage: rollout <channel> <version> <percent> | rollout <channel> pause|resume|complete|cancel")
 		}
@@ -191,14 +180,49 @@ func adminRequest(args []string) (*adminCall, error) {
 		if err := need(2, "policy <channel> <json>|null"); err != nil {
 			return nil, err
 		}
-		var p json.RawMessage
-		if err := json.Unmarshal([]byte(rest[1]), &p); err != nil {
+		var raw json.RawMessage
+		if err := json.Unmarshal([]byte(rest[1]), &raw); err != nil {
 			return nil, fmt.Errorf("policy %q is not JSON: %w", rest[1], err)
 		}
-		return &adminCall{action, "PUT", ch() + "/policy", map[string]json.RawMessage{"policy": p}}, nil
+		// Decoded as strictly as the relay decodes it, so a misspelt field is caught here.
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&call.policy); err != nil {
+			return nil, fmt.Errorf("policy %q is not a channel policy: %w", rest[1], err)
+		}
 	default:
 		return nil, fmt.Errorf("unknown action %q", action)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return call, nil
+}
+
+// do makes the call; the answer is one of relayclient's answer types.
+func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (any, error) {
+	switch a.action {
+	case "channels":
+		return c.ListChannels(ctx, app)
+	case "bundles":
+		return c.ListBundles(ctx, app, a.limit)
+	case "audit":
+		return c.Audit(ctx, app, a.limit)
+	case "stats":
+		return c.Stats(ctx, app)
+	case "promote":
+		return c.Promote(ctx, app, a.channel, a.version)
+	case "rollback":
+		return c.Rollback(ctx, app, a.channel)
+	case "rollout":
+		if a.op != "" {
+			return c.ChangeRollout(ctx, app, a.channel, a.op)
+		}
+		return c.SetRollout(ctx, app, a.channel, a.version, a.percent)
+	case "policy":
+		return c.SetPolicy(ctx, app, a.channel, a.policy)
+	}
+	return nil, fmt.Errorf("unknown action %q", a.action)
 }
 
 // readToken reads the admin token from a file or standard input ("-").
@@ -220,82 +244,12 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
-type adminClient struct {
-	base   string
-	token  string
-	client *http.Client
-}
-
-// adminError is a refusal of the relay, with its code and message.
-type adminError struct {
-	Status  int
-	Code    string `json:"error"`
-	Message string `json:"message"`
-}
-
-func (e *adminError) Error() string {
-	if e.Code == "" {
-		return fmt.Sprintf("relay answered %d %s", e.Status, http.StatusText(e.Status))
-	}
-	return fmt.Sprintf("relay answered %d %s: %s", e.Status, e.Code, e.Message)
-}
-
-// do sends the call and returns the answer's body, or an *adminError for a refusal.
-func (c *adminClient) do(ctx context.Context, call *adminCall) ([]byte, error) {
-	var body io.Reader
-	if call.body != nil {
-		b, err := json.Marshal(call.body)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, call.method, c.base+call.path, body)
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "ferry-admin")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", call.method, call.path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &adminError{Status: resp.StatusCode}
-		_ = json.Unmarshal(raw, e)
-		return nil, e
-	}
-	return raw, nil
-}
-
-// adminChannel mirrors the relay's channel view.
-type adminChannel struct {
-	Name       string         `json:"name"`
-	Default    bool           `json:"default"`
-	Overridden bool           `json:"policy_overridden"`
-	State      *channel.State `json:"state"`
-}
-
-// printAdmin prints an answer for people.
-func printAdmin(w io.Writer, action string, raw []byte) error {
+// printAdmin prints an answer of the relay for people.
+func printAdmin(w io.Writer, ans any) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	switch action {
-	case "channels":
-		var a struct {
-			Channels []adminChannel `json:"channels"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
+	switch a := ans.(type) {
+	case *relayclient.ChannelList:
 		fmt.Fprintln(tw, "CHANNEL\tVERSION\tROLLOUT\tPREVIOUS\tUPDATED")
 		for _, c := range a.Channels {
 			name := c.Name
@@ -304,47 +258,22 @@ func printAdmin(w io.Writer, action string, raw []byte) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, orDash(c.State.Version), rolloutText(c.State.Rollout), orDash(strings.Join(c.State.History, " ")), timeText(c.State.UpdatedAt))
 		}
-	case "bundles":
-		var a struct {
-			Bundles []channel.Bundle `json:"bundles"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
+	case *relayclient.BundleList:
 		fmt.Fprintln(tw, "VERSION\tCOMMIT\tREF\tENCRYPTED\tNATIVE\tREGISTERED")
 		for _, b := range a.Bundles {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", b.Version, short(b.Commit), orDash(b.Ref), b.Encrypted(), orDash(b.Native), timeText(b.CreatedAt))
 		}
-	case "audit":
-		var a struct {
-			Entries []channel.AuditEntry `json:"entries"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
+	case *relayclient.AuditList:
 		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tCAUSE")
 		for _, e := range a.Entries {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), orDash(e.Version), e.Cause)
 		}
-	case "stats":
-		var a struct {
-			Versions []channel.VersionStats `json:"versions"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
+	case *relayclient.Stats:
 		fmt.Fprintln(tw, "VERSION\tDEVICES\tINSTALLED\tDOWNLOADS\tFAILURES")
 		for _, v := range a.Versions {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", v.Version, v.Devices, v.Actions["set"], v.Actions["download_complete"], v.Actions["update_fail"])
 		}
-	default: // a change
-		var a struct {
-			Changed bool         `json:"changed"`
-			Channel adminChannel `json:"channel"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
+	case *relayclient.ChangeResult:
 		verb := "unchanged"
 		if a.Changed {
 			verb = "changed"
@@ -361,6 +290,8 @@ func printAdmin(w io.Writer, action string, raw []byte) error {
 			fmt.Fprint(tw, ", policy overridden")
 		}
 		fmt.Fprintln(tw)
+	default:
+		return fmt.Errorf("no table for %T", ans)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -59,7 +60,7 @@ apps:
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/api/v1/bundles", bytes.NewReader(body))
 		now := time.Now()
 		req.Header.Set("X-Ferry-Timestamp", fmt.Sprint(now.Unix()))
-		req.Header.Set("X-Ferry-Signature-256", control.Sign([]byte("ci"), now, body))
+		req.Header.Set("X-Ferry-Signature-256", relayclient.Sign([]byte("ci"), now, body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // ChannelAnswer is the answer to setChannel (POST) and getChannel (PUT) on /channel_self.
@@ -110,9 +112,8 @@ func (c *Client) ListChannels(ctx context.Context) ([]ChannelInfo, error) {
 	}
 	var list []ChannelInfo
 	if err := json.Unmarshal(raw, &list); err != nil {
-		var e struct{ Error, Message string }
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, &ChannelError{Code: e.Error, Message: e.Message}
+		if e, ok := relayclient.ParseError(raw); ok {
+			return nil, &ChannelError{Code: e.Code, Message: e.Message}
 		}
 		return nil, fmt.Errorf("list channels: decode answer: %w: %w", ErrParse, err)
 	}

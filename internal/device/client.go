@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // Bounds on what the client reads from the network (docs/architecture.md §6.1).
@@ -220,14 +221,11 @@ func (c *Client) do(req *http.Request, out any) (int, error) {
 		return resp.StatusCode, fmt.Errorf("answer of %s: larger than %d bytes: %w", redact(req.URL), MaxResponseBytes, ErrParse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		e, ok := relayclient.ParseError(b)
+		if ok {
 			_ = json.Unmarshal(b, out)
 		}
-		return resp.StatusCode, &ResponseError{StatusCode: resp.StatusCode, Code: e.Error, Message: e.Message}
+		return resp.StatusCode, &ResponseError{StatusCode: resp.StatusCode, Code: e.Code, Message: e.Message}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return resp.StatusCode, fmt.Errorf("decode answer of %s: %w: %w", redact(req.URL), ErrParse, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // Admin API list limits.
@@ -74,19 +75,9 @@ func channelOf(c *gin.Context, app *channel.App) (string, error) {
 	return ch, nil
 }
 
-// channelView is one channel in admin answers: configuration and state together.
-type channelView struct {
-	Name string `json:"name"`
-	// Policy is the policy in effect: the admin override when set, else the configured one.
-	Policy channel.Policy `json:"policy"`
-	// Overridden reports whether Policy comes from an admin override.
-	Overridden bool           `json:"policy_overridden"`
-	Default    bool           `json:"default"`
-	State      *channel.State `json:"state"`
-}
-
-func (a *API) view(app *channel.App, st *channel.State) channelView {
-	v := channelView{Name: st.Channel, Policy: app.Channels[st.Channel], Default: st.Channel == app.DefaultChannel, State: st}
+// view is one channel in admin answers: configuration and state together.
+func (a *API) view(app *channel.App, st *channel.State) relayclient.ChannelView {
+	v := relayclient.ChannelView{Name: st.Channel, Policy: app.Channels[st.Channel], Default: st.Channel == app.DefaultChannel, State: st}
 	if st.Policy != nil {
 		v.Policy, v.Overridden = *st.Policy, true
 	}
@@ -104,7 +95,7 @@ func (a *API) listChannels(c *gin.Context) error {
 	for _, s := range states {
 		byName[s.Channel] = s
 	}
-	out := []channelView{}
+	out := []relayclient.ChannelView{}
 	for _, name := range channelNames(app) {
 		st := byName[name]
 		if st == nil {
@@ -112,7 +103,7 @@ func (a *API) listChannels(c *gin.Context) error {
 		}
 		out = append(out, a.view(app, st))
 	}
-	c.JSON(http.StatusOK, gin.H{"app": app.ID, "channels": out})
+	c.JSON(http.StatusOK, relayclient.ChannelList{App: app.ID, Channels: out})
 	return nil
 }
 
@@ -143,7 +134,7 @@ func (a *API) listBundles(c *gin.Context) error {
 	if bs == nil {
 		bs = []*channel.Bundle{}
 	}
-	c.JSON(http.StatusOK, gin.H{"app": app.ID, "bundles": bs})
+	c.JSON(http.StatusOK, relayclient.BundleList{App: app.ID, Bundles: bs})
 	return nil
 }
 
@@ -198,13 +189,6 @@ func decodeAdmin(c *gin.Context, v any) error {
 	return nil
 }
 
-// changeResult is the answer to every admin state change.
-type changeResult struct {
-	// Changed is false when the request asked for the state the channel already had.
-	Changed bool        `json:"changed"`
-	Channel channelView `json:"channel"`
-}
-
 // change applies fn to one channel through Store.UpdateState with an audit entry of cause
 // (always starting with "admin"), calls OnChange when the state changed, and answers with the channel.
 func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string, fn func(s *channel.State) (version, from string, changed bool, err error)) error {
@@ -239,12 +223,8 @@ func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string,
 		a.onChange(app.ID)
 	}
 	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version)
-	c.JSON(http.StatusOK, changeResult{Changed: changed, Channel: a.view(app, st)})
+	c.JSON(http.StatusOK, relayclient.ChangeResult{Changed: changed, Channel: a.view(app, st)})
 	return nil
-}
-
-type versionBody struct {
-	Version string `json:"version"`
 }
 
 func (a *API) promoteChannel(c *gin.Context) error {
@@ -253,7 +233,7 @@ func (a *API) promoteChannel(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	var req versionBody
+	var req relayclient.PromoteRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
@@ -293,18 +273,13 @@ func (a *API) rollbackChannel(c *gin.Context) error {
 	})
 }
 
-type rolloutBody struct {
-	Version string `json:"version"`
-	Percent *int   `json:"percent"`
-}
-
 func (a *API) setRollout(c *gin.Context) error {
 	app := appOf(c)
 	ch, err := channelOf(c, app)
 	if err != nil {
 		return err
 	}
-	var req rolloutBody
+	var req relayclient.RolloutRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
@@ -365,26 +340,13 @@ func (a *API) rolloutOp(c *gin.Context) error {
 	})
 }
 
-// policyBody is a channel policy as written in the YAML config (allow_emulator and
-// allow_dev default to true). A null policy removes the admin override.
-type policyBody struct {
-	Policy *struct {
-		Public             bool     `json:"public"`
-		AllowDeviceSelfSet bool     `json:"allow_device_self_set"`
-		AllowEmulator      *bool    `json:"allow_emulator"`
-		AllowDev           *bool    `json:"allow_dev"`
-		DisableAutoUpdate  string   `json:"disable_auto_update"`
-		Platforms          []string `json:"platforms"`
-	} `json:"policy"`
-}
-
 func (a *API) setPolicy(c *gin.Context) error {
 	app := appOf(c)
 	ch, err := channelOf(c, app)
 	if err != nil {
 		return err
 	}
-	var req policyBody
+	var req relayclient.PolicyRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
@@ -436,7 +398,7 @@ func (a *API) stats(c *gin.Context) error {
 	if st == nil {
 		st = []channel.VersionStats{}
 	}
-	c.JSON(http.StatusOK, gin.H{"app": app.ID, "versions": st, "time": a.now().UTC().Format(time.RFC3339)})
+	c.JSON(http.StatusOK, relayclient.Stats{App: app.ID, Versions: st, Time: a.now().UTC().Truncate(time.Second)})
 	return nil
 }
 
@@ -453,6 +415,6 @@ func (a *API) audit(c *gin.Context) error {
 	if es == nil {
 		es = []channel.AuditEntry{}
 	}
-	c.JSON(http.StatusOK, gin.H{"app": app.ID, "entries": es})
+	c.JSON(http.StatusOK, relayclient.AuditList{App: app.ID, Entries: es})
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 func adminHeader() http.Header {
@@ -29,9 +30,9 @@ func (e *env) admin(method, path, body string, want int) *httptest.ResponseRecor
 	return w
 }
 
-func decodeChange(t *testing.T, w *httptest.ResponseRecorder) changeResult {
+func decodeChange(t *testing.T, w *httptest.ResponseRecorder) relayclient.ChangeResult {
 	t.Helper()
-	var r changeResult
+	var r relayclient.ChangeResult
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +118,8 @@ func TestAdminListChannelsAndBundles(t *testing.T) {
 	t.Parallel()
 	e := seeded(t)
 	var ch struct {
-		App      string        `json:"app"`
-		Channels []channelView `json:"channels"`
+		App      string                    `json:"app"`
+		Channels []relayclient.ChannelView `json:"channels"`
 	}
 	if err := json.Unmarshal(e.admin("GET", "/channels", "", 200).Body.Bytes(), &ch); err != nil {
 		t.Fatal(err)

@@ -17,14 +17,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gin-gonic/gin"
-)
 
-// Registration authentication headers for CI without OIDC.
-const (
-	// HeaderSignature carries "sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">".
-	HeaderSignature = "X-Ferry-Signature-256"
-	// HeaderTimestamp carries the signing time in unix seconds.
-	HeaderTimestamp = "X-Ferry-Timestamp"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // principal is who a registration comes from, as established by its credentials.
@@ -56,7 +50,7 @@ func (p *principal) fromPullRequest(ref string) bool {
 // is checked before and the signature after. It never parses the body.
 func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, error) {
 	authz := c.GetHeader("Authorization")
-	sig := c.GetHeader(HeaderSignature)
+	sig := c.GetHeader(relayclient.HeaderSignature)
 	switch {
 	case authz != "":
 		tok, ok := bearer(authz)
@@ -76,7 +70,7 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		if len(a.hmacSecret) == 0 {
 			return nil, nil, errorf(http.StatusUnauthorized, "hmac_disabled", "HMAC registration is disabled on this relay (FERRY_HMAC_SECRET is not set)")
 		}
-		ts := c.GetHeader(HeaderTimestamp)
+		ts := c.GetHeader(relayclient.HeaderTimestamp)
 		if err := checkTimestamp(ts, a.now()); err != nil {
 			return nil, nil, err
 		}
@@ -90,7 +84,7 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		return &principal{Method: "hmac"}, body, nil
 	default:
 		return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated",
-			"send Authorization: Bearer <GitHub Actions OIDC token>, or %s and %s", HeaderSignature, HeaderTimestamp)
+			"send Authorization: Bearer <GitHub Actions OIDC token>, or %s and %s", relayclient.HeaderSignature, relayclient.HeaderTimestamp)
 	}
 }
 
@@ -104,35 +98,21 @@ func bearer(h string) (string, bool) {
 	return tok, tok != ""
 }
 
-// Sign returns the X-Ferry-Signature-256 value for body signed at ts with secret:
-// "sha256=" + hex(HMAC-SHA256(secret, "<unix seconds>.<body>")).
-func Sign(secret []byte, ts time.Time, body []byte) string {
-	return "sha256=" + hex.EncodeToString(mac(secret, strconv.FormatInt(ts.Unix(), 10), body))
-}
-
-func mac(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
 // verifyHMAC checks an HMAC registration: the timestamp within [HMACWindow] of now, then the
 // signature in constant time.
 func verifyHMAC(secret []byte, sig, ts string, body []byte, now time.Time) error {
 	if err := checkTimestamp(ts, now); err != nil {
 		return err
 	}
-	hexSig, ok := strings.CutPrefix(sig, "sha256=")
+	hexSig, ok := strings.CutPrefix(sig, relayclient.SignaturePrefix)
 	if !ok {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<hex>\"", HeaderSignature)
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<hex>\"", relayclient.HeaderSignature)
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil || len(got) != sha256.Size {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", HeaderSignature)
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", relayclient.HeaderSignature)
 	}
-	if !hmac.Equal(got, mac(secret, ts, body)) {
+	if !hmac.Equal(got, relayclient.MAC(secret, ts, body)) {
 		return errorf(http.StatusUnauthorized, "bad_signature", "signature does not match the body and timestamp")
 	}
 	return nil
@@ -141,14 +121,14 @@ func verifyHMAC(secret []byte, sig, ts string, body []byte, now time.Time) error
 // checkTimestamp checks X-Ferry-Timestamp: unix seconds within [HMACWindow] of now.
 func checkTimestamp(ts string, now time.Time) error {
 	if ts == "" {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required with %s", HeaderTimestamp, HeaderSignature)
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s is required with %s", relayclient.HeaderTimestamp, relayclient.HeaderSignature)
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || len(ts) > 12 {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be unix seconds", HeaderTimestamp)
+		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be unix seconds", relayclient.HeaderTimestamp)
 	}
 	if d := now.Sub(time.Unix(secs, 0)); d > HMACWindow || d < -HMACWindow {
-		return errorf(http.StatusUnauthorized, "stale_signature", "%s is %s away from the relay's clock (allowed: %s)", HeaderTimestamp, d.Round(time.Second), HMACWindow)
+		return errorf(http.StatusUnauthorized, "stale_signature", "%s is %s away from the relay's clock (allowed: %s)", relayclient.HeaderTimestamp, d.Round(time.Second), HMACWindow)
 	}
 	return nil
 }

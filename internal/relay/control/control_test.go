@@ -31,6 +31,7 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/reqlog"
+	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -320,8 +321,8 @@ func mustJSON(t *testing.T, v any) []byte {
 // hmacHeaders signs body at ts.
 func hmacHeaders(secret string, ts time.Time, body []byte) http.Header {
 	h := http.Header{}
-	h.Set(HeaderSignature, Sign([]byte(secret), ts, body))
-	h.Set(HeaderTimestamp, fmt.Sprint(ts.Unix()))
+	h.Set(relayclient.HeaderSignature, relayclient.Sign([]byte(secret), ts, body))
+	h.Set(relayclient.HeaderTimestamp, fmt.Sprint(ts.Unix()))
 	h.Set("Content-Type", "application/json")
 	return h
 }
@@ -337,9 +338,9 @@ func (e *env) registerHMAC(b *channel.Bundle, want int) *httptest.ResponseRecord
 	return w
 }
 
-func decodeRegistration(t *testing.T, w *httptest.ResponseRecorder) registration {
+func decodeRegistration(t *testing.T, w *httptest.ResponseRecorder) relayclient.Registration {
 	t.Helper()
-	var r registration
+	var r relayclient.Registration
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Fatalf("decode %q: %v", w.Body, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -63,7 +64,7 @@ apps:
 	})
 	req := httptest.NewRequest("POST", "/api/v1/bundles", bytes.NewReader(body))
 	req.Header.Set("X-Ferry-Timestamp", fmt.Sprint(time.Now().Unix()))
-	req.Header.Set("X-Ferry-Signature-256", control.Sign([]byte("ci-secret"), time.Now(), body))
+	req.Header.Set("X-Ferry-Signature-256", relayclient.Sign([]byte("ci-secret"), time.Now(), body))
 	w := httptest.NewRecorder()
 	engine.ServeHTTP(w, req)
 	var reg struct {

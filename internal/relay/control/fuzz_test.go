@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // FuzzParseBundle feeds arbitrary registration bodies to the strict parser: it must never
@@ -53,7 +54,7 @@ func FuzzParseBundle(f *testing.F) {
 func FuzzVerifyHMAC(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
 	body := []byte(`{"app_id":"com.example.app"}`)
-	f.Add(Sign([]byte(hmacSecret), now, body), "1800000000", body)
+	f.Add(relayclient.Sign([]byte(hmacSecret), now, body), "1800000000", body)
 	f.Add("sha256=zz", "1800000000", body)
 	f.Add("sha256=", "-1", []byte{})
 	f.Add("sha1=abcd", "99999999999999999999", body)

@@ -16,25 +16,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
-
-// registration is the answer to POST /api/v1/bundles.
-type registration struct {
-	// Bundle is the bundle as stored (for an idempotent re-registration, the earlier one).
-	Bundle *channel.Bundle `json:"bundle"`
-	// Created is false when the same version with the same checksum was already registered.
-	Created bool `json:"created"`
-	// Channel is the channel the registration targets (the body's channel, or the first
-	// rule matching the ref); empty when none.
-	Channel string `json:"channel,omitempty"`
-	// Promoted reports whether this request made Channel serve the bundle.
-	Promoted bool `json:"promoted"`
-	// Reason says why Channel did not move, when it did not.
-	Reason string `json:"reason,omitempty"`
-	// PendingApplied lists the channels promoted to the bundle by tag pushes that had
-	// been waiting for it.
-	PendingApplied []string `json:"pending_applied,omitempty"`
-}
 
 // register serves POST /api/v1/bundles (docs/architecture.md §3.2): authenticate, parse and
 // validate the bundle, store it idempotently, move the channel its ref or explicit channel names,
@@ -86,7 +69,7 @@ func (a *API) register(c *gin.Context) (err error) {
 		return storeError("put bundle", err)
 	}
 
-	resp := registration{Bundle: stored, Created: created}
+	resp := relayclient.Registration{Bundle: stored, Created: created}
 	changed := false
 	defer func() {
 		if changed {

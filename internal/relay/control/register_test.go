@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 func TestRegisterOIDC(t *testing.T) {
@@ -281,17 +282,17 @@ func TestRegisterHMAC(t *testing.T) {
 		{"signature of another body", envOptions{}, func(b []byte) http.Header { return hmacHeaders(hmacSecret, now, append([]byte(" "), b...)) }, http.StatusUnauthorized, "bad_signature"},
 		{"timestamp changed after signing", envOptions{}, func(b []byte) http.Header {
 			h := hmacHeaders(hmacSecret, now, b)
-			h.Set(HeaderTimestamp, fmt.Sprint(now.Unix()+1))
+			h.Set(relayclient.HeaderTimestamp, fmt.Sprint(now.Unix()+1))
 			return h
 		}, http.StatusUnauthorized, "bad_signature"},
 		{"missing timestamp", envOptions{}, func(b []byte) http.Header {
 			h := hmacHeaders(hmacSecret, now, b)
-			h.Del(HeaderTimestamp)
+			h.Del(relayclient.HeaderTimestamp)
 			return h
 		}, http.StatusUnauthorized, "bad_signature"},
 		{"no sha256= prefix", envOptions{}, func(b []byte) http.Header {
 			h := hmacHeaders(hmacSecret, now, b)
-			h.Set(HeaderSignature, strings.TrimPrefix(h.Get(HeaderSignature), "sha256="))
+			h.Set(relayclient.HeaderSignature, strings.TrimPrefix(h.Get(relayclient.HeaderSignature), "sha256="))
 			return h
 		}, http.StatusUnauthorized, "bad_signature"},
 		{"no credentials", envOptions{}, func(b []byte) http.Header { return http.Header{} }, http.StatusUnauthorized, "unauthenticated"},
@@ -678,7 +679,7 @@ func TestHMACShellRecipe(t *testing.T) {
 	}
 	ts, sig, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	e := newEnv(t, envOptions{})
-	h := http.Header{"Content-Type": {"application/json"}, HeaderTimestamp: {ts}, HeaderSignature: {"sha256=" + sig}}
+	h := http.Header{"Content-Type": {"application/json"}, relayclient.HeaderTimestamp: {ts}, relayclient.HeaderSignature: {"sha256=" + sig}}
 	if w := e.do("POST", "/api/v1/bundles", body, h); w.Code != http.StatusCreated {
 		t.Fatalf("registration signed by the documented recipe: %d %s", w.Code, w.Body)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // payload reads a recorded GitHub payload from testdata and applies edits to its top-level
@@ -791,7 +792,7 @@ func TestWebhookTagPushRacingRegistrationPromotes(t *testing.T) {
 	e := newEnv(t, envOptions{store: st})
 	b := testBundle("1.0.1", commitB)
 	b.Ref = "refs/heads/release" // no rule maps it: only the tag can move staging
-	var reg registration
+	var reg relayclient.Registration
 	st.hook = func() { reg = decodeRegistration(t, e.registerHMAC(b, http.StatusCreated)) }
 
 	r := e.deliver("push", "d-race", tagCreated(t, "channel/staging", commitB), http.StatusOK)

@@ -1,0 +1,135 @@
+package control
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferryhq/ferry/internal/relayclient"
+)
+
+// TestRelayClientRoundTrip drives the control API over HTTP with relayclient's Client, the
+// one the action and `ferry admin` use: registration (HMAC, a store outage retried, an
+// idempotent re-run, a pending tag promotion applied, a conflict) and every admin call, so a
+// field the server sends and the client drops, or the reverse, fails here.
+func TestRelayClientRoundTrip(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	srv := httptest.NewServer(e.engine)
+	t.Cleanup(srv.Close)
+	ctx := t.Context()
+	c, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), HMACSecret: []byte(hmacSecret), AdminToken: adminToken,
+		RetryBackoff: time.Millisecond, RetryMaxWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Registration from main moves beta, even across a store outage (503, Retry-After).
+	e.store.failNext("PutBundle", 2)
+	reg, err := c.RegisterBundle(ctx, testBundle("1.0.0", commitA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reg.Created || reg.Channel != "beta" || !reg.Promoted || reg.Bundle.Version != "1.0.0" || reg.Bundle.CreatedAt.IsZero() {
+		t.Errorf("registration = %+v", reg)
+	}
+	again, err := c.RegisterBundle(ctx, testBundle("1.0.0", commitA))
+	if err != nil || again.Created || again.Promoted || again.Reason == "" {
+		t.Errorf("re-registration = %+v, %v; want an idempotent success with a reason", again, err)
+	}
+
+	// A tag pushed before its commit's bundle registers: the registration applies it.
+	e.deliver("push", "d1", tagCreated(t, "channel/staging", commitB), http.StatusOK)
+	b := testBundle("1.0.1", commitB)
+	b.Ref = "refs/heads/release"
+	reg, err = c.RegisterBundle(ctx, b)
+	if err != nil || !slices.Equal(reg.PendingApplied, []string{"staging"}) {
+		t.Errorf("registration after the tag = %+v, %v; want pending_applied [staging]", reg, err)
+	}
+
+	conflicting := testBundle("1.0.0", commitA)
+	conflicting.Checksum, conflicting.SHA256 = conflicting.Checksum[:62]+"ff", conflicting.Checksum[:62]+"ff"
+	_, err = c.RegisterBundle(ctx, conflicting)
+	var re *relayclient.Error
+	if !errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict, Code: "version_conflict"}) || !errors.As(err, &re) ||
+		re.Method != "POST" || re.URL != srv.URL+relayclient.BundlesPath || re.Message == "" {
+		t.Errorf("conflicting registration = %v", err)
+	}
+
+	// The admin API.
+	change, err := c.Promote(ctx, appID, "production", "1.0.0")
+	if err != nil || !change.Changed || change.Channel.Name != "production" || !change.Channel.Default || change.Channel.State.Version != "1.0.0" {
+		t.Errorf("Promote = %+v, %v", change, err)
+	}
+	if change, err = c.SetRollout(ctx, appID, "production", "1.0.1", 10); err != nil || change.Channel.State.Rollout == nil || change.Channel.State.Rollout.Percent != 10 {
+		t.Errorf("SetRollout = %+v, %v", change, err)
+	}
+	if change, err = c.ChangeRollout(ctx, appID, "production", relayclient.RolloutPause); err != nil || !change.Channel.State.Rollout.Paused {
+		t.Errorf("pause = %+v, %v", change, err)
+	}
+	if change, err = c.ChangeRollout(ctx, appID, "production", relayclient.RolloutComplete); err != nil || change.Channel.State.Version != "1.0.1" {
+		t.Errorf("complete = %+v, %v", change, err)
+	}
+	if change, err = c.Rollback(ctx, appID, "production"); err != nil || change.Channel.State.Version != "1.0.0" {
+		t.Errorf("Rollback = %+v, %v", change, err)
+	}
+	allowDev := false
+	if change, err = c.SetPolicy(ctx, appID, "beta", &relayclient.PolicyOverride{Public: true, AllowDev: &allowDev}); err != nil ||
+		!change.Channel.Overridden || !change.Channel.Policy.Public || !change.Channel.Policy.DenyDev || change.Channel.Policy.DenyEmulator {
+		t.Errorf("SetPolicy = %+v, %v", change, err)
+	}
+	if change, err = c.SetPolicy(ctx, appID, "beta", nil); err != nil || !change.Changed || change.Channel.Overridden {
+		t.Errorf("SetPolicy(nil) = %+v, %v", change, err)
+	}
+
+	list, err := c.ListChannels(ctx, appID)
+	if err != nil || list.App != appID || len(list.Channels) != 3 {
+		t.Fatalf("ListChannels = %+v, %v", list, err)
+	}
+	one, err := c.GetChannel(ctx, appID, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&list.Channels[1], one); diff != "" {
+		t.Errorf("GetChannel differs from ListChannels' entry (-list +get):\n%s", diff)
+	}
+	bundles, err := c.ListBundles(ctx, appID, 1)
+	if err != nil || len(bundles.Bundles) != 1 || bundles.Bundles[0].Version != "1.0.1" {
+		t.Errorf("ListBundles(1) = %+v, %v", bundles, err)
+	}
+	got, err := c.GetBundle(ctx, appID, "1.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(bundles.Bundles[0], got); diff != "" {
+		t.Errorf("GetBundle differs from ListBundles' entry (-list +get):\n%s", diff)
+	}
+	stats, err := c.Stats(ctx, appID)
+	if err != nil || stats.App != appID || stats.Time.IsZero() || stats.Time.Nanosecond() != 0 || stats.Versions == nil {
+		t.Errorf("Stats = %+v, %v", stats, err)
+	}
+	audit, err := c.Audit(ctx, appID, 2)
+	if err != nil || len(audit.Entries) != 2 || audit.Entries[0].Action != "policy" {
+		t.Errorf("Audit(2) = %+v, %v", audit, err)
+	}
+
+	// Refusals.
+	if _, err := c.GetBundle(ctx, appID, "9.9.9"); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusNotFound, Code: "bundle_not_found"}) {
+		t.Errorf("GetBundle(9.9.9) = %v", err)
+	}
+	if _, err := c.Rollback(ctx, appID, "staging"); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict, Code: "conflict"}) {
+		t.Errorf("Rollback without history = %v", err)
+	}
+	wrong, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), AdminToken: "guess"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wrong.ListChannels(ctx, appID); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusUnauthorized, Code: "unauthorized"}) {
+		t.Errorf("ListChannels with a wrong token = %v", err)
+	}
+}

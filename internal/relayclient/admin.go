@@ -1,0 +1,108 @@
+package relayclient
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// The admin API: every method sends Options.AdminToken and is never retried.
+
+// ListChannels returns app's configured channels with their state.
+func (c *Client) ListChannels(ctx context.Context, app string) (*ChannelList, error) {
+	var out ChannelList
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "channels"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetChannel returns one channel of app.
+func (c *Client) GetChannel(ctx context.Context, app, ch string) (*ChannelView, error) {
+	var out ChannelView
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "channels", ch), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListBundles returns app's registered bundles, newest first: at most limit of them, or
+// the relay's default number when limit is 0.
+func (c *Client) ListBundles(ctx context.Context, app string, limit int) (*BundleList, error) {
+	var out BundleList
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "bundles")+limitQuery(limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetBundle returns one registered bundle of app.
+func (c *Client) GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error) {
+	var out channel.Bundle
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "bundles", version), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Promote makes ch serve version ("builtin": the app's own assets).
+func (c *Client) Promote(ctx context.Context, app, ch, version string) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "promote"), &PromoteRequest{Version: version})
+}
+
+// Rollback makes ch serve its previous version again.
+func (c *Client) Rollback(ctx context.Context, app, ch string) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "rollback"), nil)
+}
+
+// SetRollout offers version to percent (0 to 100) of ch's devices.
+func (c *Client) SetRollout(ctx context.Context, app, ch, version string, percent int) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPut, appPath(app, "channels", ch, "rollout"), &RolloutRequest{Version: version, Percent: &percent})
+}
+
+// ChangeRollout applies op ([RolloutPause], [RolloutResume], [RolloutComplete] or
+// [RolloutCancel]) to ch's rollout.
+func (c *Client) ChangeRollout(ctx context.Context, app, ch, op string) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "rollout", op), nil)
+}
+
+// SetPolicy overrides ch's configured policy with p; a nil p removes the override.
+func (c *Client) SetPolicy(ctx context.Context, app, ch string, p *PolicyOverride) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPut, appPath(app, "channels", ch, "policy"), &PolicyRequest{Policy: p})
+}
+
+// Stats returns app's device statistics per version.
+func (c *Client) Stats(ctx context.Context, app string) (*Stats, error) {
+	var out Stats
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "stats"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Audit returns app's audit log, newest first: at most limit entries, or the relay's
+// default number when limit is 0.
+func (c *Client) Audit(ctx context.Context, app string, limit int) (*AuditList, error) {
+	var out AuditList
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "audit")+limitQuery(limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (c *Client) change(ctx context.Context, method, path string, in any) (*ChangeResult, error) {
+	var out ChangeResult
+	if err := c.admin(ctx, method, path, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func limitQuery(limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("?limit=%d", limit)
+}
