@@ -11,7 +11,7 @@ const module = "github.com/ferryhq/ferry"
 // TestImportGraph enforces the dependency rules of DESIGN.md §2: the leaves (channel, archive,
 // sign) import no internal package; capability packages import only the leaves; packages on
 // the same level never import each other; each third-party library lives in one package; and
-// test support (internal/peers, packages named *test) never reaches production code, though
+// test support (internal/testpeers, packages named *test) never reaches production code, though
 // test kits may build on each other and the end-to-end suite may use them all.
 func TestImportGraph(t *testing.T) {
 	t.Parallel()
@@ -69,10 +69,10 @@ func TestImportGraph(t *testing.T) {
 	}
 }
 
-// isTestSupport reports whether a package exists only for tests (internal/peers, *test kits),
+// isTestSupport reports whether a package exists only for tests (internal/testpeers, *test kits),
 // which may build on each other.
 func isTestSupport(rel string) bool {
-	return rel == "internal/peers" || strings.HasSuffix(rel, "test")
+	return rel == "internal/testpeers" || strings.HasSuffix(rel, "test")
 }
 
 // topLevel maps internal/store/redis to internal/store and cmd/relay to cmd/relay.

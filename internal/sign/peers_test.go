@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 const slsaType = "https://slsa.dev/provenance/v1"
@@ -62,8 +62,8 @@ func keylessCosignArgs(f fixture, private bool) []string {
 
 func TestPeersAcceptKeyless(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
-	gh := peers.Path(t, peers.GH)
+	cosign := testpeers.Path(t, testpeers.Cosign)
+	gh := testpeers.Path(t, testpeers.GH)
 	for _, private := range []bool{false, true} {
 		f := keylessFixture(t, private)
 		t.Run(f.name, func(t *testing.T) {
@@ -134,7 +134,7 @@ func TestPeersAcceptKeyless(t *testing.T) {
 
 func TestCosignAcceptsKeyMode(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
+	cosign := testpeers.Path(t, testpeers.Cosign)
 
 	// A key made by cosign itself, encrypted with a password.
 	keyDir := t.TempDir()
@@ -215,7 +215,7 @@ func TestCosignAcceptsKeyMode(t *testing.T) {
 // each for the right reason.
 func TestTamperRejected(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
+	cosign := testpeers.Path(t, testpeers.Cosign)
 	f := keylessFixture(t, false)
 	ctx := t.Context()
 	env := peerEnv(t)
