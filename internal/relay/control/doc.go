@@ -34,8 +34,10 @@
 //   - A webhook delivery id is remembered only once the delivery was processed, so a
 //     delivery that failed can be redelivered; a replay of a processed one changes nothing.
 //
-// The package does not import internal/relay; it declares the subset of the relay's Store it
-// needs as its own [Store] interface, with the same method contracts.
+// Neither this package nor internal/relay imports the other (only this package's tests do, to
+// run it mounted on the real relay); cmd/relay wires the two. It declares the subset of the
+// relay's Store it needs as its own [Store] interface, with the same method contracts. The
+// repository's imports_test.go holds both packages to this.
 //
 // Usage:
 //
