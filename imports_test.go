@@ -29,7 +29,7 @@ var (
 	kitWhy  = "test support: imported only by tests and other kits; it may use testpeers to start real programs"
 )
 
-// imports is the architecture (DESIGN.md §2 in code): cmd/* import capability packages, which
+// imports is the architecture in code: cmd/* import capability packages, which
 // import only the leaves; packages on one level never import each other; each third-party
 // library lives in the package that owns its concern, so replacing it touches one place.
 var imports = []importRule{
