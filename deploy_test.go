@@ -914,7 +914,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if !onVolume {
 		t.Errorf("Redis --dir %q is not a claimed volume's mount", dir)
 	}
-	if d.redisHosts == nil || len(d.redisHosts) == 0 {
+	if len(d.redisHosts) == 0 {
 		t.Error("no Service selects the Redis pods")
 	}
 
@@ -1103,7 +1103,7 @@ func startRelay(t *testing.T, bin string, d relayDeployment, env map[string]stri
 	t.Cleanup(func() {
 		if !stopped {
 			_ = cmd.Process.Kill()
-			<-done
+			<-done //nolint:errcheck // killed: its exit status says nothing
 		}
 	})
 	output := logs.String

@@ -142,7 +142,7 @@ func startInProcess(t *testing.T, args []string, vars map[string]string) *relayP
 		})
 		return stopErr
 	}
-	t.Cleanup(func() { p.stop() })
+	t.Cleanup(func() { _ = p.stop() })
 	return p
 }
 

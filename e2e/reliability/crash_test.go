@@ -178,7 +178,7 @@ func crashRun(t *testing.T, relay *relayProc, rdb *testpeers.Process) {
 		}
 
 		time.Sleep(killAfter)
-		relay.Stop(syscall.SIGKILL)
+		_ = relay.Stop(syscall.SIGKILL)
 		if rdb != nil {
 			rdb.Stop()
 		}
@@ -196,7 +196,7 @@ func crashRun(t *testing.T, relay *relayProc, rdb *testpeers.Process) {
 	}
 
 	// Restart once more, cleanly killed, so the final check reads only what is durable.
-	relay.Stop(syscall.SIGKILL)
+	_ = relay.Stop(syscall.SIGKILL)
 	if rdb != nil {
 		rdb.Stop()
 		if err := rdb.Start(); err != nil {

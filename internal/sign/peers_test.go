@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,7 +121,11 @@ func TestPeersAcceptKeyless(t *testing.T) {
 					} `json:"signature"`
 				} `json:"verificationResult"`
 			}
-			if err := json.Unmarshal([]byte(out[strings.Index(out, "["):]), &res); err != nil || len(res) != 1 {
+			start := strings.Index(out, "[")
+			if start < 0 {
+				t.Fatalf("gh output holds no JSON array:\n%s", out)
+			}
+			if err := json.Unmarshal([]byte(out[start:]), &res); err != nil || len(res) != 1 {
 				t.Fatalf("gh output: %v", err)
 			}
 			got := res[0].VerificationResult
@@ -141,7 +146,7 @@ func TestCosignAcceptsKeyMode(t *testing.T) {
 	env := peerEnv(t)
 	cmd := exec.Command(cosign, "generate-key-pair")
 	cmd.Dir = keyDir
-	cmd.Env = append(env, "COSIGN_PASSWORD=correct horse")
+	cmd.Env = append(slices.Clip(env), "COSIGN_PASSWORD=correct horse") // env is used again below
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
 	}
