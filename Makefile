@@ -8,20 +8,25 @@ PKGS := ./...
 FUZZTIME ?= 10s
 TEST_FUZZTIME ?= 5s
 
-.PHONY: test peers vet fmt-check build demo fuzz bench clean
+.PHONY: test peers vet lint fmt-check build demo fuzz bench clean
 
-## test: install/build the test peers (cached), vet, run every test with the race detector
-## against the real peers, then a short pass of every fuzz target.
-test: peers fmt-check vet
+## test: install/build the test peers (cached), vet, lint, run every test with the race
+## detector against the real peers, then a short pass of every fuzz target.
+test: peers fmt-check vet lint
 	set -a; . ./.peers.env; set +a; FERRY_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
-## peers: install or build redis-server, versitygw, cosign, gh, actionlint, @capgo/cli, java, wrk.
+## peers: install or build redis-server, versitygw, cosign, gh, actionlint, golangci-lint,
+## @capgo/cli, java, wrk.
 peers:
 	bash scripts/peers.sh
 
 vet:
 	$(GO) vet $(PKGS)
+
+## lint: golangci-lint (the version scripts/peers.sh pins) with the linters .golangci.yml chooses.
+lint: peers
+	set -a; . ./.peers.env; set +a; "$$FERRY_GOLANGCI_LINT" run $(PKGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi

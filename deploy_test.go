@@ -29,7 +29,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // The deployment files checked here. They cannot be applied in CI (no Docker engine, no
@@ -914,7 +914,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if !onVolume {
 		t.Errorf("Redis --dir %q is not a claimed volume's mount", dir)
 	}
-	if d.redisHosts == nil || len(d.redisHosts) == 0 {
+	if len(d.redisHosts) == 0 {
 		t.Error("no Service selects the Redis pods")
 	}
 
@@ -1046,7 +1046,7 @@ func TestDeployRelayStarts(t *testing.T) {
 					extra = append(extra, a)
 				}
 			}
-			r := peers.Redis(t, extra...)
+			r := testpeers.Redis(t, extra...)
 			for _, name := range []string{"appendonly", "appendfsync"} {
 				if got, want := redisConfig(t, r.Addr, name), argAfter(d.redisArgs, "--"+name); got != want {
 					t.Errorf("redis %s = %q, the deployment sets %q", name, got, want)
@@ -1079,7 +1079,7 @@ func startRelay(t *testing.T, bin string, d relayDeployment, env map[string]stri
 		t.Fatal(err)
 	}
 	env["FERRY_CONFIG"] = cfg
-	env["FERRY_ADDR"] = fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
+	env["FERRY_ADDR"] = fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
 	for _, s := range d.secretEnv {
 		if strings.HasPrefix(s, "FERRY_OIDC_") {
 			continue // the audience is a URL, not a secret; leaving it unset disables OIDC
@@ -1103,7 +1103,7 @@ func startRelay(t *testing.T, bin string, d relayDeployment, env map[string]stri
 	t.Cleanup(func() {
 		if !stopped {
 			_ = cmd.Process.Kill()
-			<-done
+			<-done //nolint:errcheck // killed: its exit status says nothing
 		}
 	})
 	output := logs.String

@@ -1,96 +1,306 @@
 package ferry_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const module = "github.com/ferryhq/ferry"
 
-// TestImportGraph enforces the dependency rules of docs/architecture.md §2.6: the leaves
-// (channel, archive, sign) import no internal package; capability packages import only the
-// leaves; packages on the same level never import each other; each third-party library lives in
-// one package; and test support (internal/peers, packages named *test) never reaches production
-// code, though test kits may build on each other and the end-to-end suite may use them all.
+// An importRule is one package's row of the architecture: the packages of this module and the
+// third-party modules its non-test files may import, and why. Tests may import more (kits,
+// the real relay for an integration test); only what ships is held to the row.
+type importRule struct {
+	pkg      string   // relative to the module root; "" is the root package
+	internal []string // packages of this module, relative to the root
+	modules  []string // third-party module paths (as go.mod names them)
+	why      string
+}
+
+// Shared rows: the leaves everyone builds on, and the kits that only tests import.
+var (
+	leafWhy = "a leaf: shared vocabulary every other package builds on, so it imports no package of this module"
+	kitWhy  = "test support: imported only by tests and other kits; it may use testpeers to start real programs"
+)
+
+// imports is the architecture in code: cmd/* import capability packages, which
+// import only the leaves; packages on one level never import each other; each third-party
+// library lives in the package that owns its concern, so replacing it touches one place.
+var imports = []importRule{
+	{pkg: "", why: "the root package holds only repository-wide tests"},
+
+	// Leaves.
+	{pkg: "internal/channel", modules: []string{"gopkg.in/yaml.v3"},
+		why: leafWhy + "; pure domain without I/O, yaml only to parse the channel config"},
+	{pkg: "internal/archive", modules: []string{"github.com/andybalholm/brotli"},
+		why: leafWhy + "; standard-library crypto only, brotli for the delta files the plugin downloads"},
+	{pkg: "internal/sign", modules: []string{"github.com/sigstore/sigstore-go", "github.com/sigstore/sigstore",
+		"github.com/sigstore/protobuf-specs", "google.golang.org/protobuf"},
+		why: leafWhy + "; the only home of sigstore, so the relay never links it"},
+	{pkg: "internal/relayclient", internal: []string{"internal/channel"},
+		why: "control API wire types and one typed client for the action, ferry and tests; a leaf like channel " +
+			"(standard library, maybe channel's vocabulary), so clients never link the relay's server stack"},
+
+	// Capability packages: one concern each, importing only the leaves.
+	{pkg: "internal/store", internal: []string{"internal/channel"},
+		modules: []string{"github.com/redis/go-redis/v9", "go.etcd.io/bbolt"},
+		why:     "persistence: the only home of go-redis and bbolt; speaks channel's records"},
+	{pkg: "internal/publish", modules: []string{"github.com/aws/aws-sdk-go-v2/credentials", "github.com/aws/aws-sdk-go-v2/service/s3",
+		"github.com/google/go-github/v60", "gocloud.dev"},
+		why: "uploads to GitHub Releases (go-github) or a bucket (gocloud, aws for S3 specifics); the only home of gocloud"},
+	{pkg: "internal/device", internal: []string{"internal/archive", "internal/channel", "internal/relayclient"},
+		modules: []string{"github.com/andybalholm/brotli"},
+		why:     "the reference device client: channel's protocol types, archive to decrypt and verify, relayclient for the control API"},
+	{pkg: "internal/relay/reqlog",
+		why: "the request-scoped logger both HTTP surfaces share (relay's middleware creates it, control's handlers " +
+			"use it): standard library only, so neither surface has to import the other to log a request"},
+	{pkg: "internal/relay", internal: []string{"internal/channel", "internal/relay/reqlog"},
+		modules: []string{"github.com/gin-gonic/gin", "github.com/prometheus/client_golang", "golang.org/x/time"},
+		why: "the device path's HTTP surface (gin) and metrics; it declares the Store it needs and knows nothing of " +
+			"the control plane, which cmd/relay mounts on it"},
+	{pkg: "internal/relay/control", internal: []string{"internal/channel", "internal/relay/reqlog", "internal/relayclient"},
+		modules: []string{"github.com/gin-gonic/gin", "github.com/coreos/go-oidc/v3", "github.com/google/go-github/v60",
+			"github.com/prometheus/client_golang"},
+		why: "the control plane (registration, webhooks, admin API); it declares its own Store rather than importing " +
+			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types"},
+
+	// Binaries: thin mains wiring capability packages.
+	{pkg: "cmd/action", internal: []string{"internal/archive", "internal/channel", "internal/publish", "internal/sign",
+		"internal/relayclient"}, modules: []string{"github.com/sethvargo/go-githubactions"},
+		why: "the GitHub Action: package, sign, publish, register through relayclient; the only home of go-githubactions"},
+	{pkg: "cmd/ferry", internal: []string{"internal/archive", "internal/channel", "internal/device", "internal/sign",
+		"internal/relayclient"},
+		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient"},
+	{pkg: "cmd/relay", internal: []string{"internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
+		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
+
+	// Test support and test-only trees.
+	{pkg: "internal/testpeers", why: kitWhy + "; it finds and starts the peer programs themselves, so it imports nothing"},
+	{pkg: "internal/store/storetest", internal: []string{"internal/channel"}, modules: []string{"github.com/google/go-cmp"},
+		why: kitWhy + "; the store conformance suite, written against channel's records"},
+	{pkg: "internal/relay/relaytest", internal: []string{"internal/testpeers"},
+		why: kitWhy + "; it runs the built binaries, so it imports none of their packages"},
+	{pkg: "internal/publish/publishtest", internal: []string{"internal/testpeers"},
+		why: kitWhy + "; fake GitHub and a real S3 server, built from the wire formats rather than publish's code"},
+	{pkg: "internal/sign/signtest", internal: []string{"internal/sign"},
+		modules: []string{"github.com/sigstore/sigstore-go", "github.com/sigstore/sigstore", "github.com/sigstore/rekor",
+			"github.com/digitorus/timestamp", "github.com/go-openapi/runtime", "github.com/go-openapi/strfmt",
+			"github.com/google/certificate-transparency-go", "google.golang.org/protobuf"},
+		why: kitWhy + "; a fake sigstore (CA, Rekor, TSA) for sign's tests, so it needs sigstore's own types"},
+	{pkg: "e2e", why: "the end-to-end suite: test files only, which may use every package and kit"},
+	{pkg: "e2e/reliability", why: "the reliability suite: test files only, which may use every package and kit"},
+
+	// Demo helpers (scripts/demo.sh).
+	{pkg: "scripts/demo/fileserver", why: "a demo helper: standard library only, so `make demo` builds in seconds"},
+	{pkg: "scripts/demo/pushtag", why: "a demo helper that signs a webhook from the documented format, not the relay's code"},
+	{pkg: "scripts/demo/signkey", why: "a demo helper: standard library only"},
+}
+
+// A linkRule bans packages from a binary's whole dependency graph, whatever imports them.
+type linkRule struct {
+	bin    string   // a main package, relative to the module root
+	banned []string // import path prefixes (a path and everything under it)
+	why    string
+}
+
+var links = []linkRule{
+	{bin: "cmd/relay", banned: []string{"github.com/sigstore", "gocloud.dev"},
+		why: "the relay only serves and stores bundles; signing and uploading happen in CI, and their libraries " +
+			"would add megabytes and CVE surface to the long-running server"},
+	{bin: "cmd/action", banned: []string{"github.com/gin-gonic", "github.com/redis", "go.etcd.io/bbolt"},
+		why: "the action is a client of the relay: it registers over HTTP and never serves or opens the store"},
+	{bin: "cmd/ferry", banned: []string{"github.com/gin-gonic", "github.com/redis", "go.etcd.io/bbolt"},
+		why: "the CLI reaches channel state through the relay's API, never the store, and serves nothing"},
+}
+
+// A listedPackage is the part of `go list -json` output the rules need.
+type listedPackage struct {
+	ImportPath string
+	Name       string
+	Standard   bool
+	DepOnly    bool
+	Imports    []string
+	Deps       []string
+	Module     *struct{ Path string }
+}
+
+// TestImportGraph checks every package of the module against its row in imports, every
+// binary's full dependency graph against links, and that test support (packages whose
+// non-test files import "testing") is named as such and linked into no binary.
 func TestImportGraph(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \",\"}}", "./...").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
+	pkgs := goList(t)
+	moduleOf := map[string]string{}
+	for _, p := range pkgs {
+		if p.Module != nil {
+			moduleOf[p.ImportPath] = p.Module.Path
+		}
 	}
-	leaves := map[string]bool{"internal/channel": true, "internal/archive": true, "internal/sign": true}
-	capability := map[string]bool{"internal/relay": true, "internal/store": true, "internal/publish": true, "internal/device": true}
-	// Third-party import prefixes and the only packages allowed to import them.
-	owners := map[string][]string{
-		"github.com/gin-gonic/":                 {"internal/relay"},
-		"github.com/redis/go-redis/":            {"internal/store"},
-		"go.etcd.io/bbolt":                      {"internal/store"},
-		"github.com/sigstore/":                  {"internal/sign"},
-		"github.com/google/go-github/":          {"internal/publish", "internal/relay"},
-		"gocloud.dev":                           {"internal/publish"},
-		"github.com/sethvargo/go-githubactions": {"cmd/action"},
-		"github.com/coreos/go-oidc/":            {"internal/relay"},
-		"github.com/prometheus/":                {"internal/relay"},
+	rows := map[string]importRule{}
+	for _, r := range imports {
+		if _, dup := rows[r.pkg]; dup {
+			t.Errorf("two rows for %q", r.pkg)
+		}
+		rows[r.pkg] = r
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		pkg, imps, _ := strings.Cut(line, "|")
-		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
-		top := topLevel(rel)
-		for _, imp := range strings.Split(imps, ",") {
-			if imp == "" {
-				continue
+
+	seen := map[string]bool{}
+	testSupport := map[string]bool{}
+	for _, p := range pkgs {
+		rel, ours := relative(p.ImportPath)
+		if !ours || p.DepOnly {
+			continue
+		}
+		seen[rel] = true
+		if slices.Contains(p.Imports, "testing") {
+			testSupport[p.ImportPath] = true
+			if !strings.HasSuffix(p.Name, "test") && !strings.HasPrefix(p.Name, "test") {
+				t.Errorf("%s imports testing outside its tests, so it is test support; name it so (…test or test…)", rel)
 			}
-			if strings.HasPrefix(imp, module+"/") {
-				dep := strings.TrimPrefix(imp, module+"/")
-				depTop := topLevel(dep)
-				switch {
-				case isTestSupport(dep) && (isTestSupport(rel) || top == "e2e"):
-					// test kits build on each other; the end-to-end suite uses them all
-				case isTestSupport(dep):
-					t.Errorf("%s imports test support %s", rel, dep)
-				case top == "e2e":
-					// the end-to-end suite drives every part
-				case depTop == top:
-					// a package's own subpackages
-				case leaves[top]:
-					t.Errorf("leaf %s imports internal package %s", rel, dep)
-				case top == "internal/relayclient" && depTop != "internal/channel":
-					t.Errorf("%s imports %s; relayclient, like a leaf, imports only channel", rel, dep)
-				case capability[top] && depTop != "internal/channel" && depTop != "internal/archive" && depTop != "internal/relayclient":
-					t.Errorf("%s imports %s; capability packages import only channel and archive", rel, dep)
+		}
+		r, ok := rows[rel]
+		if !ok {
+			t.Errorf("%s has no row in imports; add one saying what it may import and why", displayName(rel))
+			continue
+		}
+		for _, imp := range p.Imports {
+			if dep, ours := relative(imp); ours {
+				if !slices.Contains(r.internal, dep) {
+					t.Errorf("%s imports %s, which its row does not allow\n\tallowed: %v\n\twhy: %s",
+						displayName(rel), dep, r.internal, r.why)
 				}
 				continue
 			}
-			for prefix, allowed := range owners {
-				if strings.HasPrefix(imp, prefix) && !contains(allowed, top) {
-					t.Errorf("%s imports %s, which belongs to %v", rel, imp, allowed)
+			mod, thirdParty := moduleOf[imp]
+			if !thirdParty || mod == module {
+				continue // standard library
+			}
+			if !slices.Contains(r.modules, mod) {
+				t.Errorf("%s imports %s (module %s), which its row does not allow\n\tallowed modules: %v\n\twhy: %s",
+					displayName(rel), imp, mod, r.modules, r.why)
+			}
+		}
+	}
+	for _, r := range imports {
+		if !seen[r.pkg] {
+			t.Logf("row %s names no package yet", displayName(r.pkg))
+		}
+	}
+
+	byPath := map[string]listedPackage{}
+	for _, p := range pkgs {
+		byPath[p.ImportPath] = p
+	}
+	for _, l := range links {
+		p, ok := byPath[module+"/"+l.bin]
+		if !ok {
+			t.Errorf("links names %s, which go list does not know", l.bin)
+			continue
+		}
+		for _, b := range l.banned {
+			var found []string
+			for _, dep := range p.Deps {
+				if dep == b || strings.HasPrefix(dep, b+"/") {
+					found = append(found, dep)
 				}
+			}
+			if len(found) > 0 {
+				t.Errorf("%s links %d packages of %s, which it must not\n\twhy: %s\n\tpath: %s",
+					l.bin, len(found), b, l.why, strings.Join(importChain(byPath, p.ImportPath, found[0]), " -> "))
+			}
+		}
+	}
+	if len(testSupport) == 0 {
+		t.Error("found no test support package; the go list parsing is broken")
+	}
+	for _, p := range pkgs {
+		rel, ours := relative(p.ImportPath)
+		if !ours || p.Name != "main" {
+			continue
+		}
+		for _, dep := range p.Deps {
+			if testSupport[dep] {
+				t.Errorf("binary %s links test support %s\n\tpath: %s",
+					rel, dep, strings.Join(importChain(byPath, p.ImportPath, dep), " -> "))
 			}
 		}
 	}
 }
 
-// isTestSupport reports whether a package exists only for tests (internal/peers, *test kits),
-// which may build on each other.
-func isTestSupport(rel string) bool {
-	return rel == "internal/peers" || strings.HasSuffix(rel, "test")
+// goList runs `go list -deps -json ./...`: the module's packages and everything they link.
+func goList(t *testing.T) []listedPackage {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Name,Standard,DepOnly,Imports,Deps,Module", "./...")
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		err := dec.Decode(&p)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
 }
 
-// topLevel maps internal/store/redis to internal/store and cmd/relay to cmd/relay.
-func topLevel(rel string) string {
-	parts := strings.Split(rel, "/")
-	if len(parts) >= 2 {
-		return parts[0] + "/" + parts[1]
+// relative maps an import path of this module to its path from the module root.
+func relative(importPath string) (string, bool) {
+	if importPath == module {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(importPath, module+"/")
+	return rel, ok
+}
+
+func displayName(rel string) string {
+	if rel == "" {
+		return "the root package"
 	}
 	return rel
 }
 
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
+// importChain finds one import path from one package to another, breadth first, so a
+// failure says which package pulled the banned one in.
+func importChain(byPath map[string]listedPackage, from, to string) []string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		if cur == to {
+			var chain []string
+			for p := to; p != ""; p = prev[p] {
+				chain = append(chain, p)
+			}
+			slices.Reverse(chain)
+			return chain
+		}
+		imps := slices.Clone(byPath[cur].Imports)
+		slices.Sort(imps)
+		for _, imp := range imps {
+			if _, ok := prev[imp]; !ok {
+				prev[imp] = cur
+				queue = append(queue, imp)
+			}
 		}
 	}
-	return false
+	return []string{from, "…", to}
 }

@@ -25,8 +25,8 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // Secrets the relay is started with in every scenario.
@@ -80,7 +80,7 @@ type env struct {
 	relay       *relaytest.Relay
 	relayBin    string
 	relayConfig string
-	redis       *peers.Process
+	redis       *testpeers.Process
 	// bucketDir is the file:// destination; filesURL serves it over HTTP (with Range).
 	bucketDir string
 	filesURL  string
@@ -91,7 +91,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	relayBin, actionBin := binaries(t)
-	e := &env{t: t, actionBin: actionBin, relayBin: relayBin, redis: peers.Redis(t), bucketDir: t.TempDir()}
+	e := &env{t: t, actionBin: actionBin, relayBin: relayBin, redis: testpeers.Redis(t), bucketDir: t.TempDir()}
 	files := httptest.NewServer(http.FileServer(http.Dir(e.bucketDir)))
 	t.Cleanup(files.Close)
 	e.filesURL = files.URL

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // readmeBlock is one fenced block of README.md that a `<!-- readme:… -->` marker selects.
@@ -81,7 +81,7 @@ func readmeBlocks(doc string) ([]readmeBlock, error) {
 func TestReadmeQuickstart(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
-		if peers.Required() {
+		if testpeers.Required() {
 			t.Fatal("curl is not installed (make peers installs it)")
 		}
 		t.Skip("curl is not installed")
@@ -105,7 +105,7 @@ func TestReadmeQuickstart(t *testing.T) {
 	relayBin, _ := binaries(t)
 	ferryBin := ferryBinary(t)
 	work := t.TempDir()
-	port := peers.FreePort(t)
+	port := testpeers.FreePort(t)
 	addr := fmt.Sprintf("localhost:%d", port)
 
 	var script strings.Builder

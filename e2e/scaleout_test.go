@@ -73,7 +73,7 @@ func TestRelayCrashLosesNothing(t *testing.T) {
 	}
 	e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/audit", nil, &auditBefore)
 
-	e.relay.Stop(syscall.SIGKILL)
+	_ = e.relay.Stop(syscall.SIGKILL)
 	e.relay.Start()
 
 	if ans := mustCheck(t, dev); ans.Version == "11.1.0" {

@@ -7,6 +7,7 @@
 #   cosign         v3.1.3, signature verifier   (go install)
 #   gh             v2.90.0, attestation verifier (wrapper module; the proxy hides gh's version list)
 #   actionlint     v1.7.7, workflow linter       (go install)
+#   golangci-lint  v2.15.0, Go linters for `make lint` (go install; .golangci.yml)
 #   capgo          @capgo/cli@8.68.1 with @capgo/capacitor-updater@8.51.23 (npm, scratch project)
 #   java, javac    JDK 17 (present on the machine; apt when missing)
 #   wrk            HTTP load generator for benchmarks (apt)
@@ -49,6 +50,7 @@ go_peer() { # name version module-path
 go_peer versitygw v1.8.0 github.com/versity/versitygw/cmd/versitygw
 go_peer actionlint v1.7.7 github.com/rhysd/actionlint/cmd/actionlint
 go_peer cosign v3.1.3 github.com/sigstore/cosign/v3/cmd/cosign
+go_peer golangci-lint v2.15.0 github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 if [ ! -x "$bin/gh-v2.90.0" ]; then
   log "building gh v2.90.0 (one time, several minutes)"
@@ -75,6 +77,7 @@ FERRY_VERSITYGW=$bin/versitygw-v1.8.0
 FERRY_COSIGN=$bin/cosign-v3.1.3
 FERRY_GH=$bin/gh-v2.90.0
 FERRY_ACTIONLINT=$bin/actionlint-v1.7.7
+FERRY_GOLANGCI_LINT=$bin/golangci-lint-v2.15.0
 FERRY_CAPGO_DIR=$capgo
 FERRY_JAVA=$(command -v java)
 FERRY_JAVAC=$(command -v javac)

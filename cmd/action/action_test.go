@@ -28,12 +28,12 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 func hexSHA(b []byte) string {
@@ -550,9 +550,9 @@ func verifyWithPeers(t *testing.T, name string, enc, sig, prov []byte, trustedRo
 	cmds := [][]string{
 		{relaytest.Build(t, "cmd/ferry")[0], "verify", "--artifact", name, "--bundle", name + ".sigstore.json", "--provenance", name + ".provenance.sigstore.json",
 			"--repo", testRepo, "--issuer", issuerURL, "--trusted-root", trustedRoot},
-		{peers.Path(t, peers.Cosign), "verify-blob", name, "--bundle", name + ".sigstore.json", "--certificate-identity-regexp", idRegexp,
+		{testpeers.Path(t, testpeers.Cosign), "verify-blob", name, "--bundle", name + ".sigstore.json", "--certificate-identity-regexp", idRegexp,
 			"--certificate-oidc-issuer", issuerURL, "--trusted-root", trustedRoot},
-		{peers.Path(t, peers.GH), "attestation", "verify", name, "--bundle", name + ".provenance.sigstore.json", "--repo", testRepo,
+		{testpeers.Path(t, testpeers.GH), "attestation", "verify", name, "--bundle", name + ".provenance.sigstore.json", "--repo", testRepo,
 			"--cert-oidc-issuer", issuerURL, "--custom-trusted-root", trustedRoot},
 	}
 	for _, c := range cmds {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // repoRoot is where action.yml lives, relative to this package.
@@ -124,7 +124,7 @@ func TestDocsDocumentEveryInputAndOutput(t *testing.T) {
 // input to the local action, which makes actionlint check them against action.yml.
 func TestWorkflowsLint(t *testing.T) {
 	t.Parallel()
-	lint := peers.Path(t, peers.Actionlint)
+	lint := testpeers.Path(t, testpeers.Actionlint)
 	files, err := filepath.Glob(filepath.Join(repoRoot, ".github", "workflows", "*.yml"))
 	if err != nil || len(files) < 3 {
 		t.Fatalf("workflows = %v (%v), want ci.yml, release.yml and example-consumer.yml", files, err)

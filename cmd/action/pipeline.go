@@ -503,7 +503,7 @@ func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
 	}
 	reg, err := relay.RegisterBundle(ctx, b)
 	if errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}) {
-		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID)
+		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
 	}
 	if err != nil {
 		return "", err

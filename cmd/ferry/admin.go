@@ -51,7 +51,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, adminUsage)
+		_, _ = io.WriteString(stderr, adminUsage)
 		fs.PrintDefaults()
 	}
 	relay := fs.String("relay", "", "relay base URL, e.g. https://relay.example.com (required)")

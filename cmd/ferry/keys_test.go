@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/archive"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 func TestKeys(t *testing.T) {
@@ -112,7 +112,7 @@ func TestKeysUsage(t *testing.T) {
 // wrote, and Ferry opens the result with the public key.
 func TestKeysCapgoAcceptsKey(t *testing.T) {
 	t.Parallel()
-	cli, peerDir := peers.Capgo(t)
+	cli, peerDir := testpeers.Capgo(t)
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com"}, &out, &errOut); err != nil {
@@ -130,7 +130,7 @@ func TestKeysCapgoAcceptsKey(t *testing.T) {
 	payload := []byte("PK\x05\x06" + strings.Repeat("\x00", 18)) // an empty zip
 	mustT(t, os.WriteFile(filepath.Join(dir, "b.zip"), payload, 0o644))
 	sum := sha256.Sum256(payload)
-	res, err := peers.Run(t, dir, peers.CapgoEnv(), cli, "bundle", "encrypt", "b.zip", hex.EncodeToString(sum[:]), "--key", ".capgo_key_v2", "--json")
+	res, err := testpeers.Run(t, dir, testpeers.CapgoEnv(), cli, "bundle", "encrypt", "b.zip", hex.EncodeToString(sum[:]), "--key", ".capgo_key_v2", "--json")
 	if err != nil {
 		t.Fatalf("capgo bundle encrypt with ferry's key: %v\n%s", err, res)
 	}

@@ -197,6 +197,8 @@ func printVerifyReport(w io.Writer, r verifyReport) {
 		line("issuer", s.Issuer)
 	case sign.ModeKey:
 		line("signed by", "key "+s.KeyHint)
+	case sign.ModeNone:
+		// unsigned: no signer to show
 	}
 	line("repository", src.Repository)
 	line("commit", src.Commit)

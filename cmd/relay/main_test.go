@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/store"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 const testConfig = `
@@ -142,7 +142,7 @@ func startInProcess(t *testing.T, args []string, vars map[string]string) *relayP
 		})
 		return stopErr
 	}
-	t.Cleanup(func() { p.stop() })
+	t.Cleanup(func() { _ = p.stop() })
 	return p
 }
 
@@ -159,7 +159,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}{
 		{"bolt", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }, `"store":"bolt `},
 		{"redis", func(t *testing.T) []string {
-			return []string{"--redis-url", "redis://" + peers.Redis(t).Addr + "/0"}
+			return []string{"--redis-url", "redis://" + testpeers.Redis(t).Addr + "/0"}
 		}, `"store":"redis redis://127.0.0.1:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -286,7 +286,7 @@ func TestBinaryGCPercent(t *testing.T) {
 // would, and reports the version the relay offers.
 func TestCapgoProbe(t *testing.T) {
 	t.Parallel()
-	cli, peerDir := peers.Capgo(t)
+	cli, peerDir := testpeers.Capgo(t)
 	data := t.TempDir()
 	// Seed the embedded store: bundle 1.0.1 on production.
 	st, err := store.OpenBolt(filepath.Join(data, boltFile), store.BoltOptions{})
@@ -329,7 +329,7 @@ func TestCapgoProbe(t *testing.T) {
 	if err := os.Symlink(filepath.Join(peerDir, "node_modules"), filepath.Join(proj, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := peers.Run(t, proj, peers.CapgoEnv(), cli, "probe", "--platform", "android")
+	out, err := testpeers.Run(t, proj, testpeers.CapgoEnv(), cli, "probe", "--platform", "android")
 	if err != nil {
 		t.Fatalf("capgo probe: %v\n%s\nrelay logs:\n%s", err, out, logs)
 	}

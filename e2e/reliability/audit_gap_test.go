@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestRegisterAuditEntryIsNotLost is the regression test of a gap TestRelayCrash found by
@@ -23,7 +23,7 @@ import (
 // must store nothing (bundle and entry are one write now), and once the ACL is lifted the
 // retry must leave both the bundle and its register entry.
 func TestRegisterAuditEntryIsNotLost(t *testing.T) {
-	rdb := peers.Redis(t)
+	rdb := testpeers.Redis(t)
 	relay := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 	ctx := t.Context()
 	body := mustJSON(t, bundleFor(appID, "5.0.0", "refs/heads/feature"))

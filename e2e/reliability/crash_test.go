@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestRelayCrash kills the relay with SIGKILL twice in the middle of concurrent
@@ -28,7 +28,7 @@ func TestRelayCrash(t *testing.T) {
 		crashRun(t, relay, nil)
 	})
 	t.Run("redis-aof", func(t *testing.T) {
-		rdb := peers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+		rdb := testpeers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
 		relay := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 		crashRun(t, relay, rdb)
 	})
@@ -46,7 +46,7 @@ type crashLedger struct {
 	connErrs   int
 }
 
-func crashRun(t *testing.T, relay *relayProc, rdb *peers.Process) {
+func crashRun(t *testing.T, relay *relayProc, rdb *testpeers.Process) {
 	const (
 		rounds        = 2
 		registrars    = 3
@@ -178,7 +178,7 @@ func crashRun(t *testing.T, relay *relayProc, rdb *peers.Process) {
 		}
 
 		time.Sleep(killAfter)
-		relay.Stop(syscall.SIGKILL)
+		_ = relay.Stop(syscall.SIGKILL)
 		if rdb != nil {
 			rdb.Stop()
 		}
@@ -196,7 +196,7 @@ func crashRun(t *testing.T, relay *relayProc, rdb *peers.Process) {
 	}
 
 	// Restart once more, cleanly killed, so the final check reads only what is durable.
-	relay.Stop(syscall.SIGKILL)
+	_ = relay.Stop(syscall.SIGKILL)
 	if rdb != nil {
 		rdb.Stop()
 		if err := rdb.Start(); err != nil {

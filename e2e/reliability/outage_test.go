@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestRedisOutageUnderLoad stops redis-server for FERRY_OUTAGE (10 s) while wrk drives update
@@ -23,9 +23,9 @@ import (
 // the outage are refused with 503 and Retry-After and all land once Redis is back, /readyz
 // reports the outage and recovers, and /metrics counts the store errors.
 func TestRedisOutageUnderLoad(t *testing.T) {
-	wrk := peers.Path(t, peers.Wrk)
+	wrk := testpeers.Path(t, testpeers.Wrk)
 	outage := envDuration(t, "FERRY_OUTAGE", 10*time.Second)
-	rdb := peers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	rdb := testpeers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
 	relay := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 	ctx := t.Context()
 

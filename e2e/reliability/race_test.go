@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestConcurrentPromotions races signed tag-push webhooks (each with its own
@@ -26,7 +26,7 @@ func TestConcurrentPromotions(t *testing.T) {
 		promotionRace(t, []*relayProc{r})
 	})
 	t.Run("redis-two-relays", func(t *testing.T) {
-		rdb := peers.Redis(t)
+		rdb := testpeers.Redis(t)
 		a := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 		b := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 		promotionRace(t, []*relayProc{a, b})

@@ -49,7 +49,7 @@ func TestWebhookRedeliveryAfterCrash(t *testing.T) {
 			done <- answer{rep, err}
 		}()
 		time.Sleep(time.Duration(i*150) * time.Microsecond)
-		relay.Stop(syscall.SIGKILL)
+		_ = relay.Stop(syscall.SIGKILL)
 		first := <-done
 		relay.Start()
 		if first.err == nil && first.rep.Status == http.StatusOK {

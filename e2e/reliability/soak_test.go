@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestSoak runs a bounded mixed load against one relay on Redis for FERRY_SOAK (default
@@ -22,7 +22,7 @@ import (
 // of the load.
 func TestSoak(t *testing.T) {
 	dur := envDuration(t, "FERRY_SOAK", 30*time.Second)
-	rdb := peers.Redis(t)
+	rdb := testpeers.Redis(t)
 	relay := startRelay(t, relayOpts{RedisURL: "redis://" + rdb.Addr})
 	ctx := t.Context()
 	if rep, err := relay.register(ctx, mustJSON(t, bundleFor(appID, "1.0.0", "refs/tags/v1.0.0"))); err != nil || rep.Status != http.StatusCreated {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -21,7 +21,7 @@ import (
 // capacitor.config.json with publicKey, the key pair, and dist/ holding the build in files.
 func capgoProject(t *testing.T, priv *rsa.PrivateKey, files map[string]string) (cli, dir string) {
 	t.Helper()
-	cli, peerDir := peers.Capgo(t)
+	cli, peerDir := testpeers.Capgo(t)
 	dir = t.TempDir()
 	must(t, os.Symlink(filepath.Join(peerDir, "node_modules"), filepath.Join(dir, "node_modules")))
 	pkg, err := os.ReadFile(filepath.Join(peerDir, "package.json"))
@@ -45,7 +45,7 @@ func capgoProject(t *testing.T, priv *rsa.PrivateKey, files map[string]string) (
 
 func capgo(t *testing.T, dir, cli string, args ...string) string {
 	t.Helper()
-	out, err := peers.Run(t, dir, peers.CapgoEnv(), cli, args...)
+	out, err := testpeers.Run(t, dir, testpeers.CapgoEnv(), cli, args...)
 	if err != nil {
 		t.Fatalf("capgo %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -95,7 +95,7 @@ func TestInteropCLIDecryptsFerry(t *testing.T) {
 
 	// A tampered checksum must make the CLI fail.
 	bad := "00" + res.Checksum[2:]
-	if out, err := peers.Run(t, dir, peers.CapgoEnv(), cli, "bundle", "decrypt", "ferry.zip", res.SessionKey, "--key", ".capgo_key_v2.pub", "--checksum", bad); err == nil {
+	if out, err := testpeers.Run(t, dir, testpeers.CapgoEnv(), cli, "bundle", "decrypt", "ferry.zip", res.SessionKey, "--key", ".capgo_key_v2.pub", "--checksum", bad); err == nil {
 		t.Errorf("capgo bundle decrypt accepted a tampered checksum:\n%s", out)
 	}
 }

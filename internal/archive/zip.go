@@ -114,7 +114,7 @@ type hashWriter interface {
 func (c *countHashWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
-	c.sum.Write(p[:n])
+	_, _ = c.sum.Write(p[:n]) // a hash never fails to write
 	return n, err
 }
 
@@ -246,7 +246,8 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 			return r.err
 		}
 		if j.e.dir {
-			h := &zip.FileHeader{Name: j.e.name, Method: zip.Store, ModifiedDate: dosDate, ModifiedTime: dosTime}
+			// The MS-DOS fields alone: Modified would add an extended-timestamp extra field.
+			h := &zip.FileHeader{Name: j.e.name, Method: zip.Store, ModifiedDate: dosDate, ModifiedTime: dosTime} //nolint:staticcheck // deliberate, see above
 			h.SetMode(os.ModeDir | 0o755)
 			if _, err := zw.CreateRaw(h); err != nil {
 				return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
@@ -254,7 +255,7 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 			continue
 		}
 		if j.index == 0 {
-			fh = &zip.FileHeader{Name: j.e.name, Method: zip.Deflate, ModifiedDate: dosDate, ModifiedTime: dosTime}
+			fh = &zip.FileHeader{Name: j.e.name, Method: zip.Deflate, ModifiedDate: dosDate, ModifiedTime: dosTime} //nolint:staticcheck // no extended-timestamp field, as above
 			fh.SetMode(0o644)
 			if j.last {
 				// Whole entry known: sizes in the local header, no data descriptor (the
@@ -281,7 +282,9 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 		done += r.n
 		if j.last && j.index > 0 {
 			fh.CRC32, fh.CompressedSize64, fh.UncompressedSize64 = crc, uint64(comp), uint64(raw)
-			fh.CompressedSize, fh.UncompressedSize = uint32(min(comp, 1<<32-1)), uint32(min(raw, 1<<32-1))
+			// archive/zip writes the 32-bit fields into a raw entry's data descriptor and
+			// directory record when it is not zip64, so they are needed too.
+			fh.CompressedSize, fh.UncompressedSize = uint32(min(comp, 1<<32-1)), uint32(min(raw, 1<<32-1)) //nolint:staticcheck // see above
 		}
 		if progress != nil {
 			progress(done, total)

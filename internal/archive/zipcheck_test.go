@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestZipCheckJava runs testdata/ZipCheck.java (the Android plugin's ZipInputStream unzip,
@@ -17,8 +17,8 @@ import (
 // must refuse.
 func TestZipCheckJava(t *testing.T) {
 	t.Parallel()
-	javac := peers.Path(t, peers.Javac)
-	java := peers.Path(t, peers.Java)
+	javac := testpeers.Path(t, testpeers.Javac)
+	java := testpeers.Path(t, testpeers.Java)
 	classes := t.TempDir()
 	if out, err := exec.Command(javac, "-d", classes, filepath.Join("testdata", "ZipCheck.java")).CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)

@@ -29,7 +29,7 @@ func TestInCohortDistribution(t *testing.T) {
 			if InCohort(id, tc.version, tc.percent) {
 				n++
 			}
-			if InCohort(id, tc.version, tc.percent) != InCohort(id, tc.version, tc.percent) {
+			if again := InCohort(id, tc.version, tc.percent); again != InCohort(id, tc.version, tc.percent) {
 				t.Fatalf("InCohort(%q, %q, %d) not stable", id, tc.version, tc.percent)
 			}
 		}

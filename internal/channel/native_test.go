@@ -119,7 +119,7 @@ func TestNativeAllowsErrors(t *testing.T) {
 			if _, err := NativeAllows(tc.rng, tc.build); !errors.Is(err, tc.wantErr) {
 				t.Errorf("NativeAllows(%q, %q) error = %v, want %v", tc.rng, tc.build, err, tc.wantErr)
 			}
-			if tc.wantErr == ErrInvalidRange {
+			if errors.Is(tc.wantErr, ErrInvalidRange) {
 				if err := ParseRange(tc.rng); !errors.Is(err, ErrInvalidRange) {
 					t.Errorf("ParseRange(%q) = %v, want %v", tc.rng, err, ErrInvalidRange)
 				}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestInstallsBundleMadeByCapgoCLI: the device installs a bundle zipped and encrypted by
@@ -20,7 +20,7 @@ import (
 // AdmZip layout (with directory entries) and find index.html.
 func TestInstallsBundleMadeByCapgoCLI(t *testing.T) {
 	t.Parallel()
-	cli, peerDir := peers.Capgo(t)
+	cli, peerDir := testpeers.Capgo(t)
 	key := newKey(t)
 	proj := t.TempDir()
 	if err := os.Symlink(filepath.Join(peerDir, "node_modules"), filepath.Join(proj, "node_modules")); err != nil {
@@ -85,7 +85,7 @@ func TestInstallsBundleMadeByCapgoCLI(t *testing.T) {
 
 func runCapgo(t *testing.T, dir, cli string, args ...string) string {
 	t.Helper()
-	out, err := peers.Run(t, dir, peers.CapgoEnv(), cli, args...)
+	out, err := testpeers.Run(t, dir, testpeers.CapgoEnv(), cli, args...)
 	if err != nil {
 		t.Fatalf("capgo %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
-// openRedis opens the Redis store on a private redis-server (peers.Redis); the test skips
+// openRedis opens the Redis store on a private redis-server (testpeers.Redis); the test skips
 // when redis-server is not installed, or fails under FERRY_REQUIRE_PEERS=1.
 func openRedis(t testing.TB) store.Store {
 	t.Helper()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r, err := store.OpenRedis(context.Background(), "redis://"+srv.Addr, store.RedisOptions{})
 	if err != nil {
 		t.Fatalf("OpenRedis: %v", err)
@@ -29,7 +29,7 @@ func openRedis(t testing.TB) store.Store {
 // plugin retries its stats), and everything recovers when Redis is back.
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	st, err := store.OpenRedis(context.Background(), "redis://"+srv.Addr, store.RedisOptions{})
 	if err != nil {
 		t.Fatalf("OpenRedis: %v", err)

@@ -7,12 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/sign"
 	"github.com/ferryhq/ferry/internal/sign/signtest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 const slsaType = "https://slsa.dev/provenance/v1"
@@ -62,8 +63,8 @@ func keylessCosignArgs(f fixture, private bool) []string {
 
 func TestPeersAcceptKeyless(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
-	gh := peers.Path(t, peers.GH)
+	cosign := testpeers.Path(t, testpeers.Cosign)
+	gh := testpeers.Path(t, testpeers.GH)
 	for _, private := range []bool{false, true} {
 		f := keylessFixture(t, private)
 		t.Run(f.name, func(t *testing.T) {
@@ -120,7 +121,11 @@ func TestPeersAcceptKeyless(t *testing.T) {
 					} `json:"signature"`
 				} `json:"verificationResult"`
 			}
-			if err := json.Unmarshal([]byte(out[strings.Index(out, "["):]), &res); err != nil || len(res) != 1 {
+			start := strings.Index(out, "[")
+			if start < 0 {
+				t.Fatalf("gh output holds no JSON array:\n%s", out)
+			}
+			if err := json.Unmarshal([]byte(out[start:]), &res); err != nil || len(res) != 1 {
 				t.Fatalf("gh output: %v", err)
 			}
 			got := res[0].VerificationResult
@@ -134,14 +139,14 @@ func TestPeersAcceptKeyless(t *testing.T) {
 
 func TestCosignAcceptsKeyMode(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
+	cosign := testpeers.Path(t, testpeers.Cosign)
 
 	// A key made by cosign itself, encrypted with a password.
 	keyDir := t.TempDir()
 	env := peerEnv(t)
 	cmd := exec.Command(cosign, "generate-key-pair")
 	cmd.Dir = keyDir
-	cmd.Env = append(env, "COSIGN_PASSWORD=correct horse")
+	cmd.Env = append(slices.Clip(env), "COSIGN_PASSWORD=correct horse") // env is used again below
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
 	}
@@ -215,7 +220,7 @@ func TestCosignAcceptsKeyMode(t *testing.T) {
 // each for the right reason.
 func TestTamperRejected(t *testing.T) {
 	t.Parallel()
-	cosign := peers.Path(t, peers.Cosign)
+	cosign := testpeers.Path(t, testpeers.Cosign)
 	f := keylessFixture(t, false)
 	ctx := t.Context()
 	env := peerEnv(t)

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store/storetest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // benchStores opens one store of each kind for a benchmark.
@@ -19,7 +19,7 @@ func benchStores(b *testing.B) map[string]storetest.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { bolt.Close() })
-	srv := peers.Redis(b)
+	srv := testpeers.Redis(b)
 	rd, err := OpenRedis(b.Context(), "redis://"+srv.Addr, RedisOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store/storetest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // startCluster starts three redis-server masters with cluster mode on, assigns each a
@@ -25,9 +25,9 @@ func startCluster(t *testing.T) []string {
 	var buses []int
 	var nodes []*redis.Client
 	for range 3 {
-		bus := peers.FreePort(t)
+		bus := testpeers.FreePort(t)
 		buses = append(buses, bus)
-		p := peers.Redis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		p := testpeers.Redis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-port", fmt.Sprint(bus), "--cluster-node-timeout", "2000")
 		addrs = append(addrs, p.Addr)
 		c := redis.NewClient(&redis.Options{Addr: p.Addr})

@@ -69,6 +69,7 @@ func ExampleOpenRedis() {
 			log.Print(err) // wraps channel.ErrUnavailable when the server cannot be reached
 			continue
 		}
-		defer st.Close()
+		_ = st // ... serve with st, and close it on shutdown:
+		st.Close()
 	}
 }

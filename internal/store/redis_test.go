@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store/storetest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
-func redisURL(p *peers.Process) string { return "redis://" + p.Addr + "/0" }
+func redisURL(p *testpeers.Process) string { return "redis://" + p.Addr + "/0" }
 
 func openRedisT(t *testing.T, url string, opts RedisOptions) *Redis {
 	t.Helper()
@@ -27,7 +27,7 @@ func openRedisT(t *testing.T, url string, opts RedisOptions) *Redis {
 
 func TestRedisConformance(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return openRedisT(t, redisURL(srv), RedisOptions{})
 	})
@@ -35,7 +35,7 @@ func TestRedisConformance(t *testing.T) {
 
 func TestRedisShared(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	storetest.RunShared(t, func(t *testing.T) storetest.Store {
 		return openRedisT(t, redisURL(srv), RedisOptions{})
 	})
@@ -45,7 +45,7 @@ func TestRedisShared(t *testing.T) {
 // AOF and appendfsync always, every acknowledged write survives.
 func TestRedisDurability(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := testpeers.Redis(t, "--appendonly", "yes", "--appendfsync", "always")
 	storetest.RunDurability(t, func(t *testing.T) storetest.Store {
 		return openRedisT(t, redisURL(srv), RedisOptions{})
 	}, func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestRedisDurability(t *testing.T) {
 func TestRedisUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	addr := "127.0.0.1:" + strconv.Itoa(peers.FreePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(testpeers.FreePort(t))
 	start := time.Now()
 	_, err := OpenRedis(ctx, "redis://"+addr, RedisOptions{})
 	if !errors.Is(err, channel.ErrUnavailable) {
@@ -106,7 +106,7 @@ func TestRedisUnreachable(t *testing.T) {
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 	if _, _, err := r.PutBundle(ctx, storetest.Bundle(app, "1.0.0", "c"), nil); err != nil {
@@ -133,7 +133,7 @@ func TestRedisOutage(t *testing.T) {
 
 func TestRedisCancelledIsNotUnavailable(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -147,7 +147,7 @@ func TestRedisCancelledIsNotUnavailable(t *testing.T) {
 func TestRedisBounds(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{AuditLimit: 5, FailedTTL: time.Hour, PendingTTL: 2 * time.Hour})
 	app := "com.example.app"
 	for i := range 12 {
@@ -196,7 +196,7 @@ func TestRedisBounds(t *testing.T) {
 
 func TestRedisSchemaMismatch(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	if err := r.rdb.Set(t.Context(), schemaKey, "999", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestRedisBadURL(t *testing.T) {
 func TestRedisScriptsRetrySafe(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 
@@ -289,7 +289,7 @@ func TestRedisScriptsRetrySafe(t *testing.T) {
 func TestRedisPutBundleAuditRefused(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 	acl := func(keys ...string) {

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store/storetest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // pipelineCounter is a go-redis hook counting the pipelines sent and the commands in them.
@@ -31,7 +31,7 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 
 // pauseClients makes redis-server hold every client's commands for d (CLIENT PAUSE ALL),
 // from a connection of its own.
-func pauseClients(t *testing.T, srv *peers.Process, d time.Duration) {
+func pauseClients(t *testing.T, srv *testpeers.Process, d time.Duration) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer c.Close()
@@ -45,7 +45,7 @@ func pauseClients(t *testing.T, srv *peers.Process, d time.Duration) {
 func TestFailedVersionsPipelined(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 	const devices = 200
@@ -90,7 +90,7 @@ func TestFailedVersionsPipelined(t *testing.T) {
 // own context ends, as unavailability, not when the server answers.
 func TestFailedVersionsDeadline(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	app := storetest.NewApp(t)
 	if _, err := r.FailedVersions(t.Context(), app, "warm"); err != nil { // connect first
@@ -115,7 +115,7 @@ func TestFailedVersionsDeadline(t *testing.T) {
 // TestFailedVersionsClosed: after Close a lookup fails at once.
 func TestFailedVersionsClosed(t *testing.T) {
 	t.Parallel()
-	srv := peers.Redis(t)
+	srv := testpeers.Redis(t)
 	r := openRedisT(t, redisURL(srv), RedisOptions{})
 	if _, err := r.FailedVersions(t.Context(), "com.example.app", "d1"); err != nil {
 		t.Fatal(err)

@@ -14,22 +14,22 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/channel"
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store/storetest"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 const sentinelMaster = "ferry-master"
 
 // startSentinel starts a master, one replica and one Sentinel (quorum 1) watching them,
 // and returns the Sentinel's address with the two servers.
-func startSentinel(t *testing.T) (sentinel string, master, replica *peers.Process) {
+func startSentinel(t *testing.T) (sentinel string, master, replica *testpeers.Process) {
 	t.Helper()
-	master = peers.Redis(t)
+	master = testpeers.Redis(t)
 	mhost, mport, _ := net.SplitHostPort(master.Addr)
-	replica = peers.Redis(t, "--replicaof", mhost, mport)
+	replica = testpeers.Redis(t, "--replicaof", mhost, mport)
 
-	bin := peers.Path(t, peers.RedisServer)
-	port := peers.FreePort(t)
+	bin := testpeers.Path(t, testpeers.RedisServer)
+	port := testpeers.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
 	cfg := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
@@ -50,7 +50,7 @@ func startSentinel(t *testing.T) (sentinel string, master, replica *peers.Proces
 		_ = cmd.Wait()
 	})
 	sentinel = fmt.Sprintf("127.0.0.1:%d", port)
-	if err := peers.WaitPort(sentinel, 15*time.Second); err != nil {
+	if err := testpeers.WaitPort(sentinel, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// Wait until the Sentinel has discovered the replica, or it cannot fail over.

@@ -4,20 +4,20 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // S3 is a versitygw server with a posix backend, started for one test.
 type S3 struct {
-	*peers.S3
+	*testpeers.S3
 	// DataDir holds one directory per bucket; objects are plain files under it, so tests
 	// can look at exactly what was stored (and what was not).
 	DataDir string
 }
 
-// Versitygw starts versitygw (peers.Versitygw) and reports where it keeps objects.
+// Versitygw starts versitygw (testpeers.Versitygw) and reports where it keeps objects.
 func Versitygw(t testing.TB) *S3 {
 	t.Helper()
-	s := peers.Versitygw(t)
+	s := testpeers.Versitygw(t)
 	return &S3{S3: s, DataDir: filepath.Join(s.Dir, "data")}
 }

@@ -503,7 +503,7 @@ func newIssuer(t *testing.T) *issuer {
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		is.hits.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer":                                is.url(),
 			"jwks_uri":                              is.url() + "/.well-known/jwks",
 			"subject_types_supported":               []string{"public", "pairwise"},
@@ -517,7 +517,7 @@ func newIssuer(t *testing.T) *issuer {
 		key, kid := is.current()
 		pub := key.PublicKey
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
 			"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
 			"n": base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),

@@ -34,11 +34,13 @@
 //   - A webhook delivery id is remembered only once the delivery was processed, so a
 //     delivery that failed can be redelivered; a replay of a processed one changes nothing.
 //
-// The package does not import internal/relay or internal/store; it declares the store
-// methods it calls as its own [Store] interface, whose contracts internal/store states. Its
-// handlers log through the request's logger that the relay's middleware puts in the
-// request's context (package internal/relay/reqlog, which both import), so their lines
-// carry the relay's request_id and route.
+// Neither this package nor internal/relay imports the other (only this package's tests do, to
+// run it mounted on the real relay); cmd/relay wires the two. It does not import
+// internal/store either: it declares the store methods it calls as its own [Store]
+// interface, whose contracts internal/store states. Its handlers log through the request's
+// logger that the relay's middleware puts in the request's context (package
+// internal/relay/reqlog, which both import), so their lines carry the relay's request_id and
+// route. The repository's imports_test.go holds both packages to this.
 //
 // Usage:
 //

@@ -71,7 +71,9 @@ apps:
 		Channel  string `json:"channel"`
 		Promoted bool   `json:"promoted"`
 	}
-	json.Unmarshal(w.Body.Bytes(), &reg)
+	if err := json.Unmarshal(w.Body.Bytes(), &reg); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(w.Code, reg.Channel, reg.Promoted)
 
 	req = httptest.NewRequest("GET", "/api/v1/apps/com.example.app/channels/beta", nil)
@@ -81,7 +83,9 @@ apps:
 	var ch struct {
 		State channel.State `json:"state"`
 	}
-	json.Unmarshal(w.Body.Bytes(), &ch)
+	if err := json.Unmarshal(w.Body.Bytes(), &ch); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(w.Code, ch.State.Version)
 
 	req = httptest.NewRequest("GET", "/api/v1/apps/com.example.app/channels/beta", nil)

@@ -5,8 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ferryhq/ferry/internal/peers"
 	"github.com/ferryhq/ferry/internal/store"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // TestFlowsOnRedis runs the registration and webhook flows on the Redis store against a real
@@ -14,7 +14,7 @@ import (
 func TestFlowsOnRedis(t *testing.T) {
 	t.Parallel()
 	const databases = 64
-	srv := peers.Redis(t, "--databases", fmt.Sprint(databases))
+	srv := testpeers.Redis(t, "--databases", fmt.Sprint(databases))
 	var db atomic.Int32
 	mk := func(t *testing.T) fullStore {
 		t.Helper()

@@ -584,7 +584,9 @@ func TestWebhookIgnoredAndRefused(t *testing.T) {
 		{name: "other event", req: valid("issues", "ping.json"), wantCode: 200, wantStatus: "ignored"},
 		{name: "unknown repository", req: func(t *testing.T) (string, []byte, http.Header) {
 			var m map[string]any
-			json.Unmarshal(payload(t, "push_tag_created.json", nil), &m)
+			if err := json.Unmarshal(payload(t, "push_tag_created.json", nil), &m); err != nil {
+				t.Fatal(err)
+			}
 			m["repository"].(map[string]any)["full_name"] = "mallory/mobile-app"
 			body := mustJSON(t, m)
 			return "/webhooks/github", body, githubHeaders("push", "d-x", hookSecret, body)

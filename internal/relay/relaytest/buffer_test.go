@@ -17,7 +17,7 @@ func TestBuffer(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 100 {
-				b.Write([]byte("line\n"))
+				_, _ = b.Write([]byte("line\n"))
 				_ = b.String()
 			}
 		})
@@ -28,9 +28,9 @@ func TestBuffer(t *testing.T) {
 	}
 
 	l := relaytest.Buffer{Limit: 10}
-	l.Write([]byte("0123456789")) // 10: not past the limit
-	l.Write([]byte("a"))          // finds 10 held: keeps all
-	l.Write([]byte("b"))          // finds 11 held: drops the oldest 5
+	_, _ = l.Write([]byte("0123456789")) // 10: not past the limit
+	_, _ = l.Write([]byte("a"))          // finds 10 held: keeps all
+	_, _ = l.Write([]byte("b"))          // finds 11 held: drops the oldest 5
 	if got, want := l.String(), "56789ab"; got != want {
 		t.Errorf("limited buffer = %q, want %q", got, want)
 	}

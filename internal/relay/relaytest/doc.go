@@ -26,5 +26,5 @@
 //
 // The kit is test support: tests and other kits may import it, production code never does
 // (imports_test.go enforces both). Free ports and peer servers such as redis-server come
-// from internal/peers.
+// from internal/testpeers.
 package relaytest

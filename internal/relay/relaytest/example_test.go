@@ -19,6 +19,7 @@ func ExampleHMACHeaders() {
 }
 
 func ExampleCommit() {
-	fmt.Println(relaytest.Commit("1.0.0") == relaytest.Commit("1.0.0"), len(relaytest.Commit("1.0.0")))
+	a, b := relaytest.Commit("1.0.0"), relaytest.Commit("1.0.0")
+	fmt.Println(a == b, len(a))
 	// Output: true 40
 }

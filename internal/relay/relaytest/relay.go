@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/peers"
+	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 const (
@@ -78,7 +78,7 @@ type run struct {
 // when the test failed, logs its output.
 func Start(t testing.TB, bin string, o Options) *Relay {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", peers.FreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testpeers.FreePort(t))
 	r := &Relay{
 		URL: "http://" + addr, Addr: addr, Log: &Buffer{Limit: o.LogLimit},
 		t: t, bin: bin, args: append([]string{"--addr", addr}, o.Args...), env: o.Env, tail: o.LogTail,

@@ -154,7 +154,8 @@ func TestRelayLifecycle(t *testing.T) {
 	if err := r.Stop(syscall.SIGTERM); err != nil {
 		t.Errorf("Stop of a stopped relay = %v, want nil", err)
 	}
-	if _, err := http.Get(r.URL + "/healthz"); err == nil {
+	if resp, err := http.Get(r.URL + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Errorf("GET /healthz answered after Stop")
 	}
 	if !strings.Contains(r.Log.String(), "relay stopped") {

@@ -1,17 +1,18 @@
-// Package peers finds and starts the real programs Ferry's tests talk to: redis-server,
-// versitygw (S3), cosign, gh, actionlint, @capgo/cli, java and wrk.
+// Package testpeers finds and starts the real programs Ferry's tests talk to: redis-server,
+// versitygw (S3), cosign, gh, actionlint, @capgo/cli, java and wrk. It is test support only
+// (it imports testing); no binary links it, which imports_test.go checks.
 //
 // scripts/peers.sh installs or builds them once and writes .peers.env; `make test` exports
 // those FERRY_* variables and sets FERRY_REQUIRE_PEERS=1, so in CI a missing peer fails the
 // test instead of skipping it. A plain `go test ./...` on a machine without the peers skips
 // the tests that need them.
 //
-//	rdb := peers.Redis(t)            // own redis-server on a free loopback port
-//	s3 := peers.Versitygw(t)         // own S3 server; s3.CreateBucket(t, "web")
-//	cosign := peers.Path(t, peers.Cosign)
+//	rdb := testpeers.Redis(t)    // own redis-server on a free loopback port
+//	s3 := testpeers.Versitygw(t) // own S3 server; s3.CreateBucket(t, "web")
+//	cosign := testpeers.Path(t, testpeers.Cosign)
 //
 // Servers are stopped by t.Cleanup. Nothing here touches services the machine already runs.
-package peers
+package testpeers
 
 import (
 	"bytes"
