@@ -38,7 +38,7 @@ func (r *recorder) serve(t *testing.T, status int, answer string) *httptest.Serv
 		r.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		io.WriteString(w, answer)
+		_, _ = io.WriteString(w, answer)
 	}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -23,17 +23,17 @@ func ExampleClient() {
 		if r.URL.Path == relayclient.BundlesPath {
 			body, _ := io.ReadAll(r.Body)
 			var b channel.Bundle
-			json.Unmarshal(body, &b)
+			_ = json.Unmarshal(body, &b)
 			if b.Checksum != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
 				w.WriteHeader(http.StatusConflict)
-				json.NewEncoder(w).Encode(relayclient.ErrorBody{Code: "version_conflict", Message: "version 1.4.0 is registered with another checksum"})
+				_ = json.NewEncoder(w).Encode(relayclient.ErrorBody{Code: "version_conflict", Message: "version 1.4.0 is registered with another checksum"})
 				return
 			}
 			w.WriteHeader(http.StatusCreated)
-			json.NewEncoder(w).Encode(relayclient.Registration{Bundle: &b, Created: true, Channel: "beta", Promoted: true})
+			_ = json.NewEncoder(w).Encode(relayclient.Registration{Bundle: &b, Created: true, Channel: "beta", Promoted: true})
 			return
 		}
-		json.NewEncoder(w).Encode(relayclient.ChannelView{Name: "beta", State: &channel.State{Channel: "beta", Version: "1.4.0"}})
+		_ = json.NewEncoder(w).Encode(relayclient.ChannelView{Name: "beta", State: &channel.State{Channel: "beta", Version: "1.4.0"}})
 	}))
 	defer relay.Close()
 

@@ -41,7 +41,7 @@ func signedRelay(t *testing.T, next func(w http.ResponseWriter, attempt int32, b
 		if r.Method != http.MethodPost || r.URL.Path != relayclient.BundlesPath || !ok || string(got) != string(want) ||
 			r.Header.Get("Content-Type") != "application/json" {
 			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"error":"bad_signature","message":"signature does not match"}`)
+			_, _ = io.WriteString(w, `{"error":"bad_signature","message":"signature does not match"}`)
 			return
 		}
 		var b channel.Bundle
@@ -141,7 +141,7 @@ func TestRegisterBundleRefusals(t *testing.T) {
 			t.Parallel()
 			srv, attempts := signedRelay(t, func(w http.ResponseWriter, _ int32, _ *channel.Bundle) {
 				w.WriteHeader(tc.status)
-				io.WriteString(w, tc.body)
+				_, _ = io.WriteString(w, tc.body)
 			})
 			_, err := newClient(t, srv, relayclient.Options{}).RegisterBundle(t.Context(), bundle)
 			if err == nil || !strings.Contains(err.Error(), tc.wantMsg) {
