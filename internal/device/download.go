@@ -21,10 +21,10 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Extraction bounds for one bundle.
+// Extraction bounds for one bundle: the ones the packager refuses to exceed.
 const (
-	maxBundleFiles = 50_000
-	maxBundleBytes = 2 << 30
+	maxBundleFiles = archive.MaxBundleEntries
+	maxBundleBytes = archive.MaxBundleBytes
 )
 
 // Download fetches the bundle resp offers and installs it under Dir as a pending bundle,
