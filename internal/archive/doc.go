@@ -2,7 +2,7 @@
 // @capgo/capacitor-updater plugin can download, decrypt, verify and unzip, and holds the
 // reverse operations the device side needs. It imports no other Ferry package and uses only
 // the standard library's crypto (plus github.com/andybalholm/brotli for delta files and
-// golang.org/x/text to compare file names as iOS does).
+// golang.org/x/text to compare file names as iOS and macOS do).
 //
 // # The archive
 //
@@ -33,9 +33,10 @@
 //     cannot ship what the hidden-file rule keeps out. Devices, sockets and pipes are
 //     refused, and so are names the plugin would refuse (backslash) or that are not UTF-8.
 //   - A build a device could not unpack as built is refused: over [MaxBundleBytes] of files
-//     or [MaxBundleEntries] entries ([ErrTooLarge]), or two paths differing only in letter
-//     case or Unicode normalization, which iOS and macOS take for one file ([ErrUnsafeFile],
-//     naming both; only a warning in [ZipStats.Warnings] when they hold the same bytes).
+//     or [MaxBundleEntries] entries ([ErrTooLarge]), or two paths differing only in Unicode
+//     normalization, which iOS takes for one file ([ErrUnsafeFile], naming both). Such twins
+//     with the same bytes, and paths differing only in letter case (one file on desktop file
+//     systems only), are packed with a warning in [ZipStats.Warnings].
 //
 // # Encryption and checksums
 //

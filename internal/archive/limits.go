@@ -30,12 +30,22 @@ const (
 )
 
 // checkBundle applies the rules of a bundle every device can unpack to the entries of a
-// build directory (sorted by name): at most maxEntries entries and maxBytes bytes
-// ([ErrTooLarge]), and no two paths that name the same file on iOS and macOS, whose
-// default file systems ignore letter case and Unicode normalization ([ErrUnsafeFile]).
-// There the plugin unzips the second over the first, so the device would run a bundle
-// that differs from the build. Twins with the same bytes are only a warning: whichever
-// survives is right, and lookups there find it under either name. It returns the warnings.
+// build directory (sorted by name) and returns the warnings:
+//
+//   - at most maxEntries entries and maxBytes bytes ([ErrTooLarge]);
+//   - no two paths that differ only in Unicode normalization (NFC and NFD spellings of
+//     "café"): iOS's APFS (case-sensitive, normalization-insensitive since iOS 11) and
+//     macOS take them for one file, and the plugin there unzips the second over the first,
+//     so the device would run something other than the build ([ErrUnsafeFile]). With the
+//     same bytes either survivor is right, so that is only a warning;
+//   - paths that differ only in letter case (App.js and app.js) are a warning, not an
+//     error: phones keep both (Android's and iOS's file systems are case-sensitive), but
+//     case-insensitive desktop file systems (macOS, Windows: Electron apps, iOS apps on a
+//     Mac, the simulator) keep one. With the same bytes they are fine everywhere.
+//
+// A file and a directory that clash can never both be unpacked where they are one path.
+// Two directories that clash merge into one, which is harmless: the files inside are
+// checked by their own paths.
 func checkBundle(entries []entry, maxEntries int, maxBytes int64) ([]string, error) {
 	if len(entries) > maxEntries {
 		return nil, fmt.Errorf("%w: the build has %d files and directories; a device unpacks at most %d", ErrTooLarge, len(entries), maxEntries)
@@ -53,47 +63,69 @@ func checkBundle(entries []entry, maxEntries int, maxBytes int64) ([]string, err
 		return nil, fmt.Errorf("%w: the build's files hold %d bytes; a device unpacks at most %d (%s); the largest file is %q (%d bytes)",
 			ErrTooLarge, total, maxBytes, humanSize(maxBytes), largest.name, largest.size)
 	}
+	// Normalization twins look identical when printed: their names are quoted with %+q,
+	// which escapes everything outside ASCII ("caf\u00e9" and "cafe\u0301").
 	var warnings []string
-	first := map[string]*entry{}
+	byNorm := map[string]*entry{} // iOS: normalization-insensitive, case-sensitive
+	byFold := map[string]*entry{} // macOS, Windows: also case-insensitive
 	for i := range entries {
 		e := &entries[i]
-		key := foldName(strings.TrimSuffix(e.name, "/"))
-		prev, ok := first[key]
-		if !ok {
-			first[key] = e
-			continue
+		name := strings.TrimSuffix(e.name, "/")
+		nk, fk := norm.NFD.String(name), foldName(name)
+		prevN, clashN := byNorm[nk]
+		prevF, clashF := byFold[fk]
+		if !clashN {
+			byNorm[nk] = e
 		}
-		if prev.dir && e.dir {
-			continue // the two directories merge into one; files inside are checked by name
+		if !clashF {
+			byFold[fk] = e
 		}
-		how := "letter case and Unicode normalization (NFC/NFD)"
-		switch fold := cases.Fold(); {
-		case norm.NFC.String(prev.name) == norm.NFC.String(e.name):
-			how = "Unicode normalization (NFC/NFD)"
-		case fold.String(prev.name) == fold.String(e.name):
-			how = "letter case"
+		switch {
+		case clashN && !(prevN.dir && e.dir):
+			same, err := twinsAgree(prevN, e)
+			if err != nil {
+				return nil, err
+			}
+			if !same {
+				return nil, fmt.Errorf("%w: %+q and %+q differ only in Unicode normalization (NFC/NFD): iOS and macOS take them for one path, so a device there would not unpack the bundle as built; rename one",
+					ErrUnsafeFile, prevN.name, e.name)
+			}
+			warnings = append(warnings, fmt.Sprintf("%+q and %+q differ only in Unicode normalization (NFC/NFD): iOS and macOS keep one of them; they hold the same bytes, so either serves both names there", prevN.name, e.name))
+		case clashN:
+			// two directories: they merge
+		case clashF && !(prevF.dir && e.dir):
+			same, err := twinsAgree(prevF, e)
+			if err != nil {
+				return nil, err
+			}
+			if !same {
+				warnings = append(warnings, fmt.Sprintf("%q and %q differ only in letter case: phones keep both, but case-insensitive desktop file systems (Electron on macOS or Windows, iOS apps on a Mac) take them for one path, so a device there would not unpack the bundle as built", prevF.name, e.name))
+			}
 		}
-		if prev.dir || e.dir {
-			return nil, fmt.Errorf("%w: %q and %q differ only in %s: on iOS and macOS they are one path, and a device cannot unpack both a file and a directory there",
-				ErrUnsafeFile, prev.name, e.name, how)
-		}
-		same, err := sameContent(prev, e)
-		if err != nil {
-			return nil, err
-		}
-		if !same {
-			return nil, fmt.Errorf("%w: %q and %q differ only in %s: on iOS and macOS they are one file, so a device would keep only the second; rename one",
-				ErrUnsafeFile, prev.name, e.name, how)
-		}
-		warnings = append(warnings, fmt.Sprintf("%q and %q differ only in %s: iOS and macOS devices keep one copy; they hold the same bytes, so either serves both names there", prev.name, e.name, how))
+	}
+	if len(warnings) > maxWarnings {
+		warnings = append(warnings[:maxWarnings], fmt.Sprintf("and %d more such pairs", len(warnings)-maxWarnings))
 	}
 	return warnings, nil
 }
 
-// foldName maps a path to the same key as every path an iOS or macOS file system takes for
-// the same one: Unicode's canonical caseless match, NFD(casefold(NFD(name))).
+// maxWarnings bounds the warnings of one build (a symlinked folder can twin every file in it).
+const maxWarnings = 20
+
+// foldName maps a path to the same key as every path a case- and normalization-insensitive
+// file system takes for the same one: Unicode's canonical caseless match,
+// NFD(casefold(NFD(name))).
 func foldName(name string) string {
 	return norm.NFD.String(cases.Fold().String(norm.NFD.String(name)))
+}
+
+// twinsAgree reports whether two clashing entries unpack to the same thing: two files with
+// the same bytes. A file and a directory never agree.
+func twinsAgree(a, b *entry) (bool, error) {
+	if a.dir || b.dir {
+		return false, nil
+	}
+	return sameContent(a, b)
 }
 
 // sameContent reports whether two file entries hold the same bytes.

@@ -3,6 +3,8 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,26 +50,30 @@ func twinTree(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-// TestWriteZipRefusesNameTwins: two paths that are one file on iOS and macOS (case- and
-// normalization-insensitive file systems) would make a device silently keep one of them, so
-// the packager refuses them, naming both; with the same bytes it only warns.
-func TestWriteZipRefusesNameTwins(t *testing.T) {
+// TestWriteZipNameTwins: two paths iOS takes for one file (NFC and NFD spellings) would make
+// a device there silently keep one of them, so the packager refuses them, naming both; with
+// the same bytes it only warns. Paths differing only in case are kept apart by phones, so
+// they only warn (desktop file systems merge them), and not at all with the same bytes.
+func TestWriteZipNameTwins(t *testing.T) {
 	t.Parallel()
+	const refuse, warn, fine = "refuse", "warn", "fine"
 	tests := []struct {
 		name      string
 		files     map[string]string
-		wantErr   bool
+		want      string
 		wantNames []string // quoted in the error or the warning
 		wantHow   string
 	}{
-		{"case twins", map[string]string{"App.js": "a", "app.js": "b"}, true, []string{"App.js", "app.js"}, "letter case"},
-		{"case twins in subdirectories", map[string]string{"Assets/logo.svg": "a", "assets/logo.svg": "b"}, true, []string{"Assets/logo.svg", "assets/logo.svg"}, "letter case"},
-		{"NFC and NFD twins", map[string]string{nfc: "a", nfd: "b"}, true, []string{nfc, nfd}, "Unicode normalization"},
-		{"case and normalization twins", map[string]string{strings.ToUpper(nfc[:1]) + nfc[1:]: "a", nfd: "b"}, true, nil, "letter case and Unicode normalization"},
-		{"full case folding", map[string]string{"stra\u00dfe.js": "a", "STRASSE.js": "b"}, true, []string{"STRASSE.js"}, "letter case"},
-		{"file and directory twins", map[string]string{"Lib": "a", "lib/x.js": "b"}, true, []string{"Lib", "lib/"}, "letter case"},
-		{"twins with the same bytes", map[string]string{"Logo.svg": "<svg/>", "logo.svg": "<svg/>"}, false, []string{"Logo.svg", "logo.svg"}, "letter case"},
-		{"directory twins merge", map[string]string{"Assets/a.js": "a", "assets/b.js": "b"}, false, nil, ""},
+		{"NFC and NFD twins", map[string]string{nfc: "a", nfd: "b"}, refuse, []string{nfc, nfd}, "Unicode normalization"},
+		{"NFC file and NFD directory", map[string]string{nfc: "a", nfd + "/x.js": "b"}, refuse, []string{nfc, nfd + "/"}, "Unicode normalization"},
+		{"NFC and NFD twins with the same bytes", map[string]string{nfc: "same", nfd: "same"}, warn, []string{nfc, nfd}, "Unicode normalization"},
+		{"case twins", map[string]string{"App.js": "a", "app.js": "b"}, warn, []string{"App.js", "app.js"}, "letter case"},
+		{"case twins in subdirectories", map[string]string{"Assets/logo.svg": "a", "assets/logo.svg": "b"}, warn, []string{"Assets/logo.svg", "assets/logo.svg"}, "letter case"},
+		{"case and normalization twins", map[string]string{"Caf\u00e9.js": "a", nfd: "b"}, warn, []string{"Caf\u00e9.js", nfd}, "letter case"},
+		{"full case folding", map[string]string{"stra\u00dfe.js": "a", "STRASSE.js": "b"}, warn, []string{"STRASSE.js", "stra\u00dfe.js"}, "letter case"},
+		{"file and directory case twins", map[string]string{"Lib": "a", "lib/x.js": "b"}, warn, []string{"Lib", "lib/"}, "letter case"},
+		{"case twins with the same bytes", map[string]string{"Logo.svg": "<svg/>", "logo.svg": "<svg/>"}, fine, nil, ""},
+		{"directory twins merge", map[string]string{"Assets/a.js": "a", "assets/b.js": "b", nfc + "/c.js": "c", nfd + "/d.js": "d"}, fine, nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,21 +86,25 @@ func TestWriteZipRefusesNameTwins(t *testing.T) {
 			st, err := WriteZip(t.Context(), &bytes.Buffer{}, dir, ZipOptions{})
 			msg := ""
 			switch {
-			case tc.wantErr && !errors.Is(err, ErrUnsafeFile):
+			case tc.want == refuse && !errors.Is(err, ErrUnsafeFile):
 				t.Fatalf("WriteZip = %v, want ErrUnsafeFile", err)
-			case tc.wantErr:
+			case tc.want == refuse:
 				msg = err.Error()
 			case err != nil:
 				t.Fatalf("WriteZip = %v", err)
-			case tc.wantHow == "" && len(st.Warnings) != 0:
+			case tc.want == fine && len(st.Warnings) != 0:
 				t.Errorf("warnings %q, want none", st.Warnings)
-			case tc.wantHow != "" && len(st.Warnings) != 1:
+			case tc.want == warn && len(st.Warnings) != 1:
 				t.Fatalf("warnings %q, want one", st.Warnings)
-			case tc.wantHow != "":
+			case tc.want == warn:
 				msg = st.Warnings[0]
 			}
 			for _, n := range tc.wantNames {
-				if !strings.Contains(msg, strconv.Quote(n)) {
+				quote := strconv.Quote
+				if strings.Contains(tc.wantHow, "normalization") {
+					quote = strconv.QuoteToASCII // the two would print alike
+				}
+				if !strings.Contains(msg, quote(n)) {
 					t.Errorf("%q does not name %q", msg, n)
 				}
 			}
@@ -102,6 +112,25 @@ func TestWriteZipRefusesNameTwins(t *testing.T) {
 				t.Errorf("%q does not say %q", msg, tc.wantHow)
 			}
 		})
+	}
+}
+
+// A folder spelled both in NFC and in NFD, holding the same files, twins every file in it:
+// the warnings stay bounded, with a count of the rest.
+func TestWriteZipWarningsAreBounded(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{"index.html": "x"}
+	for i := range 50 {
+		files[fmt.Sprintf("%s/%02d.js", nfc, i)] = "a"
+		files[fmt.Sprintf("%s/%02d.js", nfd, i)] = "a"
+	}
+	dir := twinTree(t, files)
+	st, err := WriteZip(t.Context(), io.Discard, dir, ZipOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Warnings) != maxWarnings+1 || !strings.Contains(st.Warnings[maxWarnings], "and 30 more") {
+		t.Errorf("%d warnings, last %q; want %d and a count of the rest", len(st.Warnings), st.Warnings[len(st.Warnings)-1], maxWarnings+1)
 	}
 }
 
