@@ -175,6 +175,9 @@ func (p *pipeline) run(ctx context.Context) (*result, error) {
 			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
 		}
 		res.pk = pk
+		for _, w := range pk.Warnings {
+			p.io.warn("package: " + w)
+		}
 		enc := "unencrypted"
 		if pk.SessionKey != "" {
 			enc = "encrypted, key_id " + pk.KeyID

@@ -104,6 +104,9 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("write %s: %w", *out, err)
 	}
 	elapsed := time.Since(start)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "ferry pack: warning: %s\n", w)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -61,7 +61,7 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 	if opts.Key != nil && opts.Session == nil {
 		return nil, fmt.Errorf("delta: encrypting needs the bundle's session key")
 	}
-	entries, err := collect(dir, opts.Zip)
+	entries, _, err := collect(dir, opts.Zip) // warnings: the zip of the same build reports them
 	if err != nil {
 		return nil, err
 	}

@@ -87,5 +87,6 @@ func packageDerived(ctx context.Context, dir string, aw *countHashWriter, opts O
 		Files:          st.Files,
 		InputBytes:     st.InputBytes,
 		Session:        sk,
+		Warnings:       st.Warnings,
 	}, nil
 }

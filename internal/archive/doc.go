@@ -1,7 +1,8 @@
 // Package archive turns a web build directory into a bundle that the unmodified
 // @capgo/capacitor-updater plugin can download, decrypt, verify and unzip, and holds the
 // reverse operations the device side needs. It imports no other Ferry package and uses only
-// the standard library's crypto (plus github.com/andybalholm/brotli for delta files).
+// the standard library's crypto (plus github.com/andybalholm/brotli for delta files and
+// golang.org/x/text to compare file names as iOS and macOS do).
 //
 // # The archive
 //
@@ -31,6 +32,11 @@
 //     build directory is hidden (config.js -> .env, assets -> .git/objects), so a link
 //     cannot ship what the hidden-file rule keeps out. Devices, sockets and pipes are
 //     refused, and so are names the plugin would refuse (backslash) or that are not UTF-8.
+//   - A build a device could not unpack as built is refused: over [MaxBundleBytes] of files
+//     or [MaxBundleEntries] entries ([ErrTooLarge]), or two paths differing only in Unicode
+//     normalization, which iOS takes for one file ([ErrUnsafeFile], naming both). Such twins
+//     with the same bytes, and paths differing only in letter case (one file on desktop file
+//     systems only), are packed with a warning in [ZipStats.Warnings].
 //
 // # Encryption and checksums
 //

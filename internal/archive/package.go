@@ -41,6 +41,7 @@ type Result struct {
 	Files          int         // regular files in the zip
 	InputBytes     int64       // total size of those files
 	Session        *SessionKey // nil when unencrypted; reuse it for the bundle's delta files
+	Warnings       []string    // problems devices cope with, to show ([ZipStats.Warnings])
 }
 
 // Package zips dir deterministically ([WriteZip]), hashes the plain zip and, when opts.Key
@@ -56,7 +57,7 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 		}
 		return &Result{
 			Checksum: st.SHA256, SHA256: st.SHA256, ArtifactSHA256: st.SHA256,
-			Size: aw.n, ZipSize: st.ZipSize, Files: st.Files, InputBytes: st.InputBytes,
+			Size: aw.n, ZipSize: st.ZipSize, Files: st.Files, InputBytes: st.InputBytes, Warnings: st.Warnings,
 		}, nil
 	}
 	if err := checkSize(&opts.Key.PublicKey); err != nil {
@@ -100,5 +101,6 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 		Files:          st.Files,
 		InputBytes:     st.InputBytes,
 		Session:        sk,
+		Warnings:       st.Warnings,
 	}, nil
 }

@@ -28,26 +28,27 @@ type entry struct {
 }
 
 // collect walks root and returns its entries sorted by zip name, applying the file policy
-// documented in the package comment.
-func collect(root string, opts ZipOptions) ([]entry, error) {
+// documented in the package comment and the bundle rules of checkBundle, whose warnings it
+// returns.
+func collect(root string, opts ZipOptions) ([]entry, []string, error) {
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, fmt.Errorf("open build directory: %w", err)
+		return nil, nil, fmt.Errorf("open build directory: %w", err)
 	}
 	real, err = filepath.Abs(real)
 	if err != nil {
-		return nil, fmt.Errorf("open build directory: %w", err)
+		return nil, nil, fmt.Errorf("open build directory: %w", err)
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
-		return nil, fmt.Errorf("open build directory: %w", err)
+		return nil, nil, fmt.Errorf("open build directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("build directory %q is not a directory", root)
+		return nil, nil, fmt.Errorf("build directory %q is not a directory", root)
 	}
 	w := walker{root: real, opts: opts}
 	if err := w.walk(real, "", map[string]bool{real: true}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sort.Slice(w.entries, func(i, j int) bool { return w.entries[i].name < w.entries[j].name })
 	hasIndex := false
@@ -57,9 +58,13 @@ func collect(root string, opts ZipOptions) ([]entry, error) {
 		}
 	}
 	if !hasIndex {
-		return nil, fmt.Errorf("%w: %q (point --dir at the built web assets, e.g. dist/ or www/)", ErrNoIndex, root)
+		return nil, nil, fmt.Errorf("%w: %q (point --dir at the built web assets, e.g. dist/ or www/)", ErrNoIndex, root)
 	}
-	return w.entries, nil
+	warnings, err := checkBundle(w.entries, MaxBundleEntries, MaxBundleBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w.entries, warnings, nil
 }
 
 type walker struct {

@@ -65,6 +65,9 @@ type ZipStats struct {
 	InputBytes int64  // total size of those files
 	ZipSize    int64  // bytes written
 	SHA256     string // lowercase hex SHA-256 of the bytes written: the plain checksum
+	// Warnings are problems devices cope with (name twins with the same bytes), for the
+	// caller to show.
+	Warnings []string
 }
 
 // WriteZip writes the deterministic zip of dir to w and returns its statistics. It walks
@@ -119,7 +122,7 @@ func (c *countHashWriter) Write(p []byte) (int, error) {
 }
 
 func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, progress func(done, total int64)) (*ZipStats, error) {
-	entries, err := collect(dir, opts)
+	entries, warnings, err := collect(dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +225,7 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("write zip directory: %w", err)
 	}
-	return &ZipStats{Files: files, InputBytes: total, ZipSize: cw.n, SHA256: hex.EncodeToString(cw.sum.Sum(nil))}, nil
+	return &ZipStats{Files: files, InputBytes: total, ZipSize: cw.n, SHA256: hex.EncodeToString(cw.sum.Sum(nil)), Warnings: warnings}, nil
 }
 
 func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots <-chan struct{}, mod time.Time, total int64, progress func(done, total int64)) error {

@@ -305,8 +305,10 @@ func (c *Client) Bundles() map[string]Bundle {
 	return out
 }
 
-func (c *Client) bundleDir(version string) string {
-	return filepath.Join(c.Dir, "bundles", safeName(version))
+// bundleDir is where the bundle of version is installed: one element under Dir/bundles,
+// whatever the relay calls the version (see safeJoin).
+func (c *Client) bundleDir(version string) (string, error) {
+	return safeJoin(filepath.Join(c.Dir, "bundles"), safeName(version))
 }
 
 // safeName makes a version usable as one path element.

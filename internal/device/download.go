@@ -21,10 +21,10 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-// Extraction bounds for one bundle.
+// Extraction bounds for one bundle: the ones the packager refuses to exceed.
 const (
-	maxBundleFiles = 50_000
-	maxBundleBytes = 2 << 30
+	maxBundleFiles = archive.MaxBundleEntries
+	maxBundleBytes = archive.MaxBundleBytes
 )
 
 // Download fetches the bundle resp offers and installs it under Dir as a pending bundle,
@@ -36,13 +36,15 @@ const (
 //     Range resume, decrypts it, checks its SHA-256 against the checksum (RSA-opened V3 when
 //     the device has a key, plain hex otherwise; [ErrChecksumFail]) and unzips it with the
 //     plugin's path rules ([ErrUnzipFail], [ErrWindowsPathFail], [ErrCanonicalPathFail]);
-//   - manifest update: for each file it validates the name ([ErrManifestPathFail]), reuses
-//     a file with the same hash from an earlier bundle, or downloads, decrypts and
-//     un-Brotlis it and checks its hash ([ErrManifestChecksumFail]);
+//   - manifest update: for each file it validates the name ([ErrManifestPathFail]) and the
+//     form of the (opened) file_hash, a hex SHA-256 ([ErrManifestChecksumFail], before any
+//     download), reuses a file with the same hash from an earlier bundle, or downloads,
+//     decrypts and un-Brotlis it and checks its hash ([ErrManifestChecksumFail]);
 //   - the result must have index.html at its root ([ErrSetFail]).
 //
 // It does not send stats or switch bundles; [Client.Update] does both. Nothing is left
-// under Dir/bundles when it fails.
+// under Dir/bundles when it fails, and nothing outside Dir is ever written or removed,
+// whatever the relay sends (see safeJoin).
 func (c *Client) Download(ctx context.Context, resp *channel.UpdateResponse) (*Bundle, error) {
 	if c.Dir == "" {
 		return nil, fmt.Errorf("download: Client.Dir is empty")
@@ -90,7 +92,10 @@ func (c *Client) Download(ctx context.Context, resp *channel.UpdateResponse) (*B
 	if st, err := os.Stat(filepath.Join(tmp, "index.html")); err != nil || !st.Mode().IsRegular() {
 		return nil, withCode(ErrSetFail, fmt.Errorf("bundle %s has no index.html at its root", resp.Version))
 	}
-	final := c.bundleDir(resp.Version)
+	final, err := c.bundleDir(resp.Version)
+	if err != nil {
+		return nil, withCode(ErrDownloadFail, fmt.Errorf("download %s: %w", resp.Version, err))
+	}
 	if err := os.RemoveAll(final); err != nil {
 		return nil, fmt.Errorf("download %s: %w", resp.Version, err)
 	}
@@ -121,7 +126,10 @@ func (c *Client) downloadZip(ctx context.Context, resp *channel.UpdateResponse, 
 	if resp.Checksum == "" {
 		return withCode(ErrChecksumRequired, fmt.Errorf("download %s: the answer has no checksum", resp.Version))
 	}
-	part := filepath.Join(c.Dir, "downloads", safeName(resp.Version)+".part")
+	part, err := c.downloadPath(safeName(resp.Version) + ".part")
+	if err != nil {
+		return withCode(ErrDownloadFail, fmt.Errorf("download %s: %w", resp.Version, err))
+	}
 	n, err := c.fetch(ctx, resp.URL, part, ErrDownloadFail)
 	b.BytesTransferred += n
 	if err != nil {
@@ -129,7 +137,9 @@ func (c *Client) downloadZip(ctx context.Context, resp *channel.UpdateResponse, 
 	}
 	zipPath := part
 	if sk != nil {
-		zipPath = filepath.Join(c.Dir, "downloads", safeName(resp.Version)+".zip")
+		if zipPath, err = c.downloadPath(safeName(resp.Version) + ".zip"); err != nil {
+			return withCode(ErrDownloadFail, fmt.Errorf("download %s: %w", resp.Version, err))
+		}
 		defer os.Remove(zipPath)
 		if err := decryptFile(sk, part, zipPath); err != nil {
 			os.Remove(part)
@@ -240,6 +250,12 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		}
 		seen[target] = true
 		want, err := c.expectedHash(e.FileHash)
+		if err == nil && !validFileHash(want) {
+			// The plugin would download the file and fail its hash comparison with this
+			// stat; the client refuses before anything is fetched, and never lets the value
+			// name a file (it names the download's cache file below).
+			err = fmt.Errorf("file_hash %q is not a hex SHA-256", want)
+		}
 		if err != nil {
 			return withCode(ErrManifestChecksumFail, fmt.Errorf("manifest of %s: file %q: %w", resp.Version, e.FileName, err))
 		}
@@ -257,7 +273,10 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 	}
 	budget := int64(maxBundleBytes) // bytes the whole manifest may unpack to, as for an archive
 	for _, j := range jobs {
-		dst := filepath.Join(dest, filepath.FromSlash(j.target))
+		dst, err := safeJoin(dest, j.target)
+		if err != nil {
+			return withCode(ErrManifestPathFail, fmt.Errorf("manifest of %s: %w", resp.Version, err))
+		}
 		if err := ensureDir(filepath.Dir(dst)); err != nil {
 			return err
 		}
@@ -272,7 +291,10 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		if u, err := url.Parse(j.entry.DownloadURL); err != nil || u.Scheme == "" || u.Host == "" {
 			return withCode(ErrManifestFileFail, fmt.Errorf("manifest of %s: file %q has no valid download_url", resp.Version, j.entry.FileName))
 		}
-		part := filepath.Join(filesDir, j.hash+"_"+safeName(path.Base(j.entry.FileName))+".part")
+		part, err := c.downloadPath("files/" + j.hash + "_" + safeName(path.Base(j.entry.FileName)) + ".part")
+		if err != nil {
+			return withCode(ErrManifestFileFail, fmt.Errorf("manifest of %s: %w", resp.Version, err))
+		}
 		n, err := c.fetch(ctx, j.entry.DownloadURL, part, ErrManifestFileFail)
 		b.BytesTransferred += n
 		if err != nil {

@@ -36,3 +36,22 @@ func FuzzRangeStart(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSafeJoin checks that whatever name a relay's strings make, safeJoin returns a path
+// under root or an error.
+func FuzzSafeJoin(f *testing.F) {
+	for _, s := range []string{"a", "a/b.js", "../x", "/abs", `a\b`, "a/./b", "..", "", "x\x00y", "C:/x", "files/" + strings.Repeat("a", 64) + "_app.js.part"} {
+		f.Add(s)
+	}
+	root := f.TempDir()
+	f.Fuzz(func(t *testing.T, name string) {
+		p, err := safeJoin(root, name)
+		if err != nil {
+			return
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || !filepath.IsLocal(rel) {
+			t.Fatalf("safeJoin(%q) = %q, outside %q", name, p, root)
+		}
+	})
+}
