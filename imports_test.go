@@ -38,8 +38,9 @@ var imports = []importRule{
 	// Leaves.
 	{pkg: "internal/channel", modules: []string{"gopkg.in/yaml.v3"},
 		why: leafWhy + "; pure domain without I/O, yaml only to parse the channel config"},
-	{pkg: "internal/archive", modules: []string{"github.com/andybalholm/brotli"},
-		why: leafWhy + "; standard-library crypto only, brotli for the delta files the plugin downloads"},
+	{pkg: "internal/archive", modules: []string{"github.com/andybalholm/brotli", "golang.org/x/text"},
+		why: leafWhy + "; standard-library crypto only, brotli for the delta files the plugin downloads, " +
+			"x/text to find names a device's file system would fold together (NFC/NFD, case)"},
 	{pkg: "internal/sign", modules: []string{"github.com/sigstore/sigstore-go", "github.com/sigstore/sigstore",
 		"github.com/sigstore/protobuf-specs", "google.golang.org/protobuf"},
 		why: leafWhy + "; the only home of sigstore, so the relay never links it"},
