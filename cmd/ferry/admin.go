@@ -19,13 +19,6 @@ import (
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
-func init() {
-	commands["admin"] = command{
-		summary: "read and change a relay's channels: promote, roll back, roll out, audit",
-		run:     runAdmin,
-	}
-}
-
 // maxAdminAnswer bounds what is read of the relay's answer.
 const maxAdminAnswer = 16 << 20
 

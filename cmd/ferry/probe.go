@@ -18,13 +18,6 @@ import (
 	"github.com/ferryhq/ferry/internal/device"
 )
 
-func init() {
-	commands["probe"] = command{
-		summary: "ask a relay what a device would get right now, and check that it verifies",
-		run:     runProbe,
-	}
-}
-
 // probeReport is the --json output of ferry probe.
 type probeReport struct {
 	Request  channel.DeviceInfo      `json:"request"`
