@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/publish"
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
@@ -148,7 +149,7 @@ func (p *pipeline) stage(res *result, name string, fn func() (string, error)) er
 func (p *pipeline) run(ctx context.Context) (*result, error) {
 	c := p.cfg
 	res := &result{failedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
-	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redactURL(c.Destination), "signing", c.Signing, "relay", redactURL(c.RelayURL))
+	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redact.URL(c.Destination), "signing", c.Signing, "relay", redact.URL(c.RelayURL))
 	work, err := os.MkdirTemp(c.TempDir, "ferry-")
 	if err != nil {
 		return res, fmt.Errorf("create a work directory in %s: %w", c.TempDir, err)
@@ -542,19 +543,6 @@ func safeKeyPart(s string) string {
 type publishBody interface {
 	io.ReadSeeker
 	io.ReaderAt
-}
-
-// redactURL drops a URL's query (bucket URLs may carry credentials there) and its user
-// information (https://user:pass@relay) before the URL is logged.
-func redactURL(s string) string {
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i]
-	}
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = nil
-		return u.String()
-	}
-	return s
 }
 
 func human(n int64) string {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // errUsage means the flag package has already printed what was wrong.
@@ -202,7 +204,7 @@ func (c *Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("config", c.ConfigPath),
 		slog.String("addr", c.Addr),
-		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.String("redis_url", redact.Passwords(c.RedisURL)),
 		slog.String("data_dir", c.DataDir),
 		slog.String("oidc_issuer", c.OIDCIssuer),
 		slog.String("oidc_audience", c.OIDCAudience),
@@ -220,25 +222,6 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),
 	)
-}
-
-// redactURL hides the password of a URL; an unparsable one is hidden entirely.
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
 }
 
 // finiteNonNegative refuses what strconv.ParseFloat accepts but a rate cannot be: NaN
