@@ -504,7 +504,7 @@ func checkDevice(req *DeviceInfo) string {
 	switch {
 	case req.DeviceID == "":
 		return "device_id is missing"
-	case !validDeviceID(req.DeviceID):
+	case !ValidDeviceID(req.DeviceID):
 		return "device_id is not valid: at most 128 printable ASCII characters"
 	case req.AppID == "":
 		return "app_id is missing"
@@ -520,8 +520,11 @@ func checkDevice(req *DeviceInfo) string {
 	return ""
 }
 
-func validDeviceID(s string) bool {
-	if len(s) > 128 {
+// ValidDeviceID reports whether s is a device id the relay accepts: 1 to 128 printable
+// ASCII characters, no space. [Decide] refuses other ids with missing_info, and the relay's
+// per-device rate limit puts them all in one bucket.
+func ValidDeviceID(s string) bool {
+	if s == "" || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
