@@ -316,7 +316,7 @@ func (p *prober) downloadBundle(ctx context.Context, resp *channel.UpdateRespons
 		p.say("  the plugin would report %q and %q, and keep running %q", device.Code(err), "download_fail", p.opts.running)
 		return err
 	}
-	p.say("  downloaded %s in %s", humanBytes(b.BytesTransferred), time.Since(start).Round(time.Millisecond))
+	p.say("  downloaded %s in %s", archive.FormatSize(b.BytesTransferred), time.Since(start).Round(time.Millisecond))
 	if len(resp.Manifest) > 0 {
 		p.say("  %d files downloaded, %d reused from earlier bundles", b.FilesDownloaded, b.FilesReused)
 	}
@@ -325,7 +325,7 @@ func (p *prober) downloadBundle(ctx context.Context, resp *channel.UpdateRespons
 	for _, f := range b.Files {
 		size := ""
 		if st, err := os.Stat(filepath.Join(b.Path, filepath.FromSlash(f))); err == nil {
-			size = humanBytes(st.Size())
+			size = archive.FormatSize(st.Size())
 		}
 		p.say("    %-40s %s", f, size)
 	}
@@ -353,16 +353,6 @@ func (p *prober) explainVerification(b *device.Bundle) {
 	} else {
 		p.say("  every file's hash verified")
 	}
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // randomUUID returns a random lowercase version-4 UUID, like the plugin's device id.
