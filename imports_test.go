@@ -44,18 +44,20 @@ var imports = []importRule{
 	{pkg: "internal/sign", modules: []string{"github.com/sigstore/sigstore-go", "github.com/sigstore/sigstore",
 		"github.com/sigstore/protobuf-specs", "google.golang.org/protobuf"},
 		why: leafWhy + "; the only home of sigstore, so the relay never links it"},
+	{pkg: "internal/redact",
+		why: leafWhy + "; one way to take credentials out of a URL before it reaches an error or a log"},
 	{pkg: "internal/relayclient", internal: []string{"internal/channel"},
 		why: "control API wire types and one typed client for the action, ferry and tests; a leaf like channel " +
 			"(standard library, maybe channel's vocabulary), so clients never link the relay's server stack"},
 
 	// Capability packages: one concern each, importing only the leaves.
-	{pkg: "internal/store", internal: []string{"internal/channel"},
+	{pkg: "internal/store", internal: []string{"internal/redact", "internal/channel"},
 		modules: []string{"github.com/redis/go-redis/v9", "go.etcd.io/bbolt"},
 		why:     "persistence: the only home of go-redis and bbolt; speaks channel's records"},
-	{pkg: "internal/publish", modules: []string{"github.com/aws/aws-sdk-go-v2/credentials", "github.com/aws/aws-sdk-go-v2/service/s3",
+	{pkg: "internal/publish", internal: []string{"internal/redact"}, modules: []string{"github.com/aws/aws-sdk-go-v2/credentials", "github.com/aws/aws-sdk-go-v2/service/s3",
 		"github.com/google/go-github/v60", "gocloud.dev"},
 		why: "uploads to GitHub Releases (go-github) or a bucket (gocloud, aws for S3 specifics); the only home of gocloud"},
-	{pkg: "internal/device", internal: []string{"internal/archive", "internal/channel", "internal/relayclient"},
+	{pkg: "internal/device", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/relayclient"},
 		modules: []string{"github.com/andybalholm/brotli"},
 		why:     "the reference device client: channel's protocol types, archive to decrypt and verify, relayclient for the control API"},
 	{pkg: "internal/relay/reqlog",
@@ -72,13 +74,13 @@ var imports = []importRule{
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types"},
 
 	// Binaries: thin mains wiring capability packages.
-	{pkg: "cmd/action", internal: []string{"internal/archive", "internal/channel", "internal/publish", "internal/sign",
+	{pkg: "cmd/action", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish", "internal/sign",
 		"internal/relayclient"}, modules: []string{"github.com/sethvargo/go-githubactions"},
 		why: "the GitHub Action: package, sign, publish, register through relayclient; the only home of go-githubactions"},
 	{pkg: "cmd/ferry", internal: []string{"internal/archive", "internal/channel", "internal/device", "internal/sign",
 		"internal/relayclient"},
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient"},
-	{pkg: "cmd/relay", internal: []string{"internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
+	{pkg: "cmd/relay", internal: []string{"internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
 
 	// Test support and test-only trees.

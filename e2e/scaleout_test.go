@@ -1,13 +1,14 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // pointTo makes a device talk to another relay instance.
@@ -30,26 +31,23 @@ func TestRelaysShareOneRedis(t *testing.T) {
 	}
 
 	e.publish(t, build{App: appEnc, Version: "10.0.0", Ref: "refs/tags/v10.0.0", Dir: webBuild(t, "10.0.0", nil), Key: key})
-	eventually(t, "the other instance serves 10.0.0", func() string {
-		if ans := mustCheck(t, dev); ans.Version != "10.0.0" {
-			return fmt.Sprintf("answer %+v", ans)
-		}
-		return ""
+	relaytest.WaitFor(t, 5*time.Second, "the other instance to serve 10.0.0", func() bool {
+		return mustCheck(t, dev).Version == "10.0.0"
 	})
 	mustUpdate(t, dev, "10.0.0")
 
 	// Stats went to the other instance; the admin API of the first one counts them.
-	eventually(t, "stats through the other instance", func() string {
+	relaytest.WaitFor(t, 5*time.Second, "the first instance to count the set of 10.0.0 sent through the other once", func() bool {
 		var stats struct {
 			Versions []channel.VersionStats `json:"versions"`
 		}
 		e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/stats", nil, &stats)
 		for _, s := range stats.Versions {
 			if s.Version == "10.0.0" && s.Actions["set"] == 1 {
-				return ""
+				return true
 			}
 		}
-		return fmt.Sprintf("%+v", stats.Versions)
+		return false
 	})
 }
 

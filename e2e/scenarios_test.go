@@ -42,23 +42,6 @@ func exampleFiles(t *testing.T) []string {
 	return files
 }
 
-// eventually retries check until it returns "" or the deadline passes, for effects that
-// cross the relay's stats pipeline or its snapshot cache.
-func eventually(t *testing.T, what string, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestFirstInstall: CI builds a tag, the action encrypts it and uploads it to S3
 // (versitygw), registers it with the relay; a fresh device on the default channel
 // downloads, decrypts, verifies and unpacks it, and its stats reach the relay.
@@ -99,17 +82,17 @@ func TestFirstInstall(t *testing.T) {
 	if ans := mustCheck(t, dev); device.Outcome(ans, dev.Running()) != channel.KindUpToDate {
 		t.Errorf("check after install = %+v, want up_to_date", ans)
 	}
-	eventually(t, "stats of 1.0.0", func() string {
+	relaytest.WaitFor(t, 5*time.Second, "the stats of 1.0.0 to count set and download_complete", func() bool {
 		var stats struct {
 			Versions []channel.VersionStats `json:"versions"`
 		}
 		e.admin(t, http.MethodGet, "/api/v1/apps/"+appEnc+"/stats", nil, &stats)
 		for _, s := range stats.Versions {
 			if s.Version == "1.0.0" && s.Actions["set"] >= 1 && s.Actions["download_complete"] >= 1 {
-				return ""
+				return true
 			}
 		}
-		return fmt.Sprintf("no set/download_complete counted: %+v", stats)
+		return false
 	})
 }
 
@@ -270,11 +253,9 @@ func TestUpdateFailIsNotOfferedAgain(t *testing.T) {
 	if err != nil || back != "4.0.0" {
 		t.Fatalf("AppReadyTimeout = %q, %v; want a rollback to 4.0.0", back, err)
 	}
-	eventually(t, "4.1.0 still offered after update_fail", func() string {
-		if ans := mustCheck(t, dev); ans.Version == "4.1.0" && ans.Error == "" {
-			return fmt.Sprintf("answer %+v", ans)
-		}
-		return ""
+	relaytest.WaitFor(t, 5*time.Second, "the relay to stop offering 4.1.0 after update_fail", func() bool {
+		ans := mustCheck(t, dev)
+		return ans.Version != "4.1.0" || ans.Error != ""
 	})
 	res, err := dev.Update(t.Context())
 	if err != nil || res.Outcome != channel.KindUpToDate || dev.Running() != "4.0.0" {

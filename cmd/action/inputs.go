@@ -130,10 +130,42 @@ func secrets(vals map[string]string) []string {
 	return out
 }
 
+// problems collects every input problem, so that one run reports them all at once.
+type problems []error
+
+// add records one problem; the message names the input and, where it helps, the fix.
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
 // validate checks every input at once and returns the config, or every problem joined.
+// The steps run in a fixed order, so the joined problems always read in the same order.
 func validate(vals map[string]string, env func(string) string, ctx *runnerContext) (*config, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var p problems
+	c := newConfig(vals, env, ctx)
+	c.checkAppID(&p)
+	c.resolveBuildDir(vals["build-dir"], env, &p)
+	c.resolveVersion(ctx, &p)
+	if c.Channel != "" && !channel.ValidChannelName(c.Channel) {
+		p.add("channel %q is not a valid channel name", c.Channel)
+	}
+	c.readEncryptionKey(vals["encryption-key"], &p)
+	c.resolveSigning(vals, &p)
+	c.resolveProvenance(vals["provenance"], ctx, &p)
+	c.checkBundleOptions(vals["delta"], &p)
+	c.checkDestination(&p)
+	c.defaultReleaseTag()
+	c.checkRelay(&p)
+	if c.SHA != "" && !isHex(c.SHA) {
+		p.add("GITHUB_SHA %q is not a hex commit id", c.SHA)
+	}
+	c.TempDir = runnerTempDir(env)
+	if err := errors.Join(p...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newConfig copies the inputs that need no checking to parse, and the runner's context.
+func newConfig(vals map[string]string, env func(string) string, ctx *runnerContext) *config {
 	c := &config{
 		AppID: vals["app-id"], Version: vals["version"], Channel: vals["channel"],
 		Destination: vals["destination"], PublicBase: vals["public-base-url"],
@@ -148,15 +180,21 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	if c.GitHubToken == "" {
 		c.GitHubToken = env("GITHUB_TOKEN")
 	}
+	return c
+}
 
+func (c *config) checkAppID(p *problems) {
 	switch {
 	case c.AppID == "":
-		bad("app-id is required: the app's id as configured on the relay, e.g. com.example.app")
+		p.add("app-id is required: the app's id as configured on the relay, e.g. com.example.app")
 	case len(c.AppID) > 255 || !safeName(c.AppID):
-		bad("app-id %q: use letters, digits, '.', '_' and '-'", c.AppID)
+		p.add("app-id %q: use letters, digits, '.', '_' and '-'", c.AppID)
 	}
+}
 
-	dir := vals["build-dir"]
+// resolveBuildDir makes build-dir absolute (relative to the workspace) and checks it exists.
+func (c *config) resolveBuildDir(input string, env func(string) string, p *problems) {
+	dir := input
 	if !filepath.IsAbs(dir) {
 		base := env("GITHUB_WORKSPACE")
 		if base == "" {
@@ -166,30 +204,35 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	}
 	c.BuildDir = dir
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		bad("build-dir %q is not a directory: run your web build before this step, or point build-dir at its output", vals["build-dir"])
+		p.add("build-dir %q is not a directory: run your web build before this step, or point build-dir at its output", input)
 	}
+}
 
+// resolveVersion checks the version input, or derives the version from the ref when it is empty.
+func (c *config) resolveVersion(ctx *runnerContext, p *problems) {
 	if c.Version == "" {
 		v, err := deriveVersion(ctx)
 		if err != nil {
-			bad("version: %v", err)
+			p.add("version: %v", err)
 		}
 		c.Version = v
 	} else if err := checkVersion(c.Version); err != nil {
-		bad("version %q: %v", c.Version, err)
+		p.add("version %q: %v", c.Version, err)
 	}
+}
 
-	if c.Channel != "" && !channel.ValidChannelName(c.Channel) {
-		bad("channel %q is not a valid channel name", c.Channel)
-	}
-
-	if k := strings.TrimSpace(vals["encryption-key"]); k != "" {
+func (c *config) readEncryptionKey(input string, p *problems) {
+	if k := strings.TrimSpace(input); k != "" {
 		if _, err := archive.ParsePrivateKey([]byte(k)); err != nil {
-			bad("encryption-key: %v (want the PKCS#1 RSA private key PEM from `ferry keys` or `npx @capgo/cli key create`, i.e. .capgo_key_v2)", err)
+			p.add("encryption-key: %v (want the PKCS#1 RSA private key PEM from `ferry keys` or `npx @capgo/cli key create`, i.e. .capgo_key_v2)", err)
 		}
 		c.EncKey = []byte(k)
 	}
+}
 
+// resolveSigning picks the signing mode: the signing input when set, otherwise key when a
+// signing key is given, keyless when an OIDC token is available, and none otherwise.
+func (c *config) resolveSigning(vals map[string]string, p *problems) {
 	c.SigningKey = []byte(strings.TrimSpace(vals["signing-key"]))
 	c.SigningPass = []byte(vals["signing-key-password"])
 	switch s := strings.ToLower(vals["signing"]); s {
@@ -205,22 +248,25 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	case signingKeyless:
 		c.Signing = s
 		if !c.OIDC {
-			bad("signing is keyless but no OIDC token is available: add `permissions: id-token: write` to the job, or use signing: key with signing-key, or signing: none")
+			p.add("signing is keyless but no OIDC token is available: add `permissions: id-token: write` to the job, or use signing: key with signing-key, or signing: none")
 		}
 	case signingKey:
 		c.Signing = s
 		if len(c.SigningKey) == 0 {
-			bad("signing is key but signing-key is empty: pass the private key PEM (e.g. a cosign.key) from a secret")
+			p.add("signing is key but signing-key is empty: pass the private key PEM (e.g. a cosign.key) from a secret")
 		}
 	case signingNone:
 		c.Signing = s
 	default:
-		bad("signing %q: want keyless, key or none", vals["signing"])
+		p.add("signing %q: want keyless, key or none", vals["signing"])
 	}
 	if c.Signing != signingKey && len(c.SigningKey) > 0 && vals["signing"] != "" {
-		bad("signing-key is set but signing is %q: set signing: key or drop the key", c.Signing)
+		p.add("signing-key is set but signing is %q: set signing: key or drop the key", c.Signing)
 	}
+}
 
+// resolveProvenance decides whether provenance is signed; it needs the signing mode.
+func (c *config) resolveProvenance(input string, ctx *runnerContext, p *problems) {
 	// Key-mode provenance describes the build from the GITHUB_* variables; outside GitHub
 	// they may be missing, and then provenance is off unless asked for.
 	var missing []string
@@ -231,99 +277,114 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	}
 	sort.Strings(missing)
 	c.Provenance = c.Signing == signingKeyless || (c.Signing == signingKey && len(missing) == 0)
-	if p := vals["provenance"]; p != "" {
-		v, err := parseBool(p)
-		switch {
-		case err != nil:
-			bad("provenance %q: want true or false", p)
-		case v && c.Signing == signingNone:
-			bad("provenance is true but signing is none: provenance is signed, so enable signing")
-		case v && c.Signing == signingKey && len(missing) > 0:
-			bad("provenance with a signing key describes the build from %s, which are not set", strings.Join(missing, ", "))
-		default:
-			c.Provenance = v
-		}
+	if input == "" {
+		return
 	}
+	v, err := parseBool(input)
+	switch {
+	case err != nil:
+		p.add("provenance %q: want true or false", input)
+	case v && c.Signing == signingNone:
+		p.add("provenance is true but signing is none: provenance is signed, so enable signing")
+	case v && c.Signing == signingKey && len(missing) > 0:
+		p.add("provenance with a signing key describes the build from %s, which are not set", strings.Join(missing, ", "))
+	default:
+		c.Provenance = v
+	}
+}
 
-	delta, err := parseBool(vals["delta"])
+// checkBundleOptions parses delta and checks the native version range.
+func (c *config) checkBundleOptions(deltaInput string, p *problems) {
+	delta, err := parseBool(deltaInput)
 	if err != nil {
-		bad("delta %q: want true or false", vals["delta"])
+		p.add("delta %q: want true or false", deltaInput)
 	}
 	c.Delta = delta
 
 	if c.Native != "" {
 		if err := channel.ParseRange(c.Native); err != nil {
-			bad("native %q: %v (e.g. \">=2.0.0 <3.0.0\")", c.Native, err)
+			p.add("native %q: %v (e.g. \">=2.0.0 <3.0.0\")", c.Native, err)
 		}
 	}
+}
 
+// checkDestination checks public-base-url and the destination: GitHub Releases, or a
+// bucket URL; it needs delta.
+func (c *config) checkDestination(p *problems) {
 	if c.PublicBase != "" {
 		u, err := url.Parse(c.PublicBase)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("public-base-url %q: want an absolute https URL, e.g. https://cdn.example.com/bundles", c.PublicBase)
+			p.add("public-base-url %q: want an absolute https URL, e.g. https://cdn.example.com/bundles", c.PublicBase)
 		}
 	}
 	if c.Destination == publish.DestinationGitHub {
 		if c.Repository == "" {
-			bad("destination github-release needs GITHUB_REPOSITORY (owner/name); outside GitHub Actions use a bucket destination")
+			p.add("destination github-release needs GITHUB_REPOSITORY (owner/name); outside GitHub Actions use a bucket destination")
 		}
 		if c.GitHubToken == "" {
-			bad("destination github-release needs github-token (the default is the workflow's token; grant `permissions: contents: write`)")
+			p.add("destination github-release needs github-token (the default is the workflow's token; grant `permissions: contents: write`)")
 		}
 		if c.Delta {
-			bad("delta needs a bucket destination (s3://, gs://, azblob://, file://): GitHub Releases cannot hold a bundle's per-file objects")
+			p.add("delta needs a bucket destination (s3://, gs://, azblob://, file://): GitHub Releases cannot hold a bundle's per-file objects")
 		}
 		if c.PublicBase != "" {
-			bad("public-base-url applies to bucket destinations only; GitHub Release URLs are fixed")
+			p.add("public-base-url applies to bucket destinations only; GitHub Release URLs are fixed")
 		}
-	} else {
-		u, err := url.Parse(c.Destination)
-		switch {
-		case err != nil:
-			bad("destination %q is not a URL", c.Destination)
-		case u.Scheme != "s3" && u.Scheme != "gs" && u.Scheme != "azblob" && u.Scheme != "file":
-			bad("destination %q: want github-release or a bucket URL (s3://, gs://, azblob://, file://)", c.Destination)
-		case u.Scheme == "file" && c.RelayURL != "" && c.PublicBase == "":
-			bad("destination %q is a directory: set public-base-url to the URL devices download it from, or the relay cannot register file:// URLs", c.Destination)
-		}
+		return
 	}
-	if c.ReleaseTag == "" {
-		// The pushed tag when it names a version; otherwise (branches, and moving tags such
-		// as channel/production) a release of the bundle's own.
-		c.ReleaseTag = "ferry-" + safeKeyPart(c.Version)
-		if c.RefType == "tag" && tagVersion.MatchString(c.RefName) {
-			c.ReleaseTag = c.RefName
-		}
+	u, err := url.Parse(c.Destination)
+	switch {
+	case err != nil:
+		p.add("destination %q is not a URL", c.Destination)
+	case u.Scheme != "s3" && u.Scheme != "gs" && u.Scheme != "azblob" && u.Scheme != "file":
+		p.add("destination %q: want github-release or a bucket URL (s3://, gs://, azblob://, file://)", c.Destination)
+	case u.Scheme == "file" && c.RelayURL != "" && c.PublicBase == "":
+		p.add("destination %q is a directory: set public-base-url to the URL devices download it from, or the relay cannot register file:// URLs", c.Destination)
 	}
+}
 
-	if c.RelayURL != "" {
-		u, err := url.Parse(c.RelayURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("relay-url %q: want the relay's base URL, e.g. https://relay.example.com", c.RelayURL)
-		} else if c.Audience == "" {
-			c.Audience = u.Scheme + "://" + u.Host
-		}
-		if c.RelaySecret == "" && !c.OIDC {
-			bad("relay-url is set but there is no way to authenticate: grant `permissions: id-token: write` (OIDC, preferred) or set relay-secret (HMAC, for CI without OIDC)")
-		}
-		if c.RelaySecret != "" && c.SHA == "" {
-			bad("relay-secret (HMAC) registration needs the commit: set GITHUB_SHA to the full commit id")
-		}
+// defaultReleaseTag fills in the release tag when the input left it empty: the pushed tag
+// when it names a version; otherwise (branches, and moving tags such as
+// channel/production) a release of the bundle's own.
+func (c *config) defaultReleaseTag() {
+	if c.ReleaseTag != "" {
+		return
 	}
+	c.ReleaseTag = "ferry-" + safeKeyPart(c.Version)
+	if c.RefType == "tag" && tagVersion.MatchString(c.RefName) {
+		c.ReleaseTag = c.RefName
+	}
+}
 
-	if c.SHA != "" && !isHex(c.SHA) {
-		bad("GITHUB_SHA %q is not a hex commit id", c.SHA)
+// checkRelay checks relay-url, defaults the OIDC audience to its origin, and checks that
+// registration has a way to authenticate.
+func (c *config) checkRelay(p *problems) {
+	if c.RelayURL == "" {
+		return
 	}
-	// A Docker container action gets the runner host's RUNNER_TEMP path, which the runner
-	// does not mount into the container (actions/runner#1984): use it only when it exists.
-	c.TempDir = env("RUNNER_TEMP")
-	if fi, err := os.Stat(c.TempDir); c.TempDir == "" || err != nil || !fi.IsDir() {
-		c.TempDir = os.TempDir()
+	u, err := url.Parse(c.RelayURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		p.add("relay-url %q: want the relay's base URL, e.g. https://relay.example.com", c.RelayURL)
+	} else if c.Audience == "" {
+		c.Audience = u.Scheme + "://" + u.Host
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if c.RelaySecret == "" && !c.OIDC {
+		p.add("relay-url is set but there is no way to authenticate: grant `permissions: id-token: write` (OIDC, preferred) or set relay-secret (HMAC, for CI without OIDC)")
 	}
-	return c, nil
+	if c.RelaySecret != "" && c.SHA == "" {
+		p.add("relay-secret (HMAC) registration needs the commit: set GITHUB_SHA to the full commit id")
+	}
+}
+
+// runnerTempDir is RUNNER_TEMP when it exists, else the OS temp dir. A Docker container
+// action gets the runner host's RUNNER_TEMP path, which the runner does not mount into the
+// container (actions/runner#1984).
+func runnerTempDir(env func(string) string) string {
+	dir := env("RUNNER_TEMP")
+	if fi, err := os.Stat(dir); dir == "" || err != nil || !fi.IsDir() {
+		return os.TempDir()
+	}
+	return dir
 }
 
 func parseBool(s string) (bool, error) {

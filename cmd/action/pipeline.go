@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/publish"
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/sign"
 )
@@ -149,7 +150,7 @@ func (p *pipeline) stage(res *result, name string, fn func() (string, error)) er
 func (p *pipeline) run(ctx context.Context) (*result, error) {
 	c := p.cfg
 	res := &result{failedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
-	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redactURL(c.Destination), "signing", c.Signing, "relay", redactURL(c.RelayURL))
+	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redact.URL(c.Destination), "signing", c.Signing, "relay", redact.URL(c.RelayURL))
 	work, err := os.MkdirTemp(c.TempDir, "ferry-")
 	if err != nil {
 		return res, fmt.Errorf("create a work directory in %s: %w", c.TempDir, err)
@@ -182,7 +183,7 @@ func (p *pipeline) run(ctx context.Context) (*result, error) {
 		if pk.SessionKey != "" {
 			enc = "encrypted, key_id " + pk.KeyID
 		}
-		return fmt.Sprintf("%d files, %s in → %s zip → %s %s", pk.Files, human(pk.InputBytes), human(pk.ZipSize), human(pk.Size), enc), nil
+		return fmt.Sprintf("%d files, %s in → %s zip → %s %s", pk.Files, archive.FormatSize(pk.InputBytes), archive.FormatSize(pk.ZipSize), archive.FormatSize(pk.Size), enc), nil
 	}); err != nil {
 		return res, err
 	}
@@ -253,13 +254,13 @@ func (p *pipeline) sign(ctx context.Context, res *result, artifact string, sigJS
 	if *sigJSON, err = s.SignArtifact(ctx, res.name, f); err != nil {
 		return "", err
 	}
-	detail := fmt.Sprintf("%s signature (%s)", c.Signing, human(int64(len(*sigJSON))))
+	detail := fmt.Sprintf("%s signature (%s)", c.Signing, archive.FormatSize(int64(len(*sigJSON))))
 	if c.Provenance {
 		in := sign.ProvenanceInput{SubjectName: res.name, SHA256: res.pk.ArtifactSHA256, Claims: p.claims()}
 		if *provJSON, err = s.SignProvenance(ctx, in); err != nil {
 			return "", err
 		}
-		detail += fmt.Sprintf(", SLSA provenance (%s)", human(int64(len(*provJSON))))
+		detail += fmt.Sprintf(", SLSA provenance (%s)", archive.FormatSize(int64(len(*provJSON))))
 	}
 	return detail + ", both verified", nil
 }
@@ -398,7 +399,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 				return
 			}
 			lastProgress = time.Now()
-			p.log.Info("uploading", "file", name, "sent", human(sent), "total", human(total), "percent", sent*100/max(total, 1))
+			p.log.Info("uploading", "file", name, "sent", archive.FormatSize(sent), "total", archive.FormatSize(total), "percent", sent*100/max(total, 1))
 		},
 	})
 	if err != nil {
@@ -471,7 +472,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 	}
 	detail := fmt.Sprintf("bundle %s", res.bundle.URL)
 	if c.Delta {
-		detail += fmt.Sprintf(", %d delta files (%s)", res.deltaFiles, human(res.deltaBytes))
+		detail += fmt.Sprintf(", %d delta files (%s)", res.deltaFiles, archive.FormatSize(res.deltaBytes))
 	}
 	return detail, nil
 }
@@ -548,29 +549,4 @@ func safeKeyPart(s string) string {
 type publishBody interface {
 	io.ReadSeeker
 	io.ReaderAt
-}
-
-// redactURL drops a URL's query (bucket URLs may carry credentials there) and its user
-// information (https://user:pass@relay) before the URL is logged.
-func redactURL(s string) string {
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i]
-	}
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = nil
-		return u.String()
-	}
-	return s
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
@@ -36,7 +37,7 @@ func (r *result) summary(c *config) string {
 		}
 	}
 	row("Channel", ch)
-	row("Bundle", fmt.Sprintf("[%s](%s) — %s (zip %s, %d files, %s of input)", r.name, r.bundle.URL, human(r.pk.Size), human(r.pk.ZipSize), r.pk.Files, human(r.pk.InputBytes)))
+	row("Bundle", fmt.Sprintf("[%s](%s) — %s (zip %s, %d files, %s of input)", r.name, r.bundle.URL, archive.FormatSize(r.pk.Size), archive.FormatSize(r.pk.ZipSize), r.pk.Files, archive.FormatSize(r.pk.InputBytes)))
 	if r.pk.SessionKey != "" {
 		row("Checksum (V3)", code(r.pk.Checksum[:32]+"…"))
 		row("Key ID", code(r.pk.KeyID))
@@ -56,7 +57,7 @@ func (r *result) summary(c *config) string {
 		row("Provenance", p)
 	}
 	if r.manifestURL != "" {
-		row("Delta manifest", fmt.Sprintf("[%d files](%s), %s", r.deltaFiles, r.manifestURL, human(r.deltaBytes)))
+		row("Delta manifest", fmt.Sprintf("[%d files](%s), %s", r.deltaFiles, r.manifestURL, archive.FormatSize(r.deltaBytes)))
 	}
 	switch {
 	case r.reg == nil:

@@ -18,13 +18,6 @@ import (
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
-func init() {
-	commands["admin"] = command{
-		summary: "read and change a relay's channels: promote, roll back, roll out, audit",
-		run:     runAdmin,
-	}
-}
-
 const adminUsage = `Usage: ferry admin --relay URL --app ID --token-file FILE <action> [arguments]
 
 Actions:

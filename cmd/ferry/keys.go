@@ -14,13 +14,6 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 )
 
-func init() {
-	commands["keys"] = command{
-		summary: "create the app's encryption key pair (.capgo_key_v2) and print the capacitor.config snippet",
-		run:     runKeys,
-	}
-}
-
 // Key file names, the same as `capgo key create` writes.
 const (
 	privateKeyFile = ".capgo_key_v2"

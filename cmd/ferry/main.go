@@ -6,7 +6,7 @@
 //	ferry <command> [flags]
 //
 // Run `ferry help` for the list of commands and `ferry <command> -h` for a command's flags.
-// Each command lives in its own file and registers itself in [commands].
+// Each command lives in its own file; [commands] lists them all in one table.
 package main
 
 import (
@@ -17,12 +17,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 )
 
 // command is one subcommand of ferry.
 type command struct {
+	name    string
 	summary string
 	// run executes the command with its arguments (after the command name). It writes its
 	// report to stdout and returns an error for the caller to print; errUsage means the
@@ -30,8 +30,24 @@ type command struct {
 	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-// commands is filled by each command file's init function.
-var commands = map[string]command{}
+// commands is every subcommand of ferry, in the order `ferry help` lists them.
+var commands = []command{
+	{"admin", "read and change a relay's channels: promote, roll back, roll out, audit", runAdmin},
+	{"keys", "create the app's encryption key pair (.capgo_key_v2) and print the capacitor.config snippet", runKeys},
+	{"pack", "package a web build locally: deterministic zip, optionally encrypted (what the action does)", runPack},
+	{"probe", "ask a relay what a device would get right now, and check that it verifies", runProbe},
+	{"verify", "prove who built a published bundle: check its signature and provenance", runVerify},
+}
+
+// lookup returns the command called name.
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
 
 // errUsage reports bad arguments that the flag package already explained.
 var errUsage = errors.New("usage")
@@ -53,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	cmd, ok := commands[args[0]]
+	cmd, ok := lookup(args[0])
 	if !ok {
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -73,13 +89,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: ferry <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run `ferry <command> -h` for a command's flags.")

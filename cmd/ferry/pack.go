@@ -14,13 +14,6 @@ import (
 	"github.com/ferryhq/ferry/internal/archive"
 )
 
-func init() {
-	commands["pack"] = command{
-		summary: "package a web build locally: deterministic zip, optionally encrypted (what the action does)",
-		run:     runPack,
-	}
-}
-
 // runPack implements `ferry pack --dir D --out F [--key K [--app A --version V]] [--json]`: the
 // action's packaging step on its own, for trying a build locally and for benchmarks. With
 // --app and --version the session key is derived as the action derives it, so the output is

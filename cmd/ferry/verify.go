@@ -15,13 +15,6 @@ import (
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
-func init() {
-	commands["verify"] = command{
-		summary: "prove who built a published bundle: check its signature and provenance",
-		run:     runVerify,
-	}
-}
-
 // maxBundleFile bounds a Sigstore bundle read from disk.
 const maxBundleFile = 16 << 20
 

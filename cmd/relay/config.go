@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // errUsage means the flag package has already printed what was wrong.
@@ -45,43 +47,53 @@ type Config struct {
 	HMACSecret    string // FERRY_HMAC_SECRET; empty disables HMAC registration
 }
 
-// flagSpec binds one flag to its environment fallback.
+// flagSpec binds one flag to its environment fallback and to the Config field it sets.
 type flagSpec struct {
 	name, env, def, usage string
+	value                 flagValue
 }
 
-var flagSpecs = []flagSpec{
-	{"config", "FERRY_CONFIG", "", "YAML file listing the apps, channels and ref rules (required)"},
-	{"addr", "FERRY_ADDR", ":8080", "address to listen on"},
-	{"redis-url", "REDIS_URL", "", "Redis URL (redis://, rediss://, redis-sentinel://, redis-cluster://); empty keeps state in an embedded file in --data-dir"},
-	{"data-dir", "FERRY_DATA_DIR", "./data", "directory of the embedded store (ferry.db) when no Redis is configured"},
-	{"oidc-issuer", "FERRY_OIDC_ISSUER", defaultOIDCIssuer, "issuer of the OIDC tokens CI registers bundles with"},
-	{"oidc-audience", "FERRY_OIDC_AUDIENCE", "", "audience registration tokens must carry; empty disables OIDC registration"},
-	{"trusted-proxies", "FERRY_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty trusts none"},
-	{"trusted-platform", "FERRY_TRUSTED_PLATFORM", "", "header a CDN sets to the client IP (e.g. CF-Connecting-IP), believed from any peer"},
-	{"rate-limit", "FERRY_RATE_LIMIT", "50", "requests per second allowed per client IP on device and API routes; 0 disables"},
-	{"rate-burst", "FERRY_RATE_BURST", "200", "burst allowed per client IP"},
-	{"device-rate-limit", "FERRY_DEVICE_RATE_LIMIT", "0.5", "update checks per second allowed per app and device_id; 0 disables"},
-	{"device-rate-burst", "FERRY_DEVICE_RATE_BURST", "60", "burst of update checks allowed per device"},
-	{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification"},
-	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown"},
-	{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed"},
-	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"log-format", "LOG_FORMAT", "json", "json or text"},
+// flagSpecs lists the relay's flags, each bound to its field of c.
+func (c *Config) flagSpecs() []flagSpec {
+	return []flagSpec{
+		{"config", "FERRY_CONFIG", "", "YAML file listing the apps, channels and ref rules (required)", stringFlag{&c.ConfigPath}},
+		{"addr", "FERRY_ADDR", ":8080", "address to listen on", stringFlag{&c.Addr}},
+		{"redis-url", "REDIS_URL", "", "Redis URL (redis://, rediss://, redis-sentinel://, redis-cluster://); empty keeps state in an embedded file in --data-dir", stringFlag{&c.RedisURL}},
+		{"data-dir", "FERRY_DATA_DIR", "./data", "directory of the embedded store (ferry.db) when no Redis is configured", stringFlag{&c.DataDir}},
+		{"oidc-issuer", "FERRY_OIDC_ISSUER", defaultOIDCIssuer, "issuer of the OIDC tokens CI registers bundles with", stringFlag{&c.OIDCIssuer}},
+		{"oidc-audience", "FERRY_OIDC_AUDIENCE", "", "audience registration tokens must carry; empty disables OIDC registration", stringFlag{&c.OIDCAudience}},
+		{"trusted-proxies", "FERRY_TRUSTED_PROXIES", "", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty trusts none", listFlag{&c.TrustedProxies}},
+		{"trusted-platform", "FERRY_TRUSTED_PLATFORM", "", "header a CDN sets to the client IP (e.g. CF-Connecting-IP), believed from any peer", stringFlag{&c.TrustedPlatform}},
+		{"rate-limit", "FERRY_RATE_LIMIT", "50", "requests per second allowed per client IP on device and API routes; 0 disables", rateFlag(&c.RateLimit)},
+		{"rate-burst", "FERRY_RATE_BURST", "200", "burst allowed per client IP", burstFlag(&c.RateBurst)},
+		{"device-rate-limit", "FERRY_DEVICE_RATE_LIMIT", "0.5", "update checks per second allowed per app and device_id; 0 disables", rateFlag(&c.DeviceRateLimit)},
+		{"device-rate-burst", "FERRY_DEVICE_RATE_BURST", "60", "burst of update checks allowed per device", burstFlag(&c.DeviceRateBurst)},
+		{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification", durationFlag(&c.SnapshotTTL, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
+		{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown", durationFlag(&c.ShutdownTimeout, "a positive duration", func(d time.Duration) bool { return d > 0 })},
+		{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed", durationFlag(&c.WebhookLease, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
+		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", stringFlag{&c.LogLevel}},
+		{"log-format", "LOG_FORMAT", "json", "json or text", stringFlag{&c.LogFormat}},
+	}
 }
 
 // parseFlags reads args and the environment into a validated Config. It reports every
 // problem at once.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := &Config{
+		AdminToken:    getenv("FERRY_ADMIN_TOKEN"),
+		WebhookSecret: getenv("FERRY_WEBHOOK_SECRET"),
+		HMACSecret:    getenv("FERRY_HMAC_SECRET"),
+	}
+	specs := c.flagSpecs()
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vals := make(map[string]*string, len(flagSpecs))
-	for _, f := range flagSpecs {
+	for _, f := range specs {
 		def := f.def
 		if v := getenv(f.env); v != "" {
 			def = v
 		}
-		vals[f.name] = fs.String(f.name, def, f.usage+" (env "+f.env+")")
+		_ = f.value.Set(def) // a flagValue's Set never fails; bind checks the text below
+		fs.Var(f.value, f.name, f.usage+" (env "+f.env+")")
 	}
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: relay --config FILE [flags]")
@@ -89,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		fmt.Fprintln(stderr, "Secrets come from the environment only: FERRY_ADMIN_TOKEN (admin API),")
 		fmt.Fprintln(stderr, "FERRY_WEBHOOK_SECRET (GitHub webhooks), FERRY_HMAC_SECRET (HMAC registration).")
 		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
+		printDefaults(fs, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
@@ -99,47 +111,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		fs.Usage()
 		return nil, errUsage
 	}
-	c := &Config{
-		ConfigPath:      *vals["config"],
-		Addr:            *vals["addr"],
-		RedisURL:        *vals["redis-url"],
-		DataDir:         *vals["data-dir"],
-		OIDCIssuer:      *vals["oidc-issuer"],
-		OIDCAudience:    *vals["oidc-audience"],
-		TrustedPlatform: *vals["trusted-platform"],
-		LogLevel:        *vals["log-level"],
-		LogFormat:       *vals["log-format"],
-		AdminToken:      getenv("FERRY_ADMIN_TOKEN"),
-		WebhookSecret:   getenv("FERRY_WEBHOOK_SECRET"),
-		HMACSecret:      getenv("FERRY_HMAC_SECRET"),
-	}
 	var errs []error
-	for _, p := range strings.Split(*vals["trusted-proxies"], ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			c.TrustedProxies = append(c.TrustedProxies, p)
+	for _, f := range specs {
+		if err := f.value.bind(f.name, f.env); err != nil {
+			errs = append(errs, err)
 		}
-	}
-	var err error
-	if c.RateLimit, err = strconv.ParseFloat(*vals["rate-limit"], 64); err != nil || !finiteNonNegative(c.RateLimit) {
-		errs = append(errs, fmt.Errorf("--rate-limit (FERRY_RATE_LIMIT) %q: want a finite number >= 0", *vals["rate-limit"]))
-	}
-	if c.RateBurst, err = strconv.Atoi(*vals["rate-burst"]); err != nil || c.RateBurst < 1 {
-		errs = append(errs, fmt.Errorf("--rate-burst (FERRY_RATE_BURST) %q: want an integer >= 1", *vals["rate-burst"]))
-	}
-	if c.DeviceRateLimit, err = strconv.ParseFloat(*vals["device-rate-limit"], 64); err != nil || !finiteNonNegative(c.DeviceRateLimit) {
-		errs = append(errs, fmt.Errorf("--device-rate-limit (FERRY_DEVICE_RATE_LIMIT) %q: want a finite number >= 0", *vals["device-rate-limit"]))
-	}
-	if c.DeviceRateBurst, err = strconv.Atoi(*vals["device-rate-burst"]); err != nil || c.DeviceRateBurst < 1 {
-		errs = append(errs, fmt.Errorf("--device-rate-burst (FERRY_DEVICE_RATE_BURST) %q: want an integer >= 1", *vals["device-rate-burst"]))
-	}
-	if c.SnapshotTTL, err = time.ParseDuration(*vals["snapshot-ttl"]); err != nil || c.SnapshotTTL < 100*time.Millisecond || c.SnapshotTTL > time.Hour {
-		errs = append(errs, fmt.Errorf("--snapshot-ttl (FERRY_SNAPSHOT_TTL) %q: want a duration between 100ms and 1h", *vals["snapshot-ttl"]))
-	}
-	if c.ShutdownTimeout, err = time.ParseDuration(*vals["shutdown-timeout"]); err != nil || c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("--shutdown-timeout (FERRY_SHUTDOWN_TIMEOUT) %q: want a positive duration", *vals["shutdown-timeout"]))
-	}
-	if c.WebhookLease, err = time.ParseDuration(*vals["webhook-lease"]); err != nil || c.WebhookLease < 100*time.Millisecond || c.WebhookLease > time.Hour {
-		errs = append(errs, fmt.Errorf("--webhook-lease (FERRY_WEBHOOK_LEASE) %q: want a duration between 100ms and 1h", *vals["webhook-lease"]))
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
@@ -148,6 +124,123 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		return nil, err
 	}
 	return c, nil
+}
+
+// flagValue is a flag bound to a Config field. Set keeps the text (the flag's, else its
+// variable's, else the default) and never fails; bind then parses the text into the field.
+// So a bad number in a flag or in a variable is reported with every other problem, naming
+// both the flag and its variable, and one that flag.Parse would refuse as out of range
+// (1e400) gets the same message as NaN.
+type flagValue interface {
+	flag.Value
+	// typeName is what --help shows after the flag's name.
+	typeName() string
+	// bind stores the parsed value in the field, or says what is wrong with the text.
+	bind(name, env string) error
+}
+
+// stringFlag sets a string field.
+type stringFlag struct{ dst *string }
+
+func (f stringFlag) Set(s string) error { *f.dst = s; return nil }
+func (f stringFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return *f.dst
+}
+func (stringFlag) typeName() string       { return "string" }
+func (stringFlag) bind(_, _ string) error { return nil }
+
+// listFlag sets a list field from comma-separated text, dropping empty items.
+type listFlag struct{ dst *[]string }
+
+func (f listFlag) Set(s string) error {
+	*f.dst = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*f.dst = append(*f.dst, p)
+		}
+	}
+	return nil
+}
+func (f listFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return strings.Join(*f.dst, ",")
+}
+func (listFlag) typeName() string       { return "list" }
+func (listFlag) bind(_, _ string) error { return nil }
+
+// typedFlag sets a field of type T from text that parse reads and valid accepts; want says
+// what is accepted, for the error.
+type typedFlag[T any] struct {
+	dst   *T
+	text  string
+	typ   string
+	parse func(string) (T, error)
+	valid func(T) bool
+	want  string
+}
+
+func (f *typedFlag[T]) Set(s string) error { f.text = s; return nil }
+func (f *typedFlag[T]) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.text
+}
+func (f *typedFlag[T]) typeName() string { return f.typ }
+func (f *typedFlag[T]) bind(name, env string) error {
+	v, err := f.parse(f.text)
+	if err != nil || !f.valid(v) {
+		return fmt.Errorf("--%s (%s) %q: want %s", name, env, f.text, f.want)
+	}
+	*f.dst = v
+	return nil
+}
+
+// rateFlag is a rate in events per second: a finite float >= 0.
+func rateFlag(dst *float64) *typedFlag[float64] {
+	return &typedFlag[float64]{dst: dst, typ: "float", want: "a finite number >= 0", valid: finiteNonNegative,
+		parse: func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }}
+}
+
+// burstFlag is a token bucket's size: an int >= 1.
+func burstFlag(dst *int) *typedFlag[int] {
+	return &typedFlag[int]{dst: dst, typ: "int", want: "an integer >= 1", parse: strconv.Atoi,
+		valid: func(n int) bool { return n >= 1 }}
+}
+
+// durationFlag is a duration that valid accepts; want says which, for the error.
+func durationFlag(dst *time.Duration, want string, valid func(time.Duration) bool) *typedFlag[time.Duration] {
+	return &typedFlag[time.Duration]{dst: dst, typ: "duration", want: want, parse: time.ParseDuration, valid: valid}
+}
+
+// between accepts durations from lo to hi.
+func between(lo, hi time.Duration) func(time.Duration) bool {
+	return func(d time.Duration) bool { return d >= lo && d <= hi }
+}
+
+// printDefaults is flag.PrintDefaults with the type of each flag after its name (the flag
+// package shows "value" for every flag.Value it does not define itself).
+func printDefaults(fs *flag.FlagSet, w io.Writer) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ := "value"
+		if v, ok := f.Value.(flagValue); ok {
+			typ = v.typeName()
+		}
+		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, typ, strings.ReplaceAll(f.Usage, "\n", "\n    \t"))
+		switch {
+		case f.DefValue == "":
+		case typ == "string":
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // validate checks the fields that need no I/O and names the flag and variable of each
@@ -202,7 +295,7 @@ func (c *Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("config", c.ConfigPath),
 		slog.String("addr", c.Addr),
-		slog.String("redis_url", redactURL(c.RedisURL)),
+		slog.String("redis_url", redact.Passwords(c.RedisURL)),
 		slog.String("data_dir", c.DataDir),
 		slog.String("oidc_issuer", c.OIDCIssuer),
 		slog.String("oidc_audience", c.OIDCAudience),
@@ -220,25 +313,6 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),
 	)
-}
-
-// redactURL hides the password of a URL; an unparsable one is hidden entirely.
-func redactURL(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
 }
 
 // finiteNonNegative refuses what strconv.ParseFloat accepts but a rate cannot be: NaN

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
@@ -13,7 +14,7 @@ import (
 func openRedis(ctx context.Context, cfg *Config, logger *slog.Logger) (store.Store, string, error) {
 	r, err := store.OpenRedis(ctx, cfg.RedisURL, store.RedisOptions{Logger: logger})
 	if err != nil {
-		return nil, "", fmt.Errorf("open redis store %s: %w", redactURL(cfg.RedisURL), err)
+		return nil, "", fmt.Errorf("open redis store %s: %w", redact.Passwords(cfg.RedisURL), err)
 	}
-	return r, "redis " + redactURL(cfg.RedisURL), nil
+	return r, "redis " + redact.Passwords(cfg.RedisURL), nil
 }

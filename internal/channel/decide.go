@@ -200,29 +200,17 @@ func upToDate(ch string) Decision {
 // refusals that carry a formatted message and for manifests with sizes. The returned
 // response may share the bundle's manifest slice; callers must not modify it.
 func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
-	if req == nil {
-		return refuse("", CodeMissingInfo, KindFailed, "empty request")
+	// 1. Device fields.
+	if d, refused := requestRefusal(s, req); refused {
+		return d
 	}
-	if msg := checkDevice(req); msg != "" {
-		return refuse("", CodeMissingInfo, KindFailed, msg)
-	}
-	if s == nil || s.App == nil || s.App.ID != req.AppID {
-		return refuse("", CodeAppNotFound, KindFailed, fmt.Sprintf("app %q is not served by this relay", req.AppID))
-	}
-	a := s.App
 
 	// 2. Channel.
-	name := a.DefaultChannel
-	pol, st, _ := s.Channel(name)
-	if ch := req.DefaultChannel; ch != "" && ch != a.DefaultChannel {
-		if p, cst, ok := s.Channel(ch); ok {
-			if !p.AllowDeviceSelfSet {
-				return refuse(ch, CodePrivateChannel, KindBlocked,
-					fmt.Sprintf("channel %q does not allow devices to select it (allow_device_self_set is off)", ch))
-			}
-			name, pol, st = ch, p, cst
-		}
+	ch, d, refused := chooseChannel(s, req)
+	if refused {
+		return d
 	}
+	name, pol, st := ch.name, ch.pol, ch.st
 
 	// 3. Never promoted.
 	if st == nil || st.Version == "" {
@@ -230,27 +218,125 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 	}
 
 	// 4. Policy gates.
-	if len(pol.Platforms) > 0 && !slices.Contains(pol.Platforms, req.Platform) {
-		d := refuse(name, platformCode(req.Platform), KindBlocked,
-			fmt.Sprintf("channel %q does not serve platform %s", name, req.Platform))
-		d.Response.Version, d.Response.Old = st.Version, req.VersionName
+	if d, refused := gateRefusal(ch, req); refused {
 		return d
-	}
-	if pol.DenyEmulator && req.IsEmulator {
-		return refuse(name, CodeDisableEmulator, KindBlocked, "This channel does not serve emulators")
-	}
-	if pol.DenyDev && !req.IsProd {
-		return refuse(name, CodeDisableDevBuild, KindBlocked, "This channel does not serve development builds")
 	}
 
 	// 5. Candidate.
 	p := picker{s: s, req: req, failed: failed}
-	var target string
-	var b *Bundle
+	target, b, keep := p.candidate(st)
+	if keep {
+		return upToDate(name)
+	}
+	if target == "" {
+		return p.noCandidate(name, st)
+	}
+
+	// Revert to the built-in assets (docs/protocol.md §1.3(d)).
+	if target == builtin {
+		if req.VersionName == builtin {
+			return refuse(name, CodeAlreadyOnBuiltin, KindUpToDate, "Already on the builtin version")
+		}
+		return Decision{Response: UpdateResponse{Version: builtin}, Outcome: OutcomeBuiltin, Channel: name}
+	}
+
+	// 6. Already there.
+	if req.VersionName == target {
+		return upToDate(name)
+	}
+
+	// 7. disable_auto_update.
+	if d, refused := autoUpdateRefusal(name, pol.DisableAutoUpdate, req, target); refused {
+		return d
+	}
+
+	// 8. Encryption.
+	if d, refused := keyRefusal(name, req, target, b); refused {
+		return d
+	}
+
+	// 9. The offer.
+	if b.URL == "" {
+		return refuse(name, CodeNoBundleURL, KindFailed, "bundle "+target+" has no download URL")
+	}
+	resp := UpdateResponse{Version: b.Version, URL: b.URL, Checksum: b.Checksum, Manifest: deviceManifest(b.Manifest)}
+	if b.Encrypted() {
+		resp.SessionKey = b.SessionKey
+	}
+	return Decision{Response: resp, Outcome: OutcomeOffered, Channel: name, Bundle: b}
+}
+
+// requestRefusal is step 1 of [Decide]: it refuses a request that lacks a required device
+// field, and one for an app the snapshot does not serve.
+func requestRefusal(s *Snapshot, req *DeviceInfo) (d Decision, refused bool) {
+	if req == nil {
+		return refuse("", CodeMissingInfo, KindFailed, "empty request"), true
+	}
+	if msg := checkDevice(req); msg != "" {
+		return refuse("", CodeMissingInfo, KindFailed, msg), true
+	}
+	if s == nil || s.App == nil || s.App.ID != req.AppID {
+		return refuse("", CodeAppNotFound, KindFailed, fmt.Sprintf("app %q is not served by this relay", req.AppID)), true
+	}
+	return Decision{}, false
+}
+
+// chosenChannel is the channel an update check is answered from, with its effective policy
+// and its state (nil if none).
+type chosenChannel struct {
+	name string
+	pol  Policy
+	st   *State
+}
+
+// chooseChannel is step 2 of [Decide]: the device's channel when it exists and the device
+// may select it, a refusal when it exists but may not, and otherwise the app's default.
+func chooseChannel(s *Snapshot, req *DeviceInfo) (ch chosenChannel, d Decision, refused bool) {
+	a := s.App
+	ch.name = a.DefaultChannel
+	ch.pol, ch.st, _ = s.Channel(ch.name)
+	if want := req.DefaultChannel; want != "" && want != a.DefaultChannel {
+		if p, st, ok := s.Channel(want); ok {
+			if !p.AllowDeviceSelfSet {
+				return ch, refuse(want, CodePrivateChannel, KindBlocked,
+					fmt.Sprintf("channel %q does not allow devices to select it (allow_device_self_set is off)", want)), true
+			}
+			ch = chosenChannel{name: want, pol: p, st: st}
+		}
+	}
+	return ch, Decision{}, false
+}
+
+// gateRefusal is step 4 of [Decide]: the channel policy's platform, emulator and
+// development-build gates. ch.st is not nil.
+func gateRefusal(ch chosenChannel, req *DeviceInfo) (d Decision, refused bool) {
+	name, pol := ch.name, ch.pol
+	if len(pol.Platforms) > 0 && !slices.Contains(pol.Platforms, req.Platform) {
+		d := refuse(name, platformCode(req.Platform), KindBlocked,
+			fmt.Sprintf("channel %q does not serve platform %s", name, req.Platform))
+		d.Response.Version, d.Response.Old = ch.st.Version, req.VersionName
+		return d, true
+	}
+	if pol.DenyEmulator && req.IsEmulator {
+		return refuse(name, CodeDisableEmulator, KindBlocked, "This channel does not serve emulators"), true
+	}
+	if pol.DenyDev && !req.IsProd {
+		return refuse(name, CodeDisableDevBuild, KindBlocked, "This channel does not serve development builds"), true
+	}
+	return Decision{}, false
+}
+
+// candidate is step 5 of [Decide]: the version to serve from channel state st and its
+// bundle (nil for "builtin"): the rollout's version for a device in its cohort, else the
+// stable version, else the newest usable older version of History. keep reports that the
+// device should keep what it runs (it is on a paused rollout's version, or every newer
+// candidate failed on it); target is "" when nothing is usable.
+func (p *picker) candidate(st *State) (target string, b *Bundle, keep bool) {
+	req := p.req
 	if r := st.Rollout; r != nil && r.Version != "" && r.Version != st.Version {
 		switch {
-		case r.Paused && req.VersionName == r.Version && !slices.Contains(failed, r.Version):
-			return upToDate(name)
+		case r.Paused && req.VersionName == r.Version && !slices.Contains(p.failed, r.Version):
+			return "", nil, true
 		case !r.Paused && InCohort(req.DeviceID, r.Version, r.Percent):
 			if rb, ok := p.usable(r.Version); ok {
 				target, b = r.Version, rb
@@ -278,65 +364,68 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 		if target != "" && !nativeRefused && req.VersionName != builtin && CompareVersions(target, req.VersionName) < 0 {
 			// Failures alone never move a device back below what it runs.
 			if _, ok := parseVersion(req.VersionName); ok {
-				return upToDate(name)
+				return "", nil, true
 			}
 		}
 	}
-	if target == "" {
-		switch {
-		case p.badVB:
-			return refuse(name, CodeUnknownVersionBuild, KindFailed,
-				fmt.Sprintf("version_build %q has no version number to check against the bundles' native ranges", req.VersionBuild))
-		case p.native:
-			d := refuse(name, CodeUnderNative, KindBlocked,
-				fmt.Sprintf("no bundle of channel %q supports native version %s", name, req.VersionBuild))
-			d.Response.Version, d.Response.Old = st.Version, req.VersionName
-			return d
-		case p.missing:
-			return refuse(name, CodeNoBundle, KindFailed, fmt.Sprintf("bundle %s of channel %q is not available", st.Version, name))
-		default:
-			return upToDate(name)
-		}
-	}
+	return target, b, false
+}
 
-	// Revert to the built-in assets (docs/protocol.md §1.3(d)).
-	if target == builtin {
-		if req.VersionName == builtin {
-			return refuse(name, CodeAlreadyOnBuiltin, KindUpToDate, "Already on the builtin version")
-		}
-		return Decision{Response: UpdateResponse{Version: builtin}, Outcome: OutcomeBuiltin, Channel: name}
-	}
-
-	// 6. Already there.
-	if req.VersionName == target {
+// noCandidate answers when [picker.candidate] found no usable version, naming the reason
+// the picker saw: version_build without a number, a native range, a missing bundle, or
+// only versions the device reported failing.
+func (p *picker) noCandidate(name string, st *State) Decision {
+	req := p.req
+	switch {
+	case p.badVB:
+		return refuse(name, CodeUnknownVersionBuild, KindFailed,
+			fmt.Sprintf("version_build %q has no version number to check against the bundles' native ranges", req.VersionBuild))
+	case p.native:
+		d := refuse(name, CodeUnderNative, KindBlocked,
+			fmt.Sprintf("no bundle of channel %q supports native version %s", name, req.VersionBuild))
+		d.Response.Version, d.Response.Old = st.Version, req.VersionName
+		return d
+	case p.missing:
+		return refuse(name, CodeNoBundle, KindFailed, fmt.Sprintf("bundle %s of channel %q is not available", st.Version, name))
+	default:
 		return upToDate(name)
 	}
+}
 
-	// 7. disable_auto_update.
-	if lvl := policyLevel(pol.DisableAutoUpdate); lvl > 0 {
-		var cur semver
-		var ok bool
-		if req.VersionName == builtin {
-			cur, ok = coerceVersion(req.VersionBuild)
-		} else {
-			cur, ok = parseVersion(req.VersionName)
-		}
-		tv, tok := parseVersion(target)
-		if !ok || !tok {
-			return refuse(name, CodeSemverError, KindFailed,
-				fmt.Sprintf("disable_auto_update %s needs semantic versions, got current %q and new %q", pol.DisableAutoUpdate, req.VersionName, target))
-		}
-		if tv.compare(cur) > 0 {
-			if change, code := changeLevel(cur, tv); change >= lvl {
-				d := refuse(name, code, KindBlocked,
-					fmt.Sprintf("channel %q does not auto-update across %s versions (%s to %s)", name, levelNames[change], req.VersionName, target))
-				d.Response.Major, d.Response.Version, d.Response.Old = true, target, req.VersionName
-				return d
-			}
+// autoUpdateRefusal is step 7 of [Decide]: the channel's disable_auto_update policy refuses
+// an upgrade to target that changes the major, minor or patch part the policy names.
+func autoUpdateRefusal(name, policy string, req *DeviceInfo, target string) (d Decision, refused bool) {
+	lvl := policyLevel(policy)
+	if lvl == 0 {
+		return Decision{}, false
+	}
+	var cur semver
+	var ok bool
+	if req.VersionName == builtin {
+		cur, ok = coerceVersion(req.VersionBuild)
+	} else {
+		cur, ok = parseVersion(req.VersionName)
+	}
+	tv, tok := parseVersion(target)
+	if !ok || !tok {
+		return refuse(name, CodeSemverError, KindFailed,
+			fmt.Sprintf("disable_auto_update %s needs semantic versions, got current %q and new %q", policy, req.VersionName, target)), true
+	}
+	if tv.compare(cur) > 0 {
+		if change, code := changeLevel(cur, tv); change >= lvl {
+			d := refuse(name, code, KindBlocked,
+				fmt.Sprintf("channel %q does not auto-update across %s versions (%s to %s)", name, levelNames[change], req.VersionName, target))
+			d.Response.Major, d.Response.Version, d.Response.Old = true, target, req.VersionName
+			return d, true
 		}
 	}
+	return Decision{}, false
+}
 
-	// 8. Encryption.
+// keyRefusal is step 8 of [Decide]: a device that sent key_id gets only a bundle encrypted
+// for that key, and one that sent none gets an encrypted bundle only if its plugin predates
+// key_id.
+func keyRefusal(name string, req *DeviceInfo, target string, b *Bundle) (d Decision, refused bool) {
 	if req.KeyID != "" {
 		if !b.Encrypted() || !keyMatches(req.KeyID, b.KeyID) {
 			msg := "bundle " + target + " is not encrypted, but the device verifies bundles with a public key"
@@ -345,23 +434,15 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 			}
 			d := refuse(name, CodeKeyIDMismatch, KindBlocked, msg)
 			d.Response.DeviceKeyID, d.Response.BundleKeyID = req.KeyID, b.KeyID
-			return d
+			return d, true
 		}
 	} else if b.Encrypted() && pluginSendsKeyID(req.PluginVersion) {
 		d := refuse(name, CodeKeyIDRequired, KindBlocked,
 			"bundle "+target+" is encrypted, but the device has no public key configured (plugins.CapacitorUpdater.publicKey)")
 		d.Response.BundleKeyID = b.KeyID
-		return d
+		return d, true
 	}
-
-	if b.URL == "" {
-		return refuse(name, CodeNoBundleURL, KindFailed, "bundle "+target+" has no download URL")
-	}
-	resp := UpdateResponse{Version: b.Version, URL: b.URL, Checksum: b.Checksum, Manifest: deviceManifest(b.Manifest)}
-	if b.Encrypted() {
-		resp.SessionKey = b.SessionKey
-	}
-	return Decision{Response: resp, Outcome: OutcomeOffered, Channel: name, Bundle: b}
+	return Decision{}, false
 }
 
 // picker checks candidates for one device and remembers why it refused them.
@@ -423,7 +504,7 @@ func checkDevice(req *DeviceInfo) string {
 	switch {
 	case req.DeviceID == "":
 		return "device_id is missing"
-	case !validDeviceID(req.DeviceID):
+	case !ValidDeviceID(req.DeviceID):
 		return "device_id is not valid: at most 128 printable ASCII characters"
 	case req.AppID == "":
 		return "app_id is missing"
@@ -439,8 +520,11 @@ func checkDevice(req *DeviceInfo) string {
 	return ""
 }
 
-func validDeviceID(s string) bool {
-	if len(s) > 128 {
+// ValidDeviceID reports whether s is a device id the relay accepts: 1 to 128 printable
+// ASCII characters, no space. [Decide] refuses other ids with missing_info, and the relay's
+// per-device rate limit puts them all in one bucket.
+func ValidDeviceID(s string) bool {
+	if s == "" || len(s) > 128 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -515,8 +599,8 @@ func keyMatches(device, bundle string) bool {
 }
 
 // pluginSendsKeyID reports whether a plugin of that version sends key_id whenever a public
-// key is configured (docs/protocol.md §1.2: 8.2.0 and later, and the x.50 backports of 5, 6 and
-// 7). For older or unknown versions an absent key_id says nothing about the device's key.
+// key is configured (docs/protocol.md §1.2: 8.2.0 and later, and the x.50 backports of 5, 6
+// and 7). For older or unknown versions an absent key_id says nothing about the device's key.
 func pluginSendsKeyID(version string) bool {
 	v, ok := parseVersion(version)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -562,6 +563,18 @@ func TestDecideCoversEveryCode(t *testing.T) {
 	for _, c := range all {
 		if !seen[c] {
 			t.Errorf("no Decide case answers %q", c)
+		}
+	}
+}
+
+func TestValidDeviceID(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]bool{
+		"6aa8a4ed-4bba-4bd5-9e2c-9c1b7e8c8b4f": true, "x": true, strings.Repeat("a", 128): true,
+		"": false, strings.Repeat("a", 129): false, "a b": false, "tab\t": false, "é": false, "\x7f": false,
+	} {
+		if got := ValidDeviceID(id); got != want {
+			t.Errorf("ValidDeviceID(%q) = %v, want %v", id, got, want)
 		}
 	}
 }

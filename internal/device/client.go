@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/redact"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
@@ -210,15 +211,15 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body any) (*h
 func (c *Client) do(req *http.Request, out any) (int, error) {
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s (network_error): %w", req.Method, redact(req.URL), err)
+		return 0, fmt.Errorf("%s %s (network_error): %w", req.Method, redact.URL(req.URL.String()), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("read answer of %s: %w", redact(req.URL), err)
+		return resp.StatusCode, fmt.Errorf("read answer of %s: %w", redact.URL(req.URL.String()), err)
 	}
 	if len(b) > MaxResponseBytes {
-		return resp.StatusCode, fmt.Errorf("answer of %s: larger than %d bytes: %w", redact(req.URL), MaxResponseBytes, ErrParse)
+		return resp.StatusCode, fmt.Errorf("answer of %s: larger than %d bytes: %w", redact.URL(req.URL.String()), MaxResponseBytes, ErrParse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e, ok := relayclient.ParseError(b)
@@ -228,17 +229,9 @@ func (c *Client) do(req *http.Request, out any) (int, error) {
 		return resp.StatusCode, &ResponseError{StatusCode: resp.StatusCode, Code: e.Code, Message: e.Message}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return resp.StatusCode, fmt.Errorf("decode answer of %s: %w: %w", redact(req.URL), ErrParse, err)
+		return resp.StatusCode, fmt.Errorf("decode answer of %s: %w: %w", redact.URL(req.URL.String()), ErrParse, err)
 	}
 	return resp.StatusCode, nil
-}
-
-// redact drops the query of a URL for messages (it carries the device's info object).
-func redact(u *url.URL) string {
-	v := *u
-	v.RawQuery = ""
-	v.User = nil
-	return v.String()
 }
 
 // Check asks the relay for an update (POST updateUrl) with the exact 8.51.x body and

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // fetch downloads u into dst the way the plugin's DownloadService does: when dst already
@@ -30,7 +32,7 @@ func (c *Client) fetch(ctx context.Context, u, dst string, code error) (int64, e
 	}
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return 0, withCode(code, fmt.Errorf("get %s: %w", redact(req.URL), err))
+		return 0, withCode(code, fmt.Errorf("get %s: %w", redact.URL(req.URL.String()), err))
 	}
 	defer resp.Body.Close()
 	var f *os.File
@@ -40,14 +42,14 @@ func (c *Client) fetch(ctx context.Context, u, dst string, code error) (int64, e
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		start, ok := rangeStart(resp.Header.Get("Content-Range"))
 		if !ok || start != have {
-			return 0, withCode(code, fmt.Errorf("get %s: Content-Range %q does not continue at byte %d", redact(req.URL), resp.Header.Get("Content-Range"), have))
+			return 0, withCode(code, fmt.Errorf("get %s: Content-Range %q does not continue at byte %d", redact.URL(req.URL.String()), resp.Header.Get("Content-Range"), have))
 		}
 		f, err = os.OpenFile(dst, os.O_WRONLY|os.O_APPEND, 0o644)
 	case resp.StatusCode == http.StatusOK:
 		have = 0
 		f, err = os.Create(dst)
 	default:
-		return 0, withCode(code, fmt.Errorf("get %s: HTTP %d", redact(req.URL), resp.StatusCode))
+		return 0, withCode(code, fmt.Errorf("get %s: HTTP %d", redact.URL(req.URL.String()), resp.StatusCode))
 	}
 	if err != nil {
 		return 0, withCode(code, fmt.Errorf("open %s: %w", dst, err))
@@ -57,13 +59,13 @@ func (c *Client) fetch(ctx context.Context, u, dst string, code error) (int64, e
 		err = cerr
 	}
 	if err != nil {
-		return n, withCode(code, fmt.Errorf("download %s: %w", redact(req.URL), err))
+		return n, withCode(code, fmt.Errorf("download %s: %w", redact.URL(req.URL.String()), err))
 	}
 	if have+n > MaxDownloadBytes {
-		return n, withCode(code, fmt.Errorf("download %s: larger than %d bytes", redact(req.URL), MaxDownloadBytes))
+		return n, withCode(code, fmt.Errorf("download %s: larger than %d bytes", redact.URL(req.URL.String()), MaxDownloadBytes))
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return n, withCode(code, fmt.Errorf("download %s: got %d of %d bytes: %w", redact(req.URL), n, resp.ContentLength, io.ErrUnexpectedEOF))
+		return n, withCode(code, fmt.Errorf("download %s: got %d of %d bytes: %w", redact.URL(req.URL.String()), n, resp.ContentLength, io.ErrUnexpectedEOF))
 	}
 	return n, nil
 }

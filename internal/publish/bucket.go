@@ -20,6 +20,8 @@ import (
 	_ "gocloud.dev/blob/gcsblob"   // gs:// destinations
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // CacheControl is set on every bucket object: a published URL never changes content.
@@ -50,7 +52,7 @@ func OpenBucket(ctx context.Context, rawURL string, opts Options) (*Bucket, erro
 	switch u.Scheme {
 	case "s3", "gs", "azblob", "file":
 	default:
-		return nil, fmt.Errorf("%w: %q: want %q or a bucket URL (s3://, gs://, azblob://, file://)", ErrDestination, redact(u), DestinationGitHub)
+		return nil, fmt.Errorf("%w: %q: want %q or a bucket URL (s3://, gs://, azblob://, file://)", ErrDestination, redact.URL(u.String()), DestinationGitHub)
 	}
 	if opts.PublicBaseURL != "" {
 		pu, err := url.Parse(opts.PublicBaseURL)
@@ -70,17 +72,9 @@ func OpenBucket(ctx context.Context, rawURL string, opts Options) (*Bucket, erro
 		pb.b, err = blob.OpenBucket(ctx, rawURL)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %v", ErrDestination, redact(u), err)
+		return nil, fmt.Errorf("%w: open %s: %v", ErrDestination, redact.URL(u.String()), err)
 	}
 	return pb, nil
-}
-
-// redact drops the query, which may carry key paths or account names, from log lines.
-func redact(u *url.URL) string {
-	c := *u
-	c.RawQuery = ""
-	c.User = nil
-	return c.String()
 }
 
 // Close closes the bucket.

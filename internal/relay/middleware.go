@@ -194,7 +194,7 @@ func (s *Server) tooMany(c *gin.Context, wait time.Duration, what string) {
 }
 
 // deviceAllowed takes a token from the device's bucket, or answers 429 and returns false.
-// Device ids that are not valid (see validDeviceID; the update decision refuses them) share
+// Device ids that are not valid (see channel.ValidDeviceID; the update decision refuses them) share
 // one bucket per app, so a flood of made-up long ids neither creates a bucket each nor
 // makes keys longer than app + 129 bytes.
 func (s *Server) deviceAllowed(c *gin.Context, app, device string) bool {
@@ -202,7 +202,7 @@ func (s *Server) deviceAllowed(c *gin.Context, app, device string) bool {
 		return true
 	}
 	key, who := app+"\x00"+device, "device "+device
-	if !validDeviceID(device) {
+	if !channel.ValidDeviceID(device) {
 		key, who = app+"\x00", "devices with an invalid device_id"
 	}
 	wait, ok := s.deviceLimiter.allow(key)
@@ -210,18 +210,4 @@ func (s *Server) deviceAllowed(c *gin.Context, app, device string) bool {
 		s.tooMany(c, wait, "Too many update checks from "+who)
 	}
 	return ok
-}
-
-// validDeviceID is the update decision's device id rule (channel.checkDevice): 1 to 128
-// printable ASCII characters, no space.
-func validDeviceID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
 }

@@ -140,7 +140,7 @@ func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]
 	if err != nil {
 		return nil, fmt.Errorf("sign %q: %w", name, err)
 	}
-	if _, err := s.verifier.verifyData(ctx, bundleJSON, digest, data, s.selfPolicy(claims), false); err != nil {
+	if _, err := s.verifier.verifySignature(ctx, bundleJSON, digest, data, s.selfPolicy(claims)); err != nil {
 		return nil, fmt.Errorf("verify-before-publish of %q: %w", name, err)
 	}
 	s.log.InfoContext(ctx, "signed artifact", "name", name, "sha256", hex.EncodeToString(digest), "mode", string(s.opts.Mode))
@@ -191,7 +191,7 @@ func (s *Signer) SignProvenance(ctx context.Context, in ProvenanceInput) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("sign provenance for %q: %w", in.SubjectName, err)
 	}
-	if _, err := s.verifier.verify(ctx, bundleJSON, digest, s.selfPolicy(claims), true); err != nil {
+	if _, err := s.verifier.verifyAttestation(ctx, bundleJSON, digest, s.selfPolicy(claims)); err != nil {
 		return nil, fmt.Errorf("verify-before-publish of provenance for %q: %w", in.SubjectName, err)
 	}
 	s.log.InfoContext(ctx, "signed provenance", "subject", in.SubjectName, "sha256", in.SHA256)

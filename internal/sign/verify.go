@@ -104,7 +104,7 @@ func (v *Verifier) VerifyArtifact(ctx context.Context, artifact io.Reader, bundl
 		}
 		digest = h.Sum(nil)
 	}
-	return v.verifyData(ctx, bundleJSON, digest, data, p, false)
+	return v.verifySignature(ctx, bundleJSON, digest, data, p)
 }
 
 // VerifyProvenance checks that bundleJSON is a signed SLSA v1 provenance statement whose
@@ -114,11 +114,7 @@ func (v *Verifier) VerifyProvenance(ctx context.Context, sha256hex string, bundl
 	if err != nil || len(digest) != sha256.Size {
 		return nil, fmt.Errorf("artifact digest %q is not a hex SHA-256", sha256hex)
 	}
-	return v.verifyData(ctx, bundleJSON, digest, nil, p, true)
-}
-
-func (v *Verifier) verify(ctx context.Context, bundleJSON, digest []byte, p Policy, provenance bool) (*Report, error) {
-	return v.verifyData(ctx, bundleJSON, digest, nil, p, provenance)
+	return v.verifyAttestation(ctx, bundleJSON, digest, p)
 }
 
 func isEd25519Policy(p Policy) bool {
@@ -197,132 +193,101 @@ func (p Policy) certificateIdentity() (verify.CertificateIdentity, error) {
 	return verify.NewCertificateIdentity(san, iss, ext)
 }
 
-func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []byte, p Policy, provenance bool) (*Report, error) {
-	if err := p.validate(); err != nil {
-		return nil, err
-	}
-	b, err := ParseBundle(bundleJSON)
+// verifySignature checks that bundleJSON is an artifact signature (a message signature)
+// over digest made by the identity (or key) in p. data is the artifact itself when the
+// policy's key is Ed25519, which signs the whole artifact, and nil otherwise.
+func (v *Verifier) verifySignature(ctx context.Context, bundleJSON, digest, data []byte, p Policy) (*Report, error) {
+	b, rep, err := openBundle(bundleJSON, digest, p)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{ArtifactSHA256: hex.EncodeToString(digest)}
-	pb := b.Bundle
-	var stmt *statement
-	switch {
-	case provenance && pb.GetDsseEnvelope() == nil:
-		return nil, fmt.Errorf("%w: expected a DSSE provenance attestation, found an artifact signature", ErrInvalidBundle)
-	case !provenance && pb.GetMessageSignature() == nil:
-		return nil, fmt.Errorf("%w: expected an artifact signature, found a DSSE attestation (use it as provenance)", ErrInvalidBundle)
-	case provenance:
-		env := pb.GetDsseEnvelope()
-		if env.GetPayloadType() != "application/vnd.in-toto+json" {
-			return nil, fmt.Errorf("%w: DSSE payload type %q is not in-toto", ErrInvalidBundle, env.GetPayloadType())
-		}
-		stmt = new(statement)
-		if err := json.Unmarshal(env.GetPayload(), stmt); err != nil {
-			return nil, fmt.Errorf("%w: parse in-toto statement: %w", ErrInvalidBundle, err)
-		}
-		if stmt.PredicateType != SLSAProvenanceV1 {
-			return nil, fmt.Errorf("%w: predicate type %q, want %s", ErrInvalidBundle, stmt.PredicateType, SLSAProvenanceV1)
-		}
-		var names []string
-		match := false
-		for _, s := range stmt.Subject {
-			names = append(names, s.Name+"@sha256:"+s.Digest["sha256"])
-			if strings.EqualFold(s.Digest["sha256"], rep.ArtifactSHA256) {
-				match = true
-			}
-		}
-		if !match {
-			return nil, fmt.Errorf("%w: provenance is about %s, artifact is sha256:%s", ErrDigestMismatch, strings.Join(names, ", "), rep.ArtifactSHA256)
-		}
-		rep.PredicateType = stmt.PredicateType
-		rep.BuilderID = stmt.Predicate.RunDetails.Builder.ID
-	default:
-		md := pb.GetMessageSignature().GetMessageDigest()
-		if md != nil && !bytes.Equal(md.GetDigest(), digest) {
-			return nil, fmt.Errorf("%w: bundle signs sha256:%x, artifact is sha256:%s", ErrDigestMismatch, md.GetDigest(), rep.ArtifactSHA256)
-		}
+	if err := checkSignedDigest(b, digest, rep); err != nil {
+		return nil, err
 	}
+	return v.verifyBundle(ctx, b, digest, data, nil, p, rep)
+}
 
-	vm := pb.GetVerificationMaterial()
-	hasTlog := len(vm.GetTlogEntries()) > 0
-	hasTSA := len(vm.GetTimestampVerificationData().GetRfc3161Timestamps()) > 0
-	var vopts []verify.VerifierOption
-	var popts []verify.PolicyOption
-	var material root.TrustedMaterial
-	var tr *root.TrustedRoot
-	if len(p.Key) == 0 || hasTlog || hasTSA {
-		if tr, err = v.trustedRoot(ctx); err != nil {
-			return nil, err
-		}
-		material = tr
+// verifyAttestation checks that bundleJSON is a DSSE-signed SLSA v1 provenance statement
+// whose subject is the artifact with SHA-256 digest, made by the identity (or key) in p.
+func (v *Verifier) verifyAttestation(ctx context.Context, bundleJSON, digest []byte, p Policy) (*Report, error) {
+	b, rep, err := openBundle(bundleJSON, digest, p)
+	if err != nil {
+		return nil, err
 	}
-	if len(p.Key) > 0 {
-		if vm.GetPublicKey() == nil {
-			return nil, fmt.Errorf("%w: policy pins a key but the bundle was signed keyless (verify with --repo instead)", ErrIdentityMismatch)
-		}
-		pub, err := ParsePublicKey(p.Key)
-		if err != nil {
-			return nil, err
-		}
-		sv, err := signature.LoadVerifier(pub, cryptoHash(pub))
-		if err != nil {
-			return nil, fmt.Errorf("load verification key: %w", err)
-		}
-		hint, err := keyHint(pub)
-		if err != nil {
-			return nil, err
-		}
-		keyMat := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
-		})
-		if material != nil {
-			material = root.TrustedMaterialCollection{material, keyMat}
-		} else {
-			material = keyMat
-		}
-		switch {
-		case hasTlog:
-			vopts = append(vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
-		case hasTSA:
-			vopts = append(vopts, verify.WithSignedTimestamps(1))
-		default:
-			vopts = append(vopts, verify.WithNoObserverTimestamps())
-		}
-		popts = append(popts, verify.WithKey())
-		rep.Mode = ModeKey
-		rep.KeyHint = hint
-		if h := vm.GetPublicKey().GetHint(); h != "" && h != hint {
-			v.log.DebugContext(ctx, "bundle key hint differs from policy key", "bundle_hint", h, "policy_hint", hint)
-		}
-	} else {
-		if vm.GetPublicKey() != nil {
-			return nil, fmt.Errorf("%w: bundle was signed with a key, not a workflow identity (verify with --key)", ErrIdentityMismatch)
-		}
-		if !hasTlog && !hasTSA {
-			return nil, fmt.Errorf("%w: bundle has neither a transparency log entry nor a signed timestamp, so the short-lived certificate cannot be checked", ErrInvalidBundle)
-		}
-		if len(tr.CTLogs()) > 0 {
-			vopts = append(vopts, verify.WithSignedCertificateTimestamps(1))
-		}
-		if hasTlog {
-			vopts = append(vopts, verify.WithTransparencyLog(1))
-		}
-		if hasTSA {
-			vopts = append(vopts, verify.WithSignedTimestamps(1))
-		} else {
-			// Rekor v1's integrated time is the only time evidence; Rekor v2 entries come with a TSA.
-			vopts = append(vopts, verify.WithIntegratedTimestamps(1))
-		}
-		id, err := p.certificateIdentity()
-		if err != nil {
-			return nil, fmt.Errorf("build identity policy: %w", err)
-		}
-		popts = append(popts, verify.WithCertificateIdentity(id))
-		rep.Mode = ModeKeyless
+	stmt, err := checkProvenance(b, rep)
+	if err != nil {
+		return nil, err
 	}
-	sev, err := verify.NewVerifier(material, vopts...)
+	return v.verifyBundle(ctx, b, digest, nil, stmt, p, rep)
+}
+
+// openBundle checks the policy, parses the bundle and starts the report.
+func openBundle(bundleJSON, digest []byte, p Policy) (*bundle.Bundle, *Report, error) {
+	if err := p.validate(); err != nil {
+		return nil, nil, err
+	}
+	b, err := ParseBundle(bundleJSON)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, &Report{ArtifactSHA256: hex.EncodeToString(digest)}, nil
+}
+
+// checkSignedDigest checks that b is a message signature and, when it names the digest it
+// signs, that it is the artifact's.
+func checkSignedDigest(b *bundle.Bundle, digest []byte, rep *Report) error {
+	ms := b.GetMessageSignature()
+	if ms == nil {
+		return fmt.Errorf("%w: expected an artifact signature, found a DSSE attestation (use it as provenance)", ErrInvalidBundle)
+	}
+	md := ms.GetMessageDigest()
+	if md != nil && !bytes.Equal(md.GetDigest(), digest) {
+		return fmt.Errorf("%w: bundle signs sha256:%x, artifact is sha256:%s", ErrDigestMismatch, md.GetDigest(), rep.ArtifactSHA256)
+	}
+	return nil
+}
+
+// checkProvenance checks that b is a DSSE envelope holding an in-toto SLSA v1 provenance
+// statement with the artifact among its subjects, and returns the statement.
+func checkProvenance(b *bundle.Bundle, rep *Report) (*statement, error) {
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, fmt.Errorf("%w: expected a DSSE provenance attestation, found an artifact signature", ErrInvalidBundle)
+	}
+	if env.GetPayloadType() != "application/vnd.in-toto+json" {
+		return nil, fmt.Errorf("%w: DSSE payload type %q is not in-toto", ErrInvalidBundle, env.GetPayloadType())
+	}
+	stmt := new(statement)
+	if err := json.Unmarshal(env.GetPayload(), stmt); err != nil {
+		return nil, fmt.Errorf("%w: parse in-toto statement: %w", ErrInvalidBundle, err)
+	}
+	if stmt.PredicateType != SLSAProvenanceV1 {
+		return nil, fmt.Errorf("%w: predicate type %q, want %s", ErrInvalidBundle, stmt.PredicateType, SLSAProvenanceV1)
+	}
+	var names []string
+	match := false
+	for _, s := range stmt.Subject {
+		names = append(names, s.Name+"@sha256:"+s.Digest["sha256"])
+		if strings.EqualFold(s.Digest["sha256"], rep.ArtifactSHA256) {
+			match = true
+		}
+	}
+	if !match {
+		return nil, fmt.Errorf("%w: provenance is about %s, artifact is sha256:%s", ErrDigestMismatch, strings.Join(names, ", "), rep.ArtifactSHA256)
+	}
+	rep.PredicateType = stmt.PredicateType
+	rep.BuilderID = stmt.Predicate.RunDetails.Builder.ID
+	return stmt, nil
+}
+
+// verifyBundle runs sigstore-go's verification of b against the trust p calls for, and
+// completes the report. stmt is the provenance statement, nil for an artifact signature.
+func (v *Verifier) verifyBundle(ctx context.Context, b *bundle.Bundle, digest, data []byte, stmt *statement, p Policy, rep *Report) (*Report, error) {
+	t, err := v.trustFor(ctx, b, p, rep)
+	if err != nil {
+		return nil, err
+	}
+	sev, err := verify.NewVerifier(t.material, t.vopts...)
 	if err != nil {
 		return nil, fmt.Errorf("configure verifier: %w", err)
 	}
@@ -330,20 +295,131 @@ func (v *Verifier) verifyData(ctx context.Context, bundleJSON, digest, data []by
 	if data != nil {
 		artifactOpt = verify.WithArtifact(bytes.NewReader(data))
 	}
-	res, err := sev.Verify(b, verify.NewPolicy(artifactOpt, popts...))
+	res, err := sev.Verify(b, verify.NewPolicy(artifactOpt, t.popts...))
 	if err != nil {
-		var idErr *verify.ErrNoMatchingCertificateIdentity
-		if errors.As(err, &idErr) {
-			return nil, fmt.Errorf("%w: %w", ErrIdentityMismatch, err)
-		}
-		if msg := err.Error(); strings.Contains(msg, "outside certificate validity") || strings.Contains(msg, "certificate has expired") ||
-			strings.Contains(msg, "certificate is not valid") {
-			return nil, fmt.Errorf("%w: %w", ErrCertificateNotValid, err)
-		}
-		return nil, fmt.Errorf("verify bundle: %w", err)
+		return nil, classifyVerifyError(err)
 	}
 	fillReport(rep, res, b, stmt, p)
 	return rep, nil
+}
+
+// trust is what sigstore-go checks a bundle with: the trusted material, the verifier's
+// options (which time evidence is required) and the policy's (which key or identity).
+type trust struct {
+	material root.TrustedMaterial
+	vopts    []verify.VerifierOption
+	popts    []verify.PolicyOption
+}
+
+// trustFor builds the trust for bundle b under policy p: the pinned key (plus the trusted
+// root when the bundle has log or timestamp evidence), or the trusted root and the
+// workflow identity. It records the mode in rep.
+func (v *Verifier) trustFor(ctx context.Context, b *bundle.Bundle, p Policy, rep *Report) (trust, error) {
+	vm := b.GetVerificationMaterial()
+	hasTlog := len(vm.GetTlogEntries()) > 0
+	hasTSA := len(vm.GetTimestampVerificationData().GetRfc3161Timestamps()) > 0
+	var t trust
+	var tr *root.TrustedRoot
+	if len(p.Key) == 0 || hasTlog || hasTSA {
+		var err error
+		if tr, err = v.trustedRoot(ctx); err != nil {
+			return trust{}, err
+		}
+		t.material = tr
+	}
+	if len(p.Key) > 0 {
+		return v.keyTrust(ctx, b, p, t, hasTlog, hasTSA, rep)
+	}
+	return keylessTrust(b, p, t, tr, hasTlog, hasTSA, rep)
+}
+
+// keyTrust adds the policy's public key to t: a key-mode bundle is checked against the key,
+// with the log or timestamp evidence it carries, if any.
+func (v *Verifier) keyTrust(ctx context.Context, b *bundle.Bundle, p Policy, t trust, hasTlog, hasTSA bool, rep *Report) (trust, error) {
+	vm := b.GetVerificationMaterial()
+	if vm.GetPublicKey() == nil {
+		return trust{}, fmt.Errorf("%w: policy pins a key but the bundle was signed keyless (verify with --repo instead)", ErrIdentityMismatch)
+	}
+	pub, err := ParsePublicKey(p.Key)
+	if err != nil {
+		return trust{}, err
+	}
+	sv, err := signature.LoadVerifier(pub, cryptoHash(pub))
+	if err != nil {
+		return trust{}, fmt.Errorf("load verification key: %w", err)
+	}
+	hint, err := keyHint(pub)
+	if err != nil {
+		return trust{}, err
+	}
+	keyMat := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
+	})
+	if t.material != nil {
+		t.material = root.TrustedMaterialCollection{t.material, keyMat}
+	} else {
+		t.material = keyMat
+	}
+	switch {
+	case hasTlog:
+		t.vopts = append(t.vopts, verify.WithTransparencyLog(1), verify.WithIntegratedTimestamps(1))
+	case hasTSA:
+		t.vopts = append(t.vopts, verify.WithSignedTimestamps(1))
+	default:
+		t.vopts = append(t.vopts, verify.WithNoObserverTimestamps())
+	}
+	t.popts = append(t.popts, verify.WithKey())
+	rep.Mode = ModeKey
+	rep.KeyHint = hint
+	if h := vm.GetPublicKey().GetHint(); h != "" && h != hint {
+		v.log.DebugContext(ctx, "bundle key hint differs from policy key", "bundle_hint", h, "policy_hint", hint)
+	}
+	return t, nil
+}
+
+// keylessTrust requires of a keyless bundle the trusted root tr's evidence (certificate
+// timestamps, log entry, signed or integrated time) and the policy's workflow identity.
+func keylessTrust(b *bundle.Bundle, p Policy, t trust, tr *root.TrustedRoot, hasTlog, hasTSA bool, rep *Report) (trust, error) {
+	if b.GetVerificationMaterial().GetPublicKey() != nil {
+		return trust{}, fmt.Errorf("%w: bundle was signed with a key, not a workflow identity (verify with --key)", ErrIdentityMismatch)
+	}
+	if !hasTlog && !hasTSA {
+		return trust{}, fmt.Errorf("%w: bundle has neither a transparency log entry nor a signed timestamp, so the short-lived certificate cannot be checked", ErrInvalidBundle)
+	}
+	if len(tr.CTLogs()) > 0 {
+		t.vopts = append(t.vopts, verify.WithSignedCertificateTimestamps(1))
+	}
+	if hasTlog {
+		t.vopts = append(t.vopts, verify.WithTransparencyLog(1))
+	}
+	if hasTSA {
+		t.vopts = append(t.vopts, verify.WithSignedTimestamps(1))
+	} else {
+		// Rekor v1's integrated time is the only time evidence; Rekor v2 entries come with a TSA.
+		t.vopts = append(t.vopts, verify.WithIntegratedTimestamps(1))
+	}
+	id, err := p.certificateIdentity()
+	if err != nil {
+		return trust{}, fmt.Errorf("build identity policy: %w", err)
+	}
+	t.popts = append(t.popts, verify.WithCertificateIdentity(id))
+	rep.Mode = ModeKeyless
+	return t, nil
+}
+
+// classifyVerifyError wraps a sigstore-go verification error in the package's sentinel for
+// its cause: a workflow identity that does not match, or a certificate not valid at the
+// signing time.
+func classifyVerifyError(err error) error {
+	var idErr *verify.ErrNoMatchingCertificateIdentity
+	if errors.As(err, &idErr) {
+		return fmt.Errorf("%w: %w", ErrIdentityMismatch, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "outside certificate validity") || strings.Contains(msg, "certificate has expired") ||
+		strings.Contains(msg, "certificate is not valid") {
+		return fmt.Errorf("%w: %w", ErrCertificateNotValid, err)
+	}
+	return fmt.Errorf("verify bundle: %w", err)
 }
 
 func fillReport(rep *Report, res *verify.VerificationResult, b *bundle.Bundle, stmt *statement, p Policy) {

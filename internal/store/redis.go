@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // ChangesChannel is the Redis pub/sub channel on which every state change publishes its
@@ -96,7 +97,7 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 		return nil, err
 	}
 	applyRedisOptions(uo, opts)
-	return newRedis(ctx, redis.NewUniversalClient(uo), opts, redactURL(rawURL))
+	return newRedis(ctx, redis.NewUniversalClient(uo), opts, redact.Passwords(rawURL))
 }
 
 func applyRedisOptions(uo *redis.UniversalOptions, opts RedisOptions) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ferryhq/ferry/internal/redact"
 )
 
 // parseRedisURL turns a Redis URL into go-redis universal options. The forms (documented
@@ -27,7 +29,7 @@ import (
 func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("redis url %q: missing scheme: %w", redactURL(raw), ErrInvalid)
+		return nil, fmt.Errorf("redis url %q: missing scheme: %w", redact.Passwords(raw), ErrInvalid)
 	}
 	var (
 		o   *redis.UniversalOptions
@@ -50,9 +52,9 @@ func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 	if err != nil {
 		// url.Parse errors quote the whole URL, password included.
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			ue.URL = redactURL(ue.URL)
+			ue.URL = redact.Passwords(ue.URL)
 		}
-		return nil, fmt.Errorf("redis url %q: %w: %w", redactURL(raw), ErrInvalid, withoutSecrets(err, raw))
+		return nil, fmt.Errorf("redis url %q: %w: %w", redact.Passwords(raw), ErrInvalid, withoutSecrets(err, raw))
 	}
 	return o, nil
 }
@@ -218,8 +220,6 @@ func encodeQuery(q url.Values) string {
 	return "?" + q.Encode()
 }
 
-// redactURL replaces the password and password-like options of a URL with "xxxxx", for
-// errors and logs.
 // withoutSecrets returns err, or, when its text shows a part of raw that may be a password
 // (anything between a ':' and a later '@', wherever go-redis or net/url quoted it from),
 // an error that says what is wrong without it.
@@ -251,48 +251,6 @@ func validScheme(s string) bool {
 		}
 	}
 	return true
-}
-
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		if strings.Contains(raw, "@") || strings.Contains(raw, "password") {
-			return "<redacted>"
-		}
-		return raw
-	}
-	if !validScheme(scheme) {
-		// Not a scheme at all (e.g. ":pw@://"): anything in it may be a secret.
-		return "<redacted>"
-	}
-	authority, tail := rest, ""
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		authority, tail = rest[:i], rest[i:]
-	}
-	if i := strings.LastIndex(authority, "@"); i >= 0 {
-		user, _, hasPass := strings.Cut(authority[:i], ":")
-		if hasPass {
-			user += ":xxxxx"
-		}
-		authority = user + "@" + authority[i+1:]
-	}
-	if strings.Contains(tail, "@") {
-		// Only a malformed URL has user info after its authority; show none of it.
-		return scheme + "://" + authority + "/<redacted>"
-	}
-	if path, query, ok := strings.Cut(tail, "?"); ok {
-		if q, err := url.ParseQuery(query); err == nil {
-			for k := range q {
-				if strings.Contains(strings.ToLower(k), "password") {
-					q.Set(k, "xxxxx")
-				}
-			}
-			tail = path + "?" + q.Encode()
-		} else {
-			tail = path + "?<redacted>"
-		}
-	}
-	return scheme + "://" + authority + tail
 }
 
 func fromSimple(o *redis.Options) *redis.UniversalOptions {

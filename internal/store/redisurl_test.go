@@ -118,22 +118,6 @@ func TestParseRedisURLErrors(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
-		{"redis://user:hunter2@h:1/0", "redis://user:xxxxx@h:1/0"},
-		{"redis-sentinel://:hunter2@s1,s2/m?sentinel_password=hunter3", "redis-sentinel://:xxxxx@s1,s2/m?sentinel_password=xxxxx"},
-		{"redis://h?password=hunter2&addr=x:1", "redis://h?addr=x%3A1&password=xxxxx"},
-		{"user:hunter2@h", "<redacted>"},
-	}
-	for _, tc := range tests {
-		if got := redactURL(tc.in); got != tc.want {
-			t.Errorf("redactURL(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestOptionPrecedence(t *testing.T) {
 	t.Parallel()
 	o, err := parseRedisURL("redis://h:1?dial_timeout=5s&read_timeout=4s")
