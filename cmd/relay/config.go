@@ -39,6 +39,9 @@ type Config struct {
 	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
+	// RedisAllowEviction (--redis-allow-eviction, FERRY_REDIS_ALLOW_EVICTION) starts the
+	// relay on a Redis whose maxmemory-policy may evict its keys, reporting it as degraded.
+	RedisAllowEviction bool
 
 	AdminToken    string // FERRY_ADMIN_TOKEN; empty disables the admin API
 	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty disables /webhooks/github
@@ -68,6 +71,7 @@ var flagSpecs = []flagSpec{
 	{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "LOG_FORMAT", "json", "json or text"},
+	{"redis-allow-eviction", "FERRY_REDIS_ALLOW_EVICTION", "false", "start even if Redis has a maxmemory-policy other than noeviction, which can delete the relay's state (reported as degraded in /readyz)"},
 }
 
 // parseFlags reads args and the environment into a validated Config. It reports every
@@ -140,6 +144,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 	}
 	if c.WebhookLease, err = time.ParseDuration(*vals["webhook-lease"]); err != nil || c.WebhookLease < 100*time.Millisecond || c.WebhookLease > time.Hour {
 		errs = append(errs, fmt.Errorf("--webhook-lease (FERRY_WEBHOOK_LEASE) %q: want a duration between 100ms and 1h", *vals["webhook-lease"]))
+	}
+	if c.RedisAllowEviction, err = strconv.ParseBool(*vals["redis-allow-eviction"]); err != nil {
+		errs = append(errs, fmt.Errorf("--redis-allow-eviction (FERRY_REDIS_ALLOW_EVICTION) %q: want true or false", *vals["redis-allow-eviction"]))
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
@@ -216,6 +223,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("webhook_lease", c.WebhookLease.String()),
 		slog.String("log_level", c.LogLevel),
+		slog.Bool("redis_allow_eviction", c.RedisAllowEviction),
 		slog.String("admin_token", set(c.AdminToken)),
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),
