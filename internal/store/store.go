@@ -24,10 +24,12 @@ const (
 	DefaultFailedTTL = 90 * 24 * time.Hour
 	// DefaultMaxFailedDevices is how many devices of one app may have failed-version
 	// records at once; recording a failure for one more forgets the device whose last
-	// failure is oldest. Devices are anonymous, so without a bound made-up device ids
-	// would grow the store for 90 days each. At the relay's longest device id (128 bytes)
-	// a full app holds about 15 MiB of records in bbolt and 25 MiB in Redis.
-	DefaultMaxFailedDevices = 50000
+	// failure is oldest (it may then be offered that version again, fail again and be
+	// recorded again). Devices are anonymous, so without a bound made-up device ids would
+	// grow the store for 90 days each. A full app takes at most about 16 MiB of the bbolt
+	// file and 13 MiB of Redis memory with the longest device ids the relay accepts (128
+	// bytes), 8 and 9 MiB with UUIDs (measured; docs/relay.md).
+	DefaultMaxFailedDevices = 20000
 	// DefaultPendingTTL is how long promotions waiting for a commit's bundle are kept after
 	// the last one was added.
 	DefaultPendingTTL = 90 * 24 * time.Hour
