@@ -41,6 +41,9 @@ type Config struct {
 	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
+	// RedisAllowEviction (--redis-allow-eviction, FERRY_REDIS_ALLOW_EVICTION) starts the
+	// relay on a Redis whose maxmemory-policy may evict its keys, reporting it as degraded.
+	RedisAllowEviction bool
 
 	AdminToken    string // FERRY_ADMIN_TOKEN; empty disables the admin API
 	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty disables /webhooks/github
@@ -71,6 +74,7 @@ func (c *Config) flagSpecs() []flagSpec {
 		{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification", durationFlag(&c.SnapshotTTL, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
 		{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown", durationFlag(&c.ShutdownTimeout, "a positive duration", func(d time.Duration) bool { return d > 0 })},
 		{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed", durationFlag(&c.WebhookLease, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
+		{"redis-allow-eviction", "FERRY_REDIS_ALLOW_EVICTION", "false", "start even if Redis has a maxmemory-policy other than noeviction, which can delete the relay's state (reported as degraded in /readyz)", boolFlag(&c.RedisAllowEviction)},
 		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", stringFlag{&c.LogLevel}},
 		{"log-format", "LOG_FORMAT", "json", "json or text", stringFlag{&c.LogFormat}},
 	}
@@ -213,6 +217,17 @@ func burstFlag(dst *int) *typedFlag[int] {
 		valid: func(n int) bool { return n >= 1 }}
 }
 
+// boolFlag is true or false; the flag alone (--name) means true.
+func boolFlag(dst *bool) boolValue {
+	return boolValue{&typedFlag[bool]{dst: dst, typ: "bool", want: "true or false", parse: strconv.ParseBool,
+		valid: func(bool) bool { return true }}}
+}
+
+// boolValue tells the flag package that the flag needs no value.
+type boolValue struct{ *typedFlag[bool] }
+
+func (boolValue) IsBoolFlag() bool { return true }
+
 // durationFlag is a duration that valid accepts; want says which, for the error.
 func durationFlag(dst *time.Duration, want string, valid func(time.Duration) bool) *typedFlag[time.Duration] {
 	return &typedFlag[time.Duration]{dst: dst, typ: "duration", want: want, parse: time.ParseDuration, valid: valid}
@@ -309,6 +324,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("webhook_lease", c.WebhookLease.String()),
 		slog.String("log_level", c.LogLevel),
+		slog.Bool("redis_allow_eviction", c.RedisAllowEviction),
 		slog.String("admin_token", set(c.AdminToken)),
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),

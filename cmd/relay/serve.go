@@ -35,7 +35,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		return fmt.Errorf("config %s is invalid:\n%w", cfg.ConfigPath, err)
 	}
 
-	st, storeDesc, err := openStore(ctx, cfg, logger)
+	st, storeDesc, degraded, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -65,6 +65,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		DeviceRateBurst: cfg.DeviceRateBurst,
 		SnapshotTTL:     cfg.SnapshotTTL,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Degraded:        degraded,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
@@ -107,23 +108,24 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 
 // openStore opens Redis when a URL is configured, else the embedded bbolt file in the data
 // directory. It returns the whole store contract, of which the relay and the control plane
-// each take the methods they call, and a description for the start-up line.
-func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (store.Store, string, error) {
+// each take the methods they call, a description for the start-up line, and the risk the
+// operator accepted, if any (see openRedis).
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (st store.Store, desc, degraded string, err error) {
 	if cfg.RedisURL != "" {
 		return openRedis(ctx, cfg, logger)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("create data dir: %w", err)
+		return nil, "", "", fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, boltFile)
 	b, err := store.OpenBolt(path, store.BoltOptions{Logger: logger})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, "", fmt.Errorf("open %s: another relay uses this data dir; run one relay per embedded store, or use --redis-url: %w", path, err)
+			return nil, "", "", fmt.Errorf("open %s: another relay uses this data dir; run one relay per embedded store, or use --redis-url: %w", path, err)
 		}
-		return nil, "", fmt.Errorf("open embedded store: %w", err)
+		return nil, "", "", fmt.Errorf("open embedded store: %w", err)
 	}
-	return b, "bolt " + path, nil
+	return b, "bolt " + path, "", nil
 }
 
 func newLogger(cfg *Config, stdout io.Writer) (*slog.Logger, error) {

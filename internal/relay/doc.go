@@ -9,11 +9,15 @@
 //     JSON object, except 400 for a body that is not a JSON object (or lacks app_id or
 //     device_id), 413 for an oversized body and 429 for real abuse.
 //   - POST /updates/manifest_size: sizes of delta-manifest files (docs/protocol.md §1.5).
-//   - POST /stats: device events, one object or an array; unknown actions are accepted and
-//     "update_fail" stops the relay offering that version to that device.
+//   - POST /stats: device events, one object or an array; unknown actions are accepted
+//     (counted as "other") and "update_fail" of a registered version stops the relay offering
+//     that version to that device. It is anonymous, so what it can store is bounded (drops
+//     are counted in ferry_stats_dropped_total); 503 with Retry-After when the events could
+//     not be stored.
 //   - POST|PUT|GET|DELETE /channel_self: the plugin's channel calls with their exact shapes
 //     (docs/protocol.md §3).
-//   - GET /healthz (process alive), GET /readyz (store reachable), GET /metrics (Prometheus).
+//   - GET /healthz (process alive), GET /readyz (store reachable; "degraded" with
+//     [Options.Degraded]), GET /metrics (Prometheus).
 //   - Whatever is added with [Server.Mount], e.g. the control plane of package control
 //     (registration, webhooks, admin API), which calls [Server.Invalidate] after each change.
 //

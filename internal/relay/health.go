@@ -15,7 +15,8 @@ func (s *Server) healthz(c *gin.Context) {
 
 // readyz answers GET /readyz: 200 when the store answers a ping within the store timeout,
 // else 503 with the reason (a load balancer stops sending traffic meanwhile; devices would
-// still be answered from cached state).
+// still be answered from cached state). With [Options].Degraded set, the 200 says
+// {"status":"degraded","message":...}.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.StoreTimeout)
 	defer cancel()
@@ -25,5 +26,15 @@ func (s *Server) readyz(c *gin.Context) {
 		writeJSON(c, http.StatusServiceUnavailable, errorBody{Error: "store_unreachable", Message: "The store does not answer"})
 		return
 	}
+	if s.opts.Degraded != "" {
+		writeJSON(c, http.StatusOK, degradedBody{Status: "degraded", Message: s.opts.Degraded})
+		return
+	}
 	writeJSON(c, http.StatusOK, statusOK{Status: "ok"})
+}
+
+// degradedBody is /readyz's answer while the relay runs with a risk the operator accepted.
+type degradedBody struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
 }

@@ -15,15 +15,16 @@ import (
 // metrics are the relay's Prometheus series. Label values are bounded: routes are templates
 // (c.FullPath, "unmatched" for 404s), outcomes are decision labels from a fixed set of codes.
 type metrics struct {
-	reg         *prometheus.Registry
-	requests    *prometheus.CounterVec   // method, route, code
-	latency     *prometheus.HistogramVec // method, route
-	decisions   *prometheus.CounterVec   // outcome
-	storeErrors *prometheus.CounterVec   // op
-	staleServed prometheus.Counter
-	fills       *prometheus.CounterVec // result
-	statsEvents prometheus.Counter
-	rateLimited prometheus.Counter
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec   // method, route, code
+	latency      *prometheus.HistogramVec // method, route
+	decisions    *prometheus.CounterVec   // outcome
+	storeErrors  *prometheus.CounterVec   // op
+	staleServed  prometheus.Counter
+	fills        *prometheus.CounterVec // result
+	statsEvents  prometheus.Counter
+	statsDropped *prometheus.CounterVec // reason
+	rateLimited  prometheus.Counter
 
 	// routes caches the series of each (method, route) so the hot path does not hash label
 	// values on every request: routeKey → *routeSeries.
@@ -68,14 +69,21 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		statsEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_stats_events_total", Help: "Device stat events accepted.",
 		}),
+		statsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_stats_dropped_total",
+			Help: "Device stat events dropped (unknown_app, missing_action, missing_version, invalid_device_id) or counted under \"other\" (unknown_action, unregistered_version, version_limit), by reason.",
+		}, []string{"reason"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_rate_limited_total", Help: "Requests refused with 429 by the per-IP rate limit.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.decisions, m.storeErrors, m.staleServed, m.fills, m.statsEvents, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.decisions, m.storeErrors, m.staleServed, m.fills, m.statsEvents, m.statsDropped, m.rateLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
+	}
+	for _, r := range dropReasons {
+		m.statsDropped.WithLabelValues(r) // exported at 0 from the start
 	}
 	return m, nil
 }

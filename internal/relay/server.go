@@ -59,6 +59,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Degraded, when set, names a risk the operator accepted at start-up (a Redis that may
+	// evict keys): /readyz reports it with status "degraded" (still 200, so traffic flows).
+	Degraded string
 }
 
 // Mounter adds routes to the relay's engine. The control plane (package control) is one.

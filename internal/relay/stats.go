@@ -2,8 +2,9 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -16,13 +17,21 @@ type statusOK struct {
 	Status string `json:"status"`
 }
 
-// stats answers POST /stats (docs/protocol.md §2): one event object or an array of them, unknown
-// actions accepted, 200 {"status":"ok"}. Events are counted per version and action (see
-// statVersion, maxStatLookups and statAction for what is counted as "other"). Events of
-// apps this relay does not serve are dropped (and still answered 200, so the plugin does not retry them). When the store is
-// unreachable the answer is 503, which makes the plugin keep the batch and retry it: an
-// update_fail report must not be lost. A body that is not JSON objects is refused with 400,
-// which makes the plugin drop it.
+// stats answers POST /stats (docs/protocol.md §2): one event object or an array of them,
+// 200 {"status":"ok"} once the events are stored. The request is anonymous, so nothing in
+// it may grow the store without bound: events are counted per version and action, where
+// the version must be registered for the app ("builtin" aside; others, and those beyond
+// maxStatLookups per request, are counted as "other") and the action one the plugin sends
+// (others are counted as "other"); events with a device id the update check would refuse
+// (channel.ValidDeviceID), without an action or version, or of apps this relay does not serve are
+// dropped; only update_fail of a registered version records a failed version for the
+// device (which the store bounds per app). What is dropped or folded into "other" is
+// counted in ferry_stats_dropped_total{reason}. Dropped events are still answered 200, so
+// the plugin does not retry them. When the store cannot say which versions are registered
+// or cannot store the events (unreachable, out of memory), the answer is 503 with
+// Retry-After, which makes the plugin keep the batch and retry it: an update_fail must not
+// be lost, and 200 is never answered for events that were not stored. A body that is not
+// JSON objects is refused with 400, which makes the plugin drop it.
 func (s *Server) stats(c *gin.Context) {
 	body, ok := readBody(c)
 	if !ok {
@@ -48,7 +57,15 @@ func (s *Server) stats(c *gin.Context) {
 	labels := map[string]string{}
 	for _, r := range reqs {
 		e, ok := s.apps[r.Info.AppID]
-		if !ok || r.Action == "" {
+		switch {
+		case !ok:
+			s.metrics.statsDropped.WithLabelValues(dropUnknownApp).Inc()
+			continue
+		case r.Action == "":
+			s.metrics.statsDropped.WithLabelValues(dropNoAction).Inc()
+			continue
+		case !channel.ValidDeviceID(r.Info.DeviceID):
+			s.metrics.statsDropped.WithLabelValues(dropInvalidDevice).Inc()
 			continue
 		}
 		snap, ok := snaps[e.app.ID]
@@ -57,6 +74,10 @@ func (s *Server) stats(c *gin.Context) {
 			snaps[e.app.ID] = snap
 		}
 		v, known := statVersion(snap, r.Action, r.Info.VersionName)
+		if v == "" {
+			s.metrics.statsDropped.WithLabelValues(dropNoVersion).Inc()
+			continue
+		}
 		if !known {
 			key := e.app.ID + "\x00" + v
 			if _, seen := labels[key]; !seen {
@@ -68,34 +89,73 @@ func (s *Server) stats(c *gin.Context) {
 				}
 			}
 		}
+		action := statAction(r.Action)
+		if action == statOtherAction {
+			s.metrics.statsDropped.WithLabelValues(dropUnknownAction).Inc()
+		}
 		events = append(events, event{app: e.app.ID, ev: channel.StatEvent{
 			Device:  r.Info.DeviceID,
 			Version: v,
-			Action:  statAction(r.Action),
+			Action:  action,
 		}})
 	}
 	for app, vs := range unknown {
-		s.registeredVersions(ctx, app, vs, labels)
+		if err := s.registeredVersions(ctx, app, vs, labels); err != nil {
+			s.statsUnavailable(c, "look up versions", app, err)
+			return
+		}
 	}
 	byApp := map[string][]channel.StatEvent{}
 	for _, e := range events {
-		if label, ok := labels[e.app+"\x00"+e.ev.Version]; ok {
+		if label, ok := labels[e.app+"\x00"+e.ev.Version]; ok && label != e.ev.Version {
+			reason := dropUnregistered
+			if !slices.Contains(unknown[e.app], e.ev.Version) {
+				reason = dropVersionLimit // never looked up
+			}
+			s.metrics.statsDropped.WithLabelValues(reason).Inc()
 			e.ev.Version = label
+		}
+		if e.ev.Action == "update_fail" && (e.ev.Version == statOtherVersion || e.ev.Version == "builtin") {
+			// No failed-version record for a version that cannot be offered: without the
+			// device, the event is only counted.
+			e.ev.Device = ""
 		}
 		byApp[e.app] = append(byApp[e.app], e.ev)
 	}
 	for app, events := range byApp {
 		if err := s.recordStats(ctx, app, events); err != nil {
-			if errors.Is(err, channel.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-				writeJSON(c, http.StatusServiceUnavailable, errorBody{Error: codeUnavailable, Message: "Stats could not be stored; retry later"})
-				return
-			}
-			// Anything else would fail again on retry; log it and let the plugin drop it.
-			loggerFrom(ctx, s.log).ErrorContext(ctx, "record stats; dropping them", "app", app, "events", len(events), "error", err)
+			s.statsUnavailable(c, "record stats", app, err)
+			return
 		}
 	}
 	writeJSON(c, http.StatusOK, statusOK{Status: "ok"})
 }
+
+// statsUnavailable answers a /stats request whose events could not be stored: 503 with
+// Retry-After, so the plugin keeps the batch and retries it.
+func (s *Server) statsUnavailable(c *gin.Context, op, app string, err error) {
+	ctx := c.Request.Context()
+	loggerFrom(ctx, s.log).WarnContext(ctx, op+"; answering 503 so the device retries", "app", app, "error", err)
+	c.Header("Retry-After", strconv.Itoa(statsRetryAfter))
+	writeJSON(c, http.StatusServiceUnavailable, errorBody{Error: codeUnavailable, Message: "Stats could not be stored; retry later"})
+}
+
+// statsRetryAfter is the Retry-After, in seconds, of a 503 answer to /stats.
+const statsRetryAfter = 5
+
+// Reasons of ferry_stats_dropped_total: events dropped, or counted under "other" instead
+// of what they named.
+const (
+	dropUnknownApp    = "unknown_app"          // dropped: an app this relay does not serve
+	dropNoAction      = "missing_action"       // dropped: no action
+	dropNoVersion     = "missing_version"      // dropped: no version_name
+	dropInvalidDevice = "invalid_device_id"    // dropped: a device id the update check refuses
+	dropUnknownAction = "unknown_action"       // counted under action "other"
+	dropUnregistered  = "unregistered_version" // counted under version "other"
+	dropVersionLimit  = "version_limit"        // counted under "other": past maxStatLookups
+)
+
+var dropReasons = []string{dropUnknownApp, dropNoAction, dropNoVersion, dropInvalidDevice, dropUnknownAction, dropUnregistered, dropVersionLimit}
 
 func (s *Server) recordStats(ctx context.Context, app string, events []channel.StatEvent) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
@@ -147,35 +207,64 @@ const maxStatLookups = 32
 
 // registeredVersions sets labels[app\x00v] to "other" for each v of vs that is not a bundle
 // of app, so that unauthenticated posts cannot create unbounded stats keys in the store. It
-// asks the store once (GetBundles); when the store cannot say, the labels keep their
-// versions (recording will then fail and the plugin retry).
-func (s *Server) registeredVersions(ctx context.Context, app string, vs []string, labels map[string]string) {
+// asks the store once (GetBundles) and returns its error when the store cannot say.
+func (s *Server) registeredVersions(ctx context.Context, app string, vs []string, labels map[string]string) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
 	found, err := s.store.GetBundles(cctx, app, vs)
 	if err != nil {
 		s.metrics.storeErrors.WithLabelValues("get_bundles").Inc()
-		return
+		return err
 	}
 	for _, v := range vs {
 		if _, ok := found[v]; !ok {
 			labels[app+"\x00"+v] = statOtherVersion
 		}
 	}
+	return nil
 }
 
-// statAction keeps an action that looks like the plugin's (lowercase letters, digits and
-// '_', at most 64 bytes: known or not, e.g. session_key_required) and counts anything else
-// as "other".
+// statAction keeps an action the plugin sends (pluginActions) and counts anything else as
+// "other", so made-up action names add one counter per version at most.
 func statAction(a string) string {
-	if len(a) > 64 {
-		return statOtherAction
+	if _, ok := pluginActions[a]; ok {
+		return a
 	}
-	for i := 0; i < len(a); i++ {
-		c := a[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return statOtherAction
-		}
-	}
-	return a
+	return statOtherAction
 }
+
+// pluginActions are the stat actions @capgo/capacitor-updater sends (8.51.23; docs/protocol.md
+// §2). A future plugin's new action is counted as "other" until it is added here.
+var pluginActions = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, a := range []string{
+		// Lifecycle
+		"set", "set_next", "set_fail", "reset", "delete", "update_fail",
+		"app_moved_to_foreground", "app_moved_to_background", "blocked_by_server_url",
+		"os_version_changed", "native_app_version_changed",
+		// Download
+		"download_complete", "download_fail", "download_zip_start", "download_zip_complete",
+		"download_manifest_start", "download_manifest_complete", "download_manifest_file_fail",
+		"download_manifest_checksum_fail", "download_manifest_brotli_fail", "finish_download_fail",
+		"low_mem_fail", "insufficient_disk_space",
+		// Integrity
+		"checksum_fail", "checksum_required", "session_key_required", "decrypt_fail",
+		// Paths
+		"unzip_fail", "windows_path_fail", "canonical_path_fail", "directory_path_fail", "manifest_path_fail",
+		// Health
+		"app_launch_start", "app_launch_ready", "app_launch_timeout",
+		"app_crash", "app_crash_native", "app_anr", "app_killed_low_memory",
+		"app_killed_excessive_resource_usage", "app_initialization_failure", "app_memory_warning",
+		"webview_javascript_error", "webview_unhandled_rejection", "webview_resource_error",
+		"webview_security_policy_violation", "webview_unclean_restart", "webview_render_process_gone",
+		"webview_content_process_terminated", "webview_dom_content_loaded", "webview_page_loaded",
+		// Rate limit
+		"rate_limit_reached",
+	} {
+		m[a] = struct{}{}
+	}
+	for p := 0; p <= 90; p += 10 {
+		m["download_"+strconv.Itoa(p)] = struct{}{}
+	}
+	return m
+}()

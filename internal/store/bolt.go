@@ -33,6 +33,9 @@ type BoltOptions struct {
 	// PendingTTL is how long a commit's pending promotions are kept after the last was
 	// added. Default [DefaultPendingTTL].
 	PendingTTL time.Duration
+	// MaxFailedDevices bounds the devices of one app with failed-version records; see
+	// [Store].RecordStats. Default [DefaultMaxFailedDevices].
+	MaxFailedDevices int
 	// SweepInterval is how often expired delivery marks, failed versions and pending
 	// promotions are deleted from the file. Default 1h; negative disables sweeping
 	// (expired records are still ignored on read).
@@ -73,6 +76,9 @@ var (
 	bPending = []byte("pending")
 	bStats   = []byte("stats")
 	bFailed  = []byte("failed")
+	// bFailedAge indexes the devices with failed versions by expiry (see addFailed); its
+	// bucket sequence is their number.
+	bFailedAge = []byte("failed_age")
 
 	bActions = []byte("actions")
 	bDevices = []byte("devices")
@@ -99,6 +105,9 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	}
 	if opts.PendingTTL <= 0 {
 		opts.PendingTTL = DefaultPendingTTL
+	}
+	if opts.MaxFailedDevices <= 0 {
+		opts.MaxFailedDevices = DefaultMaxFailedDevices
 	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = time.Hour
@@ -699,7 +708,8 @@ func (b *Bolt) MarkDelivery(ctx context.Context, id string, ttl time.Duration) e
 // devices are a HyperLogLog estimate in a fixed 16 KiB value per version (see hllAdd), so
 // posting ever new device ids does not grow the file. A version bucket written by an older
 // release (one devices/<device> key per device) is folded into the registers and its
-// devices bucket deleted the first time a device event of that version is recorded.
+// devices bucket deleted the first time a device event of that version is recorded. At
+// most MaxFailedDevices devices keep failed sets (see addFailed).
 func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.StatEvent) error {
 	if err := checkApp(app); err != nil {
 		return fmt.Errorf("record stats: %w", err)
@@ -711,13 +721,16 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 		return fmt.Errorf("record stats of %s: %w", app, err)
 	}
 	// Batch coalesces concurrent calls (many devices reporting at once) into one fsynced
-	// transaction. fn may run more than once; it has no effect outside the transaction.
+	// transaction. fn may run more than once; it has no effect outside the transaction
+	// but for evicted, which each run sets afresh.
+	evicted := 0
 	err := b.db.Batch(func(tx *bolt.Tx) error {
+		evicted = 0
 		stats, err := appWrite(tx, app, bStats)
 		if err != nil {
 			return err
 		}
-		failed := appSub(tx, app, bFailed)
+		a := appBucket(tx, app)
 		t := now()
 		regs := map[string][]byte{} // version -> registers changed in this transaction
 		for _, e := range events {
@@ -755,9 +768,11 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 			}
 			hllAdd(r, e.Device)
 			if e.Action == "update_fail" {
-				if err := b.addFailed(failed, e.Device, e.Version, t); err != nil {
+				n, err := b.addFailed(a, e.Device, e.Version, t)
+				if err != nil {
 					return err
 				}
+				evicted += n
 			}
 		}
 		for v, r := range regs {
@@ -769,6 +784,10 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 	})
 	if err != nil {
 		return fmt.Errorf("record stats of %s: %w", app, err)
+	}
+	if evicted > 0 {
+		b.log.Warn("failed-version records of the oldest devices forgotten: the app reached its bound",
+			"app", app, "devices", evicted, "max_failed_devices", b.opts.MaxFailedDevices)
 	}
 	return nil
 }
@@ -797,22 +816,116 @@ func loadRegisters(vb *bolt.Bucket) ([]byte, error) {
 	return r, nil
 }
 
-// addFailed adds version to device's failed set and extends the whole set's expiry.
-func (b *Bolt) addFailed(failed *bolt.Bucket, device, version string, t time.Time) error {
+// addFailed adds version to device's failed set in the app bucket a and extends the whole
+// set's expiry. Each device with failed versions has one entry <expiry><device> in
+// failed_age, so the devices are ordered by their last failure and counted (the bucket's
+// sequence); when one more device would exceed MaxFailedDevices, the sets of the devices
+// whose last failure is oldest are deleted. It returns how many devices it evicted.
+func (b *Bolt) addFailed(a *bolt.Bucket, device, version string, t time.Time) (int, error) {
+	failed, err := a.CreateBucketIfNotExists(bFailed)
+	if err != nil {
+		return 0, err
+	}
+	age, err := failedIndex(a, failed)
+	if err != nil {
+		return 0, err
+	}
 	exp := expiry(t.Add(b.opts.FailedTTL))
 	prefix := []byte(device + "\x00")
 	c := failed.Cursor()
 	var keys [][]byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	var prev []byte // the set's expiry before this failure
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		keys = append(keys, bytes.Clone(k))
+		if prev == nil {
+			prev = bytes.Clone(v)
+		}
 	}
 	keys = append(keys, append(prefix, version...))
 	for _, k := range keys {
 		if err := failed.Put(k, exp); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	n := age.Sequence()
+	if prev != nil && age.Get(ageKey(prev, device)) != nil {
+		if err := age.Delete(ageKey(prev, device)); err != nil {
+			return 0, err
+		}
+	} else {
+		n++
+	}
+	if err := age.Put(ageKey(exp, device), nil); err != nil {
+		return 0, err
+	}
+	evicted := 0
+	for ; n > uint64(b.opts.MaxFailedDevices); n-- {
+		k, _ := age.Cursor().First()
+		if k == nil {
+			n = 0
+			break
+		}
+		if _, err := deleteFailedDevice(failed, age, k, nil); err != nil {
+			return 0, err
+		}
+		evicted++
+	}
+	return evicted, age.SetSequence(n)
+}
+
+func ageKey(exp []byte, device string) []byte { return append(bytes.Clone(exp), device...) }
+
+// failedIndex returns the app's failed_age bucket, building it from failed the first time
+// (a file written by an older release has failed sets but no index).
+func failedIndex(a, failed *bolt.Bucket) (*bolt.Bucket, error) {
+	if age := a.Bucket(bFailedAge); age != nil {
+		return age, nil
+	}
+	age, err := a.CreateBucket(bFailedAge)
+	if err != nil {
+		return nil, err
+	}
+	// Keys sort by device first (\x00 is the smallest byte), and one device's versions
+	// share one expiry: index each device once, with the expiry of its first key.
+	n := uint64(0)
+	var last []byte
+	err = failed.ForEach(func(k, v []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(v) != 8 || bytes.Equal(k[:i], last) {
+			return nil
+		}
+		last = bytes.Clone(k[:i])
+		n++
+		return age.Put(ageKey(v, string(last)), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return age, age.SetSequence(n)
+}
+
+// deleteFailedDevice deletes the failed_age entry k (<expiry><device>) and the device's
+// failed versions (with at set, only those expired at that time), and returns how many
+// versions it deleted.
+func deleteFailedDevice(failed, age *bolt.Bucket, k []byte, at *time.Time) (int, error) {
+	prefix := append(bytes.Clone(k[8:]), 0)
+	if err := age.Delete(k); err != nil {
+		return 0, err
+	}
+	deleted := 0
+	c := failed.Cursor()
+	for fk, v := c.Seek(prefix); fk != nil && bytes.HasPrefix(fk, prefix); {
+		if at != nil && !expired(v, *at) {
+			fk, v = c.Next()
+			continue
+		}
+		if err := c.Delete(); err != nil {
+			return 0, err
+		}
+		deleted++
+		fk, v = c.Seek(prefix)
+	}
+	return deleted, nil
 }
 
 // Stats returns the counts per version of app, sorted by version. Devices is the
@@ -918,6 +1031,23 @@ func (b *Bolt) sweep() (int, error) {
 		}
 		return tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
 			a := tx.Bucket(bApps).Bucket(app)
+			if f, age := a.Bucket(bFailed), a.Bucket(bFailedAge); f != nil && age != nil {
+				// Devices whose last failure expired, oldest first.
+				n := age.Sequence()
+				for k, _ := age.Cursor().First(); k != nil && expired(k[:8], t); k, _ = age.Cursor().First() {
+					d, err := deleteFailedDevice(f, age, k, &t)
+					if err != nil {
+						return err
+					}
+					if n > 0 {
+						n--
+					}
+					deleted += d
+				}
+				if err := age.SetSequence(n); err != nil {
+					return err
+				}
+			}
 			if f := a.Bucket(bFailed); f != nil {
 				if err := del(f, func(v []byte) bool { return expired(v, t) }); err != nil {
 					return err

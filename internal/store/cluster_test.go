@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -107,6 +108,34 @@ func TestRedisClusterConformance(t *testing.T) {
 		}
 		if len(used) < 2 {
 			t.Errorf("keys on %d masters, want at least 2", len(used))
+		}
+	})
+	t.Run("FailedDevicesBounded", func(t *testing.T) {
+		// The eviction script deletes sets it derives from the index: same slot, by the tag.
+		r, err := OpenRedis(t.Context(), url, RedisOptions{MaxFailedDevices: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		storetest.FailedDevicesBounded(t, r, 20)
+	})
+	t.Run("CheckEviction", func(t *testing.T) {
+		r := open(t).(*Redis)
+		if err := r.CheckEviction(t.Context()); err != nil {
+			t.Fatalf("CheckEviction on a cluster without maxmemory = %v", err)
+		}
+		// One master with an evicting policy is enough to refuse the cluster. (A limit far
+		// above what the tests store, so nothing is evicted meanwhile.)
+		node := redis.NewClient(&redis.Options{Addr: addrs[2]})
+		t.Cleanup(func() { node.Close() })
+		for k, v := range map[string]string{"maxmemory": "1gb", "maxmemory-policy": "allkeys-lru"} {
+			if err := node.ConfigSet(t.Context(), k, v).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := r.CheckEviction(t.Context())
+		if !errors.Is(err, ErrEvictionPolicy) || !strings.Contains(err.Error(), addrs[2]) {
+			t.Errorf("CheckEviction with %s on allkeys-lru = %v, want ErrEvictionPolicy naming it", addrs[2], err)
 		}
 	})
 }

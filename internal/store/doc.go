@@ -31,7 +31,10 @@
 //   - The audit log keeps the newest [DefaultAuditLimit] (10 000) entries per app; each
 //     append trims the oldest ([BoltOptions].AuditLimit, [RedisOptions].AuditLimit).
 //   - A device's failed-version set expires [DefaultFailedTTL] (90 days) after its last
-//     update_fail report.
+//     update_fail report, and at most [DefaultMaxFailedDevices] (20 000) devices per app
+//     have one: a failure of one more deletes the sets of the devices whose last failure
+//     is oldest ([BoltOptions].MaxFailedDevices, [RedisOptions].MaxFailedDevices). Device
+//     ids are anonymous; this bound, not the caller, keeps them from growing the store.
 //   - A commit's pending promotions expire [DefaultPendingTTL] (90 days) after the last
 //     one was added (a tag pushed for a commit whose build never registered).
 //   - Webhook delivery marks expire after the ttl given to SeenDelivery, or to the
@@ -39,6 +42,8 @@
 //     positive).
 //   - Channel History is cut to channel.MaxHistory entries.
 //   - Bundles, channel states and per-version counters are kept: they are the record.
+//     The stores count whatever versions and actions they are given; the relay passes only
+//     registered versions and the plugin's actions (others as "other").
 //
 // Redis expires keys itself; Bolt ignores expired records on read and a sweeper deletes
 // them every [BoltOptions].SweepInterval (1 hour).
@@ -60,6 +65,7 @@
 //	ferry:{<app>}:stats:<version>        hash  action -> count (HINCRBY)
 //	ferry:{<app>}:devices:<version>      HyperLogLog of device ids (PFADD/PFCOUNT, ~0.8% error)
 //	ferry:{<app>}:failed:<device>        set   versions the device failed (SADD, PEXPIRE)
+//	ferry:{<app>}:failed_devices         zset  device -> ms of its last failure; trimmed to FailedTTL, PEXPIRE
 //	ferry:delivery:<id>                  "1", SET NX PX ttl (global: not tied to an app)
 //	ferry:changes                        pub/sub channel; each state change publishes the app id
 //
@@ -67,14 +73,18 @@
 // the state, runs fn, then a Lua script compares the stored JSON with what fn saw and, if
 // unchanged, writes the state, LPUSHes and LTRIMs the audit log and PUBLISHes the app id;
 // otherwise it retries (with jittered backoff after three lost races). RecordStats is one
-// MULTI/EXEC; FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
+// MULTI/EXEC (plus, when failed_devices holds more than MaxFailedDevices, a script that
+// pops the oldest and UNLINKs their sets; sets written before the index existed are not in
+// it and simply expire); FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
 // time (one worker sends whatever queued during the previous round trip, so a lone lookup
 // is not delayed and each caller still stops at its own deadline); GetBundles one HMGET.
 // Subscribe runs a go-redis
 // PubSub goroutine (resubscribing after reconnects; messages published meanwhile are lost,
 // so callers also expire their caches). Errors caused by an unreachable or not-yet-ready
-// server (network errors, timeouts, LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN…)
-// wrap channel.ErrUnavailable; the relay answers 503 with Retry-After. Default timeouts are
+// server (network errors, timeouts, LOADING, READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN…),
+// and writes refused with OOM at maxmemory, wrap channel.ErrUnavailable; the relay answers
+// 503 with Retry-After. [Redis.CheckEviction] reports a maxmemory-policy that could evict
+// keys (anything but noeviction while maxmemory is set); cmd/relay refuses to start on it. Default timeouts are
 // short (dial 2s, read and write 2s, one retry) so an outage is reported promptly.
 //
 // Durability is Redis's: a write is acknowledged when Redis applied it. Run Redis with
@@ -112,6 +122,7 @@
 //	apps/<app>/pending           <commit>\x00<channel>\x00<ref> -> {seq, pending, expires}
 //	apps/<app>/stats/<version>   actions/<action> -> count; devices_hll -> 2^14 HyperLogLog registers
 //	apps/<app>/failed            <device>\x00<version> -> expiry (unix ns)
+//	apps/<app>/failed_age        <expiry, 8 bytes BE><device> -> "" (one per device; sequence = count)
 //
 // Distinct devices are estimated with a HyperLogLog (16 KiB per version, ~0.8% error, like
 // Redis's PFCOUNT), so anonymous stats posts with ever new device ids cannot grow the file;

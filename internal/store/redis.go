@@ -50,6 +50,9 @@ type RedisOptions struct {
 	// PendingTTL is how long a commit's pending promotions are kept after the last was
 	// added. Default [DefaultPendingTTL].
 	PendingTTL time.Duration
+	// MaxFailedDevices bounds the devices of one app with failed-version sets; see
+	// [Store].RecordStats. Default [DefaultMaxFailedDevices].
+	MaxFailedDevices int
 	// Lazy skips the connection check in OpenRedis, for a relay that must start while
 	// Redis is down (its /readyz then reports the store unreachable).
 	Lazy bool
@@ -141,6 +144,9 @@ func newRedis(ctx context.Context, rdb redis.UniversalClient, opts RedisOptions,
 	if opts.PendingTTL <= 0 {
 		opts.PendingTTL = DefaultPendingTTL
 	}
+	if opts.MaxFailedDevices <= 0 {
+		opts.MaxFailedDevices = DefaultMaxFailedDevices
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -195,8 +201,10 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// transient Redis error replies: the server is there but cannot serve now.
-var transientReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "NOAUTH"}
+// transient Redis error replies: the server is there but cannot serve now. OOM is a
+// write refused under maxmemory with maxmemory-policy noeviction: nothing was stored, and
+// a retry may succeed once memory is freed.
+var transientReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "NOAUTH", "OOM"}
 
 // fail wraps err with op, adding channel.ErrUnavailable when Redis could not be reached
 // or cannot serve now. A cancelled caller ctx is not unavailability.
@@ -215,6 +223,21 @@ func (r *Redis) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, channel.ErrUnavailable, err)
+}
+
+// queuedError returns, for a MULTI/EXEC that Redis discarded (EXECABORT), the error of the
+// command Redis refused while queueing it (OOM under maxmemory, for instance), which says
+// why; otherwise err.
+func queuedError(cmds []redis.Cmder, err error) error {
+	if !strings.HasPrefix(err.Error(), "EXECABORT") {
+		return err
+	}
+	for _, c := range cmds {
+		if cerr := c.Err(); cerr != nil && !strings.HasPrefix(cerr.Error(), "EXECABORT") {
+			return cerr
+		}
+	}
+	return err
 }
 
 // Keys. Every per-app key starts with ferry:{<app>}: so one app's keys share a slot.
@@ -619,10 +642,13 @@ func (r *Redis) MarkDelivery(ctx context.Context, id string, ttl time.Duration) 
 
 // RecordStats counts events per (version, action) with HINCRBY, distinct devices per
 // version with PFADD (HyperLogLog, about 0.8% error), and adds update_fail versions to the
-// device's failed set (SADD, expiring FailedTTL after the last failure), in one
-// MULTI/EXEC. Events without a version are ignored. If go-redis retries a MULTI/EXEC whose
-// reply was lost, the batch's counts are added twice (the failed set and device count are
-// unaffected); stats are approximate by nature.
+// device's failed set (SADD, expiring FailedTTL after the last failure) and the device to
+// the app's failed_devices index (ZADD, scored by the time of its last failure; entries
+// older than FailedTTL are trimmed), in one MULTI/EXEC. Events without a version are
+// ignored. If go-redis retries a MULTI/EXEC whose reply was lost, the batch's counts are
+// added twice (the failed set and device count are unaffected); stats are approximate by
+// nature. When the index holds more than MaxFailedDevices devices, evictFailedScript
+// deletes the oldest.
 func (r *Redis) RecordStats(ctx context.Context, app string, events []channel.StatEvent) error {
 	if err := checkApp(app); err != nil {
 		return fmt.Errorf("record stats: %w", err)
@@ -649,7 +675,9 @@ func (r *Redis) RecordStats(ctx context.Context, app string, events []channel.St
 	if len(counts) == 0 {
 		return nil
 	}
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	index := appKey(app, "failed_devices")
+	var indexed *redis.IntCmd
+	cmds, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		versions := map[string]bool{}
 		for k, n := range counts {
 			p.HIncrBy(ctx, appKey(app, "stats:"+k[0]), k[1], n)
@@ -663,18 +691,49 @@ func (r *Redis) RecordStats(ctx context.Context, app string, events []channel.St
 		for v, ds := range devices {
 			p.PFAdd(ctx, appKey(app, "devices:"+v), ds...)
 		}
+		if len(failed) == 0 {
+			return nil
+		}
+		t := now()
+		members := make([]redis.Z, 0, len(failed))
 		for d, fv := range failed {
 			key := appKey(app, "failed:"+d)
 			p.SAdd(ctx, key, fv...)
 			p.PExpire(ctx, key, r.opts.FailedTTL)
+			members = append(members, redis.Z{Score: float64(t.UnixMilli()), Member: d})
 		}
+		p.ZAdd(ctx, index, members...)
+		p.ZRemRangeByScore(ctx, index, "-inf", strconv.FormatInt(t.Add(-r.opts.FailedTTL).UnixMilli(), 10))
+		p.PExpire(ctx, index, r.opts.FailedTTL)
+		indexed = p.ZCard(ctx, index)
 		return nil
 	})
 	if err != nil {
-		return r.fail(ctx, "record stats of "+app, err)
+		return r.fail(ctx, "record stats of "+app, queuedError(cmds, err))
+	}
+	if indexed != nil && indexed.Val() > int64(r.opts.MaxFailedDevices) {
+		// The batch is stored; a failed eviction only delays the bound to the next failure.
+		n, err := evictFailedScript.Run(ctx, r.rdb, []string{index}, r.opts.MaxFailedDevices, appKey(app, "failed:")).Int64()
+		if err != nil {
+			r.log.Error("evict failed-version sets", "app", app, "error", r.fail(ctx, "evict", err))
+		} else if n > 0 {
+			r.log.Warn("failed-version records of the oldest devices forgotten: the app reached its bound",
+				"app", app, "devices", n, "max_failed_devices", r.opts.MaxFailedDevices)
+		}
 	}
 	return nil
 }
+
+// evictFailedScript deletes the failed sets (ARGV[2]..device) of the devices of index
+// KEYS[1] whose last failure is oldest until at most ARGV[1] remain, and returns how many
+// it deleted. The sets' keys share the index's hash tag, so they are in its Cluster slot.
+var evictFailedScript = redis.NewScript(`
+local n = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if n <= 0 then return 0 end
+local popped = redis.call('ZPOPMIN', KEYS[1], n)
+for i = 1, #popped, 2 do redis.call('UNLINK', ARGV[2] .. popped[i]) end
+return n
+`)
 
 // Stats returns the counts per version of app, sorted by version: one SMEMBERS, then one
 // pipeline of HGETALL and PFCOUNT per version.

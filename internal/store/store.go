@@ -22,6 +22,14 @@ const (
 	// DefaultFailedTTL is how long a device's failed-version set lives after its last
 	// update_fail report.
 	DefaultFailedTTL = 90 * 24 * time.Hour
+	// DefaultMaxFailedDevices is how many devices of one app may have failed-version
+	// records at once; recording a failure for one more forgets the device whose last
+	// failure is oldest (it may then be offered that version again, fail again and be
+	// recorded again). Devices are anonymous, so without a bound made-up device ids would
+	// grow the store for 90 days each. A full app takes at most about 16 MiB of the bbolt
+	// file and 13 MiB of Redis memory with the longest device ids the relay accepts (128
+	// bytes), 8 and 9 MiB with UUIDs (measured; docs/relay.md).
+	DefaultMaxFailedDevices = 20000
 	// DefaultPendingTTL is how long promotions waiting for a commit's bundle are kept after
 	// the last one was added.
 	DefaultPendingTTL = 90 * 24 * time.Hour
@@ -117,7 +125,11 @@ type Store interface {
 
 	// RecordStats counts device events of app per (version, action) and the distinct
 	// devices per version. An "update_fail" event also adds its version to that device's
-	// failed set (see FailedVersions).
+	// failed set (see FailedVersions). At most MaxFailedDevices devices (an option of each
+	// store, [DefaultMaxFailedDevices]) of one app have failed sets: a failure of one more
+	// device deletes the sets of the devices whose last failure is oldest. The store takes
+	// versions and actions as given; callers bound them (the relay counts only registered
+	// versions and the plugin's actions, see docs/protocol.md §2).
 	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
 	// Stats returns the counts per version of app, sorted by version.
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)

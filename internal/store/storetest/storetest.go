@@ -1254,3 +1254,82 @@ func RunDurability(t *testing.T, open func(t *testing.T) Store, restart func(t *
 		t.Errorf("Rev after reopening and one more update = %d, want 4", st.Rev)
 	}
 }
+
+// FailedDevicesBounded checks the bound on devices with failed versions: s must have been
+// opened with a bound of max devices per app. Failures of max+10 devices keep the max
+// whose last failure is newest; a device failing again becomes the newest; and another
+// app has its own bound.
+func FailedDevicesBounded(t *testing.T, s Store, max int) {
+	t.Helper()
+	ctx := t.Context()
+	app := NewApp(t)
+	device := func(i int) string { return fmt.Sprintf("device-%05d", i) }
+	fail := func(app string, i int) {
+		t.Helper()
+		if err := s.RecordStats(ctx, app, []channel.StatEvent{{Device: device(i), Version: "1.0.0", Action: "update_fail"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Redis orders failures by milliseconds: keep them apart.
+		time.Sleep(2 * time.Millisecond)
+	}
+	kept := func(app string) []int {
+		t.Helper()
+		var out []int
+		for i := range max + 12 {
+			got, err := s.FailedVersions(ctx, app, device(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) > 0 {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	seq := func(from, to int) []int {
+		var out []int
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	for i := range max + 10 {
+		fail(app, i)
+	}
+	if diff := cmp.Diff(seq(10, max+10), kept(app)); diff != "" {
+		t.Errorf("devices with failed versions after %d failing devices, bound %d (-want +got):\n%s", max+10, max, diff)
+	}
+	fail(app, 10) // the oldest kept device fails again
+	fail(app, max+10)
+	want := append([]int{10}, seq(12, max+11)...)
+	if diff := cmp.Diff(want, kept(app)); diff != "" {
+		t.Errorf("devices with failed versions after device 10 failed again (-want +got):\n%s", diff)
+	}
+	// One big batch of new devices keeps the bound too.
+	var batch []channel.StatEvent
+	for i := range 5 * max {
+		batch = append(batch, channel.StatEvent{Device: fmt.Sprintf("batch-%05d", i), Version: "1.0.1", Action: "update_fail"})
+	}
+	if err := s.RecordStats(ctx, app, batch); err != nil {
+		t.Fatal(err)
+	}
+	if k := kept(app); len(k) != 0 {
+		t.Errorf("devices of earlier failures kept after a batch of %d new ones: %v", 5*max, k)
+	}
+	n := 0
+	for _, e := range batch {
+		got, err := s.FailedVersions(ctx, app, e.Device)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(got)
+	}
+	if n != max {
+		t.Errorf("%d devices of the batch kept failed versions, want the bound %d", n, max)
+	}
+	other := NewApp(t)
+	fail(other, 0)
+	if got := kept(other); !cmp.Equal([]int{0}, got) {
+		t.Errorf("another app's failed devices = %v, want [0]", got)
+	}
+}
