@@ -73,13 +73,21 @@ var imports = []importRule{
 		why: "the control plane (registration, webhooks, admin API); it declares its own Store rather than importing " +
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types"},
 
+	// The publishing pipeline, shared by the action and `ferry publish`.
+	{pkg: "internal/pipeline", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish",
+		"internal/sign", "internal/relayclient"},
+		why: "the action's pipeline (package, encrypt, sign, upload, register) and its input validation, with no CI's SDK, " +
+			"so the action and `ferry publish` run one code path; it wires capability packages as a command would"},
+
 	// Binaries: thin mains wiring capability packages.
-	{pkg: "cmd/action", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish", "internal/sign",
-		"internal/relayclient"}, modules: []string{"github.com/sethvargo/go-githubactions"},
-		why: "the GitHub Action: package, sign, publish, register through relayclient; the only home of go-githubactions"},
+	{pkg: "cmd/action", internal: []string{"internal/pipeline", "internal/publish"},
+		modules: []string{"github.com/sethvargo/go-githubactions"},
+		why: "the GitHub front end of the pipeline: reads INPUT_* and the runner's context, masks, annotations, outputs " +
+			"and the job summary; the only home of go-githubactions"},
 	{pkg: "cmd/ferry", internal: []string{"internal/archive", "internal/channel", "internal/device", "internal/sign",
-		"internal/relayclient"},
-		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient"},
+		"internal/relayclient", "internal/pipeline"},
+		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient, " +
+			"and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
 	{pkg: "cmd/relay", internal: []string{"internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
 

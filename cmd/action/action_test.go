@@ -28,6 +28,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/pipeline"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
@@ -376,7 +377,7 @@ func TestOtherCIKeySigning(t *testing.T) {
 			out[k] = v
 		}
 	}
-	if len(out) != len(outputs) || out["version"] != "3.0.0" || out["channel"] != "production" {
+	if len(out) != len(pipeline.Outputs) || out["version"] != "3.0.0" || out["channel"] != "production" {
 		t.Fatalf("printed outputs = %v", out)
 	}
 	rel := strings.TrimPrefix(out["bundle-url"], "https://downloads.test/b/")

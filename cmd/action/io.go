@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,13 +31,18 @@ func newIO(getenv func(string) string, stdout, stderr io.Writer) *actionIO {
 	}
 }
 
-func (o *actionIO) mask(s string) {
+// idToken requests the job's OIDC token for audience from the runner.
+func (o *actionIO) idToken(ctx context.Context, audience string) (string, error) {
+	return o.a.GetIDToken(ctx, audience)
+}
+
+func (o *actionIO) Mask(s string) {
 	if o.onGitHub && strings.TrimSpace(s) != "" {
 		o.a.AddMask(s)
 	}
 }
 
-func (o *actionIO) group(title string) {
+func (o *actionIO) Group(title string) {
 	if o.onGitHub {
 		o.a.Group(title)
 		return
@@ -44,13 +50,13 @@ func (o *actionIO) group(title string) {
 	fmt.Fprintf(o.stderr, "== %s\n", title)
 }
 
-func (o *actionIO) endGroup() {
+func (o *actionIO) EndGroup() {
 	if o.onGitHub {
 		o.a.EndGroup()
 	}
 }
 
-func (o *actionIO) warn(msg string) {
+func (o *actionIO) Warn(msg string) {
 	if o.onGitHub {
 		o.a.Warningf("%s", msg)
 		return
@@ -58,7 +64,7 @@ func (o *actionIO) warn(msg string) {
 	fmt.Fprintf(o.stderr, "warning: %s\n", msg)
 }
 
-func (o *actionIO) notice(msg string) {
+func (o *actionIO) Notice(msg string) {
 	if o.onGitHub {
 		o.a.Noticef("%s", msg)
 		return

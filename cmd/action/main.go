@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/pipeline"
 )
 
 func main() {
@@ -45,30 +47,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := newLogger(getenv, stderr)
 	aio := newIO(getenv, stdout, stderr)
 
-	vals := readInputs(aio.a.GetInput)
-	for _, s := range secrets(vals) {
-		aio.mask(s)
+	vals := pipeline.ReadInputs(aio.a.GetInput)
+	for _, s := range pipeline.Secrets(vals) {
+		aio.Mask(s)
 	}
 	rc, ctxErr := newRunnerContext(aio.a, getenv)
-	cfg, err := validate(vals, getenv, rc)
+	cfg, err := pipeline.Validate(vals, getenv, rc)
 	if err != nil || ctxErr != nil {
 		aio.fail("Ferry: invalid inputs", joinErrs(ctxErr, err))
 		return 1
 	}
-	for _, w := range warnings(cfg) {
-		aio.warn(w)
+	for _, w := range pipeline.Warnings(cfg) {
+		aio.Warn(w)
 	}
-	res, err := (&pipeline{cfg: cfg, rc: rc, io: aio, log: logger, getenv: getenv}).run(ctx)
+	p := &pipeline.Pipeline{Config: cfg, Context: rc, UI: aio, Log: logger, Getenv: getenv,
+		IDToken: aio.idToken, Attest: aio.onGitHub, UserAgent: "ferry-action"}
+	res, err := p.Run(ctx)
 	if err != nil {
-		aio.fail("Ferry: "+res.failedStage+" failed", err)
+		aio.fail("Ferry: "+res.FailedStage+" failed", err)
 		return 1
 	}
-	if err := aio.outputs(res.outputs()); err != nil {
+	if err := aio.outputs(res.Outputs()); err != nil {
 		aio.fail("Ferry: writing outputs failed", err)
 		return 1
 	}
-	if err := aio.summary(res.summary(cfg)); err != nil {
-		aio.warn("could not write the job summary: " + err.Error())
+	if err := aio.summary(res.Summary(cfg)); err != nil {
+		aio.Warn("could not write the job summary: " + err.Error())
 	}
 	return 0
 }
@@ -76,16 +80,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: action (no arguments; configure it with INPUT_* environment variables)")
 	fmt.Fprintln(w, "\nInputs (INPUT_<NAME>, upper case, dashes kept):")
-	for _, in := range inputs {
+	for _, in := range pipeline.Inputs {
 		extra := ""
-		if in.required {
+		if in.Required {
 			extra = " (required)"
-		} else if in.def != "" {
-			extra = " (default " + in.def + ")"
+		} else if in.Default != "" {
+			extra = " (default " + in.Default + ")"
 		}
-		fmt.Fprintf(w, "  INPUT_%s%s\n", strings.ToUpper(in.name), extra)
+		fmt.Fprintf(w, "  INPUT_%s%s\n", strings.ToUpper(in.Name), extra)
 	}
-	fmt.Fprintln(w, "\nOutputs: "+strings.Join(outputs, ", "))
+	fmt.Fprintln(w, "\nOutputs: "+strings.Join(pipeline.Outputs, ", "))
 	fmt.Fprintln(w, "Reference: docs/action.md")
 }
 

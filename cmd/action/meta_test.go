@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferryhq/ferry/internal/pipeline"
 	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
@@ -59,12 +60,12 @@ func TestActionYAMLMatchesCode(t *testing.T) {
 		Default  string
 	}
 	want, got := map[string]in{}, map[string]in{}
-	for _, i := range inputs {
-		d := i.def
-		if i.name == "github-token" {
+	for _, i := range pipeline.Inputs {
+		d := i.Default
+		if i.Name == "github-token" {
 			d = "${{ github.token }}" // the runner's token; the binary falls back to GITHUB_TOKEN
 		}
-		want[i.name] = in{i.required, d}
+		want[i.Name] = in{i.Required, d}
 	}
 	for name, i := range m.Inputs {
 		d := ""
@@ -87,7 +88,7 @@ func TestActionYAMLMatchesCode(t *testing.T) {
 		}
 	}
 	sort.Strings(outs)
-	wantOuts := append([]string(nil), outputs...)
+	wantOuts := append([]string(nil), pipeline.Outputs...)
 	sort.Strings(wantOuts)
 	if diff := cmp.Diff(wantOuts, outs); diff != "" {
 		t.Errorf("action.yml outputs (-code +action.yml):\n%s", diff)
@@ -108,12 +109,12 @@ func TestDocsDocumentEveryInputAndOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(raw)
-	for _, i := range inputs {
-		if !strings.Contains(doc, "| `"+i.name+"` |") {
-			t.Errorf("docs/action.md has no row for input %q", i.name)
+	for _, i := range pipeline.Inputs {
+		if !strings.Contains(doc, "| `"+i.Name+"` |") {
+			t.Errorf("docs/action.md has no row for input %q", i.Name)
 		}
 	}
-	for _, o := range outputs {
+	for _, o := range pipeline.Outputs {
 		if !strings.Contains(doc, "| `"+o+"` |") {
 			t.Errorf("docs/action.md has no row for output %q", o)
 		}
@@ -143,8 +144,8 @@ func TestWorkflowsLint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var with strings.Builder
-	for _, i := range inputs {
-		with.WriteString("          " + i.name + ": x\n")
+	for _, i := range pipeline.Inputs {
+		with.WriteString("          " + i.Name + ": x\n")
 	}
 	wf := "on: push\npermissions: {}\njobs:\n  t:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: ./\n        with:\n" + with.String()
 	for name, content := range map[string]string{"action.yml": string(meta), ".github/workflows/all-inputs.yml": wf} {

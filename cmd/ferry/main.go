@@ -35,6 +35,8 @@ var commands = []command{
 	{"admin", "read and change a relay's channels: promote, roll back, roll out, audit", runAdmin},
 	{"keys", "create the app's encryption key pair (.capgo_key_v2) and print the capacitor.config snippet", runKeys},
 	{"pack", "package a web build locally: deterministic zip, optionally encrypted (what the action does)", runPack},
+	{"publish", "package, encrypt, sign, upload and register a bundle from any CI: the action's pipeline", runPublish},
+	{"register", "register a bundle already uploaded (from `ferry pack` or `publish --bundle-json`) with a relay", runRegister},
 	{"probe", "ask a relay what a device would get right now, and check that it verifies", runProbe},
 	{"verify", "prove who built a published bundle: check its signature and provenance", runVerify},
 }

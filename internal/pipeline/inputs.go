@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"errors"
@@ -14,38 +14,41 @@ import (
 	"github.com/ferryhq/ferry/internal/publish"
 )
 
-// input is one input of the action. The table below is the action's public API: action.yml
-// and docs/action.md must list exactly these names and defaults (a test checks it).
-type input struct {
-	name     string
-	required bool
-	def      string // default filled in when unset; action.yml declares the same default
-	secret   bool   // masked before anything is logged
+// Input is one option of the pipeline. [Inputs] is the public API of both front ends: the
+// action reads each as INPUT_<NAME> (action.yml and docs/action.md must list exactly these
+// names and defaults; a test checks it), and `ferry publish` as the flag --<name> or the
+// variable FERRY_<NAME> (docs/cli.md).
+type Input struct {
+	Name     string
+	Required bool
+	Default  string // default filled in when unset; action.yml declares the same default
+	Secret   bool   // masked before anything is logged
 }
 
-var inputs = []input{
-	{name: "app-id", required: true},
-	{name: "build-dir", def: "dist"},
-	{name: "version"},
-	{name: "channel"},
-	{name: "encryption-key", secret: true},
-	{name: "signing"},
-	{name: "signing-key", secret: true},
-	{name: "signing-key-password", secret: true},
-	{name: "provenance"},
-	{name: "destination", def: publish.DestinationGitHub},
-	{name: "public-base-url"},
-	{name: "github-token", secret: true},
-	{name: "release-tag"},
-	{name: "relay-url"},
-	{name: "relay-audience"},
-	{name: "relay-secret", secret: true},
-	{name: "native"},
-	{name: "delta", def: "false"},
+// Inputs lists every input, in the order action.yml declares them.
+var Inputs = []Input{
+	{Name: "app-id", Required: true},
+	{Name: "build-dir", Default: "dist"},
+	{Name: "version"},
+	{Name: "channel"},
+	{Name: "encryption-key", Secret: true},
+	{Name: "signing"},
+	{Name: "signing-key", Secret: true},
+	{Name: "signing-key-password", Secret: true},
+	{Name: "provenance"},
+	{Name: "destination", Default: publish.DestinationGitHub},
+	{Name: "public-base-url"},
+	{Name: "github-token", Secret: true},
+	{Name: "release-tag"},
+	{Name: "relay-url"},
+	{Name: "relay-audience"},
+	{Name: "relay-secret", Secret: true},
+	{Name: "native"},
+	{Name: "delta", Default: "false"},
 }
 
-// outputs are the action's outputs, in the order they are written.
-var outputs = []string{
+// Outputs are the pipeline's outputs, in the order they are written.
+var Outputs = []string{
 	"version", "bundle-url", "checksum", "sha256", "session-key", "key-id",
 	"signature-url", "provenance-url", "manifest-url", "channel",
 }
@@ -57,8 +60,8 @@ const (
 	signingNone    = "none"
 )
 
-// config is the validated inputs plus what is derived from the runner's environment.
-type config struct {
+// Config is the validated inputs plus what is derived from the build's context.
+type Config struct {
 	AppID       string
 	BuildDir    string // absolute
 	Version     string
@@ -91,29 +94,30 @@ type config struct {
 	Private    bool // repository visibility is not public
 	TempDir    string
 	OIDC       bool // an Actions OIDC token can be requested
+	IDToken    bool // the front end holds an OIDC token for registration (Context.IDToken)
 }
 
-// readInputs reads every input (INPUT_<NAME>, dashes kept, as the runner sets them) and
+// ReadInputs reads every input (INPUT_<NAME>, dashes kept, as the runner sets them) and
 // applies the defaults, which matter outside GitHub where no runner fills them in.
-func readInputs(getInput func(string) string) map[string]string {
-	vals := make(map[string]string, len(inputs))
-	for _, in := range inputs {
-		v := getInput(in.name)
+func ReadInputs(getInput func(string) string) map[string]string {
+	vals := make(map[string]string, len(Inputs))
+	for _, in := range Inputs {
+		v := getInput(in.Name)
 		if v == "" {
-			v = in.def
+			v = in.Default
 		}
-		vals[in.name] = v
+		vals[in.Name] = v
 	}
 	return vals
 }
 
-// secrets returns the values to mask: each secret input, and each line of multi-line ones
+// Secrets returns the values to mask: each secret input, and each line of multi-line ones
 // (the runner masks line by line).
-func secrets(vals map[string]string) []string {
+func Secrets(vals map[string]string) []string {
 	var out []string
-	for _, in := range inputs {
-		v := strings.TrimSpace(vals[in.name])
-		if !in.secret || v == "" {
+	for _, in := range Inputs {
+		v := strings.TrimSpace(vals[in.Name])
+		if !in.Secret || v == "" {
 			continue
 		}
 		if !strings.Contains(v, "\n") {
@@ -136,9 +140,9 @@ type problems []error
 // add records one problem; the message names the input and, where it helps, the fix.
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
 
-// validate checks every input at once and returns the config, or every problem joined.
+// Validate checks every input at once and returns the config, or every problem joined.
 // The steps run in a fixed order, so the joined problems always read in the same order.
-func validate(vals map[string]string, env func(string) string, ctx *runnerContext) (*config, error) {
+func Validate(vals map[string]string, env func(string) string, ctx *Context) (*Config, error) {
 	var p problems
 	c := newConfig(vals, env, ctx)
 	c.checkAppID(&p)
@@ -165,14 +169,14 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 }
 
 // newConfig copies the inputs that need no checking to parse, and the runner's context.
-func newConfig(vals map[string]string, env func(string) string, ctx *runnerContext) *config {
-	c := &config{
+func newConfig(vals map[string]string, env func(string) string, ctx *Context) *Config {
+	c := &Config{
 		AppID: vals["app-id"], Version: vals["version"], Channel: vals["channel"],
 		Destination: vals["destination"], PublicBase: vals["public-base-url"],
 		GitHubToken: vals["github-token"], ReleaseTag: vals["release-tag"],
 		RelayURL: strings.TrimRight(vals["relay-url"], "/"), Audience: vals["relay-audience"],
 		RelaySecret: vals["relay-secret"], Native: vals["native"],
-		Repository: ctx.Repository, Ref: ctx.Ref, RefName: ctx.RefName, RefType: ctx.RefType,
+		IDToken: ctx.IDToken, Repository: ctx.Repository, Ref: ctx.Ref, RefName: ctx.RefName, RefType: ctx.RefType,
 		SHA: strings.ToLower(ctx.SHA), RunID: ctx.RunID, RunAttempt: ctx.RunAttempt,
 		ServerURL: ctx.ServerURL, APIURL: ctx.APIURL, Private: ctx.Visibility != "" && ctx.Visibility != "public",
 		OIDC: env("ACTIONS_ID_TOKEN_REQUEST_URL") != "" && env("ACTIONS_ID_TOKEN_REQUEST_TOKEN") != "",
@@ -183,7 +187,7 @@ func newConfig(vals map[string]string, env func(string) string, ctx *runnerConte
 	return c
 }
 
-func (c *config) checkAppID(p *problems) {
+func (c *Config) checkAppID(p *problems) {
 	switch {
 	case c.AppID == "":
 		p.add("app-id is required: the app's id as configured on the relay, e.g. com.example.app")
@@ -193,7 +197,7 @@ func (c *config) checkAppID(p *problems) {
 }
 
 // resolveBuildDir makes build-dir absolute (relative to the workspace) and checks it exists.
-func (c *config) resolveBuildDir(input string, env func(string) string, p *problems) {
+func (c *Config) resolveBuildDir(input string, env func(string) string, p *problems) {
 	dir := input
 	if !filepath.IsAbs(dir) {
 		base := env("GITHUB_WORKSPACE")
@@ -209,19 +213,19 @@ func (c *config) resolveBuildDir(input string, env func(string) string, p *probl
 }
 
 // resolveVersion checks the version input, or derives the version from the ref when it is empty.
-func (c *config) resolveVersion(ctx *runnerContext, p *problems) {
+func (c *Config) resolveVersion(ctx *Context, p *problems) {
 	if c.Version == "" {
-		v, err := deriveVersion(ctx)
+		v, err := DeriveVersion(ctx)
 		if err != nil {
 			p.add("version: %v", err)
 		}
 		c.Version = v
-	} else if err := checkVersion(c.Version); err != nil {
+	} else if err := CheckVersion(c.Version); err != nil {
 		p.add("version %q: %v", c.Version, err)
 	}
 }
 
-func (c *config) readEncryptionKey(input string, p *problems) {
+func (c *Config) readEncryptionKey(input string, p *problems) {
 	if k := strings.TrimSpace(input); k != "" {
 		if _, err := archive.ParsePrivateKey([]byte(k)); err != nil {
 			p.add("encryption-key: %v (want the PKCS#1 RSA private key PEM from `ferry keys` or `npx @capgo/cli key create`, i.e. .capgo_key_v2)", err)
@@ -232,7 +236,7 @@ func (c *config) readEncryptionKey(input string, p *problems) {
 
 // resolveSigning picks the signing mode: the signing input when set, otherwise key when a
 // signing key is given, keyless when an OIDC token is available, and none otherwise.
-func (c *config) resolveSigning(vals map[string]string, p *problems) {
+func (c *Config) resolveSigning(vals map[string]string, p *problems) {
 	c.SigningKey = []byte(strings.TrimSpace(vals["signing-key"]))
 	c.SigningPass = []byte(vals["signing-key-password"])
 	switch s := strings.ToLower(vals["signing"]); s {
@@ -266,7 +270,7 @@ func (c *config) resolveSigning(vals map[string]string, p *problems) {
 }
 
 // resolveProvenance decides whether provenance is signed; it needs the signing mode.
-func (c *config) resolveProvenance(input string, ctx *runnerContext, p *problems) {
+func (c *Config) resolveProvenance(input string, ctx *Context, p *problems) {
 	// Key-mode provenance describes the build from the GITHUB_* variables; outside GitHub
 	// they may be missing, and then provenance is off unless asked for.
 	var missing []string
@@ -294,7 +298,7 @@ func (c *config) resolveProvenance(input string, ctx *runnerContext, p *problems
 }
 
 // checkBundleOptions parses delta and checks the native version range.
-func (c *config) checkBundleOptions(deltaInput string, p *problems) {
+func (c *Config) checkBundleOptions(deltaInput string, p *problems) {
 	delta, err := parseBool(deltaInput)
 	if err != nil {
 		p.add("delta %q: want true or false", deltaInput)
@@ -310,7 +314,7 @@ func (c *config) checkBundleOptions(deltaInput string, p *problems) {
 
 // checkDestination checks public-base-url and the destination: GitHub Releases, or a
 // bucket URL; it needs delta.
-func (c *config) checkDestination(p *problems) {
+func (c *Config) checkDestination(p *problems) {
 	if c.PublicBase != "" {
 		u, err := url.Parse(c.PublicBase)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -346,7 +350,7 @@ func (c *config) checkDestination(p *problems) {
 // defaultReleaseTag fills in the release tag when the input left it empty: the pushed tag
 // when it names a version; otherwise (branches, and moving tags such as
 // channel/production) a release of the bundle's own.
-func (c *config) defaultReleaseTag() {
+func (c *Config) defaultReleaseTag() {
 	if c.ReleaseTag != "" {
 		return
 	}
@@ -358,7 +362,7 @@ func (c *config) defaultReleaseTag() {
 
 // checkRelay checks relay-url, defaults the OIDC audience to its origin, and checks that
 // registration has a way to authenticate.
-func (c *config) checkRelay(p *problems) {
+func (c *Config) checkRelay(p *problems) {
 	if c.RelayURL == "" {
 		return
 	}
@@ -368,7 +372,7 @@ func (c *config) checkRelay(p *problems) {
 	} else if c.Audience == "" {
 		c.Audience = u.Scheme + "://" + u.Host
 	}
-	if c.RelaySecret == "" && !c.OIDC {
+	if c.RelaySecret == "" && !c.OIDC && !c.IDToken {
 		p.add("relay-url is set but there is no way to authenticate: grant `permissions: id-token: write` (OIDC, preferred) or set relay-secret (HMAC, for CI without OIDC)")
 	}
 	if c.RelaySecret != "" && c.SHA == "" {

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 
 // summary renders the job summary: what was published where, and the exact commands that
 // verify it.
-func (r *result) summary(c *config) string {
+func (r *Result) Summary(c *Config) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Ferry: %s %s\n\n", c.AppID, c.Version)
 	b.WriteString("| | |\n|---|---|\n")

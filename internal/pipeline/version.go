@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 //     below every release.
 var tagVersion = regexp.MustCompile(`^[vV]?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 
-func deriveVersion(rc *runnerContext) (string, error) {
+func DeriveVersion(rc *Context) (string, error) {
 	name := rc.RefName
 	isTag := rc.RefType == "tag" || strings.HasPrefix(rc.Ref, "refs/tags/")
 	if isTag && name == "" {
@@ -92,7 +92,7 @@ func digits(s string) bool {
 }
 
 // checkVersion applies the relay's rules to an explicit version.
-func checkVersion(v string) error {
+func CheckVersion(v string) error {
 	switch {
 	case len(v) > 128:
 		return errors.New("longer than 128 characters")

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"bytes"
@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sethvargo/go-githubactions"
-
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/publish"
@@ -27,52 +25,23 @@ import (
 	"github.com/ferryhq/ferry/internal/sign"
 )
 
-// runnerContext is what the action reads of the GitHub runner's environment.
-type runnerContext struct {
+// Context is the build the pipeline runs for: the repository, ref, commit and run, as the
+// front end reads them (the action from GitHub's runner, `ferry publish` from flags or the
+// CI's variables).
+type Context struct {
 	Repository, Ref, RefName, RefType, SHA string
 	RunID, RunAttempt, EventName           string
 	ServerURL, APIURL, Visibility          string
 	WorkflowRef, RepositoryID, OwnerID     string
 	RunnerEnvironment                      string
+
+	// IDToken says the front end holds an OIDC token it can register with (Pipeline.IDToken),
+	// other than the Actions token the OIDC input of Validate looks for.
+	IDToken bool
 }
 
-func newRunnerContext(a *githubactions.Action, getenv func(string) string) (*runnerContext, error) {
-	gc, err := a.Context()
-	if err != nil {
-		err = fmt.Errorf("GitHub context: %w", err)
-	}
-	if gc == nil { // an unreadable event file: keep what the variables say
-		gc = &githubactions.GitHubContext{
-			ServerURL: publish.DefaultGitHubServerURL, APIURL: publish.DefaultGitHubAPIURL,
-			Repository: getenv("GITHUB_REPOSITORY"), Ref: getenv("GITHUB_REF"), RefName: getenv("GITHUB_REF_NAME"),
-			RefType: getenv("GITHUB_REF_TYPE"), SHA: getenv("GITHUB_SHA"), EventName: getenv("GITHUB_EVENT_NAME"),
-		}
-		if v := getenv("GITHUB_SERVER_URL"); v != "" {
-			gc.ServerURL = v
-		}
-		if v := getenv("GITHUB_API_URL"); v != "" {
-			gc.APIURL = v
-		}
-	}
-	rc := &runnerContext{
-		Repository: gc.Repository, Ref: gc.Ref, RefName: gc.RefName, RefType: gc.RefType, SHA: gc.SHA,
-		RunID: getenv("GITHUB_RUN_ID"), RunAttempt: getenv("GITHUB_RUN_ATTEMPT"), EventName: gc.EventName,
-		ServerURL: strings.TrimRight(gc.ServerURL, "/"), APIURL: strings.TrimRight(gc.APIURL, "/"),
-		WorkflowRef: getenv("GITHUB_WORKFLOW_REF"), RepositoryID: getenv("GITHUB_REPOSITORY_ID"),
-		OwnerID: getenv("GITHUB_REPOSITORY_OWNER_ID"), RunnerEnvironment: getenv("RUNNER_ENVIRONMENT"),
-	}
-	if repo, ok := gc.Event["repository"].(map[string]any); ok {
-		if v, ok := repo["visibility"].(string); ok {
-			rc.Visibility = v
-		} else if p, ok := repo["private"].(bool); ok && p {
-			rc.Visibility = "private"
-		}
-	}
-	return rc, err
-}
-
-// warnings are problems that do not stop the run.
-func warnings(c *config) []string {
+// Warnings are problems that do not stop the run.
+func Warnings(c *Config) []string {
 	var w []string
 	if c.Destination == publish.DestinationGitHub && c.Private {
 		w = append(w, "the repository is not public, so its release assets need a GitHub login to download: devices will not be able to fetch the bundle. Use a bucket destination with public-base-url.")
@@ -86,18 +55,36 @@ func warnings(c *config) []string {
 	return w
 }
 
-// pipeline runs the stages: package → sign → publish → register.
-type pipeline struct {
-	cfg    *config
-	rc     *runnerContext
-	io     *actionIO
-	log    *slog.Logger
-	getenv func(string) string
+// UI is how the pipeline talks to the person reading the job log; the action renders it as
+// workflow commands (groups, annotations, masks), the CLI as plain lines.
+type UI interface {
+	Group(title string) // a stage starts
+	EndGroup()          // the stage ended
+	Warn(msg string)    // a problem that does not stop the run
+	Notice(msg string)  // something worth knowing
+	Mask(secret string) // never print this value again
+}
+
+// Pipeline runs the stages: package → sign → publish → register.
+type Pipeline struct {
+	Config  *Config
+	Context *Context
+	UI      UI
+	Log     *slog.Logger
+	Getenv  func(string) string
+	// IDToken returns an OIDC token for audience: for keyless signing and OIDC
+	// registration. Nil when the front end has none.
+	IDToken func(ctx context.Context, audience string) (string, error)
+	// Attest stores keyless provenance in GitHub's attestations (best effort); the action
+	// sets it when it runs on GitHub.
+	Attest bool
+	// UserAgent names the front end to the relay, e.g. ferry-action.
+	UserAgent string
 }
 
 // result is everything the outputs and the summary report.
-type result struct {
-	failedStage string
+type Result struct {
+	FailedStage string
 	version     string
 	name        string // file name of the archive
 	pk          *packed
@@ -115,7 +102,7 @@ type result struct {
 	timings     [][2]string
 }
 
-func (r *result) outputs() [][2]string {
+func (r *Result) Outputs() [][2]string {
 	m := map[string]string{"version": r.version, "channel": r.channel, "signature-url": r.sigURL, "provenance-url": r.provURL, "manifest-url": r.manifestURL}
 	if r.pk != nil {
 		m["checksum"], m["sha256"], m["session-key"], m["key-id"] = r.pk.Checksum, r.pk.SHA256, r.pk.SessionKey, r.pk.KeyID
@@ -123,34 +110,35 @@ func (r *result) outputs() [][2]string {
 	if r.bundle != nil {
 		m["bundle-url"] = r.bundle.URL
 	}
-	out := make([][2]string, 0, len(outputs))
-	for _, k := range outputs {
+	out := make([][2]string, 0, len(Outputs))
+	for _, k := range Outputs {
 		out = append(out, [2]string{k, m[k]})
 	}
 	return out
 }
 
 // stage runs fn inside a log group and records its duration.
-func (p *pipeline) stage(res *result, name string, fn func() (string, error)) error {
-	p.io.group(name)
+func (p *Pipeline) stage(res *Result, name string, fn func() (string, error)) error {
+	p.UI.Group(name)
 	start := time.Now()
 	detail, err := fn()
 	d := time.Since(start).Round(time.Millisecond)
 	if err != nil {
-		res.failedStage = strings.ToLower(name)
-		p.log.Error(name+" failed", "duration", d, "error", err)
+		res.FailedStage = strings.ToLower(name)
+		p.Log.Error(name+" failed", "duration", d, "error", err)
 	} else {
-		p.log.Info(name+" done", "duration", d, "result", detail)
+		p.Log.Info(name+" done", "duration", d, "result", detail)
 		res.timings = append(res.timings, [2]string{name, d.String()})
 	}
-	p.io.endGroup()
+	p.UI.EndGroup()
 	return err
 }
 
-func (p *pipeline) run(ctx context.Context) (*result, error) {
-	c := p.cfg
-	res := &result{failedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
-	p.log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redact.URL(c.Destination), "signing", c.Signing, "relay", redact.URL(c.RelayURL))
+// Run runs every stage; on error, Result.FailedStage names the stage that failed.
+func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
+	c := p.Config
+	res := &Result{FailedStage: "setup", version: c.Version, name: assetName(c.AppID, c.Version), channel: c.Channel}
+	p.Log.Info("publishing", "app", c.AppID, "version", c.Version, "destination", redact.URL(c.Destination), "signing", c.Signing, "relay", redact.URL(c.RelayURL))
 	work, err := os.MkdirTemp(c.TempDir, "ferry-")
 	if err != nil {
 		return res, fmt.Errorf("create a work directory in %s: %w", c.TempDir, err)
@@ -164,7 +152,7 @@ func (p *pipeline) run(ctx context.Context) (*result, error) {
 		}
 	}
 	var zo archive.ZipOptions
-	if zo.ModTime, err = archive.ModTimeFromEpoch(p.getenv("SOURCE_DATE_EPOCH")); err != nil {
+	if zo.ModTime, err = archive.ModTimeFromEpoch(p.Getenv("SOURCE_DATE_EPOCH")); err != nil {
 		return res, err
 	}
 	artifact := filepath.Join(work, res.name)
@@ -177,7 +165,7 @@ func (p *pipeline) run(ctx context.Context) (*result, error) {
 		}
 		res.pk = pk
 		for _, w := range pk.Warnings {
-			p.io.warn("package: " + w)
+			p.UI.Warn("package: " + w)
 		}
 		enc := "unencrypted"
 		if pk.SessionKey != "" {
@@ -213,28 +201,31 @@ func (p *pipeline) run(ctx context.Context) (*result, error) {
 			return res, err
 		}
 	} else {
-		p.io.notice("relay-url is not set: the bundle was published but not registered; devices will not be offered it until it is registered with a relay.")
+		p.UI.Notice("relay-url is not set: the bundle was published but not registered; devices will not be offered it until it is registered with a relay.")
 	}
-	res.failedStage = ""
+	res.FailedStage = ""
 	return res, nil
 }
 
-// idToken fetches an Actions OIDC token for audience and masks it before anything can log it.
-func (p *pipeline) idToken(ctx context.Context, audience string) (string, error) {
-	tok, err := p.io.a.GetIDToken(ctx, audience)
+// idToken fetches an OIDC token for audience and masks it before anything can log it.
+func (p *Pipeline) idToken(ctx context.Context, audience string) (string, error) {
+	if p.IDToken == nil {
+		return "", sign.ErrNoIDToken
+	}
+	tok, err := p.IDToken(ctx, audience)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", sign.ErrNoIDToken, err)
 	}
-	p.io.mask(tok)
+	p.UI.Mask(tok)
 	return tok, nil
 }
 
-func (p *pipeline) sign(ctx context.Context, res *result, artifact string, sigJSON, provJSON *[]byte) (string, error) {
-	c := p.cfg
+func (p *Pipeline) sign(ctx context.Context, res *Result, artifact string, sigJSON, provJSON *[]byte) (string, error) {
+	c := p.Config
 	opts := sign.Options{
-		Mode: sign.Mode(c.Signing), Private: c.Private, Logger: p.log,
-		FulcioURL: p.getenv("FERRY_FULCIO_URL"), RekorURL: p.getenv("FERRY_REKOR_URL"), TSAURL: p.getenv("FERRY_TSA_URL"),
-		TrustedRoot: p.getenv("FERRY_TRUSTED_ROOT"),
+		Mode: sign.Mode(c.Signing), Private: c.Private, Logger: p.Log,
+		FulcioURL: p.Getenv("FERRY_FULCIO_URL"), RekorURL: p.Getenv("FERRY_REKOR_URL"), TSAURL: p.Getenv("FERRY_TSA_URL"),
+		TrustedRoot: p.Getenv("FERRY_TRUSTED_ROOT"),
 	}
 	if c.Signing == signingKeyless {
 		opts.IDToken = p.idToken
@@ -266,13 +257,13 @@ func (p *pipeline) sign(ctx context.Context, res *result, artifact string, sigJS
 }
 
 // claims describe the build for key-mode provenance (keyless reads them from the token).
-func (p *pipeline) claims() sign.Claims {
-	rc := p.rc
+func (p *Pipeline) claims() sign.Claims {
+	rc := p.Context
 	return sign.Claims{
 		Issuer: sign.GitHubActionsIssuer, Repository: rc.Repository, RepositoryID: rc.RepositoryID,
 		RepositoryOwner: strings.Split(rc.Repository, "/")[0], RepositoryOwnerID: rc.OwnerID,
 		Visibility: rc.Visibility, WorkflowRef: rc.WorkflowRef, JobWorkflowRef: rc.WorkflowRef,
-		Ref: rc.Ref, SHA: p.cfg.SHA, RunID: rc.RunID, RunAttempt: rc.RunAttempt, EventName: rc.EventName,
+		Ref: rc.Ref, SHA: p.Config.SHA, RunID: rc.RunID, RunAttempt: rc.RunAttempt, EventName: rc.EventName,
 		RunnerEnvironment: rc.RunnerEnvironment, ServerURL: rc.ServerURL,
 	}
 }
@@ -287,7 +278,7 @@ const (
 
 // publishDelta stores every file of the build on its own and fills manifest, in the order
 // archive.Delta returns the files.
-func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res *result, key *rsa.PrivateKey, zo archive.ZipOptions, manifest *[]channel.ManifestEntry) ([]archive.DeltaFile, error) {
+func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res *Result, key *rsa.PrivateKey, zo archive.ZipOptions, manifest *[]channel.ManifestEntry) ([]archive.DeltaFile, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type job struct {
@@ -310,7 +301,7 @@ func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 		}
 	}
 	upload := func(i int, f archive.DeltaFile, body publishBody) {
-		obj, err := pub.Put(ctx, publish.File{Name: p.cfg.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
+		obj, err := pub.Put(ctx, publish.File{Name: p.Config.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", f.FileName, err))
 			return
@@ -330,7 +321,7 @@ func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 		}()
 	}
 	n := 0
-	files, err := archive.Delta(ctx, p.cfg.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
+	files, err := archive.Delta(ctx, p.Config.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
 		i := n
 		n++
 		if rs, ok := body.(publishBody); ok && f.Size > deltaInline {
@@ -366,15 +357,15 @@ func (p *pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 
 // key returns where a file of this bundle goes: a release asset name, or a bucket key
 // under <app-id>/<version>/.
-func (p *pipeline) key(name string) string {
-	if p.cfg.Destination == publish.DestinationGitHub {
+func (p *Pipeline) key(name string) string {
+	if p.Config.Destination == publish.DestinationGitHub {
 		return name
 	}
-	return p.cfg.AppID + "/" + safeKeyPart(p.cfg.Version) + "/" + name
+	return p.Config.AppID + "/" + safeKeyPart(p.Config.Version) + "/" + name
 }
 
-func (p *pipeline) publish(ctx context.Context, res *result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
-	c := p.cfg
+func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
+	c := p.Config
 	if u, err := url.Parse(c.Destination); err == nil && u.Scheme == "file" {
 		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
 			return "", fmt.Errorf("create the destination directory: %w", err)
@@ -390,8 +381,8 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 			Body:       fmt.Sprintf("Live update bundles published by Ferry. %s %s was built from %s.", c.AppID, c.Version, c.SHA),
 		},
 		PublicBaseURL: c.PublicBase,
-		Getenv:        p.getenv,
-		Logger:        p.log,
+		Getenv:        p.Getenv,
+		Logger:        p.Log,
 		Progress: func(name string, sent, total int64) {
 			progressMu.Lock()
 			defer progressMu.Unlock()
@@ -399,7 +390,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 				return
 			}
 			lastProgress = time.Now()
-			p.log.Info("uploading", "file", name, "sent", archive.FormatSize(sent), "total", archive.FormatSize(total), "percent", sent*100/max(total, 1))
+			p.Log.Info("uploading", "file", name, "sent", archive.FormatSize(sent), "total", archive.FormatSize(total), "percent", sent*100/max(total, 1))
 		},
 	})
 	if err != nil {
@@ -416,10 +407,10 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 		return "", fmt.Errorf("publish the bundle: %w", err)
 	}
 	if res.bundle.Reused {
-		p.log.Info("the bundle was already published with identical bytes (a re-run); reusing it", "url", res.bundle.URL)
+		p.Log.Info("the bundle was already published with identical bytes (a re-run); reusing it", "url", res.bundle.URL)
 	}
 	if !res.bundle.Expires.IsZero() {
-		p.io.warn(fmt.Sprintf("no public-base-url: the bundle URL is presigned and stops working at %s; devices offered it later cannot download it. Set public-base-url.", res.bundle.Expires.UTC().Format(time.RFC3339)))
+		p.UI.Warn(fmt.Sprintf("no public-base-url: the bundle URL is presigned and stops working at %s; devices offered it later cannot download it. Set public-base-url.", res.bundle.Expires.UTC().Format(time.RFC3339)))
 	}
 	put := func(name string, body []byte, ct string) (string, error) {
 		obj, err := pub.Put(ctx, publish.File{Name: p.key(name), Body: bytes.NewReader(body), ContentType: ct})
@@ -427,7 +418,7 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 		if errors.As(err, &ee) && res.bundle.Reused && ee.URL != "" {
 			// A re-run: the earlier attempt signed these same bundle bytes (signatures
 			// differ on every run); keep what it published rather than conflict.
-			p.log.Info("keeping the file published by an earlier run for the same bundle", "file", name, "url", ee.URL)
+			p.Log.Info("keeping the file published by an earlier run for the same bundle", "file", name, "url", ee.URL)
 			return ee.URL, nil
 		}
 		if err != nil {
@@ -463,9 +454,9 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 	res.manifest = manifest
 
 	// Provenance for `gh attestation verify` without --bundle (best effort).
-	if provJSON != nil && c.Signing == signingKeyless && c.Repository != "" && c.GitHubToken != "" && p.io.onGitHub {
+	if provJSON != nil && c.Signing == signingKeyless && c.Repository != "" && c.GitHubToken != "" && p.Attest {
 		if err := sign.UploadAttestation(ctx, &http.Client{Timeout: time.Minute}, c.APIURL, c.Repository, c.GitHubToken, provJSON); err != nil {
-			p.io.warn("provenance not stored in GitHub's attestations (gh attestation verify needs --bundle): " + err.Error())
+			p.UI.Warn("provenance not stored in GitHub's attestations (gh attestation verify needs --bundle): " + err.Error())
 		} else {
 			res.attested = true
 		}
@@ -477,26 +468,35 @@ func (p *pipeline) publish(ctx context.Context, res *result, artifact string, ke
 	return detail, nil
 }
 
-func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
-	c := p.cfg
-	b := &channel.Bundle{
-		AppID: c.AppID, Version: c.Version, URL: res.bundle.URL, Checksum: res.pk.Checksum, SHA256: res.pk.SHA256,
-		Size: res.pk.Size, SessionKey: res.pk.SessionKey, KeyID: res.pk.KeyID, Commit: c.SHA, Ref: c.Ref,
-		Channel: c.Channel, Native: c.Native, Manifest: res.manifest, ManifestURL: res.manifestURL,
-		SignatureURL: res.sigURL, ProvenanceURL: res.provURL, Repository: c.Repository,
+// Bundle is the record registered with the relay (or to register later with `ferry
+// register --from`); nil before the bundle is published.
+func (r *Result) Bundle(c *Config) *channel.Bundle {
+	if r.pk == nil || r.bundle == nil {
+		return nil
 	}
-	opts := relayclient.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}, UserAgent: "ferry-action", Logger: p.log,
+	return &channel.Bundle{
+		AppID: c.AppID, Version: c.Version, URL: r.bundle.URL, Checksum: r.pk.Checksum, SHA256: r.pk.SHA256,
+		Size: r.pk.Size, SessionKey: r.pk.SessionKey, KeyID: r.pk.KeyID, Commit: c.SHA, Ref: c.Ref,
+		Channel: c.Channel, Native: c.Native, Manifest: r.manifest, ManifestURL: r.manifestURL,
+		SignatureURL: r.sigURL, ProvenanceURL: r.provURL, Repository: c.Repository,
+	}
+}
+
+func (p *Pipeline) register(ctx context.Context, res *Result) (string, error) {
+	c := p.Config
+	b := res.Bundle(c)
+	opts := relayclient.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}, UserAgent: p.UserAgent, Logger: p.Log,
 		RetryBackoff: time.Second, RetryMaxWait: 30 * time.Second}
 	if c.RelaySecret != "" {
 		opts.HMACSecret = []byte(c.RelaySecret)
 	} else {
 		opts.IDToken = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
 	}
-	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
+	if d, err := time.ParseDuration(p.Getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
 		opts.RetryBackoff = d
 	}
 	timeout := 5 * time.Minute
-	if d, err := time.ParseDuration(p.getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
+	if d, err := time.ParseDuration(p.Getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
 		timeout = d
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

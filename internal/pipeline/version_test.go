@@ -1,7 +1,6 @@
-package main
+package pipeline
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +32,7 @@ func TestDeriveVersion(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := deriveVersion(&runnerContext{Ref: tc.ref, RefType: tc.refType, RunID: tc.runID, SHA: tc.sha})
+			got, err := DeriveVersion(&Context{Ref: tc.ref, RefType: tc.refType, RunID: tc.runID, SHA: tc.sha})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("deriveVersion(%q) error = %v, want %q", tc.ref, err, tc.wantErr)
@@ -53,7 +52,7 @@ func TestDerivedVersionsSort(t *testing.T) {
 	t.Parallel()
 	var prev string
 	for _, run := range []string{"9", "10", "99", "100", "12345678901"} {
-		v, err := deriveVersion(&runnerContext{Ref: "refs/heads/main", RunID: run, SHA: "ffffffffffffffffffffffffffffffffffffffff"})
+		v, err := DeriveVersion(&Context{Ref: "refs/heads/main", RunID: run, SHA: "ffffffffffffffffffffffffffffffffffffffff"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,11 +72,11 @@ func FuzzDeriveVersion(f *testing.F) {
 	f.Add("refs/pull/7/merge", "", "99", "abcdefabcdefabcdefabcdefabcdefabcdefabcd")
 	f.Add("refs/heads/ünï/çødé", "branch", "1", "0000000000000000000000000000000000000000")
 	f.Fuzz(func(t *testing.T, ref, refType, runID, sha string) {
-		v, err := deriveVersion(&runnerContext{Ref: ref, RefType: refType, RunID: runID, SHA: sha})
+		v, err := DeriveVersion(&Context{Ref: ref, RefType: refType, RunID: runID, SHA: sha})
 		if err != nil {
 			return
 		}
-		if err := checkVersion(v); err != nil {
+		if err := CheckVersion(v); err != nil {
 			t.Fatalf("deriveVersion(%q, %q, %q) = %q, which the relay refuses: %v", ref, runID, sha, v, err)
 		}
 		// Every derived version is a semantic version: those sort above any non-semver.
@@ -94,11 +93,11 @@ func TestValidateReportsDefaultsAndDerivations(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{"GITHUB_WORKSPACE": dir, "ACTIONS_ID_TOKEN_REQUEST_URL": "http://x", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t", "GITHUB_TOKEN": "tok"}
-	vals := readInputs(func(name string) string {
+	vals := ReadInputs(func(name string) string {
 		return map[string]string{"app-id": "com.a.b", "build-dir": ".", "relay-url": "https://relay.example.com/"}[name]
 	})
-	rc := &runnerContext{Repository: "acme/app", Ref: "refs/tags/v1.0.0", RefName: "v1.0.0", RefType: "tag", SHA: strings.Repeat("a", 40), Visibility: "public", WorkflowRef: "acme/app/.github/workflows/r.yml@refs/tags/v1.0.0"}
-	c, err := validate(vals, func(k string) string { return env[k] }, rc)
+	rc := &Context{Repository: "acme/app", Ref: "refs/tags/v1.0.0", RefName: "v1.0.0", RefType: "tag", SHA: strings.Repeat("a", 40), Visibility: "public", WorkflowRef: "acme/app/.github/workflows/r.yml@refs/tags/v1.0.0"}
+	c, err := Validate(vals, func(k string) string { return env[k] }, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,44 +110,23 @@ func TestValidateReportsDefaultsAndDerivations(t *testing.T) {
 	}
 }
 
-// TestBadEventFileIsOneProblem: an unreadable event payload is reported, without the
-// context variables it did not affect being reported missing too.
-func TestBadEventFileIsOneProblem(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	ev := filepath.Join(dir, "event.json")
-	if err := os.WriteFile(ev, []byte("{not json"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"GITHUB_EVENT_PATH": ev, "GITHUB_REF": "refs/tags/v1.0.0", "GITHUB_REF_TYPE": "tag", "GITHUB_REF_NAME": "v1.0.0", "GITHUB_REPOSITORY": "acme/app"}
-	getenv := func(k string) string { return env[k] }
-	var out bytes.Buffer
-	rc, err := newRunnerContext(newIO(getenv, &out, &out).a, getenv)
-	if err == nil || !strings.Contains(err.Error(), "event") {
-		t.Fatalf("newRunnerContext error = %v, want the event payload named", err)
-	}
-	if rc.Ref != "refs/tags/v1.0.0" || rc.Repository != "acme/app" {
-		t.Errorf("runner context = %+v, want the GITHUB_* variables kept", rc)
-	}
-}
-
 // TestRunnerTempOutsideTheContainer: a Docker container action is given the host's
 // RUNNER_TEMP, a path that does not exist inside the container; the action must fall back
 // to the container's own temporary directory instead of failing its first stage.
 func TestRunnerTempOutsideTheContainer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	vals := readInputs(func(name string) string {
+	vals := ReadInputs(func(name string) string {
 		return map[string]string{"app-id": "com.a.b", "build-dir": ".", "signing": "none"}[name]
 	})
-	rc := &runnerContext{Repository: "acme/app", Ref: "refs/tags/v1.0.0", RefName: "v1.0.0", RefType: "tag", SHA: strings.Repeat("a", 40), Visibility: "public"}
+	rc := &Context{Repository: "acme/app", Ref: "refs/tags/v1.0.0", RefName: "v1.0.0", RefType: "tag", SHA: strings.Repeat("a", 40), Visibility: "public"}
 	for _, tc := range []struct{ runnerTemp, want string }{
 		{filepath.Join(dir, "home", "runner", "work", "_temp"), os.TempDir()}, // host path, not mounted
 		{"", os.TempDir()},
 		{dir, dir}, // mounted (or not in a container): used
 	} {
 		env := map[string]string{"GITHUB_WORKSPACE": dir, "GITHUB_TOKEN": "tok", "RUNNER_TEMP": tc.runnerTemp}
-		c, err := validate(vals, func(k string) string { return env[k] }, rc)
+		c, err := Validate(vals, func(k string) string { return env[k] }, rc)
 		if err != nil {
 			t.Fatal(err)
 		}
