@@ -98,7 +98,10 @@ func FuzzPlanPush(f *testing.F) {
 		if err != nil {
 			return
 		}
-		actions, reason := a.planPush(ev)
+		actions, reason, err := a.planPush(ev, &webhookKey{global: true})
+		if err != nil {
+			t.Fatalf("a push signed with the relay-wide secret refused: %v", err)
+		}
 		if len(actions) == 0 && reason == "" {
 			t.Fatal("nothing planned and no reason given")
 		}
