@@ -377,24 +377,26 @@ func parsePush(payload []byte) (*github.PushEvent, error) {
 // not speak for (a push signed with another app's secret).
 func (a *API) planPush(ev *github.PushEvent, key *webhookKey) ([]tagAction, string, error) {
 	ref := ev.GetRef()
-	if !strings.HasPrefix(ref, "refs/tags/") {
-		return nil, "only tag pushes promote; branch channels move on registration", nil
-	}
 	repo := ev.GetRepo().GetFullName()
 	all := a.appsForRepository(repo)
-	if len(all) == 0 {
-		return nil, fmt.Sprintf("no app is configured for repository %q", repo), nil
-	}
 	var apps []*channel.App
 	for _, app := range all {
 		if key.speaksFor(app) {
 			apps = append(apps, app)
 		}
 	}
-	if len(apps) == 0 {
+	// An app's own secret speaks for its repository only; the relay-wide one for the
+	// repositories of apps without their own (and for unknown ones, which change nothing).
+	if len(apps) == 0 && (len(all) > 0 || !key.global) {
 		a.metrics.refused.WithLabelValues("webhook_secret").Inc()
 		return nil, "", errorf(http.StatusUnauthorized, "bad_signature",
 			"the delivery is signed with a webhook secret that is not the one configured for repository %q; nothing changed", repo)
+	}
+	if !strings.HasPrefix(ref, "refs/tags/") {
+		return nil, "only tag pushes promote; branch channels move on registration", nil
+	}
+	if len(all) == 0 {
+		return nil, fmt.Sprintf("no app is configured for repository %q", repo), nil
 	}
 	var pinned []string
 	apps = slices.DeleteFunc(apps, func(app *channel.App) bool {

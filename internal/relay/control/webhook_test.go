@@ -1123,17 +1123,34 @@ apps:
 		return e.do("POST", "/webhooks/github", body, githubHeaders("push", delivery, secret, body))
 	}
 	otherPush := pushAt(t, tagCreated(t, "v1.0.0", commitB), time.Unix(1763980000, 0), "acme/other-app", 0)
+	var branchPush map[string]any
+	if err := json.Unmarshal(payload(t, "push_branch.json", nil), &branchPush); err != nil {
+		t.Fatal(err)
+	}
+	branchPush["repository"].(map[string]any)["full_name"] = "acme/other-app"
+	unknownRepo := pushAt(t, tagCreated(t, "v1.0.0", commitB), time.Unix(1763980000, 0), "mallory/unknown", 0)
 	before := e.snapshot()
-	for _, secret := range []string{"secret-of-app", hookSecret, "not-a-secret"} {
-		w := send(secret, "d-"+secret, otherPush)
+	for i, tc := range []struct {
+		secret string
+		body   []byte
+	}{
+		{"secret-of-app", otherPush}, {hookSecret, otherPush}, {"not-a-secret", otherPush},
+		{"secret-of-app", mustJSON(t, branchPush)}, // branch pushes too
+		{"secret-of-app", unknownRepo},             // an app's secret speaks for its repository only
+	} {
+		w := send(tc.secret, fmt.Sprint("d-forged-", i), tc.body)
 		if w.Code != http.StatusUnauthorized {
-			t.Fatalf("other-app's push signed with %q: status %d, want 401: %s", secret, w.Code, w.Body)
+			t.Fatalf("case %d: push signed with %q: status %d, want 401: %s", i, tc.secret, w.Code, w.Body)
 		}
 		if code, _ := errorBody(t, w); code != "bad_signature" {
-			t.Errorf("error = %q, want bad_signature", code)
+			t.Errorf("case %d: error = %q, want bad_signature", i, code)
 		}
 	}
 	e.unchanged(before)
+	// The relay-wide secret on a repository no app is configured for changes nothing either.
+	if r := e.deliver("push", "d-unknown", unknownRepo, http.StatusOK); r.Status != "ignored" {
+		t.Errorf("unknown repository with the relay-wide secret: %+v, want ignored", r)
+	}
 
 	for _, tc := range []struct{ app, secret, repo, commit string }{
 		{"com.example.other", "secret-of-other", "acme/other-app", commitB},
