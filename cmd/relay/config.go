@@ -48,6 +48,9 @@ type Config struct {
 	AdminToken    string // FERRY_ADMIN_TOKEN; empty disables the admin API
 	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty disables /webhooks/github
 	HMACSecret    string // FERRY_HMAC_SECRET; empty disables HMAC registration
+
+	// Getenv reads the variables the YAML file names (an app's webhook_secret_env).
+	Getenv func(string) string
 }
 
 // flagSpec binds one flag to its environment fallback and to the Config field it sets.
@@ -87,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		AdminToken:    getenv("FERRY_ADMIN_TOKEN"),
 		WebhookSecret: getenv("FERRY_WEBHOOK_SECRET"),
 		HMACSecret:    getenv("FERRY_HMAC_SECRET"),
+		Getenv:        getenv,
 	}
 	specs := c.flagSpecs()
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)

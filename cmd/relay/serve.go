@@ -76,6 +76,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		Logger:        logger,
 		AdminToken:    cfg.AdminToken,
 		WebhookSecret: cfg.WebhookSecret,
+		Getenv:        cfg.Getenv,
 		HMACSecret:    cfg.HMACSecret,
 		OIDCIssuer:    cfg.OIDCIssuer,
 		OIDCAudience:  cfg.OIDCAudience,

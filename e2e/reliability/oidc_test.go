@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -18,6 +19,8 @@ import (
 type issuer struct {
 	srv *httptest.Server
 	key *rsa.PrivateKey
+	// discoveries and keyFetches count the requests the relay made.
+	discoveries, keyFetches atomic.Int32
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -25,6 +28,7 @@ func newIssuer(t *testing.T) *issuer {
 	iss := &issuer{key: rsaKey(t)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		iss.discoveries.Add(1)
 		writeJSON(w, map[string]any{
 			"issuer": iss.srv.URL, "jwks_uri": iss.srv.URL + "/.well-known/jwks",
 			"id_token_signing_alg_values_supported": []string{"RS256"},
@@ -33,6 +37,7 @@ func newIssuer(t *testing.T) *issuer {
 		})
 	})
 	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
+		iss.keyFetches.Add(1)
 		writeJSON(w, map[string]any{"keys": []map[string]string{{
 			"kty": "RSA", "kid": "rel", "use": "sig", "alg": "RS256",
 			"n": base64.RawURLEncoding.EncodeToString(iss.key.N.Bytes()),
@@ -65,6 +70,10 @@ type tokenOpts struct {
 	Expiry     time.Time
 	Key        *rsa.PrivateKey // default the issuer's
 	Ref, SHA   string
+	// Event is the event_name claim (default "push"); RepositoryID, when set, the
+	// repository_id claim.
+	Event        string
+	RepositoryID string
 }
 
 // token returns an RS256 GitHub Actions OIDC token for a push of ref at sha.
@@ -83,11 +92,17 @@ func (iss *issuer) token(t *testing.T, o tokenOpts) string {
 	if o.Key == nil {
 		o.Key = iss.key
 	}
+	if o.Event == "" {
+		o.Event = "push"
+	}
 	claims := map[string]any{
 		"iss": iss.srv.URL, "aud": o.Audience, "iat": now.Add(-10 * time.Minute).Unix(), "nbf": now.Add(-10 * time.Minute).Unix(),
 		"exp": o.Expiry.Unix(), "sub": "repo:" + o.Repository + ":ref:" + o.Ref, "repository": o.Repository,
-		"repository_owner": "acme", "ref": o.Ref, "sha": o.SHA, "event_name": "push",
+		"repository_owner": "acme", "ref": o.Ref, "sha": o.SHA, "event_name": o.Event,
 		"job_workflow_ref": o.Repository + "/.github/workflows/release.yml@" + o.Ref, "runner_environment": "github-hosted",
+	}
+	if o.RepositoryID != "" {
+		claims["repository_id"] = o.RepositoryID
 	}
 	enc := func(v any) string { return base64.RawURLEncoding.EncodeToString(mustJSON(t, v)) }
 	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "rel"}) + "." + enc(claims)

@@ -71,6 +71,9 @@ type State struct {
 	Rollout *Rollout `json:"rollout,omitempty"`
 	// Policy, when set, overrides the configured policy (set through the admin API).
 	Policy *Policy `json:"policy,omitempty"`
+	// LastPush records the newest GitHub push applied to the channel (see [CheckPush]), so
+	// that a replayed or late push older than it changes nothing.
+	LastPush *PushMark `json:"last_push,omitempty"`
 	// Rev increases by one on every change; stores use it for compare-and-swap.
 	Rev       int64     `json:"rev"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
@@ -94,7 +97,8 @@ type AuditEntry struct {
 	App     string    `json:"app"`
 	Channel string    `json:"channel,omitempty"`
 	// Action is a short verb: register, promote, rollback, rollout, pause, resume,
-	// complete, policy, pending.
+	// complete, policy, pending, tag_deleted, tag_push (a tag push recorded on a channel
+	// that already served its bundle).
 	Action string `json:"action"`
 	// Version is the version the change is about, From the version served before.
 	Version string `json:"version,omitempty"`
@@ -111,6 +115,11 @@ type Pending struct {
 	Ref     string    `json:"ref"`
 	Cause   string    `json:"cause"`
 	Time    time.Time `json:"time"`
+	// PushedAt and PushKey identify the push that asked for the promotion (see
+	// [CheckPush]); it is applied only if no newer push was applied to the channel
+	// meanwhile. Zero for pushes that carry no time.
+	PushedAt time.Time `json:"pushed_at,omitzero"`
+	PushKey  string    `json:"push_key,omitempty"`
 }
 
 // StatEvent is one device stat (POST /stats) reduced to what the relay counts.

@@ -11,6 +11,17 @@ type App struct {
 	ID string `yaml:"id" json:"id"`
 	// Repository ("owner/name") is the only repository that may publish or promote the app.
 	Repository string `yaml:"repository" json:"repository"`
+	// RepositoryID, when set, pins the repository by GitHub's numeric id as well as by
+	// name: an OIDC token whose repository_id claim, or a push whose repository.id, differs
+	// is refused even if the name matches (a repository deleted and re-created under the
+	// same name gets a new id). Optional but recommended.
+	RepositoryID int64 `yaml:"repository_id" json:"repository_id,omitempty"`
+	// WebhookSecretEnv names the environment variable holding this app's GitHub webhook
+	// secret. A push promotes the app only if it is signed with that secret; the relay-wide
+	// FERRY_WEBHOOK_SECRET then no longer applies to the app. Empty means the relay-wide
+	// secret (the documented fallback). The relay refuses to start when the variable is
+	// unset or empty.
+	WebhookSecretEnv string `yaml:"webhook_secret_env" json:"webhook_secret_env,omitempty"`
 	// DefaultChannel serves devices that name no channel.
 	DefaultChannel string `yaml:"default_channel" json:"default_channel"`
 	// Channels lists the app's channels and their policies. The key "*" gives the policy of
@@ -46,4 +57,9 @@ type Policy struct {
 	DisableAutoUpdate string `yaml:"disable_auto_update" json:"disable_auto_update,omitempty"`
 	// Platforms lists the platforms served (ios, android, electron); empty means all.
 	Platforms []string `yaml:"platforms" json:"platforms,omitempty"`
+	// AllowRefs lists ref patterns (the globs of [Rule]) whose builds may name this channel
+	// explicitly in a registration authenticated per app (OIDC), in addition to the refs
+	// the app's rules map to it (see [App.RefMayTarget]). It is read from the configuration
+	// file only; an admin policy override does not change it.
+	AllowRefs []string `yaml:"allow_refs" json:"allow_refs,omitempty"`
 }

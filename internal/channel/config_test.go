@@ -375,3 +375,85 @@ func TestConfigErrorsAreJoined(t *testing.T) {
 		t.Errorf("Validate() = %v, want errors.Join of every problem", err)
 	}
 }
+
+// The authority keys of an app: repository_id, webhook_secret_env and a channel's
+// allow_refs are decoded and validated.
+func TestParseConfigAuthorityKeys(t *testing.T) {
+	t.Parallel()
+	c, err := ParseConfig([]byte(`
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    repository_id: 700000001
+    webhook_secret_env: FERRY_WEBHOOK_SECRET_APP
+    default_channel: production
+    channels:
+      production: { allow_refs: ["refs/heads/release/*", "refs/heads/hotfix/**"] }
+    rules:
+      - { ref: "refs/tags/v*", channel: production }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Apps[0]
+	if a.RepositoryID != 700000001 || a.WebhookSecretEnv != "FERRY_WEBHOOK_SECRET_APP" {
+		t.Errorf("app = %+v", a)
+	}
+	if diff := cmp.Diff([]string{"refs/heads/release/*", "refs/heads/hotfix/**"}, a.Channels["production"].AllowRefs); diff != "" {
+		t.Errorf("allow_refs (-want +got):\n%s", diff)
+	}
+
+	_, err = ParseConfig([]byte(`
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    repository_id: -4
+    webhook_secret_env: "1 BAD-NAME"
+    default_channel: production
+    channels:
+      production: { allow_refs: ["heads/main", "refs/tags/***"] }
+`))
+	for _, want := range []string{"repository_id -4", `webhook_secret_env "1 BAD-NAME"`, `allow_refs[0] "heads/main" must be a full ref pattern`, `allow_refs[1] "refs/tags/***"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseConfig error %v does not mention %q", err, want)
+		}
+	}
+}
+
+func TestRefMayTarget(t *testing.T) {
+	t.Parallel()
+	app := &App{
+		ID: "a", Repository: "o/r", DefaultChannel: "production",
+		Channels: map[string]Policy{
+			"production": {AllowRefs: []string{"refs/heads/release/*"}},
+			"beta":       {},
+			"*":          {},
+		},
+		Rules: []Rule{
+			{Ref: "refs/heads/main", Channel: "beta"},
+			{Ref: "refs/tags/v*", Channel: "production"},
+			{Ref: "refs/tags/**", Channel: "beta"},
+			{Ref: "refs/tags/channel/*", Channel: "$1"}, // shadowed by the rule above
+		},
+	}
+	for _, tc := range []struct {
+		ref, ch string
+		want    bool
+	}{
+		{"refs/heads/main", "beta", true},
+		{"refs/heads/main", "production", false},
+		{"refs/heads/feature-x", "production", false},
+		{"refs/heads/feature-x", "beta", false},
+		{"refs/tags/v1.0.0", "production", true},
+		{"refs/tags/v1.0.0", "beta", false}, // first match wins
+		{"refs/tags/channel/qa", "qa", false},
+		{"refs/heads/release/2.0", "production", true},
+		{"refs/heads/release/2.0/x", "production", false},
+		{"", "beta", false},
+		{"refs/heads/main", "", false},
+	} {
+		if got := app.RefMayTarget(tc.ref, tc.ch); got != tc.want {
+			t.Errorf("RefMayTarget(%q, %q) = %v, want %v", tc.ref, tc.ch, got, tc.want)
+		}
+	}
+}

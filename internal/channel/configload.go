@@ -42,11 +42,11 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 // policyKeys are the YAML keys of a channel policy.
-var policyKeys = []string{"public", "allow_device_self_set", "allow_emulator", "allow_dev", "disable_auto_update", "platforms"}
+var policyKeys = []string{"public", "allow_device_self_set", "allow_emulator", "allow_dev", "disable_auto_update", "platforms", "allow_refs"}
 
 // UnmarshalYAML decodes a channel policy strictly: only the keys public,
-// allow_device_self_set, allow_emulator, allow_dev, disable_auto_update and platforms are
-// allowed; allow_emulator and allow_dev default to true. An empty value ("beta:" or
+// allow_device_self_set, allow_emulator, allow_dev, disable_auto_update, platforms and
+// allow_refs are allowed; allow_emulator and allow_dev default to true. An empty value ("beta:" or
 // "beta: {}") is the zero Policy.
 func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
@@ -69,6 +69,7 @@ func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
 		AllowDev           *bool    `yaml:"allow_dev"`
 		DisableAutoUpdate  string   `yaml:"disable_auto_update"`
 		Platforms          []string `yaml:"platforms"`
+		AllowRefs          []string `yaml:"allow_refs"`
 	}
 	if err := n.Decode(&raw); err != nil {
 		return err
@@ -80,6 +81,7 @@ func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
 		DenyDev:            raw.AllowDev != nil && !*raw.AllowDev,
 		DisableAutoUpdate:  raw.DisableAutoUpdate,
 		Platforms:          raw.Platforms,
+		AllowRefs:          raw.AllowRefs,
 	}
 	return nil
 }
@@ -92,9 +94,10 @@ var (
 
 // Validate checks the whole config and reports every problem at once (errors joined with
 // [errors.Join]), each naming the app and, for rules, the rule's index: app ids present and
-// unique; repository "owner/name"; a default channel that is configured; valid channel
-// names and policies (disable_auto_update none|patch|minor|major, platforms
-// ios|android|electron); rules with a valid glob and a channel that is configured, or that
+// unique; repository "owner/name" and a positive repository_id if any; webhook_secret_env a
+// variable name if any (whether it is set is the relay's concern); a default channel that
+// is configured; valid channel names and policies (disable_auto_update
+// none|patch|minor|major, platforms ios|android|electron, allow_refs full ref patterns); rules with a valid glob and a channel that is configured, or that
 // uses captures ("$1") the glob provides. Validate changes nothing: zero values are the
 // documented defaults.
 func (c *Config) Validate() error {
@@ -121,6 +124,12 @@ func (c *Config) Validate() error {
 		if !validRepository(a.Repository) {
 			add("%s: repository %q must be \"owner/name\"", where, a.Repository)
 		}
+		if a.RepositoryID < 0 {
+			add("%s: repository_id %d must be GitHub's (positive) repository id", where, a.RepositoryID)
+		}
+		if a.WebhookSecretEnv != "" && !validEnvName(a.WebhookSecretEnv) {
+			add("%s: webhook_secret_env %q must be an environment variable name (letters, digits and '_', not starting with a digit)", where, a.WebhookSecretEnv)
+		}
 		if len(a.Channels) == 0 {
 			add("%s: no channels", where)
 		}
@@ -141,6 +150,13 @@ func (c *Config) Validate() error {
 			}
 			if !slices.Contains(disableAutoUpdates, p.DisableAutoUpdate) {
 				add("%s: channel %q: disable_auto_update %q must be none, patch, minor or major", where, name, p.DisableAutoUpdate)
+			}
+			for k, pat := range p.AllowRefs {
+				if _, err := compileGlob(pat); err != nil {
+					add("%s: channel %q: allow_refs[%d] %q: %w", where, name, k, pat, err)
+				} else if !strings.HasPrefix(pat, "refs/") {
+					add("%s: channel %q: allow_refs[%d] %q must be a full ref pattern such as refs/heads/release/*", where, name, k, pat)
+				}
 			}
 			for k, pl := range p.Platforms {
 				if !slices.Contains(knownPlatforms, pl) {
@@ -200,6 +216,21 @@ func (a *App) Policy(channel string) (Policy, bool) {
 	}
 	p, ok := a.Channels["*"]
 	return p, ok
+}
+
+// validEnvName reports whether s can name an environment variable: letters, digits and
+// '_', not starting with a digit, at most 128 bytes.
+func validEnvName(s string) bool {
+	if s == "" || len(s) > 128 || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validAppID(s string) bool {

@@ -158,3 +158,26 @@ func (a *App) MatchRef(ref string) (channel string, ok bool) {
 	}
 	return "", false
 }
+
+// RefMayTarget reports whether a build of ref may name channel ch explicitly in a
+// registration authenticated per app: the app's rules map ref to ch (first match wins, as
+// in [App.MatchRef]), or one of the allow_refs patterns of ch's policy matches ref. An
+// explicit channel is otherwise a way for any branch's workflow to move any channel.
+func (a *App) RefMayTarget(ref, ch string) bool {
+	if ref == "" || ch == "" || len(ref) > maxRefLen {
+		return false
+	}
+	if m, ok := a.MatchRef(ref); ok && m == ch {
+		return true
+	}
+	p, ok := a.Policy(ch)
+	if !ok {
+		return false
+	}
+	for _, pat := range p.AllowRefs {
+		if g := lookupGlob(pat); g != nil && g.re.MatchString(ref) {
+			return true
+		}
+	}
+	return false
+}

@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Promote makes version the stable version of s. The previous stable version moves to the
@@ -131,4 +132,68 @@ func CancelRollout(s *State) error {
 	}
 	s.Rollout = nil
 	return nil
+}
+
+// PushMark is the newest GitHub push applied to a channel: the time GitHub stamped on it
+// (the push event's repository.pushed_at, in whole seconds) and the identities of the
+// pushes applied at that second (see [PushKey]).
+type PushMark struct {
+	At   time.Time `json:"at"`
+	Keys []string  `json:"keys,omitempty"`
+}
+
+// MaxPushKeys bounds PushMark.Keys: pushes to one channel within one second of GitHub's
+// clock. Beyond it, further pushes of that second are treated as already applied.
+const MaxPushKeys = 32
+
+// PushKey identifies one push of ref: the object the ref pointed to before and after it.
+// A tag moved back and forth produces a new key each time; a replay of one push does not.
+func PushKey(ref, before, after string) string { return ref + " " + before + ".." + after }
+
+// PushOrder is how a push compares with a channel's [PushMark].
+type PushOrder int
+
+const (
+	// PushNew is a push newer than every push applied to the channel (or one that carries
+	// no time, which cannot be ordered).
+	PushNew PushOrder = iota
+	// PushApplied is a push the channel already recorded: a replay.
+	PushApplied
+	// PushStale is a push older than one the channel already applied.
+	PushStale
+)
+
+// CheckPush orders the push (at, key) against the newest push recorded on s. A zero at
+// (a payload without a push time) is PushNew: it cannot be ordered, and only a sender
+// holding the webhook secret can produce one.
+func CheckPush(s *State, at time.Time, key string) PushOrder {
+	m := s.LastPush
+	at = at.Truncate(time.Second)
+	switch {
+	case at.IsZero() || m == nil:
+		return PushNew
+	case at.Before(m.At):
+		return PushStale
+	case at.Equal(m.At):
+		if slices.Contains(m.Keys, key) || len(m.Keys) >= MaxPushKeys {
+			return PushApplied
+		}
+		return PushNew
+	default:
+		return PushNew
+	}
+}
+
+// RecordPush records the push (at, key) as applied on s, for [CheckPush]. It does nothing
+// for a zero at or a push that is not [PushNew], and never writes into s's shared slices.
+func RecordPush(s *State, at time.Time, key string) {
+	if at.IsZero() || CheckPush(s, at, key) != PushNew {
+		return
+	}
+	at = at.UTC().Truncate(time.Second)
+	if s.LastPush != nil && s.LastPush.At.Equal(at) {
+		s.LastPush = &PushMark{At: at, Keys: append(slices.Clone(s.LastPush.Keys), key)}
+		return
+	}
+	s.LastPush = &PushMark{At: at, Keys: []string{key}}
 }

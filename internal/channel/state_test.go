@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -174,5 +175,57 @@ func TestRolloutChanges(t *testing.T) {
 				t.Errorf("the caller's Rollout was modified in place: %+v", *shared)
 			}
 		})
+	}
+}
+
+func TestCheckAndRecordPush(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1763980000, 0)
+	k1, k2 := PushKey("refs/tags/v1", "0", "a"), PushKey("refs/tags/v2", "0", "b")
+	var s State
+	if CheckPush(&s, t0, k1) != PushNew {
+		t.Fatal("first push is not new")
+	}
+	RecordPush(&s, t0, k1)
+	shared := s.LastPush
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		key  string
+		want PushOrder
+	}{
+		{"same push", t0, k1, PushApplied},
+		{"same push, sub-second time", t0.Add(300 * time.Millisecond), k1, PushApplied},
+		{"another push of the same second", t0, k2, PushNew},
+		{"older push", t0.Add(-time.Second), k2, PushStale},
+		{"newer push", t0.Add(time.Second), k1, PushNew},
+		{"no time", time.Time{}, k1, PushNew},
+	} {
+		if got := CheckPush(&s, tc.at, tc.key); got != tc.want {
+			t.Errorf("%s: CheckPush = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	RecordPush(&s, t0, k2)
+	if diff := cmp.Diff(&PushMark{At: t0.UTC(), Keys: []string{k1, k2}}, s.LastPush); diff != "" {
+		t.Errorf("mark after two pushes of one second (-want +got):\n%s", diff)
+	}
+	if len(shared.Keys) != 1 {
+		t.Error("RecordPush wrote into the previous mark's slice")
+	}
+	RecordPush(&s, time.Time{}, "x") // no time: nothing recorded
+	RecordPush(&s, t0.Add(-time.Hour), "y")
+	if len(s.LastPush.Keys) != 2 || !s.LastPush.At.Equal(t0) {
+		t.Errorf("mark changed by a push without time or an older one: %+v", s.LastPush)
+	}
+	RecordPush(&s, t0.Add(time.Minute), k1)
+	if diff := cmp.Diff(&PushMark{At: t0.Add(time.Minute).UTC(), Keys: []string{k1}}, s.LastPush); diff != "" {
+		t.Errorf("mark after a newer push (-want +got):\n%s", diff)
+	}
+	// The keys of one second are bounded.
+	for i := range MaxPushKeys + 5 {
+		RecordPush(&s, t0.Add(2*time.Minute), fmt.Sprint(i))
+	}
+	if n := len(s.LastPush.Keys); n != MaxPushKeys {
+		t.Errorf("%d keys recorded for one second, want at most %d", n, MaxPushKeys)
 	}
 }

@@ -1,22 +1,18 @@
 package control
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/channel"
 
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -31,6 +27,9 @@ type principal struct {
 	Repository string
 	Ref        string
 	Commit     string
+	// RepositoryID is the token's repository_id claim (OIDC only), GitHub's numeric id of
+	// the repository in decimal.
+	RepositoryID string
 	// EventName is the workflow's triggering event (OIDC only).
 	EventName string
 	// Workflow is the token's job_workflow_ref (OIDC only), for logs and audit.
@@ -42,6 +41,19 @@ type principal struct {
 // earlier.)
 func (p *principal) fromPullRequest(ref string) bool {
 	return p.EventName == "pull_request" || strings.HasPrefix(ref, "refs/pull/")
+}
+
+// mayNameChannel reports whether a registration of ref by this principal may move the
+// channel ch it names explicitly. OIDC credentials are per app and carry the ref the
+// workflow ran for: an explicit channel is honoured only if the app's ref rules map that
+// ref to ch, or ch's allow_refs list it (channel.App.RefMayTarget). HMAC registrations hold
+// the relay-wide shared secret, which is full trust: their explicit channel is honoured as
+// given (docs/security.md, "HMAC registration").
+func (p *principal) mayNameChannel(app *channel.App, ref, ch string) bool {
+	if p.Method == "hmac" {
+		return true
+	}
+	return app.RefMayTarget(ref, ch)
 }
 
 // authenticateRegistration checks the registration's credentials and returns the raw
@@ -139,75 +151,4 @@ func tokenEqual(got, want string) bool {
 	g := sha256.Sum256([]byte(got))
 	w := sha256.Sum256([]byte(want))
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
-}
-
-// actionsClaims are the GitHub Actions OIDC claims the relay uses.
-type actionsClaims struct {
-	Repository     string `json:"repository"`
-	Ref            string `json:"ref"`
-	SHA            string `json:"sha"`
-	EventName      string `json:"event_name"`
-	JobWorkflowRef string `json:"job_workflow_ref"`
-}
-
-// oidcVerifier verifies GitHub Actions OIDC tokens. The issuer's discovery document is
-// fetched on first use and kept; go-oidc caches the JWKS and refetches it when a token
-// names an unknown key.
-type oidcVerifier struct {
-	issuer   string
-	audience string
-	client   *http.Client
-	now      func() time.Time
-
-	mu       sync.Mutex
-	verifier *oidc.IDTokenVerifier
-}
-
-func (v *oidcVerifier) get(ctx context.Context) (*oidc.IDTokenVerifier, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.verifier != nil {
-		return v.verifier, nil
-	}
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, v.client), v.issuer)
-	if err != nil {
-		return nil, fmt.Errorf("discover OIDC issuer %q: %w", v.issuer, err)
-	}
-	v.verifier = p.Verifier(&oidc.Config{ClientID: v.audience, Now: v.now, SupportedSigningAlgs: []string{oidc.RS256}})
-	return v.verifier, nil
-}
-
-// verify checks the token's signature against the issuer's keys, its issuer, audience
-// and expiry, and returns the principal its claims describe.
-func (v *oidcVerifier) verify(ctx context.Context, raw string) (*principal, error) {
-	ver, err := v.get(ctx)
-	if err != nil {
-		return nil, &httpError{Status: http.StatusServiceUnavailable, Code: "oidc_unavailable",
-			Msg: "cannot reach the OIDC issuer to verify the token; retry later", Err: err}
-	}
-	tok, err := ver.Verify(ctx, raw)
-	if err != nil {
-		var expired *oidc.TokenExpiredError
-		if errors.As(err, &expired) {
-			return nil, &httpError{Status: http.StatusUnauthorized, Code: "token_expired",
-				Msg: fmt.Sprintf("the OIDC token expired at %s", expired.Expiry.UTC().Format(time.RFC3339)), Err: err}
-		}
-		return nil, &httpError{Status: http.StatusUnauthorized, Code: "invalid_token",
-			Msg: "the OIDC token is not valid: " + strings.TrimPrefix(err.Error(), "oidc: "), Err: err}
-	}
-	var cl actionsClaims
-	if err := tok.Claims(&cl); err != nil {
-		return nil, &httpError{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "the OIDC token's claims cannot be decoded", Err: err}
-	}
-	var missing []string
-	for name, val := range map[string]string{"repository": cl.Repository, "ref": cl.Ref, "sha": cl.SHA} {
-		if val == "" {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, errorf(http.StatusUnauthorized, "invalid_token", "the OIDC token lacks the GitHub Actions claims %s", strings.Join(missing, ", "))
-	}
-	return &principal{Method: "oidc", Repository: cl.Repository, Ref: cl.Ref, Commit: strings.ToLower(cl.SHA), EventName: cl.EventName, Workflow: cl.JobWorkflowRef}, nil
 }

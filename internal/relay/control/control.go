@@ -81,9 +81,15 @@ type Options struct {
 	// AdminToken is the bearer token for /api/v1/apps/...; empty disables the admin API
 	// (its routes answer 404 admin_disabled).
 	AdminToken string
-	// WebhookSecret is the GitHub webhook secret; empty disables /webhooks/github (it
-	// answers 404 webhooks_disabled).
+	// WebhookSecret (FERRY_WEBHOOK_SECRET) is the relay-wide GitHub webhook secret: it
+	// authenticates pushes for the apps that name no webhook_secret_env of their own (a
+	// fallback; a secret per app keeps one repository's secret from promoting another's
+	// apps). With neither, /webhooks/github answers 404 webhooks_disabled.
 	WebhookSecret string
+	// Getenv reads the environment variables the configuration names (an app's
+	// webhook_secret_env); nil reads none, and New then refuses a configuration that names
+	// one. It is called only by New.
+	Getenv func(string) string
 	// HMACSecret (FERRY_HMAC_SECRET) enables HMAC-signed registrations; empty disables them.
 	HMACSecret string
 	// OIDCIssuer is the issuer of registration tokens; default [DefaultOIDCIssuer].
@@ -121,9 +127,11 @@ type API struct {
 	// lease is the webhook delivery lease ([Options].DeliveryLease).
 	lease time.Duration
 
-	adminToken    string
-	webhookSecret []byte
-	hmacSecret    []byte
+	adminToken string
+	hmacSecret []byte
+	// webhookKeys are the distinct webhook secrets (relay-wide and per app); empty
+	// disables webhooks.
+	webhookKeys []*webhookKey
 
 	oidc *oidcVerifier // nil when OIDC registration is disabled
 
@@ -148,20 +156,26 @@ func New(ctx context.Context, opts Options) (*API, error) {
 	if opts.DeliveryLease < 0 || opts.DeliveryLease > DeliveryTTL {
 		errs = append(errs, fmt.Errorf("control: delivery lease %v is not between 0 and %v", opts.DeliveryLease, DeliveryTTL))
 	}
+	var keys []*webhookKey
+	if opts.Config != nil {
+		var err error
+		keys, err = webhookKeys(opts.Config, opts.WebhookSecret, opts.Getenv)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	a := &API{
-		cfg:           opts.Config,
-		store:         opts.Store,
-		log:           opts.Logger,
-		now:           opts.Now,
-		onChange:      opts.OnChange,
-		lease:         opts.DeliveryLease,
-		apps:          map[string]*channel.App{},
-		adminToken:    opts.AdminToken,
-		webhookSecret: []byte(opts.WebhookSecret),
-		hmacSecret:    []byte(opts.HMACSecret),
+		cfg:         opts.Config,
+		store:       opts.Store,
+		log:         opts.Logger,
+		now:         opts.Now,
+		onChange:    opts.OnChange,
+		lease:       opts.DeliveryLease,
+		apps:        map[string]*channel.App{},
+		adminToken:  opts.AdminToken,
+		hmacSecret:  []byte(opts.HMACSecret),
+		webhookKeys: keys,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -188,7 +202,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		if hc == nil {
 			hc = &http.Client{Timeout: 10 * time.Second}
 		}
-		a.oidc = &oidcVerifier{issuer: issuer, audience: opts.OIDCAudience, client: hc, now: a.now}
+		a.oidc = newOIDCVerifier(issuer, opts.OIDCAudience, hc, a.now)
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
@@ -328,28 +342,6 @@ func (a *API) appsForRepository(repo string) []*channel.App {
 		}
 	}
 	return out
-}
-
-// promote makes version the stable version of (app, ch) through one UpdateState call with
-// an audit entry of cause. It reports whether the state changed.
-func (a *API) promote(ctx context.Context, app, ch, version, cause string) (*channel.State, bool, error) {
-	changed := false
-	st, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
-		from := s.Version
-		if !channel.Promote(s, version) {
-			changed = false
-			return nil, nil
-		}
-		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause}, nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	if changed {
-		a.metrics.promotions.WithLabelValues(causeSource(cause)).Inc()
-	}
-	return st, changed, nil
 }
 
 // causeSource reduces a cause to a bounded metrics label.

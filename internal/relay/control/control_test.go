@@ -133,11 +133,19 @@ type envOptions struct {
 	noOIDC     bool
 	// deliveryLease is Options.DeliveryLease (0: the default).
 	deliveryLease time.Duration
+	// config replaces testConfigY; getenv is Options.Getenv; now is Options.Now.
+	config string
+	getenv func(string) string
+	now    func() time.Time
 }
 
 func newEnv(t *testing.T, eo envOptions) *env {
 	t.Helper()
-	cfg, err := channel.ParseConfig([]byte(testConfigY))
+	yml := testConfigY
+	if eo.config != "" {
+		yml = eo.config
+	}
+	cfg, err := channel.ParseConfig([]byte(yml))
 	if err != nil {
 		t.Fatalf("ParseConfig: %v", err)
 	}
@@ -158,6 +166,8 @@ func newEnv(t *testing.T, eo envOptions) *env {
 		HTTPClient:    e.issuer.srv.Client(),
 		OnChange:      e.changes.add,
 		DeliveryLease: eo.deliveryLease,
+		Getenv:        eo.getenv,
+		Now:           eo.now,
 	}
 	if eo.noAdmin {
 		opts.AdminToken = ""
@@ -474,7 +484,9 @@ func (f *faultStore) ListStates(ctx context.Context, app string) ([]*channel.Sta
 // tokens signed with an RSA key.
 type issuer struct {
 	srv  *httptest.Server
-	hits atomic.Int32
+	hits atomic.Int32 // discovery document fetches
+	// keyHits counts key set (JWKS) fetches.
+	keyHits atomic.Int32
 
 	mu  sync.Mutex
 	key *rsa.PrivateKey
@@ -514,6 +526,7 @@ func newIssuer(t *testing.T) *issuer {
 		})
 	})
 	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, r *http.Request) {
+		is.keyHits.Add(1)
 		key, kid := is.current()
 		pub := key.PublicKey
 		w.Header().Set("Content-Type", "application/json")

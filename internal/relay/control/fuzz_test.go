@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,7 +100,10 @@ func FuzzPlanPush(f *testing.F) {
 		if err != nil {
 			return
 		}
-		actions, reason := a.planPush(ev)
+		actions, reason, err := a.planPush(ev, &webhookKey{global: true})
+		if err != nil {
+			t.Fatalf("a push signed with the relay-wide secret refused: %v", err)
+		}
 		if len(actions) == 0 && reason == "" {
 			t.Fatal("nothing planned and no reason given")
 		}
@@ -172,3 +177,39 @@ func mustJSONF(f *testing.F, v any) []byte {
 
 // noStore is a Store for tests that must not reach one.
 type noStore struct{ Store }
+
+// FuzzOIDCPrecheck feeds arbitrary bearer tokens to the checks that read a token's header
+// and claims before its signature is verified: they must never panic, never accept a token
+// whose claims they cannot read, and never ask the issuer anything (the verifier has no
+// client to ask with).
+func FuzzOIDCPrecheck(f *testing.F) {
+	now := time.Unix(1763980000, 0)
+	enc := func(v string) string { return base64.RawURLEncoding.EncodeToString([]byte(v)) }
+	hdr := enc(`{"alg":"RS256","kid":"k"}`)
+	f.Add(hdr + "." + enc(`{"iss":"https://issuer","aud":"aud","exp":1763980300,"iat":1763980000}`) + ".sig")
+	f.Add(hdr + "." + enc(`{"iss":"https://issuer","aud":["x","aud"],"exp":1.7639803e9,"iat":"1763980000"}`) + ".sig")
+	f.Add(hdr + "." + enc(`{"iss":"https://issuer","aud":"aud","exp":99999999999999,"iat":-1}`) + ".")
+	f.Add("not.a.jwt")
+	f.Add("..")
+	v := newOIDCVerifier("https://issuer", "aud", nil, func() time.Time { return now })
+	f.Fuzz(func(t *testing.T, tok string) {
+		_, err := v.precheck(tok)
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+				t.Fatalf("precheck(%q) = %v, want a 401 httpError", tok, err)
+			}
+			return
+		}
+		parts := strings.Split(tok, ".")
+		var cl unverifiedClaims
+		if len(parts) != 3 || decodeSegment(parts[1], &cl) != nil {
+			t.Fatalf("precheck accepted %q, whose claims cannot be read", tok)
+		}
+		exp, _ := unixClaim(cl.Expiry)
+		iat, _ := unixClaim(cl.IssuedAt)
+		if cl.Issuer != "https://issuer" || !audienceHas(cl.Audience, "aud") || !exp.After(now) || iat.After(now.Add(OIDCClockSkew)) || now.Sub(iat) > OIDCMaxTokenAge {
+			t.Fatalf("precheck accepted %q with claims %+v", tok, cl)
+		}
+	})
+}

@@ -13,6 +13,7 @@ type metrics struct {
 	registrations *prometheus.CounterVec // by result
 	webhooks      *prometheus.CounterVec // by event, result
 	promotions    *prometheus.CounterVec // by source: registration, webhook, admin
+	refused       *prometheus.CounterVec // by reason (see newMetrics)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,12 +30,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ferry_promotions_total",
 			Help: "Channel promotions that changed a channel, by source.",
 		}, []string{"source"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_authority_refusals_total",
+			Help: "Authenticated requests that asked for more than their credentials or their content allow and were not carried out, by reason: explicit_channel (a registration naming a channel its ref may not move), webhook_secret (a push signed with another app's secret), replayed_push (a push already applied) and stale_push (a push older than one already applied).",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.registrations, m.webhooks, m.promotions} {
+	for _, c := range []prometheus.Collector{m.registrations, m.webhooks, m.promotions, m.refused} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, fmt.Errorf("register metric: %w", err))
 		}

@@ -40,6 +40,7 @@ func TestFlowsOnRedis(t *testing.T) {
 		{"MovedTagCancelsOlderPending", testWebhookMovedTagCancelsOlderPending},
 		{"DeletedTag", testWebhookDeletedTag},
 		{"ReplayedDelivery", testWebhookReplayedDelivery},
+		{"ReplayUnderNewDeliveryID", testWebhookReplayUnderNewDeliveryID},
 		{"FailedDeliveryCanBeRedelivered", testWebhookFailedDeliveryCanBeRedelivered},
 		{"ConcurrentCopies", testWebhookConcurrentCopies},
 		{"CrashRedeliveredAfterLease", testWebhookCrashRedeliveredAfterLease},

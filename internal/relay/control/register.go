@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -95,6 +96,12 @@ func (a *API) register(c *gin.Context) (err error) {
 		resp.Channel = ""
 	case fromPR:
 		resp.Reason = "bundles built for pull requests are registered but never move a channel"
+	case b.Channel != "" && !who.mayNameChannel(app, b.Ref, b.Channel):
+		// An explicit channel widens what the credentials may do only as far as the
+		// configuration allows: otherwise any branch's workflow could move production.
+		resp.Reason = fmt.Sprintf("the ref %s may not name channel %q: no rule of the app maps it there and the channel's allow_refs do not list it; the bundle is registered but moves no channel",
+			quoteOrEmpty(b.Ref), b.Channel)
+		a.metrics.refused.WithLabelValues("explicit_channel").Inc()
 	default:
 		moved, err := a.promoteRegistered(ctx, app.ID, ch, stored.Version, cause, !created)
 		if err != nil {
@@ -152,6 +159,13 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 	case "oidc":
 		if !strings.EqualFold(who.Repository, app.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "repository %q may not publish app %q", who.Repository, app.ID)
+		}
+		if app.RepositoryID != 0 && who.RepositoryID != strconv.FormatInt(app.RepositoryID, 10) {
+			// Same name, another repository: the configured one was deleted or renamed and
+			// the name taken again.
+			return errorf(http.StatusForbidden, "repository_not_allowed",
+				"the token's repository %q has id %q, but app %q is pinned to repository id %d (repository_id in the relay's configuration)",
+				who.Repository, who.RepositoryID, app.ID, app.RepositoryID)
 		}
 		if !slices.Contains(registrationEvents, who.EventName) {
 			// Runs triggered by other events (pull_request_target, workflow_run,
@@ -252,12 +266,18 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, err := a.promote(ctx, app.ID, p.Channel, b.Version, cause)
+		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, cause, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}
 		changed = changed || moved
-		applied = append(applied, p.Channel)
+		if order != channel.PushStale {
+			applied = append(applied, p.Channel)
+		} else {
+			// A newer tag push was applied to the channel while this one waited for its
+			// bundle: it is superseded.
+			a.logger(ctx).WarnContext(ctx, "pending promotion superseded by a newer push; dropped", "app", app.ID, "channel", p.Channel, "ref", p.Ref, "version", b.Version)
+		}
 		if err := a.store.DeletePendingEntry(ctx, app.ID, b.Commit, p.Channel, p.Ref); err != nil {
 			return applied, changed, storeError("delete pending", err)
 		}

@@ -803,3 +803,130 @@ func TestRegistrationEventAllowList(t *testing.T) {
 		})
 	}
 }
+
+// An OIDC registration may name a channel explicitly only if the ref its token carries
+// may move that channel: the app's rules map the ref there, or the channel's allow_refs
+// list it. Otherwise the bundle registers and moves nothing, and the answer says why; any
+// branch's workflow could otherwise move production.
+func TestRegisterOIDCExplicitChannelNeedsTheRef(t *testing.T) {
+	t.Parallel()
+	cfg := `
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    default_channel: production
+    channels:
+      production: { allow_refs: ["refs/heads/release/*"] }
+      beta: {}
+      staging: {}
+    rules:
+      - { ref: refs/heads/main, channel: beta }
+      - { ref: "refs/tags/v*", channel: production }
+      - { ref: "refs/tags/channel/*", channel: "$1" }
+`
+	now := time.Now()
+	tests := []struct {
+		name, ref, event, channel string
+		wantPromoted              bool
+	}{
+		{"feature branch push names production", "refs/heads/feature-x", "push", "production", false},
+		{"feature branch dispatch names production", "refs/heads/feature-x", "workflow_dispatch", "production", false},
+		{"feature branch schedule names beta", "refs/heads/feature-x", "schedule", "beta", false},
+		{"main names production", mainRef, "push", "production", false},
+		{"main names its own channel", mainRef, "push", "beta", true},
+		{"tag names production", "refs/tags/v2.0.0", "release", "production", true},
+		{"channel tag names another channel", "refs/tags/channel/staging", "push", "beta", false},
+		{"channel tag names its channel", "refs/tags/channel/staging", "push", "staging", true},
+		{"allow_refs lists the branch", "refs/heads/release/2.0", "workflow_dispatch", "production", true},
+		{"allow_refs is per channel", "refs/heads/release/2.0", "push", "staging", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{config: cfg})
+			c := e.issuer.claims(now)
+			c["ref"], c["event_name"] = tc.ref, tc.event
+			b := testBundle("1.0.0", "")
+			b.Ref, b.Channel = "", tc.channel
+			w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, c)))
+			if w.Code != http.StatusCreated {
+				t.Fatalf("status %d, want 201 (the bundle registers either way): %s", w.Code, w.Body)
+			}
+			r := decodeRegistration(t, w)
+			if r.Promoted != tc.wantPromoted {
+				t.Errorf("promoted = %v, want %v (%s)", r.Promoted, tc.wantPromoted, r.Reason)
+			}
+			if !tc.wantPromoted && !strings.Contains(r.Reason, "may not name channel") {
+				t.Errorf("reason = %q, want it to say the ref may not name the channel", r.Reason)
+			}
+			for _, ch := range []string{"production", "beta", "staging"} {
+				want := ""
+				if tc.wantPromoted && ch == tc.channel {
+					want = "1.0.0"
+				}
+				if v := e.state(ch).Version; v != want {
+					t.Errorf("channel %s serves %q, want %q", ch, v, want)
+				}
+			}
+			if _, err := e.store.GetBundle(t.Context(), appID, "1.0.0"); err != nil {
+				t.Errorf("bundle not registered: %v", err)
+			}
+		})
+	}
+}
+
+// HMAC registrations hold the relay-wide shared secret, which is full trust: their
+// explicit channel is honoured whatever the ref (documented in docs/security.md).
+func TestRegisterHMACExplicitChannelIsFullTrust(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := testBundle("1.0.0", commitA)
+	b.Ref, b.Channel = "refs/heads/feature-x", "production"
+	if r := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated)); !r.Promoted || e.state("production").Version != "1.0.0" {
+		t.Errorf("HMAC registration with an explicit channel: %+v, production = %q", r, e.state("production").Version)
+	}
+}
+
+// The token's iat is checked: not in the future beyond OIDCClockSkew, not older than
+// OIDCMaxTokenAge, and present.
+func TestRegisterOIDCIssuedAt(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for _, tc := range []struct {
+		name     string
+		iat      any // nil: no claim
+		wantCode int
+		wantErr  string
+	}{
+		{"now", now.Unix(), http.StatusCreated, ""},
+		{"within the skew", now.Add(OIDCClockSkew / 2).Unix(), http.StatusCreated, ""},
+		{"in the future", now.Add(10 * time.Minute).Unix(), http.StatusUnauthorized, "invalid_token"},
+		{"older than a token lives", now.Add(-OIDCMaxTokenAge - time.Minute).Unix(), http.StatusUnauthorized, "token_expired"},
+		{"absent", nil, http.StatusUnauthorized, "invalid_token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			before := e.snapshot()
+			c := e.issuer.claims(now)
+			c["exp"] = now.Add(time.Hour).Unix()
+			if tc.iat == nil {
+				delete(c, "iat")
+			} else {
+				c["iat"] = tc.iat
+			}
+			b := testBundle("1.0.0", "")
+			b.Ref = ""
+			w := e.do("POST", "/api/v1/bundles", mustJSON(t, b), bearerHeader(e.issuer.token(t, c)))
+			if w.Code != tc.wantCode {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.wantCode, w.Body)
+			}
+			if tc.wantErr != "" {
+				if code, msg := errorBody(t, w); code != tc.wantErr {
+					t.Errorf("error = %s (%s), want %s", code, msg, tc.wantErr)
+				}
+				e.unchanged(before)
+			}
+		})
+	}
+}

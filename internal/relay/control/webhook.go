@@ -2,6 +2,9 @@ package control
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,11 +40,15 @@ type tagOutcome struct {
 	App     string `json:"app"`
 	Channel string `json:"channel"`
 	Ref     string `json:"ref"`
-	// Result is "promoted", "unchanged" (the channel already served the bundle),
-	// "pending" (no bundle for the commit yet) or "tag_deleted" (nothing changes).
+	// Result is "promoted", "unchanged" (the channel already served the bundle, or this
+	// very push was already applied), "pending" (no bundle for the commit yet),
+	// "tag_deleted" (nothing changes) or "stale" (a newer push was already applied to the
+	// channel: nothing changes).
 	Result  string `json:"result"`
 	Version string `json:"version,omitempty"`
 	Commit  string `json:"commit,omitempty"`
+	// Reason says why a push changed nothing, for "stale" and a replayed "unchanged".
+	Reason string `json:"reason,omitempty"`
 }
 
 // tagAction is what a tag push asks of one app: move channel Channel to the bundle built
@@ -55,12 +62,20 @@ type tagAction struct {
 	// Before is the object the tag pointed to before ("" when the tag is new).
 	Before  string
 	Deleted bool
+	// PushedAt is the push's time as GitHub stamped it (repository.pushed_at; zero when
+	// the payload has none) and PushKey its identity: together they order pushes
+	// (channel.CheckPush).
+	PushedAt time.Time
+	PushKey  string
 }
 
-// webhook serves POST /webhooks/github (docs/architecture.md §3.3). The signature is checked before
-// anything is parsed; deliveries are deduplicated by X-GitHub-Delivery, and a delivery is
-// remembered for long only once it was processed, so a delivery that failed (5xx) or whose
-// processing the relay did not live to finish can be redelivered.
+// webhook serves POST /webhooks/github (docs/architecture.md §3.3). The signature is checked
+// against every configured secret before anything is parsed, and a push acts only on the
+// apps that secret speaks for. Deliveries are deduplicated by their signed content (the
+// body's HMAC) and by X-GitHub-Delivery, and a delivery is remembered for long only once it
+// was processed, so a delivery that failed (5xx) or whose processing the relay did not live
+// to finish can be redelivered; a push older than one already applied to a channel changes
+// nothing there whatever its delivery id.
 func (a *API) webhook(c *gin.Context) (err error) {
 	event := github.WebHookType(c.Request)
 	result := "error"
@@ -71,8 +86,8 @@ func (a *API) webhook(c *gin.Context) (err error) {
 		}
 		a.metrics.webhooks.WithLabelValues(eventLabel(event), result).Inc()
 	}()
-	if len(a.webhookSecret) == 0 {
-		return errorf(http.StatusNotFound, "webhooks_disabled", "GitHub webhooks are disabled on this relay (FERRY_WEBHOOK_SECRET is not set)")
+	if len(a.webhookKeys) == 0 {
+		return errorf(http.StatusNotFound, "webhooks_disabled", "GitHub webhooks are disabled on this relay (neither FERRY_WEBHOOK_SECRET nor any app's webhook_secret_env is set)")
 	}
 	ctx := c.Request.Context()
 	sig := c.GetHeader(github.SHA256SignatureHeader)
@@ -89,8 +104,9 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	if err != nil {
 		return bodyError(err, MaxWebhookBody)
 	}
-	if err := github.ValidateSignature(sig, body, a.webhookSecret); err != nil {
-		return &httpError{Status: http.StatusUnauthorized, Code: "bad_signature", Msg: "the webhook signature does not match the payload", Err: err}
+	key, mac, err := a.matchWebhookKey(sig, body)
+	if err != nil {
+		return err
 	}
 	// Authenticated from here on.
 	payload := body
@@ -107,7 +123,7 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	if delivery == "" || len(delivery) > 128 || !printable(delivery) {
 		return errorf(http.StatusBadRequest, "bad_delivery", "%s is required", github.DeliveryIDHeader)
 	}
-	res, err := a.processDelivery(ctx, event, delivery, payload)
+	res, err := a.processDelivery(ctx, event, delivery, payload, key, mac)
 	if err != nil {
 		return err
 	}
@@ -126,8 +142,88 @@ func eventLabel(e string) string {
 	}
 }
 
-// processDelivery handles one authenticated delivery.
-func (a *API) processDelivery(ctx context.Context, event, delivery string, payload []byte) (*webhookResult, error) {
+// webhookKey is one webhook secret and the apps it speaks for.
+type webhookKey struct {
+	secret []byte
+	// global is set for the relay-wide secret (FERRY_WEBHOOK_SECRET): it speaks for the
+	// apps without a webhook_secret_env of their own.
+	global bool
+	// apps lists the apps whose webhook_secret_env holds this secret.
+	apps []string
+}
+
+// speaksFor reports whether a delivery signed with k may act on app.
+func (k *webhookKey) speaksFor(app *channel.App) bool {
+	if app.WebhookSecretEnv != "" {
+		return slices.Contains(k.apps, app.ID)
+	}
+	return k.global
+}
+
+// webhookKeys builds the distinct webhook secrets: the relay-wide one and each app's,
+// read from the environment through getenv. An app naming a variable that is unset or
+// empty is an error: the relay must not start with an app it cannot authenticate.
+func webhookKeys(cfg *channel.Config, global string, getenv func(string) string) ([]*webhookKey, error) {
+	var keys []*webhookKey
+	find := func(secret string) *webhookKey {
+		for _, k := range keys {
+			if hmac.Equal(k.secret, []byte(secret)) {
+				return k
+			}
+		}
+		k := &webhookKey{secret: []byte(secret)}
+		keys = append(keys, k)
+		return k
+	}
+	if global != "" {
+		find(global).global = true
+	}
+	var errs []error
+	for i := range cfg.Apps {
+		app := &cfg.Apps[i]
+		if app.WebhookSecretEnv == "" {
+			continue
+		}
+		v := ""
+		if getenv != nil {
+			v = getenv(app.WebhookSecretEnv)
+		}
+		if v == "" {
+			errs = append(errs, fmt.Errorf("control: app %q: webhook_secret_env names %s, which is not set in the environment (or is empty)", app.ID, app.WebhookSecretEnv))
+			continue
+		}
+		k := find(v)
+		k.apps = append(k.apps, app.ID)
+	}
+	return keys, errors.Join(errs...)
+}
+
+// matchWebhookKey checks X-Hub-Signature-256 against every webhook secret and returns the
+// one that signed body and the body's HMAC under it: the key deliveries are de-duplicated
+// on. Every secret's HMAC is computed, so the time taken does not tell which matched.
+func (a *API) matchWebhookKey(sig string, body []byte) (*webhookKey, []byte, error) {
+	got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
+	if err != nil || len(got) != sha256.Size {
+		return nil, nil, errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", github.SHA256SignatureHeader)
+	}
+	var match *webhookKey
+	var matchMAC []byte
+	for _, k := range a.webhookKeys {
+		m := hmac.New(sha256.New, k.secret)
+		m.Write(body)
+		if sum := m.Sum(nil); hmac.Equal(sum, got) && match == nil {
+			match, matchMAC = k, sum
+		}
+	}
+	if match == nil {
+		return nil, nil, errorf(http.StatusUnauthorized, "bad_signature", "the webhook signature does not match the payload")
+	}
+	return match, matchMAC, nil
+}
+
+// processDelivery handles one authenticated delivery, signed with key; mac is the body's
+// HMAC under it.
+func (a *API) processDelivery(ctx context.Context, event, delivery string, payload []byte, key *webhookKey, mac []byte) (*webhookResult, error) {
 	switch event {
 	case "ping":
 		return &webhookResult{Status: "pong", Delivery: delivery, Reason: pingAdvice(payload)}, nil
@@ -139,18 +235,35 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 	if err != nil {
 		return nil, err
 	}
-	actions, reason := a.planPush(ev)
+	actions, reason, err := a.planPush(ev, key)
+	if err != nil {
+		return nil, err
+	}
 	if len(actions) == 0 {
 		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: reason}, nil
 	}
 
-	// Deduplicate: SeenDelivery tests and marks in one atomic step, so of concurrent copies
-	// of a delivery exactly one is processed. The mark is a lease, not the full retention:
-	// if the relay dies before processing ends, nothing removes or extends the mark, and
-	// GitHub's redelivery is processed once the lease has expired. When processing
-	// succeeds the mark is extended to DeliveryTTL; when it fails (or panics) it is removed
-	// at once, so that a redelivery is processed rather than answered "duplicate".
-	seen, err := a.store.SeenDelivery(ctx, deliveryKey(delivery), a.lease)
+	// Deduplicate, first on the signed content, then on the (unsigned) delivery id: a body
+	// GitHub signed is one delivery, whatever X-GitHub-Delivery says. SeenDelivery tests
+	// and marks in one atomic step, so of concurrent copies exactly one is processed. The
+	// marks are a lease, not the full retention: if the relay dies before processing ends,
+	// nothing removes or extends them, and GitHub's redelivery is processed once the lease
+	// has expired. When processing succeeds the marks are extended to DeliveryTTL; when it
+	// fails (or panics) they are removed at once, so that a redelivery is processed rather
+	// than answered "duplicate".
+	marks := []string{contentKey(mac), deliveryKey(delivery)}
+	seen, err := a.store.SeenDelivery(ctx, marks[0], a.lease)
+	if err != nil {
+		return nil, storeError("check delivery", err)
+	}
+	if seen {
+		a.metrics.refused.WithLabelValues("replayed_push").Inc()
+		return &webhookResult{Status: "duplicate", Delivery: delivery, Reason: "a delivery with this signed body was already processed"}, nil
+	}
+	seen, err = a.store.SeenDelivery(ctx, marks[1], a.lease)
+	if err != nil || seen {
+		a.forgetDelivery(ctx, delivery, marks[:1]) // the content mark just taken
+	}
 	if err != nil {
 		return nil, storeError("check delivery", err)
 	}
@@ -160,7 +273,7 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 	done := false
 	defer func() {
 		if !done {
-			a.forgetDelivery(ctx, delivery)
+			a.forgetDelivery(ctx, delivery, marks)
 		}
 	}()
 
@@ -182,37 +295,49 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 		res.Actions = append(res.Actions, out)
 	}
 	done = true
-	a.keepDelivery(ctx, delivery)
+	a.keepDelivery(ctx, delivery, marks)
 	return res, nil
 }
 
 func deliveryKey(id string) string { return "github:" + id }
 
+// contentKey is the de-duplication mark of a signed body: its HMAC under the secret that
+// signed it, so one body is one delivery per secret (two webhooks of one repository with
+// different secrets each deliver it once).
+func contentKey(mac []byte) string { return "github-body:" + hex.EncodeToString(mac) }
+
 // forgetTimeout bounds removing a failed delivery's mark or extending a processed one's.
 const forgetTimeout = 5 * time.Second
 
-// keepDelivery extends the lease mark of a processed delivery to DeliveryTTL. It runs even
-// if the request was cancelled meanwhile (the work is done). If it fails, the delivery was
-// still processed and is answered so; the mark then expires with its lease, after which a
-// replay of the delivery would be processed again, so it is logged as an error.
-func (a *API) keepDelivery(ctx context.Context, delivery string) {
+// keepDelivery extends the lease marks of a processed delivery to DeliveryTTL, the delivery
+// id's first. It runs even if the request was cancelled meanwhile (the work is done). If
+// one fails, the store is failing: the rest are left to expire with their lease too. The
+// delivery was still processed and is answered so; once the lease expired a replay is
+// processed again, and changes nothing the push order recorded on each channel does not
+// allow (channel.CheckPush), so it is logged as an error.
+func (a *API) keepDelivery(ctx context.Context, delivery string, marks []string) {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
 	defer cancel()
-	if err := a.store.MarkDelivery(mctx, deliveryKey(delivery), DeliveryTTL); err != nil {
-		a.logger(ctx).ErrorContext(ctx, "extend processed webhook delivery's mark; a replay will be processed again once the lease expires",
-			"delivery", delivery, "lease", a.lease, "error", err)
+	for _, m := range slices.Backward(marks) {
+		if err := a.store.MarkDelivery(mctx, m, DeliveryTTL); err != nil {
+			a.logger(ctx).ErrorContext(ctx, "extend processed webhook delivery's mark; a replay will be processed again once the lease expires",
+				"delivery", delivery, "mark", m, "lease", a.lease, "error", err)
+			return
+		}
 	}
 }
 
-// forgetDelivery removes the mark of a delivery whose processing failed. It runs even if
+// forgetDelivery removes the marks of a delivery whose processing failed. It runs even if
 // the request was cancelled (a cancelled request is one of the failures); if it fails, a
 // redelivery is answered "duplicate" until the mark expires, so it is logged as an error.
-func (a *API) forgetDelivery(ctx context.Context, delivery string) {
+func (a *API) forgetDelivery(ctx context.Context, delivery string, marks []string) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetTimeout)
 	defer cancel()
-	if err := a.store.ForgetDelivery(fctx, deliveryKey(delivery)); err != nil {
-		a.logger(ctx).ErrorContext(ctx, "forget failed webhook delivery; a redelivery will be answered duplicate until the lease expires",
-			"delivery", delivery, "lease", a.lease, "error", err)
+	for _, m := range slices.Backward(marks) {
+		if err := a.store.ForgetDelivery(fctx, m); err != nil {
+			a.logger(ctx).ErrorContext(ctx, "forget failed webhook delivery; a redelivery will be answered duplicate until the lease expires",
+				"delivery", delivery, "mark", m, "lease", a.lease, "error", err)
+		}
 	}
 }
 
@@ -246,17 +371,43 @@ func parsePush(payload []byte) (*github.PushEvent, error) {
 	return ev, nil
 }
 
-// planPush decides, without I/O, what a push asks of each configured app. Branch pushes are
-// ignored: registration moves branch channels. It returns the reason when nothing applies.
-func (a *API) planPush(ev *github.PushEvent) ([]tagAction, string) {
+// planPush decides, without I/O, what a push signed with key asks of each configured app.
+// Branch pushes are ignored: registration moves branch channels. It returns the reason
+// when nothing applies, and an error when the push names a repository whose apps key does
+// not speak for (a push signed with another app's secret).
+func (a *API) planPush(ev *github.PushEvent, key *webhookKey) ([]tagAction, string, error) {
 	ref := ev.GetRef()
-	if !strings.HasPrefix(ref, "refs/tags/") {
-		return nil, "only tag pushes promote; branch channels move on registration"
-	}
 	repo := ev.GetRepo().GetFullName()
-	apps := a.appsForRepository(repo)
+	all := a.appsForRepository(repo)
+	var apps []*channel.App
+	for _, app := range all {
+		if key.speaksFor(app) {
+			apps = append(apps, app)
+		}
+	}
+	// An app's own secret speaks for its repository only; the relay-wide one for the
+	// repositories of apps without their own (and for unknown ones, which change nothing).
+	if len(apps) == 0 && (len(all) > 0 || !key.global) {
+		a.metrics.refused.WithLabelValues("webhook_secret").Inc()
+		return nil, "", errorf(http.StatusUnauthorized, "bad_signature",
+			"the delivery is signed with a webhook secret that is not the one configured for repository %q; nothing changed", repo)
+	}
+	if !strings.HasPrefix(ref, "refs/tags/") {
+		return nil, "only tag pushes promote; branch channels move on registration", nil
+	}
+	if len(all) == 0 {
+		return nil, fmt.Sprintf("no app is configured for repository %q", repo), nil
+	}
+	var pinned []string
+	apps = slices.DeleteFunc(apps, func(app *channel.App) bool {
+		if app.RepositoryID != 0 && ev.GetRepo().GetID() != app.RepositoryID {
+			pinned = append(pinned, app.ID)
+			return true
+		}
+		return false
+	})
 	if len(apps) == 0 {
-		return nil, fmt.Sprintf("no app is configured for repository %q", repo)
+		return nil, fmt.Sprintf("repository %q has id %d, not the repository_id the relay's configuration pins for %s", repo, ev.GetRepo().GetID(), strings.Join(pinned, ", ")), nil
 	}
 	before := ev.GetBefore()
 	if before == zeroSHA {
@@ -270,8 +421,13 @@ func (a *API) planPush(ev *github.PushEvent) ([]tagAction, string) {
 		commit = strings.ToLower(ev.GetAfter())
 	}
 	if !deleted && (commit == "" || commit == zeroSHA || !(isHex(commit, 40) || isHex(commit, 64))) {
-		return nil, "the push names no commit"
+		return nil, "the push names no commit", nil
 	}
+	var pushedAt time.Time
+	if t := ev.GetRepo().GetPushedAt(); !t.IsZero() {
+		pushedAt = t.UTC().Truncate(time.Second)
+	}
+	pushKey := channel.PushKey(ref, strings.ToLower(ev.GetBefore()), strings.ToLower(ev.GetAfter()))
 	var out []tagAction
 	for _, app := range apps {
 		ch, ok := app.MatchRef(ref)
@@ -281,24 +437,35 @@ func (a *API) planPush(ev *github.PushEvent) ([]tagAction, string) {
 		if _, ok := app.Channels[ch]; !ok {
 			continue
 		}
-		act := tagAction{App: app, Channel: ch, Ref: ref, Before: before, Deleted: deleted}
+		act := tagAction{App: app, Channel: ch, Ref: ref, Before: before, Deleted: deleted, PushedAt: pushedAt, PushKey: pushKey}
 		if !deleted {
 			act.Commit = commit
 		}
 		out = append(out, act)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Sprintf("no rule maps %q to a channel", ref)
+		return nil, fmt.Sprintf("no rule maps %q to a channel", ref), nil
 	}
-	return out, ""
+	return out, "", nil
 }
 
 // applyTag carries out one tag action. A tag that moves or is deleted never leaves its
 // channel without a bundle: a moved tag whose new commit has no bundle yet keeps the
 // channel where it is until that bundle registers, and a deleted tag changes no channel.
+// A push older than one already applied to the channel, or that very push again, changes
+// nothing (channel.CheckPush): replaying a logged body under a new delivery id cannot
+// roll a channel back.
 func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tagOutcome, bool, error) {
 	app := act.App.ID
 	out := tagOutcome{App: app, Channel: act.Channel, Ref: act.Ref, Commit: act.Commit}
+	st, err := a.store.GetState(ctx, app, act.Channel)
+	if err != nil {
+		return out, false, storeError("get state", err)
+	}
+	if order := channel.CheckPush(st, act.PushedAt, act.PushKey); order != channel.PushNew {
+		a.pushRefused(ctx, &out, st, order, delivery)
+		return out, false, nil
+	}
 	if act.Deleted {
 		out.Result = "tag_deleted"
 		cause := fmt.Sprintf("webhook:%s delete %s", delivery, act.Ref)
@@ -306,10 +473,6 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 			if err := a.cancelPending(ctx, app, act.Before, act.Channel, act.Ref); err != nil {
 				return out, false, err
 			}
-		}
-		st, err := a.store.GetState(ctx, app, act.Channel)
-		if err != nil {
-			return out, false, storeError("get state", err)
 		}
 		out.Version = st.Version
 		err = a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "tag_deleted", Version: st.Version,
@@ -331,21 +494,11 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 	b, err := a.store.BundleByCommit(ctx, app, act.Commit)
 	switch {
 	case err == nil && !isPRRef(b.Ref):
-		st, moved, err := a.promote(ctx, app, act.Channel, b.Version, cause)
-		if err != nil {
-			return out, false, storeError("promote", err)
-		}
-		out.Version = st.Version
-		out.Result = "unchanged"
-		if moved {
-			out.Result = "promoted"
-		}
-		a.logger(ctx).InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
-		return out, moved, nil
+		return a.promoteTag(ctx, out, act, b.Version, cause, delivery)
 	case err == nil || errors.Is(err, channel.ErrNotFound):
 		// No bundle built from the commit yet (or only one built for a pull request):
 		// wait for its registration.
-		p := channel.Pending{Channel: act.Channel, Ref: act.Ref, Cause: cause, Time: a.now().UTC()}
+		p := channel.Pending{Channel: act.Channel, Ref: act.Ref, Cause: cause, Time: a.now().UTC(), PushedAt: act.PushedAt, PushKey: act.PushKey}
 		if err := a.store.AddPending(ctx, app, act.Commit, p); err != nil {
 			return out, false, storeError("add pending", err)
 		}
@@ -358,24 +511,18 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 			return out, false, storeError("bundle by commit", err)
 		}
 		if err == nil && !isPRRef(b.Ref) {
-			st, moved, err := a.promote(ctx, app, act.Channel, b.Version, cause+" (the bundle registered meanwhile)")
+			out, moved, err := a.promoteTag(ctx, out, act, b.Version, cause+" (the bundle registered meanwhile)", delivery)
 			if err != nil {
-				return out, false, storeError("promote", err)
+				return out, moved, err
 			}
 			if err := a.cancelPending(ctx, app, act.Commit, act.Channel, act.Ref); err != nil {
 				return out, moved, err
 			}
-			out.Version = st.Version
-			out.Result = "unchanged"
-			if moved {
-				out.Result = "promoted"
-			}
-			a.logger(ctx).InfoContext(ctx, "tag push", "app", app, "channel", act.Channel, "ref", act.Ref, "version", b.Version, "result", out.Result, "delivery", delivery)
 			return out, moved, nil
 		}
-		if err := a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "pending",
+		if err := a.recordPending(ctx, act, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "pending",
 			Cause: cause + " (waiting for the bundle of " + act.Commit + ")"}); err != nil {
-			return out, false, storeError("append audit", err)
+			return out, false, err
 		}
 		out.Result = "pending"
 		a.logger(ctx).InfoContext(ctx, "tag push pending", "app", app, "channel", act.Channel, "ref", act.Ref, "commit", act.Commit, "delivery", delivery)
@@ -383,6 +530,107 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 	default:
 		return out, false, storeError("bundle by commit", err)
 	}
+}
+
+// recordPending records a push whose bundle is not registered yet on its channel, with
+// the audit entry e, so that an older push replayed meanwhile (a deletion of the tag, say)
+// is recognised as stale. A push without a time has nothing to record: e is appended alone.
+func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditEntry) error {
+	if act.PushedAt.IsZero() {
+		if err := a.store.AppendAudit(ctx, e); err != nil {
+			return storeError("append audit", err)
+		}
+		return nil
+	}
+	_, err := a.store.UpdateState(ctx, act.App.ID, act.Channel, func(s *channel.State) (*channel.AuditEntry, error) {
+		if channel.CheckPush(s, act.PushedAt, act.PushKey) != channel.PushNew {
+			// A newer push was recorded meanwhile; the pending entry is dropped as
+			// superseded when its bundle registers.
+			return nil, nil
+		}
+		channel.RecordPush(s, act.PushedAt, act.PushKey)
+		return &e, nil
+	})
+	if err != nil {
+		return storeError("record pending push", err)
+	}
+	return nil
+}
+
+// promoteTag promotes version on the action's channel for a tag push and records the push
+// on the channel, both in one state update: if a newer push was recorded meanwhile (by
+// another instance), nothing changes and the outcome says so.
+func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, version, cause, delivery string) (tagOutcome, bool, error) {
+	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, cause, act.PushedAt, act.PushKey, false)
+	if err != nil {
+		return out, false, storeError("promote", err)
+	}
+	if order != channel.PushNew {
+		a.pushRefused(ctx, &out, st, order, delivery)
+		return out, false, nil
+	}
+	out.Version = st.Version
+	out.Result = "unchanged"
+	if moved {
+		out.Result = "promoted"
+	}
+	a.logger(ctx).InfoContext(ctx, "tag push", "app", act.App.ID, "channel", act.Channel, "ref", act.Ref, "version", version, "result", out.Result, "delivery", delivery)
+	return out, moved, nil
+}
+
+// pushRefused fills the outcome of a push the channel's push order refuses.
+func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.State, order channel.PushOrder, delivery string) {
+	out.Version = st.Version
+	reason := "replayed_push"
+	if order == channel.PushStale {
+		reason = "stale_push"
+		out.Result = "stale"
+		out.Reason = fmt.Sprintf("a newer push (of %s) was already applied to the channel; this one changes nothing", st.LastPush.At.Format(time.RFC3339))
+	} else {
+		out.Result = "unchanged"
+		out.Reason = "this push was already applied to the channel; applying it again changes nothing"
+	}
+	a.metrics.refused.WithLabelValues(reason).Inc()
+	a.logger(ctx).WarnContext(ctx, "tag push not applied", "app", out.App, "channel", out.Channel, "ref", out.Ref, "result", out.Result, "reason", reason, "delivery", delivery)
+}
+
+// promotePush makes version the stable version of (app, ch) for a push stamped at with
+// identity key, in one UpdateState call, unless the push is older than a push already
+// recorded on the channel, or (for a push applied directly, not pending) the same push:
+// then nothing is written and order says which. A pending push was recorded when it
+// arrived, so being the newest recorded push is what lets it apply. The push is recorded
+// on the channel even when the channel already served version (with a "tag_push" audit
+// entry), so a later replay of it is recognised. It reports whether the version changed.
+func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
+	changed := false
+	order := channel.PushNew
+	st, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+		changed = false
+		order = channel.CheckPush(s, at, key)
+		if order == channel.PushStale || (order == channel.PushApplied && !pending) {
+			return nil, nil
+		}
+		recorded := order == channel.PushNew && !at.IsZero()
+		from := s.Version
+		changed = channel.Promote(s, version)
+		channel.RecordPush(s, at, key)
+		switch {
+		case changed:
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause}, nil
+		case recorded:
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "tag_push", Version: version,
+				Cause: cause + " (the channel already serves it; push recorded)"}, nil
+		default:
+			return nil, nil
+		}
+	})
+	if err != nil {
+		return nil, false, order, err
+	}
+	if changed {
+		a.metrics.promotions.WithLabelValues(causeSource(cause)).Inc()
+	}
+	return st, changed, order, nil
 }
 
 // cancelPending removes the promotion of (ch, ref) waiting for commit, keeping the others:

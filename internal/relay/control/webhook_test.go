@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -928,5 +929,293 @@ func TestWebhookFormDecodedOnlyAfterSignature(t *testing.T) {
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
 	if w := e.do("POST", "/webhooks/github", big, h); w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized form: %d %s, want 413", w.Code, w.Body)
+	}
+}
+
+// pushAt sets the repository fields of a recorded push payload: pushed_at (GitHub's time of
+// the push) and, when set, full_name and id.
+func pushAt(t *testing.T, body []byte, at time.Time, fullName string, id int64) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	repo := m["repository"].(map[string]any)
+	repo["pushed_at"] = at.Unix()
+	if fullName != "" {
+		repo["full_name"] = fullName
+		repo["name"] = strings.SplitN(fullName, "/", 2)[1]
+	}
+	if id != 0 {
+		repo["id"] = id
+	}
+	return mustJSON(t, m)
+}
+
+// webhookMAC is the HMAC of body under secret, as the relay computes its content mark.
+func webhookMAC(secret string, body []byte) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// GitHub signs the body, not X-GitHub-Delivery: a logged push resent byte for byte under a
+// new delivery id is a duplicate, and once its marks are gone (expired, evicted), the push
+// order recorded on the channel still keeps it from rolling the channel back. Moving a tag
+// (a new push) still rolls back deliberately, and a pending promotion overtaken by a newer
+// push is dropped.
+func TestWebhookReplayUnderNewDeliveryID(t *testing.T) {
+	t.Parallel()
+	testWebhookReplayUnderNewDeliveryID(t, newBolt)
+}
+
+func testWebhookReplayUnderNewDeliveryID(t *testing.T, mk storeMaker) {
+	e := newEnv(t, envOptions{store: mk(t)})
+	e.registerHMAC(testBundle("4.0.0", commitA), http.StatusCreated)
+	e.registerHMAC(testBundle("4.1.0", commitB), http.StatusCreated)
+	t0 := time.Unix(1763980000, 0)
+	v400 := pushAt(t, tagCreated(t, "v4.0.0", commitA), t0, "", 0)
+	v410 := pushAt(t, tagCreated(t, "v4.1.0", commitB), t0.Add(time.Hour), "", 0)
+	e.deliver("push", "d-400", v400, http.StatusOK)
+	e.deliver("push", "d-410", v410, http.StatusOK)
+	if v := e.state("production").Version; v != "4.1.0" {
+		t.Fatalf("production = %q, want 4.1.0", v)
+	}
+	forgetMarks := func(body []byte) {
+		t.Helper()
+		if err := e.store.Store.ForgetDelivery(t.Context(), contentKey(webhookMAC(hookSecret, body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The old tag push under a new delivery id: a duplicate, nothing changes.
+	before := e.snapshot()
+	for i := range 3 {
+		if r := e.deliver("push", fmt.Sprintf("d-evil-%d", i), v400, http.StatusOK); r.Status != "duplicate" {
+			t.Errorf("replay under a new id: status %q, want duplicate", r.Status)
+		}
+	}
+	e.unchanged(before)
+
+	// Its marks gone: processed, but older than the push production recorded.
+	forgetMarks(v400)
+	r := e.deliver("push", "d-evil-late", v400, http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "stale" || r.Actions[0].Reason == "" {
+		t.Errorf("late replay: %+v, want one stale action with a reason", r)
+	}
+	if v := e.state("production").Version; v != "4.1.0" {
+		t.Fatalf("production = %q after a late replay, want 4.1.0", v)
+	}
+
+	// An admin rolls back; a replay of the newest push (marks gone) does not undo it.
+	if w := e.do("POST", "/api/v1/apps/"+appID+"/channels/production/rollback", nil, adminHeader()); w.Code != http.StatusOK {
+		t.Fatalf("rollback: %d %s", w.Code, w.Body)
+	}
+	forgetMarks(v410)
+	r = e.deliver("push", "d-evil-newest", v410, http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "unchanged" || r.Actions[0].Reason == "" {
+		t.Errorf("replay of the newest push: %+v, want one unchanged action with a reason", r)
+	}
+	if v := e.state("production").Version; v != "4.0.0" {
+		t.Fatalf("production = %q after replaying the newest push over a rollback, want 4.0.0", v)
+	}
+
+	// A deliberate rollback by tag is a new push: applied.
+	e.registerHMAC(testBundle("4.2.0", commitC), http.StatusCreated)
+	e.deliver("push", "d-420", pushAt(t, tagCreated(t, "v4.2.0", commitC), t0.Add(2*time.Hour), "", 0), http.StatusOK)
+	back := pushAt(t, tagMoved(t, "v4.2.0", commitC, commitB), t0.Add(3*time.Hour), "", 0)
+	if r := e.deliver("push", "d-back", back, http.StatusOK); len(r.Actions) != 1 || r.Actions[0].Result != "promoted" {
+		t.Errorf("moving the tag back: %+v, want promoted", r)
+	}
+	if v := e.state("production").Version; v != "4.1.0" {
+		t.Fatalf("production = %q after moving v4.2.0 back to 4.1.0's commit, want 4.1.0", v)
+	}
+
+	// A pending promotion overtaken by a newer push is dropped when its bundle arrives.
+	const commitD = "dddddddddddddddddddddddddddddddddddddddd"
+	if r := e.deliver("push", "d-500", pushAt(t, tagCreated(t, "v5.0.0", commitD), t0.Add(4*time.Hour), "", 0), http.StatusOK); r.Actions[0].Result != "pending" {
+		t.Fatalf("push of an unbuilt commit: %+v, want pending", r)
+	}
+	e.deliver("push", "d-421", pushAt(t, tagCreated(t, "v4.2.1", commitC), t0.Add(5*time.Hour), "", 0), http.StatusOK)
+	if v := e.state("production").Version; v != "4.2.0" {
+		t.Fatalf("production = %q, want 4.2.0", v)
+	}
+	reg := decodeRegistration(t, e.registerHMAC(testBundle("5.0.0", commitD), http.StatusCreated))
+	if len(reg.PendingApplied) != 0 || e.state("production").Version != "4.2.0" {
+		t.Errorf("an overtaken pending promotion applied: %v, production = %q", reg.PendingApplied, e.state("production").Version)
+	}
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitD); len(pend) != 0 {
+		t.Errorf("overtaken pending promotion kept: %+v", pend)
+	}
+}
+
+// A tag deletion replayed after the tag was pushed again changes nothing either: it must
+// not cancel the newer push's pending promotion.
+func TestWebhookStaleDeleteKeepsPending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	t0 := time.Unix(1763980000, 0)
+	const ref = "refs/tags/channel/staging"
+	del := pushAt(t, payload(t, "push_tag_deleted.json", map[string]any{"ref": ref, "before": commitC}), t0, "", 0)
+	e.deliver("push", "d1", pushAt(t, tagCreated(t, "channel/staging", commitC), t0.Add(-time.Minute), "", 0), http.StatusOK) // pending on C
+	e.deliver("push", "d2", del, http.StatusOK)                                                                               // cancels it
+	r := e.deliver("push", "d3", pushAt(t, tagCreated(t, "channel/staging", commitC), t0.Add(time.Minute), "", 0), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "pending" {
+		t.Fatalf("re-created tag: %+v, want pending", r)
+	}
+	if err := e.store.Store.ForgetDelivery(t.Context(), contentKey(webhookMAC(hookSecret, del))); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.deliver("push", "d-replay", del, http.StatusOK); len(r.Actions) != 1 || r.Actions[0].Result != "stale" {
+		t.Errorf("replayed deletion: %+v, want stale", r)
+	}
+	if pend, _ := e.store.ListPending(t.Context(), appID, commitC); len(pend) != 1 {
+		t.Fatalf("pending on %s after the replayed deletion = %+v, want the re-created tag's", commitC, pend)
+	}
+	b := testBundle("1.0.2", commitC)
+	b.Ref = "refs/heads/release"
+	reg := decodeRegistration(t, e.registerHMAC(b, http.StatusCreated))
+	if !slices.Equal(reg.PendingApplied, []string{"staging"}) || e.state("staging").Version != "1.0.2" {
+		t.Errorf("pending_applied = %v, staging = %q; want [staging], 1.0.2", reg.PendingApplied, e.state("staging").Version)
+	}
+}
+
+// A secret per app: a push is acted on only for the apps whose secret signed it, or, for
+// apps without one, the relay-wide secret. A push for one repository signed with another
+// app's secret is refused (401) and changes nothing.
+func TestWebhookSecretPerApp(t *testing.T) {
+	t.Parallel()
+	cfg := `
+apps:
+  - id: com.example.app
+    repository: acme/mobile-app
+    webhook_secret_env: FERRY_TEST_HOOK_APP
+    default_channel: production
+    channels:
+      production: {}
+    rules:
+      - { ref: "refs/tags/v*", channel: production }
+  - id: com.example.other
+    repository: acme/other-app
+    webhook_secret_env: FERRY_TEST_HOOK_OTHER
+    default_channel: production
+    channels:
+      production: {}
+    rules:
+      - { ref: "refs/tags/v*", channel: production }
+  - id: com.example.legacy
+    repository: acme/legacy-app
+    default_channel: production
+    channels:
+      production: {}
+    rules:
+      - { ref: "refs/tags/v*", channel: production }
+`
+	env := map[string]string{"FERRY_TEST_HOOK_APP": "secret-of-app", "FERRY_TEST_HOOK_OTHER": "secret-of-other"}
+	e := newEnv(t, envOptions{config: cfg, getenv: func(k string) string { return env[k] }})
+	other := testBundle("1.0.0", commitB)
+	other.AppID = "com.example.other"
+	e.registerHMAC(other, http.StatusCreated)
+	legacy := testBundle("1.0.0", commitC)
+	legacy.AppID = "com.example.legacy"
+	e.registerHMAC(legacy, http.StatusCreated)
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+
+	send := func(secret, delivery string, body []byte) *httptest.ResponseRecorder {
+		return e.do("POST", "/webhooks/github", body, githubHeaders("push", delivery, secret, body))
+	}
+	otherPush := pushAt(t, tagCreated(t, "v1.0.0", commitB), time.Unix(1763980000, 0), "acme/other-app", 0)
+	var branchPush map[string]any
+	if err := json.Unmarshal(payload(t, "push_branch.json", nil), &branchPush); err != nil {
+		t.Fatal(err)
+	}
+	branchPush["repository"].(map[string]any)["full_name"] = "acme/other-app"
+	unknownRepo := pushAt(t, tagCreated(t, "v1.0.0", commitB), time.Unix(1763980000, 0), "mallory/unknown", 0)
+	before := e.snapshot()
+	for i, tc := range []struct {
+		secret string
+		body   []byte
+	}{
+		{"secret-of-app", otherPush}, {hookSecret, otherPush}, {"not-a-secret", otherPush},
+		{"secret-of-app", mustJSON(t, branchPush)}, // branch pushes too
+		{"secret-of-app", unknownRepo},             // an app's secret speaks for its repository only
+	} {
+		w := send(tc.secret, fmt.Sprint("d-forged-", i), tc.body)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("case %d: push signed with %q: status %d, want 401: %s", i, tc.secret, w.Code, w.Body)
+		}
+		if code, _ := errorBody(t, w); code != "bad_signature" {
+			t.Errorf("case %d: error = %q, want bad_signature", i, code)
+		}
+	}
+	e.unchanged(before)
+	// The relay-wide secret on a repository no app is configured for changes nothing either.
+	if r := e.deliver("push", "d-unknown", unknownRepo, http.StatusOK); r.Status != "ignored" {
+		t.Errorf("unknown repository with the relay-wide secret: %+v, want ignored", r)
+	}
+
+	for _, tc := range []struct{ app, secret, repo, commit string }{
+		{"com.example.other", "secret-of-other", "acme/other-app", commitB},
+		{appID, "secret-of-app", "acme/mobile-app", commitA},
+		{"com.example.legacy", hookSecret, "acme/legacy-app", commitC}, // the relay-wide fallback
+	} {
+		body := pushAt(t, tagCreated(t, "v1.0.0", tc.commit), time.Unix(1763980000, 0), tc.repo, 0)
+		w := send(tc.secret, "d-ok-"+tc.app, body)
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s's push with its secret: %d %s", tc.app, w.Code, w.Body)
+		}
+		st, err := e.store.GetState(t.Context(), tc.app, "production")
+		if err != nil || st.Version != "1.0.0" {
+			t.Errorf("%s production = %+v, %v; want 1.0.0", tc.app, st, err)
+		}
+	}
+}
+
+// The relay refuses to start with an app whose webhook_secret_env is unset, naming it.
+func TestWebhookSecretEnvMustBeSet(t *testing.T) {
+	t.Parallel()
+	cfg, err := channel.ParseConfig([]byte(strings.Replace(testConfigY, "repository: acme/other-app", "repository: acme/other-app\n    webhook_secret_env: FERRY_WEBHOOK_SECRET_OTHER", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, getenv := range map[string]func(string) string{
+		"unset": func(string) string { return "" },
+		"nil":   nil,
+	} {
+		_, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), WebhookSecret: hookSecret, Getenv: getenv})
+		if err == nil || !strings.Contains(err.Error(), "FERRY_WEBHOOK_SECRET_OTHER") || !strings.Contains(err.Error(), "com.example.other") {
+			t.Errorf("%s: New error = %v, want one naming the app and FERRY_WEBHOOK_SECRET_OTHER", name, err)
+		}
+	}
+	// Per-app secrets alone enable webhooks.
+	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), Getenv: func(string) string { return "s" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := tagCreated(t, "v1.0.0", commitA)
+	w := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(t.Context(), "POST", "/webhooks/github", strings.NewReader(string(body)))
+	req.Header = githubHeaders("push", "d1", "s", body)
+	newEngine(api).ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized { // signed with other-app's secret, for mobile-app
+		t.Errorf("status %d, want 401 (webhooks enabled, the secret is not mobile-app's): %s", w.Code, w.Body)
+	}
+}
+
+// A push from a repository whose id differs from the pinned repository_id changes nothing.
+func TestWebhookRepositoryID(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(testConfigY, "repository: acme/mobile-app", "repository: acme/mobile-app\n    repository_id: 700000001", 1)
+	e := newEnv(t, envOptions{config: cfg})
+	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
+	before := e.snapshot()
+	r := e.deliver("push", "d-recreated", pushAt(t, tagCreated(t, "v1.0.0", commitA), time.Unix(1763980000, 0), "", 700000002), http.StatusOK)
+	if r.Status != "ignored" || !strings.Contains(r.Reason, "repository_id") {
+		t.Errorf("push from a re-created repository: %+v, want ignored naming repository_id", r)
+	}
+	e.unchanged(before)
+	r = e.deliver("push", "d-same", pushAt(t, tagCreated(t, "v1.0.0", commitA), time.Unix(1763980000, 0), "", 700000001), http.StatusOK)
+	if len(r.Actions) != 1 || r.Actions[0].Result != "promoted" {
+		t.Errorf("push from the pinned repository: %+v, want promoted", r)
 	}
 }
