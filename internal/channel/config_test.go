@@ -375,3 +375,40 @@ func TestConfigErrorsAreJoined(t *testing.T) {
 		t.Errorf("Validate() = %v, want errors.Join of every problem", err)
 	}
 }
+
+// TestValidateShortRefs: a rule written with a short ref ("main", "v*") can never match the
+// full refs CI and webhooks send, so the config is refused with the full ref it meant.
+func TestValidateShortRefs(t *testing.T) {
+	t.Parallel()
+	_, err := ParseConfig([]byte(`
+apps:
+  - id: io.mycorp.tasks
+    repository: mycorp/tasks
+    default_channel: production
+    channels: { production: {}, beta: {} }
+    rules:
+      - { ref: main, channel: beta }
+      - { ref: "v*", channel: production }
+      - { ref: "tags/channel/*", channel: "$1" }
+      - { ref: "**", channel: beta }
+      - { ref: "refs/heads/*", channel: beta }
+`))
+	if err == nil {
+		t.Fatal("ParseConfig accepted short refs")
+	}
+	msg := err.Error()
+	for _, w := range []string{
+		`rule 0 ("main"): ref never matches`,
+		`did you mean refs/heads/main?`,
+		`rule 1 ("v*"): ref never matches`,
+		`did you mean refs/tags/v*?`,
+		`did you mean refs/tags/channel/*?`,
+	} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error does not mention %q:\n%s", w, msg)
+		}
+	}
+	if n := len(strings.Split(msg, "\n")); n != 3 {
+		t.Errorf("error has %d lines, want 3 (rules 3 and 4 can match):\n%s", n, msg)
+	}
+}

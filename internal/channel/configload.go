@@ -157,6 +157,9 @@ func (c *Config) Validate() error {
 				add("%s: %w", rw, err)
 				continue
 			}
+			if !canMatchFullRef(r.Ref) {
+				add("%s: ref never matches: rules match full refs such as refs/heads/main or refs/tags/v1.0.0; did you mean %s?", rw, fullRefHint(r.Ref))
+			}
 			if err := checkTemplate(r.Channel, g.captures); err != nil {
 				add("%s: %w", rw, err)
 				continue
@@ -171,6 +174,30 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// canMatchFullRef reports whether pattern can match some full ref ("refs/…"): the literal
+// text before its first wildcard must start with "refs/" or be a prefix of it. A short ref
+// such as "main" or "v*" never matches what git and GitHub send.
+func canMatchFullRef(pattern string) bool {
+	lit := pattern
+	if i := strings.IndexByte(pattern, '*'); i >= 0 {
+		lit = pattern[:i]
+	}
+	return strings.HasPrefix(lit, "refs/") || strings.HasPrefix("refs/", lit)
+}
+
+// fullRefHint guesses the full ref a short one meant: "heads/x" and "tags/x" get "refs/",
+// a version-like name ("v*", "v1.2", "1.0") is a tag, anything else a branch.
+func fullRefHint(ref string) string {
+	switch {
+	case strings.HasPrefix(ref, "heads/"), strings.HasPrefix(ref, "tags/"):
+		return "refs/" + ref
+	case len(ref) > 0 && ref[0] >= '0' && ref[0] <= '9',
+		len(ref) > 1 && ref[0] == 'v' && (ref[1] == '*' || ref[1] >= '0' && ref[1] <= '9'):
+		return "refs/tags/" + ref
+	}
+	return "refs/heads/" + ref
 }
 
 func sortedKeys(m map[string]Policy) []string {
