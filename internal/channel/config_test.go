@@ -412,3 +412,28 @@ apps:
 		t.Errorf("error has %d lines, want 3 (rules 3 and 4 can match):\n%s", n, msg)
 	}
 }
+
+// TestParseConfigSyntaxErrorLine: a syntax error names the line to fix, not the line where
+// the enclosing block started (yaml.v3 says "line 1" for a mis-indented key on line 4).
+func TestParseConfigSyntaxErrorLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"mis-indented key", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n   default_channel: production\n    channels:\n      production: {}\n",
+			"line 4: did not find expected '-' indicator"},
+		{"tab indentation", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n\tdefault_channel: production\n",
+			"line 4:"},
+		{"unknown key keeps its line", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n    default_chanel: production\n",
+			"line 4: field default_chanel not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseConfig() error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

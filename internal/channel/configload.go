@@ -29,7 +29,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("parse config: empty document")
 		}
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, fmt.Errorf("parse config: %w", syntaxLine(data, err))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -39,6 +39,58 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// maxLineSearch bounds how many lines syntaxLine re-parses to find a syntax error.
+const maxLineSearch = 2000
+
+// syntaxLine corrects the line of a YAML syntax error. yaml.v3 reports the line where the
+// enclosing block started rather than where the parser gave up: a mis-indented key on line
+// 4 of a list that starts on line 2 comes back as "yaml: line 1: did not find expected '-'
+// indicator". The first line on which a prefix of the document fails with the same
+// message is the line to fix, so syntaxLine re-parses growing prefixes, from the reported
+// line on, and names that one. Other errors (type errors, unknown fields) already carry
+// their lines and are returned unchanged.
+func syntaxLine(data []byte, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return err
+	}
+	reported, msg, ok := splitYAMLError(err)
+	if !ok {
+		return err
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n := max(reported, 1); n <= len(lines) && n < reported+maxLineSearch; n++ {
+		var node yaml.Node
+		perr := yaml.Unmarshal(bytes.Join(lines[:n], nil), &node)
+		if perr == nil {
+			continue
+		}
+		if _, m, ok := splitYAMLError(perr); ok && m == msg {
+			if n == reported {
+				return err
+			}
+			return fmt.Errorf("line %d: %s", n, msg)
+		}
+	}
+	return err
+}
+
+// splitYAMLError splits yaml.v3's "yaml: line N: message".
+func splitYAMLError(err error) (line int, msg string, ok bool) {
+	rest, found := strings.CutPrefix(err.Error(), "yaml: line ")
+	if !found {
+		return 0, "", false
+	}
+	num, msg, found := strings.Cut(rest, ": ")
+	if !found {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscanf(num, "%d", &line); err != nil {
+		return 0, "", false
+	}
+	return line, msg, true
 }
 
 // policyKeys are the YAML keys of a channel policy.
