@@ -341,3 +341,34 @@ func TestCapgoProbe(t *testing.T) {
 		t.Errorf("the relay did not log the probe's request:\n%s", logs)
 	}
 }
+
+// TestServeWarnsWithoutRegistration: a relay with neither FERRY_HMAC_SECRET nor an OIDC
+// audience can never receive a bundle, so it says so at start-up (a warning: device-only
+// relays sharing a Redis legitimately have neither); with either, it stays quiet.
+func TestServeWarnsWithoutRegistration(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		args []string
+		warn bool
+	}{
+		{"neither", nil, nil, true},
+		{"hmac", map[string]string{"FERRY_HMAC_SECRET": "s"}, nil, false},
+		{"oidc", nil, []string{"--oidc-audience", "https://relay.example.com"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--config", relaytest.WriteConfig(t, testConfig), "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
+			p := startInProcess(t, args, tc.vars)
+			if err := p.stop(); err != nil {
+				t.Fatal(err)
+			}
+			logs := p.stdout.String()
+			got := strings.Contains(logs, `"level":"WARN","msg":"no way to register bundles: set FERRY_HMAC_SECRET`)
+			if got != tc.warn {
+				t.Errorf("warning logged = %v, want %v:\n%s", got, tc.warn, logs)
+			}
+		})
+	}
+}
