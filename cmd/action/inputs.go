@@ -42,6 +42,7 @@ var inputs = []input{
 	{name: "relay-secret", secret: true},
 	{name: "native"},
 	{name: "delta", def: "false"},
+	{name: "register-only", def: "false"},
 }
 
 // outputs are the action's outputs, in the order they are written.
@@ -77,6 +78,9 @@ type config struct {
 	RelaySecret string
 	Native      string
 	Delta       bool
+	// RegisterOnly accepts a registration that moves no channel (no rule matches the ref),
+	// for builds a tag push promotes later; otherwise that fails the run.
+	RegisterOnly bool
 
 	// From the environment.
 	Repository string // owner/name
@@ -154,6 +158,13 @@ func validate(vals map[string]string, env func(string) string, ctx *runnerContex
 	c.checkDestination(&p)
 	c.defaultReleaseTag()
 	c.checkRelay(&p)
+	switch ro := strings.ToLower(strings.TrimSpace(vals["register-only"])); ro {
+	case "", "false":
+	case "true":
+		c.RegisterOnly = true
+	default:
+		p.add("register-only %q: want true or false", vals["register-only"])
+	}
 	if c.SHA != "" && !isHex(c.SHA) {
 		p.add("GITHUB_SHA %q is not a hex commit id", c.SHA)
 	}

@@ -516,6 +516,9 @@ func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
 	if reg.Channel != "" {
 		res.channel = reg.Channel
 	}
+	if err := checkLanded(c, reg); err != nil {
+		return "", err
+	}
 	state := "registered"
 	if !reg.Created {
 		state = "already registered (idempotent re-run)"
@@ -527,6 +530,19 @@ func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
 		state += ", " + reg.Reason
 	}
 	return state, nil
+}
+
+// checkLanded fails a registration that put the bundle on no channel (no rule matches the
+// ref, or the rule names an unconfigured channel) unless register-only is set: otherwise a
+// rule written "main" instead of "refs/heads/main" ships nothing with a green build.
+// Pull-request builds are registered without a channel by design.
+func checkLanded(c *config, reg *relayclient.Registration) error {
+	if reg.Channel != "" || c.RegisterOnly || strings.HasPrefix(c.Ref, "refs/pull/") {
+		return nil
+	}
+	return fmt.Errorf("version %s of %s is registered but no channel serves it: %s\n"+
+		"Add a rule for %s to the relay's config (rules match full refs such as refs/heads/main), set the channel input, "+
+		"or set register-only: true if a tag push promotes this build later", c.Version, c.AppID, reg.Reason, c.Ref)
 }
 
 // assetName is the archive's file name: <app-id>-<version>.zip, with characters GitHub
