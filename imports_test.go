@@ -46,6 +46,8 @@ var imports = []importRule{
 		why: leafWhy + "; the only home of sigstore, so the relay never links it"},
 	{pkg: "internal/redact",
 		why: leafWhy + "; one way to take credentials out of a URL before it reaches an error or a log"},
+	{pkg: "internal/buildinfo",
+		why: leafWhy + "; what every binary's --version prints, from the build info Go records (standard library only)"},
 	{pkg: "internal/relayclient", internal: []string{"internal/channel"},
 		why: "control API wire types and one typed client for the action, ferry and tests; a leaf like channel " +
 			"(standard library, maybe channel's vocabulary), so clients never link the relay's server stack"},
@@ -74,13 +76,13 @@ var imports = []importRule{
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types"},
 
 	// Binaries: thin mains wiring capability packages.
-	{pkg: "cmd/action", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish", "internal/sign",
+	{pkg: "cmd/action", internal: []string{"internal/buildinfo", "internal/redact", "internal/archive", "internal/channel", "internal/publish", "internal/sign",
 		"internal/relayclient"}, modules: []string{"github.com/sethvargo/go-githubactions"},
 		why: "the GitHub Action: package, sign, publish, register through relayclient; the only home of go-githubactions"},
-	{pkg: "cmd/ferry", internal: []string{"internal/archive", "internal/channel", "internal/device", "internal/sign",
+	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/archive", "internal/channel", "internal/device", "internal/sign",
 		"internal/relayclient"},
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient"},
-	{pkg: "cmd/relay", internal: []string{"internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
+	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
 
 	// Test support and test-only trees.

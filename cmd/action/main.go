@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/buildinfo"
 )
 
 func main() {
@@ -36,6 +38,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 			usage(stdout)
+			return 0
+		}
+		if args[0] == "--version" || args[0] == "-version" {
+			fmt.Fprintln(stdout, buildinfo.String("action"))
 			return 0
 		}
 		fmt.Fprintf(stderr, "action: unexpected arguments %q: inputs are INPUT_* environment variables\n", args)

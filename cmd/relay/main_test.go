@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -370,5 +372,23 @@ func TestServeWarnsWithoutRegistration(t *testing.T) {
 				t.Errorf("warning logged = %v, want %v:\n%s", got, tc.warn, logs)
 			}
 		})
+	}
+}
+
+// TestBinaryVersionAndHelp: the built relay names its build (module version and the commit
+// Go stamped into it) with --version, and --help prints the usage and exits 0.
+func TestBinaryVersionAndHelp(t *testing.T) {
+	t.Parallel()
+	bin := relaytest.Build(t, "cmd/relay")[0]
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || !regexp.MustCompile(`^relay \S+( commit [0-9a-f]{7}( \(modified\))?)?\n$`).Match(out) {
+		t.Errorf("relay --version = %q, %v; want the version (and the commit when the build recorded one)", out, err)
+	}
+	out, err = exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Usage: relay --config FILE") {
+		t.Errorf("relay --help: %v (want exit 0)\n%s", err, out)
+	}
+	if err := exec.Command(bin, "--nope").Run(); err == nil {
+		t.Errorf("relay --nope exited 0")
 	}
 }
