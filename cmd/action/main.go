@@ -52,6 +52,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	aio := newIO(getenv, stdout, stderr)
 
 	vals := readInputs(aio.a.GetInput)
+	for _, w := range inputTypos(os.Environ()) {
+		aio.warn(w)
+	}
 	for _, s := range secrets(vals) {
 		aio.mask(s)
 	}
