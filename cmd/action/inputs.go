@@ -60,24 +60,27 @@ const (
 
 // config is the validated inputs plus what is derived from the runner's environment.
 type config struct {
-	AppID       string
-	BuildDir    string // absolute
-	Version     string
-	Channel     string
-	EncKey      []byte // PEM; empty: unencrypted
-	Signing     string // keyless, key or none
-	SigningKey  []byte
-	SigningPass []byte
-	Provenance  bool
-	Destination string
-	PublicBase  string
-	GitHubToken string
-	ReleaseTag  string
-	RelayURL    string
-	Audience    string
-	RelaySecret string
-	Native      string
-	Delta       bool
+	AppID    string
+	BuildDir string // absolute
+	Version  string
+	Channel  string
+	EncKey   []byte // PEM; empty: unencrypted
+	Signing  string // keyless, key or none
+	// SigningChosen: the signing input was set, so a warning about none need not say how
+	// to sign.
+	SigningChosen bool
+	SigningKey    []byte
+	SigningPass   []byte
+	Provenance    bool
+	Destination   string
+	PublicBase    string
+	GitHubToken   string
+	ReleaseTag    string
+	RelayURL      string
+	Audience      string
+	RelaySecret   string
+	Native        string
+	Delta         bool
 	// RegisterOnly accepts a registration that moves no channel (no rule matches the ref),
 	// for builds a tag push promotes later; otherwise that fails the run.
 	RegisterOnly bool
@@ -246,6 +249,7 @@ func (c *config) readEncryptionKey(input string, p *problems) {
 func (c *config) resolveSigning(vals map[string]string, p *problems) {
 	c.SigningKey = []byte(strings.TrimSpace(vals["signing-key"]))
 	c.SigningPass = []byte(vals["signing-key-password"])
+	c.SigningChosen = vals["signing"] != ""
 	switch s := strings.ToLower(vals["signing"]); s {
 	case "":
 		switch {

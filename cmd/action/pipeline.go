@@ -80,7 +80,10 @@ func warnings(c *config) []string {
 	if c.EncKey == nil {
 		w = append(w, "no encryption-key: the bundle is published unencrypted, and anyone with its URL can read your web build. Create a key with `ferry keys` and pass it from a secret.")
 	}
-	if c.Signing == signingNone {
+	switch {
+	case c.Signing == signingNone && c.SigningChosen:
+		w = append(w, "signing is none: the bundle has no signature or provenance.")
+	case c.Signing == signingNone:
 		w = append(w, "signing is none: the bundle has no signature or provenance. Grant `permissions: id-token: write` for keyless signing.")
 	}
 	return w
@@ -262,7 +265,10 @@ func (p *pipeline) sign(ctx context.Context, res *result, artifact string, sigJS
 		}
 		detail += fmt.Sprintf(", SLSA provenance (%s)", archive.FormatSize(int64(len(*provJSON))))
 	}
-	return detail + ", both verified", nil
+	if c.Provenance {
+		return detail + ", both verified", nil
+	}
+	return detail + ", verified", nil
 }
 
 // claims describe the build for key-mode provenance (keyless reads them from the token).
@@ -508,6 +514,9 @@ func (p *pipeline) register(ctx context.Context, res *result) (string, error) {
 	reg, err := relay.RegisterBundle(ctx, b)
 	if errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}) {
 		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
+	}
+	if errors.Is(err, &relayclient.Error{Code: "bad_signature"}) && c.RelaySecret != "" {
+		return "", fmt.Errorf("%w\nThe relay refused the HMAC signature: the action's relay-secret must equal the relay's FERRY_HMAC_SECRET (check both for stray spaces or newlines), and the runner's clock must be within 5 minutes of the relay's.", err) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
 	}
 	if err != nil {
 		return "", err
