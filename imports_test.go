@@ -46,6 +46,8 @@ var imports = []importRule{
 		why: leafWhy + "; the only home of sigstore, so the relay never links it"},
 	{pkg: "internal/redact",
 		why: leafWhy + "; one way to take credentials out of a URL before it reaches an error or a log"},
+	{pkg: "internal/buildinfo",
+		why: leafWhy + "; what every binary's --version prints, from the build info Go records (standard library only)"},
 	{pkg: "internal/relayclient", internal: []string{"internal/channel"},
 		why: "control API wire types and one typed client for the action, ferry and tests; a leaf like channel " +
 			"(standard library, maybe channel's vocabulary), so clients never link the relay's server stack"},
@@ -80,15 +82,15 @@ var imports = []importRule{
 			"so the action and `ferry publish` run one code path; it wires capability packages as a command would"},
 
 	// Binaries: thin mains wiring capability packages.
-	{pkg: "cmd/action", internal: []string{"internal/pipeline", "internal/publish"},
+	{pkg: "cmd/action", internal: []string{"internal/buildinfo", "internal/pipeline", "internal/publish"},
 		modules: []string{"github.com/sethvargo/go-githubactions"},
 		why: "the GitHub front end of the pipeline: reads INPUT_* and the runner's context, masks, annotations, outputs " +
 			"and the job summary; the only home of go-githubactions"},
-	{pkg: "cmd/ferry", internal: []string{"internal/archive", "internal/channel", "internal/device", "internal/sign",
+	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/archive", "internal/channel", "internal/device", "internal/sign",
 		"internal/relayclient", "internal/pipeline"},
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient, " +
 			"and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
-	{pkg: "cmd/relay", internal: []string{"internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
+	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
 
 	// Test support and test-only trees.

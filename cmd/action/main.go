@@ -23,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ferryhq/ferry/internal/buildinfo"
 	"github.com/ferryhq/ferry/internal/pipeline"
 )
 
@@ -40,6 +41,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			usage(stdout)
 			return 0
 		}
+		if args[0] == "--version" || args[0] == "-version" {
+			fmt.Fprintln(stdout, buildinfo.String("action"))
+			return 0
+		}
 		fmt.Fprintf(stderr, "action: unexpected arguments %q: inputs are INPUT_* environment variables\n", args)
 		usage(stderr)
 		return 2
@@ -48,6 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	aio := newIO(getenv, stdout, stderr)
 
 	vals := pipeline.ReadInputs(aio.a.GetInput)
+	for _, w := range inputTypos(os.Environ()) {
+		aio.Warn(w)
+	}
 	for _, s := range pipeline.Secrets(vals) {
 		aio.Mask(s)
 	}

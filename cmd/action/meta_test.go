@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,5 +198,14 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(stages["action"], "FROM gcr.io/distroless/static") {
 		t.Error("the action image should be the minimal static base with CA certificates")
+	}
+}
+
+// TestVersionFlag: the action's binary names its build with --version and exits 0.
+func TestVersionFlag(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if code := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "action ") {
+		t.Errorf("action --version = %d, %q", code, stdout.String())
 	}
 }

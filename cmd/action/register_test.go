@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -79,4 +80,35 @@ func TestRegisterRetriesOIDCToken(t *testing.T) {
 			t.Errorf("the relay got %d requests without a token", posts.Load()-before)
 		}
 	})
+}
+
+// TestRegisterNoRuleFails: a build whose ref no rule of the relay matches is registered
+// but ships nowhere, so the run fails with an annotation listing the relay's rules, unless
+// register-only says that is intended (a tag push promotes it later).
+func TestRegisterNoRuleFails(t *testing.T) {
+	t.Parallel()
+	actionBin, relayBin := buildBinaries(t)
+	relay := startRelay(t, relayBin, "")
+	for i, tc := range []struct {
+		registerOnly string
+		wantCode     int
+	}{{"", 1}, {"true", 0}} {
+		r := newRunner(t, "refs/heads/feature", commitA, "")
+		webBuild(t, filepath.Join(r.dir, "dist"), "norule"+tc.registerOnly)
+		r.inputs = map[string]string{"app-id": testApp, "version": fmt.Sprintf("3.0.%d", i),
+			"destination": "file://" + filepath.ToSlash(filepath.Join(r.dir, "b")), "public-base-url": "https://d.test",
+			"signing": "none", "relay-url": relay.URL, "relay-secret": hmacSecret, "register-only": tc.registerOnly}
+		res := r.exec(t, actionBin)
+		if res.code != tc.wantCode {
+			t.Errorf("register-only=%q: exit %d, want %d", tc.registerOnly, res.code, tc.wantCode)
+		}
+		if tc.wantCode == 1 {
+			for _, want := range []string{"::error", "no channel serves it", `no rule of the app matches the ref "refs/heads/feature"`,
+				"its rules: refs/heads/main → beta, refs/tags/v* → production", "register-only: true"} {
+				if !strings.Contains(res.stdout, want) {
+					t.Errorf("annotation lacks %q:\n%s", want, res.stdout)
+				}
+			}
+		}
+	}
 }

@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/buildinfo"
 )
 
 // command is one subcommand of ferry.
@@ -71,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		fmt.Fprintln(stdout, buildinfo.String("ferry"))
+		return 0
+	}
 	cmd, ok := lookup(args[0])
 	if !ok {
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n", args[0])
@@ -95,5 +101,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `ferry <command> -h` for a command's flags.")
+	fmt.Fprintln(w, "Run `ferry <command> -h` for a command's flags, `ferry --version` for the build.")
 }

@@ -112,6 +112,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		printDefaults(fs, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, flag.ErrHelp
+		}
 		return nil, errUsage
 	}
 	if fs.NArg() > 0 {

@@ -17,12 +17,15 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/buildinfo"
 )
 
 // defaultGCPercent is the relay's GOGC unless the environment sets one. Its live heap is a
@@ -40,6 +43,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // --help: the usage is printed, and asking for it is no error
+	}
 	if err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "relay:", err)
@@ -50,8 +56,13 @@ func main() {
 
 // run is the whole command with the OS passed in: it parses args and environment, opens
 // the store, serves until ctx ends, then drains requests and closes the store. Logs go to
-// stdout (JSON unless LOG_FORMAT=text); usage goes to stderr.
+// stdout (JSON unless LOG_FORMAT=text); usage goes to stderr, and --help returns
+// flag.ErrHelp (exit 0). --version prints the build to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, buildinfo.String("relay"))
+		return nil
+	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -339,5 +341,54 @@ func TestCapgoProbe(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"route":"/updates"`) {
 		t.Errorf("the relay did not log the probe's request:\n%s", logs)
+	}
+}
+
+// TestServeWarnsWithoutRegistration: a relay with neither FERRY_HMAC_SECRET nor an OIDC
+// audience can never receive a bundle, so it says so at start-up (a warning: device-only
+// relays sharing a Redis legitimately have neither); with either, it stays quiet.
+func TestServeWarnsWithoutRegistration(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		args []string
+		warn bool
+	}{
+		{"neither", nil, nil, true},
+		{"hmac", map[string]string{"FERRY_HMAC_SECRET": "s"}, nil, false},
+		{"oidc", nil, []string{"--oidc-audience", "https://relay.example.com"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--config", relaytest.WriteConfig(t, testConfig), "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
+			p := startInProcess(t, args, tc.vars)
+			if err := p.stop(); err != nil {
+				t.Fatal(err)
+			}
+			logs := p.stdout.String()
+			got := strings.Contains(logs, `"level":"WARN","msg":"no way to register bundles: set FERRY_HMAC_SECRET`)
+			if got != tc.warn {
+				t.Errorf("warning logged = %v, want %v:\n%s", got, tc.warn, logs)
+			}
+		})
+	}
+}
+
+// TestBinaryVersionAndHelp: the built relay names its build (module version and the commit
+// Go stamped into it) with --version, and --help prints the usage and exits 0.
+func TestBinaryVersionAndHelp(t *testing.T) {
+	t.Parallel()
+	bin := relaytest.Build(t, "cmd/relay")[0]
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || !regexp.MustCompile(`^relay \S+( commit [0-9a-f]{7}( \(modified\))?)?\n$`).Match(out) {
+		t.Errorf("relay --version = %q, %v; want the version (and the commit when the build recorded one)", out, err)
+	}
+	out, err = exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Usage: relay --config FILE") {
+		t.Errorf("relay --help: %v (want exit 0)\n%s", err, out)
+	}
+	if err := exec.Command(bin, "--nope").Run(); err == nil {
+		t.Errorf("relay --nope exited 0")
 	}
 }

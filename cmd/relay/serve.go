@@ -99,6 +99,9 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		ids = append(ids, a.ID)
 	}
 	logger.Info("relay listening", "addr", ln.Addr().String(), "store", storeDesc, "apps", ids, "settings", cfg)
+	if cfg.HMACSecret == "" && cfg.OIDCAudience == "" {
+		logger.Warn(noRegistration)
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -106,6 +109,12 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	logger.Info("relay stopped", "error", err)
 	return err
 }
+
+// noRegistration is logged at start-up when neither way of registering bundles is
+// configured. It is a warning, not a refusal: relays that only answer devices from a Redis
+// that others write to need neither secret.
+const noRegistration = "no way to register bundles: set FERRY_HMAC_SECRET (HMAC from any CI) or --oidc-audience " +
+	"(FERRY_OIDC_AUDIENCE, GitHub OIDC); until then every POST /api/v1/bundles is refused and devices get no update"
 
 // openStore opens Redis when a URL is configured, else the embedded bbolt file in the data
 // directory. It returns the whole store contract, of which the relay and the control plane

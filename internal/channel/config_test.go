@@ -457,3 +457,65 @@ func TestRefMayTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateShortRefs: a rule written with a short ref ("main", "v*") can never match the
+// full refs CI and webhooks send, so the config is refused with the full ref it meant.
+func TestValidateShortRefs(t *testing.T) {
+	t.Parallel()
+	_, err := ParseConfig([]byte(`
+apps:
+  - id: io.mycorp.tasks
+    repository: mycorp/tasks
+    default_channel: production
+    channels: { production: {}, beta: {} }
+    rules:
+      - { ref: main, channel: beta }
+      - { ref: "v*", channel: production }
+      - { ref: "tags/channel/*", channel: "$1" }
+      - { ref: "**", channel: beta }
+      - { ref: "refs/heads/*", channel: beta }
+`))
+	if err == nil {
+		t.Fatal("ParseConfig accepted short refs")
+	}
+	msg := err.Error()
+	for _, w := range []string{
+		`rule 0 ("main"): ref never matches`,
+		`did you mean refs/heads/main?`,
+		`rule 1 ("v*"): ref never matches`,
+		`did you mean refs/tags/v*?`,
+		`did you mean refs/tags/channel/*?`,
+	} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error does not mention %q:\n%s", w, msg)
+		}
+	}
+	if n := len(strings.Split(msg, "\n")); n != 3 {
+		t.Errorf("error has %d lines, want 3 (rules 3 and 4 can match):\n%s", n, msg)
+	}
+}
+
+// TestParseConfigSyntaxErrorLine: a syntax error names the line to fix, not the line where
+// the enclosing block started (yaml.v3 says "line 1" for a mis-indented key on line 4).
+func TestParseConfigSyntaxErrorLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"mis-indented key", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n   default_channel: production\n    channels:\n      production: {}\n",
+			"line 4: did not find expected '-' indicator"},
+		{"tab indentation", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n\tdefault_channel: production\n",
+			"line 4:"},
+		{"unknown key keeps its line", "apps:\n  - id: io.mycorp.tasks\n    repository: mycorp/tasks\n    default_chanel: production\n",
+			"line 4: field default_chanel not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseConfig() error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

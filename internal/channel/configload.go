@@ -29,7 +29,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("parse config: empty document")
 		}
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, fmt.Errorf("parse config: %w", syntaxLine(data, err))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -39,6 +39,58 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// maxLineSearch bounds how many lines syntaxLine re-parses to find a syntax error.
+const maxLineSearch = 2000
+
+// syntaxLine corrects the line of a YAML syntax error. yaml.v3 reports the line where the
+// enclosing block started rather than where the parser gave up: a mis-indented key on line
+// 4 of a list that starts on line 2 comes back as "yaml: line 1: did not find expected '-'
+// indicator". The first line on which a prefix of the document fails with the same
+// message is the line to fix, so syntaxLine re-parses growing prefixes, from the reported
+// line on, and names that one. Other errors (type errors, unknown fields) already carry
+// their lines and are returned unchanged.
+func syntaxLine(data []byte, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return err
+	}
+	reported, msg, ok := splitYAMLError(err)
+	if !ok {
+		return err
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for n := max(reported, 1); n <= len(lines) && n < reported+maxLineSearch; n++ {
+		var node yaml.Node
+		perr := yaml.Unmarshal(bytes.Join(lines[:n], nil), &node)
+		if perr == nil {
+			continue
+		}
+		if _, m, ok := splitYAMLError(perr); ok && m == msg {
+			if n == reported {
+				return err
+			}
+			return fmt.Errorf("line %d: %s", n, msg)
+		}
+	}
+	return err
+}
+
+// splitYAMLError splits yaml.v3's "yaml: line N: message".
+func splitYAMLError(err error) (line int, msg string, ok bool) {
+	rest, found := strings.CutPrefix(err.Error(), "yaml: line ")
+	if !found {
+		return 0, "", false
+	}
+	num, msg, found := strings.Cut(rest, ": ")
+	if !found {
+		return 0, "", false
+	}
+	if _, err := fmt.Sscanf(num, "%d", &line); err != nil {
+		return 0, "", false
+	}
+	return line, msg, true
 }
 
 // policyKeys are the YAML keys of a channel policy.
@@ -173,6 +225,9 @@ func (c *Config) Validate() error {
 				add("%s: %w", rw, err)
 				continue
 			}
+			if !canMatchFullRef(r.Ref) {
+				add("%s: ref never matches: rules match full refs such as refs/heads/main or refs/tags/v1.0.0; did you mean %s?", rw, fullRefHint(r.Ref))
+			}
 			if err := checkTemplate(r.Channel, g.captures); err != nil {
 				add("%s: %w", rw, err)
 				continue
@@ -187,6 +242,30 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// canMatchFullRef reports whether pattern can match some full ref ("refs/…"): the literal
+// text before its first wildcard must start with "refs/" or be a prefix of it. A short ref
+// such as "main" or "v*" never matches what git and GitHub send.
+func canMatchFullRef(pattern string) bool {
+	lit := pattern
+	if i := strings.IndexByte(pattern, '*'); i >= 0 {
+		lit = pattern[:i]
+	}
+	return strings.HasPrefix(lit, "refs/") || strings.HasPrefix("refs/", lit)
+}
+
+// fullRefHint guesses the full ref a short one meant: "heads/x" and "tags/x" get "refs/",
+// a version-like name ("v*", "v1.2", "1.0") is a tag, anything else a branch.
+func fullRefHint(ref string) string {
+	switch {
+	case strings.HasPrefix(ref, "heads/"), strings.HasPrefix(ref, "tags/"):
+		return "refs/" + ref
+	case len(ref) > 0 && ref[0] >= '0' && ref[0] <= '9',
+		len(ref) > 1 && ref[0] == 'v' && (ref[1] == '*' || ref[1] >= '0' && ref[1] <= '9'):
+		return "refs/tags/" + ref
+	}
+	return "refs/heads/" + ref
 }
 
 func sortedKeys(m map[string]Policy) []string {

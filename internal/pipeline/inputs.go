@@ -45,6 +45,7 @@ var Inputs = []Input{
 	{Name: "relay-secret", Secret: true},
 	{Name: "native"},
 	{Name: "delta", Default: "false"},
+	{Name: "register-only", Default: "false"},
 }
 
 // Outputs are the pipeline's outputs, in the order they are written.
@@ -62,24 +63,30 @@ const (
 
 // Config is the validated inputs plus what is derived from the build's context.
 type Config struct {
-	AppID       string
-	BuildDir    string // absolute
-	Version     string
-	Channel     string
-	EncKey      []byte // PEM; empty: unencrypted
-	Signing     string // keyless, key or none
-	SigningKey  []byte
-	SigningPass []byte
-	Provenance  bool
-	Destination string
-	PublicBase  string
-	GitHubToken string
-	ReleaseTag  string
-	RelayURL    string
-	Audience    string
-	RelaySecret string
-	Native      string
-	Delta       bool
+	AppID    string
+	BuildDir string // absolute
+	Version  string
+	Channel  string
+	EncKey   []byte // PEM; empty: unencrypted
+	Signing  string // keyless, key or none
+	// SigningChosen: the signing input was set, so a warning about none need not say how
+	// to sign.
+	SigningChosen bool
+	SigningKey    []byte
+	SigningPass   []byte
+	Provenance    bool
+	Destination   string
+	PublicBase    string
+	GitHubToken   string
+	ReleaseTag    string
+	RelayURL      string
+	Audience      string
+	RelaySecret   string
+	Native        string
+	Delta         bool
+	// RegisterOnly accepts a registration that moves no channel (no rule matches the ref),
+	// for builds a tag push promotes later; otherwise that fails the run.
+	RegisterOnly bool
 
 	// From the environment.
 	Repository string // owner/name
@@ -158,6 +165,13 @@ func Validate(vals map[string]string, env func(string) string, ctx *Context) (*C
 	c.checkDestination(&p)
 	c.defaultReleaseTag()
 	c.checkRelay(&p)
+	switch ro := strings.ToLower(strings.TrimSpace(vals["register-only"])); ro {
+	case "", "false":
+	case "true":
+		c.RegisterOnly = true
+	default:
+		p.add("register-only %q: want true or false", vals["register-only"])
+	}
 	if c.SHA != "" && !isHex(c.SHA) {
 		p.add("GITHUB_SHA %q is not a hex commit id", c.SHA)
 	}
@@ -239,6 +253,7 @@ func (c *Config) readEncryptionKey(input string, p *problems) {
 func (c *Config) resolveSigning(vals map[string]string, p *problems) {
 	c.SigningKey = []byte(strings.TrimSpace(vals["signing-key"]))
 	c.SigningPass = []byte(vals["signing-key-password"])
+	c.SigningChosen = vals["signing"] != ""
 	switch s := strings.ToLower(vals["signing"]); s {
 	case "":
 		switch {

@@ -49,7 +49,10 @@ func Warnings(c *Config) []string {
 	if c.EncKey == nil {
 		w = append(w, "no encryption-key: the bundle is published unencrypted, and anyone with its URL can read your web build. Create a key with `ferry keys` and pass it from a secret.")
 	}
-	if c.Signing == signingNone {
+	switch {
+	case c.Signing == signingNone && c.SigningChosen:
+		w = append(w, "signing is none: the bundle has no signature or provenance.")
+	case c.Signing == signingNone:
 		w = append(w, "signing is none: the bundle has no signature or provenance. Grant `permissions: id-token: write` for keyless signing.")
 	}
 	return w
@@ -253,7 +256,10 @@ func (p *Pipeline) sign(ctx context.Context, res *Result, artifact string, sigJS
 		}
 		detail += fmt.Sprintf(", SLSA provenance (%s)", archive.FormatSize(int64(len(*provJSON))))
 	}
-	return detail + ", both verified", nil
+	if c.Provenance {
+		return detail + ", both verified", nil
+	}
+	return detail + ", verified", nil
 }
 
 // claims describe the build for key-mode provenance (keyless reads them from the token).
@@ -509,12 +515,18 @@ func (p *Pipeline) register(ctx context.Context, res *Result) (string, error) {
 	if errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}) {
 		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
 	}
+	if errors.Is(err, &relayclient.Error{Code: "bad_signature"}) && c.RelaySecret != "" {
+		return "", fmt.Errorf("%w\nThe relay refused the HMAC signature: the action's relay-secret must equal the relay's FERRY_HMAC_SECRET (check both for stray spaces or newlines), and the runner's clock must be within 5 minutes of the relay's.", err) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
+	}
 	if err != nil {
 		return "", err
 	}
 	res.reg = reg
 	if reg.Channel != "" {
 		res.channel = reg.Channel
+	}
+	if err := checkLanded(c, reg); err != nil {
+		return "", err
 	}
 	state := "registered"
 	if !reg.Created {
@@ -527,6 +539,19 @@ func (p *Pipeline) register(ctx context.Context, res *Result) (string, error) {
 		state += ", " + reg.Reason
 	}
 	return state, nil
+}
+
+// checkLanded fails a registration that put the bundle on no channel (no rule matches the
+// ref, or the rule names an unconfigured channel) unless register-only is set: otherwise a
+// rule written "main" instead of "refs/heads/main" ships nothing with a green build.
+// Pull-request builds are registered without a channel by design.
+func checkLanded(c *Config, reg *relayclient.Registration) error {
+	if reg.Channel != "" || c.RegisterOnly || strings.HasPrefix(c.Ref, "refs/pull/") {
+		return nil
+	}
+	return fmt.Errorf("version %s of %s is registered but no channel serves it: %s\n"+
+		"Add a rule for %s to the relay's config (rules match full refs such as refs/heads/main), set the channel input, "+
+		"or set register-only: true if a tag push promotes this build later", c.Version, c.AppID, reg.Reason, c.Ref)
 }
 
 // assetName is the archive's file name: <app-id>-<version>.zip, with characters GitHub

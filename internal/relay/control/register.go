@@ -88,7 +88,7 @@ func (a *API) register(c *gin.Context) (err error) {
 	_, configured := app.Channels[ch]
 	switch {
 	case ch == "":
-		resp.Reason = "no rule of the app matches the ref " + quoteOrEmpty(b.Ref)
+		resp.Reason = "no rule of the app matches the ref " + quoteOrEmpty(b.Ref) + "; " + describeRules(app.Rules)
 	case !configured:
 		// A rule with a capture ("refs/tags/channel/*" -> "$1") named a channel the
 		// config does not list.
@@ -135,6 +135,19 @@ func (a *API) register(c *gin.Context) (err error) {
 		"workflow", who.Workflow, "channel", ch, "promoted", resp.Promoted, "pending_applied", resp.PendingApplied)
 	c.JSON(status, resp)
 	return nil
+}
+
+// describeRules lists an app's ref rules for a registration that matched none, so CI can
+// say which refs would have shipped.
+func describeRules(rules []channel.Rule) string {
+	if len(rules) == 0 {
+		return "the app has no rules"
+	}
+	parts := make([]string, len(rules))
+	for i, r := range rules {
+		parts[i] = r.Ref + " → " + r.Channel
+	}
+	return "its rules: " + strings.Join(parts, ", ")
 }
 
 func quoteOrEmpty(s string) string {

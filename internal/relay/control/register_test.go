@@ -494,6 +494,10 @@ func TestRegisterNoRuleMatches(t *testing.T) {
 	if r.Channel != "" || r.Promoted || !strings.Contains(r.Reason, "no rule") {
 		t.Errorf("registration = %+v", r)
 	}
+	// The reason lists the app's rules, so the action can say which refs would ship.
+	if !strings.Contains(r.Reason, "its rules: refs/heads/main → beta") {
+		t.Errorf("reason %q does not list the app's rules", r.Reason)
+	}
 }
 
 func TestRegisterRefusals(t *testing.T) {
