@@ -97,6 +97,8 @@ var imports = []importRule{
 	{pkg: "internal/testpeers", why: kitWhy + "; it finds and starts the peer programs themselves, so it imports nothing"},
 	{pkg: "internal/store/storetest", internal: []string{"internal/channel"}, modules: []string{"github.com/google/go-cmp"},
 		why: kitWhy + "; the store conformance suite, written against channel's records"},
+	{pkg: "internal/archive/archivetest",
+		why: kitWhy + "; the web builds tests package and serve, written with the standard library only"},
 	{pkg: "internal/relay/relaytest", internal: []string{"internal/testpeers"},
 		why: kitWhy + "; it runs the built binaries, so it imports none of their packages"},
 	{pkg: "internal/publish/publishtest", internal: []string{"internal/testpeers"},

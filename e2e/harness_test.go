@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/archive/archivetest"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/device"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
@@ -503,16 +504,7 @@ func webBuild(t *testing.T, version string, changes map[string]string) string {
 		fmt.Fprintf(f, "\n// bundle %s\n", version)
 		f.Close()
 	}
-	for p, content := range changes {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return archivetest.WriteTree(t, dir, changes)
 }
 
 func newKey(t *testing.T) *rsa.PrivateKey {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/archive/archivetest"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/sign"
@@ -324,14 +325,5 @@ func webBuild(t testing.TB, dir, flavour string) string {
 		"assets/style.css": "body { color: #333 }\n",
 		"assets/logo.svg":  "<svg xmlns='http://www.w3.org/2000/svg'/>",
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return archivetest.WriteTree(t, dir, files)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -41,12 +40,7 @@ Flags:
 // runAdmin implements `ferry admin`: a thin client of the relay's admin API
 // (docs/admin-api.md). It prints tables, or with --json the relay's JSON answer.
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("admin", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		_, _ = io.WriteString(stderr, adminUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("admin", adminUsage, stderr)
 	relay := fs.String("relay", "", "relay base URL, e.g. https://relay.example.com (required)")
 	app := fs.String("app", "", "app id, e.g. com.example.app (required)")
 	tokenFile := fs.String("token-file", "", `file holding FERRY_ADMIN_TOKEN ("-": standard input) (required)`)

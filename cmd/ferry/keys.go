@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,16 +25,12 @@ const (
 // Existing key files are never overwritten without --force: replacing the key breaks every
 // installed app that still has the old public key.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("keys", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry keys --relay URL [--dir DIR] [--force]")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Creates .capgo_key_v2 (private, keep secret) and .capgo_key_v2.pub in DIR and prints")
-		fmt.Fprintln(stderr, "the plugins.CapacitorUpdater settings for capacitor.config.json.")
-		fmt.Fprintln(stderr)
-		fset.PrintDefaults()
-	}
+	fset := newFlagSet("keys", `Usage: ferry keys --relay URL [--dir DIR] [--force]
+
+Creates .capgo_key_v2 (private, keep secret) and .capgo_key_v2.pub in DIR and prints
+the plugins.CapacitorUpdater settings for capacitor.config.json.
+
+`, stderr)
 	dir := fset.String("dir", ".", "directory to write the key files to (the app's project root)")
 	relay := fset.String("relay", "", "base URL of the Ferry relay, e.g. https://updates.example.com (required)")
 	force := fset.Bool("force", false, "overwrite existing key files (installed apps with the old public key can no longer update)")

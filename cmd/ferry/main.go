@@ -53,6 +53,18 @@ func lookup(name string) (command, bool) {
 	return command{}, false
 }
 
+// newFlagSet returns the flag set of `ferry name`: it reports to stderr, and its -h prints
+// usage (the synopsis and anything else to say first) and then the flags.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		_, _ = io.WriteString(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // errUsage reports bad arguments that the flag package already explained.
 var errUsage = errors.New("usage")
 

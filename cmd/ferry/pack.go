@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,13 +20,7 @@ import (
 // (atomically: nothing is left behind on error) and prints the values the relay needs
 // (checksum, session_key, key_id, sha256, size).
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry pack --dir DIR --out FILE [--key .capgo_key_v2 [--app ID --version V]] [--json]")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("pack", "Usage: ferry pack --dir DIR --out FILE [--key .capgo_key_v2 [--app ID --version V]] [--json]\n\n", stderr)
 	dir := fs.String("dir", "", "the web build directory with index.html at its root, e.g. dist (required)")
 	out := fs.String("out", "", "the bundle file to write, e.g. bundle.zip (required)")
 	keyPath := fs.String("key", "", "PKCS#1 private key (.capgo_key_v2); encrypts the bundle with a V3 checksum. Without it the bundle is a plain zip")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,13 +30,7 @@ type verifyReport struct {
 // its provenance bundle) against the expected repository, workflow and ref, or a public key,
 // and prints who built it. It exits 1 when anything does not verify.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry verify --artifact FILE --bundle FILE.sigstore.json [--provenance P.sigstore.json] (--repo OWNER/NAME | --key pub.pem) [flags]")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("verify", "Usage: ferry verify --artifact FILE --bundle FILE.sigstore.json [--provenance P.sigstore.json] (--repo OWNER/NAME | --key pub.pem) [flags]\n\n", stderr)
 	artifact := fs.String("artifact", "", "the published file, e.g. web.zip.enc (required)")
 	bundlePath := fs.String("bundle", "", "its Sigstore bundle; default ARTIFACT.sigstore.json")
 	provPath := fs.String("provenance", "", "the SLSA provenance bundle to check as well (optional)")

@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -55,14 +54,6 @@ func packageDerived(ctx context.Context, dir string, aw *countHashWriter, opts O
 	if err != nil {
 		return nil, err
 	}
-	sum, err := hex.DecodeString(st.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	checksum, err := ChecksumV3(opts.Key, sum)
-	if err != nil {
-		return nil, err
-	}
 	if _, err := plain.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("read temporary zip: %w", err)
 	}
@@ -76,17 +67,5 @@ func packageDerived(ctx context.Context, dir string, aw *countHashWriter, opts O
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("encrypt: %w", err)
 	}
-	return &Result{
-		Checksum:       checksum,
-		SHA256:         st.SHA256,
-		ArtifactSHA256: hex.EncodeToString(aw.sum.Sum(nil)),
-		Size:           aw.n,
-		ZipSize:        st.ZipSize,
-		SessionKey:     wrapped,
-		KeyID:          KeyID(&opts.Key.PublicKey),
-		Files:          st.Files,
-		InputBytes:     st.InputBytes,
-		Session:        sk,
-		Warnings:       st.Warnings,
-	}, nil
+	return encryptedResult(opts, sk, wrapped, st, aw)
 }

@@ -3,10 +3,10 @@ package archive
 import (
 	"crypto/rsa"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/archive/archivetest"
 )
 
 var (
@@ -28,17 +28,7 @@ func sharedKey(t testing.TB) *rsa.PrivateKey {
 // writeTree creates files (name -> content, "/"-separated) under a new temp dir.
 func writeTree(t testing.TB, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return archivetest.WriteTree(t, t.TempDir(), files)
 }
 
 func crcOf(b []byte) uint32 { return crc32.ChecksumIEEE(b) }

@@ -82,6 +82,12 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("write encrypted archive: %w", err)
 	}
+	return encryptedResult(opts, sk, wrapped, st, aw)
+}
+
+// encryptedResult describes an encrypted artifact: st is the plain zip's, aw counted and
+// hashed what was written out, wrapped is sk wrapped with opts.Key.
+func encryptedResult(opts Options, sk *SessionKey, wrapped string, st *ZipStats, aw *countHashWriter) (*Result, error) {
 	sum, err := hex.DecodeString(st.SHA256)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/archive"
+	"github.com/ferryhq/ferry/internal/archive/archivetest"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/testpeers"
 )
@@ -42,15 +43,7 @@ func TestInstallsBundleMadeByCapgoCLI(t *testing.T) {
 	cfg, _ := json.Marshal(map[string]any{"appId": "com.example.app", "appName": "interop", "webDir": "dist",
 		"plugins": map[string]any{"CapacitorUpdater": map[string]any{"publicKey": string(archive.MarshalPublicKey(&key.PublicKey))}}})
 	files["capacitor.config.json"] = string(cfg)
-	for name, body := range files {
-		p := filepath.Join(proj, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	archivetest.WriteTree(t, proj, files)
 	var zipped struct{ Filename, Checksum string }
 	lastJSONLine(t, runCapgo(t, proj, cli, "bundle", "zip", "com.example.app", "--path", "dist", "--bundle", "1.0.1", "--json"), &zipped)
 	var enc struct {

@@ -115,7 +115,7 @@ func split(raw string) (p parts, ok bool) {
 	if !found {
 		return parts{}, !strings.Contains(raw, "@") && !strings.Contains(strings.ToLower(raw), "password")
 	}
-	if !validScheme(scheme) {
+	if !ValidScheme(scheme) {
 		// Not a scheme at all (e.g. ":pw@://"): anything in it may be a secret.
 		return parts{}, false
 	}
@@ -161,8 +161,9 @@ func numericPorts(hosts string) bool {
 	return true
 }
 
-// validScheme reports whether s has the syntax of a URL scheme (RFC 3986 §3.1).
-func validScheme(s string) bool {
+// ValidScheme reports whether s has the syntax of a URL scheme (RFC 3986 §3.1), so that a
+// caller may show it in an error without revealing anything else of a malformed URL.
+func ValidScheme(s string) bool {
 	if s == "" {
 		return false
 	}

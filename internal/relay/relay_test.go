@@ -134,6 +134,20 @@ var backends = []struct {
 	{"redis", openRedis},
 }
 
+// onSeededBackends runs test in parallel against each of [backends], on a store [seed]ed
+// with the test app's channels.
+func onSeededBackends(t *testing.T, test func(t *testing.T, st store.Store)) {
+	t.Parallel()
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			st := be.open(t)
+			seed(t, st)
+			test(t, st)
+		})
+	}
+}
+
 // flaky wraps a real store and fails every call while down is set, like an unreachable
 // Redis; calls counts the calls that reached it.
 type flaky struct {

@@ -13,61 +13,56 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/store"
 )
 
 func TestUpdates(t *testing.T) {
-	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			t.Parallel()
-			st := be.open(t)
-			seed(t, st)
-			h := newServer(t, st, nil).Handler()
-			out := deviceIn(t, "1.2.0", 50, false)
-			in := deviceIn(t, "1.2.0", 50, true)
+	onSeededBackends(t, func(t *testing.T, st store.Store) {
+		h := newServer(t, st, nil).Handler()
+		out := deviceIn(t, "1.2.0", 50, false)
+		in := deviceIn(t, "1.2.0", 50, true)
 
-			tests := []struct {
-				name     string
-				body     string
-				wantCode int
-				golden   string
-			}{
-				{"offered", info(map[string]any{"device_id": out}), 200, "updates_offered.json"},
-				{"offered rollout with manifest", info(map[string]any{"device_id": in, "version_name": "1.1.0"}), 200, "updates_offered_rollout.json"},
-				{"up to date", info(map[string]any{"device_id": out, "version_name": "1.1.0"}), 200, "updates_up_to_date.json"},
-				{"encrypted for the device key", info(map[string]any{"device_id": out, "defaultChannel": "beta", "key_id": keyID}), 200, "updates_offered_encrypted.json"},
-				{"key id mismatch", info(map[string]any{"device_id": out, "defaultChannel": "beta", "key_id": "MIIBCgKCAQEAqJikYizo"}), 200, "updates_key_id_mismatch.json"},
-				{"private channel", info(map[string]any{"device_id": out, "defaultChannel": "locked"}), 200, "updates_private_channel.json"},
-				{"dev build refused", info(map[string]any{"device_id": out, "defaultChannel": "internal", "is_prod": false}), 200, "updates_disable_dev_build.json"},
-				{"defaults when flags are absent", info(map[string]any{"device_id": out, "defaultChannel": "internal", "is_prod": nil, "is_emulator": nil}), 200, "updates_offered.json"},
-				{"old plugin sends bools as strings", info(map[string]any{"device_id": out, "is_prod": "true", "version_code": 7}), 200, "updates_offered.json"},
-				{"unknown app", info(map[string]any{"app_id": "com.other.app"}), 200, "updates_unknown_app.json"},
-				{"missing platform", info(map[string]any{"platform": nil}), 200, "updates_missing_info.json"},
-				{"array body", `[{"app_id":"com.example.app"}]`, 400, "updates_invalid_json_body.json"},
-				{"null body", `null`, 400, "updates_invalid_json_body.json"},
-				{"string body", `"hello"`, 400, "updates_invalid_json_body.json"},
-				{"empty body", ``, 400, "updates_invalid_json_body.json"},
-				{"truncated", `{"app_id":"com.example.app"`, 400, "updates_malformed.json"},
-				{"object where a string belongs", `{"app_id":"com.example.app","device_id":"x","platform":{"a":1}}`, 400, "updates_wrong_type.json"},
-				{"missing app_id", `{"device_id":"7239a82f-4ea8-4e33-9085-f4ad974d3fc4"}`, 400, "updates_missing_app_id.json"},
-				{"missing device_id", `{"app_id":"com.example.app"}`, 400, "updates_missing_device_id.json"},
-			}
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					w := do(t, h, http.MethodPost, "/updates", tc.body)
-					if w.Code != tc.wantCode {
-						t.Errorf("POST /updates = %d %s, want %d", w.Code, w.Body, tc.wantCode)
-					}
-					if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-						t.Errorf("Content-Type = %q, want application/json", ct)
-					}
-					checkIOSTypes(t, w.Body.Bytes())
-					golden(t, tc.golden, w.Body.Bytes())
-				})
-			}
-		})
-	}
+		tests := []struct {
+			name     string
+			body     string
+			wantCode int
+			golden   string
+		}{
+			{"offered", info(map[string]any{"device_id": out}), 200, "updates_offered.json"},
+			{"offered rollout with manifest", info(map[string]any{"device_id": in, "version_name": "1.1.0"}), 200, "updates_offered_rollout.json"},
+			{"up to date", info(map[string]any{"device_id": out, "version_name": "1.1.0"}), 200, "updates_up_to_date.json"},
+			{"encrypted for the device key", info(map[string]any{"device_id": out, "defaultChannel": "beta", "key_id": keyID}), 200, "updates_offered_encrypted.json"},
+			{"key id mismatch", info(map[string]any{"device_id": out, "defaultChannel": "beta", "key_id": "MIIBCgKCAQEAqJikYizo"}), 200, "updates_key_id_mismatch.json"},
+			{"private channel", info(map[string]any{"device_id": out, "defaultChannel": "locked"}), 200, "updates_private_channel.json"},
+			{"dev build refused", info(map[string]any{"device_id": out, "defaultChannel": "internal", "is_prod": false}), 200, "updates_disable_dev_build.json"},
+			{"defaults when flags are absent", info(map[string]any{"device_id": out, "defaultChannel": "internal", "is_prod": nil, "is_emulator": nil}), 200, "updates_offered.json"},
+			{"old plugin sends bools as strings", info(map[string]any{"device_id": out, "is_prod": "true", "version_code": 7}), 200, "updates_offered.json"},
+			{"unknown app", info(map[string]any{"app_id": "com.other.app"}), 200, "updates_unknown_app.json"},
+			{"missing platform", info(map[string]any{"platform": nil}), 200, "updates_missing_info.json"},
+			{"array body", `[{"app_id":"com.example.app"}]`, 400, "updates_invalid_json_body.json"},
+			{"null body", `null`, 400, "updates_invalid_json_body.json"},
+			{"string body", `"hello"`, 400, "updates_invalid_json_body.json"},
+			{"empty body", ``, 400, "updates_invalid_json_body.json"},
+			{"truncated", `{"app_id":"com.example.app"`, 400, "updates_malformed.json"},
+			{"object where a string belongs", `{"app_id":"com.example.app","device_id":"x","platform":{"a":1}}`, 400, "updates_wrong_type.json"},
+			{"missing app_id", `{"device_id":"7239a82f-4ea8-4e33-9085-f4ad974d3fc4"}`, 400, "updates_missing_app_id.json"},
+			{"missing device_id", `{"app_id":"com.example.app"}`, 400, "updates_missing_device_id.json"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				w := do(t, h, http.MethodPost, "/updates", tc.body)
+				if w.Code != tc.wantCode {
+					t.Errorf("POST /updates = %d %s, want %d", w.Code, w.Body, tc.wantCode)
+				}
+				if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+					t.Errorf("Content-Type = %q, want application/json", ct)
+				}
+				checkIOSTypes(t, w.Body.Bytes())
+				golden(t, tc.golden, w.Body.Bytes())
+			})
+		}
+	})
 }
 
 // checkIOSTypes decodes an update answer with the iOS plugin's strict typing rules
@@ -130,36 +125,30 @@ func checkIOSTypes(t *testing.T, body []byte) {
 // TestUpdatesFailedVersionNotOfferedAgain: a device that reports update_fail for the
 // rollout's version gets the stable version instead, and other devices are unaffected.
 func TestUpdatesFailedVersionNotOfferedAgain(t *testing.T) {
-	t.Parallel()
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			t.Parallel()
-			st := be.open(t)
-			seed(t, st)
-			h := newServer(t, st, nil).Handler()
-			in := deviceIn(t, "1.2.0", 50, true)
-			check := func(device, wantVersion string) {
-				t.Helper()
-				w := do(t, h, http.MethodPost, "/updates", info(map[string]any{"device_id": device, "version_name": "1.0.0"}))
-				var got channel.UpdateResponse
-				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
-					t.Fatal(err)
-				}
-				if got.Version != wantVersion {
-					t.Errorf("device %s offered %q (%s), want %q", device, got.Version, w.Body, wantVersion)
-				}
+	onSeededBackends(t, func(t *testing.T, st store.Store) {
+		h := newServer(t, st, nil).Handler()
+		in := deviceIn(t, "1.2.0", 50, true)
+		check := func(device, wantVersion string) {
+			t.Helper()
+			w := do(t, h, http.MethodPost, "/updates", info(map[string]any{"device_id": device, "version_name": "1.0.0"}))
+			var got channel.UpdateResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
 			}
-			check(in, "1.2.0")
-			stat := `[` + info(map[string]any{"device_id": in, "version_name": "1.2.0", "action": "update_fail", "old_version_name": "1.0.0", "timestamp": 1732450000000}) + `]`
-			if w := do(t, h, http.MethodPost, "/stats", stat); w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
-				t.Fatalf("POST /stats = %d %s", w.Code, w.Body)
+			if got.Version != wantVersion {
+				t.Errorf("device %s offered %q (%s), want %q", device, got.Version, w.Body, wantVersion)
 			}
-			check(in, "1.1.0")
-			// A device that never failed it still gets the rollout.
-			other := deviceIn2(t, "1.2.0", 50, in)
-			check(other, "1.2.0")
-		})
-	}
+		}
+		check(in, "1.2.0")
+		stat := `[` + info(map[string]any{"device_id": in, "version_name": "1.2.0", "action": "update_fail", "old_version_name": "1.0.0", "timestamp": 1732450000000}) + `]`
+		if w := do(t, h, http.MethodPost, "/stats", stat); w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
+			t.Fatalf("POST /stats = %d %s", w.Code, w.Body)
+		}
+		check(in, "1.1.0")
+		// A device that never failed it still gets the rollout.
+		other := deviceIn2(t, "1.2.0", 50, in)
+		check(other, "1.2.0")
+	})
 }
 
 // deviceIn2 returns a cohort device other than not.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -44,7 +45,7 @@ func parseRedisURL(raw string) (*redis.UniversalOptions, error) {
 		o, err = parseSentinel(strings.TrimSuffix(strings.ToLower(scheme), "-sentinel"), rest)
 	default:
 		shown := "(not a URL scheme)"
-		if validScheme(scheme) {
+		if redact.ValidScheme(scheme) {
 			shown = strconv.Quote(scheme)
 		}
 		err = fmt.Errorf("unsupported scheme %s (want redis, rediss, redis-cluster, rediss-cluster, redis-sentinel or rediss-sentinel)", shown)
@@ -236,112 +237,52 @@ func withoutSecrets(err error, raw string) error {
 	return err
 }
 
-// validScheme reports whether s has the syntax of a URL scheme (RFC 3986 §3.1), so that it
-// can be shown in an error without revealing anything else of a malformed URL.
-func validScheme(s string) bool {
-	if s == "" {
-		return false
+// shared names the connection, pool and TLS settings that go-redis's three parsers fill in
+// and that its Options, ClusterOptions, FailoverOptions and UniversalOptions all have under
+// the same name and type; from* copy them with copyShared, then add what is particular to
+// their kind.
+var shared = []string{
+	"ClientName", "Protocol", "Username", "Password",
+	"MaxRetries", "MinRetryBackoff", "MaxRetryBackoff",
+	"DialTimeout", "DialerRetries", "DialerRetryTimeout", "ReadTimeout", "WriteTimeout",
+	"PoolFIFO", "PoolSize", "PoolTimeout", "MinIdleConns", "MaxIdleConns", "MaxActiveConns",
+	"ConnMaxIdleTime", "ConnMaxLifetime", "TLSConfig",
+}
+
+// copyShared sets the [shared] fields of dst from src, a pointer to one of go-redis's options
+// structs. A name missing from either (a go-redis upgrade renamed it) panics, which the
+// URL tests catch.
+func copyShared(dst *redis.UniversalOptions, src any) *redis.UniversalOptions {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for _, name := range shared {
+		d.FieldByName(name).Set(s.FieldByName(name))
 	}
-	for i, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
+	return dst
 }
 
 func fromSimple(o *redis.Options) *redis.UniversalOptions {
-	return &redis.UniversalOptions{
-		Addrs:              []string{o.Addr},
-		ClientName:         o.ClientName,
-		DB:                 o.DB,
-		Protocol:           o.Protocol,
-		Username:           o.Username,
-		Password:           o.Password,
-		MaxRetries:         o.MaxRetries,
-		MinRetryBackoff:    o.MinRetryBackoff,
-		MaxRetryBackoff:    o.MaxRetryBackoff,
-		DialTimeout:        o.DialTimeout,
-		DialerRetries:      o.DialerRetries,
-		DialerRetryTimeout: o.DialerRetryTimeout,
-		ReadTimeout:        o.ReadTimeout,
-		WriteTimeout:       o.WriteTimeout,
-		PoolFIFO:           o.PoolFIFO,
-		PoolSize:           o.PoolSize,
-		PoolTimeout:        o.PoolTimeout,
-		MinIdleConns:       o.MinIdleConns,
-		MaxIdleConns:       o.MaxIdleConns,
-		MaxActiveConns:     o.MaxActiveConns,
-		ConnMaxIdleTime:    o.ConnMaxIdleTime,
-		ConnMaxLifetime:    o.ConnMaxLifetime,
-		TLSConfig:          o.TLSConfig,
-	}
+	return copyShared(&redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB}, o)
 }
 
 func fromCluster(o *redis.ClusterOptions) *redis.UniversalOptions {
-	return &redis.UniversalOptions{
-		Addrs:              o.Addrs,
-		ClientName:         o.ClientName,
-		Protocol:           o.Protocol,
-		Username:           o.Username,
-		Password:           o.Password,
-		MaxRetries:         o.MaxRetries,
-		MinRetryBackoff:    o.MinRetryBackoff,
-		MaxRetryBackoff:    o.MaxRetryBackoff,
-		DialTimeout:        o.DialTimeout,
-		DialerRetries:      o.DialerRetries,
-		DialerRetryTimeout: o.DialerRetryTimeout,
-		ReadTimeout:        o.ReadTimeout,
-		WriteTimeout:       o.WriteTimeout,
-		PoolFIFO:           o.PoolFIFO,
-		PoolSize:           o.PoolSize,
-		PoolTimeout:        o.PoolTimeout,
-		MinIdleConns:       o.MinIdleConns,
-		MaxIdleConns:       o.MaxIdleConns,
-		MaxActiveConns:     o.MaxActiveConns,
-		ConnMaxIdleTime:    o.ConnMaxIdleTime,
-		ConnMaxLifetime:    o.ConnMaxLifetime,
-		TLSConfig:          o.TLSConfig,
-		MaxRedirects:       o.MaxRedirects,
-		ReadOnly:           o.ReadOnly,
-		RouteByLatency:     o.RouteByLatency,
-		RouteRandomly:      o.RouteRandomly,
-		IsClusterMode:      true,
-	}
+	return copyShared(&redis.UniversalOptions{
+		Addrs:          o.Addrs,
+		MaxRedirects:   o.MaxRedirects,
+		ReadOnly:       o.ReadOnly,
+		RouteByLatency: o.RouteByLatency,
+		RouteRandomly:  o.RouteRandomly,
+		IsClusterMode:  true,
+	}, o)
 }
 
 func fromFailover(o *redis.FailoverOptions) *redis.UniversalOptions {
-	return &redis.UniversalOptions{
-		Addrs:              o.SentinelAddrs,
-		MasterName:         o.MasterName,
-		ClientName:         o.ClientName,
-		DB:                 o.DB,
-		Protocol:           o.Protocol,
-		Username:           o.Username,
-		Password:           o.Password,
-		SentinelUsername:   o.SentinelUsername,
-		SentinelPassword:   o.SentinelPassword,
-		MaxRetries:         o.MaxRetries,
-		MinRetryBackoff:    o.MinRetryBackoff,
-		MaxRetryBackoff:    o.MaxRetryBackoff,
-		DialTimeout:        o.DialTimeout,
-		DialerRetries:      o.DialerRetries,
-		DialerRetryTimeout: o.DialerRetryTimeout,
-		ReadTimeout:        o.ReadTimeout,
-		WriteTimeout:       o.WriteTimeout,
-		PoolFIFO:           o.PoolFIFO,
-		PoolSize:           o.PoolSize,
-		PoolTimeout:        o.PoolTimeout,
-		MinIdleConns:       o.MinIdleConns,
-		MaxIdleConns:       o.MaxIdleConns,
-		MaxActiveConns:     o.MaxActiveConns,
-		ConnMaxIdleTime:    o.ConnMaxIdleTime,
-		ConnMaxLifetime:    o.ConnMaxLifetime,
-		TLSConfig:          o.TLSConfig,
-		RouteByLatency:     o.RouteByLatency,
-		RouteRandomly:      o.RouteRandomly,
-	}
+	return copyShared(&redis.UniversalOptions{
+		Addrs:            o.SentinelAddrs,
+		MasterName:       o.MasterName,
+		DB:               o.DB,
+		SentinelUsername: o.SentinelUsername,
+		SentinelPassword: o.SentinelPassword,
+		RouteByLatency:   o.RouteByLatency,
+		RouteRandomly:    o.RouteRandomly,
+	}, o)
 }
