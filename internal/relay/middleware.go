@@ -137,25 +137,11 @@ func (s *Server) recovery() gin.HandlerFunc {
 	}
 }
 
-// bodyLimit refuses bodies larger than n with 413 before reading them when the length is
-// declared, and caps the reader otherwise (handlers map *http.MaxBytesError to 413).
-func (s *Server) bodyLimit(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			writeTooLarge(c, n)
-			c.Abort()
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		c.Next()
-	}
-}
-
-func writeTooLarge(c *gin.Context, n int64) {
+func writeTooLarge(c *gin.Context, n int64, kind string) {
 	writeJSON(c, http.StatusRequestEntityTooLarge, errorBody{
 		Error:   "body_too_large",
 		Message: "Request body is larger than " + strconv.FormatInt(n, 10) + " bytes",
-		Kind:    channel.KindFailed,
+		Kind:    kind,
 	})
 }
 

@@ -45,6 +45,12 @@ type Options struct {
 	DeviceRateLimit float64
 	// DeviceRateBurst is the bucket size per device; 0 means [DefaultDeviceRateBurst].
 	DeviceRateBurst int
+	// BodyBudget bounds the request-body bytes held at once over every route, mounted
+	// ones included: a request reserves its declared length (its route's limit when
+	// undeclared) before it is read, and what does not fit is refused with 503 and
+	// Retry-After. 0 means [DefaultBodyBudget], a negative value disables the budget;
+	// otherwise it must be at least [MinBodyBudget].
+	BodyBudget int64
 	// SnapshotTTL is how long an app's cached state is used without a change notification;
 	// 0 means [DefaultSnapshotTTL].
 	SnapshotTTL time.Duration
@@ -66,6 +72,16 @@ type Mounter interface {
 	Mount(r gin.IRouter)
 }
 
+// BodyLimiter is implemented by a [Mounter] whose routes accept bodies of different sizes.
+// BodyLimit returns the largest body the route accepts, by route template (as
+// gin.Context.FullPath reports it); values above [MaxMountedBody] count as that. The relay
+// then answers 413 at once for a longer declared body and counts each body against
+// [Options].BodyBudget. A Mounter that does not implement it gets [MaxMountedBody] on
+// every route.
+type BodyLimiter interface {
+	BodyLimit(route string) int64
+}
+
 // Server is the relay's HTTP server. Create it with [New]; it is safe for concurrent use.
 type Server struct {
 	opts    Options
@@ -76,6 +92,7 @@ type Server struct {
 	api     *gin.RouterGroup // rate-limited group for mounted routes
 	metrics *metrics
 	limiter *rateLimiter // per client IP
+	budget  *bodyBudget  // nil when disabled
 	// deviceLimiter limits update checks per app and device id.
 	deviceLimiter *rateLimiter
 	now           func() time.Time
@@ -95,6 +112,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RateBurst < 0 || opts.DeviceRateBurst < 0 {
 		errs = append(errs, fmt.Errorf("rate bursts must not be negative (%d, %d)", opts.RateBurst, opts.DeviceRateBurst))
+	}
+	if opts.BodyBudget > 0 && opts.BodyBudget < MinBodyBudget {
+		errs = append(errs, fmt.Errorf("body budget %d is below the minimum %d (the largest body plus the reserve for small ones)", opts.BodyBudget, int64(MinBodyBudget)))
 	}
 	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -116,6 +136,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.DeviceRateBurst == 0 {
 		opts.DeviceRateBurst = DefaultDeviceRateBurst
+	}
+	if opts.BodyBudget == 0 {
+		opts.BodyBudget = DefaultBodyBudget
 	}
 	if opts.SnapshotTTL == 0 {
 		opts.SnapshotTTL = DefaultSnapshotTTL
@@ -147,6 +170,10 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("app %q is configured twice", app.ID)
 		}
 		s.apps[app.ID] = newAppEntry(app)
+	}
+	if opts.BodyBudget > 0 {
+		s.budget = newBodyBudget(opts.BodyBudget)
+		m.bodyBudgetInUse(s.budget)
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst, opts.Now)
@@ -194,8 +221,15 @@ func (s *Server) buildEngine() error {
 }
 
 // Mount lets m add its routes (rate limited, with request ids, logs and metrics like every
-// route). Call it before serving; it is not safe to call concurrently with requests.
-func (s *Server) Mount(m Mounter) { m.Mount(s.api) }
+// route, and with body limits and the body budget: see [BodyLimiter]). Call it before
+// serving; it is not safe to call concurrently with requests.
+func (s *Server) Mount(m Mounter) {
+	limit := func(*gin.Context) int64 { return MaxMountedBody }
+	if bl, ok := m.(BodyLimiter); ok {
+		limit = func(c *gin.Context) int64 { return min(bl.BodyLimit(c.FullPath()), MaxMountedBody) }
+	}
+	m.Mount(s.api.Group("", s.limitBody(limit, false)))
+}
 
 // Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
 // to the store's change notifications; snapshots then refresh only on [Server.Invalidate]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -85,9 +84,9 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	}
 	// Read the raw body (bounded) and check its signature before parsing anything: a form
 	// body is decoded only once it is known to come from GitHub.
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBody))
+	body, err := readBody(c, MaxWebhookBody)
 	if err != nil {
-		return bodyError(err, MaxWebhookBody)
+		return err
 	}
 	if err := github.ValidateSignature(sig, body, a.webhookSecret); err != nil {
 		return &httpError{Status: http.StatusUnauthorized, Code: "bad_signature", Msg: "the webhook signature does not match the payload", Err: err}
