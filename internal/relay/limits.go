@@ -62,9 +62,19 @@ const (
 	DefaultDeviceRateBurst = 60
 	// rateSweep is how often idle rate-limit buckets are evicted.
 	rateSweep = 30 * time.Second
+	// readyCacheTTL is how long a readiness result (GET /readyz, one store ping) is reused.
+	readyCacheTTL = time.Second
 	// storeRetry is how long the relay waits after a failed snapshot fill before asking the
 	// store again, so an outage does not turn every request into a store call.
 	storeRetry = time.Second
+
+	// DefaultMaxConns is the default of [Options].MaxConns: about 40 MiB of connection
+	// buffers and goroutines if every one is idle, far more than a relay behind a load
+	// balancer uses (it pools a few) and enough for a fleet reaching it directly, since idle
+	// keep-alive connections are closed to make room.
+	DefaultMaxConns = 2048
+	// metricsMaxConns caps the connections of the separate metrics listener.
+	metricsMaxConns = 16
 
 	// Server timeouts (http.Server).
 	readHeaderTimeout = 5 * time.Second

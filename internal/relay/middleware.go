@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -145,7 +147,7 @@ func writeTooLarge(c *gin.Context, n int64, kind string) {
 	})
 }
 
-// rateLimit applies the per-client-IP token bucket. It answers 429 with Retry-After (whole
+// rateLimit applies the per-client token bucket (per IPv4 address or IPv6 /64, see rateKey). It answers 429 with Retry-After (whole
 // seconds, at least 1) when the bucket is empty.
 func (s *Server) rateLimit() gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -153,13 +155,35 @@ func (s *Server) rateLimit() gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		wait, ok := s.limiter.allow(c.ClientIP())
+		ip := c.ClientIP()
+		wait, ok := s.limiter.allow(rateKey(ip))
 		if ok {
 			c.Next()
 			return
 		}
-		s.tooMany(c, wait, "Too many requests from "+c.ClientIP())
+		who := ip
+		if strings.Contains(ip, ":") {
+			who = "the IPv6 /64 of " + ip
+		}
+		s.tooMany(c, wait, "Too many requests from "+who)
 	}
+}
+
+// rateKey is the per-client bucket key of a client IP: the address itself for IPv4 (and
+// IPv4-mapped IPv6), its /64 prefix for IPv6, since one subscriber usually holds a whole
+// /64 and could otherwise take 2^64 buckets. Anything unparsable is its own key.
+func rateKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return string(b[:])
+	}
+	b := a.As16()
+	return string(b[:8])
 }
 
 // tooMany answers 429 with Retry-After in whole seconds (at least 1), which the plugin

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +59,16 @@ type Options struct {
 	// StoreTimeout bounds each store call made while answering a device; 0 means
 	// [DefaultStoreTimeout].
 	StoreTimeout time.Duration
+	// MaxConns caps the connections [Server.Serve] keeps open at once; when the cap is
+	// reached an idle keep-alive connection is closed to make room, else new connections
+	// wait in the backlog. 0 means [DefaultMaxConns], a negative value means no cap.
+	MaxConns int
+	// MetricsToken, when set, is the bearer token GET /metrics requires ("Authorization:
+	// Bearer <token>"); empty serves the metrics to anyone who can reach the route.
+	MetricsToken string
+	// SeparateMetrics leaves /metrics out of [Server.Handler]; serve it with
+	// [Server.ServeMetrics] on a listener of its own (a private port) instead.
+	SeparateMetrics bool
 	// ShutdownTimeout bounds the graceful drain in [Server.Serve]; 0 means
 	// [DefaultShutdownTimeout].
 	ShutdownTimeout time.Duration
@@ -96,6 +108,8 @@ type Server struct {
 	// deviceLimiter limits update checks per app and device id.
 	deviceLimiter *rateLimiter
 	now           func() time.Time
+	// ready caches the readiness ping (GET /readyz).
+	ready readiness
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
 }
@@ -148,6 +162,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -203,7 +220,9 @@ func (s *Server) buildEngine() error {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics.handler())
+	if !s.opts.SeparateMetrics {
+		e.GET("/metrics", s.metricsAuth(), s.metrics.handler())
+	}
 
 	dev := e.Group("/", s.rateLimit())
 	dev.POST("/updates", s.bodyLimit(MaxUpdateBody), s.updates)
@@ -264,15 +283,10 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // While serving it follows the store's change notifications. It closes ln; it does not close
 // the store (the caller does, after Serve returns).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.engine,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	srv := s.httpServer(ctx, s.engine)
+	if s.opts.MaxConns > 0 {
+		ll := newLimitListener(ln, s.opts.MaxConns)
+		ln, srv.ConnState = ll, ll.connState
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
@@ -310,6 +324,74 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// httpServer is the http.Server of h with the relay's timeouts and limits: a request's
+// headers must arrive within readHeaderTimeout (slow-header clients cannot hold a
+// connection), the whole request within readTimeout, the answer within writeTimeout, and
+// a keep-alive connection is closed after idleTimeout without a request.
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// MetricsHandler serves GET /metrics alone (with [Options].MetricsToken when set).
+func (s *Server) MetricsHandler() http.Handler {
+	e := gin.New()
+	e.GET("/metrics", s.metricsAuth(), s.metrics.handler())
+	return e
+}
+
+// ServeMetrics serves [Server.MetricsHandler] on ln, with the relay's timeouts and at most
+// metricsMaxConns connections, until ctx ends; then it closes ln and returns. Use it with
+// [Options].SeparateMetrics to keep the metrics off the public port.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	srv := s.httpServer(ctx, s.MetricsHandler())
+	ll := newLimitListener(ln, metricsMaxConns)
+	srv.ConnState = ll.connState
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ll) }()
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		shutCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		err = srv.Shutdown(shutCtx)
+		cancel()
+		<-served
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
+}
+
+// metricsAuth requires [Options].MetricsToken as a bearer token when one is set.
+func (s *Server) metricsAuth() gin.HandlerFunc {
+	want := sha256.Sum256([]byte("Bearer " + s.opts.MetricsToken))
+	return func(c *gin.Context) {
+		if s.opts.MetricsToken == "" {
+			c.Next()
+			return
+		}
+		// Compared as hashes, in constant time: neither the token nor its length leaks.
+		got := sha256.Sum256([]byte(c.GetHeader("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="ferry-metrics"`)
+			writeJSON(c, http.StatusUnauthorized, errorBody{Error: "unauthorized", Message: "GET /metrics needs Authorization: Bearer <FERRY_METRICS_TOKEN>"})
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
 }
 
 // Watch drops cached snapshots when the store reports a change, until ctx ends. [Server.Serve]
