@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/relay"
 )
 
 // errUsage means the flag package has already printed what was wrong.
@@ -37,12 +39,16 @@ type Config struct {
 	SnapshotTTL     time.Duration // --snapshot-ttl, FERRY_SNAPSHOT_TTL
 	ShutdownTimeout time.Duration // --shutdown-timeout, FERRY_SHUTDOWN_TIMEOUT
 	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
+	BodyBudget      int64         // --body-budget, FERRY_BODY_BUDGET (request-body bytes held at once; 0 disables)
+	MaxConns        int           // --max-conns, FERRY_MAX_CONNS (open connections; 0 means no cap)
+	MetricsAddr     string        // --metrics-addr, FERRY_METRICS_ADDR (serve /metrics there only; empty: on --addr)
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
 
 	AdminToken    string // FERRY_ADMIN_TOKEN; empty disables the admin API
 	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty disables /webhooks/github
 	HMACSecret    string // FERRY_HMAC_SECRET; empty disables HMAC registration
+	MetricsToken  string // FERRY_METRICS_TOKEN; set: GET /metrics needs it as a bearer token
 }
 
 // flagSpec binds one flag to its environment fallback.
@@ -66,6 +72,9 @@ var flagSpecs = []flagSpec{
 	{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification"},
 	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown"},
 	{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed"},
+	{"body-budget", "FERRY_BODY_BUDGET", "48MiB", "request-body bytes the relay holds at once over every route (bytes, or with KiB, MiB or GiB); a body that does not fit is answered 503 with Retry-After; at least 29MiB, 0 disables"},
+	{"max-conns", "FERRY_MAX_CONNS", "2048", "open connections at most; when full an idle keep-alive connection is closed to make room; 0 means no cap"},
+	{"metrics-addr", "FERRY_METRICS_ADDR", "", "address to serve GET /metrics on instead of --addr (a private port); empty serves it on --addr"},
 	{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "LOG_FORMAT", "json", "json or text"},
 }
@@ -87,7 +96,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		fmt.Fprintln(stderr, "Usage: relay --config FILE [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Secrets come from the environment only: FERRY_ADMIN_TOKEN (admin API),")
-		fmt.Fprintln(stderr, "FERRY_WEBHOOK_SECRET (GitHub webhooks), FERRY_HMAC_SECRET (HMAC registration).")
+		fmt.Fprintln(stderr, "FERRY_WEBHOOK_SECRET (GitHub webhooks), FERRY_HMAC_SECRET (HMAC registration),")
+		fmt.Fprintln(stderr, "FERRY_METRICS_TOKEN (bearer token GET /metrics requires; empty: none).")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -107,11 +117,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		OIDCIssuer:      *vals["oidc-issuer"],
 		OIDCAudience:    *vals["oidc-audience"],
 		TrustedPlatform: *vals["trusted-platform"],
+		MetricsAddr:     *vals["metrics-addr"],
 		LogLevel:        *vals["log-level"],
 		LogFormat:       *vals["log-format"],
 		AdminToken:      getenv("FERRY_ADMIN_TOKEN"),
 		WebhookSecret:   getenv("FERRY_WEBHOOK_SECRET"),
 		HMACSecret:      getenv("FERRY_HMAC_SECRET"),
+		MetricsToken:    getenv("FERRY_METRICS_TOKEN"),
 	}
 	var errs []error
 	for _, p := range strings.Split(*vals["trusted-proxies"], ",") {
@@ -140,6 +152,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 	}
 	if c.WebhookLease, err = time.ParseDuration(*vals["webhook-lease"]); err != nil || c.WebhookLease < 100*time.Millisecond || c.WebhookLease > time.Hour {
 		errs = append(errs, fmt.Errorf("--webhook-lease (FERRY_WEBHOOK_LEASE) %q: want a duration between 100ms and 1h", *vals["webhook-lease"]))
+	}
+	if c.BodyBudget, err = parseBytes(*vals["body-budget"]); err != nil || c.BodyBudget != 0 && c.BodyBudget < relay.MinBodyBudget {
+		errs = append(errs, fmt.Errorf("--body-budget (FERRY_BODY_BUDGET) %q: want 0 or a size of at least %dMiB (such as 48MiB)", *vals["body-budget"], relay.MinBodyBudget>>20))
+	}
+	if c.MaxConns, err = strconv.Atoi(*vals["max-conns"]); err != nil || c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("--max-conns (FERRY_MAX_CONNS) %q: want an integer >= 0", *vals["max-conns"]))
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
@@ -215,10 +233,14 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("snapshot_ttl", c.SnapshotTTL.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("webhook_lease", c.WebhookLease.String()),
+		slog.Int64("body_budget", c.BodyBudget),
+		slog.Int("max_conns", c.MaxConns),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("log_level", c.LogLevel),
 		slog.String("admin_token", set(c.AdminToken)),
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),
+		slog.String("metrics_token", set(c.MetricsToken)),
 	)
 }
 
@@ -239,6 +261,21 @@ func redactURL(raw string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// parseBytes reads a byte count: digits, optionally followed by KiB, MiB or GiB.
+func parseBytes(v string) (int64, error) {
+	num, mult := v, int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			num, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q", v)
+	}
+	return n * mult, nil
 }
 
 // finiteNonNegative refuses what strconv.ParseFloat accepts but a rate cannot be: NaN
