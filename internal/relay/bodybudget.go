@@ -13,8 +13,9 @@ import (
 
 // bodyBudget bounds the request-body bytes the relay holds at once, over every route of the
 // engine (the control plane's included): a process-wide semaphore weighted in bytes. A
-// request takes its declared Content-Length, or its route's limit when the length is not
-// declared (chunked), before anything is read, and gives it back when its handler returns.
+// request takes its declared Content-Length (its route's limit when the length is not
+// declared, chunked), times its route's decode cost, before anything is read, and gives it
+// back when its handler returns.
 // What does not fit is refused at once with 503 and Retry-After rather than queued, so a
 // burst of large bodies cannot grow memory nor pile up goroutines.
 //
@@ -52,10 +53,12 @@ func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
 // a declared length over limit is 413 before anything is read; a body that does not fit in
 // the budget is 503 with Retry-After; otherwise the body is capped at limit (handlers map
 // *http.MaxBytesError to 413) and its bytes are counted until the handler returns. limit
-// receives the request (mounted routes have their limit by route template). Requests
-// without a body pass untouched. device selects the answer's shape: the device protocol's,
-// with kind failed, or the control plane's {error, message}.
-func (s *Server) limitBody(limit func(c *gin.Context) int64, device bool) gin.HandlerFunc {
+// receives the request (mounted routes have their limit by route template). cost is what
+// the handler holds per body byte while it runs: 1 for a body checked as raw bytes, more
+// for one decoded whole into strings and slices (see decodeCost). Requests without a body
+// pass untouched. device selects the answer's shape: the device protocol's, with kind
+// failed, or the control plane's {error, message}.
+func (s *Server) limitBody(limit func(c *gin.Context) int64, cost int64, device bool) gin.HandlerFunc {
 	kind := ""
 	if device {
 		kind = channel.KindFailed
@@ -76,6 +79,7 @@ func (s *Server) limitBody(limit func(c *gin.Context) int64, device bool) gin.Ha
 		if w < 0 {
 			w = n
 		}
+		w *= cost
 		if s.budget != nil {
 			if !s.budget.acquire(w) {
 				s.metrics.bodyBudgetRefused.Inc()
@@ -95,9 +99,9 @@ func (s *Server) limitBody(limit func(c *gin.Context) int64, device bool) gin.Ha
 	}
 }
 
-// bodyLimit is limitBody for a device route with a fixed limit.
-func (s *Server) bodyLimit(n int64) gin.HandlerFunc {
-	return s.limitBody(func(*gin.Context) int64 { return n }, true)
+// bodyLimit is limitBody for a device route with a fixed limit and cost.
+func (s *Server) bodyLimit(n, cost int64) gin.HandlerFunc {
+	return s.limitBody(func(*gin.Context) int64 { return n }, cost, true)
 }
 
 // readAllSized reads r to its end into a buffer sized once from the declared length (the

@@ -27,9 +27,10 @@ const (
 	// webhook payloads (25 MB), the largest body any route of Ferry accepts.
 	MaxMountedBody = 25 << 20
 	// DefaultBodyBudget is the default of [Options].BodyBudget: the request-body bytes the
-	// whole relay holds at once. It admits one webhook of GitHub's maximum size next to
-	// a few large manifest_size or registration bodies, and keeps the relay far inside a
-	// 256 MiB container under a flood of large bodies (docs/reliability.md).
+	// whole relay holds at once (weighted by decode cost). It admits one webhook of
+	// GitHub's maximum size, or one largest manifest_size body and a few stats batches,
+	// with the reserve for small bodies beside, and keeps the relay inside a 256 MiB
+	// container under a flood of large bodies (docs/reliability.md).
 	DefaultBodyBudget = 48 << 20
 	// MinBodyBudget is the smallest [Options].BodyBudget accepted: the largest body plus
 	// the reserve for small ones.
@@ -37,6 +38,12 @@ const (
 	// bodyReserve is the part of the body budget only small bodies (at most MaxUpdateBody)
 	// may use, so update checks and channel calls go on while large bodies hold the rest.
 	bodyReserve = 4 << 20
+	// decodeCost is the body-budget weight per byte of the device routes that decode a large
+	// body whole (manifest_size, stats): the body, the strings and slices decoded from it,
+	// and garbage from growing them, about three times the body (an 8 MiB manifest_size
+	// body held ~25 MiB). Small bodies and the control plane's (checked as raw bytes before
+	// any decoding, which happens only once they are authenticated) weigh 1.
+	decodeCost = 3
 	// bodyRetryAfter is the Retry-After, in seconds, of a 503 for an exhausted body budget.
 	bodyRetryAfter = 1
 	// MaxRequestIDLen bounds an X-Request-ID accepted from a client.

@@ -225,10 +225,10 @@ func (s *Server) buildEngine() error {
 	}
 
 	dev := e.Group("/", s.rateLimit())
-	dev.POST("/updates", s.bodyLimit(MaxUpdateBody), s.updates)
-	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody), s.manifestSize)
-	dev.POST("/stats", s.bodyLimit(MaxStatsBody), s.stats)
-	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody))
+	dev.POST("/updates", s.bodyLimit(MaxUpdateBody, 1), s.updates)
+	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody, decodeCost), s.manifestSize)
+	dev.POST("/stats", s.bodyLimit(MaxStatsBody, decodeCost), s.stats)
+	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody, 1))
 	cs.POST("", s.channelSet)
 	cs.PUT("", s.channelGet)
 	cs.GET("", s.channelList)
@@ -247,7 +247,7 @@ func (s *Server) Mount(m Mounter) {
 	if bl, ok := m.(BodyLimiter); ok {
 		limit = func(c *gin.Context) int64 { return min(bl.BodyLimit(c.FullPath()), MaxMountedBody) }
 	}
-	m.Mount(s.api.Group("", s.limitBody(limit, false)))
+	m.Mount(s.api.Group("", s.limitBody(limit, 1, false)))
 }
 
 // Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
