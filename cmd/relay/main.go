@@ -10,9 +10,8 @@
 //
 // Every flag has an environment fallback (see --help); secrets come only from the
 // environment: FERRY_ADMIN_TOKEN, FERRY_WEBHOOK_SECRET, FERRY_HMAC_SECRET and
-// FERRY_METRICS_TOKEN. The relay
-// validates the config at start-up and lists every problem; it shuts down gracefully on
-// SIGINT or SIGTERM. Reference: docs/relay.md.
+// FERRY_METRICS_TOKEN. The relay validates the config at start-up and lists every problem;
+// it shuts down gracefully on SIGINT or SIGTERM. Reference: docs/relay.md.
 package main
 
 import (
