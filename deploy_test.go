@@ -1132,7 +1132,14 @@ func startRelay(t *testing.T, bin string, d relayDeployment, env map[string]stri
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, p := range []string{"/readyz", "/metrics"} {
-		resp, err := client.Get(base + p)
+		req, err := http.NewRequest(http.MethodGet, base+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := env["FERRY_METRICS_TOKEN"]; tok != "" && p == "/metrics" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", p, err)
 		}

@@ -13,10 +13,15 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/redact"
+	"github.com/ferryhq/ferry/internal/relay"
 )
 
 // errUsage means the flag package has already printed what was wrong.
 var errUsage = errors.New("usage")
+
+// errHelp is --help: the usage is printed like errUsage, but it was asked for, so main
+// exits 0 (errors.Is matches both errUsage and flag.ErrHelp).
+var errHelp = fmt.Errorf("%w: %w", errUsage, flag.ErrHelp)
 
 // defaultOIDCIssuer is GitHub Actions' token issuer.
 const defaultOIDCIssuer = "https://token.actions.githubusercontent.com"
@@ -39,6 +44,9 @@ type Config struct {
 	SnapshotTTL     time.Duration // --snapshot-ttl, FERRY_SNAPSHOT_TTL
 	ShutdownTimeout time.Duration // --shutdown-timeout, FERRY_SHUTDOWN_TIMEOUT
 	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
+	BodyBudget      int64         // --body-budget, FERRY_BODY_BUDGET (request-body bytes held at once; 0 disables)
+	MaxConns        int           // --max-conns, FERRY_MAX_CONNS (open connections; 0 means no cap)
+	MetricsAddr     string        // --metrics-addr, FERRY_METRICS_ADDR (serve /metrics there only; empty: on --addr)
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
 	// RedisAllowEviction (--redis-allow-eviction, FERRY_REDIS_ALLOW_EVICTION) starts the
@@ -50,7 +58,8 @@ type Config struct {
 	HMACSecret    string // FERRY_HMAC_SECRET; empty disables HMAC registration
 
 	// Getenv reads the variables the YAML file names (an app's webhook_secret_env).
-	Getenv func(string) string
+	Getenv       func(string) string
+	MetricsToken string // FERRY_METRICS_TOKEN; set: GET /metrics needs it as a bearer token
 }
 
 // flagSpec binds one flag to its environment fallback and to the Config field it sets.
@@ -77,6 +86,9 @@ func (c *Config) flagSpecs() []flagSpec {
 		{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification", durationFlag(&c.SnapshotTTL, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
 		{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown", durationFlag(&c.ShutdownTimeout, "a positive duration", func(d time.Duration) bool { return d > 0 })},
 		{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed", durationFlag(&c.WebhookLease, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
+		{"body-budget", "FERRY_BODY_BUDGET", "48MiB", "request-body bytes the relay holds at once over every route (bytes, or with KiB, MiB or GiB); a body that does not fit is answered 503 with Retry-After; at least 29MiB, 0 disables", bytesFlag(&c.BodyBudget)},
+		{"max-conns", "FERRY_MAX_CONNS", "2048", "open connections at most; when full an idle keep-alive connection is closed to make room; 0 means no cap", countFlag(&c.MaxConns)},
+		{"metrics-addr", "FERRY_METRICS_ADDR", "", "address to serve GET /metrics on instead of --addr (a private port); empty serves it on --addr", stringFlag{&c.MetricsAddr}},
 		{"redis-allow-eviction", "FERRY_REDIS_ALLOW_EVICTION", "false", "start even if Redis has a maxmemory-policy other than noeviction, which can delete the relay's state (reported as degraded in /readyz)", boolFlag(&c.RedisAllowEviction)},
 		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", stringFlag{&c.LogLevel}},
 		{"log-format", "LOG_FORMAT", "json", "json or text", stringFlag{&c.LogFormat}},
@@ -90,6 +102,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		AdminToken:    getenv("FERRY_ADMIN_TOKEN"),
 		WebhookSecret: getenv("FERRY_WEBHOOK_SECRET"),
 		HMACSecret:    getenv("FERRY_HMAC_SECRET"),
+		MetricsToken:  getenv("FERRY_METRICS_TOKEN"),
 		Getenv:        getenv,
 	}
 	specs := c.flagSpecs()
@@ -107,13 +120,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*C
 		fmt.Fprintln(stderr, "Usage: relay --config FILE [flags]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Secrets come from the environment only: FERRY_ADMIN_TOKEN (admin API),")
-		fmt.Fprintln(stderr, "FERRY_WEBHOOK_SECRET (GitHub webhooks), FERRY_HMAC_SECRET (HMAC registration).")
+		fmt.Fprintln(stderr, "FERRY_WEBHOOK_SECRET (GitHub webhooks), FERRY_HMAC_SECRET (HMAC registration),")
+		fmt.Fprintln(stderr, "FERRY_METRICS_TOKEN (bearer token GET /metrics requires; empty: none).")
 		fmt.Fprintln(stderr)
 		printDefaults(fs, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, flag.ErrHelp
+			return nil, errHelp
 		}
 		return nil, errUsage
 	}
@@ -224,6 +238,19 @@ func burstFlag(dst *int) *typedFlag[int] {
 		valid: func(n int) bool { return n >= 1 }}
 }
 
+// bytesFlag is a byte count (digits, optionally with KiB, MiB or GiB): 0, or at least
+// relay.MinBodyBudget.
+func bytesFlag(dst *int64) *typedFlag[int64] {
+	return &typedFlag[int64]{dst: dst, typ: "size", want: fmt.Sprintf("0 or a size of at least %dMiB (such as 48MiB)", relay.MinBodyBudget>>20),
+		parse: parseBytes, valid: func(n int64) bool { return n == 0 || n >= relay.MinBodyBudget }}
+}
+
+// countFlag is an int >= 0.
+func countFlag(dst *int) *typedFlag[int] {
+	return &typedFlag[int]{dst: dst, typ: "int", want: "an integer >= 0", parse: strconv.Atoi,
+		valid: func(n int) bool { return n >= 0 }}
+}
+
 // boolFlag is true or false; the flag alone (--name) means true.
 func boolFlag(dst *bool) boolValue {
 	return boolValue{&typedFlag[bool]{dst: dst, typ: "bool", want: "true or false", parse: strconv.ParseBool,
@@ -330,12 +357,31 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("snapshot_ttl", c.SnapshotTTL.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("webhook_lease", c.WebhookLease.String()),
+		slog.Int64("body_budget", c.BodyBudget),
+		slog.Int("max_conns", c.MaxConns),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("redis_allow_eviction", c.RedisAllowEviction),
 		slog.String("admin_token", set(c.AdminToken)),
 		slog.String("webhook_secret", set(c.WebhookSecret)),
 		slog.String("hmac_secret", set(c.HMACSecret)),
+		slog.String("metrics_token", set(c.MetricsToken)),
 	)
+}
+
+// parseBytes reads a byte count: digits, optionally followed by KiB, MiB or GiB.
+func parseBytes(v string) (int64, error) {
+	num, mult := v, int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			num, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q", v)
+	}
+	return n * mult, nil
 }
 
 // finiteNonNegative refuses what strconv.ParseFloat accepts but a rate cannot be: NaN

@@ -9,9 +9,9 @@
 //	relay --config ferry.yaml [--addr :8080] [--redis-url redis://…] [--data-dir ./data]
 //
 // Every flag has an environment fallback (see --help); secrets come only from the
-// environment: FERRY_ADMIN_TOKEN, FERRY_WEBHOOK_SECRET and FERRY_HMAC_SECRET. The relay
-// validates the config at start-up and lists every problem; it shuts down gracefully on
-// SIGINT or SIGTERM. Reference: docs/relay.md.
+// environment: FERRY_ADMIN_TOKEN, FERRY_WEBHOOK_SECRET, FERRY_HMAC_SECRET and
+// FERRY_METRICS_TOKEN. The relay validates the config at start-up and lists every problem;
+// it shuts down gracefully on SIGINT or SIGTERM. Reference: docs/relay.md.
 package main
 
 import (

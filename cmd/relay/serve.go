@@ -46,12 +46,18 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	}()
 
 	// relay.Options: zero means the default, negative disables.
-	rateLimit, deviceRateLimit := cfg.RateLimit, cfg.DeviceRateLimit
+	rateLimit, deviceRateLimit, bodyBudget, maxConns := cfg.RateLimit, cfg.DeviceRateLimit, cfg.BodyBudget, cfg.MaxConns
 	if rateLimit == 0 {
 		rateLimit = -1
 	}
 	if deviceRateLimit == 0 {
 		deviceRateLimit = -1
+	}
+	if bodyBudget == 0 {
+		bodyBudget = -1
+	}
+	if maxConns == 0 {
+		maxConns = -1
 	}
 	srv, err := relay.New(relay.Options{
 		Config:          apps,
@@ -66,6 +72,10 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		SnapshotTTL:     cfg.SnapshotTTL,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Degraded:        degraded,
+		BodyBudget:      bodyBudget,
+		MaxConns:        maxConns,
+		MetricsToken:    cfg.MetricsToken,
+		SeparateMetrics: cfg.MetricsAddr != "",
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
@@ -98,6 +108,21 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	for _, a := range apps.Apps {
 		ids = append(ids, a.ID)
 	}
+	// With --metrics-addr, /metrics is served on its own listener, stopped with the relay.
+	metricsCtx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	metricsDone := make(chan error, 1)
+	if cfg.MetricsAddr == "" {
+		metricsDone <- nil
+	} else {
+		mln, err := lc.Listen(ctx, "tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (--metrics-addr): %w", cfg.MetricsAddr, err)
+		}
+		logger.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { metricsDone <- srv.ServeMetrics(metricsCtx, mln) }()
+	}
 	logger.Info("relay listening", "addr", ln.Addr().String(), "store", storeDesc, "apps", ids, "settings", cfg)
 	if cfg.HMACSecret == "" && cfg.OIDCAudience == "" {
 		logger.Warn(noRegistration)
@@ -106,6 +131,10 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		ready(ln.Addr().String())
 	}
 	err = srv.Serve(ctx, ln)
+	stopMetrics()
+	if merr := <-metricsDone; merr != nil {
+		logger.Error("metrics listener", "error", merr)
+	}
 	logger.Info("relay stopped", "error", err)
 	return err
 }

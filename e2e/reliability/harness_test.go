@@ -61,6 +61,7 @@ type relayOpts struct {
 	DataDir    string // default a temp dir
 	OIDCIssuer string // empty: OIDC disabled
 	Extra      []string
+	Env        []string // added to the relay's environment
 }
 
 // relayProc is one running relay binary, with the calls these tests make; Stop and Start
@@ -86,7 +87,8 @@ func startRelay(t *testing.T, o relayOpts) *relayProc {
 	}
 	return &relayProc{relaytest.Start(t, relaytest.Build(t, "cmd/relay")[0], relaytest.Options{
 		Args: append(args, o.Extra...),
-		Env:  append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
+		Env: append(append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_WEBHOOK_SECRET="+webhookSecret, "FERRY_HMAC_SECRET="+hmacSecret),
+			o.Env...),
 		// keep the last few MB of a chatty relay, and quote only its end in failures
 		LogLimit: 4 << 20,
 		LogTail:  4000,

@@ -8,7 +8,8 @@
 //     app (states and the bundles they reference) by [channel.Decide]. Always HTTP 200 with a
 //     JSON object, except 400 for a body that is not a JSON object (or lacks app_id or
 //     device_id), 413 for an oversized body and 429 for real abuse.
-//   - POST /updates/manifest_size: sizes of delta-manifest files (docs/protocol.md §1.5).
+//   - POST /updates/manifest_size: sizes of delta-manifest files (docs/protocol.md §1.5), for
+//     versions a device could be offered only.
 //   - POST /stats: device events, one object or an array; unknown actions are accepted
 //     (counted as "other") and "update_fail" of a registered version stops the relay offering
 //     that version to that device. It is anonymous, so what it can store is bounded (drops
@@ -16,8 +17,10 @@
 //     not be stored.
 //   - POST|PUT|GET|DELETE /channel_self: the plugin's channel calls with their exact shapes
 //     (docs/protocol.md §3).
-//   - GET /healthz (process alive), GET /readyz (store reachable; "degraded" with
-//     [Options.Degraded]), GET /metrics (Prometheus).
+//   - GET /healthz (process alive), GET /readyz (store reachable, cached for a second;
+//     "degraded" with [Options.Degraded]), GET /metrics (Prometheus; optionally behind
+//     [Options].MetricsToken, or moved to its own listener with [Options].SeparateMetrics and
+//     [Server.ServeMetrics]).
 //   - Whatever is added with [Server.Mount], e.g. the control plane of package control
 //     (registration, webhooks, admin API), which calls [Server.Invalidate] after each change.
 //
@@ -37,9 +40,13 @@
 // Every request gets a request id (X-Request-ID, accepted from the client when well-formed,
 // generated otherwise) and a request-scoped *slog.Logger in its context (package reqlog, which
 // the control plane's handlers log through too); panics are recovered; per-route latency and
-// status codes are measured with the route template as label. Device and API routes also get a body limit (413) and a per-client-IP token bucket, and update checks a
-// per-device one (429 with Retry-After, the only use of 429). The client IP honours
-// X-Forwarded-For only from [Options.TrustedProxies].
+// status codes are measured with the route template as label. Device and API routes also get
+// a body limit (413, before reading when the declared length says so; mounted routes take
+// theirs from a [BodyLimiter]), a place in the process-wide body budget
+// ([Options].BodyBudget; 503 with Retry-After when full) and a per-client token bucket (per
+// IPv4 address or IPv6 /64), and update checks a per-device one (429 with Retry-After, the
+// only use of 429). The client IP honours X-Forwarded-For only from [Options.TrustedProxies].
+// [Server.Serve] caps open connections ([Options].MaxConns).
 //
 // Usage:
 //

@@ -1,9 +1,9 @@
 package relay
 
 import (
-	"context"
-	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,6 +30,15 @@ type manifestSizeEntry struct {
 // device asks about (all of the bundle's when it lists none), from the sizes recorded at
 // registration. Files the bundle does not list, or whose size is unknown, are counted as
 // unknown with an error code.
+//
+// Only versions a device could be offered are answered (see offerable); any other, a pull
+// request's build registered without a channel or one only an internal channel serves,
+// gets the same answer as a version never registered, so unauthenticated callers cannot
+// list the files and URLs of builds not meant for them. The answer comes from the cached
+// snapshot: no store round trip, whatever version is asked for. A request asking about more
+// files than the version has, plus manifestSizeSlack, is refused: the plugin only asks
+// about the files of a manifest the relay sent it, so the answer (which echoes every entry)
+// stays the size of the version's manifest.
 func (s *Server) manifestSize(c *gin.Context) {
 	body, ok := readBody(c)
 	if !ok {
@@ -52,16 +61,52 @@ func (s *Server) manifestSize(c *gin.Context) {
 		writeJSON(c, http.StatusOK, errorBody{Error: "missing_version", Message: "version is required", Kind: channel.KindFailed})
 		return
 	}
-	b, err := s.bundle(c.Request.Context(), e, req.Version)
-	switch {
-	case errors.Is(err, channel.ErrNotFound):
-		writeJSON(c, http.StatusOK, errorBody{Error: "no_bundle", Message: "Version " + req.Version + " does not exist", Kind: channel.KindFailed})
-		return
-	case err != nil:
+	snap, err := s.snapshot(c.Request.Context(), e)
+	if err != nil {
 		writeJSON(c, http.StatusOK, errorBody{Error: codeUnavailable, Message: "The update server cannot reach its store; try again later", Kind: channel.KindFailed})
 		return
 	}
+	b := snap.Bundles[req.Version]
+	if b == nil || !offerable(snap, req.Version) {
+		writeJSON(c, http.StatusOK, errorBody{Error: "no_bundle", Message: "Version " + req.Version + " does not exist", Kind: channel.KindFailed})
+		return
+	}
+	if len(req.Manifest) > len(b.Manifest)+manifestSizeSlack {
+		writeJSON(c, http.StatusBadRequest, errorBody{Error: "too_many_files",
+			Message: fmt.Sprintf("manifest lists %d files; version %s has %d", len(req.Manifest), req.Version, len(b.Manifest)), Kind: channel.KindFailed})
+		return
+	}
 	writeJSON(c, http.StatusOK, sizeManifest(b, req.Manifest))
+}
+
+// manifestSizeSlack is how many more files than the version has a manifest_size request
+// may ask about (they are answered as unknown).
+const manifestSizeSlack = 64
+
+// offerable reports whether version could be offered to some device by [channel.Decide]
+// on snap: a device may use the app's default channel and any channel whose effective
+// policy allows device self-set (Decide's step 2), and on such a channel it may be offered
+// the stable version, the rollout's, or a version of the history older than the stable one
+// (the fallbacks of step 5). Platform, emulator, build and native-range gates are left out:
+// the caller chooses the device fields they check.
+func offerable(snap *channel.Snapshot, version string) bool {
+	for name, st := range snap.States {
+		if st == nil || st.Version == "" {
+			continue
+		}
+		if name != snap.App.DefaultChannel {
+			if pol, _, _ := snap.Channel(name); !pol.AllowDeviceSelfSet {
+				continue
+			}
+		}
+		if st.Version == version || (st.Rollout != nil && st.Rollout.Version == version) {
+			return true
+		}
+		if slices.Contains(st.History, version) && channel.CompareVersions(version, st.Version) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func sizeManifest(b *channel.Bundle, asked []channel.ManifestEntry) manifestSizeResponse {
@@ -100,21 +145,4 @@ func sizeManifest(b *channel.Bundle, asked []channel.ManifestEntry) manifestSize
 		resp.Files = append(resp.Files, out)
 	}
 	return resp
-}
-
-// bundle returns one bundle of the app, from the snapshot when it is there, else from the
-// store (one round trip).
-func (s *Server) bundle(ctx context.Context, e *appEntry, version string) (*channel.Bundle, error) {
-	if snap, err := s.snapshot(ctx, e); err == nil {
-		if b, ok := snap.Bundles[version]; ok {
-			return b, nil
-		}
-	}
-	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
-	defer cancel()
-	b, err := s.store.GetBundle(cctx, e.app.ID, version)
-	if err != nil && !errors.Is(err, channel.ErrNotFound) {
-		s.metrics.storeErrors.WithLabelValues("get_bundle").Inc()
-	}
-	return b, err
 }

@@ -25,6 +25,8 @@ type metrics struct {
 	statsEvents  prometheus.Counter
 	statsDropped *prometheus.CounterVec // reason
 	rateLimited  prometheus.Counter
+	// bodyBudgetRefused counts requests refused with 503 because the body budget was full.
+	bodyBudgetRefused prometheus.Counter
 
 	// routes caches the series of each (method, route) so the hot path does not hash label
 	// values on every request: routeKey → *routeSeries.
@@ -76,8 +78,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_rate_limited_total", Help: "Requests refused with 429 by the per-IP rate limit.",
 		}),
+		bodyBudgetRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_body_budget_refused_total", Help: "Requests refused with 503 because the process-wide request-body budget was exhausted.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.decisions, m.storeErrors, m.staleServed, m.fills, m.statsEvents, m.statsDropped, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.decisions, m.storeErrors, m.staleServed, m.fills, m.statsEvents, m.statsDropped, m.rateLimited, m.bodyBudgetRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -86,6 +91,17 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		m.statsDropped.WithLabelValues(r) // exported at 0 from the start
 	}
 	return m, nil
+}
+
+// bodyBudgetInUse exports the bytes b holds and its size. Registration errors are ignored:
+// they only happen when two servers share a registry, and the first server's gauges stay.
+func (m *metrics) bodyBudgetInUse(b *bodyBudget) {
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ferry_body_budget_bytes_in_use", Help: "Request-body bytes currently reserved against the body budget.",
+	}, func() float64 { return float64(b.used.Load()) }))
+	_ = m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ferry_body_budget_bytes", Help: "Size of the process-wide request-body budget (--body-budget).",
+	}, func() float64 { return float64(b.max) }))
 }
 
 // middleware measures every request by route template.

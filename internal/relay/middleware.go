@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -137,29 +139,15 @@ func (s *Server) recovery() gin.HandlerFunc {
 	}
 }
 
-// bodyLimit refuses bodies larger than n with 413 before reading them when the length is
-// declared, and caps the reader otherwise (handlers map *http.MaxBytesError to 413).
-func (s *Server) bodyLimit(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			writeTooLarge(c, n)
-			c.Abort()
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		c.Next()
-	}
-}
-
-func writeTooLarge(c *gin.Context, n int64) {
+func writeTooLarge(c *gin.Context, n int64, kind string) {
 	writeJSON(c, http.StatusRequestEntityTooLarge, errorBody{
 		Error:   "body_too_large",
 		Message: "Request body is larger than " + strconv.FormatInt(n, 10) + " bytes",
-		Kind:    channel.KindFailed,
+		Kind:    kind,
 	})
 }
 
-// rateLimit applies the per-client-IP token bucket. It answers 429 with Retry-After (whole
+// rateLimit applies the per-client token bucket (per IPv4 address or IPv6 /64, see rateKey). It answers 429 with Retry-After (whole
 // seconds, at least 1) when the bucket is empty.
 func (s *Server) rateLimit() gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -167,13 +155,35 @@ func (s *Server) rateLimit() gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		wait, ok := s.limiter.allow(c.ClientIP())
+		ip := c.ClientIP()
+		wait, ok := s.limiter.allow(rateKey(ip))
 		if ok {
 			c.Next()
 			return
 		}
-		s.tooMany(c, wait, "Too many requests from "+c.ClientIP())
+		who := ip
+		if strings.Contains(ip, ":") {
+			who = "the IPv6 /64 of " + ip
+		}
+		s.tooMany(c, wait, "Too many requests from "+who)
 	}
+}
+
+// rateKey is the per-client bucket key of a client IP: the address itself for IPv4 (and
+// IPv4-mapped IPv6), its /64 prefix for IPv6, since one subscriber usually holds a whole
+// /64 and could otherwise take 2^64 buckets. Anything unparsable is its own key.
+func rateKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return string(b[:])
+	}
+	b := a.As16()
+	return string(b[:8])
 }
 
 // tooMany answers 429 with Retry-After in whole seconds (at least 1), which the plugin

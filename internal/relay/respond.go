@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"sync"
 
@@ -60,11 +59,11 @@ func writeJSON(c *gin.Context, status int, v any) {
 // readBody reads the (already size-limited) request body. A body over the limit answers
 // 413 and returns ok=false.
 func readBody(c *gin.Context) (body []byte, ok bool) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readAllSized(c.Request.Body, c.Request.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeTooLarge(c, mbe.Limit)
+			writeTooLarge(c, mbe.Limit, channel.KindFailed)
 			return nil, false
 		}
 		writeJSON(c, http.StatusBadRequest, errorBody{Error: "invalid_body", Message: "Could not read the request body", Kind: channel.KindFailed})

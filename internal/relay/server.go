@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,12 +47,28 @@ type Options struct {
 	DeviceRateLimit float64
 	// DeviceRateBurst is the bucket size per device; 0 means [DefaultDeviceRateBurst].
 	DeviceRateBurst int
+	// BodyBudget bounds the request-body bytes held at once over every route, mounted
+	// ones included: a request reserves its declared length (its route's limit when
+	// undeclared) before it is read, and what does not fit is refused with 503 and
+	// Retry-After. 0 means [DefaultBodyBudget], a negative value disables the budget;
+	// otherwise it must be at least [MinBodyBudget].
+	BodyBudget int64
 	// SnapshotTTL is how long an app's cached state is used without a change notification;
 	// 0 means [DefaultSnapshotTTL].
 	SnapshotTTL time.Duration
 	// StoreTimeout bounds each store call made while answering a device; 0 means
 	// [DefaultStoreTimeout].
 	StoreTimeout time.Duration
+	// MaxConns caps the connections [Server.Serve] keeps open at once; when the cap is
+	// reached an idle keep-alive connection is closed to make room, else new connections
+	// wait in the backlog. 0 means [DefaultMaxConns], a negative value means no cap.
+	MaxConns int
+	// MetricsToken, when set, is the bearer token GET /metrics requires ("Authorization:
+	// Bearer <token>"); empty serves the metrics to anyone who can reach the route.
+	MetricsToken string
+	// SeparateMetrics leaves /metrics out of [Server.Handler]; serve it with
+	// [Server.ServeMetrics] on a listener of its own (a private port) instead.
+	SeparateMetrics bool
 	// ShutdownTimeout bounds the graceful drain in [Server.Serve]; 0 means
 	// [DefaultShutdownTimeout].
 	ShutdownTimeout time.Duration
@@ -69,6 +87,16 @@ type Mounter interface {
 	Mount(r gin.IRouter)
 }
 
+// BodyLimiter is implemented by a [Mounter] whose routes accept bodies of different sizes.
+// BodyLimit returns the largest body the route accepts, by route template (as
+// gin.Context.FullPath reports it); values above [MaxMountedBody] count as that. The relay
+// then answers 413 at once for a longer declared body and counts each body against
+// [Options].BodyBudget. A Mounter that does not implement it gets [MaxMountedBody] on
+// every route.
+type BodyLimiter interface {
+	BodyLimit(route string) int64
+}
+
 // Server is the relay's HTTP server. Create it with [New]; it is safe for concurrent use.
 type Server struct {
 	opts    Options
@@ -79,9 +107,12 @@ type Server struct {
 	api     *gin.RouterGroup // rate-limited group for mounted routes
 	metrics *metrics
 	limiter *rateLimiter // per client IP
+	budget  *bodyBudget  // nil when disabled
 	// deviceLimiter limits update checks per app and device id.
 	deviceLimiter *rateLimiter
 	now           func() time.Time
+	// ready caches the readiness ping (GET /readyz).
+	ready readiness
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
 }
@@ -98,6 +129,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.RateBurst < 0 || opts.DeviceRateBurst < 0 {
 		errs = append(errs, fmt.Errorf("rate bursts must not be negative (%d, %d)", opts.RateBurst, opts.DeviceRateBurst))
+	}
+	if opts.BodyBudget > 0 && opts.BodyBudget < MinBodyBudget {
+		errs = append(errs, fmt.Errorf("body budget %d is below the minimum %d (the largest body plus the reserve for small ones)", opts.BodyBudget, int64(MinBodyBudget)))
 	}
 	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
@@ -120,6 +154,9 @@ func New(opts Options) (*Server, error) {
 	if opts.DeviceRateBurst == 0 {
 		opts.DeviceRateBurst = DefaultDeviceRateBurst
 	}
+	if opts.BodyBudget == 0 {
+		opts.BodyBudget = DefaultBodyBudget
+	}
 	if opts.SnapshotTTL == 0 {
 		opts.SnapshotTTL = DefaultSnapshotTTL
 	}
@@ -128,6 +165,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -150,6 +190,10 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("app %q is configured twice", app.ID)
 		}
 		s.apps[app.ID] = newAppEntry(app)
+	}
+	if opts.BodyBudget > 0 {
+		s.budget = newBodyBudget(opts.BodyBudget)
+		m.bodyBudgetInUse(s.budget)
 	}
 	if opts.RateLimit > 0 {
 		s.limiter = newRateLimiter(opts.RateLimit, opts.RateBurst, opts.Now)
@@ -179,13 +223,15 @@ func (s *Server) buildEngine() error {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metrics.handler())
+	if !s.opts.SeparateMetrics {
+		e.GET("/metrics", s.metricsAuth(), s.metrics.handler())
+	}
 
 	dev := e.Group("/", s.rateLimit())
-	dev.POST("/updates", s.bodyLimit(MaxUpdateBody), s.updates)
-	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody), s.manifestSize)
-	dev.POST("/stats", s.bodyLimit(MaxStatsBody), s.stats)
-	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody))
+	dev.POST("/updates", s.bodyLimit(MaxUpdateBody, 1), s.updates)
+	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody, decodeCost), s.manifestSize)
+	dev.POST("/stats", s.bodyLimit(MaxStatsBody, decodeCost), s.stats)
+	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody, 1))
 	cs.POST("", s.channelSet)
 	cs.PUT("", s.channelGet)
 	cs.GET("", s.channelList)
@@ -197,8 +243,15 @@ func (s *Server) buildEngine() error {
 }
 
 // Mount lets m add its routes (rate limited, with request ids, logs and metrics like every
-// route). Call it before serving; it is not safe to call concurrently with requests.
-func (s *Server) Mount(m Mounter) { m.Mount(s.api) }
+// route, and with body limits and the body budget: see [BodyLimiter]). Call it before
+// serving; it is not safe to call concurrently with requests.
+func (s *Server) Mount(m Mounter) {
+	limit := func(*gin.Context) int64 { return MaxMountedBody }
+	if bl, ok := m.(BodyLimiter); ok {
+		limit = func(c *gin.Context) int64 { return min(bl.BodyLimit(c.FullPath()), MaxMountedBody) }
+	}
+	m.Mount(s.api.Group("", s.limitBody(limit, 1, false)))
+}
 
 // Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
 // to the store's change notifications; snapshots then refresh only on [Server.Invalidate]
@@ -233,15 +286,10 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // While serving it follows the store's change notifications. It closes ln; it does not close
 // the store (the caller does, after Serve returns).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.engine,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	srv := s.httpServer(ctx, s.engine)
+	if s.opts.MaxConns > 0 {
+		ll := newLimitListener(ln, s.opts.MaxConns)
+		ln, srv.ConnState = ll, ll.connState
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
@@ -279,6 +327,74 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// httpServer is the http.Server of h with the relay's timeouts and limits: a request's
+// headers must arrive within readHeaderTimeout (slow-header clients cannot hold a
+// connection), the whole request within readTimeout, the answer within writeTimeout, and
+// a keep-alive connection is closed after idleTimeout without a request.
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// MetricsHandler serves GET /metrics alone (with [Options].MetricsToken when set).
+func (s *Server) MetricsHandler() http.Handler {
+	e := gin.New()
+	e.GET("/metrics", s.metricsAuth(), s.metrics.handler())
+	return e
+}
+
+// ServeMetrics serves [Server.MetricsHandler] on ln, with the relay's timeouts and at most
+// metricsMaxConns connections, until ctx ends; then it closes ln and returns. Use it with
+// [Options].SeparateMetrics to keep the metrics off the public port.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	srv := s.httpServer(ctx, s.MetricsHandler())
+	ll := newLimitListener(ln, metricsMaxConns)
+	srv.ConnState = ll.connState
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ll) }()
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		shutCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+		err = srv.Shutdown(shutCtx)
+		cancel()
+		<-served //nolint:errcheck // Serve's own ErrServerClosed; Shutdown's result is the one to report
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
+}
+
+// metricsAuth requires [Options].MetricsToken as a bearer token when one is set.
+func (s *Server) metricsAuth() gin.HandlerFunc {
+	want := sha256.Sum256([]byte("Bearer " + s.opts.MetricsToken))
+	return func(c *gin.Context) {
+		if s.opts.MetricsToken == "" {
+			c.Next()
+			return
+		}
+		// Compared as hashes, in constant time: neither the token nor its length leaks.
+		got := sha256.Sum256([]byte(c.GetHeader("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="ferry-metrics"`)
+			writeJSON(c, http.StatusUnauthorized, errorBody{Error: "unauthorized", Message: "GET /metrics needs Authorization: Bearer <FERRY_METRICS_TOKEN>"})
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
 }
 
 // Watch drops cached snapshots when the store reports a change, until ctx ends. [Server.Serve]

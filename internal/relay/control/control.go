@@ -227,11 +227,26 @@ func New(ctx context.Context, opts Options) (*API, error) {
 //	GET  /api/v1/apps/:app/stats
 //	GET  /api/v1/apps/:app/audit
 //
-// The routes limit their own body sizes; the relay need not.
+// The routes limit their own body sizes; a relay mounting them also enforces [API.BodyLimit]
+// and its process-wide body budget before they run.
 func (a *API) Mount(r gin.IRouter) {
 	r.POST("/api/v1/bundles", a.handle(a.register))
 	r.POST("/webhooks/github", a.handle(a.webhook))
 	a.mountAdmin(r)
+}
+
+// BodyLimit returns the largest request body the route template accepts:
+// [MaxRegistrationBody] for registrations, [MaxWebhookBody] for webhooks and
+// [MaxAdminBody] for the admin API. The relay calls it to refuse longer declared bodies
+// before they are read (relay.BodyLimiter).
+func (a *API) BodyLimit(route string) int64 {
+	switch route {
+	case "/api/v1/bundles":
+		return MaxRegistrationBody
+	case "/webhooks/github":
+		return MaxWebhookBody
+	}
+	return MaxAdminBody
 }
 
 // logger returns the request-scoped logger in ctx (the relay's middleware's, or the one
@@ -315,9 +330,23 @@ func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 	}
 }
 
-// readBody reads the request body up to limit bytes; a longer body is a 413.
+// readBody reads the request body up to limit bytes; a longer body is a 413, before
+// anything is read when its declared length already says so.
 func readBody(c *gin.Context, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if c.Request.ContentLength > limit {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", limit)
+	}
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	var body []byte
+	var err error
+	if n := c.Request.ContentLength; n >= 0 {
+		// One buffer of the declared size (the server never delivers more), rather than
+		// io.ReadAll's doubling, which leaves up to twice the body behind as garbage.
+		body = make([]byte, n)
+		_, err = io.ReadFull(r, body)
+	} else {
+		body, err = io.ReadAll(r)
+	}
 	if err != nil {
 		return nil, bodyError(err, limit)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -100,9 +99,9 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	}
 	// Read the raw body (bounded) and check its signature before parsing anything: a form
 	// body is decoded only once it is known to come from GitHub.
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxWebhookBody))
+	body, err := readBody(c, MaxWebhookBody)
 	if err != nil {
-		return bodyError(err, MaxWebhookBody)
+		return err
 	}
 	key, mac, err := a.matchWebhookKey(sig, body)
 	if err != nil {

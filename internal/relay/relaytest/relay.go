@@ -172,6 +172,17 @@ func (r *Relay) Stop(sig os.Signal) error {
 	}
 }
 
+// PID returns the process id of the running relay, or 0 while it is stopped; tests read
+// /proc/PID/status with it (peak resident memory, VmHWM).
+func (r *Relay) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.run == nil {
+		return 0
+	}
+	return r.run.cmd.Process.Pid
+}
+
 // output is the relay's output as failure messages show it.
 func (r *Relay) output() string {
 	if r.tail > 0 {
