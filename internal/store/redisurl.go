@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -237,52 +236,95 @@ func withoutSecrets(err error, raw string) error {
 	return err
 }
 
-// shared names the connection, pool and TLS settings that go-redis's three parsers fill in
-// and that its Options, ClusterOptions, FailoverOptions and UniversalOptions all have under
-// the same name and type; from* copy them with copyShared, then add what is particular to
-// their kind.
-var shared = []string{
-	"ClientName", "Protocol", "Username", "Password",
-	"MaxRetries", "MinRetryBackoff", "MaxRetryBackoff",
-	"DialTimeout", "DialerRetries", "DialerRetryTimeout", "ReadTimeout", "WriteTimeout",
-	"PoolFIFO", "PoolSize", "PoolTimeout", "MinIdleConns", "MaxIdleConns", "MaxActiveConns",
-	"ConnMaxIdleTime", "ConnMaxLifetime", "TLSConfig",
-}
-
-// copyShared sets the [shared] fields of dst from src, a pointer to one of go-redis's options
-// structs. A name missing from either (a go-redis upgrade renamed it) panics, which the
-// URL tests catch.
-func copyShared(dst *redis.UniversalOptions, src any) *redis.UniversalOptions {
-	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
-	for _, name := range shared {
-		d.FieldByName(name).Set(s.FieldByName(name))
-	}
-	return dst
-}
-
 func fromSimple(o *redis.Options) *redis.UniversalOptions {
-	return copyShared(&redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB}, o)
+	return &redis.UniversalOptions{
+		Addrs:              []string{o.Addr},
+		ClientName:         o.ClientName,
+		DB:                 o.DB,
+		Protocol:           o.Protocol,
+		Username:           o.Username,
+		Password:           o.Password,
+		MaxRetries:         o.MaxRetries,
+		MinRetryBackoff:    o.MinRetryBackoff,
+		MaxRetryBackoff:    o.MaxRetryBackoff,
+		DialTimeout:        o.DialTimeout,
+		DialerRetries:      o.DialerRetries,
+		DialerRetryTimeout: o.DialerRetryTimeout,
+		ReadTimeout:        o.ReadTimeout,
+		WriteTimeout:       o.WriteTimeout,
+		PoolFIFO:           o.PoolFIFO,
+		PoolSize:           o.PoolSize,
+		PoolTimeout:        o.PoolTimeout,
+		MinIdleConns:       o.MinIdleConns,
+		MaxIdleConns:       o.MaxIdleConns,
+		MaxActiveConns:     o.MaxActiveConns,
+		ConnMaxIdleTime:    o.ConnMaxIdleTime,
+		ConnMaxLifetime:    o.ConnMaxLifetime,
+		TLSConfig:          o.TLSConfig,
+	}
 }
 
 func fromCluster(o *redis.ClusterOptions) *redis.UniversalOptions {
-	return copyShared(&redis.UniversalOptions{
-		Addrs:          o.Addrs,
-		MaxRedirects:   o.MaxRedirects,
-		ReadOnly:       o.ReadOnly,
-		RouteByLatency: o.RouteByLatency,
-		RouteRandomly:  o.RouteRandomly,
-		IsClusterMode:  true,
-	}, o)
+	return &redis.UniversalOptions{
+		Addrs:              o.Addrs,
+		ClientName:         o.ClientName,
+		Protocol:           o.Protocol,
+		Username:           o.Username,
+		Password:           o.Password,
+		MaxRetries:         o.MaxRetries,
+		MinRetryBackoff:    o.MinRetryBackoff,
+		MaxRetryBackoff:    o.MaxRetryBackoff,
+		DialTimeout:        o.DialTimeout,
+		DialerRetries:      o.DialerRetries,
+		DialerRetryTimeout: o.DialerRetryTimeout,
+		ReadTimeout:        o.ReadTimeout,
+		WriteTimeout:       o.WriteTimeout,
+		PoolFIFO:           o.PoolFIFO,
+		PoolSize:           o.PoolSize,
+		PoolTimeout:        o.PoolTimeout,
+		MinIdleConns:       o.MinIdleConns,
+		MaxIdleConns:       o.MaxIdleConns,
+		MaxActiveConns:     o.MaxActiveConns,
+		ConnMaxIdleTime:    o.ConnMaxIdleTime,
+		ConnMaxLifetime:    o.ConnMaxLifetime,
+		TLSConfig:          o.TLSConfig,
+		MaxRedirects:       o.MaxRedirects,
+		ReadOnly:           o.ReadOnly,
+		RouteByLatency:     o.RouteByLatency,
+		RouteRandomly:      o.RouteRandomly,
+		IsClusterMode:      true,
+	}
 }
 
 func fromFailover(o *redis.FailoverOptions) *redis.UniversalOptions {
-	return copyShared(&redis.UniversalOptions{
-		Addrs:            o.SentinelAddrs,
-		MasterName:       o.MasterName,
-		DB:               o.DB,
-		SentinelUsername: o.SentinelUsername,
-		SentinelPassword: o.SentinelPassword,
-		RouteByLatency:   o.RouteByLatency,
-		RouteRandomly:    o.RouteRandomly,
-	}, o)
+	return &redis.UniversalOptions{
+		Addrs:              o.SentinelAddrs,
+		MasterName:         o.MasterName,
+		ClientName:         o.ClientName,
+		DB:                 o.DB,
+		Protocol:           o.Protocol,
+		Username:           o.Username,
+		Password:           o.Password,
+		SentinelUsername:   o.SentinelUsername,
+		SentinelPassword:   o.SentinelPassword,
+		MaxRetries:         o.MaxRetries,
+		MinRetryBackoff:    o.MinRetryBackoff,
+		MaxRetryBackoff:    o.MaxRetryBackoff,
+		DialTimeout:        o.DialTimeout,
+		DialerRetries:      o.DialerRetries,
+		DialerRetryTimeout: o.DialerRetryTimeout,
+		ReadTimeout:        o.ReadTimeout,
+		WriteTimeout:       o.WriteTimeout,
+		PoolFIFO:           o.PoolFIFO,
+		PoolSize:           o.PoolSize,
+		PoolTimeout:        o.PoolTimeout,
+		MinIdleConns:       o.MinIdleConns,
+		MaxIdleConns:       o.MaxIdleConns,
+		MaxActiveConns:     o.MaxActiveConns,
+		ConnMaxIdleTime:    o.ConnMaxIdleTime,
+		ConnMaxLifetime:    o.ConnMaxLifetime,
+		TLSConfig:          o.TLSConfig,
+		RouteByLatency:     o.RouteByLatency,
+		RouteRandomly:      o.RouteRandomly,
+	}
 }
