@@ -1,6 +1,9 @@
 package channel
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Bundle is one registered bundle: what the action built and published, and what the relay
 // serves. Its JSON form is the body of POST /api/v1/bundles (docs/architecture.md §3.2) and the
@@ -106,6 +109,50 @@ type AuditEntry struct {
 	// Cause says who or what made the change: "webhook:<delivery id> push refs/tags/v1.2.0",
 	// "admin", "registration <repository>@<commit>".
 	Cause string `json:"cause"`
+	// Actor names who made the change (nil in entries written before actors were recorded).
+	Actor *Actor `json:"actor,omitempty"`
+	// Before and After are the changed object's JSON before and after a configuration
+	// change (a policy), so the log shows what changed; absent for other actions.
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+}
+
+// Actor is who made a change recorded in the audit log.
+type Actor struct {
+	// Kind is "token" (an API token), "person" (signed in through single sign-on),
+	// "bootstrap" (FERRY_ADMIN_TOKEN), "ci" (a registration), "webhook" (a GitHub push)
+	// or "controller" (the relay itself, e.g. a rollout gate).
+	Kind string `json:"kind"`
+	// ID is the token id, the person's subject, the webhook delivery id or the CI run id.
+	ID string `json:"id,omitempty"`
+	// Name is the token's name, the person's name, or the repository for CI and webhooks.
+	Name   string `json:"name,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Issuer string `json:"issuer,omitempty"`
+	// Workflow is the CI workflow (job_workflow_ref) of a registration.
+	Workflow string `json:"workflow,omitempty"`
+	// IP is the client address the request came from.
+	IP string `json:"ip,omitempty"`
+}
+
+// String is a short human form: "token ci-nightly (tok_ab12)", "person ana@example.com".
+func (a *Actor) String() string {
+	if a == nil {
+		return "unknown"
+	}
+	who := a.Name
+	if a.Email != "" {
+		who = a.Email
+	}
+	switch {
+	case who != "" && a.ID != "" && who != a.ID:
+		return a.Kind + " " + who + " (" + a.ID + ")"
+	case who != "":
+		return a.Kind + " " + who
+	case a.ID != "":
+		return a.Kind + " " + a.ID
+	}
+	return a.Kind
 }
 
 // Pending is a promotion waiting for its bundle: a tag was pushed for a commit whose bundle

@@ -293,7 +293,7 @@ func testPutBundleAudit(t *testing.T, s Store) {
 	if diff := cmp.Diff([]channel.AuditEntry{want}, auditOf(t, s, app, "register", "1.0.0")); diff != "" {
 		t.Errorf("audit after creation (-want +got):\n%s", diff)
 	}
-	if *entry != *registerEntry(app, "1.0.0") {
+	if !cmp.Equal(*entry, *registerEntry(app, "1.0.0")) {
 		t.Errorf("PutBundle changed the caller's audit entry: %+v", entry)
 	}
 

@@ -1,0 +1,48 @@
+package access
+
+import "time"
+
+// Session is a person signed in through single sign-on. The browser holds only an opaque
+// random id in a cookie; the store keeps this record under the id's [HashToken], so every
+// relay instance sharing the store sees it and deleting it signs the person out at once.
+type Session struct {
+	// IDHash is HashToken of the cookie's value.
+	IDHash string `json:"id_hash"`
+	// Subject, Issuer, Email and Name come from the person's ID token.
+	Subject string `json:"subject"`
+	Issuer  string `json:"issuer"`
+	Email   string `json:"email,omitempty"`
+	Name    string `json:"name,omitempty"`
+	// Grants are the roles the relay's SSO mapping gave the person at sign-in.
+	Grants []Grant `json:"grants"`
+	// CSRF is the token every state-changing form and request of this session must carry.
+	CSRF string `json:"csrf"`
+	// CreatedAt is the sign-in time; ExpiresAt = CreatedAt + the absolute lifetime.
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// LastSeen is refreshed at most once a minute; a session idle longer than the idle
+	// timeout is refused.
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Principal returns the session's person as a principal.
+func (s *Session) Principal() *Principal {
+	return &Principal{Kind: Person, ID: s.Subject, Name: s.Name, Email: s.Email, Issuer: s.Issuer, Grants: s.Grants}
+}
+
+// Login is one sign-in in progress: created when the relay redirects a browser (or
+// `ferry login`) to the identity provider, taken (read and deleted at once) when the
+// provider redirects back, so a state value works once.
+type Login struct {
+	// State is the random value sent to the provider and expected back.
+	State string `json:"state"`
+	// Nonce is expected in the ID token; Verifier is the PKCE code verifier.
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"`
+	// Return is the relay-relative path to go to after signing in (checked to be local).
+	Return string `json:"return,omitempty"`
+	// Browser is HashToken of a random value the relay set in a cookie when the login
+	// started; the callback must come from the same browser (login CSRF).
+	Browser   string    `json:"browser"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
