@@ -36,8 +36,11 @@ var imports = []importRule{
 	{pkg: "", why: "the root package holds only repository-wide tests"},
 
 	// Leaves.
-	{pkg: "internal/channel", modules: []string{"gopkg.in/yaml.v3"},
-		why: leafWhy + "; pure domain without I/O, yaml only to parse the channel config"},
+	{pkg: "internal/access",
+		why: leafWhy + "; the authorization model (roles, grants, hashed tokens, sessions), standard library only"},
+	{pkg: "internal/channel", internal: []string{"internal/access"}, modules: []string{"gopkg.in/yaml.v3"},
+		why: "nearly a leaf: pure domain without I/O, yaml only to parse the relay's config file, whose access " +
+			"section is access's vocabulary"},
 	{pkg: "internal/archive", modules: []string{"github.com/andybalholm/brotli", "golang.org/x/text"},
 		why: leafWhy + "; standard-library crypto only, brotli for the delta files the plugin downloads, " +
 			"x/text to find names a device's file system would fold together (NFC/NFD, case)"},
@@ -48,12 +51,12 @@ var imports = []importRule{
 		why: leafWhy + "; one way to take credentials out of a URL before it reaches an error or a log"},
 	{pkg: "internal/buildinfo",
 		why: leafWhy + "; what every binary's --version prints, from the build info Go records (standard library only)"},
-	{pkg: "internal/relayclient", internal: []string{"internal/channel"},
+	{pkg: "internal/relayclient", internal: []string{"internal/access", "internal/channel"},
 		why: "control API wire types and one typed client for the action, ferry and tests; a leaf like channel " +
 			"(standard library, maybe channel's vocabulary), so clients never link the relay's server stack"},
 
 	// Capability packages: one concern each, importing only the leaves.
-	{pkg: "internal/store", internal: []string{"internal/redact", "internal/channel"},
+	{pkg: "internal/store", internal: []string{"internal/redact", "internal/access", "internal/channel"},
 		modules: []string{"github.com/redis/go-redis/v9", "go.etcd.io/bbolt"},
 		why:     "persistence: the only home of go-redis and bbolt; speaks channel's records"},
 	{pkg: "internal/publish", internal: []string{"internal/redact"}, modules: []string{"github.com/aws/aws-sdk-go-v2/credentials", "github.com/aws/aws-sdk-go-v2/service/s3",
@@ -69,7 +72,7 @@ var imports = []importRule{
 		modules: []string{"github.com/gin-gonic/gin", "github.com/prometheus/client_golang", "golang.org/x/time"},
 		why: "the device path's HTTP surface (gin) and metrics; it declares the Store it needs and knows nothing of " +
 			"the control plane, which cmd/relay mounts on it"},
-	{pkg: "internal/relay/control", internal: []string{"internal/channel", "internal/relay/reqlog", "internal/relayclient"},
+	{pkg: "internal/relay/control", internal: []string{"internal/access", "internal/channel", "internal/relay/reqlog", "internal/relayclient"},
 		modules: []string{"github.com/gin-gonic/gin", "github.com/coreos/go-oidc/v3", "github.com/google/go-github/v60",
 			"github.com/prometheus/client_golang"},
 		why: "the control plane (registration, webhooks, admin API); it declares its own Store rather than importing " +

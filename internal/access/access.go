@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/ferryhq/ferry/internal/channel"
 )
 
 // Role is a named set of permissions.
@@ -178,9 +176,4 @@ func (p *Principal) Apps() (apps []string, all bool) {
 		}
 	}
 	return apps, false
-}
-
-// Actor is the principal as the audit log records it; ip is the client address.
-func (p *Principal) Actor(ip string) *channel.Actor {
-	return &channel.Actor{Kind: string(p.Kind), ID: p.ID, Name: p.Name, Email: p.Email, Issuer: p.Issuer, IP: ip}
 }

@@ -1,9 +1,14 @@
 package channel
 
+import "github.com/ferryhq/ferry/internal/access"
+
 // Config is the relay's app configuration (the YAML file of docs/architecture.md §3.4). The relay
 // loads it from YAML; this package validates it and answers questions about it.
 type Config struct {
 	Apps []App `yaml:"apps" json:"apps"`
+	// Access configures who may use the admin API: the bootstrap token and single sign-on
+	// (docs/access.md).
+	Access *access.Config `yaml:"access" json:"access,omitempty"`
 }
 
 // App configures one app id.

@@ -158,6 +158,11 @@ func (c *Config) Validate() error {
 	if len(c.Apps) == 0 {
 		add("config: no apps")
 	}
+	ids := make([]string, 0, len(c.Apps))
+	for _, a := range c.Apps {
+		ids = append(ids, a.ID)
+	}
+	errs = append(errs, c.Access.Validate(ids))
 	seen := map[string]int{}
 	for i := range c.Apps {
 		a := &c.Apps[i]
