@@ -46,3 +46,11 @@ type Login struct {
 	Browser   string    `json:"browser"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
+
+// SessionPrefix starts a session id that the relay hands to `ferry login` for use as a
+// bearer token ("Authorization: Bearer ferrys_..."); browsers hold the same kind of id in
+// the session cookie. Only its [HashToken] is stored.
+const SessionPrefix = "ferrys_"
+
+// SessionCookie is the name of the browser's session cookie.
+const SessionCookie = "ferry_session"
