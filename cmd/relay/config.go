@@ -53,11 +53,12 @@ type Config struct {
 	// relay on a Redis whose maxmemory-policy may evict its keys, reporting it as degraded.
 	RedisAllowEviction bool
 
-	AdminToken    string // FERRY_ADMIN_TOKEN; empty disables the admin API
-	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty disables /webhooks/github
-	HMACSecret    string // FERRY_HMAC_SECRET; empty disables HMAC registration
+	AdminToken    string // FERRY_ADMIN_TOKEN: the bootstrap token (docs/access.md); empty disables it
+	WebhookSecret string // FERRY_WEBHOOK_SECRET; empty: only apps with webhook_secret_env take webhooks
+	HMACSecret    string // FERRY_HMAC_SECRET; empty: only apps with hmac_secret_env take HMAC registrations
 
-	// Getenv reads the variables the YAML file names (an app's webhook_secret_env).
+	// Getenv reads the variables the YAML file names (an app's webhook_secret_env and
+	// hmac_secret_env).
 	Getenv       func(string) string
 	MetricsToken string // FERRY_METRICS_TOKEN; set: GET /metrics needs it as a bearer token
 }

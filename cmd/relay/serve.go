@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay"
@@ -97,7 +98,8 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
 	}
-	srv.Mount(api)
+	defer api.Close() // before the store closes
+	srv.Mount(api)    // the relay also passes the store's notifications to it (relay.Watcher)
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
@@ -124,7 +126,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		go func() { metricsDone <- srv.ServeMetrics(metricsCtx, mln) }()
 	}
 	logger.Info("relay listening", "addr", ln.Addr().String(), "store", storeDesc, "apps", ids, "settings", cfg)
-	if cfg.HMACSecret == "" && cfg.OIDCAudience == "" {
+	if cfg.HMACSecret == "" && cfg.OIDCAudience == "" && !slices.ContainsFunc(apps.Apps, func(a channel.App) bool { return a.HMACSecretEnv != "" }) {
 		logger.Warn(noRegistration)
 	}
 	if ready != nil {
@@ -139,11 +141,11 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	return err
 }
 
-// noRegistration is logged at start-up when neither way of registering bundles is
-// configured. It is a warning, not a refusal: relays that only answer devices from a Redis
+// noRegistration is logged at start-up when neither OIDC nor HMAC registration is
+// configured (API tokens with the publisher role may still register). It is a warning, not a refusal: relays that only answer devices from a Redis
 // that others write to need neither secret.
 const noRegistration = "no way to register bundles: set FERRY_HMAC_SECRET (HMAC from any CI) or --oidc-audience " +
-	"(FERRY_OIDC_AUDIENCE, GitHub OIDC); until then every POST /api/v1/bundles is refused and devices get no update"
+	"(FERRY_OIDC_AUDIENCE, GitHub OIDC), or create an API token with the publisher role; until then every POST /api/v1/bundles is refused and devices get no update"
 
 // openStore opens Redis when a URL is configured, else the embedded bbolt file in the data
 // directory. It returns the whole store contract, of which the relay and the control plane

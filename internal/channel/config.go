@@ -27,6 +27,11 @@ type App struct {
 	// secret (the documented fallback). The relay refuses to start when the variable is
 	// unset or empty.
 	WebhookSecretEnv string `yaml:"webhook_secret_env" json:"webhook_secret_env,omitempty"`
+	// HMACSecretEnv names the environment variable holding this app's HMAC registration
+	// secret. An HMAC-signed registration of the app is accepted only under that secret;
+	// the relay-wide FERRY_HMAC_SECRET then no longer applies to the app. Empty means the
+	// relay-wide secret. The relay refuses to start when the variable is unset or empty.
+	HMACSecretEnv string `yaml:"hmac_secret_env" json:"hmac_secret_env,omitempty"`
 	// DefaultChannel serves devices that name no channel.
 	DefaultChannel string `yaml:"default_channel" json:"default_channel"`
 	// Channels lists the app's channels and their policies. The key "*" gives the policy of

@@ -376,8 +376,8 @@ func TestConfigErrorsAreJoined(t *testing.T) {
 	}
 }
 
-// The authority keys of an app: repository_id, webhook_secret_env and a channel's
-// allow_refs are decoded and validated.
+// The authority keys of an app: repository_id, webhook_secret_env, hmac_secret_env and a
+// channel's allow_refs are decoded and validated.
 func TestParseConfigAuthorityKeys(t *testing.T) {
 	t.Parallel()
 	c, err := ParseConfig([]byte(`
@@ -386,6 +386,7 @@ apps:
     repository: acme/mobile-app
     repository_id: 700000001
     webhook_secret_env: FERRY_WEBHOOK_SECRET_APP
+    hmac_secret_env: FERRY_HMAC_SECRET_APP
     default_channel: production
     channels:
       production: { allow_refs: ["refs/heads/release/*", "refs/heads/hotfix/**"] }
@@ -396,7 +397,7 @@ apps:
 		t.Fatal(err)
 	}
 	a := c.Apps[0]
-	if a.RepositoryID != 700000001 || a.WebhookSecretEnv != "FERRY_WEBHOOK_SECRET_APP" {
+	if a.RepositoryID != 700000001 || a.WebhookSecretEnv != "FERRY_WEBHOOK_SECRET_APP" || a.HMACSecretEnv != "FERRY_HMAC_SECRET_APP" {
 		t.Errorf("app = %+v", a)
 	}
 	if diff := cmp.Diff([]string{"refs/heads/release/*", "refs/heads/hotfix/**"}, a.Channels["production"].AllowRefs); diff != "" {
@@ -409,11 +410,12 @@ apps:
     repository: acme/mobile-app
     repository_id: -4
     webhook_secret_env: "1 BAD-NAME"
+    hmac_secret_env: "x-y"
     default_channel: production
     channels:
       production: { allow_refs: ["heads/main", "refs/tags/***"] }
 `))
-	for _, want := range []string{"repository_id -4", `webhook_secret_env "1 BAD-NAME"`, `allow_refs[0] "heads/main" must be a full ref pattern`, `allow_refs[1] "refs/tags/***"`} {
+	for _, want := range []string{"repository_id -4", `webhook_secret_env "1 BAD-NAME"`, `hmac_secret_env "x-y"`, `allow_refs[0] "heads/main" must be a full ref pattern`, `allow_refs[1] "refs/tags/***"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseConfig error %v does not mention %q", err, want)
 		}

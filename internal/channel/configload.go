@@ -146,8 +146,8 @@ var (
 
 // Validate checks the whole config and reports every problem at once (errors joined with
 // [errors.Join]), each naming the app and, for rules, the rule's index: app ids present and
-// unique; repository "owner/name" and a positive repository_id if any; webhook_secret_env a
-// variable name if any (whether it is set is the relay's concern); a default channel that
+// unique; repository "owner/name" and a positive repository_id if any; webhook_secret_env and
+// hmac_secret_env variable names if any (whether it is set is the relay's concern); a default channel that
 // is configured; valid channel names and policies (disable_auto_update
 // none|patch|minor|major, platforms ios|android|electron, allow_refs full ref patterns); rules with a valid glob and a channel that is configured, or that
 // uses captures ("$1") the glob provides. Validate changes nothing: zero values are the
@@ -186,6 +186,9 @@ func (c *Config) Validate() error {
 		}
 		if a.WebhookSecretEnv != "" && !validEnvName(a.WebhookSecretEnv) {
 			add("%s: webhook_secret_env %q must be an environment variable name (letters, digits and '_', not starting with a digit)", where, a.WebhookSecretEnv)
+		}
+		if a.HMACSecretEnv != "" && !validEnvName(a.HMACSecretEnv) {
+			add("%s: hmac_secret_env %q must be an environment variable name (letters, digits and '_', not starting with a digit)", where, a.HMACSecretEnv)
 		}
 		if len(a.Channels) == 0 {
 			add("%s: no channels", where)

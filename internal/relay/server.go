@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -97,6 +98,15 @@ type BodyLimiter interface {
 	BodyLimit(route string) int64
 }
 
+// Watcher is implemented by a [Mounter] that caches what the store's change notifications
+// invalidate (the control plane caches API tokens). [Server.Watch] passes it every message
+// of Store.Subscribe, app ids and others alike, and "" when messages may have been lost
+// (after the subscription was re-established), so it does not subscribe a second time. It
+// must not block.
+type Watcher interface {
+	StoreChanged(msg string)
+}
+
 // Server is the relay's HTTP server. Create it with [New]; it is safe for concurrent use.
 type Server struct {
 	opts    Options
@@ -115,6 +125,9 @@ type Server struct {
 	ready readiness
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
+	// watchers receive the store's change notifications (see [Watcher]).
+	watchersMu sync.Mutex
+	watchers   []Watcher
 }
 
 // New validates opts and builds a server. It does not start any goroutine or touch the
@@ -251,6 +264,21 @@ func (s *Server) Mount(m Mounter) {
 		limit = func(c *gin.Context) int64 { return min(bl.BodyLimit(c.FullPath()), MaxMountedBody) }
 	}
 	m.Mount(s.api.Group("", s.limitBody(limit, 1, false)))
+	if w, ok := m.(Watcher); ok {
+		s.watchersMu.Lock()
+		s.watchers = append(s.watchers, w)
+		s.watchersMu.Unlock()
+	}
+}
+
+// notify passes a store notification to the mounted watchers.
+func (s *Server) notify(msg string) {
+	s.watchersMu.Lock()
+	ws := s.watchers
+	s.watchersMu.Unlock()
+	for _, w := range ws {
+		w.StoreChanged(msg)
+	}
 }
 
 // Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
@@ -404,6 +432,7 @@ func (s *Server) Watch(ctx context.Context) {
 		ch := s.store.Subscribe(ctx)
 		for app := range ch {
 			s.Invalidate(app)
+			s.notify(app)
 		}
 		// The channel closes when ctx ends or the store closes; after a store-side close
 		// while ctx lives, subscribe again after a pause (and expire everything, since
@@ -416,5 +445,6 @@ func (s *Server) Watch(ctx context.Context) {
 		for app := range s.apps {
 			s.Invalidate(app)
 		}
+		s.notify("")
 	}
 }

@@ -27,8 +27,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request; empty means "ferry".
 	UserAgent string
-	// AdminToken is the relay's admin token (FERRY_ADMIN_TOKEN), sent as a bearer token to
-	// the admin API.
+	// AdminToken is the credential sent as a bearer token to the admin API: an API token
+	// ("ferry_…"), a single sign-on session ("ferrys_…") or the bootstrap token
+	// (FERRY_ADMIN_TOKEN).
 	AdminToken string
 	// HMACSecret (the relay's FERRY_HMAC_SECRET) signs registrations. When it is empty,
 	// registrations carry the token IDToken returns.

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -29,37 +31,19 @@ const (
 const builtin = "builtin"
 
 func (a *API) mountAdmin(r gin.IRouter) {
-	g := r.Group("/api/v1/apps/:app", a.adminAuth)
-	g.GET("/channels", a.handle(a.listChannels))
-	g.GET("/channels/:channel", a.handle(a.getChannel))
-	g.GET("/bundles", a.handle(a.listBundles))
-	g.GET("/bundles/:version", a.handle(a.getBundle))
-	g.POST("/channels/:channel/promote", a.handle(a.promoteChannel))
-	g.POST("/channels/:channel/rollback", a.handle(a.rollbackChannel))
-	g.PUT("/channels/:channel/rollout", a.handle(a.setRollout))
-	g.POST("/channels/:channel/rollout/:op", a.handle(a.rolloutOp))
-	g.PUT("/channels/:channel/policy", a.handle(a.setPolicy))
-	g.GET("/stats", a.handle(a.stats))
-	g.GET("/audit", a.handle(a.audit))
-}
-
-// adminAuth checks the bearer token in constant time and resolves :app.
-func (a *API) adminAuth(c *gin.Context) {
-	a.handle(func(c *gin.Context) error {
-		if a.adminToken == "" {
-			return errorf(http.StatusNotFound, "admin_disabled", "the admin API is disabled on this relay (FERRY_ADMIN_TOKEN is not set)")
-		}
-		tok, ok := bearer(c.GetHeader("Authorization"))
-		if !ok || !tokenEqual(tok, a.adminToken) {
-			return errorf(http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <FERRY_ADMIN_TOKEN>")
-		}
-		app := a.apps[c.Param("app")]
-		if app == nil {
-			return errorf(http.StatusNotFound, "app_not_found", "app %q is not configured on this relay", c.Param("app"))
-		}
-		c.Set(appKey, app)
-		return nil
-	})(c)
+	g := r.Group("/api/v1/apps/:app")
+	read, deploy, manage := a.appRoute(access.Read), a.appRoute(access.Deploy), a.appRoute(access.Manage)
+	g.GET("/channels", read, a.handle(a.listChannels))
+	g.GET("/channels/:channel", read, a.handle(a.getChannel))
+	g.GET("/bundles", read, a.handle(a.listBundles))
+	g.GET("/bundles/:version", read, a.handle(a.getBundle))
+	g.POST("/channels/:channel/promote", deploy, a.handle(a.promoteChannel))
+	g.POST("/channels/:channel/rollback", deploy, a.handle(a.rollbackChannel))
+	g.PUT("/channels/:channel/rollout", deploy, a.handle(a.setRollout))
+	g.POST("/channels/:channel/rollout/:op", deploy, a.handle(a.rolloutOp))
+	g.PUT("/channels/:channel/policy", manage, a.handle(a.setPolicy))
+	g.GET("/stats", read, a.handle(a.stats))
+	g.GET("/audit", read, a.handle(a.audit))
 }
 
 const appKey = "ferry.control.app"
@@ -190,18 +174,22 @@ func decodeAdmin(c *gin.Context, v any) error {
 }
 
 // change applies fn to one channel through Store.UpdateState with an audit entry of cause
-// (always starting with "admin"), calls OnChange when the state changed, and answers with the channel.
-func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string, fn func(s *channel.State) (version, from string, changed bool, err error)) error {
+// (always starting with "admin") naming the request's principal, calls OnChange when the
+// state changed, and answers with the channel. fn may fill the entry's Before and After.
+func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string, fn func(s *channel.State, e *channel.AuditEntry) (version, from string, changed bool, err error)) error {
 	ctx := c.Request.Context()
 	changed := false
+	actor := actorOf(c)
 	st, err := a.store.UpdateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
-		version, from, ch2, err := fn(s)
+		e := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Cause: cause, Actor: actor}
+		version, from, ch2, err := fn(s, e)
 		if err != nil || !ch2 {
 			return nil, err
 		}
 		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Cause: cause}, nil
+		e.Version, e.From = version, from
+		return e, nil
 	})
 	if err != nil {
 		switch {
@@ -222,7 +210,7 @@ func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string,
 		}
 		a.onChange(app.ID)
 	}
-	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version)
+	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version, "actor", actor.String())
 	c.JSON(http.StatusOK, relayclient.ChangeResult{Changed: changed, Channel: a.view(app, st)})
 	return nil
 }
@@ -245,7 +233,7 @@ func (a *API) promoteChannel(c *gin.Context) error {
 			return err
 		}
 	}
-	return a.change(c, app, ch, "promote", "admin", func(s *channel.State) (string, string, bool, error) {
+	return a.change(c, app, ch, "promote", "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
 		from := s.Version
 		return req.Version, from, channel.Promote(s, req.Version), nil
 	})
@@ -263,7 +251,7 @@ func (a *API) rollbackChannel(c *gin.Context) error {
 			return err
 		}
 	}
-	return a.change(c, app, ch, "rollback", "admin", func(s *channel.State) (string, string, bool, error) {
+	return a.change(c, app, ch, "rollback", "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
 		from := s.Version
 		to, err := channel.Rollback(s)
 		if err != nil {
@@ -296,7 +284,7 @@ func (a *API) setRollout(c *gin.Context) error {
 	if _, err := a.bundle(c, app, req.Version); err != nil {
 		return err
 	}
-	return a.change(c, app, ch, "rollout", fmt.Sprintf("admin (%d%%)", *req.Percent), func(s *channel.State) (string, string, bool, error) {
+	return a.change(c, app, ch, "rollout", fmt.Sprintf("admin (%d%%)", *req.Percent), func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
 		before := s.Rollout
 		if err := channel.SetRollout(s, req.Version, *req.Percent); err != nil {
 			return "", "", false, err
@@ -326,7 +314,7 @@ func (a *API) rolloutOp(c *gin.Context) error {
 	default:
 		return errorf(http.StatusNotFound, "not_found", "unknown rollout operation %q (pause, resume, complete, cancel)", op)
 	}
-	return a.change(c, app, ch, op, "admin", func(s *channel.State) (string, string, bool, error) {
+	return a.change(c, app, ch, op, "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
 		before := *s
 		var r channel.Rollout
 		if s.Rollout != nil {
@@ -374,11 +362,33 @@ func (a *API) setPolicy(c *gin.Context) error {
 			Platforms:          in.Platforms,
 		}
 	}
-	return a.change(c, app, ch, "policy", "admin", func(s *channel.State) (string, string, bool, error) {
+	configured := app.Channels[ch]
+	return a.change(c, app, ch, "policy", "admin", func(s *channel.State, e *channel.AuditEntry) (string, string, bool, error) {
 		changed := !policyEqual(s.Policy, p)
+		var err error
+		if e.Before, err = effectivePolicy(s.Policy, configured); err != nil {
+			return "", "", false, err
+		}
+		if e.After, err = effectivePolicy(p, configured); err != nil {
+			return "", "", false, err
+		}
 		s.Policy = p
 		return "", "", changed, nil
 	})
+}
+
+// effectivePolicy is the JSON of the policy a channel applies: its override, or else its
+// configured policy. The audit log records it before and after a policy change.
+func effectivePolicy(override *channel.Policy, configured channel.Policy) (json.RawMessage, error) {
+	p := configured
+	if override != nil {
+		p = *override
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode policy: %w", err)
+	}
+	return b, nil
 }
 
 func policyEqual(x, y *channel.Policy) bool {
@@ -402,19 +412,97 @@ func (a *API) stats(c *gin.Context) error {
 	return nil
 }
 
+// auditScan is how many entries the audit API reads when it filters: the most a store
+// keeps per app (store.DefaultAuditLimit), so a filter sees the whole log.
+const auditScan = 10000
+
+// auditFilter selects audit entries (GET …/audit?actor=&action=&since=&until=).
+type auditFilter struct {
+	actor, action string
+	since, until  time.Time
+}
+
+func (f *auditFilter) empty() bool {
+	return f.actor == "" && f.action == "" && f.since.IsZero() && f.until.IsZero()
+}
+
+// match reports whether e passes the filter: actor matches the actor's kind, name, id or
+// email case-insensitively; action exactly; since and until bound the time (inclusive).
+func (f *auditFilter) match(e *channel.AuditEntry) bool {
+	if f.action != "" && e.Action != f.action {
+		return false
+	}
+	if !f.since.IsZero() && e.Time.Before(f.since) {
+		return false
+	}
+	if !f.until.IsZero() && e.Time.After(f.until) {
+		return false
+	}
+	if f.actor == "" {
+		return true
+	}
+	if e.Actor == nil {
+		return false
+	}
+	return slices.ContainsFunc([]string{e.Actor.Kind, e.Actor.Name, e.Actor.ID, e.Actor.Email}, func(v string) bool {
+		return v != "" && strings.EqualFold(v, f.actor)
+	})
+}
+
+func parseAuditFilter(c *gin.Context) (*auditFilter, error) {
+	f := &auditFilter{actor: c.Query("actor"), action: c.Query("action")}
+	var errs []error
+	for _, q := range []struct {
+		name string
+		to   *time.Time
+	}{{"since", &f.since}, {"until", &f.until}} {
+		v := c.Query(q.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s must be an RFC 3339 time such as 2025-01-31T12:00:00Z", q.name))
+			continue
+		}
+		*q.to = t
+	}
+	if len(f.actor) > 256 || len(f.action) > 64 {
+		errs = append(errs, errors.New("actor and action must be at most 256 and 64 characters"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: joinMessages(err), Err: err}
+	}
+	return f, nil
+}
+
 func (a *API) audit(c *gin.Context) error {
 	app := appOf(c)
 	limit, err := queryLimit(c, defaultAudit, maxAuditLimit)
 	if err != nil {
 		return err
 	}
-	es, err := a.store.ListAudit(c.Request.Context(), app.ID, limit)
+	f, err := parseAuditFilter(c)
+	if err != nil {
+		return err
+	}
+	fetch := limit
+	if !f.empty() {
+		fetch = auditScan
+	}
+	es, err := a.store.ListAudit(c.Request.Context(), app.ID, fetch)
 	if err != nil {
 		return storeError("list audit", err)
 	}
-	if es == nil {
-		es = []channel.AuditEntry{}
+	out := make([]channel.AuditEntry, 0, min(len(es), limit))
+	for i := range es {
+		if len(out) == limit {
+			break
+		}
+		if f.match(&es[i]) {
+			out = append(out, es[i])
+		}
 	}
-	c.JSON(http.StatusOK, relayclient.AuditList{App: app.ID, Entries: es})
+	c.JSON(http.StatusOK, relayclient.AuditList{App: app.ID, Entries: out})
 	return nil
 }

@@ -81,8 +81,9 @@ func TestAdminAuth(t *testing.T) {
 		{"wrong token", envOptions{}, "Bearer " + adminToken + "x", http.StatusUnauthorized, "unauthorized"},
 		{"token prefix", envOptions{}, "Bearer " + adminToken[:5], http.StatusUnauthorized, "unauthorized"},
 		{"basic", envOptions{}, "Basic " + adminToken, http.StatusUnauthorized, "unauthorized"},
-		{"disabled", envOptions{noAdmin: true}, "Bearer " + adminToken, http.StatusNotFound, "admin_disabled"},
-		{"disabled, empty bearer", envOptions{noAdmin: true}, "Bearer ", http.StatusNotFound, "admin_disabled"},
+		// Without FERRY_ADMIN_TOKEN the admin API still serves API tokens and sessions.
+		{"bootstrap unset", envOptions{noAdmin: true}, "Bearer " + adminToken, http.StatusUnauthorized, "unauthorized"},
+		{"bootstrap unset, empty bearer", envOptions{noAdmin: true}, "Bearer ", http.StatusUnauthorized, "unauthorized"},
 	}
 	for _, a := range auths {
 		t.Run(a.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -12,18 +11,18 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
-
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 // principal is who a registration comes from, as established by its credentials.
 type principal struct {
-	// Method is "oidc" or "hmac".
+	// Method is "oidc", "hmac" or "token" (an API token with the publisher role).
 	Method string
 	// Repository, Ref and Commit come from the OIDC token's claims; they are empty for
-	// HMAC registrations (the body supplies ref and commit, the app's configuration the
-	// repository).
+	// HMAC and token registrations (the body supplies ref and commit, the app's
+	// configuration the repository).
 	Repository string
 	Ref        string
 	Commit     string
@@ -34,6 +33,12 @@ type principal struct {
 	EventName string
 	// Workflow is the token's job_workflow_ref (OIDC only), for logs and audit.
 	Workflow string
+	// RunID is the token's run_id claim (OIDC only), for the audit log.
+	RunID string
+	// key is the HMAC secret that signed the request (HMAC only): it speaks for some apps.
+	key *sharedKey
+	// token is the API token's principal (token only).
+	token *access.Principal
 }
 
 // fromPullRequest reports whether the principal's workflow ran for a pull request, whose
@@ -45,9 +50,10 @@ func (p *principal) fromPullRequest(ref string) bool {
 
 // mayNameChannel reports whether a registration of ref by this principal may move the
 // channel ch it names explicitly. OIDC credentials are per app and carry the ref the
-// workflow ran for: an explicit channel is honoured only if the app's ref rules map that
-// ref to ch, or ch's allow_refs list it (channel.App.RefMayTarget). HMAC registrations hold
-// the relay-wide shared secret, which is full trust: their explicit channel is honoured as
+// workflow ran for, and API tokens are narrow credentials a CI may hold for one app: an
+// explicit channel is honoured only if the app's ref rules map that ref to ch, or ch's
+// allow_refs list it (channel.App.RefMayTarget). HMAC registrations hold the app's (or the
+// relay-wide) shared secret, which is full trust: their explicit channel is honoured as
 // given (docs/security.md, "HMAC registration").
 func (p *principal) mayNameChannel(app *channel.App, ref, ch string) bool {
 	if p.Method == "hmac" {
@@ -56,10 +62,24 @@ func (p *principal) mayNameChannel(app *channel.App, ref, ch string) bool {
 	return app.RefMayTarget(ref, ch)
 }
 
+// actor is the audit log's name for the registration: kind "ci", the repository, the
+// workflow, and as id the run (OIDC), "hmac", or the API token's id.
+func (p *principal) actor(repository, ip string) *channel.Actor {
+	id := p.RunID
+	switch p.Method {
+	case "hmac":
+		id = "hmac"
+	case "token":
+		id = p.token.ID
+	}
+	return &channel.Actor{Kind: "ci", ID: id, Name: repository, Workflow: p.Workflow, IP: ip}
+}
+
 // authenticateRegistration checks the registration's credentials and returns the raw
 // body, which it reads (bounded by [MaxRegistrationBody]) only once whatever can be checked
-// without it passed: an OIDC token is verified before the body is read, an HMAC timestamp
-// is checked before and the signature after. It never parses the body.
+// without it passed: an OIDC token or an API token is verified before the body is read, an
+// HMAC timestamp is checked before and the signature after. It never parses the body; which
+// apps the credential may register for is checked once the body names the app.
 func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, error) {
 	authz := c.GetHeader("Authorization")
 	sig := c.GetHeader(relayclient.HeaderSignature)
@@ -67,10 +87,18 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 	case authz != "":
 		tok, ok := bearer(authz)
 		if !ok {
-			return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated", "the Authorization header must be \"Bearer <GitHub Actions OIDC token>\"")
+			return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated", "the Authorization header must be \"Bearer <GitHub Actions OIDC token or Ferry API token>\"")
+		}
+		if access.LooksLikeToken(tok) {
+			p, err := a.authenticate(c)
+			if err != nil {
+				return nil, nil, err
+			}
+			body, err := readBody(c, MaxRegistrationBody)
+			return &principal{Method: "token", token: p}, body, err
 		}
 		if a.oidc == nil {
-			return nil, nil, errorf(http.StatusUnauthorized, "oidc_disabled", "OIDC registration is disabled on this relay (no audience configured); use HMAC or ask the operator to set the OIDC audience")
+			return nil, nil, errorf(http.StatusUnauthorized, "oidc_disabled", "OIDC registration is disabled on this relay (no audience configured); use HMAC or a publisher API token, or ask the operator to set the OIDC audience")
 		}
 		who, err := a.oidc.verify(c.Request.Context(), tok)
 		if err != nil {
@@ -79,8 +107,8 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		body, err := readBody(c, MaxRegistrationBody)
 		return who, body, err
 	case sig != "":
-		if len(a.hmacSecret) == 0 {
-			return nil, nil, errorf(http.StatusUnauthorized, "hmac_disabled", "HMAC registration is disabled on this relay (FERRY_HMAC_SECRET is not set)")
+		if len(a.hmacKeys) == 0 {
+			return nil, nil, errorf(http.StatusUnauthorized, "hmac_disabled", "HMAC registration is disabled on this relay (neither FERRY_HMAC_SECRET nor any app's hmac_secret_env is set)")
 		}
 		ts := c.GetHeader(relayclient.HeaderTimestamp)
 		if err := checkTimestamp(ts, a.now()); err != nil {
@@ -90,13 +118,14 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := verifyHMAC(a.hmacSecret, sig, ts, body, a.now()); err != nil {
+		key, err := verifyHMAC(a.hmacKeys, sig, ts, body, a.now())
+		if err != nil {
 			return nil, nil, err
 		}
-		return &principal{Method: "hmac"}, body, nil
+		return &principal{Method: "hmac", key: key}, body, nil
 	default:
 		return nil, nil, errorf(http.StatusUnauthorized, "unauthenticated",
-			"send Authorization: Bearer <GitHub Actions OIDC token>, or %s and %s", relayclient.HeaderSignature, relayclient.HeaderTimestamp)
+			"send Authorization: Bearer <GitHub Actions OIDC token or Ferry API token>, or %s and %s", relayclient.HeaderSignature, relayclient.HeaderTimestamp)
 	}
 }
 
@@ -111,23 +140,25 @@ func bearer(h string) (string, bool) {
 }
 
 // verifyHMAC checks an HMAC registration: the timestamp within [HMACWindow] of now, then the
-// signature in constant time.
-func verifyHMAC(secret []byte, sig, ts string, body []byte, now time.Time) error {
+// signature in constant time against every key. It returns the key that signed; whether
+// that key speaks for the app the body names is checked once the body is parsed.
+func verifyHMAC(keys []*sharedKey, sig, ts string, body []byte, now time.Time) (*sharedKey, error) {
 	if err := checkTimestamp(ts, now); err != nil {
-		return err
+		return nil, err
 	}
 	hexSig, ok := strings.CutPrefix(sig, relayclient.SignaturePrefix)
 	if !ok {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<hex>\"", relayclient.HeaderSignature)
+		return nil, errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<hex>\"", relayclient.HeaderSignature)
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil || len(got) != sha256.Size {
-		return errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", relayclient.HeaderSignature)
+		return nil, errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", relayclient.HeaderSignature)
 	}
-	if !hmac.Equal(got, relayclient.MAC(secret, ts, body)) {
-		return errorf(http.StatusUnauthorized, "bad_signature", "signature does not match the body and timestamp")
+	key := matchKey(keys, got, func(secret []byte) []byte { return relayclient.MAC(secret, ts, body) })
+	if key == nil {
+		return nil, errorf(http.StatusUnauthorized, "bad_signature", "signature does not match the body and timestamp")
 	}
-	return nil
+	return key, nil
 }
 
 // checkTimestamp checks X-Ferry-Timestamp: unix seconds within [HMACWindow] of now.

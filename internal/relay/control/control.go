@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/reqlog"
 )
@@ -37,6 +39,17 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
+	TokenStore
+}
+
+// TokenStore is the part of the store's access contract (store.Access) the control plane
+// calls for API tokens.
+type TokenStore interface {
+	PutToken(ctx context.Context, t *access.Token) error
+	GetToken(ctx context.Context, id string) (*access.Token, error)
+	ListTokens(ctx context.Context) ([]*access.Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) (*access.Token, error)
+	TouchToken(ctx context.Context, id string, at time.Time) error
 }
 
 // DefaultOIDCIssuer is the GitHub Actions OIDC issuer.
@@ -78,8 +91,9 @@ type Options struct {
 	// relay's middleware logs through the request-scoped logger it put in the request's
 	// context (package reqlog: the relay's logger with request_id and route) instead.
 	Logger *slog.Logger
-	// AdminToken is the bearer token for /api/v1/apps/...; empty disables the admin API
-	// (its routes answer 404 admin_disabled).
+	// AdminToken (FERRY_ADMIN_TOKEN) is the bootstrap token: admin of every app, unless the
+	// configuration's access.bootstrap_token is false. Empty disables it; API tokens and
+	// single sign-on sessions still work (docs/access.md).
 	AdminToken string
 	// WebhookSecret (FERRY_WEBHOOK_SECRET) is the relay-wide GitHub webhook secret: it
 	// authenticates pushes for the apps that name no webhook_secret_env of their own (a
@@ -90,7 +104,9 @@ type Options struct {
 	// webhook_secret_env); nil reads none, and New then refuses a configuration that names
 	// one. It is called only by New.
 	Getenv func(string) string
-	// HMACSecret (FERRY_HMAC_SECRET) enables HMAC-signed registrations; empty disables them.
+	// HMACSecret (FERRY_HMAC_SECRET) is the relay-wide HMAC registration secret: it
+	// authenticates registrations of the apps that name no hmac_secret_env of their own.
+	// With neither, HMAC registration is disabled.
 	HMACSecret string
 	// OIDCIssuer is the issuer of registration tokens; default [DefaultOIDCIssuer].
 	OIDCIssuer string
@@ -128,10 +144,16 @@ type API struct {
 	lease time.Duration
 
 	adminToken string
-	hmacSecret []byte
+	// hmacKeys are the distinct HMAC registration secrets (relay-wide and per app); empty
+	// disables HMAC registration.
+	hmacKeys []*sharedKey
 	// webhookKeys are the distinct webhook secrets (relay-wide and per app); empty
 	// disables webhooks.
-	webhookKeys []*webhookKey
+	webhookKeys []*sharedKey
+
+	tokens   *tokenCache
+	failures *failureLimiter
+	bg       sync.WaitGroup // background work: recording tokens' last use
 
 	oidc *oidcVerifier // nil when OIDC registration is disabled
 
@@ -156,10 +178,12 @@ func New(ctx context.Context, opts Options) (*API, error) {
 	if opts.DeliveryLease < 0 || opts.DeliveryLease > DeliveryTTL {
 		errs = append(errs, fmt.Errorf("control: delivery lease %v is not between 0 and %v", opts.DeliveryLease, DeliveryTTL))
 	}
-	var keys []*webhookKey
+	var keys, hmacKeys []*sharedKey
 	if opts.Config != nil {
 		var err error
-		keys, err = webhookKeys(opts.Config, opts.WebhookSecret, opts.Getenv)
+		keys, err = sharedKeys(opts.Config, opts.WebhookSecret, opts.Getenv, webhookEnv)
+		errs = append(errs, err)
+		hmacKeys, err = sharedKeys(opts.Config, opts.HMACSecret, opts.Getenv, hmacEnv)
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -174,8 +198,10 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		lease:       opts.DeliveryLease,
 		apps:        map[string]*channel.App{},
 		adminToken:  opts.AdminToken,
-		hmacSecret:  []byte(opts.HMACSecret),
+		hmacKeys:    hmacKeys,
 		webhookKeys: keys,
+		tokens:      newTokenCache(opts.Store),
+		failures:    newFailureLimiter(),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -214,9 +240,12 @@ func New(ctx context.Context, opts Options) (*API, error) {
 
 // Mount registers the control plane's routes on r:
 //
-//	POST /api/v1/bundles                                   registration (OIDC or HMAC)
-//	POST /webhooks/github                                  GitHub webhooks
-//	GET  /api/v1/apps/:app/channels                        admin API (bearer token) …
+//	POST   /api/v1/bundles                                 registration (OIDC, HMAC or a publisher token)
+//	POST   /webhooks/github                                GitHub webhooks
+//	POST   /api/v1/tokens                                  create an API token
+//	GET    /api/v1/tokens                                  list the tokens the caller may manage
+//	DELETE /api/v1/tokens/:id                              revoke one
+//	GET  /api/v1/apps/:app/channels                        admin API (see authz.go) …
 //	GET  /api/v1/apps/:app/bundles
 //	GET  /api/v1/apps/:app/bundles/:version
 //	POST /api/v1/apps/:app/channels/:channel/promote
@@ -233,6 +262,7 @@ func (a *API) Mount(r gin.IRouter) {
 	r.POST("/api/v1/bundles", a.handle(a.register))
 	r.POST("/webhooks/github", a.handle(a.webhook))
 	a.mountAdmin(r)
+	a.mountTokens(r)
 }
 
 // BodyLimit returns the largest request body the route template accepts:
@@ -265,6 +295,8 @@ type httpError struct {
 	Code   string
 	Msg    string
 	Err    error
+	// retryAfter, when set, is sent as Retry-After (a 429).
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string {
@@ -320,7 +352,10 @@ func (a *API) handle(h func(c *gin.Context) error) gin.HandlerFunc {
 			level = slog.LevelError
 		}
 		a.logger(ctx).Log(ctx, level, "request refused", "status", he.Status, "code", he.Code, "message", he.Msg, "error", he.Err)
-		if he.Status == http.StatusServiceUnavailable {
+		switch {
+		case he.retryAfter > 0:
+			c.Header("Retry-After", retryAfterSeconds(he.retryAfter))
+		case he.Status == http.StatusServiceUnavailable:
 			c.Header("Retry-After", fmt.Sprint(RetryAfter))
 		}
 		if he.Status == http.StatusUnauthorized {

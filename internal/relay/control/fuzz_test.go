@@ -61,7 +61,7 @@ func FuzzVerifyHMAC(f *testing.F) {
 	f.Add("sha256=", "-1", []byte{})
 	f.Add("sha1=abcd", "99999999999999999999", body)
 	f.Fuzz(func(t *testing.T, sig, ts string, body []byte) {
-		err := verifyHMAC([]byte(hmacSecret), sig, ts, body, now)
+		_, err := verifyHMAC([]*sharedKey{{secret: []byte(hmacSecret), global: true, env: hmacEnv}}, sig, ts, body, now)
 		if err != nil {
 			return
 		}
@@ -100,7 +100,7 @@ func FuzzPlanPush(f *testing.F) {
 		if err != nil {
 			return
 		}
-		actions, reason, err := a.planPush(ev, &webhookKey{global: true})
+		actions, reason, err := a.planPush(ev, &sharedKey{global: true, env: webhookEnv})
 		if err != nil {
 			t.Fatalf("a push signed with the relay-wide secret refused: %v", err)
 		}

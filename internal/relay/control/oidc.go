@@ -51,6 +51,7 @@ type actionsClaims struct {
 	SHA            string `json:"sha"`
 	EventName      string `json:"event_name"`
 	JobWorkflowRef string `json:"job_workflow_ref"`
+	RunID          string `json:"run_id"`
 }
 
 // oidcVerifier verifies GitHub Actions OIDC tokens. Cheap checks come first: the token's
@@ -150,7 +151,7 @@ func (v *oidcVerifier) verify(ctx context.Context, raw string) (*principal, erro
 		return nil, errorf(http.StatusUnauthorized, "invalid_token", "the OIDC token lacks the GitHub Actions claims %s", strings.Join(missing, ", "))
 	}
 	return &principal{Method: "oidc", Repository: cl.Repository, RepositoryID: cl.RepositoryID, Ref: cl.Ref, Commit: strings.ToLower(cl.SHA),
-		EventName: cl.EventName, Workflow: cl.JobWorkflowRef}, nil
+		EventName: cl.EventName, Workflow: cl.JobWorkflowRef, RunID: cl.RunID}, nil
 }
 
 // unverifiedClaims are the registered claims precheck reads before the signature is known

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -43,6 +44,11 @@ func (a *API) register(c *gin.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if who.Method == "token" && !who.token.Can(b.AppID, access.Publish) {
+		// Like the admin API: an app the token may not publish is refused whether or not it
+		// is configured, so app ids do not leak.
+		return forbidden(access.Publish, b.AppID)
+	}
 	app := a.apps[b.AppID]
 	if app == nil {
 		return errorf(http.StatusNotFound, "app_not_found", "app %q is not configured on this relay", b.AppID)
@@ -60,7 +66,8 @@ func (a *API) register(c *gin.Context) (err error) {
 	// second call, a crash in between would leave the bundle stored, and the client's retry
 	// (created=false) would be acknowledged with no audit entry ever written.
 	cause := fmt.Sprintf("registration %s@%s %s", b.Repository, b.Commit, b.Ref)
-	entry := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: b.Channel, Action: "register", Version: b.Version, Cause: cause}
+	actor := who.actor(b.Repository, c.ClientIP())
+	entry := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: b.Channel, Action: "register", Version: b.Version, Cause: cause, Actor: actor}
 	stored, created, err := a.store.PutBundle(ctx, b, entry)
 	if errors.Is(err, channel.ErrConflict) {
 		return &httpError{Status: http.StatusConflict, Code: "version_conflict",
@@ -103,7 +110,7 @@ func (a *API) register(c *gin.Context) (err error) {
 			quoteOrEmpty(b.Ref), b.Channel)
 		a.metrics.refused.WithLabelValues("explicit_channel").Inc()
 	default:
-		moved, err := a.promoteRegistered(ctx, app.ID, ch, stored.Version, cause, !created)
+		moved, err := a.promoteRegistered(ctx, app.ID, ch, stored.Version, cause, actor, !created)
 		if err != nil {
 			return storeError("promote", err)
 		}
@@ -116,7 +123,7 @@ func (a *API) register(c *gin.Context) (err error) {
 
 	// Tag pushes that were waiting for this commit's bundle.
 	if !fromPR && !isPRRef(stored.Ref) {
-		applied, moved, err := a.applyPending(ctx, app, stored)
+		applied, moved, err := a.applyPending(ctx, app, stored, actor)
 		changed = changed || moved
 		if err != nil {
 			return err
@@ -165,8 +172,8 @@ var registrationEvents = []string{"push", "workflow_dispatch", "release", "sched
 func isPRRef(ref string) bool { return strings.HasPrefix(ref, "refs/pull/") }
 
 // bindIdentity fills the bundle's repository, ref and commit from the credentials: from the
-// OIDC token's claims (never from the body), or for HMAC from the body and the app's
-// configured repository.
+// OIDC token's claims (never from the body), or for HMAC and API tokens from the body and
+// the app's configured repository.
 func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal, b *channel.Bundle) error {
 	switch who.Method {
 	case "oidc":
@@ -198,12 +205,15 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 				"app", app.ID, "body_ref", b.Ref, "body_commit", b.Commit, "token_ref", who.Ref, "token_commit", who.Commit)
 		}
 		b.Repository, b.Ref, b.Commit = who.Repository, who.Ref, who.Commit
-	case "hmac":
+	case "hmac", "token":
+		if who.Method == "hmac" && !who.key.speaksFor(app) {
+			return errorf(http.StatusUnauthorized, "bad_signature", "the registration is signed with an HMAC secret that is not the one configured for app %q; nothing changed", app.ID)
+		}
 		if b.Repository != "" && !strings.EqualFold(b.Repository, app.Repository) {
 			return errorf(http.StatusForbidden, "repository_not_allowed", "the body names repository %q but app %q belongs to %q", b.Repository, app.ID, app.Repository)
 		}
 		if b.Commit == "" {
-			return errorf(http.StatusBadRequest, "invalid_bundle", "commit is required for HMAC registrations")
+			return errorf(http.StatusBadRequest, "invalid_bundle", "commit is required for HMAC and API token registrations")
 		}
 		b.Repository = app.Repository
 	default:
@@ -234,7 +244,7 @@ func channelNames(app *channel.App) []string {
 // promoteRegistered promotes version on (app, ch) for a registration. For a re-registration
 // (onlyIfNew), a channel that serves the version or served it before is left alone: a late
 // retry of an old registration must not move a channel back.
-func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause string, onlyIfNew bool) (bool, error) {
+func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, onlyIfNew bool) (bool, error) {
 	changed := false
 	_, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
@@ -246,7 +256,7 @@ func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause str
 			return nil, nil
 		}
 		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause}, nil
+		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause, Actor: actor}, nil
 	})
 	if err != nil {
 		return false, err
@@ -262,7 +272,8 @@ func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause str
 // deleted, one by one: an entry another instance adds meanwhile stays (and that tag push
 // finds the bundle itself when it looks again). A failure leaves the rest in place, so a
 // retry of the registration applies them (promotion is idempotent).
-func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bundle) (applied []string, changed bool, err error) {
+// The promotions are recorded with actor, the registration that carried them out.
+func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bundle, actor *channel.Actor) (applied []string, changed bool, err error) {
 	pend, err := a.store.ListPending(ctx, app.ID, b.Commit)
 	if err != nil {
 		return nil, false, storeError("list pending", err)
@@ -279,7 +290,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, cause, p.PushedAt, p.PushKey, true)
+		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}

@@ -66,6 +66,8 @@ type tagAction struct {
 	// (channel.CheckPush).
 	PushedAt time.Time
 	PushKey  string
+	// Actor names the push in the audit log: kind "webhook", the delivery id, the repository.
+	Actor *channel.Actor
 }
 
 // webhook serves POST /webhooks/github (docs/architecture.md §3.3). The signature is checked
@@ -122,7 +124,7 @@ func (a *API) webhook(c *gin.Context) (err error) {
 	if delivery == "" || len(delivery) > 128 || !printable(delivery) {
 		return errorf(http.StatusBadRequest, "bad_delivery", "%s is required", github.DeliveryIDHeader)
 	}
-	res, err := a.processDelivery(ctx, event, delivery, payload, key, mac)
+	res, err := a.processDelivery(ctx, event, delivery, c.ClientIP(), payload, key, mac)
 	if err != nil {
 		return err
 	}
@@ -141,36 +143,51 @@ func eventLabel(e string) string {
 	}
 }
 
-// webhookKey is one webhook secret and the apps it speaks for.
-type webhookKey struct {
+// sharedKey is one shared secret (a GitHub webhook secret or an HMAC registration
+// secret) and the apps it speaks for.
+type sharedKey struct {
 	secret []byte
-	// global is set for the relay-wide secret (FERRY_WEBHOOK_SECRET): it speaks for the
-	// apps without a webhook_secret_env of their own.
+	// global is set for the relay-wide secret (FERRY_WEBHOOK_SECRET, FERRY_HMAC_SECRET): it
+	// speaks for the apps without a secret of their own.
 	global bool
-	// apps lists the apps whose webhook_secret_env holds this secret.
+	// apps lists the apps whose own variable holds this secret.
 	apps []string
+	// env names an app's own variable of this kind (webhook_secret_env, hmac_secret_env).
+	env secretEnv
 }
 
-// speaksFor reports whether a delivery signed with k may act on app.
-func (k *webhookKey) speaksFor(app *channel.App) bool {
-	if app.WebhookSecretEnv != "" {
+// secretEnv says which configuration field names an app's own secret of a kind, and how
+// the configuration calls it.
+type secretEnv struct {
+	field string
+	of    func(*channel.App) string
+}
+
+var (
+	webhookEnv = secretEnv{"webhook_secret_env", func(a *channel.App) string { return a.WebhookSecretEnv }}
+	hmacEnv    = secretEnv{"hmac_secret_env", func(a *channel.App) string { return a.HMACSecretEnv }}
+)
+
+// speaksFor reports whether a request signed with k may act on app.
+func (k *sharedKey) speaksFor(app *channel.App) bool {
+	if k.env.of(app) != "" {
 		return slices.Contains(k.apps, app.ID)
 	}
 	return k.global
 }
 
-// webhookKeys builds the distinct webhook secrets: the relay-wide one and each app's,
+// sharedKeys builds the distinct secrets of one kind: the relay-wide one and each app's,
 // read from the environment through getenv. An app naming a variable that is unset or
 // empty is an error: the relay must not start with an app it cannot authenticate.
-func webhookKeys(cfg *channel.Config, global string, getenv func(string) string) ([]*webhookKey, error) {
-	var keys []*webhookKey
-	find := func(secret string) *webhookKey {
+func sharedKeys(cfg *channel.Config, global string, getenv func(string) string, env secretEnv) ([]*sharedKey, error) {
+	var keys []*sharedKey
+	find := func(secret string) *sharedKey {
 		for _, k := range keys {
 			if hmac.Equal(k.secret, []byte(secret)) {
 				return k
 			}
 		}
-		k := &webhookKey{secret: []byte(secret)}
+		k := &sharedKey{secret: []byte(secret), env: env}
 		keys = append(keys, k)
 		return k
 	}
@@ -180,15 +197,16 @@ func webhookKeys(cfg *channel.Config, global string, getenv func(string) string)
 	var errs []error
 	for i := range cfg.Apps {
 		app := &cfg.Apps[i]
-		if app.WebhookSecretEnv == "" {
+		name := env.of(app)
+		if name == "" {
 			continue
 		}
 		v := ""
 		if getenv != nil {
-			v = getenv(app.WebhookSecretEnv)
+			v = getenv(name)
 		}
 		if v == "" {
-			errs = append(errs, fmt.Errorf("control: app %q: webhook_secret_env names %s, which is not set in the environment (or is empty)", app.ID, app.WebhookSecretEnv))
+			errs = append(errs, fmt.Errorf("control: app %q: %s names %s, which is not set in the environment (or is empty)", app.ID, env.field, name))
 			continue
 		}
 		k := find(v)
@@ -200,29 +218,37 @@ func webhookKeys(cfg *channel.Config, global string, getenv func(string) string)
 // matchWebhookKey checks X-Hub-Signature-256 against every webhook secret and returns the
 // one that signed body and the body's HMAC under it: the key deliveries are de-duplicated
 // on. Every secret's HMAC is computed, so the time taken does not tell which matched.
-func (a *API) matchWebhookKey(sig string, body []byte) (*webhookKey, []byte, error) {
+func (a *API) matchWebhookKey(sig string, body []byte) (*sharedKey, []byte, error) {
 	got, err := hex.DecodeString(strings.TrimPrefix(sig, "sha256="))
 	if err != nil || len(got) != sha256.Size {
 		return nil, nil, errorf(http.StatusUnauthorized, "bad_signature", "%s must be \"sha256=<64 hex characters>\"", github.SHA256SignatureHeader)
 	}
-	var match *webhookKey
-	var matchMAC []byte
-	for _, k := range a.webhookKeys {
-		m := hmac.New(sha256.New, k.secret)
+	match := matchKey(a.webhookKeys, got, func(secret []byte) []byte {
+		m := hmac.New(sha256.New, secret)
 		m.Write(body)
-		if sum := m.Sum(nil); hmac.Equal(sum, got) && match == nil {
-			match, matchMAC = k, sum
-		}
-	}
+		return m.Sum(nil)
+	})
 	if match == nil {
 		return nil, nil, errorf(http.StatusUnauthorized, "bad_signature", "the webhook signature does not match the payload")
 	}
-	return match, matchMAC, nil
+	return match, got, nil
+}
+
+// matchKey returns the key whose mac equals got, or nil. Every key's MAC is computed, so the
+// time taken does not tell which matched.
+func matchKey(keys []*sharedKey, got []byte, mac func(secret []byte) []byte) *sharedKey {
+	var match *sharedKey
+	for _, k := range keys {
+		if hmac.Equal(mac(k.secret), got) && match == nil {
+			match = k
+		}
+	}
+	return match
 }
 
 // processDelivery handles one authenticated delivery, signed with key; mac is the body's
 // HMAC under it.
-func (a *API) processDelivery(ctx context.Context, event, delivery string, payload []byte, key *webhookKey, mac []byte) (*webhookResult, error) {
+func (a *API) processDelivery(ctx context.Context, event, delivery, ip string, payload []byte, key *sharedKey, mac []byte) (*webhookResult, error) {
 	switch event {
 	case "ping":
 		return &webhookResult{Status: "pong", Delivery: delivery, Reason: pingAdvice(payload)}, nil
@@ -237,6 +263,10 @@ func (a *API) processDelivery(ctx context.Context, event, delivery string, paylo
 	actions, reason, err := a.planPush(ev, key)
 	if err != nil {
 		return nil, err
+	}
+	actor := &channel.Actor{Kind: "webhook", ID: delivery, Name: ev.GetRepo().GetFullName(), IP: ip}
+	for i := range actions {
+		actions[i].Actor = actor
 	}
 	if len(actions) == 0 {
 		return &webhookResult{Status: "ignored", Delivery: delivery, Reason: reason}, nil
@@ -374,7 +404,7 @@ func parsePush(payload []byte) (*github.PushEvent, error) {
 // Branch pushes are ignored: registration moves branch channels. It returns the reason
 // when nothing applies, and an error when the push names a repository whose apps key does
 // not speak for (a push signed with another app's secret).
-func (a *API) planPush(ev *github.PushEvent, key *webhookKey) ([]tagAction, string, error) {
+func (a *API) planPush(ev *github.PushEvent, key *sharedKey) ([]tagAction, string, error) {
 	ref := ev.GetRef()
 	repo := ev.GetRepo().GetFullName()
 	all := a.appsForRepository(repo)
@@ -475,7 +505,7 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 		}
 		out.Version = st.Version
 		err = a.store.AppendAudit(ctx, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "tag_deleted", Version: st.Version,
-			Cause: cause + " (the channel keeps serving its version)"})
+			Cause: cause + " (the channel keeps serving its version)", Actor: act.Actor})
 		if err != nil {
 			return out, false, storeError("append audit", err)
 		}
@@ -520,7 +550,7 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 			return out, moved, nil
 		}
 		if err := a.recordPending(ctx, act, channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: act.Channel, Action: "pending",
-			Cause: cause + " (waiting for the bundle of " + act.Commit + ")"}); err != nil {
+			Cause: cause + " (waiting for the bundle of " + act.Commit + ")", Actor: act.Actor}); err != nil {
 			return out, false, err
 		}
 		out.Result = "pending"
@@ -560,7 +590,7 @@ func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditE
 // on the channel, both in one state update: if a newer push was recorded meanwhile (by
 // another instance), nothing changes and the outcome says so.
 func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, version, cause, delivery string) (tagOutcome, bool, error) {
-	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, cause, act.PushedAt, act.PushKey, false)
+	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, cause, act.Actor, act.PushedAt, act.PushKey, false)
 	if err != nil {
 		return out, false, storeError("promote", err)
 	}
@@ -600,7 +630,7 @@ func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.Stat
 // arrived, so being the newest recorded push is what lets it apply. The push is recorded
 // on the channel even when the channel already served version (with a "tag_push" audit
 // entry), so a later replay of it is recognised. It reports whether the version changed.
-func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
+func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
 	changed := false
 	order := channel.PushNew
 	st, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
@@ -615,10 +645,10 @@ func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, a
 		channel.RecordPush(s, at, key)
 		switch {
 		case changed:
-			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause}, nil
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause, Actor: actor}, nil
 		case recorded:
 			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "tag_push", Version: version,
-				Cause: cause + " (the channel already serves it; push recorded)"}, nil
+				Cause: cause + " (the channel already serves it; push recorded)", Actor: actor}, nil
 		default:
 			return nil, nil
 		}

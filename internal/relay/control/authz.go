@@ -1,0 +1,434 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+
+	"github.com/ferryhq/ferry/internal/access"
+	"github.com/ferryhq/ferry/internal/channel"
+)
+
+// Who may call the admin API (docs/access.md): every request to /api/v1/apps/{app}/… and
+// /api/v1/tokens is authenticated by one credential, resolved to an [access.Principal],
+// and then checked against the permission its route needs.
+//
+//   - Authorization: Bearer <FERRY_ADMIN_TOKEN>: the bootstrap token, admin of every app,
+//     unless the YAML's access.bootstrap_token is false.
+//   - Authorization: Bearer ferry_<id>_<secret>: an API token, looked up by id and compared
+//     by hash.
+//   - Authorization: Bearer ferrys_…, or the session cookie: a person signed in through
+//     single sign-on (sso.go). Cookie-authenticated requests that change state must carry
+//     the session's CSRF token in [HeaderCSRF].
+//
+// A missing, malformed, unknown, expired or revoked credential is 401 with WWW-Authenticate;
+// a valid one that lacks the permission is 403 naming the role needed. Failed attempts are
+// counted per client address: beyond [AuthFailureRate] (burst [AuthFailureBurst]) the
+// address gets 429 before its credential is even looked at.
+
+// HeaderCSRF carries a signed-in browser session's CSRF token on state-changing requests.
+const HeaderCSRF = "X-Ferry-CSRF"
+
+// Limits of credential checks.
+const (
+	// AuthFailureRate is how many failed authentications per minute a client address may
+	// make in the long run, and AuthFailureBurst how many in a row, before it is answered
+	// 429 without its credential being checked.
+	AuthFailureRate  = 10
+	AuthFailureBurst = 20
+	// TokenCacheTTL bounds how long a token looked up in the store is trusted without a
+	// new lookup. Revocations drop the cache at once on every instance that receives the
+	// store's notification ([API.StoreChanged]); the TTL is the bound when one is lost.
+	TokenCacheTTL = 10 * time.Second
+	// TokenTouchInterval is how often, at most, an instance records a token's last use.
+	TokenTouchInterval = time.Minute
+	// maxFailureKeys bounds the client addresses whose failures are remembered.
+	maxFailureKeys = 10000
+	// touchTimeout bounds recording a token's last use.
+	touchTimeout = 5 * time.Second
+)
+
+// principalKey is where the admin routes keep the request's *access.Principal.
+const principalKey = "ferry.control.principal"
+
+func principalOf(c *gin.Context) *access.Principal {
+	return c.MustGet(principalKey).(*access.Principal)
+}
+
+// actorOf is the audit log's name for the request's principal, with the client address.
+func actorOf(c *gin.Context) *channel.Actor {
+	p := principalOf(c)
+	return &channel.Actor{Kind: string(p.Kind), ID: p.ID, Name: p.Name, Email: p.Email, Issuer: p.Issuer, IP: c.ClientIP()}
+}
+
+// appRoute authenticates the request, resolves :app and checks that the principal has perm
+// on it. An app that is not configured is answered like one the principal may not use,
+// unless the principal may read every app: app ids do not leak to narrow credentials.
+func (a *API) appRoute(perm access.Permission) gin.HandlerFunc {
+	return a.handle(func(c *gin.Context) error {
+		p, err := a.authenticate(c)
+		if err != nil {
+			return err
+		}
+		id := c.Param("app")
+		app := a.apps[id]
+		if app == nil {
+			if _, all := p.Apps(); all {
+				return errorf(http.StatusNotFound, "app_not_found", "app %q is not configured on this relay", id)
+			}
+			return forbidden(perm, id)
+		}
+		if !p.Can(app.ID, perm) {
+			return forbidden(perm, app.ID)
+		}
+		c.Set(appKey, app)
+		return nil
+	})
+}
+
+// authed authenticates the request for routes that check permissions themselves.
+func (a *API) authed(c *gin.Context) {
+	a.handle(func(c *gin.Context) error {
+		_, err := a.authenticate(c)
+		return err
+	})(c)
+}
+
+func forbidden(perm access.Permission, app string) error {
+	return errorf(http.StatusForbidden, "forbidden", "this credential may not %s app %q: that needs the %s role on it", perm, app, access.MinimumRole(perm))
+}
+
+// authFailure is a credential that was presented and did not authenticate: it counts
+// against the client's address. reason is a bounded metrics label.
+type authFailure struct {
+	reason string
+	err    *httpError
+}
+
+func (f *authFailure) Error() string { return f.err.Error() }
+
+func unauthorized(reason, format string, args ...any) *authFailure {
+	return &authFailure{reason: reason, err: errorf(http.StatusUnauthorized, "unauthorized", format, args...)}
+}
+
+// authenticate resolves the request's credential to a principal and stores it in c. It
+// answers 429 first when the client made too many failed attempts lately.
+func (a *API) authenticate(c *gin.Context) (*access.Principal, error) {
+	ctx := c.Request.Context()
+	ip := c.ClientIP()
+	now := a.now()
+	if wait, blocked := a.failures.blocked(ip, now); blocked {
+		a.metrics.authThrottled.Inc()
+		a.logger(ctx).WarnContext(ctx, "authentication attempts throttled", "client_ip", ip, "retry_after", wait.Round(time.Second))
+		return nil, &httpError{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
+			Msg: "too many failed authentications from this address; retry later", retryAfter: wait}
+	}
+	p, err := a.resolve(c)
+	var f *authFailure
+	if errors.As(err, &f) {
+		a.failures.fail(ip, now)
+		a.metrics.authFailures.WithLabelValues(f.reason).Inc()
+		a.logger(ctx).WarnContext(ctx, "authentication failed", "client_ip", ip, "reason", f.reason)
+		return nil, f.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Set(principalKey, p)
+	return p, nil
+}
+
+// resolve maps the request's credential to a principal. Failures of the credential are
+// *authFailure; a request with no credential at all is a plain 401.
+func (a *API) resolve(c *gin.Context) (*access.Principal, error) {
+	h := c.GetHeader("Authorization")
+	if h == "" {
+		p, s, err := a.sessionPrincipal(c)
+		if err != nil {
+			return nil, a.sessionError(err)
+		}
+		if p == nil {
+			return nil, errorf(http.StatusUnauthorized, "unauthorized",
+				"send Authorization: Bearer <API token>, sign in (ferry login), or use the bootstrap token")
+		}
+		if !safeMethod(c.Request.Method) && (s == nil || s.CSRF == "" || !tokenEqual(c.GetHeader(HeaderCSRF), s.CSRF)) {
+			return nil, errorf(http.StatusForbidden, "csrf", "a signed-in browser must send the session's CSRF token in %s with requests that change state", HeaderCSRF)
+		}
+		return p, nil
+	}
+	tok, ok := bearer(h)
+	if !ok {
+		return nil, unauthorized("malformed", "the Authorization header must be \"Bearer <token>\"")
+	}
+	switch {
+	case strings.HasPrefix(tok, access.SessionPrefix):
+		p, _, err := a.sessionPrincipal(c)
+		if err != nil {
+			return nil, a.sessionError(err)
+		}
+		if p == nil {
+			return nil, unauthorized("session", "the session is unknown or expired; sign in again (ferry login)")
+		}
+		return p, nil
+	case access.LooksLikeToken(tok):
+		return a.tokenPrincipal(c.Request.Context(), tok)
+	}
+	if a.adminToken == "" || !a.cfg.Access.BootstrapEnabled() {
+		return nil, unauthorized("bootstrap", "the credential is not a Ferry API token or session, and the bootstrap token is disabled on this relay")
+	}
+	if !tokenEqual(tok, a.adminToken) {
+		return nil, unauthorized("bootstrap", "the credential is not valid: send Authorization: Bearer <API token or FERRY_ADMIN_TOKEN>")
+	}
+	return &access.Principal{Kind: access.Bootstrap, Grants: []access.Grant{{App: access.AllApps, Role: access.Admin}}}, nil
+}
+
+// sessionError maps a failure of sessionPrincipal: an unavailable store is 503, anything
+// else a failed credential.
+func (a *API) sessionError(err error) error {
+	var he *httpError
+	if errors.As(err, &he) && he.Status != http.StatusUnauthorized {
+		return err
+	}
+	if errors.Is(err, channel.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return storeError("get session", err)
+	}
+	f := unauthorized("session", "the session is unknown or expired; sign in again (ferry login)")
+	f.err.Err = err
+	return f
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// tokenPrincipal checks an API token: its shape, its record (cached), its hash in constant
+// time, and that it is neither expired nor revoked.
+func (a *API) tokenPrincipal(ctx context.Context, text string) (*access.Principal, error) {
+	id, err := access.ParseToken(text)
+	if err != nil {
+		return nil, unauthorized("token", "the API token is malformed")
+	}
+	t, err := a.tokens.get(ctx, id, a.now())
+	if errors.Is(err, channel.ErrNotFound) {
+		return nil, unauthorized("token", "the API token is not valid")
+	}
+	if err != nil {
+		return nil, storeError("get token", err)
+	}
+	if !access.HashEqual(access.HashToken(text), t.Hash) {
+		return nil, unauthorized("token", "the API token is not valid")
+	}
+	now := a.now()
+	switch {
+	case !t.RevokedAt.IsZero():
+		return nil, unauthorized("revoked", "the API token %s was revoked", t.ID)
+	case !t.Active(now):
+		return nil, unauthorized("expired", "the API token %s expired at %s", t.ID, t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	a.touchToken(ctx, t.ID, now)
+	return &access.Principal{Kind: access.TokenKind, ID: t.ID, Name: t.Name, Grants: t.Grants}, nil
+}
+
+// touchToken records a token's use at most once per [TokenTouchInterval] per instance, in
+// the background: a failure is logged and does not fail the request.
+func (a *API) touchToken(ctx context.Context, id string, now time.Time) {
+	if !a.tokens.touchDue(id, now) {
+		return
+	}
+	log := a.logger(ctx)
+	a.bg.Go(func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
+		defer cancel()
+		if err := a.store.TouchToken(tctx, id, now.UTC()); err != nil {
+			log.WarnContext(tctx, "record the API token's last use", "token", id, "error", err)
+		}
+	})
+}
+
+// Close waits for background work (recording tokens' last use) to end. Call it before
+// closing the store.
+func (a *API) Close() { a.bg.Wait() }
+
+// StoreChanged receives the store's change notifications (the relay forwards every message
+// of Store.Subscribe, and "" when notifications may have been lost). A message that names
+// no configured app (the store's AccessChanged, or "") drops every cached token, so a token
+// revoked through any instance stops working here at once.
+func (a *API) StoreChanged(msg string) {
+	if _, ok := a.apps[msg]; ok {
+		return
+	}
+	a.tokens.drop()
+}
+
+// tokenCache keeps token records looked up in the store for [TokenCacheTTL], and when each
+// token's last use was recorded.
+type tokenCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	gen     uint64 // bumped by drop: a lookup that raced with it is not cached
+	entries map[string]cachedToken
+	touched map[string]time.Time
+	store   TokenStore
+}
+
+type cachedToken struct {
+	t  *access.Token
+	at time.Time
+}
+
+func newTokenCache(st TokenStore) *tokenCache {
+	return &tokenCache{ttl: TokenCacheTTL, entries: map[string]cachedToken{}, touched: map[string]time.Time{}, store: st}
+}
+
+// get returns the token id, from the cache when it is fresh. Unknown ids are not cached: a
+// token created through another instance works at once.
+func (tc *tokenCache) get(ctx context.Context, id string, now time.Time) (*access.Token, error) {
+	tc.mu.Lock()
+	e, ok := tc.entries[id]
+	gen := tc.gen
+	tc.mu.Unlock()
+	if ok && now.Sub(e.at) < tc.ttl && !now.Before(e.at) {
+		return e.t, nil
+	}
+	t, err := tc.store.GetToken(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.gen == gen {
+		if len(tc.entries) >= maxFailureKeys {
+			for k, v := range tc.entries {
+				if now.Sub(v.at) >= tc.ttl {
+					delete(tc.entries, k)
+				}
+			}
+		}
+		tc.entries[id] = cachedToken{t: t, at: now}
+	}
+	return t, nil
+}
+
+// drop forgets every cached token.
+func (tc *tokenCache) drop() {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.gen++
+	clear(tc.entries)
+}
+
+// forget drops one token (after this instance revoked it).
+func (tc *tokenCache) forget(id string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.gen++
+	delete(tc.entries, id)
+}
+
+// touchDue reports whether the token's use should be recorded now, and notes it.
+func (tc *tokenCache) touchDue(id string, now time.Time) bool {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if last, ok := tc.touched[id]; ok && now.Sub(last) < TokenTouchInterval && !now.Before(last) {
+		return false
+	}
+	if len(tc.touched) >= maxFailureKeys {
+		for k, v := range tc.touched {
+			if now.Sub(v) >= TokenTouchInterval {
+				delete(tc.touched, k)
+			}
+		}
+	}
+	tc.touched[id] = now
+	return true
+}
+
+// failureLimiter counts failed authentications per client (an IPv4 address or an IPv6
+// /64) in token buckets of [AuthFailureRate] per minute and [AuthFailureBurst].
+type failureLimiter struct {
+	mu    sync.Mutex
+	limit rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+func newFailureLimiter() *failureLimiter {
+	return &failureLimiter{limit: rate.Limit(float64(AuthFailureRate) / 60), burst: AuthFailureBurst, m: map[string]*rate.Limiter{}}
+}
+
+// blocked reports whether ip has no failed attempt left, and how long until it has one.
+func (f *failureLimiter) blocked(ip string, now time.Time) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lim := f.m[clientKey(ip)]
+	if lim == nil || lim.TokensAt(now) >= 1 {
+		return 0, false
+	}
+	r := lim.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return max(wait, time.Second), true
+}
+
+// fail counts one failed attempt of ip.
+func (f *failureLimiter) fail(ip string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := clientKey(ip)
+	lim := f.m[k]
+	if lim == nil {
+		if len(f.m) >= maxFailureKeys {
+			f.sweep(now)
+		}
+		lim = rate.NewLimiter(f.limit, f.burst)
+		f.m[k] = lim
+	}
+	lim.AllowN(now, 1)
+}
+
+// sweep forgets clients whose bucket is full again (they carry no information) and, if
+// that is not enough, arbitrary others: the map stays bounded whatever addresses attack.
+func (f *failureLimiter) sweep(now time.Time) {
+	for k, lim := range f.m {
+		if lim.TokensAt(now) >= float64(f.burst) {
+			delete(f.m, k)
+		}
+	}
+	for k := range f.m {
+		if len(f.m) < maxFailureKeys {
+			break
+		}
+		delete(f.m, k)
+	}
+}
+
+// clientKey is the failure-count key of a client address: the IPv4 address, or the /64 of
+// an IPv6 one (a subscriber usually holds a whole /64), as the relay keys its rate limits.
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
+// retryAfterSeconds is d in whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return fmt.Sprint(max(int64((d+time.Second-1)/time.Second), 1))
+}
