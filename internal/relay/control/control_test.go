@@ -185,6 +185,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(api.Close) // before the store closes (cleanups run last first)
 	e.api = api
 	e.engine = gin.New()
 	api.Mount(e.engine)
