@@ -44,7 +44,9 @@ func (e *env) createToken(auth http.Header, req relayclient.TokenRequest, want i
 	return out
 }
 
-func grant(app string, role access.Role) []access.Grant { return []access.Grant{{App: app, Role: role}} }
+func grant(app string, role access.Role) []access.Grant {
+	return []access.Grant{{App: app, Role: role}}
+}
 
 // mutations are the state-changing admin requests, with the role each needs.
 var mutations = []struct {
