@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
@@ -131,5 +132,51 @@ func TestRelayClientRoundTrip(t *testing.T) {
 	}
 	if _, err := wrong.ListChannels(ctx, appID); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusUnauthorized, Code: "unauthorized"}) {
 		t.Errorf("ListChannels with a wrong token = %v", err)
+	}
+}
+
+// TestRelayClientTokens drives the token API and the audit filters through relayclient.
+func TestRelayClientTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	srv := httptest.NewServer(e.engine)
+	t.Cleanup(srv.Close)
+	ctx := t.Context()
+	boot, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), AdminToken: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := boot.CreateToken(ctx, &relayclient.TokenRequest{Name: "deploy-bot", Grants: grant(appID, access.Deployer), ExpiresIn: "30d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Record.ExpiresAt.Sub(created.Record.CreatedAt) != 30*24*time.Hour || created.Record.CreatedBy != "bootstrap" {
+		t.Errorf("record = %+v", created.Record)
+	}
+	bot, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), AdminToken: created.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bot.ListChannels(ctx, appID); err != nil {
+		t.Errorf("the new token cannot read: %v", err)
+	}
+	_, err = bot.SetPolicy(ctx, appID, "production", nil)
+	if !errors.Is(err, &relayclient.Error{StatusCode: http.StatusForbidden, Code: "forbidden"}) {
+		t.Errorf("deployer sets a policy: %v, want 403 forbidden", err)
+	}
+	list, err := boot.ListTokens(ctx)
+	if err != nil || len(list.Tokens) != 1 || list.Tokens[0].ID != created.Record.ID {
+		t.Errorf("list = %+v, %v", list, err)
+	}
+	rec, err := boot.RevokeToken(ctx, created.Record.ID)
+	if err != nil || rec.RevokedAt.IsZero() {
+		t.Errorf("revoke = %+v, %v", rec, err)
+	}
+	if _, err := bot.ListChannels(ctx, appID); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusUnauthorized}) {
+		t.Errorf("revoked token reads: %v, want 401", err)
+	}
+	got, err := boot.QueryAudit(ctx, appID, relayclient.AuditQuery{Actor: "bootstrap", Action: "token_revoke", Since: time.Now().Add(-time.Hour), Limit: 5})
+	if err != nil || len(got.Entries) != 1 || got.Entries[0].Actor.Kind != "bootstrap" {
+		t.Errorf("audit query = %+v, %v", got, err)
 	}
 }
