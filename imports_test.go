@@ -74,9 +74,10 @@ var imports = []importRule{
 			"the control plane, which cmd/relay mounts on it"},
 	{pkg: "internal/relay/control", internal: []string{"internal/access", "internal/channel", "internal/relay/reqlog", "internal/relayclient"},
 		modules: []string{"github.com/gin-gonic/gin", "github.com/coreos/go-oidc/v3", "github.com/google/go-github/v60",
-			"github.com/prometheus/client_golang"},
+			"github.com/prometheus/client_golang", "golang.org/x/time"},
 		why: "the control plane (registration, webhooks, admin API); it declares its own Store rather than importing " +
-			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types"},
+			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types; " +
+			"x/time/rate (as in relay) counts failed authentications per client"},
 
 	// The publishing pipeline, shared by the action and `ferry publish`.
 	{pkg: "internal/pipeline", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish",
@@ -89,10 +90,10 @@ var imports = []importRule{
 		modules: []string{"github.com/sethvargo/go-githubactions"},
 		why: "the GitHub front end of the pipeline: reads INPUT_* and the runner's context, masks, annotations, outputs " +
 			"and the job summary; the only home of go-githubactions"},
-	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/archive", "internal/channel", "internal/device", "internal/sign",
+	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/access", "internal/archive", "internal/channel", "internal/device", "internal/sign",
 		"internal/relayclient", "internal/pipeline"},
-		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient, " +
-			"and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
+		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient " +
+			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
 	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,13 +14,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
-const adminUsage = `Usage: ferry admin --relay URL --app ID --token-file FILE <action> [arguments]
+const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE <action> [arguments]
 
-Actions:
+Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
   promote <channel> <version>           serve <version> on <channel> ("builtin": the app's own assets)
@@ -28,11 +30,20 @@ Actions:
   rollout <channel> pause|resume|complete|cancel
   policy <channel> <json>|null          override the channel's policy, or remove the override
   stats                                 device statistics per version
-  audit [limit]                         the audit log, newest first
+  audit [--actor A] [--action X] [--since T] [--until T] [limit]
+                                        the audit log, newest first; --actor matches a token,
+                                        person, repository or delivery; times are RFC 3339
 
-The token is read from --token-file ("-" reads standard input), never from the command line:
+API tokens (docs/access.md):
+  tokens create --name N --app A --role R [--grant APP:ROLE]... [--expires 90d]
+                                        create a token; it is printed once, on standard output
+  tokens list                           the tokens you may manage
+  tokens revoke <id>                    revoke a token at once, on every relay instance
+
+The credential (an API token, or the bootstrap FERRY_ADMIN_TOKEN) is read from --token-file
+("-" reads standard input), never from the command line:
   ferry admin --relay https://relay.example.com --app com.example.app \
-    --token-file <(printf %s "$FERRY_ADMIN_TOKEN") channels
+    --token-file <(printf %s "$FERRY_TOKEN") channels
 
 Flags:
 `
@@ -43,7 +54,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("admin", adminUsage, stderr)
 	relay := fs.String("relay", "", "relay base URL, e.g. https://relay.example.com (required)")
 	app := fs.String("app", "", "app id, e.g. com.example.app (required)")
-	tokenFile := fs.String("token-file", "", `file holding FERRY_ADMIN_TOKEN ("-": standard input) (required)`)
+	tokenFile := fs.String("token-file", "", `file holding the API token or FERRY_ADMIN_TOKEN ("-": standard input) (required)`)
 	asJSON := fs.Bool("json", false, "print the relay's JSON answer")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -53,22 +64,22 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *relay == "" {
 		problems = append(problems, "--relay is required")
 	}
-	if *app == "" {
+	req, reqErr := adminRequest(fs.Args())
+	if *app == "" && (reqErr != nil || req.action != "tokens") {
 		problems = append(problems, "--app is required")
 	}
 	if *tokenFile == "" {
 		problems = append(problems, "--token-file is required")
 	}
-	req, err := adminRequest(fs.Args())
-	if err != nil {
-		problems = append(problems, err.Error())
+	if reqErr != nil {
+		problems = append(problems, reqErr.Error())
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "ferry admin: %s\n\n", strings.Join(problems, "; "))
 		fs.Usage()
 		return errUsage
 	}
-	token, err := readToken(*tokenFile)
+	token, err := adminCredential(*tokenFile)
 	if err != nil {
 		return err
 	}
@@ -80,6 +91,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ans, err := req.do(ctx, c, *app)
 	if err != nil {
+		return err
+	}
+	if created, ok := ans.(*relayclient.CreatedToken); ok && !*asJSON {
+		// The token alone on standard output, so it can be piped into a secret store; the
+		// record and the warning on standard error.
+		fmt.Fprintln(stderr, "Store this token now: it is shown only this once, and the relay keeps only its hash.")
+		if err := printAdmin(stderr, &relayclient.TokenList{Tokens: []relayclient.TokenInfo{created.Record}}); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(stdout, created.Token)
 		return err
 	}
 	if *asJSON {
@@ -102,6 +123,10 @@ type adminCall struct {
 	percent int
 	limit   int // 0: the relay's default
 	policy  *relayclient.PolicyOverride
+	audit   relayclient.AuditQuery
+	token   *relayclient.TokenRequest // tokens create
+	sub     string                    // tokens: create, list, revoke
+	id      string                    // tokens revoke
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -140,7 +165,11 @@ func adminRequest(args []string) (*adminCall, error) {
 	case "bundles":
 		err = limit("bundles [limit]")
 	case "audit":
-		err = limit("audit [limit]")
+		if rest, err = auditFlags(call, rest); err == nil {
+			err = limit("audit [--actor A] [--action X] [--since T] [--until T] [limit]")
+		}
+	case "tokens":
+		err = tokensRequest(call, rest)
 	case "stats":
 		err = need(0, "stats")
 	case "promote":
@@ -194,7 +223,22 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 	case "bundles":
 		return c.ListBundles(ctx, app, a.limit)
 	case "audit":
-		return c.Audit(ctx, app, a.limit)
+		q := a.audit
+		q.Limit = a.limit
+		return c.QueryAudit(ctx, app, q)
+	case "tokens":
+		switch a.sub {
+		case "create":
+			return c.CreateToken(ctx, a.token)
+		case "list":
+			return c.ListTokens(ctx)
+		case "revoke":
+			info, err := c.RevokeToken(ctx, a.id)
+			if err != nil {
+				return nil, err
+			}
+			return &relayclient.TokenList{Tokens: []relayclient.TokenInfo{*info}}, nil
+		}
 	case "stats":
 		return c.Stats(ctx, app)
 	case "promote":
@@ -210,6 +254,104 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 		return c.SetPolicy(ctx, app, a.channel, a.policy)
 	}
 	return nil, fmt.Errorf("unknown action %q", a.action)
+}
+
+// adminCredential returns the credential `ferry admin` sends as its bearer token. It is
+// the one place that finds it: today the file --token-file names; other sources (a session
+// saved by `ferry login`) belong here.
+func adminCredential(tokenFile string) (string, error) {
+	return readToken(tokenFile)
+}
+
+// auditFlags parses the filters of `audit` and returns the remaining arguments.
+func auditFlags(call *adminCall, args []string) ([]string, error) {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	actor := fs.String("actor", "", "")
+	action := fs.String("action", "", "")
+	since := fs.String("since", "", "")
+	until := fs.String("until", "", "")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	call.audit = relayclient.AuditQuery{Actor: *actor, Action: *action}
+	for _, t := range []struct {
+		name, v string
+		to      *time.Time
+	}{{"since", *since, &call.audit.Since}, {"until", *until, &call.audit.Until}} {
+		if t.v == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339, t.v)
+		if err != nil {
+			return nil, fmt.Errorf("audit: --%s %q is not an RFC 3339 time such as 2025-01-31T12:00:00Z", t.name, t.v)
+		}
+		*t.to = v
+	}
+	return fs.Args(), nil
+}
+
+// grantFlags collects repeated --grant APP:ROLE flags.
+type grantFlags []access.Grant
+
+func (g *grantFlags) String() string { return fmt.Sprint(*g) }
+
+func (g *grantFlags) Set(s string) error {
+	gr, err := access.ParseGrant(s)
+	if err != nil {
+		return err
+	}
+	*g = append(*g, gr)
+	return nil
+}
+
+// tokensRequest parses `tokens create|list|revoke`.
+func tokensRequest(call *adminCall, args []string) error {
+	const usage = "usage: tokens create --name N --app A --role R [--grant APP:ROLE]... [--expires 90d] | tokens list | tokens revoke <id>"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	call.sub = args[0]
+	switch call.sub {
+	case "list":
+		if len(args) != 1 {
+			return errors.New(usage)
+		}
+	case "revoke":
+		if len(args) != 2 || args[1] == "" {
+			return errors.New(usage)
+		}
+		call.id = args[1]
+	case "create":
+		fs := flag.NewFlagSet("tokens create", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		name := fs.String("name", "", "")
+		app := fs.String("app", "", "")
+		role := fs.String("role", "", "")
+		expires := fs.String("expires", "", "")
+		var grants grantFlags
+		fs.Var(&grants, "grant", "")
+		if err := fs.Parse(args[1:]); err != nil {
+			return fmt.Errorf("tokens create: %w", err)
+		}
+		if fs.NArg() > 0 {
+			return errors.New(usage)
+		}
+		if *app != "" || *role != "" {
+			g := access.Grant{App: *app, Role: access.Role(*role)}
+			if err := g.Check(); err != nil {
+				return fmt.Errorf("tokens create: --app and --role: %w", err)
+			}
+			grants = append(grantFlags{g}, grants...)
+		}
+		call.token = &relayclient.TokenRequest{Name: *name, Grants: grants, ExpiresIn: *expires}
+		if err := call.token.Check(); err != nil {
+			return fmt.Errorf("tokens create: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	default:
+		return errors.New(usage)
+	}
+	return nil
 }
 
 // readToken reads the admin token from a file or standard input ("-").
@@ -251,9 +393,19 @@ func printAdmin(w io.Writer, ans any) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", b.Version, short(b.Commit), orDash(b.Ref), b.Encrypted(), orDash(b.Native), timeText(b.CreatedAt))
 		}
 	case *relayclient.AuditList:
-		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tCAUSE")
+		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE")
 		for _, e := range a.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), orDash(e.Version), e.Cause)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), orDash(e.Version), e.Actor, e.Cause)
+		}
+	case *relayclient.TokenList:
+		fmt.Fprintln(tw, "ID\tNAME\tGRANTS\tCREATED BY\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+		for _, t := range a.Tokens {
+			grants := make([]string, len(t.Grants))
+			for i, g := range t.Grants {
+				grants[i] = g.String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(grants, ","), t.CreatedBy,
+				timeText(t.CreatedAt), timeText(t.ExpiresAt), timeText(t.LastUsed), timeText(t.RevokedAt))
 		}
 	case *relayclient.Stats:
 		fmt.Fprintln(tw, "VERSION\tDEVICES\tINSTALLED\tDOWNLOADS\tFAILURES")

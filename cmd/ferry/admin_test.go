@@ -47,6 +47,7 @@ apps:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(api.Close) // before the store closes
 	gin.SetMode(gin.TestMode)
 	engine := gin.New()
 	api.Mount(engine)
@@ -173,5 +174,61 @@ func TestAdminCommandRefusals(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d containing %q", code, &stderr, tc.wantCode, tc.want)
 			}
 		})
+	}
+}
+
+// `ferry admin tokens` creates a token (printed alone on stdout, once), lists and revokes
+// it; the new token works as the credential and `audit` filters by actor.
+func TestAdminTokensCommand(t *testing.T) {
+	t.Parallel()
+	relay, bootFile := adminRelay(t)
+	admin := func(tokenFile string, args ...string) (code int, stdout, stderr string) {
+		var out, errb bytes.Buffer
+		code = run(t.Context(), append([]string{"admin", "--relay", relay, "--token-file", tokenFile}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, errOut := admin(bootFile, "tokens", "create", "--name", "deploy-bot", "--app", "com.example.app", "--role", "deployer", "--expires", "90d")
+	if code != 0 {
+		t.Fatalf("tokens create: exit %d: %s", code, errOut)
+	}
+	tok := strings.TrimSpace(out)
+	if !strings.HasPrefix(tok, "ferry_") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("stdout = %q, want the token alone", out)
+	}
+	if !strings.Contains(errOut, "shown only this once") || !strings.Contains(errOut, "deploy-bot") || strings.Contains(errOut, tok) {
+		t.Errorf("stderr = %q, want the warning and the record without the token", errOut)
+	}
+	botFile := filepath.Join(t.TempDir(), "bot")
+	if err := os.WriteFile(botFile, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := admin(botFile, "--app", "com.example.app", "promote", "production", "1.0.0"); code != 0 || !strings.Contains(out, "serves 1.0.0") {
+		t.Errorf("promote with the token: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := admin(botFile, "--app", "com.example.app", "policy", "beta", "null"); code != 1 || !strings.Contains(errOut, "403 forbidden") {
+		t.Errorf("policy with a deployer token: exit %d %s", code, errOut)
+	}
+	code, out, _ = admin(bootFile, "--app", "com.example.app", "audit", "--actor", "deploy-bot", "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	if code != 0 || !strings.Contains(out, "ACTOR") || !strings.Contains(out, "token deploy-bot") || strings.Contains(out, "bootstrap") {
+		t.Errorf("audit --actor deploy-bot: exit %d\n%s", code, out)
+	}
+	id, _, _ := strings.Cut(strings.TrimPrefix(tok, "ferry_"), "_")
+	if code, out, _ := admin(bootFile, "tokens", "list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "com.example.app:deployer") {
+		t.Errorf("tokens list: exit %d\n%s", code, out)
+	}
+	if code, out, errOut := admin(bootFile, "tokens", "revoke", id); code != 0 || !strings.Contains(out, id) {
+		t.Errorf("tokens revoke: exit %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := admin(botFile, "--app", "com.example.app", "channels"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("revoked token: exit %d %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"tokens"}, {"tokens", "create", "--app", "com.example.app", "--role", "owner", "--name", "x"},
+		{"tokens", "create", "--name", "x", "--app", "a", "--role", "viewer", "--expires", "forever"},
+		{"tokens", "revoke"}, {"audit", "--since", "yesterday"},
+	} {
+		if code, _, errOut := admin(bootFile, append([]string{"--app", "com.example.app"}, args...)...); code != 2 {
+			t.Errorf("ferry admin %v: exit %d, want 2 (usage): %s", args, code, errOut)
+		}
 	}
 }

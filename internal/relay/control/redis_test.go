@@ -81,6 +81,7 @@ func TestRevokeReachesOtherInstanceOnRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	var handlers []http.Handler
 	for range 2 {
 		st, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
