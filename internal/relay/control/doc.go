@@ -6,20 +6,25 @@
 //   - POST /api/v1/bundles: bundle registration from CI (docs/architecture.md §3.2),
 //     authenticated by a GitHub Actions OIDC token (go-oidc: issuer discovery, JWKS, audience,
 //     expiry; the token's repository must own the app, and ref and commit come from its claims)
-//     or by an HMAC signature over "<timestamp>.<body>" with a ±5 minute window. A registration
+//     by an API token with the publisher role on the app, or by an HMAC signature over
+//     "<timestamp>.<body>" (the app's own secret or the relay-wide one) with a ±5 minute
+//     window. A registration
 //     stores the bundle idempotently, moves the channel its ref (or explicit channel) names, and
 //     applies tag promotions that were waiting for its commit.
 //   - POST /webhooks/github: GitHub push webhooks (docs/architecture.md §3.3). The signature is
 //     checked before anything is parsed. A tag push promotes the bundle built from the tag's commit
 //     to the channel the tag maps to, or keeps the promotion pending until that bundle
 //     registers.
-//   - /api/v1/apps/:app/...: the bearer-token admin API (docs/architecture.md §3.5).
+//   - /api/v1/apps/:app/... and /api/v1/tokens: the admin API (docs/architecture.md §3.5).
+//     Each request's credential (API token, single sign-on session, bootstrap token) resolves
+//     to an access.Principal and each route needs a permission on the app (authz.go,
+//     docs/access.md); failed attempts are throttled per client address.
 //
 // Invariants:
 //
 //   - Every state change is one Store.UpdateState call whose audit entry names the cause
-//     ("registration <repo>@<commit> <ref>", "webhook:<delivery> push <ref>", "admin"), and
-//     is followed by Options.OnChange so the relay drops its cached state.
+//     ("registration <repo>@<commit> <ref>", "webhook:<delivery> push <ref>", "admin") and
+//     the actor, and is followed by Options.OnChange so the relay drops its cached state.
 //   - A refused request changes nothing; a request is acknowledged only after the store
 //     calls it made returned. Store outages answer 503 with Retry-After, and every step is
 //     idempotent, so the caller's retry completes what an interrupted attempt began.
@@ -53,5 +58,6 @@
 //	if err != nil {
 //		return err
 //	}
-//	api.Mount(engine)
+//	defer api.Close()
+//	api.Mount(engine) // or relay.Server.Mount, which also forwards store notifications (StoreChanged)
 package control
