@@ -98,8 +98,8 @@ var imports = []importRule{
 
 	// Test support and test-only trees.
 	{pkg: "internal/testpeers", why: kitWhy + "; it finds and starts the peer programs themselves, so it imports nothing"},
-	{pkg: "internal/store/storetest", internal: []string{"internal/channel"}, modules: []string{"github.com/google/go-cmp"},
-		why: kitWhy + "; the store conformance suite, written against channel's records"},
+	{pkg: "internal/store/storetest", internal: []string{"internal/access", "internal/channel"}, modules: []string{"github.com/google/go-cmp"},
+		why: kitWhy + "; the store conformance suite, written against channel's and access's records"},
 	{pkg: "internal/archive/archivetest",
 		why: kitWhy + "; the web builds tests package and serve, written with the standard library only"},
 	{pkg: "internal/relay/relaytest", internal: []string{"internal/testpeers"},

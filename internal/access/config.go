@@ -99,12 +99,21 @@ func (c *Config) Validate(apps []string) error {
 	if s.SessionIdle < 0 || s.SessionMax < 0 {
 		errs = append(errs, errors.New("access.sso: session_idle and session_max must be positive"))
 	}
+	for _, d := range s.AllowedDomains {
+		if d == "" || strings.Contains(d, "@") {
+			errs = append(errs, fmt.Errorf("access.sso.allowed_domains: %q is not a domain (write example.com, without @)", d))
+		}
+	}
 	if len(s.Roles) == 0 {
 		errs = append(errs, errors.New("access.sso.roles is empty: nobody could sign in"))
 	}
 	for i, m := range s.Roles {
 		if (m.Email == "") == (m.Group == "") {
 			errs = append(errs, fmt.Errorf("access.sso.roles[%d]: set exactly one of email and group", i))
+		}
+		if local, domain, ok := strings.Cut(m.Email, "@"); m.Email != "" && (!ok || local == "" || domain == "" || strings.Contains(domain, "@")) {
+			// It would match nobody (or, "*@", every address without a domain).
+			errs = append(errs, fmt.Errorf("access.sso.roles[%d]: email %q is neither an address nor *@domain", i, m.Email))
 		}
 		if len(m.Grants) == 0 {
 			errs = append(errs, fmt.Errorf("access.sso.roles[%d]: no grants", i))

@@ -36,8 +36,8 @@ type BoltOptions struct {
 	// MaxFailedDevices bounds the devices of one app with failed-version records; see
 	// [Store].RecordStats. Default [DefaultMaxFailedDevices].
 	MaxFailedDevices int
-	// SweepInterval is how often expired delivery marks, failed versions and pending
-	// promotions are deleted from the file. Default 1h; negative disables sweeping
+	// SweepInterval is how often expired delivery marks, failed versions, pending
+	// promotions, sessions and logins are deleted from the file. Default 1h; negative disables sweeping
 	// (expired records are still ignored on read).
 	SweepInterval time.Duration
 	// Logger receives sweep errors. Nil discards.
@@ -137,7 +137,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		case string(v) != want:
 			return fmt.Errorf("file has schema %q, this build reads %q: %w", v, want, ErrSchema)
 		}
-		for _, name := range [][]byte{bDeliveries, bApps} {
+		for _, name := range [][]byte{bDeliveries, bApps, bTokens, bSessions, bLogins} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -180,7 +180,8 @@ func (b *Bolt) Ping(ctx context.Context) error {
 }
 
 // Subscribe returns a channel receiving the app id of every state change made through
-// this instance; it is closed when ctx ends or the store closes.
+// this instance, and [AccessChanged] after a token revocation or a session deletion; it
+// is closed when ctx ends or the store closes.
 func (b *Bolt) Subscribe(ctx context.Context) <-chan string { return b.hub.subscribe(ctx) }
 
 // appBucket returns app's bucket in a read transaction, or nil if the app has none.
@@ -1004,8 +1005,8 @@ func (b *Bolt) sweepLoop(every time.Duration) {
 	}
 }
 
-// sweep deletes expired delivery marks, failed versions and pending promotions, and
-// returns how many records it deleted.
+// sweep deletes expired delivery marks, sessions, logins, failed versions and pending
+// promotions, and returns how many records it deleted.
 func (b *Bolt) sweep() (int, error) {
 	deleted := 0
 	t := now()
@@ -1028,6 +1029,11 @@ func (b *Bolt) sweep() (int, error) {
 		}
 		if err := del(tx.Bucket(bDeliveries), func(v []byte) bool { return expired(v, t) }); err != nil {
 			return err
+		}
+		for _, name := range [][]byte{bSessions, bLogins} {
+			if err := del(tx.Bucket(name), func(v []byte) bool { return expiringExpired(v, t) }); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
 			a := tx.Bucket(bApps).Bucket(app)

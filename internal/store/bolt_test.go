@@ -36,6 +36,87 @@ func TestBoltConformance(t *testing.T) {
 	})
 }
 
+func TestBoltAccessInvalid(t *testing.T) {
+	t.Parallel()
+	storetest.AccessInvalid(t, openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{}), ErrInvalid)
+}
+
+// TestBoltAccessSweep checks that expired sessions and logins, which reads already ignore,
+// are deleted from the file by the sweeper, and live ones are kept.
+func TestBoltAccessSweep(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{SweepInterval: -1})
+	short, long := time.Now().Add(300*time.Millisecond), time.Now().Add(time.Hour)
+	var keep []string
+	for _, exp := range []time.Time{short, long} {
+		s, l := storetest.Session(t, exp), storetest.Login(t, exp)
+		if err := b.PutSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.PutLogin(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if exp.Equal(long) {
+			keep = append(keep, s.IDHash, l.State)
+		}
+	}
+	if n, err := b.sweep(); err != nil || n != 0 {
+		t.Fatalf("sweep before anything expired = %d, %v; want 0", n, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n, err := b.sweep(); err != nil || n != 2 {
+		t.Errorf("sweep after the short records expired = %d, %v; want 2", n, err)
+	}
+	var left []string
+	if err := b.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bSessions, bLogins} {
+			if err := tx.Bucket(name).ForEach(func(k, _ []byte) error {
+				left = append(left, string(k))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != strings.Join(keep, ",") {
+		t.Errorf("records left after the sweep = %q, want the live ones %q", left, keep)
+	}
+}
+
+// TestBoltAccessBucketsAdded opens a file written before the access records existed (no
+// tokens, sessions or logins buckets): OpenBolt adds them, with the same schema version.
+func TestBoltAccessBucketsAdded(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	b, err := OpenBolt(path, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bTokens, bSessions, bLogins} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = openBoltT(t, path, BoltOptions{})
+	tok := storetest.Token(t, "ci", time.Now().UTC())
+	if err := b.PutToken(t.Context(), tok); err != nil {
+		t.Fatalf("PutToken on a file of the previous layout: %v", err)
+	}
+	if list, err := b.ListTokens(t.Context()); err != nil || len(list) != 1 {
+		t.Errorf("ListTokens = %v, %v; want the one token", list, err)
+	}
+}
+
 func TestBoltDurability(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ferry.db")

@@ -1,5 +1,6 @@
 // Package store keeps the relay's state: bundles, channel states, the audit log, pending
-// promotions, webhook delivery marks and device stats. It states the store contract once,
+// promotions, webhook delivery marks, device stats, and the access records (hashed API
+// tokens, single sign-on sessions, logins in progress; [Access]). It states the store contract once,
 // as the [Store] interface, implements it twice, and is the only package that imports
 // go-redis and bbolt:
 //
@@ -25,6 +26,9 @@
 // and the change notification together or not at all. Bad arguments (an empty app id, app
 // ids with braces or control characters, empty versions) wrap [ErrInvalid]; unknown
 // bundles wrap channel.ErrNotFound. Every method returns only once its write is durable.
+// The access records ([Access]) follow the same rules: PutToken of an existing id is
+// channel.ErrConflict; TakeLogin reads and deletes in one atomic step; RevokeToken and
+// DeleteSession notify subscribers with [AccessChanged] on the path app ids take.
 //
 // # Growth bounds
 //
@@ -40,6 +44,11 @@
 //   - Webhook delivery marks expire after the ttl given to SeenDelivery, or to the
 //     MarkDelivery that last extended them ([DefaultDeliveryTTL], 72 hours, when it is not
 //     positive).
+//   - Sessions and logins vanish at their ExpiresAt (Redis: SET PXAT; Bolt: ignored on
+//     read once expired, deleted by the sweeper, and a login also by TakeLogin).
+//   - API tokens are kept, revoked and expired ones too (they are listed and name the
+//     actor in audit entries); only an admin creates them, so their number is the
+//     admins' doing.
 //   - Channel History is cut to channel.MaxHistory entries.
 //   - Bundles, channel states and per-version counters are kept: they are the record.
 //     The stores count whatever versions and actions they are given; the relay passes only
@@ -67,7 +76,14 @@
 //	ferry:{<app>}:failed:<device>        set   versions the device failed (SADD, PEXPIRE)
 //	ferry:{<app>}:failed_devices         zset  device -> ms of its last failure; trimmed to FailedTTL, PEXPIRE
 //	ferry:delivery:<id>                  "1", SET NX PX ttl (global: not tied to an app)
-//	ferry:changes                        pub/sub channel; each state change publishes the app id
+//	ferry:{access}:tokens                hash  token id -> token JSON (without LastUsed, RevokedAt)
+//	ferry:{access}:token_used            hash  token id -> LastUsed (20-digit unix ns, compared as strings)
+//	ferry:{access}:token_revoked         hash  token id -> RevokedAt (same encoding; HSETNX)
+//	ferry:{access}:token_writes          hash  token id -> random token of the creating PutToken (retry detection)
+//	ferry:session:<id hash>              session JSON, SET PXAT its ExpiresAt
+//	ferry:login:<state>                  login JSON, SET PXAT its ExpiresAt; taken with GETDEL
+//	ferry:changes                        pub/sub channel; each state change publishes the app id,
+//	                                     each revocation and sign-out "\x00access"
 //
 // PutBundle is one Lua script (HGET, else HSET + LPUSH + HSET commit). UpdateState reads
 // the state, runs fn, then a Lua script compares the stored JSON with what fn saw and, if
@@ -78,6 +94,10 @@
 // it and simply expire); FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
 // time (one worker sends whatever queued during the previous round trip, so a lone lookup
 // is not delayed and each caller still stops at its own deadline); GetBundles one HMGET.
+// PutToken, RevokeToken and TouchToken are one script each over the {access} hashes (so
+// a touch never undoes a revocation, and LastUsed only moves forward); GetToken and
+// ListTokens one MULTI/EXEC of HGETs or HGETALLs; DeleteSession one script (DEL and
+// PUBLISH); TakeLogin one GETDEL.
 // Subscribe runs a go-redis
 // PubSub goroutine (resubscribing after reconnects; messages published meanwhile are lost,
 // so callers also expire their caches). Errors caused by an unreachable or not-yet-ready
@@ -123,6 +143,11 @@
 //	apps/<app>/stats/<version>   actions/<action> -> count; devices_hll -> 2^14 HyperLogLog registers
 //	apps/<app>/failed            <device>\x00<version> -> expiry (unix ns)
 //	apps/<app>/failed_age        <expiry, 8 bytes BE><device> -> "" (one per device; sequence = count)
+//	tokens                       <token id> -> token JSON
+//	sessions                     <id hash> -> <expiry, 8 bytes BE unix ns><session JSON>
+//	logins                       <state> -> <expiry, 8 bytes BE unix ns><login JSON>
+//
+// OpenBolt creates the last three in a file written before they existed (same schema).
 //
 // Distinct devices are estimated with a HyperLogLog (16 KiB per version, ~0.8% error, like
 // Redis's PFCOUNT), so anonymous stats posts with ever new device ids cannot grow the file;

@@ -23,7 +23,7 @@ import (
 )
 
 // ChangesChannel is the Redis pub/sub channel on which every state change publishes its
-// app id.
+// app id, and every token revocation and session deletion [AccessChanged].
 const ChangesChannel = "ferry:changes"
 
 // RedisOptions configures [OpenRedis]. The zero value gives the documented defaults.
@@ -792,7 +792,8 @@ func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]strin
 }
 
 // Subscribe returns a channel receiving the app id of every state change made through any
-// instance (Redis pub/sub on [ChangesChannel]). It waits up to a second for the
+// instance, and [AccessChanged] after a token revocation or a session deletion (Redis
+// pub/sub on [ChangesChannel]). It waits up to a second for the
 // subscription to be confirmed, so changes made after it returns are seen. The channel is
 // closed when ctx ends or the store closes. go-redis resubscribes after reconnecting, but
 // messages published meanwhile are lost; callers also expire their caches.

@@ -33,6 +33,12 @@ func TestRedisConformance(t *testing.T) {
 	})
 }
 
+func TestRedisAccessInvalid(t *testing.T) {
+	t.Parallel()
+	srv := testpeers.Redis(t)
+	storetest.AccessInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
+}
+
 func TestRedisShared(t *testing.T) {
 	t.Parallel()
 	srv := testpeers.Redis(t)
@@ -88,6 +94,16 @@ func TestRedisUnreachable(t *testing.T) {
 		"RecordStats": func() error {
 			return r.RecordStats(ctx, app, []channel.StatEvent{{Device: "d", Version: "1", Action: "set"}})
 		},
+		"PutToken":      func() error { return r.PutToken(ctx, storetest.Token(t, "ci", time.Now())) },
+		"GetToken":      func() error { _, err := r.GetToken(ctx, "t"); return err },
+		"ListTokens":    func() error { _, err := r.ListTokens(ctx); return err },
+		"RevokeToken":   func() error { _, err := r.RevokeToken(ctx, "t", time.Now()); return err },
+		"TouchToken":    func() error { return r.TouchToken(ctx, "t", time.Now()) },
+		"PutSession":    func() error { return r.PutSession(ctx, storetest.Session(t, time.Now().Add(time.Hour))) },
+		"GetSession":    func() error { _, err := r.GetSession(ctx, "h"); return err },
+		"DeleteSession": func() error { return r.DeleteSession(ctx, "h") },
+		"PutLogin":      func() error { return r.PutLogin(ctx, storetest.Login(t, time.Now().Add(time.Hour))) },
+		"TakeLogin":     func() error { _, err := r.TakeLogin(ctx, "s"); return err },
 	}
 	for name, call := range calls {
 		start := time.Now()

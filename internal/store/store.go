@@ -137,10 +137,14 @@ type Store interface {
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
 
 	// Subscribe returns a channel that receives an app id whenever that app's channel state
-	// changes through any instance sharing the store. It is closed when ctx ends. Delivery
+	// changes through any instance sharing the store, and [AccessChanged] whenever a token
+	// is revoked or a session deleted. It is closed when ctx ends. Delivery
 	// is best effort (Redis pub/sub drops messages across reconnects); callers also expire
 	// what they cache.
 	Subscribe(ctx context.Context) <-chan string
+	// Access keeps API tokens, single sign-on sessions and logins in progress.
+	Access
+
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

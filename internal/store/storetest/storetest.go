@@ -8,9 +8,11 @@
 //	storetest.Run(t, func(t *testing.T) storetest.Store { return openMyStore(t) })
 //	storetest.RunShared(t, open)                // backends shared by several instances
 //	storetest.RunDurability(t, open, restart)   // close, restart the backend, reopen
+//	storetest.AccessInvalid(t, s, store.ErrInvalid) // bad arguments wrap the store's error
 //
-// Every check uses its own random app id, so open may hand out instances of one shared
-// backend (one redis-server for the whole suite) as well as a fresh backend per call.
+// Every check uses its own random app id, token ids, session hashes and login states, so
+// open may hand out instances of one shared backend (one redis-server for the whole suite)
+// as well as a fresh backend per call. (ListTokens checks look only at their own tokens.)
 package storetest
 
 import (
@@ -29,6 +31,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
@@ -55,6 +58,16 @@ type Store interface {
 	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
+	PutToken(ctx context.Context, t *access.Token) error
+	GetToken(ctx context.Context, id string) (*access.Token, error)
+	ListTokens(ctx context.Context) ([]*access.Token, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) (*access.Token, error)
+	TouchToken(ctx context.Context, id string, at time.Time) error
+	PutSession(ctx context.Context, s *access.Session) error
+	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+	PutLogin(ctx context.Context, l *access.Login) error
+	TakeLogin(ctx context.Context, state string) (*access.Login, error)
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 	Close() error
@@ -101,6 +114,17 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"FailedVersions", testFailedVersions},
 		{"Subscribe", testSubscribe},
 		{"Ping", testPing},
+		{"Tokens", testTokens},
+		{"RevokeToken", testRevokeToken},
+		{"TouchToken", testTouchToken},
+		{"TokensConcurrent", testTokensConcurrent},
+		{"Sessions", testSessions},
+		{"SessionExpiry", testSessionExpiry},
+		{"Logins", testLogins},
+		{"LoginExpiry", testLoginExpiry},
+		{"TakeLoginConcurrent", testTakeLoginConcurrent},
+		{"AccessNotify", testAccessNotify},
+		{"AccessInvalid", testAccessInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1137,6 +1161,46 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 			t.Errorf("SeenDelivery after ForgetDelivery through the other instance = %v, %v; want false", seen, err)
 		}
 	})
+	t.Run("AccessNotify", func(t *testing.T) { AccessNotifyAcross(t, a, b) })
+	t.Run("Access", func(t *testing.T) {
+		ctx := t.Context()
+		tok := Token(t, "ci", time.Now().UTC())
+		if err := a.PutToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.PutToken(ctx, tok); !errors.Is(err, channel.ErrConflict) {
+			t.Errorf("PutToken of the same id through the other instance = %v, want ErrConflict", err)
+		}
+		if _, err := b.RevokeToken(ctx, tok.ID, tok.CreatedAt.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := a.GetToken(ctx, tok.ID); err != nil || got.Active(time.Now()) {
+			t.Errorf("token revoked through the other instance = %+v, %v; want revoked", got, err)
+		}
+		sess := Session(t, time.Now().Add(time.Hour))
+		if err := a.PutSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.GetSession(ctx, sess.IDHash); err != nil || !cmp.Equal(sess, got) {
+			t.Errorf("session through the other instance = %+v, %v", got, err)
+		}
+		if err := b.DeleteSession(ctx, sess.IDHash); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.GetSession(ctx, sess.IDHash); !errors.Is(err, channel.ErrNotFound) {
+			t.Errorf("session deleted through the other instance: GetSession = %v, want ErrNotFound", err)
+		}
+		l := Login(t, time.Now().Add(time.Minute))
+		if err := a.PutLogin(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.TakeLogin(ctx, l.State); err != nil || !cmp.Equal(l, got) {
+			t.Errorf("TakeLogin through the other instance = %+v, %v", got, err)
+		}
+		if _, err := a.TakeLogin(ctx, l.State); !errors.Is(err, channel.ErrNotFound) {
+			t.Errorf("TakeLogin of a login taken through the other instance = %v, want ErrNotFound", err)
+		}
+	})
 }
 
 // RunDurability writes one of everything through a store from open, closes it, calls
@@ -1195,6 +1259,30 @@ func RunDurability(t *testing.T, open func(t *testing.T) Store, restart func(t *
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok := Token(t, "ci", time.Now().UTC())
+	if err := s.PutToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchToken(ctx, tok.ID, tok.CreatedAt.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	revoked := Token(t, "revoked", time.Now().UTC())
+	if err := s.PutToken(ctx, revoked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeToken(ctx, revoked.ID, revoked.CreatedAt.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	tok.LastUsed = tok.CreatedAt.Add(time.Minute)
+	revoked.RevokedAt = revoked.CreatedAt.Add(time.Second)
+	sess := Session(t, time.Now().Add(time.Hour))
+	if err := s.PutSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	login := Login(t, time.Now().Add(time.Hour))
+	if err := s.PutLogin(ctx, login); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -1244,6 +1332,17 @@ func RunDurability(t *testing.T, open func(t *testing.T) Store, restart func(t *
 	}
 	if got, err := s.FailedVersions(ctx, app, "d1"); err != nil || !cmp.Equal([]string{"1.0.2"}, got) {
 		t.Errorf("failed versions after reopening = %v, %v", got, err)
+	}
+	for _, want := range []*access.Token{tok, revoked} {
+		if got, err := s.GetToken(ctx, want.ID); err != nil || !cmp.Equal(want, got) {
+			t.Errorf("token after reopening = %+v, %v; want %+v", got, err, want)
+		}
+	}
+	if got, err := s.GetSession(ctx, sess.IDHash); err != nil || !cmp.Equal(sess, got) {
+		t.Errorf("session after reopening = %+v, %v; want %+v", got, err, sess)
+	}
+	if got, err := s.TakeLogin(ctx, login.State); err != nil || !cmp.Equal(login, got) {
+		t.Errorf("login after reopening = %+v, %v; want %+v", got, err, login)
 	}
 	// Writes keep working after the restart.
 	st, err := s.UpdateState(ctx, app, "production", promote("1.0.19", "admin"))
