@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/reqlog"
 )
@@ -37,6 +38,13 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
+
+	// Single sign-on sessions and sign-ins in progress (sso.go).
+	PutSession(ctx context.Context, s *access.Session) error
+	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+	PutLogin(ctx context.Context, l *access.Login) error
+	TakeLogin(ctx context.Context, state string) (*access.Login, error)
 }
 
 // DefaultOIDCIssuer is the GitHub Actions OIDC issuer.
@@ -87,8 +95,8 @@ type Options struct {
 	// apps). With neither, /webhooks/github answers 404 webhooks_disabled.
 	WebhookSecret string
 	// Getenv reads the environment variables the configuration names (an app's
-	// webhook_secret_env); nil reads none, and New then refuses a configuration that names
-	// one. It is called only by New.
+	// webhook_secret_env, access.sso.client_secret_env); nil reads none, and New then
+	// refuses a configuration that names one. It is called only by New.
 	Getenv func(string) string
 	// HMACSecret (FERRY_HMAC_SECRET) enables HMAC-signed registrations; empty disables them.
 	HMACSecret string
@@ -97,8 +105,8 @@ type Options struct {
 	// OIDCAudience is the audience registration tokens must carry; empty disables OIDC
 	// registration.
 	OIDCAudience string
-	// HTTPClient fetches the issuer's discovery document and JWKS; nil means a client with
-	// a 10 s timeout.
+	// HTTPClient fetches the issuer's discovery document and JWKS, and talks to the single
+	// sign-on provider; nil means a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -134,6 +142,7 @@ type API struct {
 	webhookKeys []*webhookKey
 
 	oidc *oidcVerifier // nil when OIDC registration is disabled
+	sso  *sso          // nil when single sign-on (access.sso) is not configured
 
 	metrics *metrics
 }
@@ -157,9 +166,12 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		errs = append(errs, fmt.Errorf("control: delivery lease %v is not between 0 and %v", opts.DeliveryLease, DeliveryTTL))
 	}
 	var keys []*webhookKey
+	var signOn *sso
 	if opts.Config != nil {
 		var err error
 		keys, err = webhookKeys(opts.Config, opts.WebhookSecret, opts.Getenv)
+		errs = append(errs, err)
+		signOn, err = newSSO(opts.Config, opts.Getenv, opts.HTTPClient)
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -176,6 +188,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		adminToken:  opts.AdminToken,
 		hmacSecret:  []byte(opts.HMACSecret),
 		webhookKeys: keys,
+		sso:         signOn,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -226,6 +239,8 @@ func New(ctx context.Context, opts Options) (*API, error) {
 //	PUT  /api/v1/apps/:app/channels/:channel/policy
 //	GET  /api/v1/apps/:app/stats
 //	GET  /api/v1/apps/:app/audit
+//	GET  /auth/login, /auth/callback, /auth/whoami          single sign-on, when access.sso is set
+//	POST /auth/logout, /auth/cli/token
 //
 // The routes limit their own body sizes; a relay mounting them also enforces [API.BodyLimit]
 // and its process-wide body budget before they run.
@@ -233,6 +248,7 @@ func (a *API) Mount(r gin.IRouter) {
 	r.POST("/api/v1/bundles", a.handle(a.register))
 	r.POST("/webhooks/github", a.handle(a.webhook))
 	a.mountAdmin(r)
+	a.mountSSO(r)
 }
 
 // BodyLimit returns the largest request body the route template accepts:
