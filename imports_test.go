@@ -74,8 +74,9 @@ var imports = []importRule{
 			"the control plane, which cmd/relay mounts on it"},
 	{pkg: "internal/relay/control", internal: []string{"internal/access", "internal/channel", "internal/relay/reqlog", "internal/relayclient"},
 		modules: []string{"github.com/gin-gonic/gin", "github.com/coreos/go-oidc/v3", "github.com/google/go-github/v60",
-			"github.com/prometheus/client_golang", "golang.org/x/time"},
-		why: "the control plane (registration, webhooks, admin API); it declares its own Store rather than importing " +
+			"github.com/prometheus/client_golang", "golang.org/x/oauth2", "golang.org/x/time"},
+		why: "the control plane (registration, webhooks, admin API, single sign-on: go-oidc verifies tokens, oauth2 runs " +
+			"the authorization-code exchange with PKCE); it declares its own Store rather than importing " +
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types; " +
 			"x/time/rate (as in relay) counts failed authentications per client"},
 

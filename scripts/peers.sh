@@ -11,6 +11,8 @@
 #   capgo          @capgo/cli@8.68.1 with @capgo/capacitor-updater@8.51.23 (npm, scratch project)
 #   java, javac    JDK 17 (present on the machine; apt when missing)
 #   wrk            HTTP load generator for benchmarks (apt)
+#   ferry-test-op  zitadel/oidc v3.52.0's example OpenID Provider, for single sign-on tests
+#                  (go install outside Ferry's module; renamed from "server")
 #
 # Re-running is cheap: every step checks its cache first. FERRY_PEERS_DIR overrides the cache
 # directory (default: $(go env GOPATH)/ferry-peers).
@@ -52,6 +54,14 @@ go_peer actionlint v1.7.7 github.com/rhysd/actionlint/cmd/actionlint
 go_peer cosign v3.1.3 github.com/sigstore/cosign/v3/cmd/cosign
 go_peer golangci-lint v2.15.0 github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
+if [ ! -x "$bin/ferry-test-op-v3.52.0" ]; then
+  log "building ferry-test-op (zitadel/oidc v3.52.0 example server)"
+  tmp=$(mktemp -d)
+  GOBIN=$tmp go install github.com/zitadel/oidc/v3/example/server@v3.52.0
+  mv "$tmp/server" "$bin/ferry-test-op-v3.52.0"
+  rm -rf "$tmp"
+fi
+
 if [ ! -x "$bin/gh-v2.90.0" ]; then
   log "building gh v2.90.0 (one time, several minutes)"
   w=$(mktemp -d)
@@ -82,5 +92,6 @@ FERRY_CAPGO_DIR=$capgo
 FERRY_JAVA=$(command -v java)
 FERRY_JAVAC=$(command -v javac)
 FERRY_WRK=$(command -v wrk)
+FERRY_TEST_OP=$bin/ferry-test-op-v3.52.0
 ENV
 log "ready: $(tr '\n' ' ' < "$here/.peers.env")"

@@ -68,8 +68,10 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *app == "" && (reqErr != nil || req.action != "tokens") {
 		problems = append(problems, "--app is required")
 	}
-	if *tokenFile == "" {
-		problems = append(problems, "--token-file is required")
+	if *tokenFile == "" && *relay != "" {
+		if _, ok := savedCredential(*relay); !ok {
+			problems = append(problems, "--token-file is required (or sign in first with `ferry login --relay "+*relay+"`)")
+		}
 	}
 	if reqErr != nil {
 		problems = append(problems, reqErr.Error())
@@ -79,7 +81,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errUsage
 	}
-	token, err := adminCredential(*tokenFile)
+	token, err := adminCredential(*tokenFile, *relay)
 	if err != nil {
 		return err
 	}
@@ -256,10 +258,15 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 	return nil, fmt.Errorf("unknown action %q", a.action)
 }
 
-// adminCredential returns the credential `ferry admin` sends as its bearer token. It is
-// the one place that finds it: today the file --token-file names; other sources (a session
-// saved by `ferry login`) belong here.
-func adminCredential(tokenFile string) (string, error) {
+// adminCredential returns the credential `ferry admin` sends as its bearer token: the
+// file --token-file names, or else the session `ferry login` saved for relay.
+func adminCredential(tokenFile, relay string) (string, error) {
+	if tokenFile == "" {
+		if tok, ok := savedCredential(relay); ok {
+			return tok, nil
+		}
+		return "", errors.New("no credential: pass --token-file or run `ferry login --relay " + relay + "`")
+	}
 	return readToken(tokenFile)
 }
 

@@ -35,6 +35,8 @@ type command struct {
 // commands is every subcommand of ferry, in the order `ferry help` lists them.
 var commands = []command{
 	{"admin", "read and change a relay's channels: promote, roll back, roll out, audit", runAdmin},
+	{"login", "sign in to a relay through its single sign-on (opens a browser); saves the session", runLogin},
+	{"logout", "end the session `ferry login` saved for a relay", runLogout},
 	{"keys", "create the app's encryption key pair (.capgo_key_v2) and print the capacitor.config snippet", runKeys},
 	{"pack", "package a web build locally: deterministic zip, optionally encrypted (what the action does)", runPack},
 	{"publish", "package, encrypt, sign, upload and register a bundle from any CI: the action's pipeline", runPublish},

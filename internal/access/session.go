@@ -43,7 +43,17 @@ type Login struct {
 	Return string `json:"return,omitempty"`
 	// Browser is HashToken of a random value the relay set in a cookie when the login
 	// started; the callback must come from the same browser (login CSRF).
-	Browser   string    `json:"browser"`
+	Browser string `json:"browser"`
+	// CLIPort and CLIChallenge are set when `ferry login` started the sign-in: the relay
+	// then sends the browser to http://127.0.0.1:CLIPort/callback with a one-time code
+	// instead of setting a cookie, and hands the session only to the caller holding the
+	// PKCE verifier whose S256 challenge is CLIChallenge.
+	CLIPort      int    `json:"cli_port,omitempty"`
+	CLIChallenge string `json:"cli_challenge,omitempty"`
+	// Sealed is set on the record of a one-time code handed to `ferry login` (stored under a
+	// hash of the code, never the code): the signed-in person, encrypted under a key derived
+	// from the code, so the store alone cannot turn it into a session.
+	Sealed    string    `json:"sealed,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 

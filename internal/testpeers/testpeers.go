@@ -1,5 +1,6 @@
 // Package testpeers finds and starts the real programs Ferry's tests talk to: redis-server,
-// versitygw (S3), cosign, gh, actionlint, @capgo/cli, java and wrk. It is test support only
+// versitygw (S3), an OpenID Provider (zitadel/oidc's example server), cosign, gh, actionlint,
+// @capgo/cli, java and wrk. It is test support only
 // (it imports testing); no binary links it, which imports_test.go checks.
 //
 // scripts/peers.sh installs or builds them once and writes .peers.env; `make test` exports
@@ -9,6 +10,7 @@
 //
 //	rdb := testpeers.Redis(t)    // own redis-server on a free loopback port
 //	s3 := testpeers.Versitygw(t) // own S3 server; s3.CreateBucket(t, "web")
+//	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{cb}, Users: users})
 //	cosign := testpeers.Path(t, testpeers.Cosign)
 //
 // Servers are stopped by t.Cleanup. Nothing here touches services the machine already runs.
@@ -39,6 +41,7 @@ const (
 	Java        = "FERRY_JAVA"
 	Javac       = "FERRY_JAVAC"
 	Wrk         = "FERRY_WRK"
+	TestOP      = "FERRY_TEST_OP"
 )
 
 // fallback names looked up on PATH when the variable is unset.
@@ -51,6 +54,7 @@ var fallback = map[string]string{
 	Java:        "java",
 	Javac:       "javac",
 	Wrk:         "wrk",
+	TestOP:      "ferry-test-op",
 }
 
 // Required reports whether missing peers must fail tests (FERRY_REQUIRE_PEERS=1, set by make test).
@@ -119,6 +123,7 @@ type Process struct {
 
 	t     testing.TB
 	args  []string
+	env   []string // added to this process's environment
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	logMu sync.Mutex
@@ -133,7 +138,13 @@ func (p *Process) Output() string {
 
 func startProcess(t testing.TB, addr, dir string, args []string) *Process {
 	t.Helper()
-	p := &Process{Addr: addr, Dir: dir, Log: new(bytes.Buffer), t: t, args: args}
+	return startProcessEnv(t, addr, dir, args, nil)
+}
+
+// startProcessEnv is startProcess with env ("KEY=value") added to this process's environment.
+func startProcessEnv(t testing.TB, addr, dir string, args, env []string) *Process {
+	t.Helper()
+	p := &Process{Addr: addr, Dir: dir, Log: new(bytes.Buffer), t: t, args: args, env: env}
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +161,9 @@ func (p *Process) Start() error {
 	}
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Dir = p.Dir
+	if p.env != nil {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout = syncWriter{&p.logMu, p.Log}
 	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

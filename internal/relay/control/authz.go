@@ -276,7 +276,7 @@ type tokenCache struct {
 	gen     uint64 // bumped by drop: a lookup that raced with it is not cached
 	entries map[string]cachedToken
 	touched map[string]time.Time
-	store   TokenStore
+	store   AccessStore
 }
 
 type cachedToken struct {
@@ -284,7 +284,7 @@ type cachedToken struct {
 	at time.Time
 }
 
-func newTokenCache(st TokenStore) *tokenCache {
+func newTokenCache(st AccessStore) *tokenCache {
 	return &tokenCache{ttl: TokenCacheTTL, entries: map[string]cachedToken{}, touched: map[string]time.Time{}, store: st}
 }
 

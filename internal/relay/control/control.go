@@ -39,17 +39,24 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
-	TokenStore
+	AccessStore
 }
 
-// TokenStore is the part of the store's access contract (store.Access) the control plane
-// calls for API tokens.
-type TokenStore interface {
+// AccessStore is the part of the store's access contract (store.Access) the control plane
+// calls: API tokens (authz.go, tokens.go), and single sign-on sessions and sign-ins in
+// progress (sso.go).
+type AccessStore interface {
 	PutToken(ctx context.Context, t *access.Token) error
 	GetToken(ctx context.Context, id string) (*access.Token, error)
 	ListTokens(ctx context.Context) ([]*access.Token, error)
 	RevokeToken(ctx context.Context, id string, at time.Time) (*access.Token, error)
 	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	PutSession(ctx context.Context, s *access.Session) error
+	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+	PutLogin(ctx context.Context, l *access.Login) error
+	TakeLogin(ctx context.Context, state string) (*access.Login, error)
 }
 
 // DefaultOIDCIssuer is the GitHub Actions OIDC issuer.
@@ -101,8 +108,8 @@ type Options struct {
 	// apps). With neither, /webhooks/github answers 404 webhooks_disabled.
 	WebhookSecret string
 	// Getenv reads the environment variables the configuration names (an app's
-	// webhook_secret_env); nil reads none, and New then refuses a configuration that names
-	// one. It is called only by New.
+	// webhook_secret_env, access.sso.client_secret_env); nil reads none, and New then
+	// refuses a configuration that names one. It is called only by New.
 	Getenv func(string) string
 	// HMACSecret (FERRY_HMAC_SECRET) is the relay-wide HMAC registration secret: it
 	// authenticates registrations of the apps that name no hmac_secret_env of their own.
@@ -113,8 +120,8 @@ type Options struct {
 	// OIDCAudience is the audience registration tokens must carry; empty disables OIDC
 	// registration.
 	OIDCAudience string
-	// HTTPClient fetches the issuer's discovery document and JWKS; nil means a client with
-	// a 10 s timeout.
+	// HTTPClient fetches the issuer's discovery document and JWKS, and talks to the single
+	// sign-on provider; nil means a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
@@ -156,6 +163,7 @@ type API struct {
 	bg       sync.WaitGroup // background work: recording tokens' last use
 
 	oidc *oidcVerifier // nil when OIDC registration is disabled
+	sso  *sso          // nil when single sign-on (access.sso) is not configured
 
 	metrics *metrics
 }
@@ -179,11 +187,14 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		errs = append(errs, fmt.Errorf("control: delivery lease %v is not between 0 and %v", opts.DeliveryLease, DeliveryTTL))
 	}
 	var keys, hmacKeys []*sharedKey
+	var signOn *sso
 	if opts.Config != nil {
 		var err error
 		keys, err = sharedKeys(opts.Config, opts.WebhookSecret, opts.Getenv, webhookEnv)
 		errs = append(errs, err)
 		hmacKeys, err = sharedKeys(opts.Config, opts.HMACSecret, opts.Getenv, hmacEnv)
+		errs = append(errs, err)
+		signOn, err = newSSO(opts.Config, opts.Getenv, opts.HTTPClient)
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -202,6 +213,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		webhookKeys: keys,
 		tokens:      newTokenCache(opts.Store),
 		failures:    newFailureLimiter(),
+		sso:         signOn,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -255,6 +267,8 @@ func New(ctx context.Context, opts Options) (*API, error) {
 //	PUT  /api/v1/apps/:app/channels/:channel/policy
 //	GET  /api/v1/apps/:app/stats
 //	GET  /api/v1/apps/:app/audit
+//	GET  /auth/login, /auth/callback, /auth/whoami          single sign-on, when access.sso is set
+//	POST /auth/logout, /auth/cli/token
 //
 // The routes limit their own body sizes; a relay mounting them also enforces [API.BodyLimit]
 // and its process-wide body budget before they run.
@@ -263,6 +277,7 @@ func (a *API) Mount(r gin.IRouter) {
 	r.POST("/webhooks/github", a.handle(a.webhook))
 	a.mountAdmin(r)
 	a.mountTokens(r)
+	a.mountSSO(r)
 }
 
 // BodyLimit returns the largest request body the route template accepts:
