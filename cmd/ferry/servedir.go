@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,7 +66,8 @@ Stops on Ctrl-C.
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "Serving %s at http://%s/ (publish with --public-base-url http://%s); Ctrl-C stops.\n", dir, ln.Addr(), ln.Addr())
+	base := baseURL(*addr, ln.Addr())
+	fmt.Fprintf(stdout, "Serving %s at %s/ (publish with --public-base-url %s); Ctrl-C stops.\n", dir, base, base)
 	select {
 	case <-ctx.Done():
 	case err := <-done:
@@ -80,6 +82,21 @@ Stops on Ctrl-C.
 		return err
 	}
 	return nil
+}
+
+// baseURL is the URL to reach a server listening on got, which was asked for as addr: the
+// host as the user wrote it (localhost stays localhost), with the port actually bound (for
+// port 0); an unspecified host (":8081", "0.0.0.0") is reached through localhost.
+func baseURL(addr string, got net.Addr) string {
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	port := "0"
+	if tcp, ok := got.(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // visibleDir is an http.FileSystem that hides every file and directory whose name starts

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,5 +124,21 @@ func TestServeDirRefusals(t *testing.T) {
 				t.Errorf("serve-dir %q printed %q, want nothing on stdout", tc.args, out.String())
 			}
 		})
+	}
+}
+
+func TestServeDirBaseURL(t *testing.T) {
+	t.Parallel()
+	got := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 43210}
+	for addr, want := range map[string]string{
+		"localhost:0":    "http://localhost:43210",
+		"127.0.0.1:8081": "http://127.0.0.1:43210",
+		":8081":          "http://localhost:43210",
+		"0.0.0.0:8081":   "http://localhost:43210",
+		"[::1]:0":        "http://[::1]:43210",
+	} {
+		if b := baseURL(addr, got); b != want {
+			t.Errorf("baseURL(%q) = %q, want %q", addr, b, want)
+		}
 	}
 }
