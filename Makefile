@@ -31,10 +31,11 @@ lint: peers
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
-## build: the binaries into ./bin.
+## build: the binaries into ./bin: relay, ferry and ferry-action (the GitHub Action's binary).
 build:
 	mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/relay ./cmd/ferry
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ferry-action ./cmd/action
 
 ## demo: the main job, locally: relay, keys, the action packages examples/web into a local bucket, a device updates.
 demo:

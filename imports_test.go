@@ -117,7 +117,6 @@ var imports = []importRule{
 	{pkg: "e2e/reliability", why: "the reliability suite: test files only, which may use every package and kit"},
 
 	// Demo helpers (scripts/demo.sh).
-	{pkg: "scripts/demo/fileserver", why: "a demo helper: standard library only, so `make demo` builds in seconds"},
 	{pkg: "scripts/demo/pushtag", why: "a demo helper that signs a webhook from the documented format, not the relay's code"},
 	{pkg: "scripts/demo/signkey", why: "a demo helper: standard library only"},
 }

@@ -4,7 +4,8 @@
 #   1. build the binaries (relay, action, ferry) into bin/
 #   2. start the relay on its embedded store, configured by examples/ferry.yaml
 #   3. create the app's encryption keys
-#   4. start a local "bucket" (a directory served over HTTP, standing in for S3 + CDN)
+#   4. start a local "bucket" (a directory that `ferry serve-dir` serves over HTTP, standing in
+#      for S3 + CDN)
 #   5. run the GitHub Action binary as CI would on a tag push: zip examples/web, encrypt,
 #      upload to the bucket, register the bundle with the relay
 #   6. ask the relay as a phone would, then download, decrypt, verify and unpack the update
@@ -67,8 +68,9 @@ DEMO_ABS=$(cd "$DEMO" && pwd)
 
 step "1. Build Ferry"
 say "The relay (update server), the GitHub Action (packager) and the ferry CLI, into bin/."
-run go build -trimpath -o "$BIN/" ./cmd/relay ./cmd/action ./cmd/ferry
-run go build -o "$DEMO/" ./scripts/demo/fileserver ./scripts/demo/pushtag ./scripts/demo/signkey
+run go build -trimpath -o "$BIN/" ./cmd/relay ./cmd/ferry
+run go build -trimpath -o "$BIN/ferry-action" ./cmd/action
+run go build -o "$DEMO/" ./scripts/demo/pushtag ./scripts/demo/signkey
 
 step "2. Start the relay"
 say "It reads the app's channels and rules from examples/ferry.yaml:"
@@ -98,10 +100,11 @@ say "wrote $DEMO/keys/signing.key (private) and $DEMO/keys/signing.pub"
 step "4. Start a local bucket"
 say "The action uploads bundles to a bucket (S3, GCS, Azure, or a directory); devices download"
 say "them from its public URL. Here the bucket is $DEMO/bucket, served over HTTP on loopback."
-"$DEMO/fileserver" --dir "$DEMO/bucket" --addr-file "$DEMO/bucket.addr" >"$DEMO/fileserver.log" 2>&1 &
+show "$BIN"/ferry serve-dir "$DEMO/bucket" --addr 127.0.0.1:0
+"$BIN"/ferry serve-dir "$DEMO/bucket" --addr 127.0.0.1:0 >"$DEMO/bucket.log" 2>&1 &
 PIDS+=($!)
-wait_for "the bucket server" "[ -s '$DEMO/bucket.addr' ]" "$DEMO/fileserver.log"
-BUCKET_URL="http://$(cat "$DEMO/bucket.addr")"
+wait_for "the bucket server" "grep -q '^Serving ' '$DEMO/bucket.log'" "$DEMO/bucket.log"
+BUCKET_URL=$(grep -o 'at http://[0-9.:]*' "$DEMO/bucket.log" | head -1 | cut -d' ' -f2)
 say "${G}bucket served at $BUCKET_URL${N}"
 
 # ci VERSION REF SHA: run the action binary exactly as the GitHub runner runs the container:
@@ -130,7 +133,7 @@ ci() {
     GITHUB_EVENT_PATH="$work/event.json" GITHUB_WORKSPACE="$PWD" RUNNER_TEMP="$work" \
     GITHUB_OUTPUT="$work/output" GITHUB_STEP_SUMMARY="$work/summary" \
     GITHUB_SERVER_URL=http://127.0.0.1:9 GITHUB_API_URL=http://127.0.0.1:9 \
-    "$BIN"/action 2>&1 | actionlog
+    "$BIN"/ferry-action 2>&1 | actionlog
 }
 
 step "5. CI: a tag push (v1.0.0) runs the Ferry Action"

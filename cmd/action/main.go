@@ -1,4 +1,4 @@
-// Command action is the Ferry GitHub Action: it zips a Capacitor app's web build
+// Command action is the Ferry GitHub Action (the ferry-action binary): it zips a Capacitor app's web build
 // deterministically, encrypts it the way Capgo's tooling does, signs it and its SLSA
 // provenance with Sigstore, uploads it to a GitHub Release or a bucket, and registers it
 // with the Ferry relay, which maps git refs to update channels.
@@ -27,6 +27,11 @@ import (
 	"github.com/ferryhq/ferry/internal/pipeline"
 )
 
+// binaryName is what the action's binary calls itself in --version, --help and errors: the
+// name it has in the image (/usr/local/bin/ferry-action) and in docs/action.md, so it is not
+// mistaken for the ferry CLI or for any other action.
+const binaryName = "ferry-action"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
@@ -42,10 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		}
 		if args[0] == "--version" || args[0] == "-version" {
-			fmt.Fprintln(stdout, buildinfo.String("action"))
+			fmt.Fprintln(stdout, buildinfo.String(binaryName))
 			return 0
 		}
-		fmt.Fprintf(stderr, "action: unexpected arguments %q: inputs are INPUT_* environment variables\n", args)
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q: inputs are INPUT_* environment variables\n", binaryName, args)
 		usage(stderr)
 		return 2
 	}
@@ -69,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		aio.Warn(w)
 	}
 	p := &pipeline.Pipeline{Config: cfg, Context: rc, UI: aio, Log: logger, Getenv: getenv,
-		IDToken: aio.idToken, Attest: aio.onGitHub, UserAgent: "ferry-action"}
+		IDToken: aio.idToken, Attest: aio.onGitHub, UserAgent: binaryName}
 	res, err := p.Run(ctx)
 	if err != nil {
 		aio.fail("Ferry: "+res.FailedStage+" failed", err)
@@ -86,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: action (no arguments; configure it with INPUT_* environment variables)")
+	fmt.Fprintln(w, "Usage: "+binaryName+" (no arguments; configure it with INPUT_* environment variables)")
 	fmt.Fprintln(w, "\nInputs (INPUT_<NAME>, upper case, dashes kept):")
 	for _, in := range pipeline.Inputs {
 		extra := ""

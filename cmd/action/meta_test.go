@@ -201,11 +201,20 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-// TestVersionFlag: the action's binary names its build with --version and exits 0.
+// TestVersionFlag: the action's binary names its build with --version and exits 0, and
+// --help and a bad argument name it too, as ferry-action (its name in the image and the docs).
 func TestVersionFlag(t *testing.T) {
 	t.Parallel()
 	var stdout bytes.Buffer
-	if code := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "action ") {
-		t.Errorf("action --version = %d, %q", code, stdout.String())
+	if code := run(t.Context(), []string{"--version"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "ferry-action ") {
+		t.Errorf("ferry-action --version = %d, %q", code, stdout.String())
+	}
+	stdout.Reset()
+	if code := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &stdout, io.Discard); code != 0 || !strings.HasPrefix(stdout.String(), "Usage: ferry-action ") {
+		t.Errorf("ferry-action --help = %d, %q", code, stdout.String())
+	}
+	var stderr bytes.Buffer
+	if code := run(t.Context(), []string{"publish"}, func(string) string { return "" }, io.Discard, &stderr); code != 2 || !strings.HasPrefix(stderr.String(), "ferry-action: unexpected arguments") {
+		t.Errorf("ferry-action publish = %d, %q", code, stderr.String())
 	}
 }

@@ -19,6 +19,15 @@ const (
 	publicKeyFile  = ".capgo_key_v2.pub"
 )
 
+// publicKeyWarning follows the capacitor.config snippet. The snippet's publicKey is one JSON
+// string on one line that starts exactly with the PEM header, because the plugin's Android
+// code decrypts only when publicKey starts with "-----BEGIN RSA PUBLIC KEY-----": anything
+// before it (an indented template literal in capacitor.config.ts, a pasted line break) makes
+// it skip decryption, and the still-encrypted download then fails its checksum.
+const publicKeyWarning = `Warning: paste publicKey exactly as printed: one line, starting with "-----BEGIN RSA PUBLIC KEY-----"
+(the \n are part of it; in capacitor.config.ts use the same string, not an indented template literal).
+A leading space or line break makes the Android plugin skip decryption: every update then fails with checksum_fail.`
+
 // runKeys implements `ferry keys --dir DIR --relay URL [--force]`: it writes a Capgo-compatible
 // RSA 2048 key pair (PKCS#1 PEM; the private key with mode 0600) and prints the
 // capacitor.config snippet that enables decryption and points the plugin at the relay.
@@ -83,6 +92,8 @@ the plugins.CapacitorUpdater settings for capacitor.config.json.
 	fmt.Fprintln(stdout, "Merge this into capacitor.config.json (or the same keys in capacitor.config.ts):")
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, archive.ConfigSnippet(&key.PublicKey, *relay))
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, publicKeyWarning)
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "Next:")
 	fmt.Fprintf(stdout, "  1. Store the content of %s as the repository secret FERRY_ENCRYPTION_KEY\n", privPath)

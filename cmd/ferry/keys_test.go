@@ -154,3 +154,44 @@ func mustT(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeysSnippetPastesSafely: the publicKey ferry keys prints cannot be pasted with the
+// leading whitespace that makes the Android plugin skip decryption (it decrypts only when
+// publicKey starts with "-----BEGIN RSA PUBLIC KEY-----", CryptoCipher.decryptFile): it is one
+// JSON string on one line whose value starts with the header, and a warning says why.
+func TestKeysSnippetPastesSafely(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if err := runKeys(t.Context(), []string{"--dir", dir, "--relay", "https://relay.example.com"}, &out, &errOut); err != nil {
+		t.Fatalf("ferry keys: %v\n%s", err, errOut.String())
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(dir, ".capgo_key_v2.pub"))
+	mustT(t, err)
+	var keyLines []string
+	for line := range strings.Lines(out.String()) {
+		if strings.Contains(line, `"publicKey"`) {
+			keyLines = append(keyLines, line)
+		}
+	}
+	if len(keyLines) != 1 {
+		t.Fatalf("want one publicKey line, got %q in:\n%s", keyLines, out.String())
+	}
+	_, value, _ := strings.Cut(strings.TrimSpace(keyLines[0]), `"publicKey": `)
+	value = strings.TrimSuffix(value, ",")
+	if !strings.HasPrefix(value, `"-----BEGIN RSA PUBLIC KEY-----\n`) {
+		t.Errorf("publicKey line %q: want a JSON string starting exactly with the PEM header", keyLines[0])
+	}
+	var decoded string
+	if err := json.Unmarshal([]byte(value), &decoded); err != nil {
+		t.Fatalf("publicKey value %s: %v", value, err)
+	}
+	if !strings.HasPrefix(decoded, "-----BEGIN RSA PUBLIC KEY-----") || decoded != string(pubPEM) {
+		t.Errorf("publicKey decodes to %q, want the .pub file starting with the header", decoded)
+	}
+	for _, want := range []string{`starting with "-----BEGIN RSA PUBLIC KEY-----"`, "capacitor.config.ts", "checksum_fail"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("ferry keys output lacks the paste warning part %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -42,6 +42,7 @@ var commands = []command{
 	{"publish", "package, encrypt, sign, upload and register a bundle from any CI: the action's pipeline", runPublish},
 	{"register", "register a bundle already uploaded (from `ferry pack` or `publish --bundle-json`) with a relay", runRegister},
 	{"probe", "ask a relay what a device would get right now, and check that it verifies", runProbe},
+	{"serve-dir", "serve a file:// publish destination over HTTP for local trials (hidden files never)", runServeDir},
 	{"verify", "prove who built a published bundle: check its signature and provenance", runVerify},
 }
 
