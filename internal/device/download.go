@@ -40,7 +40,8 @@ const (
 //   - manifest update: for each file it validates the name ([ErrManifestPathFail]) and the
 //     form of the (opened) file_hash, a hex SHA-256 ([ErrManifestChecksumFail], before any
 //     download), reuses a file with the same hash from an earlier bundle, or downloads,
-//     decrypts and un-Brotlis it and checks its hash ([ErrManifestChecksumFail]);
+//     decrypts (refusing empty data, [ErrDecryptFail]) and un-Brotlis it (with the plugin's
+//     shortcuts, see brotliBody) and checks its hash ([ErrManifestChecksumFail]);
 //   - the result must have index.html at its root ([ErrSetFail]).
 //
 // It does not send stats or switch bundles; [Client.Update] does both. Nothing is left
