@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/andybalholm/brotli"
 )
@@ -25,10 +27,21 @@ const (
 	BrotliQuality = 9
 )
 
+// wrapLGWin is the Brotli window (log2 bytes) of wrapped files, those Brotli-compressed
+// whatever the CLI's rule says: names ending in ".br" and empty files. It is not 22, the
+// encoder's default, so a wrapped stream's first byte (WBITS) is never 0x1b or 0x0b and the
+// plugin's decompressBrotli shortcuts, which copy the bytes of streams starting 1b 00 06 or
+// 0b 02 80 and ending 03 instead of decoding them, never apply (docs/protocol.md §4). The
+// CLI's rule only compresses files of 8192 bytes or more, which cannot match them.
+const wrapLGWin = 16
+
+// MaxManifestName is the longest manifest file_name, in bytes, that the relay registers.
+const MaxManifestName = 1024
+
 // DeltaFile is one entry of a delta (manifest) update. The relay turns it into
 // {file_name, file_hash, download_url}.
 type DeltaFile struct {
-	FileName string // manifest file_name, relative, "/"-separated, ".br" suffix when Brotli-compressed
+	FileName string // manifest file_name: the build's "/"-separated path, plus ".br" when the stored bytes are Brotli
 	Object   string // content-addressed object name: "files/<hex sha256 of stored bytes>"
 	FileHash string // hex sha256 of the original file; V3-encrypted when encrypting
 	Size     int64  // size of the stored (compressed/encrypted) bytes
@@ -46,17 +59,26 @@ type DeltaOptions struct {
 	Zip ZipOptions
 }
 
-// Delta walks dir with the same file policy as WriteZip and calls put for each non-empty file with its stored bytes.
+// Delta walks dir with the same file policy as WriteZip and calls put for each file with
+// its stored bytes, so that a device installing the manifest gets the same directory as one
+// unzipping the bundle (docs/protocol.md §4).
 //
-// Each file is Brotli-compressed when the CLI's rule says so (then FileName ends in
-// ".br"), then, when opts.Key is set, AES-128-CBC encrypted with opts.Session (CBC restarts
-// for each file) and its FileHash is the V3 checksum of the original file's SHA-256.
-// Objects are named by the SHA-256 of the stored bytes, so an unchanged file maps to the
-// same object across versions whenever the stored bytes are equal (always for unencrypted
-// bundles; for encrypted ones only when the session key is reused). Files are prepared in
-// parallel into temporary files (memory stays bounded); put is called from one goroutine
-// at a time, in sorted order, and must consume body before returning. Empty files are
-// skipped, as the CLI does. The returned list is in the same order.
+// The device strips one ".br" from a manifest name and Brotli-decodes the file. So a file
+// is Brotli-compressed, and its FileName gets ".br", when the CLI's rule says so (at least
+// [BrotliMinSize] bytes and saving more than [BrotliMinSaving]) and always when its own
+// name ends in ".br" (a precompressed "app.js.br" travels as "app.js.br.br" and is written
+// back byte for byte) or when it is empty (the plugin refuses an empty file from an
+// encrypted bundle; Brotli makes it one byte). Every build path thus has its own manifest
+// name. Then, when opts.Key is set, each file is AES-128-CBC encrypted with opts.Session
+// (CBC restarts for each file) and its FileHash is the V3 checksum of the original file's
+// SHA-256. Objects are named by the SHA-256 of the stored bytes, so an unchanged file maps
+// to the same object across versions whenever the stored bytes are equal (always for
+// unencrypted bundles; for encrypted ones only when the session key is reused).
+//
+// Before anything is prepared, the names are checked with [CheckDelta]'s rules. Files are
+// prepared in parallel into temporary files (memory stays bounded); put is called from one
+// goroutine at a time, in sorted order, and must consume body before returning. The
+// returned list is in the same order.
 func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaFile, body io.Reader) error) ([]DeltaFile, error) {
 	if opts.Key != nil && opts.Session == nil {
 		return nil, fmt.Errorf("delta: encrypting needs the bundle's session key")
@@ -65,9 +87,12 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDeltaNames(entries); err != nil {
+		return nil, err
+	}
 	var files []*entry
 	for i := range entries {
-		if !entries[i].dir && entries[i].size > 0 {
+		if !entries[i].dir {
 			files = append(files, &entries[i])
 		}
 	}
@@ -172,14 +197,19 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 	var body io.Reader = io.TeeReader(src, plainHash)
 
 	// Compressed candidate first (compress, then encrypt).
+	wrap := e.size == 0 || strings.HasSuffix(e.name, ".br")
 	var brTmp *os.File
-	if e.size >= BrotliMinSize {
+	if wrap || e.size >= BrotliMinSize {
 		brTmp, err = os.CreateTemp("", "ferry-delta-*.br")
 		if err != nil {
 			return fail(err)
 		}
 		defer func() { brTmp.Close(); os.Remove(brTmp.Name()) }()
-		bw := brotli.NewWriterLevel(brTmp, BrotliQuality)
+		bo := brotli.WriterOptions{Quality: BrotliQuality}
+		if wrap {
+			bo.LGWin = wrapLGWin
+		}
+		bw := brotli.NewWriterOptions(brTmp, bo)
 		n, err := io.Copy(bw, body)
 		if err == nil {
 			err = bw.Close()
@@ -194,7 +224,7 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 		if _, err := brTmp.Seek(0, io.SeekStart); err != nil {
 			return fail(err)
 		}
-		if brSize < n-BrotliMinSaving {
+		if wrap || brSize < n-BrotliMinSaving {
 			body = brTmp
 			name += ".br"
 		} else if _, err := src.Seek(0, io.SeekStart); err != nil {
@@ -244,4 +274,34 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 		FileHash: fileHash,
 		Size:     cw.n,
 	}, out, nil
+}
+
+// CheckDelta reports whether the build in dir, walked with opts' file policy, can be
+// published as a delta update, without preparing any file: the build rules of [WriteZip],
+// plus the names the relay refuses in a manifest: a name with a control character, or one
+// longer than [MaxManifestName] bytes once ".br" may be added ([ErrUnsafeFile]). Call it
+// before uploading anything; [Delta] applies the same check.
+func CheckDelta(dir string, opts ZipOptions) error {
+	entries, _, err := collect(dir, opts)
+	if err != nil {
+		return err
+	}
+	return checkDeltaNames(entries)
+}
+
+func checkDeltaNames(entries []entry) error {
+	for _, e := range entries {
+		if e.dir {
+			continue
+		}
+		if len(e.name)+len(".br") > MaxManifestName {
+			return fmt.Errorf("%w: file name %.60q… is %d bytes; a delta manifest holds names of at most %d bytes, %d before the \".br\" it may add", ErrUnsafeFile, e.name, len(e.name), MaxManifestName, MaxManifestName-len(".br"))
+		}
+		for _, r := range e.name {
+			if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+				return fmt.Errorf("%w: file name %q has a control character (or U+FFFD); the relay refuses such names in a delta manifest", ErrUnsafeFile, e.name)
+			}
+		}
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,7 +22,8 @@ func deltaTree(t testing.TB) string {
 		"assets/app.js":     bigText(50000, 4),                      // compressible, >= 8192: .br
 		"assets/small.js":   bigText(8191, 5),                       // under the threshold: raw
 		"assets/random.bin": string(randomBytes(t, 9000)),           // incompressible: raw
-		"assets/empty.txt":  "",                                     // skipped
+		"assets/empty.txt":  "",                                     // always .br: one byte, never empty
+		"assets/pre.css.br": "precompressed",                        // always .br: .br.br
 		"nested/dir/x.css":  strings.Repeat("body{margin:0}", 1000), // .br
 	})
 }
@@ -100,7 +103,7 @@ func TestDelta(t *testing.T) {
 				t.Errorf("%s: file_hash: %v", f.FileName, err)
 			}
 		}
-		want := []string{"assets/app.js.br", "assets/random.bin", "assets/small.js", "index.html", "nested/dir/x.css.br"}
+		want := []string{"assets/app.js.br", "assets/empty.txt.br", "assets/pre.css.br.br", "assets/random.bin", "assets/small.js", "index.html", "nested/dir/x.css.br"}
 		if diff := cmp.Diff(want, names); diff != "" {
 			t.Errorf("encrypted=%v: file names (-want +got):\n%s", encrypted, diff)
 		}
@@ -138,5 +141,67 @@ func TestDeltaNeedsSession(t *testing.T) {
 	_, err := Delta(t.Context(), deltaTree(t), DeltaOptions{Key: sharedKey(t)}, func(DeltaFile, io.Reader) error { return nil })
 	if err == nil {
 		t.Error("Delta with Key and no Session succeeded")
+	}
+}
+
+// Wrapped files (names ending in ".br", empty files) use a Brotli window whose first byte
+// can never start one of the plugin's decompressBrotli shortcuts (0x1b, 0x0b: WBITS 22),
+// whatever the content, even content the default window would encode as 1b 00 06 … 03.
+func TestDeltaWrappedStreamsAvoidPluginShortcuts(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{"index.html": "<html></html>", "empty.br": "", "five.br": "12345"}
+	for n := 1530; n < 1545; n++ { // compressible, around the 1537 bytes of a 1b 00 06 header
+		files[fmt.Sprintf("c%d.br", n)] = strings.Repeat("ab", n)[:n]
+	}
+	stored := map[string][]byte{}
+	_, err := Delta(t.Context(), writeTree(t, files), DeltaOptions{}, func(f DeltaFile, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		stored[f.FileName] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		if !strings.HasSuffix(name, ".br") {
+			continue
+		}
+		b, ok := stored[name+".br"]
+		if !ok {
+			t.Errorf("%s: not stored as %s.br", name, name)
+			continue
+		}
+		if len(b) == 0 || b[0]&1 != 0 {
+			t.Errorf("%s: stored stream starts % x, want a first byte with bit 0 clear", name, b[:min(3, len(b))])
+		}
+		plain, err := io.ReadAll(brotli.NewReader(bytes.NewReader(b)))
+		if err != nil || string(plain) != content {
+			t.Errorf("%s: decodes to %.20q, %v", name, plain, err)
+		}
+	}
+}
+
+// Names the relay would refuse in a manifest are refused before any file is prepared or
+// stored, by CheckDelta and by Delta.
+func TestDeltaRefusesNamesBeforeStoring(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("d/", 400) + strings.Repeat("x", 219) + ".js" // 1022 bytes: 1025 with .br
+	for name, tc := range map[string]struct{ file, msg string }{
+		"control character": {"tab\there.js", "control character"},
+		"too long with .br": {long, "at most 1024 bytes"},
+	} {
+		dir := writeTree(t, map[string]string{"index.html": "<html></html>", tc.file: "x"})
+		if err := CheckDelta(dir, ZipOptions{}); !errors.Is(err, ErrUnsafeFile) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: CheckDelta = %v, want ErrUnsafeFile saying %q", name, err, tc.msg)
+		}
+		called := false
+		_, err := Delta(t.Context(), dir, DeltaOptions{}, func(DeltaFile, io.Reader) error { called = true; return nil })
+		if !errors.Is(err, ErrUnsafeFile) || called {
+			t.Errorf("%s: Delta = %v (put called %v), want ErrUnsafeFile before any put", name, err, called)
+		}
+	}
+	ok := writeTree(t, map[string]string{"index.html": "<html></html>", "a.js.br": "x", "e": ""})
+	if err := CheckDelta(ok, ZipOptions{}); err != nil {
+		t.Errorf("CheckDelta(good build) = %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package device_test
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/andybalholm/brotli"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/archive"
@@ -197,5 +199,87 @@ func TestManifestHashCaseInsensitive(t *testing.T) {
 	}
 	if b.FilesDownloaded != len(resp.Manifest) {
 		t.Errorf("downloaded %d files, want %d", b.FilesDownloaded, len(resp.Manifest))
+	}
+}
+
+// brotliOf is plain Brotli-compressed, as a web build's precompressed files are.
+func brotliOf(t *testing.T, plain string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	w := brotli.NewWriterLevel(&buf, brotli.BestCompression)
+	if _, err := io.WriteString(w, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// readTree reads every regular file under root: its slash path -> its bytes.
+func readTree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, name := range filesUnder(t, root, "") {
+		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = string(b)
+	}
+	return out
+}
+
+// TestDeltaAndZipInstallTheSameBuild: a build holding precompressed files (a lone
+// assets/pre.js.br, and pre.js next to its pre.js.br) and empty files installs byte for byte
+// as built through the delta (manifest) path and through the zip path, encrypted or not.
+// The plugin strips one ".br" from a manifest name and Brotli-decodes the file, so a file
+// whose own name ends in ".br" must travel wrapped, and an empty file must survive the
+// plugin's refusal of empty decrypted data (docs/protocol.md §4).
+func TestDeltaAndZipInstallTheSameBuild(t *testing.T) {
+	t.Parallel()
+	preJS := "CapacitorUpdater.notifyAppReady();\n" + strings.Repeat("export const a = 'precompressed';\n", 400)
+	build := map[string]string{
+		"index.html":       "<!doctype html><script src=a.js></script>",
+		"a.js":             "CapacitorUpdater.notifyAppReady(); console.log('a')",
+		"assets/pre.js.br": brotliOf(t, "console.log('only the precompressed copy ships')"),
+		"pre.js":           preJS, // over 8192 bytes and compressible: its manifest name ends in .br too
+		"pre.js.br":        brotliOf(t, preJS),
+		"big.js.br":        strings.Repeat("not Brotli at all, and compressible ", 400),
+		"assets/empty.txt": "",
+		"empty.br":         "",
+		"five.br":          "12345", // wrapped, it is as long as the plugin's quality-0 wrapper
+	}
+	for _, encrypted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			var key *rsa.PrivateKey
+			var pub *rsa.PublicKey
+			if encrypted {
+				key = newKey(t)
+				pub = &key.PublicKey
+			}
+			dir := webDir(t, build)
+			delta, _ := f.publishDelta(t, dir, "1.0.1", key)
+			if len(delta.Manifest) != len(build) {
+				t.Errorf("manifest has %d files, the build %d", len(delta.Manifest), len(build))
+			}
+			viaDelta, err := f.client(t, pub).Download(t.Context(), delta)
+			if err != nil {
+				t.Fatalf("delta install: %v (code %q)", err, device.Code(err))
+			}
+			zipped := *delta
+			zipped.Manifest = nil
+			viaZip, err := f.client(t, pub).Download(t.Context(), &zipped)
+			if err != nil {
+				t.Fatalf("zip install: %v", err)
+			}
+			for how, b := range map[string]*device.Bundle{"delta": viaDelta, "zip": viaZip} {
+				if diff := cmp.Diff(build, readTree(t, b.Path)); diff != "" {
+					t.Errorf("%s install differs from the build (-build +installed):\n%s", how, diff)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,7 +40,8 @@ const (
 //   - manifest update: for each file it validates the name ([ErrManifestPathFail]) and the
 //     form of the (opened) file_hash, a hex SHA-256 ([ErrManifestChecksumFail], before any
 //     download), reuses a file with the same hash from an earlier bundle, or downloads,
-//     decrypts and un-Brotlis it and checks its hash ([ErrManifestChecksumFail]);
+//     decrypts (refusing empty data, [ErrDecryptFail]) and un-Brotlis it (with the plugin's
+//     shortcuts, see brotliBody) and checks its hash ([ErrManifestChecksumFail]);
 //   - the result must have index.html at its root ([ErrSetFail]).
 //
 // It does not send stats or switch bundles; [Client.Update] does both. Nothing is left
@@ -181,12 +183,21 @@ func (c *Client) expectedHash(checksum string) (string, error) {
 	return hex.EncodeToString(sum), nil
 }
 
+// decryptFile decrypts src into dst as the plugin's decryptAesFile does, refusing an empty
+// src ("Empty encrypted data") and an empty result ("Empty decrypted data"): PKCS#7 padding
+// makes every encryption at least one block, so the plugin cannot take an empty file from an
+// encrypted bundle, zip or manifest file alike.
 func decryptFile(sk *archive.SessionKey, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if st, err := in.Stat(); err != nil {
+		return err
+	} else if st.Size() == 0 {
+		return errors.New("encrypted data is empty")
+	}
 	out, err := os.Create(dst)
 	if err != nil {
 		return err
@@ -300,7 +311,12 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 		if err != nil {
 			return fmt.Errorf("manifest of %s: %w", resp.Version, err)
 		}
-		err = unpackFile(part, dst, sk, strings.HasSuffix(j.entry.FileName, ".br"), j.hash, &budget)
+		work, err := c.downloadPath("files/" + j.hash + "_" + safeName(path.Base(j.entry.FileName)) + ".work")
+		if err != nil {
+			os.Remove(part)
+			return withCode(ErrManifestFileFail, fmt.Errorf("manifest of %s: %w", resp.Version, err))
+		}
+		err = unpackFile(part, work, dst, sk, strings.HasSuffix(j.entry.FileName, ".br"), j.hash, &budget)
 		os.Remove(part)
 		if err != nil {
 			return fmt.Errorf("manifest of %s: file %q: %w", resp.Version, j.entry.FileName, err)
@@ -310,26 +326,35 @@ func (c *Client) downloadManifest(ctx context.Context, resp *channel.UpdateRespo
 	return nil
 }
 
-// unpackFile decrypts (with the bundle's session key; CBC restarts per file), un-Brotlis
-// (for .br names) and hash-checks one downloaded manifest file into dst. budget is what the
-// rest of the manifest may still write; it is reduced by this file's size, and a file
-// growing past it (a Brotli bomb from a hostile relay or CDN) is refused before the hash
-// check, with dst removed, so it cannot fill the disk.
-func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash string, budget *int64) error {
-	in, err := os.Open(src)
+// unpackFile turns one downloaded manifest file into dst as the plugin's downloadAndVerify
+// does: decrypt it whole into work with the bundle's session key (CBC restarts per file;
+// [decryptFile] refuses empty data), un-Brotli it for .br names ([brotliBody], with the
+// plugin's shortcuts), and check the SHA-256 of the result. budget is what the rest of the
+// manifest may still write; it is reduced by this file's size, and a file growing past it
+// (a Brotli bomb from a hostile relay or CDN) is refused before the hash check, with dst
+// removed, so it cannot fill the disk.
+func unpackFile(src, work, dst string, sk *archive.SessionKey, br bool, wantHash string, budget *int64) error {
+	source := src
+	if sk != nil {
+		err := decryptFile(sk, src, work)
+		defer os.Remove(work)
+		if err != nil {
+			return withCode(ErrDecryptFail, err)
+		}
+		source = work
+	}
+	in, err := os.Open(source)
 	if err != nil {
 		return withCode(ErrManifestFileFail, err)
 	}
 	defer in.Close()
 	var r io.Reader = in
-	var plain *errReader
-	if sk != nil {
-		plain = &errReader{r: sk.NewDecrypter(in)}
-		r = plain
-	}
 	var brr *errReader
 	if br {
-		brr = &errReader{r: brotli.NewReader(r)}
+		if r, err = brotliBody(in); err != nil {
+			return withCode(ErrManifestBrotliFail, err)
+		}
+		brr = &errReader{r: r}
 		r = brr
 	}
 	out, err := os.Create(dst)
@@ -351,8 +376,6 @@ func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash strin
 		return withCode(code, fmt.Errorf("unpacks past the bundle's limit of %d bytes", int64(maxBundleBytes)))
 	}
 	switch {
-	case err != nil && plain != nil && plain.err != nil:
-		return withCode(ErrDecryptFail, err)
 	case err != nil && brr != nil && brr.err != nil:
 		return withCode(ErrManifestBrotliFail, err)
 	case err != nil:
@@ -362,6 +385,52 @@ func unpackFile(src, dst string, sk *archive.SessionKey, br bool, wantHash strin
 		return withCode(ErrManifestChecksumFail, fmt.Errorf("SHA-256 is %s, manifest says %s", got, wantHash))
 	}
 	return nil
+}
+
+// Byte patterns of the plugin's decompressBrotli shortcuts (Android and iOS alike).
+var (
+	brotliEmptyHead    = []byte{0x1b, 0x00, 0x06}
+	brotliQuality0Head = []byte{0x0b, 0x02, 0x80}
+)
+
+// brotliBody returns what the plugin's decompressBrotli makes of the Brotli file f, which
+// is not always a Brotli decoding. Before decoding, the plugin looks at the length, the
+// first three bytes and the last byte:
+//
+//   - an empty file gives an empty file;
+//   - exactly 1b 00 06 gives an empty file;
+//   - longer than 3 bytes, ending in 03 and starting with 1b 00 06 or 0b 02 80 (the
+//     wrappers Node's Brotli writes around short or incompressible data): the bytes between
+//     the first three and the last one, copied as they are;
+//   - anything else is Brotli-decoded.
+//
+// The third rule is right only for the streams it was written for: a genuine Brotli stream
+// that happens to match it decodes to something else on a device. The packager never
+// writes such a stream (archive.Delta); this mirror lets tests catch one if it did.
+func brotliBody(f *os.File) (io.Reader, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := st.Size()
+	if n == 0 {
+		return bytes.NewReader(nil), nil
+	}
+	head := make([]byte, min(3, n))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, n-1); err != nil {
+		return nil, err
+	}
+	if n == 3 && bytes.Equal(head, brotliEmptyHead) {
+		return bytes.NewReader(nil), nil
+	}
+	if n > 3 && last[0] == 0x03 && (bytes.Equal(head, brotliEmptyHead) || bytes.Equal(head, brotliQuality0Head)) {
+		return io.NewSectionReader(f, 3, n-4), nil
+	}
+	return brotli.NewReader(f), nil
 }
 
 // errReader remembers the first error its reader returned, to tell which stage failed.

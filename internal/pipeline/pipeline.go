@@ -162,6 +162,13 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 
 	// 1. Package.
 	if err := p.stage(res, "Package", func() (string, error) {
+		if c.Delta {
+			// Delta files are prepared after the bundle is uploaded: refuse a build they
+			// cannot carry now, before anything is published.
+			if err := archive.CheckDelta(c.BuildDir, zo); err != nil {
+				return "", fmt.Errorf("package %s for delta updates: %w", c.BuildDir, err)
+			}
+		}
 		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, zo)
 		if err != nil {
 			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
