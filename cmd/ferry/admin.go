@@ -41,7 +41,8 @@ API tokens (docs/access.md):
   tokens revoke <id>                    revoke a token at once, on every relay instance
 
 The credential (an API token, or the bootstrap FERRY_ADMIN_TOKEN) is read from --token-file
-("-" reads standard input), never from the command line:
+("-" reads standard input), never from the command line; without --token-file, the session
+` + "`ferry login`" + ` saved for the relay is used:
   ferry admin --relay https://relay.example.com --app com.example.app \
     --token-file <(printf %s "$FERRY_TOKEN") channels
 
@@ -68,9 +69,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *app == "" && (reqErr != nil || req.action != "tokens") {
 		problems = append(problems, "--app is required")
 	}
-	if *tokenFile == "" && *relay != "" {
-		if _, ok := savedCredential(*relay); !ok {
-			problems = append(problems, "--token-file is required (or sign in first with `ferry login --relay "+*relay+"`)")
+	if *tokenFile == "" {
+		if _, ok := savedCredential(*relay); *relay == "" || !ok {
+			problems = append(problems, "--token-file is required (or sign in first with `ferry login --relay URL`)")
 		}
 	}
 	if reqErr != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -67,14 +68,9 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	base, err := relayURL(*relay)
-	if err != nil || fs.NArg() > 0 {
-		if err == nil {
-			err = fmt.Errorf("unexpected arguments %q", fs.Args())
-		}
-		fmt.Fprintf(stderr, "ferry login: %v\n\n", err)
-		fs.Usage()
-		return errUsage
+	base, err := relayOnly(fs, "login", *relay, stderr)
+	if err != nil {
+		return err
 	}
 	verifier, challenge, err := pkcePair()
 	if err != nil {
@@ -137,6 +133,21 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// relayOnly checks the arguments of a command that takes only --relay and returns the
+// relay's base URL; on a problem it prints it with the usage and returns errUsage.
+func relayOnly(fs *flag.FlagSet, cmd, relay string, stderr io.Writer) (string, error) {
+	base, err := relayURL(relay)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry %s: %v\n\n", cmd, err)
+		fs.Usage()
+		return "", errUsage
+	}
+	return base, nil
+}
+
 // runLogout implements `ferry logout`.
 func runLogout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("logout", logoutUsage, stderr)
@@ -144,14 +155,9 @@ func runLogout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	base, err := relayURL(*relay)
-	if err != nil || fs.NArg() > 0 {
-		if err == nil {
-			err = fmt.Errorf("unexpected arguments %q", fs.Args())
-		}
-		fmt.Fprintf(stderr, "ferry logout: %v\n\n", err)
-		fs.Usage()
-		return errUsage
+	base, err := relayOnly(fs, "logout", *relay, stderr)
+	if err != nil {
+		return err
 	}
 	creds, err := loadCredentials()
 	if err != nil {
