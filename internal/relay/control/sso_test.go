@@ -751,3 +751,67 @@ func TestLocalReturn(t *testing.T) {
 		}
 	}
 }
+
+// A signed-in browser uses the admin API with its cookie: reads need nothing more, a change
+// needs the session's CSRF token in X-Ferry-CSRF (a cross-site form cannot set it), a
+// viewer's session is refused a change, and nothing changes on refusal.
+func TestSSOSessionOnTheAdminAPI(t *testing.T) {
+	r, _ := ssoSetup(t, "")
+	const app = "com.example.app"
+	policyURL := r.url + "/api/v1/apps/" + app + "/channels/production/policy"
+	put := func(b *browser, hdr http.Header) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "PUT", policyURL, strings.NewReader(`{"policy":{"public":true}}`))
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		raw, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := readResp(t, raw)
+		return resp.StatusCode, body
+	}
+	overridden := func() bool {
+		st, err := r.store.GetState(t.Context(), app, "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Policy != nil
+	}
+
+	ana := newBrowser(t)
+	if resp, body := ana.signIn(r.url+"/auth/login?return=/auth/whoami", "ana", "ana-pass"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in ended %d: %.300s", resp.StatusCode, body)
+	}
+	_, who, _ := ana.whoami(r.url, nil)
+	if resp, body := ana.get(r.url + "/api/v1/apps/" + app + "/channels"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET channels with the session cookie: %d %.300s", resp.StatusCode, body)
+	}
+	for _, hdr := range []http.Header{nil, {HeaderCSRF: {"wrong"}}} {
+		if code, body := put(ana, hdr); code != http.StatusForbidden || errCode(body) != "csrf" {
+			t.Errorf("PUT policy with CSRF header %q: %d %s; want 403 csrf", hdr.Get(HeaderCSRF), code, body)
+		}
+	}
+	if overridden() {
+		t.Fatal("a refused change changed the policy")
+	}
+	if code, body := put(ana, http.Header{HeaderCSRF: {who.CSRF}}); code != http.StatusOK {
+		t.Fatalf("PUT policy with the session's CSRF token: %d %s", code, body)
+	}
+	if !overridden() {
+		t.Fatal("the accepted change did not change the policy")
+	}
+	es, err := r.store.ListAudit(t.Context(), app, 1)
+	if err != nil || len(es) != 1 || es[0].Actor == nil || es[0].Actor.Kind != "person" || es[0].Actor.Email != "ana@example.com" {
+		t.Fatalf("audit entry of the change: %+v, %v; want actor person ana@example.com", es, err)
+	}
+
+	dev := newBrowser(t) // viewer of the app
+	dev.signIn(r.url+"/auth/login?return=/auth/whoami", "dev", "dev-pass")
+	_, dw, _ := dev.whoami(r.url, nil)
+	if code, body := put(dev, http.Header{HeaderCSRF: {dw.CSRF}}); code != http.StatusForbidden || errCode(body) == "csrf" {
+		t.Errorf("a viewer's PUT policy: %d %s; want 403 for the role", code, body)
+	}
+}
