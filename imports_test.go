@@ -92,8 +92,9 @@ var imports = []importRule{
 		why: "the GitHub front end of the pipeline: reads INPUT_* and the runner's context, masks, annotations, outputs " +
 			"and the job summary; the only home of go-githubactions"},
 	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/access", "internal/archive", "internal/channel", "internal/device", "internal/sign",
-		"internal/relayclient", "internal/pipeline"},
+		"internal/relayclient", "internal/pipeline"}, modules: []string{"golang.org/x/oauth2"},
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient " +
+			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
 			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
 	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
 		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},

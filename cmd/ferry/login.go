@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +16,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -72,10 +71,9 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	verifier, challenge, err := pkcePair()
-	if err != nil {
-		return err
-	}
+	// PKCE between this process and the relay: only the holder of verifier can redeem the code.
+	verifier := oauth2.GenerateVerifier()
+	challenge := oauth2.S256ChallengeFromVerifier(verifier)
 	// Loopback only: the code comes back to this machine and nowhere else.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -199,17 +197,6 @@ func relayURL(s string) (string, error) {
 		return "", fmt.Errorf("--relay %q is not an http(s) base URL", s)
 	}
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), nil
-}
-
-// pkcePair returns a PKCE verifier (32 random bytes, base64url) and its S256 challenge.
-func pkcePair() (verifier, challenge string, err error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	verifier = base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(verifier))
-	return verifier, base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
 // credential is one relay's session saved by `ferry login`.

@@ -62,12 +62,7 @@ func TestManifestUpdateDownloadsOnlyChangedFiles(t *testing.T) {
 		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
 			t.Parallel()
 			f := setup(t)
-			var key *rsa.PrivateKey
-			var pub *rsa.PublicKey
-			if encrypted {
-				key = newKey(t)
-				pub = &key.PublicKey
-			}
+			key, pub := keysIf(t, encrypted)
 			c := f.client(t, pub)
 
 			// First install: every file is downloaded.
@@ -254,12 +249,7 @@ func TestDeltaAndZipInstallTheSameBuild(t *testing.T) {
 		t.Run(map[bool]string{false: "plain", true: "encrypted"}[encrypted], func(t *testing.T) {
 			t.Parallel()
 			f := setup(t)
-			var key *rsa.PrivateKey
-			var pub *rsa.PublicKey
-			if encrypted {
-				key = newKey(t)
-				pub = &key.PublicKey
-			}
+			key, pub := keysIf(t, encrypted)
 			dir := webDir(t, build)
 			delta, _ := f.publishDelta(t, dir, "1.0.1", key)
 			if len(delta.Manifest) != len(build) {

@@ -147,6 +147,16 @@ func (f *fakeRelay) publish(t *testing.T, dir, name, version string, key *rsa.Pr
 	return &channel.UpdateResponse{Version: version, URL: f.srv.URL + "/files/" + name, Checksum: res.Checksum, SessionKey: res.SessionKey}
 }
 
+// keysIf returns a new key pair when encrypted, and nils for a plain bundle.
+func keysIf(t *testing.T, encrypted bool) (*rsa.PrivateKey, *rsa.PublicKey) {
+	t.Helper()
+	if !encrypted {
+		return nil, nil
+	}
+	k := newKey(t)
+	return k, &k.PublicKey
+}
+
 func newKey(t *testing.T) *rsa.PrivateKey {
 	t.Helper()
 	k, err := archive.GenerateKey()
@@ -236,12 +246,7 @@ func TestUpdateInstallsAndReportsStats(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := setup(t)
-			var key *rsa.PrivateKey
-			var pub *rsa.PublicKey
-			if encrypted {
-				key = newKey(t)
-				pub = &key.PublicKey
-			}
+			key, pub := keysIf(t, encrypted)
 			f.setAnswer(f.publish(t, webDir(t, siteV1), "v1.zip", "1.0.1", key))
 			c := f.client(t, pub)
 			res, err := c.Update(t.Context())
