@@ -152,7 +152,11 @@ func FuzzParseRedisURL(f *testing.F) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("parseRedisURL(%q) error %v does not wrap ErrInvalid", raw, err)
 			}
-			if strings.Contains(raw, ":SECRETPW@") && strings.Contains(err.Error(), "SECRETPW") {
+			// The marker counts as a password only where it is the sole occurrence: a URL
+			// such as "SECRETPW://:SECRETPW@" names it as its scheme too, which the error
+			// may quote.
+			if strings.Count(raw, "SECRETPW") == 1 && strings.Contains(raw, ":SECRETPW@") &&
+				strings.Contains(err.Error(), "SECRETPW") {
 				t.Errorf("error leaks the password: %v", err)
 			}
 			return
