@@ -182,3 +182,40 @@ type VersionStats struct {
 	Actions map[string]int64 `json:"actions"` // count per action (set, download_complete, update_fail, …)
 	Devices int64            `json:"devices"` // distinct devices that reported any event for it
 }
+
+// Resolutions and retention of the store's time-bucketed counters (store.Series).
+const (
+	SeriesFine            = 5 * time.Minute     // width of a fine bucket
+	SeriesFineRetention   = 8 * 24 * time.Hour  // how long fine buckets are kept
+	SeriesCoarse          = time.Hour           // width of a coarse bucket
+	SeriesCoarseRetention = 90 * 24 * time.Hour // how long coarse buckets are kept
+)
+
+// Metrics a series point counts besides the plugin's stats actions (which are counted
+// under their own names, once per device, version and action per hour and relay).
+const (
+	MetricCheck    = "check"     // an update check answered
+	MetricOffered  = "offered"   // an update check answered with a bundle to download
+	MetricNoUpdate = "no_update" // an update check answered with nothing new
+)
+
+// SeriesPoint is one time-bucketed counter: N events of Metric for Version of an app on
+// Channel ("" where the event names no channel, as device stats do) in the bucket that
+// starts at Start.
+type SeriesPoint struct {
+	Start   time.Time `json:"start"`
+	Channel string    `json:"channel,omitempty"`
+	Version string    `json:"version"`
+	Metric  string    `json:"metric"`
+	N       int64     `json:"n"`
+}
+
+// SeriesQuery selects series points: buckets of width Step (SeriesFine or SeriesCoarse)
+// starting in [From, To), optionally only one channel, version or metric.
+type SeriesQuery struct {
+	From, To time.Time
+	Step     time.Duration
+	Channel  string
+	Version  string
+	Metric   string
+}
