@@ -55,6 +55,8 @@ type Bolt struct {
 	opts BoltOptions
 	log  *slog.Logger
 	hub  *hub
+	// clock is the time the series see (their buckets and retention); tests move it.
+	clock func() time.Time
 
 	stop      chan struct{}
 	swept     sync.WaitGroup
@@ -148,7 +150,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), stop: make(chan struct{})}
+	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), clock: now, stop: make(chan struct{})}
 	if opts.SweepInterval > 0 {
 		b.swept.Add(1)
 		go b.sweepLoop(opts.SweepInterval)

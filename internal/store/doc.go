@@ -49,6 +49,9 @@
 //   - API tokens are kept, revoked and expired ones too (they are listed and name the
 //     actor in audit entries); only an admin creates them, so their number is the
 //     admins' doing.
+//   - Series counters ([Series]) are kept per bucket for their resolution's retention
+//     (5-minute buckets 8 days, hourly buckets 90 days): Redis expires each bucket's
+//     hash, Bolt deletes old buckets in the next AddSeries' transaction.
 //   - Channel History is cut to channel.MaxHistory entries.
 //   - Bundles, channel states and per-version counters are kept: they are the record.
 //     The stores count whatever versions and actions they are given; the relay passes only
@@ -75,6 +78,7 @@
 //	ferry:{<app>}:devices:<version>      HyperLogLog of device ids (PFADD/PFCOUNT, ~0.8% error)
 //	ferry:{<app>}:failed:<device>        set   versions the device failed (SADD, PEXPIRE)
 //	ferry:{<app>}:failed_devices         zset  device -> ms of its last failure; trimmed to FailedTTL, PEXPIRE
+//	ferry:{<app>}:series:<5m|1h>:<unix start>  hash  <channel>\x00<version>\x00<metric> -> count; PEXPIREAT start + retention
 //	ferry:delivery:<id>                  "1", SET NX PX ttl (global: not tied to an app)
 //	ferry:{access}:tokens                hash  token id -> token JSON (without LastUsed, RevokedAt)
 //	ferry:{access}:token_used            hash  token id -> LastUsed (20-digit unix ns, compared as strings)
@@ -143,6 +147,7 @@
 //	apps/<app>/stats/<version>   actions/<action> -> count; devices_hll -> 2^14 HyperLogLog registers
 //	apps/<app>/failed            <device>\x00<version> -> expiry (unix ns)
 //	apps/<app>/failed_age        <expiry, 8 bytes BE><device> -> "" (one per device; sequence = count)
+//	apps/<app>/series/<5m|1h>    <bucket start, 8 bytes BE unix s><channel>\x00<version>\x00<metric> -> count
 //	tokens                       <token id> -> token JSON
 //	sessions                     <id hash> -> <expiry, 8 bytes BE unix ns><session JSON>
 //	logins                       <state> -> <expiry, 8 bytes BE unix ns><login JSON>
@@ -156,7 +161,8 @@
 // itself only shrinks with an offline `bbolt compact`). UpdateState reads
 // the state, calls fn outside any transaction (so fn may itself use the store), then in one
 // write transaction checks that the stored bytes are unchanged, writes the state and
-// appends the audit entry; if another writer got in between it starts again. RecordStats
+// appends the audit entry; if another writer got in between it starts again. AddSeries is
+// one MULTI/EXEC on Redis, and Series one pipeline of HGETALLs (one per bucket). RecordStats
 // uses bbolt's Batch, so concurrent reports share one fsync. Subscribe is an in-process
 // broadcast with buffered, non-blocking sends (a bbolt file has one process).
 package store

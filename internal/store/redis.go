@@ -69,6 +69,8 @@ type Redis struct {
 	sets *setBatcher // FailedVersions' reads, pipelined together
 	opts RedisOptions
 	log  *slog.Logger
+	// clock is the time the series see (their buckets and retention); tests move it.
+	clock func() time.Time
 
 	done      chan struct{} // closed by Close; ends subscriptions
 	closeOnce sync.Once
@@ -151,7 +153,7 @@ func newRedis(ctx context.Context, rdb redis.UniversalClient, opts RedisOptions,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Redis{rdb: rdb, opts: opts, log: log, done: make(chan struct{})}
+	r := &Redis{rdb: rdb, opts: opts, log: log, clock: now, done: make(chan struct{})}
 	r.sets = newSetBatcher(rdb, r.done)
 	if opts.Lazy {
 		return r, nil

@@ -142,6 +142,8 @@ type Store interface {
 	// is best effort (Redis pub/sub drops messages across reconnects); callers also expire
 	// what they cache.
 	Subscribe(ctx context.Context) <-chan string
+	// Series keeps time-bucketed counters per app, channel, version and metric.
+	Series
 	// Access keeps API tokens, single sign-on sessions and logins in progress.
 	Access
 

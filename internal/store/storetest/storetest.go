@@ -68,6 +68,8 @@ type Store interface {
 	DeleteSession(ctx context.Context, idHash string) error
 	PutLogin(ctx context.Context, l *access.Login) error
 	TakeLogin(ctx context.Context, state string) (*access.Login, error)
+	AddSeries(ctx context.Context, app string, points []channel.SeriesPoint) error
+	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 	Close() error
@@ -125,6 +127,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"TakeLoginConcurrent", testTakeLoginConcurrent},
 		{"AccessNotify", testAccessNotify},
 		{"AccessInvalid", testAccessInvalid},
+		{"Series", testSeries},
+		{"SeriesRetention", testSeriesRetention},
+		{"SeriesConcurrent", testSeriesConcurrent},
+		{"SeriesInvalid", testSeriesInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
