@@ -77,6 +77,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		MaxConns:        maxConns,
 		MetricsToken:    cfg.MetricsToken,
 		SeparateMetrics: cfg.MetricsAddr != "",
+		Series:          st, // counts flushed every relay.DefaultSeriesFlush and on shutdown
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)

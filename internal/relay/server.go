@@ -78,6 +78,13 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Series, when set, receives the relay's time-bucketed counts of update checks and
+	// stats events (docs/stats.md), flushed every SeriesFlush and when [Server.Serve]
+	// returns. cmd/relay passes the store; nil records nothing.
+	Series SeriesStore
+	// SeriesFlush is how often the counts are written to Series; 0 means
+	// [DefaultSeriesFlush].
+	SeriesFlush time.Duration
 	// Degraded, when set, names a risk the operator accepted at start-up (a Redis that may
 	// evict keys): /readyz reports it with status "degraded" (still 200, so traffic flows).
 	Degraded string
@@ -125,6 +132,8 @@ type Server struct {
 	ready readiness
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
+	// series counts checks and stats events for Options.Series; nil when that is nil.
+	series *seriesRecorder
 	// watchers receive the store's change notifications (see [Watcher]).
 	watchersMu sync.Mutex
 	watchers   []Watcher
@@ -146,7 +155,7 @@ func New(opts Options) (*Server, error) {
 	if opts.BodyBudget > 0 && opts.BodyBudget < MinBodyBudget {
 		errs = append(errs, fmt.Errorf("body budget %d is below the minimum %d (the largest body plus the reserve for small ones)", opts.BodyBudget, int64(MinBodyBudget)))
 	}
-	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 {
+	if opts.SnapshotTTL < 0 || opts.StoreTimeout < 0 || opts.ShutdownTimeout < 0 || opts.SeriesFlush < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -185,9 +194,18 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SeriesFlush == 0 {
+		opts.SeriesFlush = DefaultSeriesFlush
+	}
 	m, err := newMetrics(opts.Registry)
 	if err != nil {
 		return nil, err
+	}
+	var series *seriesRecorder
+	if opts.Series != nil {
+		if series, err = newSeriesRecorder(opts.Series, opts.SeriesFlush, opts.StoreTimeout, opts.Now, m.reg); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{
 		opts:    opts,
@@ -196,6 +214,7 @@ func New(opts Options) (*Server, error) {
 		apps:    make(map[string]*appEntry, len(opts.Config.Apps)),
 		metrics: m,
 		now:     opts.Now,
+		series:  series,
 	}
 	for i := range opts.Config.Apps {
 		app := &opts.Config.Apps[i]
@@ -330,6 +349,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			go rl.sweepLoop(watchCtx)
 		}
 	}
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		if s.series != nil {
+			s.series.run(watchCtx)
+		}
+	}()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -348,6 +374,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopWatch()
 	<-watched
+	<-flushed
+	if s.series != nil {
+		// The requests in flight are answered: write what they counted.
+		s.series.flush(ctx)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

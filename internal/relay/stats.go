@@ -106,6 +106,7 @@ func (s *Server) stats(c *gin.Context) {
 		}
 	}
 	byApp := map[string][]channel.StatEvent{}
+	devices := map[string][]string{} // byApp's device ids, kept for the series' dedupe
 	for _, e := range events {
 		if label, ok := labels[e.app+"\x00"+e.ev.Version]; ok && label != e.ev.Version {
 			reason := dropUnregistered
@@ -115,6 +116,7 @@ func (s *Server) stats(c *gin.Context) {
 			s.metrics.statsDropped.WithLabelValues(reason).Inc()
 			e.ev.Version = label
 		}
+		devices[e.app] = append(devices[e.app], e.ev.Device)
 		if e.ev.Action == "update_fail" && (e.ev.Version == statOtherVersion || e.ev.Version == "builtin") {
 			// No failed-version record for a version that cannot be offered: without the
 			// device, the event is only counted.
@@ -126,6 +128,9 @@ func (s *Server) stats(c *gin.Context) {
 		if err := s.recordStats(ctx, app, events); err != nil {
 			s.statsUnavailable(c, "record stats", app, err)
 			return
+		}
+		if s.series != nil {
+			s.series.stats(app, events, devices[app])
 		}
 	}
 	writeJSON(c, http.StatusOK, statusOK{Status: "ok"})

@@ -63,6 +63,9 @@ func (s *Server) updates(c *gin.Context) {
 	}
 	d := s.decide(ctx, snap, &req.Info)
 	s.metrics.decisions.WithLabelValues(d.Outcome).Inc()
+	if s.series != nil {
+		s.series.check(snap, &d, &req.Info)
+	}
 	writeJSON(c, http.StatusOK, &d.Response)
 }
 
