@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
 )
@@ -77,6 +79,37 @@ func (c *Client) SetPolicy(ctx context.Context, app, ch string, p *PolicyOverrid
 func (c *Client) Stats(ctx context.Context, app string) (*Stats, error) {
 	var out Stats
 	if err := c.admin(ctx, http.MethodGet, appPath(app, "stats"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Series returns app's counters selected by q (GET …/series): buckets of q.Step
+// (channel.SeriesFine or channel.SeriesCoarse) starting in [q.From, q.To), filtered by
+// the non-empty q.Channel, q.Version and q.Metric. A zero q.To means now, a zero q.From a
+// day before q.To; the relay refuses ranges of more than 2,000 buckets.
+func (c *Client) Series(ctx context.Context, app string, q channel.SeriesQuery) (*Series, error) {
+	v := url.Values{}
+	switch q.Step {
+	case channel.SeriesCoarse:
+		v.Set("step", "1h")
+	case channel.SeriesFine, 0:
+		v.Set("step", "5m")
+	default:
+		return nil, fmt.Errorf("series step %s: want %s or %s", q.Step, channel.SeriesFine, channel.SeriesCoarse)
+	}
+	for name, t := range map[string]time.Time{"from": q.From, "to": q.To} {
+		if !t.IsZero() {
+			v.Set(name, t.UTC().Format(time.RFC3339))
+		}
+	}
+	for name, s := range map[string]string{"channel": q.Channel, "version": q.Version, "metric": q.Metric} {
+		if s != "" {
+			v.Set(name, s)
+		}
+	}
+	var out Series
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "series")+"?"+v.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

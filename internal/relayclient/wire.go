@@ -82,6 +82,19 @@ type Stats struct {
 	Versions []channel.VersionStats `json:"versions"`
 }
 
+// Series is the answer to GET /api/v1/apps/{app}/series: time-bucketed counters of
+// update checks and device stats (docs/stats.md), sorted by Start, then Channel, Version
+// and Metric.
+type Series struct {
+	App string `json:"app"`
+	// Step is the bucket width, "5m" or "1h".
+	Step string `json:"step"`
+	// From and To are the range asked for: buckets starting in [From, To).
+	From   time.Time             `json:"from"`
+	To     time.Time             `json:"to"`
+	Points []channel.SeriesPoint `json:"points"`
+}
+
 // ChangeResult is the answer to every admin state change.
 type ChangeResult struct {
 	// Changed is false when the request asked for the state the channel already had.

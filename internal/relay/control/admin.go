@@ -44,6 +44,7 @@ func (a *API) mountAdmin(r gin.IRouter) {
 	g.PUT("/channels/:channel/policy", manage, a.handle(a.setPolicy))
 	g.GET("/stats", read, a.handle(a.stats))
 	g.GET("/audit", read, a.handle(a.audit))
+	g.GET("/series", read, a.handle(a.series))
 }
 
 const appKey = "ferry.control.app"

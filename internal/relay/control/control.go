@@ -39,6 +39,7 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
+	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
 	AccessStore
 }
 
