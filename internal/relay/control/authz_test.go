@@ -667,7 +667,7 @@ func TestTokenLastUsed(t *testing.T) {
 	if got.LastUsed.IsZero() {
 		t.Errorf("LastUsed not recorded")
 	}
-	if e.api.tokens.touchDue(tok.Record.ID, time.Now()) {
+	if e.api.tokens.touchDue(tok.Record.ID, time.Now(), TokenTouchInterval) {
 		t.Errorf("a second use within a minute would be recorded again")
 	}
 }
