@@ -44,6 +44,11 @@ type Access interface {
 	// GetSession returns the session stored under idHash, or an error wrapping
 	// channel.ErrNotFound if there is none or it expired.
 	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	// TouchSession sets the stored session's LastSeen to at if at is later, in one atomic
+	// step that changes no other field and keeps its expiry. An unknown or expired session
+	// is no error and is not recreated: a touch racing with a logout never brings the
+	// session back.
+	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	// DeleteSession removes a session and notifies subscribers with [AccessChanged]; an
 	// unknown one is no error.
 	DeleteSession(ctx context.Context, idHash string) error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -197,6 +198,35 @@ func (b *Bolt) GetSession(ctx context.Context, idHash string) (*access.Session, 
 		return err
 	})
 	return s, err
+}
+
+// TouchSession moves the session's LastSeen forward to at in one write transaction that
+// keeps its expiry; an unknown or expired session is no error and stays absent.
+func (b *Bolt) TouchSession(ctx context.Context, idHash string, at time.Time) error {
+	if err := checkAccessKey("session id hash", idHash); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	t := now()
+	return b.update(ctx, "touch session", func(tx *bolt.Tx) error {
+		sessions := tx.Bucket(bSessions)
+		v := sessions.Get([]byte(idHash))
+		if v == nil || expiringExpired(v, t) {
+			return nil
+		}
+		s, err := decodeSession(v[8:], t)
+		if errors.Is(err, channel.ErrNotFound) || (err == nil && !at.After(s.LastSeen)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.LastSeen = at
+		val, err := withExpiry(s.ExpiresAt, s)
+		if err != nil {
+			return err
+		}
+		return sessions.Put([]byte(idHash), val)
+	})
 }
 
 // DeleteSession removes a session and notifies subscribers with [AccessChanged]; an

@@ -261,6 +261,61 @@ func (r *Redis) GetSession(ctx context.Context, idHash string) (*access.Session,
 	return s, nil
 }
 
+// touchSessionScript replaces the session's JSON with ARGV[2], keeping its expiry, only if
+// it is still ARGV[1]: the JSON TouchSession read. A session deleted or changed since is
+// left alone (0); TouchSession reads again after a change.
+var touchSessionScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+`)
+
+// maxTouchAttempts bounds TouchSession's compare-and-set rounds against concurrent writers.
+const maxTouchAttempts = 10
+
+// TouchSession moves the session's LastSeen forward to at: it reads the session, and a
+// script replaces it only if it is unchanged since (compare-and-set, keeping its TTL), so a
+// touch never recreates a deleted session nor overwrites a concurrent change. An unknown or
+// expired session is no error.
+func (r *Redis) TouchSession(ctx context.Context, idHash string, at time.Time) error {
+	if err := checkAccessKey("session id hash", idHash); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	key := sessionKey(idHash)
+	for range maxTouchAttempts {
+		raw, err := r.rdb.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return r.fail(ctx, "touch session", err)
+		}
+		s, err := decodeSession(raw, now())
+		if errors.Is(err, channel.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("touch session: %w", err)
+		}
+		if !at.After(s.LastSeen) {
+			return nil
+		}
+		s.LastSeen = at
+		val, err := json.Marshal(s)
+		if err != nil {
+			return fmt.Errorf("touch session: %w", err)
+		}
+		swapped, err := touchSessionScript.Run(ctx, r.rdb, []string{key}, raw, val).Int()
+		if err != nil {
+			return r.fail(ctx, "touch session", err)
+		}
+		if swapped == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("touch session: changed concurrently %d times in a row: %w", maxTouchAttempts, channel.ErrUnavailable)
+}
+
 // deleteSessionScript deletes a session and publishes ARGV[2] on ARGV[1].
 var deleteSessionScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])

@@ -101,6 +101,7 @@ func TestRedisUnreachable(t *testing.T) {
 		"TouchToken":    func() error { return r.TouchToken(ctx, "t", time.Now()) },
 		"PutSession":    func() error { return r.PutSession(ctx, storetest.Session(t, time.Now().Add(time.Hour))) },
 		"GetSession":    func() error { _, err := r.GetSession(ctx, "h"); return err },
+		"TouchSession":  func() error { return r.TouchSession(ctx, "h", time.Now()) },
 		"DeleteSession": func() error { return r.DeleteSession(ctx, "h") },
 		"PutLogin":      func() error { return r.PutLogin(ctx, storetest.Login(t, time.Now().Add(time.Hour))) },
 		"TakeLogin":     func() error { _, err := r.TakeLogin(ctx, "s"); return err },

@@ -62,17 +62,17 @@ func (p *principal) mayNameChannel(app *channel.App, ref, ch string) bool {
 	return app.RefMayTarget(ref, ch)
 }
 
-// actor is the audit log's name for the registration: kind "ci", the repository, the
-// workflow, and as id the run (OIDC), "hmac", or the API token's id.
+// actor is the audit log's name for the registration: for an API token the token itself
+// (kind "token", its id and name, as on the admin API); otherwise kind "ci", the
+// repository, the workflow, and as id the run (OIDC) or "hmac".
 func (p *principal) actor(repository, ip string) *channel.Actor {
-	id := p.RunID
 	switch p.Method {
-	case "hmac":
-		id = "hmac"
 	case "token":
-		id = p.token.ID
+		return &channel.Actor{Kind: string(access.TokenKind), ID: p.token.ID, Name: p.token.Name, IP: ip}
+	case "hmac":
+		return &channel.Actor{Kind: "ci", ID: "hmac", Name: repository, IP: ip}
 	}
-	return &channel.Actor{Kind: "ci", ID: id, Name: repository, Workflow: p.Workflow, IP: ip}
+	return &channel.Actor{Kind: "ci", ID: p.RunID, Name: repository, Workflow: p.Workflow, IP: ip}
 }
 
 // authenticateRegistration checks the registration's credentials and returns the raw

@@ -48,11 +48,18 @@ const (
 	// new lookup. Revocations drop the cache at once on every instance that receives the
 	// store's notification ([API.StoreChanged]); the TTL is the bound when one is lost.
 	TokenCacheTTL = 10 * time.Second
+	// SessionCacheTTL is the same bound for single sign-on sessions: a logout (or an
+	// expiry found by another instance) reaches every instance through the store's
+	// notification at once, and within SessionCacheTTL should that be lost. A session's
+	// absolute and idle expiry are checked on every request, cached or not.
+	SessionCacheTTL = TokenCacheTTL
 	// TokenTouchInterval is how often, at most, an instance records a token's last use.
 	TokenTouchInterval = time.Minute
 	// maxFailureKeys bounds the client addresses whose failures are remembered.
 	maxFailureKeys = 10000
-	// touchTimeout bounds recording a token's last use.
+	// maxCacheKeys bounds the tokens and the sessions each cached by an instance.
+	maxCacheKeys = 10000
+	// touchTimeout bounds recording the last use of a token or a session.
 	touchTimeout = 5 * time.Second
 )
 
@@ -216,7 +223,7 @@ func (a *API) tokenPrincipal(ctx context.Context, text string) (*access.Principa
 	if err != nil {
 		return nil, unauthorized("token", "the API token is malformed")
 	}
-	t, err := a.tokens.get(ctx, id, a.now())
+	t, _, err := a.tokens.get(ctx, id, a.now())
 	if errors.Is(err, channel.ErrNotFound) {
 		return nil, unauthorized("token", "the API token is not valid")
 	}
@@ -233,122 +240,138 @@ func (a *API) tokenPrincipal(ctx context.Context, text string) (*access.Principa
 	case !t.Active(now):
 		return nil, unauthorized("expired", "the API token %s expired at %s", t.ID, t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	a.touchToken(ctx, t.ID, now)
+	a.touchLater(ctx, a.tokens.touchDue(t.ID, now, TokenTouchInterval), "API token "+t.ID, func(ctx context.Context) error {
+		return a.store.TouchToken(ctx, t.ID, now.UTC())
+	})
 	return &access.Principal{Kind: access.TokenKind, ID: t.ID, Name: t.Name, Grants: t.Grants}, nil
 }
 
-// touchToken records a token's use at most once per [TokenTouchInterval] per instance, in
-// the background: a failure is logged and does not fail the request.
-func (a *API) touchToken(ctx context.Context, id string, now time.Time) {
-	if !a.tokens.touchDue(id, now) {
+// touchLater records a use of an access record (what names it in the log) through write,
+// in the background, if due (the cache's [lookupCache.touchDue]): a failure is logged and
+// does not fail the request.
+func (a *API) touchLater(ctx context.Context, due bool, what string, write func(context.Context) error) {
+	if !due {
 		return
 	}
 	log := a.logger(ctx)
 	a.bg.Go(func() {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
 		defer cancel()
-		if err := a.store.TouchToken(tctx, id, now.UTC()); err != nil {
-			log.WarnContext(tctx, "record the API token's last use", "token", id, "error", err)
+		if err := write(tctx); err != nil {
+			log.WarnContext(tctx, "record the last use of "+what, "error", err)
 		}
 	})
 }
 
-// Close waits for background work (recording tokens' last use) to end. Call it before
-// closing the store.
+// Close waits for background work (recording the last use of tokens and sessions) to end.
+// Call it before closing the store.
 func (a *API) Close() { a.bg.Wait() }
 
 // StoreChanged receives the store's change notifications (the relay forwards every message
 // of Store.Subscribe, and "" when notifications may have been lost). A message that names
-// no configured app (the store's AccessChanged, or "") drops every cached token, so a token
-// revoked through any instance stops working here at once.
+// no configured app (the store's AccessChanged, or "") drops every cached token and
+// session, so a token revoked or a session ended through any instance stops working here
+// at once.
 func (a *API) StoreChanged(msg string) {
 	if _, ok := a.apps[msg]; ok {
 		return
 	}
 	a.tokens.drop()
+	a.sessions.drop()
 }
 
-// tokenCache keeps token records looked up in the store for [TokenCacheTTL], and when each
-// token's last use was recorded.
-type tokenCache struct {
+// lookupCache keeps access records looked up in the store (API tokens by id, sessions by id
+// hash) for a short TTL, at most [maxCacheKeys] of them, and notes when each one's use was
+// last recorded. Absent records are not cached: one created through another instance works
+// at once. The caller checks expiry and revocation on every use, cached or not.
+type lookupCache[T any] struct {
 	mu      sync.Mutex
 	ttl     time.Duration
-	gen     uint64 // bumped by drop: a lookup that raced with it is not cached
-	entries map[string]cachedToken
+	gen     uint64 // bumped by drop and forget: a lookup that raced with them is not cached
+	entries map[string]cached[T]
 	touched map[string]time.Time
-	store   AccessStore
+	fetch   func(ctx context.Context, key string) (T, error)
 }
 
-type cachedToken struct {
-	t  *access.Token
+type cached[T any] struct {
+	v  T
 	at time.Time
 }
 
-func newTokenCache(st AccessStore) *tokenCache {
-	return &tokenCache{ttl: TokenCacheTTL, entries: map[string]cachedToken{}, touched: map[string]time.Time{}, store: st}
+func newLookupCache[T any](ttl time.Duration, fetch func(context.Context, string) (T, error)) *lookupCache[T] {
+	return &lookupCache[T]{ttl: ttl, entries: map[string]cached[T]{}, touched: map[string]time.Time{}, fetch: fetch}
 }
 
-// get returns the token id, from the cache when it is fresh. Unknown ids are not cached: a
-// token created through another instance works at once.
-func (tc *tokenCache) get(ctx context.Context, id string, now time.Time) (*access.Token, error) {
-	tc.mu.Lock()
-	e, ok := tc.entries[id]
-	gen := tc.gen
-	tc.mu.Unlock()
-	if ok && now.Sub(e.at) < tc.ttl && !now.Before(e.at) {
-		return e.t, nil
+// get returns the record of key, from the cache when it is fresh (hit reports that), or
+// else from the store.
+func (lc *lookupCache[T]) get(ctx context.Context, key string, now time.Time) (v T, hit bool, err error) {
+	lc.mu.Lock()
+	e, ok := lc.entries[key]
+	gen := lc.gen
+	lc.mu.Unlock()
+	if ok && now.Sub(e.at) < lc.ttl && !now.Before(e.at) {
+		return e.v, true, nil
 	}
-	t, err := tc.store.GetToken(ctx, id)
+	v, err = lc.fetch(ctx, key)
 	if err != nil {
-		return nil, err
+		return v, false, err
 	}
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	if tc.gen == gen {
-		if len(tc.entries) >= maxFailureKeys {
-			for k, v := range tc.entries {
-				if now.Sub(v.at) >= tc.ttl {
-					delete(tc.entries, k)
-				}
-			}
-		}
-		tc.entries[id] = cachedToken{t: t, at: now}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.gen == gen {
+		bound(lc.entries, maxCacheKeys, func(e cached[T]) bool { return now.Sub(e.at) >= lc.ttl })
+		lc.entries[key] = cached[T]{v: v, at: now}
 	}
-	return t, nil
+	return v, false, nil
 }
 
-// drop forgets every cached token.
-func (tc *tokenCache) drop() {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	tc.gen++
-	clear(tc.entries)
+// drop forgets every cached record.
+func (lc *lookupCache[T]) drop() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.gen++
+	clear(lc.entries)
 }
 
-// forget drops one token (after this instance revoked it).
-func (tc *tokenCache) forget(id string) {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	tc.gen++
-	delete(tc.entries, id)
+// forget drops one record (after this instance revoked or deleted it, or found it stale).
+func (lc *lookupCache[T]) forget(key string) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.gen++
+	delete(lc.entries, key)
 }
 
-// touchDue reports whether the token's use should be recorded now, and notes it.
-func (tc *tokenCache) touchDue(id string, now time.Time) bool {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	if last, ok := tc.touched[id]; ok && now.Sub(last) < TokenTouchInterval && !now.Before(last) {
+// touchDue reports whether the use of key should be recorded now, at most once per every,
+// and notes it.
+func (lc *lookupCache[T]) touchDue(key string, now time.Time, every time.Duration) bool {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if last, ok := lc.touched[key]; ok && now.Sub(last) < every && !now.Before(last) {
 		return false
 	}
-	if len(tc.touched) >= maxFailureKeys {
-		for k, v := range tc.touched {
-			if now.Sub(v) >= TokenTouchInterval {
-				delete(tc.touched, k)
-			}
+	bound(lc.touched, maxCacheKeys, func(last time.Time) bool { return now.Sub(last) >= every })
+	lc.touched[key] = now
+	return true
+}
+
+// bound makes room for one more key in m once it holds limit: it forgets the entries stale
+// reports, then, if that is not enough, arbitrary others, so m stays bounded whatever keys
+// arrive.
+func bound[V any](m map[string]V, limit int, stale func(V) bool) {
+	if len(m) < limit {
+		return
+	}
+	for k, v := range m {
+		if stale(v) {
+			delete(m, k)
 		}
 	}
-	tc.touched[id] = now
-	return true
+	for k := range m {
+		if len(m) < limit {
+			break
+		}
+		delete(m, k)
+	}
 }
 
 // failureLimiter counts failed authentications per client (an IPv4 address or an IPv6
@@ -385,29 +408,12 @@ func (f *failureLimiter) fail(ip string, now time.Time) {
 	k := clientKey(ip)
 	lim := f.m[k]
 	if lim == nil {
-		if len(f.m) >= maxFailureKeys {
-			f.sweep(now)
-		}
+		// Clients whose bucket is full again carry no information.
+		bound(f.m, maxFailureKeys, func(lim *rate.Limiter) bool { return lim.TokensAt(now) >= float64(f.burst) })
 		lim = rate.NewLimiter(f.limit, f.burst)
 		f.m[k] = lim
 	}
 	lim.AllowN(now, 1)
-}
-
-// sweep forgets clients whose bucket is full again (they carry no information) and, if
-// that is not enough, arbitrary others: the map stays bounded whatever addresses attack.
-func (f *failureLimiter) sweep(now time.Time) {
-	for k, lim := range f.m {
-		if lim.TokensAt(now) >= float64(f.burst) {
-			delete(f.m, k)
-		}
-	}
-	for k := range f.m {
-		if len(f.m) < maxFailureKeys {
-			break
-		}
-		delete(f.m, k)
-	}
 }
 
 // clientKey is the failure-count key of a client address: the IPv4 address, or the /64 of

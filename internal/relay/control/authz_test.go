@@ -509,8 +509,10 @@ func TestPublisherTokenRegisters(t *testing.T) {
 	if r := decodeRegistration(t, w); !r.Promoted || r.Channel != "beta" {
 		t.Errorf("registration = %+v, want beta promoted", r)
 	}
-	if a := e.audit()[0].Actor; a.Kind != "ci" || a.ID != pub.Record.ID || a.Name != repo {
-		t.Errorf("actor = %+v", a)
+	// The audit entry names the token (id and name), and its cause the repository.
+	if got := e.audit()[0]; got.Actor == nil || got.Actor.Kind != "token" || got.Actor.ID != pub.Record.ID || got.Actor.Name != "ci" ||
+		got.Actor.IP == "" || !strings.Contains(got.Cause, repo) {
+		t.Errorf("register entry = %+v, actor %+v; want the token %s named ci, the repository in the cause", got, got.Actor, pub.Record.ID)
 	}
 	// An explicit channel the ref may not move: registered, not promoted.
 	b = testBundle("1.0.1", commitB)
@@ -667,7 +669,7 @@ func TestTokenLastUsed(t *testing.T) {
 	if got.LastUsed.IsZero() {
 		t.Errorf("LastUsed not recorded")
 	}
-	if e.api.tokens.touchDue(tok.Record.ID, time.Now()) {
+	if e.api.tokens.touchDue(tok.Record.ID, time.Now(), TokenTouchInterval) {
 		t.Errorf("a second use within a minute would be recorded again")
 	}
 }

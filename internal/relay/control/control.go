@@ -55,6 +55,7 @@ type AccessStore interface {
 
 	PutSession(ctx context.Context, s *access.Session) error
 	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	DeleteSession(ctx context.Context, idHash string) error
 	PutLogin(ctx context.Context, l *access.Login) error
 	TakeLogin(ctx context.Context, state string) (*access.Login, error)
@@ -159,9 +160,10 @@ type API struct {
 	// disables webhooks.
 	webhookKeys []*sharedKey
 
-	tokens   *tokenCache
+	tokens   *lookupCache[*access.Token]
+	sessions *lookupCache[*access.Session] // by id hash
 	failures *failureLimiter
-	bg       sync.WaitGroup // background work: recording tokens' last use
+	bg       sync.WaitGroup // background work: recording the last use of tokens and sessions
 
 	oidc *oidcVerifier // nil when OIDC registration is disabled
 	sso  *sso          // nil when single sign-on (access.sso) is not configured
@@ -212,7 +214,8 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		adminToken:  opts.AdminToken,
 		hmacKeys:    hmacKeys,
 		webhookKeys: keys,
-		tokens:      newTokenCache(opts.Store),
+		tokens:      newLookupCache(TokenCacheTTL, opts.Store.GetToken),
+		sessions:    newLookupCache(SessionCacheTTL, opts.Store.GetSession),
 		failures:    newFailureLimiter(),
 		sso:         signOn,
 	}

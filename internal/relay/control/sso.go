@@ -161,8 +161,9 @@ func (a *API) mountSSO(r gin.IRouter) {
 // sessionPrincipal resolves the request's single sign-on session: the bearer token
 // "ferrys_..." (from `ferry login`) or else the session cookie. It returns (nil, nil, nil)
 // when the request carries neither; a session id that is malformed, unknown, past its
-// absolute expiry or idle too long is a 401. It writes LastSeen back at most once per
-// [SessionTouchInterval].
+// absolute expiry or idle too long is a 401. Sessions are cached for [SessionCacheTTL]
+// (the store's AccessChanged notification drops them at once), and LastSeen is written back
+// in the background at most once per [SessionTouchInterval] per instance.
 func (a *API) sessionPrincipal(c *gin.Context) (*access.Principal, *access.Session, error) {
 	s, _, err := a.resolveSession(c)
 	if s == nil || err != nil {
@@ -189,30 +190,46 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 		return nil, fromCookie, errorf(http.StatusUnauthorized, "invalid_session", "the session is not valid; sign in again")
 	}
 	ctx := c.Request.Context()
-	s, err = a.store.GetSession(ctx, access.HashToken(id))
+	hash := access.HashToken(id)
+	now := a.now()
+	s, hit, err := a.sessions.get(ctx, hash, now)
+	if err == nil && hit && a.sso.idleAt(s, now) {
+		// The cached copy's LastSeen may predate uses through other instances: only the
+		// store's copy can end the session for idleness.
+		a.sessions.forget(hash)
+		s, _, err = a.sessions.get(ctx, hash, now)
+	}
 	if errors.Is(err, channel.ErrNotFound) {
 		return nil, fromCookie, errorf(http.StatusUnauthorized, "session_ended", "the session has ended (signed out or expired); sign in again")
 	}
 	if err != nil {
 		return nil, fromCookie, storeError("get session", err)
 	}
-	now := a.now()
-	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) > a.sso.idle {
-		if err := a.store.DeleteSession(ctx, s.IDHash); err != nil {
+	if !now.Before(s.ExpiresAt) || a.sso.idleAt(s, now) {
+		if err := a.endSession(ctx, hash); err != nil {
 			a.logger(ctx).WarnContext(ctx, "cannot delete an expired session", "error", err)
 		}
 		return nil, fromCookie, errorf(http.StatusUnauthorized, "session_ended", "the session has expired; sign in again")
 	}
 	if now.Sub(s.LastSeen) >= SessionTouchInterval {
-		touched := *s
-		touched.LastSeen = now
-		if err := a.store.PutSession(ctx, &touched); err != nil {
-			a.logger(ctx).WarnContext(ctx, "cannot refresh a session's last use", "error", err)
-		} else {
-			s = &touched
-		}
+		a.touchLater(ctx, a.sessions.touchDue(hash, now, SessionTouchInterval), "a session", func(ctx context.Context) error {
+			return a.store.TouchSession(ctx, hash, now.UTC())
+		})
 	}
 	return s, fromCookie, nil
+}
+
+// endSession deletes the session stored under idHash, which notifies every instance, and
+// forgets it here at once (after the delete: a lookup racing with it is not cached).
+func (a *API) endSession(ctx context.Context, idHash string) error {
+	err := a.store.DeleteSession(ctx, idHash)
+	a.sessions.forget(idHash)
+	return err
+}
+
+// idleAt reports whether s was idle longer than the idle timeout at now.
+func (s *sso) idleAt(sess *access.Session, now time.Time) bool {
+	return now.Sub(sess.LastSeen) > s.idle
 }
 
 // validRandom reports whether s has the shape of an access.RandomID(randomBytes).

@@ -168,7 +168,7 @@ func (a *API) ssoCallback(c *gin.Context) error {
 	}
 	// The session this browser held before, if any, ends: one browser, one session.
 	if old, err := c.Cookie(access.SessionCookie); err == nil && validRandom(trimSessionPrefix(old)) {
-		if err := a.store.DeleteSession(ctx, access.HashToken(old)); err != nil {
+		if err := a.endSession(ctx, access.HashToken(old)); err != nil {
 			a.logger(ctx).WarnContext(ctx, "cannot end the browser's previous session", "error", err)
 		}
 	}
@@ -323,7 +323,7 @@ func (a *API) ssoLogout(c *gin.Context) error {
 			}
 		}
 		ctx := c.Request.Context()
-		if err := a.store.DeleteSession(ctx, s.IDHash); err != nil {
+		if err := a.endSession(ctx, s.IDHash); err != nil {
 			return storeError("delete session", err)
 		}
 		a.logger(ctx).InfoContext(ctx, "signed out", "subject", s.Subject, "email", s.Email)

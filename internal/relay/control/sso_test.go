@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
 	"github.com/ferryhq/ferry/internal/testpeers"
@@ -106,6 +107,12 @@ func (r *ssoRelay) start(t *testing.T, st fullStore, yml string, logs io.Writer)
 		t.Fatal(err)
 	}
 	rs.Mount(api)
+	// Forward the store's notifications (a logout through another instance) as the relay
+	// binary does.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan struct{})
+	go func() { defer close(done); rs.Watch(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	r.api, r.store = api, st
 	r.srv.Config.Handler = rs.Handler()
 	r.srv.Start()
@@ -322,15 +329,28 @@ func testSignInWhoamiLogout(t *testing.T, a, b *ssoRelay, logs *syncBuffer) {
 	if code, _, body := br.whoami(a.url, nil); code != http.StatusOK {
 		t.Fatalf("a refused logout ended the session: %d %s", code, body)
 	}
+	// Let the first instance's subscription settle (Redis pub/sub drops what is published
+	// before a subscriber listens).
+	time.Sleep(200 * time.Millisecond)
 	if code, body := br.post(b.url+"/auth/logout", nil, url.Values{"csrf": {w.CSRF}}); code != http.StatusNoContent {
 		t.Fatalf("logout: %d %s", code, body)
 	}
 	if br.cookie(a.url, access.SessionCookie) != "" {
 		t.Error("logout left the session cookie in the browser")
 	}
-	// The old cookie, replayed, is refused by the first instance at once.
-	code, _, body := br.whoami(a.url, http.Header{"Cookie": {access.SessionCookie + "=" + cookie}})
-	if code != http.StatusUnauthorized || errCode(body) != "session_ended" {
+	// The old cookie, replayed, is refused by the first instance, which had the session
+	// cached, as soon as the store's notification arrives: well within SessionCacheTTL.
+	replay := func() (int, string) {
+		code, _, body := br.whoami(a.url, http.Header{"Cookie": {access.SessionCookie + "=" + cookie}})
+		return code, body
+	}
+	start := time.Now()
+	relaytest.WaitFor(t, SessionCacheTTL/2, "the first instance to refuse the session ended on the second", func() bool {
+		code, _ := replay()
+		return code == http.StatusUnauthorized
+	})
+	t.Logf("the logout reached the first instance after %v", time.Since(start))
+	if code, body := replay(); code != http.StatusUnauthorized || errCode(body) != "session_ended" {
 		t.Fatalf("cookie after logout: %d %s", code, body)
 	}
 	checkNoSecrets(t, logs.String(), map[string]string{"session id": cookie, "csrf": w.CSRF,
@@ -567,8 +587,15 @@ func TestSSOHostile(t *testing.T) {
 			t.Fatal(err)
 		}
 		step := func(d time.Duration) int {
-			r.offset.Add(int64(d))
+			at := time.Now().Add(time.Duration(r.offset.Add(int64(d))))
 			code, _, _ := b.whoami(r.url, nil)
+			if code == http.StatusOK {
+				// LastSeen is written in the background: wait for it before moving on.
+				relaytest.WaitFor(t, 5*time.Second, "LastSeen written back", func() bool {
+					s, err := r.store.GetSession(t.Context(), hash)
+					return err == nil && !s.LastSeen.Before(at.Add(-time.Second))
+				})
+			}
 			return code
 		}
 		t.Cleanup(func() { r.offset.Store(0) })

@@ -354,6 +354,143 @@ func testSessionExpiry(t *testing.T, s Store) {
 	}
 }
 
+// testTouchSession: TouchSession moves LastSeen forward only, changes nothing else, keeps
+// the expiry, and never creates a session (unknown, deleted or expired).
+func testTouchSession(t *testing.T, s Store) {
+	ctx := t.Context()
+	sess := Session(t, time.Now().UTC().Add(time.Hour))
+	if err := s.PutSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	base := sess.LastSeen
+	for i, tc := range []struct{ at, want time.Time }{
+		{base.Add(time.Minute), base.Add(time.Minute)},
+		{base.Add(30 * time.Second), base.Add(time.Minute)}, // never backwards
+		{base.Add(time.Minute + time.Nanosecond), base.Add(time.Minute + time.Nanosecond)},
+		{time.Time{}, base.Add(time.Minute + time.Nanosecond)},
+		{base.Add(5 * time.Minute), base.Add(5 * time.Minute)},
+	} {
+		if err := s.TouchSession(ctx, sess.IDHash, tc.at); err != nil {
+			t.Fatalf("TouchSession #%d: %v", i, err)
+		}
+		want := *sess
+		want.LastSeen = tc.want
+		if got, err := s.GetSession(ctx, sess.IDHash); err != nil || !cmp.Equal(&want, got) {
+			t.Errorf("GetSession after TouchSession #%d (%v) = %+v, %v; want %+v", i, tc.at, got, err, &want)
+		}
+	}
+
+	unknown := access.HashToken("never" + randHex(t))
+	if err := s.TouchSession(ctx, unknown, base); err != nil {
+		t.Errorf("TouchSession(unknown) = %v, want nil", err)
+	}
+	if _, err := s.GetSession(ctx, unknown); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("TouchSession created a session: GetSession = %v", err)
+	}
+
+	if err := s.DeleteSession(ctx, sess.IDHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchSession(ctx, sess.IDHash, base.Add(time.Hour)); err != nil {
+		t.Errorf("TouchSession(deleted) = %v, want nil", err)
+	}
+	if got, err := s.GetSession(ctx, sess.IDHash); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("TouchSession after DeleteSession resurrected the session: %+v, %v", got, err)
+	}
+
+	// A touched session still expires at its ExpiresAt, and a touch after that is no error
+	// and brings nothing back.
+	short := Session(t, time.Now().Add(expiring))
+	if err := s.PutSession(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchSession(ctx, short.IDHash, short.LastSeen.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(expiring + 400*time.Millisecond)
+	if _, err := s.GetSession(ctx, short.IDHash); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("GetSession of a touched session after its ExpiresAt = %v, want ErrNotFound", err)
+	}
+	if err := s.TouchSession(ctx, short.IDHash, time.Now()); err != nil {
+		t.Errorf("TouchSession(expired) = %v, want nil", err)
+	}
+	if got, err := s.GetSession(ctx, short.IDHash); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("TouchSession brought an expired session back: %+v, %v", got, err)
+	}
+}
+
+// testTouchSessionConcurrent: concurrent touches keep the latest LastSeen and do not undo
+// a concurrent replacement of the session, and touches racing with a logout do not bring
+// the session back.
+func testTouchSessionConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	sess := Session(t, time.Now().UTC().Add(time.Hour))
+	if err := s.PutSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	base := sess.LastSeen
+	replaced := *sess
+	replaced.Grants = []access.Grant{{App: "com.example.app", Role: access.Viewer}}
+	var wg sync.WaitGroup
+	for i := range Writers {
+		wg.Go(func() {
+			if err := s.TouchSession(ctx, sess.IDHash, base.Add(time.Duration(i+1)*time.Second)); err != nil {
+				t.Errorf("TouchSession: %v", err)
+			}
+		})
+		if i == Writers/2 {
+			wg.Go(func() {
+				if err := s.PutSession(ctx, &replaced); err != nil {
+					t.Errorf("PutSession: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	got, err := s.GetSession(ctx, sess.IDHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(replaced.Grants, got.Grants) {
+		t.Errorf("Grants after a PutSession among concurrent touches = %v, want %v (a touch overwrote the replacement)", got.Grants, replaced.Grants)
+	}
+	// Touches arriving after the replacement leave LastSeen at most at the latest touch.
+	if latest := base.Add(time.Duration(Writers) * time.Second); got.LastSeen.After(latest) || got.LastSeen.Before(base) {
+		t.Errorf("LastSeen after concurrent touches = %v, want within [%v, %v]", got.LastSeen, base, latest)
+	}
+	// With no replacement racing, the latest touch wins.
+	for i := range Writers {
+		wg.Go(func() {
+			if err := s.TouchSession(ctx, sess.IDHash, base.Add(time.Minute+time.Duration(i)*time.Second)); err != nil {
+				t.Errorf("TouchSession: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, err := s.GetSession(ctx, sess.IDHash); err != nil || !got.LastSeen.Equal(base.Add(time.Minute+time.Duration(Writers-1)*time.Second)) {
+		t.Errorf("LastSeen after concurrent touches = %+v, %v; want the latest", got, err)
+	}
+
+	for i := range Writers {
+		wg.Go(func() {
+			if err := s.TouchSession(ctx, sess.IDHash, base.Add(time.Hour+time.Duration(i)*time.Second)); err != nil {
+				t.Errorf("TouchSession: %v", err)
+			}
+		})
+		if i == Writers/2 {
+			wg.Go(func() {
+				if err := s.DeleteSession(ctx, sess.IDHash); err != nil {
+					t.Errorf("DeleteSession: %v", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got, err := s.GetSession(ctx, sess.IDHash); !errors.Is(err, channel.ErrNotFound) {
+		t.Errorf("touches racing with DeleteSession resurrected the session: %+v, %v", got, err)
+	}
+}
+
 func testLogins(t *testing.T, s Store) {
 	ctx := t.Context()
 	l := Login(t, time.Now().UTC().Add(10*time.Minute))
@@ -543,6 +680,7 @@ func AccessInvalid(t *testing.T, s Store, want error) {
 		check(fmt.Sprintf("TouchToken(%q)", id), s.TouchToken(ctx, id, now))
 		_, err = s.GetSession(ctx, id)
 		check(fmt.Sprintf("GetSession(%q)", id), err)
+		check(fmt.Sprintf("TouchSession(%q)", id), s.TouchSession(ctx, id, now))
 		check(fmt.Sprintf("DeleteSession(%q)", id), s.DeleteSession(ctx, id))
 		_, err = s.TakeLogin(ctx, id)
 		check(fmt.Sprintf("TakeLogin(%q)", id), err)

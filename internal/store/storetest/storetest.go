@@ -65,6 +65,7 @@ type Store interface {
 	TouchToken(ctx context.Context, id string, at time.Time) error
 	PutSession(ctx context.Context, s *access.Session) error
 	GetSession(ctx context.Context, idHash string) (*access.Session, error)
+	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	DeleteSession(ctx context.Context, idHash string) error
 	PutLogin(ctx context.Context, l *access.Login) error
 	TakeLogin(ctx context.Context, state string) (*access.Login, error)
@@ -122,6 +123,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"TokensConcurrent", testTokensConcurrent},
 		{"Sessions", testSessions},
 		{"SessionExpiry", testSessionExpiry},
+		{"TouchSession", testTouchSession},
+		{"TouchSessionConcurrent", testTouchSessionConcurrent},
 		{"Logins", testLogins},
 		{"LoginExpiry", testLoginExpiry},
 		{"TakeLoginConcurrent", testTakeLoginConcurrent},
