@@ -403,7 +403,7 @@ func TestSlackFormat(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("got %d deliveries, want the paused one only", len(got))
 	}
-	if got[0].err != ErrUnsigned {
+	if !errors.Is(got[0].err, ErrUnsigned) {
 		t.Errorf("Verify of an unsigned delivery = %v, want ErrUnsigned", got[0].err)
 	}
 	var msg struct {
