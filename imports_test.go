@@ -80,6 +80,11 @@ var imports = []importRule{
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types; " +
 			"x/time/rate (as in relay) counts failed authentications per client"},
 
+	{pkg: "internal/notify", internal: []string{"internal/channel", "internal/relayclient"},
+		modules: []string{"github.com/prometheus/client_golang"},
+		why: "outgoing notifications (signed webhooks, Slack): channel's events and receivers, relayclient's signature " +
+			"and delivery-log wire types; the control plane hands it events through its own Notifier interface"},
+
 	// The publishing pipeline, shared by the action and `ferry publish`.
 	{pkg: "internal/pipeline", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish",
 		"internal/sign", "internal/relayclient"},
@@ -96,8 +101,9 @@ var imports = []importRule{
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient " +
 			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
 			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
-	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control", "internal/store"},
-		why: "the relay binary: config, store choice, and the wiring of the device path and the control plane"},
+	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control",
+		"internal/notify", "internal/store"},
+		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane and its notifications"},
 
 	// Test support and test-only trees.
 	{pkg: "internal/testpeers", why: kitWhy + "; it finds and starts the peer programs themselves, so it imports nothing"},

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
 	"github.com/ferryhq/ferry/internal/store"
@@ -82,6 +83,24 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	notifier, err := notify.New(notify.Options{
+		Config:     apps,
+		Getenv:     cfg.Getenv,
+		Logger:     logger,
+		Registerer: srv.Registry(),
+	})
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	defer func() {
+		// After the control plane: drain what is queued, as long as requests in flight
+		// were given (--shutdown-timeout); what is left then is dropped and logged.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		if nerr := notifier.Close(dctx); nerr != nil {
+			logger.Error("notifications", "error", nerr)
+		}
+	}()
 	api, err := control.New(ctx, control.Options{
 		Config:        apps,
 		Store:         st,
@@ -95,6 +114,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		DeliveryLease: cfg.WebhookLease,
 		OnChange:      srv.Invalidate,
 		Registerer:    srv.Registry(),
+		Notifier:      notifier,
 	})
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)

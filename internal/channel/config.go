@@ -40,6 +40,9 @@ type App struct {
 	Channels map[string]Policy `yaml:"channels" json:"channels"`
 	// Rules map refs to channels; the first match wins.
 	Rules []Rule `yaml:"rules" json:"rules"`
+	// Notifications lists the receivers of the app's outgoing notifications: promotions,
+	// rollbacks and rollout changes (docs/notifications.md).
+	Notifications []Notification `yaml:"notifications" json:"notifications,omitempty"`
 }
 
 // Rule maps refs matching the glob Ref to Channel. A "*" in Ref matches within one path

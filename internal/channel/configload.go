@@ -150,7 +150,9 @@ var (
 // hmac_secret_env variable names if any (whether it is set is the relay's concern); a default channel that
 // is configured; valid channel names and policies (disable_auto_update
 // none|patch|minor|major, platforms ios|android|electron, allow_refs full ref patterns); rules with a valid glob and a channel that is configured, or that
-// uses captures ("$1") the glob provides. Validate changes nothing: zero values are the
+// uses captures ("$1") the glob provides; notification receivers with an https URL (http
+// only to loopback), format generic|slack, a secret_env variable name and known event
+// kinds. Validate changes nothing: zero values are the
 // documented defaults.
 func (c *Config) Validate() error {
 	var errs []error
@@ -225,6 +227,9 @@ func (c *Config) Validate() error {
 					add("%s: channel %q: platform %q listed twice", where, name, pl)
 				}
 			}
+		}
+		for k := range a.Notifications {
+			errs = append(errs, a.Notifications[k].validate(fmt.Sprintf("%s notifications[%d]", where, k))...)
 		}
 		for k, r := range a.Rules {
 			rw := fmt.Sprintf("%s rule %d (%q)", where, k, r.Ref)

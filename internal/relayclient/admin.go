@@ -125,6 +125,17 @@ func (c *Client) Audit(ctx context.Context, app string, limit int) (*AuditList, 
 	return &out, nil
 }
 
+// Notifications returns the recent deliveries of app's outgoing notifications as the
+// answering relay instance logged them, newest first: at most limit, or the relay's default
+// number when limit is 0.
+func (c *Client) Notifications(ctx context.Context, app string, limit int) (*NotificationList, error) {
+	var out NotificationList
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "notifications")+limitQuery(limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func (c *Client) change(ctx context.Context, method, path string, in any) (*ChangeResult, error) {
 	var out ChangeResult
 	if err := c.admin(ctx, method, path, in, &out); err != nil {

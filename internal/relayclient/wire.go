@@ -74,6 +74,53 @@ type AuditList struct {
 	Entries []channel.AuditEntry `json:"entries"`
 }
 
+// NotificationList is the answer to GET /api/v1/apps/{app}/notifications: the relay
+// instance's recent deliveries of the app's outgoing notifications, newest first. Each
+// instance keeps its own bounded log in memory (docs/notifications.md).
+type NotificationList struct {
+	App        string                 `json:"app"`
+	Deliveries []NotificationDelivery `json:"deliveries"`
+}
+
+// Delivery states of a [NotificationDelivery].
+const (
+	// DeliveryPending: queued or waiting for a retry.
+	DeliveryPending = "pending"
+	// DeliveryDelivered: the receiver answered 2xx.
+	DeliveryDelivered = "delivered"
+	// DeliveryFailed: the receiver refused it (4xx other than 429) or every attempt failed.
+	DeliveryFailed = "failed"
+	// DeliveryDropped: never sent, because the queue was full or the relay stopped first.
+	DeliveryDropped = "dropped"
+)
+
+// NotificationDelivery is one event sent to one receiver, with every attempt.
+type NotificationDelivery struct {
+	// Event is the event's id (X-Ferry-Delivery), Kind and Channel what it is about.
+	Event   string            `json:"event"`
+	Kind    channel.EventKind `json:"kind"`
+	Channel string            `json:"channel"`
+	Version string            `json:"version,omitempty"`
+	// Receiver is the receiver's URL without its path and query, which may hold its
+	// secret; Format is generic or slack.
+	Receiver string `json:"receiver"`
+	Format   string `json:"format"`
+	// Status is pending, delivered, failed or dropped.
+	Status   string                `json:"status"`
+	Queued   time.Time             `json:"queued"`
+	Attempts []NotificationAttempt `json:"attempts"`
+}
+
+// NotificationAttempt is one POST of a delivery.
+type NotificationAttempt struct {
+	Time time.Time `json:"time"`
+	// StatusCode is the receiver's HTTP status; 0 when no answer came (Error says why).
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// DurationMS is how long the attempt took, in milliseconds.
+	DurationMS int64 `json:"duration_ms"`
+}
+
 // Stats is the answer to GET /api/v1/apps/{app}/stats: device statistics per version.
 type Stats struct {
 	App string `json:"app"`

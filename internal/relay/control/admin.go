@@ -45,6 +45,7 @@ func (a *API) mountAdmin(r gin.IRouter) {
 	g.GET("/stats", read, a.handle(a.stats))
 	g.GET("/audit", read, a.handle(a.audit))
 	g.GET("/series", read, a.handle(a.series))
+	g.GET("/notifications", read, a.handle(a.notifications))
 }
 
 const appKey = "ferry.control.app"
@@ -181,7 +182,7 @@ func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string,
 	ctx := c.Request.Context()
 	changed := false
 	actor := actorOf(c)
-	st, err := a.store.UpdateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	st, err := a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		e := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Cause: cause, Actor: actor}
 		version, from, ch2, err := fn(s, e)

@@ -132,6 +132,9 @@ type Options struct {
 	OnChange func(app string)
 	// Registerer, when set, receives the control plane's metrics.
 	Registerer prometheus.Registerer
+	// Notifier, when set, gets an event for every promotion, rollback and rollout change
+	// once it is stored, and serves GET /api/v1/apps/:app/notifications; nil sends none.
+	Notifier Notifier
 	// DeliveryLease is how long a webhook delivery id is marked while its processing runs;
 	// 0 means [DefaultDeliveryLease]. Copies of the delivery arriving within it answer
 	// "duplicate". Processed deliveries are then marked for [DeliveryTTL]; if the relay dies
@@ -168,7 +171,8 @@ type API struct {
 	oidc *oidcVerifier // nil when OIDC registration is disabled
 	sso  *sso          // nil when single sign-on (access.sso) is not configured
 
-	metrics *metrics
+	metrics  *metrics
+	notifier Notifier // nil when notifications are off
 }
 
 // New validates opts and returns an API. It does no I/O: the OIDC issuer's discovery
@@ -218,6 +222,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		sessions:    newLookupCache(SessionCacheTTL, opts.Store.GetSession),
 		failures:    newFailureLimiter(),
 		sso:         signOn,
+		notifier:    opts.Notifier,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -271,6 +276,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 //	PUT  /api/v1/apps/:app/channels/:channel/policy
 //	GET  /api/v1/apps/:app/stats
 //	GET  /api/v1/apps/:app/audit
+//	GET  /api/v1/apps/:app/notifications
 //	GET  /auth/login, /auth/callback, /auth/whoami          single sign-on, when access.sso is set
 //	POST /auth/logout, /auth/cli/token
 //

@@ -137,6 +137,8 @@ type envOptions struct {
 	config string
 	getenv func(string) string
 	now    func() time.Time
+	// notifier is Options.Notifier.
+	notifier Notifier
 }
 
 func newEnv(t *testing.T, eo envOptions) *env {
@@ -168,6 +170,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 		DeliveryLease: eo.deliveryLease,
 		Getenv:        eo.getenv,
 		Now:           eo.now,
+		Notifier:      eo.notifier,
 	}
 	if eo.noAdmin {
 		opts.AdminToken = ""

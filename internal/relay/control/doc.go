@@ -22,9 +22,11 @@
 //
 // Invariants:
 //
-//   - Every state change is one Store.UpdateState call whose audit entry names the cause
-//     ("registration <repo>@<commit> <ref>", "webhook:<delivery> push <ref>", "admin") and
-//     the actor, and is followed by Options.OnChange so the relay drops its cached state.
+//   - Every state change is one Store.UpdateState call (through API.updateState) whose audit
+//     entry names the cause ("registration <repo>@<commit> <ref>", "webhook:<delivery> push
+//     <ref>", "admin") and the actor, and is followed by Options.OnChange so the relay drops
+//     its cached state. Once stored, a promotion, rollback or rollout change is handed to
+//     Options.Notifier (outgoing notifications), exactly once, without waiting.
 //   - A refused request changes nothing; a request is acknowledged only after the store
 //     calls it made returned. Store outages answer 503 with Retry-After, and every step is
 //     idempotent, so the caller's retry completes what an interrupted attempt began.

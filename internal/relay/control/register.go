@@ -246,7 +246,7 @@ func channelNames(app *channel.App) []string {
 // retry of an old registration must not move a channel back.
 func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, onlyIfNew bool) (bool, error) {
 	changed := false
-	_, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	_, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		if onlyIfNew && (s.Version == version || slices.Contains(s.History, version)) {
 			return nil, nil

@@ -571,7 +571,7 @@ func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditE
 		}
 		return nil
 	}
-	_, err := a.store.UpdateState(ctx, act.App.ID, act.Channel, func(s *channel.State) (*channel.AuditEntry, error) {
+	_, err := a.updateState(ctx, act.App.ID, act.Channel, func(s *channel.State) (*channel.AuditEntry, error) {
 		if channel.CheckPush(s, act.PushedAt, act.PushKey) != channel.PushNew {
 			// A newer push was recorded meanwhile; the pending entry is dropped as
 			// superseded when its bundle registers.
@@ -633,7 +633,7 @@ func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.Stat
 func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
 	changed := false
 	order := channel.PushNew
-	st, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	st, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		order = channel.CheckPush(s, at, key)
 		if order == channel.PushStale || (order == channel.PushApplied && !pending) {
