@@ -393,7 +393,7 @@ func printAdmin(w io.Writer, ans any) error {
 			if c.Default {
 				name += " (default)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, orDash(c.State.Version), rolloutText(c.State.Rollout), orDash(strings.Join(c.State.History, " ")), timeText(c.State.UpdatedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, releaseText(c.State.Version, c.State.Release), rolloutText(c.State.Rollout), orDash(strings.Join(c.State.History, " ")), timeText(c.State.UpdatedAt))
 		}
 	case *relayclient.BundleList:
 		fmt.Fprintln(tw, "VERSION\tCOMMIT\tREF\tENCRYPTED\tNATIVE\tREGISTERED")
@@ -403,7 +403,7 @@ func printAdmin(w io.Writer, ans any) error {
 	case *relayclient.AuditList:
 		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE")
 		for _, e := range a.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), orDash(e.Version), e.Actor, e.Cause)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), releaseText(e.Version, e.Release), e.Actor, e.Cause)
 		}
 	case *relayclient.TokenList:
 		fmt.Fprintln(tw, "ID\tNAME\tGRANTS\tCREATED BY\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
@@ -426,7 +426,7 @@ func printAdmin(w io.Writer, ans any) error {
 			verb = "changed"
 		}
 		st := a.Channel.State
-		fmt.Fprintf(tw, "%s %s: serves %s", a.Channel.Name, verb, orDash(st.Version))
+		fmt.Fprintf(tw, "%s %s: serves %s", a.Channel.Name, verb, releaseText(st.Version, st.Release))
 		if st.Rollout != nil {
 			fmt.Fprintf(tw, ", rollout %s", rolloutText(st.Rollout))
 		}
@@ -441,6 +441,15 @@ func printAdmin(w io.Writer, ans any) error {
 		return fmt.Errorf("no table for %T", ans)
 	}
 	return nil
+}
+
+// releaseText shows a version with the release name (the tag) it was promoted under:
+// "0.0.0-main.201.gabcabc (v2.0.0)".
+func releaseText(version, release string) string {
+	if release == "" || version == "" {
+		return orDash(version)
+	}
+	return version + " (" + release + ")"
 }
 
 func orDash(s string) string {

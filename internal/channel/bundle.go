@@ -68,6 +68,10 @@ type State struct {
 	// Version is the stable version every device in the channel gets; empty when the
 	// channel has never been promoted.
 	Version string `json:"version"`
+	// Release is the release name Version was promoted under: the tag ("v2.0.0") whose push
+	// or whose build put it there. Empty when the version came otherwise (a branch build, an
+	// admin); cleared whenever Version changes.
+	Release string `json:"release,omitempty"`
 	// History holds earlier values of Version, most recent first, bounded by MaxHistory.
 	History []string `json:"history,omitempty"`
 	// Rollout, when Version is set, offers Rollout.Version to a sticky cohort of devices.
@@ -106,6 +110,9 @@ type AuditEntry struct {
 	// Version is the version the change is about, From the version served before.
 	Version string `json:"version,omitempty"`
 	From    string `json:"from,omitempty"`
+	// Release is the release name (a tag such as "v2.0.0") the change gave Version, for
+	// promotions by a tag push or a tag's build.
+	Release string `json:"release,omitempty"`
 	// Cause says who or what made the change: "webhook:<delivery id> push refs/tags/v1.2.0",
 	// "admin", "registration <repository>@<commit>".
 	Cause string `json:"cause"`

@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -10,7 +11,8 @@ import (
 // front of History, which keeps distinct versions, most recent first, at most [MaxHistory];
 // version itself leaves History; and a rollout of version is cleared (it is now stable for
 // everyone). It reports whether s changed: promoting the stable version again with no
-// rollout of it is a no-op. Promote does not touch Rev or UpdatedAt: the store sets them.
+// rollout of it is a no-op. A new version clears Release (the caller names the new one).
+// Promote does not touch Rev or UpdatedAt: the store sets them.
 // The caller validates version (it names a registered bundle, or "builtin" to send devices
 // back to the app's built-in assets).
 func Promote(s *State, version string) (changed bool) {
@@ -38,7 +40,18 @@ func Promote(s *State, version string) (changed bool) {
 		s.History = h
 	}
 	s.Version = version
+	s.Release = ""
 	return true
+}
+
+// ReleaseName is the release name a ref gives the version it promotes: the tag's name
+// ("v2.0.0" for refs/tags/v2.0.0), or "" for a ref that is not a tag.
+func ReleaseName(ref string) string {
+	name, ok := strings.CutPrefix(ref, "refs/tags/")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // Rollback makes History[0] the stable version again and drops it from History. The version
@@ -56,6 +69,7 @@ func Rollback(s *State) (to string, err error) {
 		s.History = nil
 	}
 	s.Version = to
+	s.Release = ""
 	if s.Rollout != nil && s.Rollout.Version == to {
 		s.Rollout = nil
 	}

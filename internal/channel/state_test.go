@@ -30,6 +30,10 @@ func TestPromote(t *testing.T) {
 			State{Version: "1.1.0", History: []string{"1.0.0"}, Rollout: &Rollout{Version: "1.2.0", Percent: 10}}, true},
 		{"stable again clears its rollout", State{Version: "1.0.0", Rollout: &Rollout{Version: "1.0.0", Percent: 10}}, "1.0.0",
 			State{Version: "1.0.0"}, true},
+		{"new version clears the release name", State{Version: "1.0.0", Release: "v1.0.0"}, "1.1.0",
+			State{Version: "1.1.0", History: []string{"1.0.0"}}, true},
+		{"same version keeps the release name", State{Version: "1.0.0", Release: "v1.0.0"}, "1.0.0",
+			State{Version: "1.0.0", Release: "v1.0.0"}, false},
 		{"builtin", State{Version: "1.0.0"}, builtin, State{Version: builtin, History: []string{"1.0.0"}}, true},
 	}
 	for _, tc := range tests {
@@ -43,6 +47,18 @@ func TestPromote(t *testing.T) {
 				t.Errorf("Promote(%q) state mismatch (-want +got):\n%s", tc.version, diff)
 			}
 		})
+	}
+}
+
+func TestReleaseName(t *testing.T) {
+	t.Parallel()
+	for ref, want := range map[string]string{
+		"refs/tags/v2.0.0": "v2.0.0", "refs/tags/channel/staging": "channel/staging",
+		"refs/heads/main": "", "refs/pull/1/merge": "", "": "",
+	} {
+		if got := ReleaseName(ref); got != want {
+			t.Errorf("ReleaseName(%q) = %q, want %q", ref, got, want)
+		}
 	}
 }
 
@@ -88,6 +104,7 @@ func TestRollback(t *testing.T) {
 		{"back one", State{Version: "1.2.0", History: []string{"1.1.0", "1.0.0"}}, "1.1.0",
 			State{Version: "1.1.0", History: []string{"1.0.0"}}, nil},
 		{"back to last", State{Version: "1.1.0", History: []string{"1.0.0"}}, "1.0.0", State{Version: "1.0.0"}, nil},
+		{"clears the release name", State{Version: "2.0.0", Release: "v2.0.0", History: []string{"1.0.0"}}, "1.0.0", State{Version: "1.0.0"}, nil},
 		{"nothing to roll back to", State{Version: "1.0.0"}, "", State{Version: "1.0.0"}, ErrNoHistory},
 		{"never promoted", State{}, "", State{}, ErrNoHistory},
 		{"clears rollout of restored version", State{Version: "1.2.0", History: []string{"1.1.0"}, Rollout: &Rollout{Version: "1.1.0", Percent: 5}},

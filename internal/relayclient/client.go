@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,9 @@ type Client struct {
 	base *url.URL
 	opts Options
 	log  *slog.Logger
+	// reached is set once the relay answered a request (any status): from then on a
+	// refused connection is a restart to wait out, not a wrong address.
+	reached atomic.Bool
 }
 
 // New returns a client of the relay at baseURL (scheme, host and an optional path prefix;
@@ -128,9 +132,10 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body []byt
 func (c *Client) do(req *http.Request, out any) error {
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
-		return redactError(err, req.URL)
+		return c.checkReach(redactError(err, req.URL))
 	}
 	defer resp.Body.Close()
+	c.reached.Store(true)
 	if err := CheckResponse(resp); err != nil {
 		return err
 	}

@@ -16,7 +16,9 @@ import (
 //
 // Each attempt is signed anew with Options.HMACSecret, or carries a token Options.IDToken
 // returns for it. 429, 5xx, transport errors and a failed IDToken call are retried with
-// exponential backoff from Options.RetryBackoff, each delay capped at Options.RetryMaxWait
+// exponential backoff from Options.RetryBackoff (except, before the relay ever answered this
+// client, a host name that does not resolve or a refused connection: a wrong relay URL
+// fails at once with an error wrapping [ErrUnreachable]), each delay capped at Options.RetryMaxWait
 // and replaced by the answer's Retry-After when it has one; when ctx's deadline comes before
 // the next attempt would, RegisterBundle gives up at once. Any other refusal is returned
 // at once: errors.As finds its *[Error] (a 409 version_conflict means the relay has this
@@ -86,10 +88,11 @@ func (c *Client) postBundle(ctx context.Context, body []byte) (*Registration, er
 	err = c.do(req, &reg)
 	var re *Error
 	var de *decodeError
+	var ue *unreachableError
 	switch {
 	case err == nil:
 		return &reg, nil
-	case errors.As(err, &de):
+	case errors.As(err, &de), errors.As(err, &ue):
 		return nil, &permanentError{err}
 	case errors.As(err, &re) && !re.Temporary():
 		return nil, &permanentError{fmt.Errorf("relay refused the registration: %w", err)}

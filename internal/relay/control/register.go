@@ -110,13 +110,16 @@ func (a *API) register(c *gin.Context) (err error) {
 			quoteOrEmpty(b.Ref), b.Channel)
 		a.metrics.refused.WithLabelValues("explicit_channel").Inc()
 	default:
-		moved, err := a.promoteRegistered(ctx, app.ID, ch, stored.Version, cause, actor, !created)
+		moved, reason, err := a.promoteRegistration(ctx, app.ID, ch, stored, cause, actor, !created)
 		if err != nil {
 			return storeError("promote", err)
 		}
 		changed = changed || moved
 		resp.Promoted = moved
-		if !moved {
+		switch {
+		case reason != "":
+			resp.Reason = reason
+		case !moved:
 			resp.Reason = "the channel already serves or has served this version"
 		}
 	}
@@ -241,32 +244,6 @@ func channelNames(app *channel.App) []string {
 	return names
 }
 
-// promoteRegistered promotes version on (app, ch) for a registration. For a re-registration
-// (onlyIfNew), a channel that serves the version or served it before is left alone: a late
-// retry of an old registration must not move a channel back.
-func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, onlyIfNew bool) (bool, error) {
-	changed := false
-	_, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
-		changed = false
-		if onlyIfNew && (s.Version == version || slices.Contains(s.History, version)) {
-			return nil, nil
-		}
-		from := s.Version
-		if !channel.Promote(s, version) {
-			return nil, nil
-		}
-		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause, Actor: actor}, nil
-	})
-	if err != nil {
-		return false, err
-	}
-	if changed {
-		a.metrics.promotions.WithLabelValues("registration").Inc()
-	}
-	return changed, nil
-}
-
 // applyPending promotes b on every channel whose tag push was waiting for b's commit,
 // forgetting each pending promotion once it is applied. Only the entries listed here are
 // deleted, one by one: an entry another instance adds meanwhile stays (and that tag push
@@ -290,7 +267,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
+		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, channel.ReleaseName(p.Ref), cause, actor, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}

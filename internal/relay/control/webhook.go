@@ -520,6 +520,16 @@ func (a *API) applyTag(ctx context.Context, delivery string, act tagAction) (tag
 			return out, false, err
 		}
 	}
+	// One tag push, one promotion: a channel that already serves a bundle of the tagged
+	// commit (the tag's own build registered first, say) keeps it, and only takes the tag
+	// as its release name.
+	served, err := a.servedFromCommit(ctx, st, act.Commit)
+	if err != nil {
+		return out, false, err
+	}
+	if served != "" {
+		return a.promoteTag(ctx, out, act, served, cause, delivery)
+	}
 	b, err := a.store.BundleByCommit(ctx, app, act.Commit)
 	switch {
 	case err == nil && !isPRRef(b.Ref):
@@ -590,7 +600,7 @@ func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditE
 // on the channel, both in one state update: if a newer push was recorded meanwhile (by
 // another instance), nothing changes and the outcome says so.
 func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, version, cause, delivery string) (tagOutcome, bool, error) {
-	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, cause, act.Actor, act.PushedAt, act.PushKey, false)
+	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, channel.ReleaseName(act.Ref), cause, act.Actor, act.PushedAt, act.PushKey, false)
 	if err != nil {
 		return out, false, storeError("promote", err)
 	}
@@ -629,8 +639,9 @@ func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.Stat
 // then nothing is written and order says which. A pending push was recorded when it
 // arrived, so being the newest recorded push is what lets it apply. The push is recorded
 // on the channel even when the channel already served version (with a "tag_push" audit
-// entry), so a later replay of it is recognised. It reports whether the version changed.
-func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
+// entry), so a later replay of it is recognised, and the channel's release name becomes
+// release (the tag's name). It reports whether the version changed.
+func (a *API) promotePush(ctx context.Context, app, ch, version, release, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
 	changed := false
 	order := channel.PushNew
 	st, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
@@ -642,12 +653,14 @@ func (a *API) promotePush(ctx context.Context, app, ch, version, cause string, a
 		recorded := order == channel.PushNew && !at.IsZero()
 		from := s.Version
 		changed = channel.Promote(s, version)
+		named := s.Release != release
+		s.Release = release
 		channel.RecordPush(s, at, key)
 		switch {
 		case changed:
-			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause, Actor: actor}, nil
-		case recorded:
-			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "tag_push", Version: version,
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Release: release, Cause: cause, Actor: actor}, nil
+		case recorded || named:
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "tag_push", Version: version, Release: release,
 				Cause: cause + " (the channel already serves it; push recorded)", Actor: actor}, nil
 		default:
 			return nil, nil
