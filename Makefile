@@ -17,7 +17,7 @@ test: peers fmt-check vet lint
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 ## peers: install or build redis-server, versitygw, cosign, gh, actionlint, golangci-lint,
-## @capgo/cli, java, wrk.
+## @capgo/cli, java, wrk, chromium and axe-core.
 peers:
 	bash scripts/peers.sh
 

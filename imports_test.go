@@ -106,7 +106,9 @@ var imports = []importRule{
 		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane and its notifications"},
 
 	// Test support and test-only trees.
-	{pkg: "internal/testpeers", why: kitWhy + "; it finds and starts the peer programs themselves, so it imports nothing"},
+	{pkg: "internal/testpeers", modules: []string{"github.com/chromedp/chromedp"},
+		why: kitWhy + "; it finds and starts the peer programs themselves, so it imports none of ours; " +
+			"chromedp drives the browser peer (headless Chromium) over the DevTools protocol"},
 	{pkg: "internal/store/storetest", internal: []string{"internal/access", "internal/channel"}, modules: []string{"github.com/google/go-cmp"},
 		why: kitWhy + "; the store conformance suite, written against channel's and access's records"},
 	{pkg: "internal/archive/archivetest",

@@ -11,6 +11,8 @@
 #   capgo          @capgo/cli@8.68.1 with @capgo/capacitor-updater@8.51.23 (npm, scratch project)
 #   java, javac    JDK 17 (present on the machine; apt when missing)
 #   wrk            HTTP load generator for benchmarks (apt)
+#   chromium       Debian's headless Chromium, driven by chromedp in browser tests (apt)
+#   axe-core       axe-core@4.14.1's axe.min.js, accessibility rules run in that browser (npm)
 #   ferry-test-op  zitadel/oidc v3.52.0's example OpenID Provider, for single sign-on tests
 #                  (go install outside Ferry's module; renamed from "server")
 #
@@ -39,6 +41,7 @@ command -v redis-server >/dev/null || apt_install redis-server
 command -v wrk >/dev/null || apt_install wrk
 command -v curl >/dev/null || apt_install curl   # the README's admin recipes (e2e/readme_test.go)
 { command -v java >/dev/null && command -v javac >/dev/null; } || apt_install openjdk-17-jdk-headless
+command -v chromium >/dev/null || apt_install chromium
 
 go_peer() { # name version module-path
   local name=$1 version=$2 pkg=$3
@@ -81,6 +84,14 @@ if [ ! -x "$capgo/node_modules/.bin/capgo" ]; then
     npm install --no-audit --no-fund --loglevel=error @capgo/cli@8.68.1 @capgo/capacitor-updater@8.51.23 >/dev/null)
 fi
 
+axe=$dir/axe-core-4.14.1
+if [ ! -f "$axe/node_modules/axe-core/axe.min.js" ]; then
+  log "installing axe-core@4.14.1 (npm)"
+  mkdir -p "$axe"
+  (cd "$axe" && printf '{"name":"ferry-axe-peer","private":true}\n' > package.json &&
+    npm install --no-audit --no-fund --loglevel=error axe-core@4.14.1 >/dev/null)
+fi
+
 cat > "$here/.peers.env" <<ENV
 FERRY_REDIS_SERVER=$(command -v redis-server)
 FERRY_VERSITYGW=$bin/versitygw-v1.8.0
@@ -93,5 +104,7 @@ FERRY_JAVA=$(command -v java)
 FERRY_JAVAC=$(command -v javac)
 FERRY_WRK=$(command -v wrk)
 FERRY_TEST_OP=$bin/ferry-test-op-v3.52.0
+FERRY_CHROMIUM=$(command -v chromium)
+FERRY_AXE_JS=$axe/node_modules/axe-core/axe.min.js
 ENV
 log "ready: $(tr '\n' ' ' < "$here/.peers.env")"

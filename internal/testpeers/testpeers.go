@@ -1,7 +1,7 @@
 // Package testpeers finds and starts the real programs Ferry's tests talk to: redis-server,
 // versitygw (S3), an OpenID Provider (zitadel/oidc's example server), cosign, gh, actionlint,
-// @capgo/cli, java and wrk. It is test support only
-// (it imports testing); no binary links it, which imports_test.go checks.
+// @capgo/cli, java, wrk, and headless Chromium with axe-core for browser tests. It is test
+// support only (it imports testing); no binary links it, which imports_test.go checks.
 //
 // scripts/peers.sh installs or builds them once and writes .peers.env; `make test` exports
 // those FERRY_* variables and sets FERRY_REQUIRE_PEERS=1, so in CI a missing peer fails the
@@ -12,6 +12,10 @@
 //	s3 := testpeers.Versitygw(t) // own S3 server; s3.CreateBucket(t, "web")
 //	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{cb}, Users: users})
 //	cosign := testpeers.Path(t, testpeers.Cosign)
+//	ctx := testpeers.Browser(t)  // fresh headless Chromium; drive it with chromedp
+//	console := testpeers.ConsoleErrors(t, ctx) // then navigate; console.None(t)
+//	testpeers.Axe(t, ctx)        // fail on serious or critical accessibility violations
+//	testpeers.Screenshot(t, ctx, "shot.png", testpeers.MobileWidth, testpeers.MobileHeight)
 //
 // Servers are stopped by t.Cleanup. Nothing here touches services the machine already runs.
 package testpeers
@@ -55,6 +59,7 @@ var fallback = map[string]string{
 	Javac:       "javac",
 	Wrk:         "wrk",
 	TestOP:      "ferry-test-op",
+	Chromium:    "chromium",
 }
 
 // Required reports whether missing peers must fail tests (FERRY_REQUIRE_PEERS=1, set by make test).
