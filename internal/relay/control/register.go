@@ -226,19 +226,10 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 func checkAgainstApp(app *channel.App, b *channel.Bundle) error {
 	if b.Channel != "" {
 		if _, ok := app.Channels[b.Channel]; !ok {
-			return errorf(http.StatusBadRequest, "channel_not_found", "app %q has no channel %q (configured: %s)", app.ID, b.Channel, strings.Join(channelNames(app), ", "))
+			return errorf(http.StatusBadRequest, "channel_not_found", "app %q has no channel %q (configured: %s)", app.ID, b.Channel, strings.Join(app.ChannelNames(), ", "))
 		}
 	}
 	return nil
-}
-
-func channelNames(app *channel.App) []string {
-	names := make([]string, 0, len(app.Channels))
-	for n := range app.Channels {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // promoteRegistered promotes version on (app, ch) for a registration. For a re-registration

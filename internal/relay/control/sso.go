@@ -140,12 +140,6 @@ func (s *sso) oauth2(p *oidc.Provider) *oauth2.Config {
 		RedirectURL: s.redirect, Scopes: s.scopes}
 }
 
-// cookie returns a cookie of the relay's with the attributes every one of them has.
-func (s *sso) cookie(name, value, path string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
-		Secure: s.secure, SameSite: http.SameSiteLaxMode}
-}
-
 // mountSSO registers the single sign-on routes when access.sso is configured.
 func (a *API) mountSSO(r gin.IRouter) {
 	if a.sso == nil {
@@ -182,9 +176,6 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 	} else {
 		return nil, false, nil
 	}
-	if a.sso == nil {
-		return nil, fromCookie, errorf(http.StatusUnauthorized, "sso_disabled", "single sign-on is not configured on this relay")
-	}
 	if !validRandom(strings.TrimPrefix(id, access.SessionPrefix)) || !strings.HasPrefix(id, access.SessionPrefix) {
 		return nil, fromCookie, errorf(http.StatusUnauthorized, "invalid_session", "the session is not valid; sign in again")
 	}
@@ -197,7 +188,8 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 		return nil, fromCookie, storeError("get session", err)
 	}
 	now := a.now()
-	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) > a.sso.idle {
+	idle, _ := a.sessionLifetimes()
+	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) > idle || !a.credentialLives(ctx, s, now) {
 		if err := a.store.DeleteSession(ctx, s.IDHash); err != nil {
 			a.logger(ctx).WarnContext(ctx, "cannot delete an expired session", "error", err)
 		}
