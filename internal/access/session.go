@@ -39,6 +39,7 @@ func (s *Session) Principal() *Principal {
 		return &Principal{Kind: TokenKind, ID: s.Subject, Name: s.Name, Grants: s.Grants}
 	case Bootstrap:
 		return &Principal{Kind: Bootstrap, Grants: s.Grants}
+	case Person:
 	}
 	return &Principal{Kind: Person, ID: s.Subject, Name: s.Name, Email: s.Email, Issuer: s.Issuer, Grants: s.Grants}
 }

@@ -133,14 +133,15 @@ func (e *env) get(c *http.Client, path string, want int) string {
 	return string(b)
 }
 
-func (e *env) post(c *http.Client, path string, form url.Values) *http.Response {
+// post submits form and returns the status code.
+func (e *env) post(c *http.Client, path string, form url.Values) int {
 	e.t.Helper()
 	res, err := c.PostForm(e.srv.URL+path, form)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	res.Body.Close()
-	return res
+	return res.StatusCode
 }
 
 func hidden(t *testing.T, body, name string) string {
@@ -194,24 +195,23 @@ func TestPromoteViaConsole(t *testing.T) {
 
 	viewer := e.client(access.Viewer)
 	page := e.get(viewer, "/console/apps/com.example.app/channels/production", http.StatusOK)
-	if res := e.post(viewer, path, url.Values{"csrf": {hidden(t, page, "csrf")}, "version": {"1.0.0"}}); res.StatusCode != http.StatusForbidden {
-		t.Errorf("viewer promote: %d, want 403", res.StatusCode)
+	if res := e.post(viewer, path, url.Values{"csrf": {hidden(t, page, "csrf")}, "version": {"1.0.0"}}); res != http.StatusForbidden {
+		t.Errorf("viewer promote: %d, want 403", res)
 	}
 
 	dep := e.client(access.Deployer)
 	page = e.get(dep, path+"?version=1.0.0", http.StatusOK)
-	if res := e.post(dep, path, url.Values{"version": {"1.0.0"}}); res.StatusCode != http.StatusForbidden {
-		t.Errorf("promote without CSRF token: %d, want 403", res.StatusCode)
+	if res := e.post(dep, path, url.Values{"version": {"1.0.0"}}); res != http.StatusForbidden {
+		t.Errorf("promote without CSRF token: %d, want 403", res)
 	}
-	if res := e.post(dep, path, url.Values{"csrf": {"x" + hidden(t, page, "csrf")}, "version": {"1.0.0"}}); res.StatusCode != http.StatusForbidden {
-		t.Errorf("promote with a wrong CSRF token: %d, want 403", res.StatusCode)
+	if res := e.post(dep, path, url.Values{"csrf": {"x" + hidden(t, page, "csrf")}, "version": {"1.0.0"}}); res != http.StatusForbidden {
+		t.Errorf("promote with a wrong CSRF token: %d, want 403", res)
 	}
 	if st, _ := e.st.GetState(ctx, "com.example.app", "production"); st.Version != "" {
 		t.Fatalf("refused promotions changed the channel to %q", st.Version)
 	}
-	res := e.post(dep, path, url.Values{"csrf": {hidden(t, page, "csrf")}, "version": {"1.0.0"}})
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("promote: %d", res.StatusCode)
+	if res := e.post(dep, path, url.Values{"csrf": {hidden(t, page, "csrf")}, "version": {"1.0.0"}}); res != http.StatusSeeOther {
+		t.Fatalf("promote: %d", res)
 	}
 	st, err := e.st.GetState(ctx, "com.example.app", "production")
 	if err != nil || st.Version != "1.0.0" {
