@@ -39,17 +39,12 @@ func (c *Console) channelPage(g *gin.Context) {
 	}
 	ctx := g.Request.Context()
 	name := g.Param("channel")
-	rows, err := c.channelRows(ctx, app)
-	if err != nil {
-		c.fail(g, err)
+	row, ok := c.channelRow(g, app, name)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(rows, func(r channelRow) bool { return r.Name == name })
-	if i < 0 {
-		c.errorPage(g, http.StatusNotFound, "App "+app.ID+" has no channel "+name+".")
-		return
-	}
-	d := &channelData{channelRow: rows[i], Now: c.now()}
+	d := &channelData{channelRow: *row, Now: c.now()}
+	var err error
 	if d.History, err = c.api.Audit(ctx, app, control.AuditFilter{}, lastScan); err != nil {
 		c.fail(g, err)
 		return
@@ -67,6 +62,21 @@ func (c *Console) channelPage(g *gin.Context) {
 	}
 	c.render(g, http.StatusOK, "channel", &page{Title: name + " · " + app.ID, Session: sessionOf(g), App: app,
 		Notice: notice(g.Query("done")), Data: d})
+}
+
+// channelRow returns the named channel of the app, or renders the refusal.
+func (c *Console) channelRow(g *gin.Context, app *channel.App, name string) (*channelRow, bool) {
+	rows, err := c.channelRows(g.Request.Context(), app)
+	if err != nil {
+		c.fail(g, err)
+		return nil, false
+	}
+	i := slices.IndexFunc(rows, func(r channelRow) bool { return r.Name == name })
+	if i < 0 {
+		c.errorPage(g, http.StatusNotFound, "App "+app.ID+" has no channel "+name+".")
+		return nil, false
+	}
+	return &rows[i], true
 }
 
 // notice is the message shown after an action redirected back (?done=…): fixed texts only,
@@ -116,18 +126,13 @@ func (c *Console) promoteConfirm(g *gin.Context) {
 		c.errorPage(g, http.StatusBadRequest, "Choose a version to promote.")
 		return
 	}
-	rows, err := c.channelRows(ctx, app)
-	if err != nil {
-		c.fail(g, err)
+	row, ok := c.channelRow(g, app, name)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(rows, func(r channelRow) bool { return r.Name == name })
-	if i < 0 {
-		c.errorPage(g, http.StatusNotFound, "App "+app.ID+" has no channel "+name+".")
-		return
-	}
-	d := &promoteData{Channel: name, From: rows[i].State.Version, FromBundle: rows[i].Bundle, To: version}
+	d := &promoteData{Channel: name, From: row.State.Version, FromBundle: row.Bundle, To: version}
 	if version != "builtin" {
+		var err error
 		if d.ToBundle, err = c.api.Bundle(ctx, app, version); err != nil {
 			c.fail(g, err)
 			return

@@ -69,19 +69,25 @@ func (c *Console) trend(ctx context.Context, app string, now time.Time) (*trend,
 		return nil, storeErr("series", err)
 	}
 	t := &trend{}
-	for _, p := range pts {
-		switch {
-		case p.Metric == channel.MetricCheck:
-			t.Checks += p.N
-		case p.Metric == metricInstall:
-			t.Installs += p.N
-		case isFailure(p.Metric):
-			t.Failures += p.N
-		}
-	}
+	t.Checks, t.Installs, t.Failures = totals(pts)
 	buckets, ss := aggregate(pts, from, to, r.Step, channel.MetricCheck)
 	t.Spark = sparkline("update checks per hour, last 24 hours", sum("checks", len(buckets), ss).Values)
 	return t, nil
+}
+
+// totals sums the points' update checks, installs and failures.
+func totals(pts []channel.SeriesPoint) (checks, installs, failures int64) {
+	for _, p := range pts {
+		switch {
+		case p.Metric == channel.MetricCheck:
+			checks += p.N
+		case p.Metric == metricInstall:
+			installs += p.N
+		case isFailure(p.Metric):
+			failures += p.N
+		}
+	}
+	return checks, installs, failures
 }
 
 func isFailure(m string) bool {
@@ -137,16 +143,7 @@ func (c *Console) statsPage(g *gin.Context) {
 			total.Values[i] /= r.Step.Minutes()
 		}
 		d.PerMin = &chart{Title: "Update checks per minute", Buckets: buckets, Series: []series{total}, Unit: "checks/min"}
-		for _, p := range pts {
-			switch {
-			case p.Metric == channel.MetricCheck:
-				d.Checks += p.N
-			case p.Metric == metricInstall:
-				d.Installs += p.N
-			case isFailure(p.Metric):
-				d.Failed += p.N
-			}
-		}
+		d.Checks, d.Installs, d.Failed = totals(pts)
 	}
 	vs, err := c.store.Stats(ctx, app.ID)
 	if err != nil {
