@@ -86,6 +86,11 @@ var imports = []importRule{
 			"and delivery-log wire types; the control plane hands it events through its own Notifier interface"},
 
 	// The publishing pipeline, shared by the action and `ferry publish`.
+	{pkg: "internal/console", internal: []string{"internal/access", "internal/channel", "internal/relay/control", "internal/relay/reqlog", "internal/relayclient"},
+		modules: []string{"github.com/gin-gonic/gin"},
+		why: "the web console: pages over the control plane's sessions, permissions and actions (no copy of them), " +
+			"reading the store through its own interfaces; mounted by cmd/relay"},
+
 	{pkg: "internal/pipeline", internal: []string{"internal/redact", "internal/archive", "internal/channel", "internal/publish",
 		"internal/sign", "internal/relayclient"},
 		why: "the action's pipeline (package, encrypt, sign, upload, register) and its input validation, with no CI's SDK, " +
@@ -101,9 +106,9 @@ var imports = []importRule{
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient " +
 			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
 			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
-	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/relay", "internal/relay/control",
+	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/console", "internal/relay", "internal/relay/control",
 		"internal/notify", "internal/store"},
-		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane and its notifications"},
+		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications and the console"},
 
 	// Test support and test-only trees.
 	{pkg: "internal/testpeers", modules: []string{"github.com/chromedp/chromedp"},

@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/console"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
@@ -121,6 +122,15 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	}
 	defer api.Close() // before the store closes
 	srv.Mount(api)    // the relay also passes the store's notifications to it (relay.Watcher)
+	copts := console.Options{API: api, Store: st, Logger: logger}
+	if series, ok := any(st).(console.Series); ok {
+		copts.Series = series
+	}
+	con, err := console.New(copts)
+	if err != nil {
+		return err
+	}
+	srv.Mount(con) // /console/, and / and /ui redirecting to it
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)

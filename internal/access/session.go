@@ -8,6 +8,11 @@ import "time"
 type Session struct {
 	// IDHash is HashToken of the cookie's value.
 	IDHash string `json:"id_hash"`
+	// Kind is how the session's holder signed in: "" (or [Person]) through single sign-on;
+	// [TokenKind] by presenting an API token (Subject is then the token's id and Name its
+	// name; the token is checked again on every request, so revoking it ends the session);
+	// [Bootstrap] by presenting the bootstrap token.
+	Kind Kind `json:"kind,omitempty"`
 	// Subject, Issuer, Email and Name come from the person's ID token.
 	Subject string `json:"subject"`
 	Issuer  string `json:"issuer"`
@@ -25,8 +30,17 @@ type Session struct {
 	LastSeen time.Time `json:"last_seen"`
 }
 
-// Principal returns the session's person as a principal.
+// Principal returns the session's holder as a principal: the person, or the API token or
+// bootstrap token the session was exchanged for, named as that credential is named when
+// it is presented directly.
 func (s *Session) Principal() *Principal {
+	switch s.Kind {
+	case TokenKind:
+		return &Principal{Kind: TokenKind, ID: s.Subject, Name: s.Name, Grants: s.Grants}
+	case Bootstrap:
+		return &Principal{Kind: Bootstrap, Grants: s.Grants}
+	case Person:
+	}
 	return &Principal{Kind: Person, ID: s.Subject, Name: s.Name, Email: s.Email, Issuer: s.Issuer, Grants: s.Grants}
 }
 

@@ -300,6 +300,16 @@ func (c *Config) App(id string) *App {
 	return nil
 }
 
+// ChannelNames returns the names of the app's configured channels, sorted.
+func (a *App) ChannelNames() []string {
+	names := make([]string, 0, len(a.Channels))
+	for n := range a.Channels {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // Policy returns the configured policy of channel: its own entry under channels, else the
 // "*" entry. ok is false when neither exists.
 func (a *App) Policy(channel string) (Policy, bool) {

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func appOf(c *gin.Context) *channel.App { return c.MustGet(appKey).(*channel.App
 func channelOf(c *gin.Context, app *channel.App) (string, error) {
 	ch := c.Param("channel")
 	if _, ok := app.Channels[ch]; !ok {
-		return "", errorf(http.StatusNotFound, "channel_not_found", "app %q has no channel %q (configured: %v)", app.ID, ch, channelNames(app))
+		return "", errorf(http.StatusNotFound, "channel_not_found", "app %q has no channel %q (configured: %v)", app.ID, ch, app.ChannelNames())
 	}
 	return ch, nil
 }
@@ -70,24 +71,16 @@ func (a *API) view(app *channel.App, st *channel.State) relayclient.ChannelView 
 	return v
 }
 
+// caller is the request's principal and client address, for the actions (actions.go).
+func caller(c *gin.Context) Caller {
+	return Caller{Principal: principalOf(c), IP: c.ClientIP()}
+}
+
 func (a *API) listChannels(c *gin.Context) error {
-	ctx := c.Request.Context()
 	app := appOf(c)
-	states, err := a.store.ListStates(ctx, app.ID)
+	out, err := a.Channels(c.Request.Context(), app)
 	if err != nil {
-		return storeError("list states", err)
-	}
-	byName := map[string]*channel.State{}
-	for _, s := range states {
-		byName[s.Channel] = s
-	}
-	out := []relayclient.ChannelView{}
-	for _, name := range channelNames(app) {
-		st := byName[name]
-		if st == nil {
-			st = &channel.State{App: app.ID, Channel: name}
-		}
-		out = append(out, a.view(app, st))
+		return err
 	}
 	c.JSON(http.StatusOK, relayclient.ChannelList{App: app.ID, Channels: out})
 	return nil
@@ -125,25 +118,12 @@ func (a *API) listBundles(c *gin.Context) error {
 }
 
 func (a *API) getBundle(c *gin.Context) error {
-	app := appOf(c)
-	b, err := a.bundle(c, app, c.Param("version"))
+	b, err := a.Bundle(c.Request.Context(), appOf(c), c.Param("version"))
 	if err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, b)
 	return nil
-}
-
-// bundle loads a registered bundle; a missing one is a 404.
-func (a *API) bundle(c *gin.Context, app *channel.App, version string) (*channel.Bundle, error) {
-	b, err := a.store.GetBundle(c.Request.Context(), app.ID, version)
-	if errors.Is(err, channel.ErrNotFound) {
-		return nil, errorf(http.StatusNotFound, "bundle_not_found", "app %q has no bundle %q", app.ID, version)
-	}
-	if err != nil {
-		return nil, storeError("get bundle", err)
-	}
-	return b, nil
 }
 
 func queryLimit(c *gin.Context, def, max int) (int, error) {
@@ -175,230 +155,56 @@ func decodeAdmin(c *gin.Context, v any) error {
 	return nil
 }
 
-// change applies fn to one channel through Store.UpdateState with an audit entry of cause
-// (always starting with "admin") naming the request's principal, calls OnChange when the
-// state changed, and answers with the channel. fn may fill the entry's Before and After.
-func (a *API) change(c *gin.Context, app *channel.App, ch, action, cause string, fn func(s *channel.State, e *channel.AuditEntry) (version, from string, changed bool, err error)) error {
-	ctx := c.Request.Context()
-	changed := false
-	actor := actorOf(c)
-	st, err := a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
-		changed = false
-		e := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Cause: cause, Actor: actor}
-		version, from, ch2, err := fn(s, e)
-		if err != nil || !ch2 {
-			return nil, err
-		}
-		changed = true
-		e.Version, e.From = version, from
-		return e, nil
-	})
+// reply writes an action's result, or returns its refusal.
+func reply(c *gin.Context, res *relayclient.ChangeResult, err error) error {
 	if err != nil {
-		switch {
-		case errors.Is(err, channel.ErrNoHistory), errors.Is(err, channel.ErrNoRollout):
-			return &httpError{Status: http.StatusConflict, Code: "conflict", Msg: err.Error(), Err: err}
-		case errors.Is(err, channel.ErrInvalidRollout):
-			return &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: err.Error(), Err: err}
-		}
-		var he *httpError
-		if errors.As(err, &he) {
-			return err
-		}
-		return storeError(action, err)
+		return err
 	}
-	if changed {
-		if action == "promote" || action == "complete" || action == "rollback" {
-			a.metrics.promotions.WithLabelValues("admin").Inc()
-		}
-		a.onChange(app.ID)
-	}
-	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "channel", ch, "action", action, "changed", changed, "version", st.Version, "actor", actor.String())
-	c.JSON(http.StatusOK, relayclient.ChangeResult{Changed: changed, Channel: a.view(app, st)})
+	c.JSON(http.StatusOK, res)
 	return nil
 }
 
 func (a *API) promoteChannel(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
-	if err != nil {
-		return err
-	}
 	var req relayclient.PromoteRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
-	if req.Version == "" {
-		return errorf(http.StatusBadRequest, "bad_request", "version is required")
-	}
-	if req.Version != builtin {
-		if _, err := a.bundle(c, app, req.Version); err != nil {
-			return err
-		}
-	}
-	return a.change(c, app, ch, "promote", "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
-		from := s.Version
-		return req.Version, from, channel.Promote(s, req.Version), nil
-	})
+	res, err := a.Promote(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req.Version)
+	return reply(c, res, err)
 }
 
 func (a *API) rollbackChannel(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
-	if err != nil {
-		return err
-	}
 	if c.Request.ContentLength > 0 {
 		var req struct{}
 		if err := decodeAdmin(c, &req); err != nil {
 			return err
 		}
 	}
-	return a.change(c, app, ch, "rollback", "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
-		from := s.Version
-		to, err := channel.Rollback(s)
-		if err != nil {
-			return "", "", false, err
-		}
-		return to, from, true, nil
-	})
+	res, err := a.Rollback(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"))
+	return reply(c, res, err)
 }
 
 func (a *API) setRollout(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
-	if err != nil {
-		return err
-	}
 	var req relayclient.RolloutRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
-	switch {
-	case req.Version == "":
-		return errorf(http.StatusBadRequest, "bad_request", "version is required")
-	case req.Percent == nil:
-		return errorf(http.StatusBadRequest, "bad_request", "percent is required (0 to 100)")
-	case *req.Percent < 0 || *req.Percent > 100:
-		return errorf(http.StatusBadRequest, "bad_request", "percent must be 0 to 100")
-	case req.Version == builtin:
-		return errorf(http.StatusBadRequest, "bad_request", "builtin cannot be rolled out; promote it")
-	}
-	if _, err := a.bundle(c, app, req.Version); err != nil {
-		return err
-	}
-	return a.change(c, app, ch, "rollout", fmt.Sprintf("admin (%d%%)", *req.Percent), func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
-		before := s.Rollout
-		if err := channel.SetRollout(s, req.Version, *req.Percent); err != nil {
-			return "", "", false, err
-		}
-		changed := before == nil || *before != *s.Rollout
-		return req.Version, s.Version, changed, nil
-	})
+	res, err := a.SetRollout(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req.Version, req.Percent)
+	return reply(c, res, err)
 }
 
 func (a *API) rolloutOp(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
-	if err != nil {
-		return err
-	}
-	op := c.Param("op")
-	var apply func(*channel.State) error
-	switch op {
-	case "pause":
-		apply = channel.PauseRollout
-	case "resume":
-		apply = channel.ResumeRollout
-	case "complete":
-		apply = channel.CompleteRollout
-	case "cancel":
-		apply = channel.CancelRollout
-	default:
-		return errorf(http.StatusNotFound, "not_found", "unknown rollout operation %q (pause, resume, complete, cancel)", op)
-	}
-	return a.change(c, app, ch, op, "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
-		before := *s
-		var r channel.Rollout
-		if s.Rollout != nil {
-			r = *s.Rollout
-		}
-		if err := apply(s); err != nil {
-			return "", "", false, err
-		}
-		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r)
-		return r.Version, before.Version, changed, nil
-	})
+	res, err := a.RolloutOp(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), c.Param("op"))
+	return reply(c, res, err)
 }
 
 func (a *API) setPolicy(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
-	if err != nil {
-		return err
-	}
 	var req relayclient.PolicyRequest
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
-	var p *channel.Policy
-	if req.Policy != nil {
-		in := req.Policy
-		var errs []error
-		if !slices.Contains([]string{"", "none", "patch", "minor", "major"}, in.DisableAutoUpdate) {
-			errs = append(errs, fmt.Errorf("disable_auto_update must be none, patch, minor or major"))
-		}
-		for _, pl := range in.Platforms {
-			if !slices.Contains([]string{"ios", "android", "electron"}, pl) {
-				errs = append(errs, fmt.Errorf("platform %q is not ios, android or electron", pl))
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: joinMessages(err), Err: err}
-		}
-		p = &channel.Policy{
-			Public:             in.Public,
-			AllowDeviceSelfSet: in.AllowDeviceSelfSet,
-			DenyEmulator:       in.AllowEmulator != nil && !*in.AllowEmulator,
-			DenyDev:            in.AllowDev != nil && !*in.AllowDev,
-			DisableAutoUpdate:  in.DisableAutoUpdate,
-			Platforms:          in.Platforms,
-		}
-	}
-	configured := app.Channels[ch]
-	return a.change(c, app, ch, "policy", "admin", func(s *channel.State, e *channel.AuditEntry) (string, string, bool, error) {
-		changed := !policyEqual(s.Policy, p)
-		var err error
-		if e.Before, err = effectivePolicy(s.Policy, configured); err != nil {
-			return "", "", false, err
-		}
-		if e.After, err = effectivePolicy(p, configured); err != nil {
-			return "", "", false, err
-		}
-		s.Policy = p
-		return "", "", changed, nil
-	})
-}
-
-// effectivePolicy is the JSON of the policy a channel applies: its override, or else its
-// configured policy. The audit log records it before and after a policy change.
-func effectivePolicy(override *channel.Policy, configured channel.Policy) (json.RawMessage, error) {
-	p := configured
-	if override != nil {
-		p = *override
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode policy: %w", err)
-	}
-	return b, nil
-}
-
-func policyEqual(x, y *channel.Policy) bool {
-	if x == nil || y == nil {
-		return x == y
-	}
-	return x.Public == y.Public && x.AllowDeviceSelfSet == y.AllowDeviceSelfSet && x.DenyEmulator == y.DenyEmulator &&
-		x.DenyDev == y.DenyDev && x.DisableAutoUpdate == y.DisableAutoUpdate && slices.Equal(x.Platforms, y.Platforms)
+	res, err := a.SetPolicy(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req.Policy)
+	return reply(c, res, err)
 }
 
 func (a *API) stats(c *gin.Context) error {
@@ -418,46 +224,58 @@ func (a *API) stats(c *gin.Context) error {
 // keeps per app (store.DefaultAuditLimit), so a filter sees the whole log.
 const auditScan = 10000
 
-// auditFilter selects audit entries (GET …/audit?actor=&action=&since=&until=).
-type auditFilter struct {
-	actor, action string
-	since, until  time.Time
+// AuditFilter selects audit entries (GET …/audit?actor=&action=&since=&until=, and the
+// console's audit page). Zero fields select everything.
+type AuditFilter struct {
+	// Actor matches the actor's kind, name, id or email, case-insensitively.
+	Actor string
+	// Action matches exactly.
+	Action string
+	// Since and Until bound the entry's time, inclusively.
+	Since, Until time.Time
 }
 
-func (f *auditFilter) empty() bool {
-	return f.actor == "" && f.action == "" && f.since.IsZero() && f.until.IsZero()
+func (f *AuditFilter) empty() bool {
+	return f.Actor == "" && f.Action == "" && f.Since.IsZero() && f.Until.IsZero()
 }
 
-// match reports whether e passes the filter: actor matches the actor's kind, name, id or
-// email case-insensitively; action exactly; since and until bound the time (inclusive).
-func (f *auditFilter) match(e *channel.AuditEntry) bool {
-	if f.action != "" && e.Action != f.action {
+// Match reports whether e passes the filter.
+func (f *AuditFilter) Match(e *channel.AuditEntry) bool {
+	if f.Action != "" && e.Action != f.Action {
 		return false
 	}
-	if !f.since.IsZero() && e.Time.Before(f.since) {
+	if !f.Since.IsZero() && e.Time.Before(f.Since) {
 		return false
 	}
-	if !f.until.IsZero() && e.Time.After(f.until) {
+	if !f.Until.IsZero() && e.Time.After(f.Until) {
 		return false
 	}
-	if f.actor == "" {
+	if f.Actor == "" {
 		return true
 	}
 	if e.Actor == nil {
 		return false
 	}
 	return slices.ContainsFunc([]string{e.Actor.Kind, e.Actor.Name, e.Actor.ID, e.Actor.Email}, func(v string) bool {
-		return v != "" && strings.EqualFold(v, f.actor)
+		return v != "" && strings.EqualFold(v, f.Actor)
 	})
 }
 
-func parseAuditFilter(c *gin.Context) (*auditFilter, error) {
-	f := &auditFilter{actor: c.Query("actor"), action: c.Query("action")}
+// check reports what is wrong with the filter's strings.
+func (f *AuditFilter) check() error {
+	if len(f.Actor) > 256 || len(f.Action) > 64 {
+		return errors.New("actor and action must be at most 256 and 64 characters")
+	}
+	return nil
+}
+
+func parseAuditFilter(c *gin.Context) (*AuditFilter, error) {
+	f := &AuditFilter{Actor: c.Query("actor"), Action: c.Query("action")}
 	var errs []error
 	for _, q := range []struct {
 		name string
 		to   *time.Time
-	}{{"since", &f.since}, {"until", &f.until}} {
+	}{{"since", &f.Since}, {"until", &f.Until}} {
 		v := c.Query(q.name)
 		if v == "" {
 			continue
@@ -469,13 +287,36 @@ func parseAuditFilter(c *gin.Context) (*auditFilter, error) {
 		}
 		*q.to = t
 	}
-	if len(f.actor) > 256 || len(f.action) > 64 {
-		errs = append(errs, errors.New("actor and action must be at most 256 and 64 characters"))
-	}
+	errs = append(errs, f.check())
 	if err := errors.Join(errs...); err != nil {
 		return nil, &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: joinMessages(err), Err: err}
 	}
 	return f, nil
+}
+
+// Audit returns up to limit audit entries of the app that pass f, newest first.
+func (a *API) Audit(ctx context.Context, app *channel.App, f AuditFilter, limit int) ([]channel.AuditEntry, error) {
+	if err := f.check(); err != nil {
+		return nil, &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: err.Error(), Err: err}
+	}
+	fetch := limit
+	if !f.empty() {
+		fetch = auditScan
+	}
+	es, err := a.store.ListAudit(ctx, app.ID, fetch)
+	if err != nil {
+		return nil, storeError("list audit", err)
+	}
+	out := make([]channel.AuditEntry, 0, min(len(es), limit))
+	for i := range es {
+		if len(out) == limit {
+			break
+		}
+		if f.Match(&es[i]) {
+			out = append(out, es[i])
+		}
+	}
+	return out, nil
 }
 
 func (a *API) audit(c *gin.Context) error {
@@ -488,22 +329,9 @@ func (a *API) audit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	fetch := limit
-	if !f.empty() {
-		fetch = auditScan
-	}
-	es, err := a.store.ListAudit(c.Request.Context(), app.ID, fetch)
+	out, err := a.Audit(c.Request.Context(), app, *f, limit)
 	if err != nil {
-		return storeError("list audit", err)
-	}
-	out := make([]channel.AuditEntry, 0, min(len(es), limit))
-	for i := range es {
-		if len(out) == limit {
-			break
-		}
-		if f.match(&es[i]) {
-			out = append(out, es[i])
-		}
+		return err
 	}
 	c.JSON(http.StatusOK, relayclient.AuditList{App: app.ID, Entries: out})
 	return nil

@@ -72,8 +72,7 @@ func principalOf(c *gin.Context) *access.Principal {
 
 // actorOf is the audit log's name for the request's principal, with the client address.
 func actorOf(c *gin.Context) *channel.Actor {
-	p := principalOf(c)
-	return &channel.Actor{Kind: string(p.Kind), ID: p.ID, Name: p.Name, Email: p.Email, Issuer: p.Issuer, IP: c.ClientIP()}
+	return caller(c).actor()
 }
 
 // appRoute authenticates the request, resolves :app and checks that the principal has perm
@@ -85,16 +84,9 @@ func (a *API) appRoute(perm access.Permission) gin.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		id := c.Param("app")
-		app := a.apps[id]
-		if app == nil {
-			if _, all := p.Apps(); all {
-				return errorf(http.StatusNotFound, "app_not_found", "app %q is not configured on this relay", id)
-			}
-			return forbidden(perm, id)
-		}
-		if !p.Can(app.ID, perm) {
-			return forbidden(perm, app.ID)
+		app, err := a.App(p, c.Param("app"), perm)
+		if err != nil {
+			return err
 		}
 		c.Set(appKey, app)
 		return nil
@@ -129,6 +121,18 @@ func unauthorized(reason, format string, args ...any) *authFailure {
 // authenticate resolves the request's credential to a principal and stores it in c. It
 // answers 429 first when the client made too many failed attempts lately.
 func (a *API) authenticate(c *gin.Context) (*access.Principal, error) {
+	p, err := a.throttled(c, func() (*access.Principal, error) { return a.resolve(c) })
+	if err != nil {
+		return nil, err
+	}
+	c.Set(principalKey, p)
+	return p, nil
+}
+
+// throttled runs check, a credential check, unless the client made too many failed
+// attempts lately (429); a failure of the credential (*authFailure) counts against the
+// client's address.
+func (a *API) throttled(c *gin.Context, check func() (*access.Principal, error)) (*access.Principal, error) {
 	ctx := c.Request.Context()
 	ip := c.ClientIP()
 	now := a.now()
@@ -138,7 +142,7 @@ func (a *API) authenticate(c *gin.Context) (*access.Principal, error) {
 		return nil, &httpError{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
 			Msg: "too many failed authentications from this address; retry later", retryAfter: wait}
 	}
-	p, err := a.resolve(c)
+	p, err := check()
 	var f *authFailure
 	if errors.As(err, &f) {
 		a.failures.fail(ip, now)
@@ -149,7 +153,6 @@ func (a *API) authenticate(c *gin.Context) (*access.Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Set(principalKey, p)
 	return p, nil
 }
 
@@ -175,8 +178,7 @@ func (a *API) resolve(c *gin.Context) (*access.Principal, error) {
 	if !ok {
 		return nil, unauthorized("malformed", "the Authorization header must be \"Bearer <token>\"")
 	}
-	switch {
-	case strings.HasPrefix(tok, access.SessionPrefix):
+	if strings.HasPrefix(tok, access.SessionPrefix) {
 		p, _, err := a.sessionPrincipal(c)
 		if err != nil {
 			return nil, a.sessionError(err)
@@ -185,10 +187,17 @@ func (a *API) resolve(c *gin.Context) (*access.Principal, error) {
 			return nil, unauthorized("session", "the session is unknown or expired; sign in again (ferry login)")
 		}
 		return p, nil
-	case access.LooksLikeToken(tok):
-		return a.tokenPrincipal(c.Request.Context(), tok)
 	}
-	if a.adminToken == "" || !a.cfg.Access.BootstrapEnabled() {
+	return a.bearerPrincipal(c.Request.Context(), tok)
+}
+
+// bearerPrincipal checks a credential that is not a session: an API token, or else the
+// bootstrap token.
+func (a *API) bearerPrincipal(ctx context.Context, tok string) (*access.Principal, error) {
+	if access.LooksLikeToken(tok) {
+		return a.tokenPrincipal(ctx, tok)
+	}
+	if !a.bootstrapEnabled() {
 		return nil, unauthorized("bootstrap", "the credential is not a Ferry API token or session, and the bootstrap token is disabled on this relay")
 	}
 	if !tokenEqual(tok, a.adminToken) {

@@ -229,7 +229,7 @@ func (a *API) bindIdentity(ctx context.Context, app *channel.App, who *principal
 func checkAgainstApp(app *channel.App, b *channel.Bundle) error {
 	if b.Channel != "" {
 		if _, ok := app.Channels[b.Channel]; !ok {
-			return errorf(http.StatusBadRequest, "channel_not_found", "app %q has no channel %q (configured: %s)", app.ID, b.Channel, strings.Join(channelNames(app), ", "))
+			return errorf(http.StatusBadRequest, "channel_not_found", "app %q has no channel %q (configured: %s)", app.ID, b.Channel, strings.Join(app.ChannelNames(), ", "))
 		}
 	}
 	return nil

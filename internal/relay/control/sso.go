@@ -140,12 +140,6 @@ func (s *sso) oauth2(p *oidc.Provider) *oauth2.Config {
 		RedirectURL: s.redirect, Scopes: s.scopes}
 }
 
-// cookie returns a cookie of the relay's with the attributes every one of them has.
-func (s *sso) cookie(name, value, path string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
-		Secure: s.secure, SameSite: http.SameSiteLaxMode}
-}
-
 // mountSSO registers the single sign-on routes when access.sso is configured.
 func (a *API) mountSSO(r gin.IRouter) {
 	if a.sso == nil {
@@ -183,9 +177,6 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 	} else {
 		return nil, false, nil
 	}
-	if a.sso == nil {
-		return nil, fromCookie, errorf(http.StatusUnauthorized, "sso_disabled", "single sign-on is not configured on this relay")
-	}
 	if !validRandom(strings.TrimPrefix(id, access.SessionPrefix)) || !strings.HasPrefix(id, access.SessionPrefix) {
 		return nil, fromCookie, errorf(http.StatusUnauthorized, "invalid_session", "the session is not valid; sign in again")
 	}
@@ -193,7 +184,7 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 	hash := access.HashToken(id)
 	now := a.now()
 	s, hit, err := a.sessions.get(ctx, hash, now)
-	if err == nil && hit && a.sso.idleAt(s, now) {
+	if err == nil && hit && a.idleAt(s, now) {
 		// The cached copy's LastSeen may predate uses through other instances: only the
 		// store's copy can end the session for idleness.
 		a.sessions.forget(hash)
@@ -205,7 +196,11 @@ func (a *API) resolveSession(c *gin.Context) (s *access.Session, fromCookie bool
 	if err != nil {
 		return nil, fromCookie, storeError("get session", err)
 	}
-	if !now.Before(s.ExpiresAt) || a.sso.idleAt(s, now) {
+	// The cache hands out one record to every request: work on a copy, since
+	// credentialLives refreshes a token session's grants into it.
+	cp := *s
+	s = &cp
+	if !now.Before(s.ExpiresAt) || a.idleAt(s, now) || !a.credentialLives(ctx, s, now) {
 		if err := a.endSession(ctx, hash); err != nil {
 			a.logger(ctx).WarnContext(ctx, "cannot delete an expired session", "error", err)
 		}
@@ -228,8 +223,9 @@ func (a *API) endSession(ctx context.Context, idHash string) error {
 }
 
 // idleAt reports whether s was idle longer than the idle timeout at now.
-func (s *sso) idleAt(sess *access.Session, now time.Time) bool {
-	return now.Sub(sess.LastSeen) > s.idle
+func (a *API) idleAt(s *access.Session, now time.Time) bool {
+	idle, _ := a.sessionLifetimes()
+	return now.Sub(s.LastSeen) > idle
 }
 
 // validRandom reports whether s has the shape of an access.RandomID(randomBytes).

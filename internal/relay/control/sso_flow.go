@@ -55,7 +55,7 @@ func (a *API) ssoLogin(c *gin.Context) error {
 	if err := a.store.PutLogin(ctx, l); err != nil {
 		return storeError("put login", err)
 	}
-	http.SetCookie(c.Writer, a.sso.cookie(loginCookie, browser, "/auth/", int(LoginTTL/1e9)))
+	http.SetCookie(c.Writer, a.Cookie(c, loginCookie, browser, "/auth/", int(LoginTTL/1e9)))
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusFound, a.sso.oauth2(p).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)))
 	return nil
@@ -139,7 +139,7 @@ func (a *API) ssoCallback(c *gin.Context) error {
 	if err != nil || !access.HashEqual(access.HashToken(browser), l.Browser) {
 		return errorf(http.StatusBadRequest, "wrong_browser", "this sign-in was started in another browser (or its cookie is gone); start again at /auth/login")
 	}
-	http.SetCookie(c.Writer, a.sso.cookie(loginCookie, "", "/auth/", -1))
+	http.SetCookie(c.Writer, a.Cookie(c, loginCookie, "", "/auth/", -1))
 	if e := q.Get("error"); e != "" {
 		return errorf(http.StatusUnauthorized, "sso_refused", "the identity provider did not sign you in (%.100s)", e)
 	}
@@ -167,12 +167,8 @@ func (a *API) ssoCallback(c *gin.Context) error {
 		return err
 	}
 	// The session this browser held before, if any, ends: one browser, one session.
-	if old, err := c.Cookie(access.SessionCookie); err == nil && validRandom(trimSessionPrefix(old)) {
-		if err := a.endSession(ctx, access.HashToken(old)); err != nil {
-			a.logger(ctx).WarnContext(ctx, "cannot end the browser's previous session", "error", err)
-		}
-	}
-	http.SetCookie(c.Writer, a.sso.cookie(access.SessionCookie, id, "/", int(sess.ExpiresAt.Sub(now).Seconds())))
+	a.endBrowserSession(c)
+	http.SetCookie(c.Writer, a.Cookie(c, access.SessionCookie, id, "/", int(sess.ExpiresAt.Sub(now).Seconds())))
 	a.logger(ctx).InfoContext(ctx, "signed in", "subject", sess.Subject, "email", sess.Email, "grants", grantStrings(sess.Grants))
 	c.Header("Cache-Control", "no-store")
 	c.Redirect(http.StatusFound, l.Return)
@@ -296,8 +292,9 @@ func (a *API) createSession(ctx context.Context, sess *access.Session, now time.
 		return "", err
 	}
 	id := access.SessionPrefix + secret
+	_, lifetime := a.sessionLifetimes()
 	sess.IDHash, sess.CSRF = access.HashToken(id), csrf
-	sess.CreatedAt, sess.LastSeen, sess.ExpiresAt = now, now, now.Add(a.sso.max)
+	sess.CreatedAt, sess.LastSeen, sess.ExpiresAt = now, now, now.Add(lifetime)
 	if err := a.store.PutSession(ctx, sess); err != nil {
 		return "", storeError("put session", err)
 	}
@@ -329,7 +326,7 @@ func (a *API) ssoLogout(c *gin.Context) error {
 		a.logger(ctx).InfoContext(ctx, "signed out", "subject", s.Subject, "email", s.Email)
 	}
 	if fromCookie {
-		http.SetCookie(c.Writer, a.sso.cookie(access.SessionCookie, "", "/", -1))
+		http.SetCookie(c.Writer, a.Cookie(c, access.SessionCookie, "", "/", -1))
 	}
 	c.Status(http.StatusNoContent)
 	return nil
