@@ -55,6 +55,8 @@ type Bolt struct {
 	opts BoltOptions
 	log  *slog.Logger
 	hub  *hub
+	// leases is the in-process lease table (bolt_lease.go).
+	leases leases
 
 	stop      chan struct{}
 	swept     sync.WaitGroup

@@ -68,6 +68,8 @@ type Store interface {
 	DeleteSession(ctx context.Context, idHash string) error
 	PutLogin(ctx context.Context, l *access.Login) error
 	TakeLogin(ctx context.Context, state string) (*access.Login, error)
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 	Close() error
@@ -125,6 +127,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"TakeLoginConcurrent", testTakeLoginConcurrent},
 		{"AccessNotify", testAccessNotify},
 		{"AccessInvalid", testAccessInvalid},
+		{"Lease", testLease},
+		{"LeaseConcurrent", testLeaseConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1162,6 +1166,7 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 	t.Run("AccessNotify", func(t *testing.T) { AccessNotifyAcross(t, a, b) })
+	t.Run("Lease", func(t *testing.T) { LeaseAcross(t, a, b) })
 	t.Run("Access", func(t *testing.T) {
 		ctx := t.Context()
 		tok := Token(t, "ci", time.Now().UTC())
