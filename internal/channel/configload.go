@@ -150,7 +150,8 @@ var (
 // hmac_secret_env variable names if any (whether it is set is the relay's concern); a default channel that
 // is configured; valid channel names and policies (disable_auto_update
 // none|patch|minor|major, platforms ios|android|electron, allow_refs full ref patterns); rules with a valid glob and a channel that is configured, or that
-// uses captures ("$1") the glob provides. Validate changes nothing: zero values are the
+// uses captures ("$1") the glob provides; rollout plans as [Plan.Validate] checks them, and
+// rules naming only plans that rollout_plans defines. Validate changes nothing: zero values are the
 // documented defaults.
 func (c *Config) Validate() error {
 	var errs []error
@@ -249,6 +250,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validatePlans()...)
 	return errors.Join(errs...)
 }
 
