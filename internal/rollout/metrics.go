@@ -25,7 +25,7 @@ type metrics struct {
 	ratio    *prometheus.GaugeVec   // app, channel, version
 	devices  *prometheus.GaugeVec   // app, channel, version
 	failures *prometheus.GaugeVec   // app, channel, version, kind
-	mu sync.Mutex // guards labels
+	mu       sync.Mutex             // guards labels
 	// labels holds the (app, channel) → version series currently set, so they can be removed.
 	labels map[[2]string]string
 }
