@@ -146,16 +146,21 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			if err := c.opts.Store.ReleaseLease(rctx, LeaseName, c.opts.Holder); err != nil {
-				c.opts.Logger.Warn("release rollout controller lease", "error", err)
-			}
-			c.metrics.leader.Set(0)
+			c.release(ctx)
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// release gives the lease up when Run ends.
+func (c *Controller) release(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := c.opts.Store.ReleaseLease(rctx, LeaseName, c.opts.Holder); err != nil {
+		c.opts.Logger.Warn("release rollout controller lease", "error", err)
+	}
+	c.metrics.leader.Set(0)
 }
 
 // Tick takes or renews the lease and, when this instance holds it, decides every active

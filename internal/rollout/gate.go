@@ -40,6 +40,7 @@ func (v Verdict) String() string {
 		return "pass"
 	case Fail:
 		return "fail"
+	case Insufficient:
 	}
 	return "insufficient"
 }
