@@ -41,6 +41,8 @@ func (a *API) mountAdmin(r gin.IRouter) {
 	g.POST("/channels/:channel/rollback", deploy, a.handle(a.rollbackChannel))
 	g.PUT("/channels/:channel/rollout", deploy, a.handle(a.setRollout))
 	g.POST("/channels/:channel/rollout/:op", deploy, a.handle(a.rolloutOp))
+	g.GET("/channels/:channel/plan", read, a.handle(a.getPlan))
+	g.POST("/channels/:channel/plan", deploy, a.handle(a.startPlan))
 	g.PUT("/channels/:channel/policy", manage, a.handle(a.setPolicy))
 	g.GET("/stats", read, a.handle(a.stats))
 	g.GET("/audit", read, a.handle(a.audit))
@@ -306,7 +308,8 @@ func (a *API) rolloutOp(c *gin.Context) error {
 	case "pause":
 		apply = channel.PauseRollout
 	case "resume":
-		apply = channel.ResumeRollout
+		// Resuming a plan a gate paused restarts its step: only a person does this.
+		apply = func(s *channel.State) error { return channel.ResumePlan(s, a.now()) }
 	case "complete":
 		apply = channel.CompleteRollout
 	case "cancel":
@@ -323,7 +326,8 @@ func (a *API) rolloutOp(c *gin.Context) error {
 		if err := apply(s); err != nil {
 			return "", "", false, err
 		}
-		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r)
+		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r) ||
+			(s.Plan == nil) != (before.Plan == nil)
 		return r.Version, before.Version, changed, nil
 	})
 }

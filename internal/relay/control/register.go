@@ -110,7 +110,7 @@ func (a *API) register(c *gin.Context) (err error) {
 			quoteOrEmpty(b.Ref), b.Channel)
 		a.metrics.refused.WithLabelValues("explicit_channel").Inc()
 	default:
-		moved, err := a.promoteRegistered(ctx, app.ID, ch, stored.Version, cause, actor, !created)
+		moved, err := a.promoteRegistered(ctx, app, ch, stored.Ref, stored.Version, cause, actor, !created)
 		if err != nil {
 			return storeError("promote", err)
 		}
@@ -241,22 +241,24 @@ func channelNames(app *channel.App) []string {
 	return names
 }
 
-// promoteRegistered promotes version on (app, ch) for a registration. For a re-registration
+// promoteRegistered promotes version on (app, ch) for a registration of ref, or starts the
+// rollout plan the ref's rule names (see deploy). For a re-registration
 // (onlyIfNew), a channel that serves the version or served it before is left alone: a late
 // retry of an old registration must not move a channel back.
-func (a *API) promoteRegistered(ctx context.Context, app, ch, version, cause string, actor *channel.Actor, onlyIfNew bool) (bool, error) {
+func (a *API) promoteRegistered(ctx context.Context, app *channel.App, ch, ref, version, cause string, actor *channel.Actor, onlyIfNew bool) (bool, error) {
 	changed := false
-	_, err := a.store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	_, err := a.store.UpdateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		if onlyIfNew && (s.Version == version || slices.Contains(s.History, version)) {
 			return nil, nil
 		}
 		from := s.Version
-		if !channel.Promote(s, version) {
+		moved, action := a.deploy(s, app, ref, ch, version)
+		if !moved {
 			return nil, nil
 		}
 		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Cause: cause, Actor: actor}, nil
+		return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Cause: cause, Actor: actor}, nil
 	})
 	if err != nil {
 		return false, err
@@ -290,7 +292,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
+		_, moved, order, err := a.promotePush(ctx, app, p.Channel, p.Ref, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}
