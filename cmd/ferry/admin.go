@@ -28,6 +28,10 @@ Actions on one app (--app):
   rollback <channel>                    serve the channel's previous version again
   rollout <channel> <version> <percent> offer <version> to <percent>% of the channel's devices
   rollout <channel> pause|resume|complete|cancel
+                                        resume is also how a person resumes a plan a gate paused
+  rollout start --plan NAME <channel> <version>
+                                        start a configured rollout plan (docs/rollouts.md)
+  rollout status <channel>              the channel's rollout plan: step, next decision, pause reason
   policy <channel> <json>|null          override the channel's policy, or remove the override
   stats                                 device statistics per version
   audit [--actor A] [--action X] [--since T] [--until T] [limit]
@@ -123,6 +127,7 @@ type adminCall struct {
 	channel string
 	version string
 	op      string // a rollout operation: pause, resume, complete, cancel
+	plan    string // rollout start --plan
 	percent int
 	limit   int // 0: the relay's default
 	policy  *relayclient.PolicyOverride
@@ -183,6 +188,16 @@ func adminRequest(args []string) (*adminCall, error) {
 		err = need(1, "rollback <channel>")
 	case "rollout":
 		switch {
+		case len(rest) >= 1 && rest[0] == "start" && (len(rest) != 3 || strings.HasPrefix(rest[1], "-")):
+			fs := flag.NewFlagSet("rollout start", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			plan := fs.String("plan", "", "")
+			if err := fs.Parse(rest[1:]); err != nil || *plan == "" || fs.NArg() != 2 {
+				return nil, errors.New("usage: rollout start --plan NAME <channel> <version>")
+			}
+			call.action, call.plan, call.channel, call.version = "plan", *plan, fs.Arg(0), fs.Arg(1)
+		case len(rest) == 2 && rest[0] == "status":
+			call.action, call.channel = "plan", rest[1]
 		case len(rest) == 2 && (rest[1] == relayclient.RolloutPause || rest[1] == relayclient.RolloutResume ||
 			rest[1] == relayclient.RolloutComplete || rest[1] == relayclient.RolloutCancel):
 			call.channel, call.op = rest[0], rest[1]
@@ -248,6 +263,11 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 		return c.Promote(ctx, app, a.channel, a.version)
 	case "rollback":
 		return c.Rollback(ctx, app, a.channel)
+	case "plan":
+		if a.plan == "" {
+			return c.GetPlan(ctx, app, a.channel)
+		}
+		return c.StartPlan(ctx, app, a.channel, a.plan, a.version)
 	case "rollout":
 		if a.op != "" {
 			return c.ChangeRollout(ctx, app, a.channel, a.op)
@@ -419,6 +439,17 @@ func printAdmin(w io.Writer, ans any) error {
 		fmt.Fprintln(tw, "VERSION\tDEVICES\tINSTALLED\tDOWNLOADS\tFAILURES")
 		for _, v := range a.Versions {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", v.Version, v.Devices, v.Actions["set"], v.Actions["download_complete"], v.Actions["update_fail"])
+		}
+	case *relayclient.PlanView:
+		fmt.Fprintf(tw, "CHANNEL\t%s\nSTABLE\t%s\nROLLOUT\t%s\n", a.Channel, orDash(a.Version), rolloutText(a.Rollout))
+		if p := a.Plan; p != nil {
+			fmt.Fprintf(tw, "PLAN\t%s (revision %d) for %s\nSTEP\t%d of %d\nSTEP STARTED\t%s\nNEXT DECISION\t%s\n",
+				p.Name, p.Revision, p.Version, p.Step+1, len(p.Plan.Steps), timeText(p.StepStartedAt), timeText(p.NextDecisionAt))
+			if p.PausedReason != "" {
+				fmt.Fprintf(tw, "PAUSED BY GATE\t%s\n", p.PausedReason)
+			}
+		} else {
+			fmt.Fprintln(tw, "PLAN\t-")
 		}
 	case *relayclient.ChangeResult:
 		verb := "unchanged"

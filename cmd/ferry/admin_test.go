@@ -27,6 +27,8 @@ import (
 func adminRelay(t *testing.T) (relayURL, tokenFile string) {
 	t.Helper()
 	cfg, err := channel.ParseConfig([]byte(`
+rollout_plans:
+  staged: {steps: [{percent: 1, bake: 1h}, {percent: 100}]}
 apps:
   - id: com.example.app
     repository: acme/mobile-app
@@ -95,6 +97,11 @@ func TestAdminCommand(t *testing.T) {
 		{[]string{"channels"}, 0, []string{"CHANNEL", "production (default)", "1.0.1", "1.1.0@10% (paused)", "beta"}},
 		{[]string{"rollout", "production", "complete"}, 0, []string{"serves 1.1.0, previous 1.0.1"}},
 		{[]string{"rollback", "production"}, 0, []string{"serves 1.0.1"}},
+		{[]string{"rollout", "start", "--plan", "staged", "production", "1.1.0"}, 0, []string{"production changed", "rollout 1.1.0@1%"}},
+		{[]string{"rollout", "status", "production"}, 0, []string{"PLAN", "staged (revision", "for 1.1.0", "STEP", "1 of 2", "NEXT DECISION"}},
+		{[]string{"rollout", "start", "--plan", "fast", "production", "1.1.0"}, 1, []string{"404 plan_not_found", "configured: staged"}},
+		{[]string{"rollout", "start", "--plan", "staged", "production"}, 2, []string{"usage: rollout start --plan NAME <channel> <version>"}},
+		{[]string{"rollout", "production", "cancel"}, 0, []string{"production changed"}},
 		{[]string{"policy", "beta", `{"public":true}`}, 0, []string{"beta changed", "policy overridden"}},
 		{[]string{"policy", "beta", "null"}, 0, []string{"beta changed"}},
 		{[]string{"bundles", "2"}, 0, []string{"VERSION", "1.1.0", "333333333333", "refs/heads/feature"}},

@@ -76,6 +76,8 @@ type State struct {
 	History []string `json:"history,omitempty"`
 	// Rollout, when Version is set, offers Rollout.Version to a sticky cohort of devices.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Plan, when set, is the rollout plan driving Rollout (see [StartPlan]).
+	Plan *PlanState `json:"plan,omitempty"`
 	// Policy, when set, overrides the configured policy (set through the admin API).
 	Policy *Policy `json:"policy,omitempty"`
 	// LastPush records the newest GitHub push applied to the channel (see [CheckPush]), so
@@ -105,7 +107,8 @@ type AuditEntry struct {
 	Channel string    `json:"channel,omitempty"`
 	// Action is a short verb: register, promote, rollback, rollout, pause, resume,
 	// complete, policy, pending, tag_deleted, tag_push (a tag push recorded on a channel
-	// that already served its bundle).
+	// that already served its bundle), and for rollout plans plan_start, plan_step,
+	// plan_pause, plan_rollback, plan_complete, plan_end.
 	Action string `json:"action"`
 	// Version is the version the change is about, From the version served before.
 	Version string `json:"version,omitempty"`

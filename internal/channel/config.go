@@ -9,6 +9,9 @@ type Config struct {
 	// Access configures who may use the admin API: the bootstrap token and single sign-on
 	// (docs/access.md).
 	Access *access.Config `yaml:"access" json:"access,omitempty"`
+	// RolloutPlans names the staged rollout plans rules and the admin API may start
+	// (docs/rollouts.md).
+	RolloutPlans map[string]Plan `yaml:"rollout_plans" json:"rollout_plans,omitempty"`
 }
 
 // App configures one app id.
@@ -51,6 +54,9 @@ type App struct {
 type Rule struct {
 	Ref     string `yaml:"ref" json:"ref"`
 	Channel string `yaml:"channel" json:"channel"`
+	// Plan, when set, names a plan of rollout_plans: a promotion through this rule starts
+	// that plan for the version instead of serving it to every device at once.
+	Plan string `yaml:"plan" json:"plan,omitempty"`
 }
 
 // Policy is a channel's policy. The zero value is the documented default: private (devices

@@ -152,7 +152,8 @@ var (
 // none|patch|minor|major, platforms ios|android|electron, allow_refs full ref patterns); rules with a valid glob and a channel that is configured, or that
 // uses captures ("$1") the glob provides; notification receivers with an https URL (http
 // only to loopback), format generic|slack, a secret_env variable name and known event
-// kinds. Validate changes nothing: zero values are the
+// kinds; rollout plans as [Plan.Validate] checks them, and rules naming only plans that
+// rollout_plans defines. Validate changes nothing: zero values are the
 // documented defaults.
 func (c *Config) Validate() error {
 	var errs []error
@@ -254,6 +255,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validatePlans()...)
 	return errors.Join(errs...)
 }
 

@@ -20,6 +20,7 @@ func Promote(s *State, version string) (changed bool) {
 		s.Rollout = nil
 		changed = true
 	}
+	endPlanWithRollout(s)
 	if s.Version == version {
 		return changed
 	}
@@ -73,11 +74,13 @@ func Rollback(s *State) (to string, err error) {
 	if s.Rollout != nil && s.Rollout.Version == to {
 		s.Rollout = nil
 	}
+	endPlanWithRollout(s)
 	return to, nil
 }
 
 // SetRollout offers version to percent percent of the channel's devices (see [InCohort]),
-// replacing any rollout in progress and unpausing it; the other devices keep the stable
+// replacing any rollout in progress and unpausing it, and ending a rollout plan (a person
+// setting the percent takes the rollout over); the other devices keep the stable
 // version. It returns an error wrapping [ErrInvalidRollout], and leaves s unchanged, when
 // percent is outside 0..100, version is empty or already stable, or the channel has no
 // stable version yet (promote one first). A rollout at 100 serves everyone but stays a
@@ -94,6 +97,7 @@ func SetRollout(s *State, version string, percent int) error {
 		return fmt.Errorf("rollout of %q: %w: it is already the stable version", version, ErrInvalidRollout)
 	}
 	s.Rollout = &Rollout{Version: version, Percent: percent}
+	s.Plan = nil
 	return nil
 }
 
@@ -145,6 +149,7 @@ func CancelRollout(s *State) error {
 		return fmt.Errorf("cancel rollout of channel %q: %w", s.Channel, ErrNoRollout)
 	}
 	s.Rollout = nil
+	s.Plan = nil
 	return nil
 }
 

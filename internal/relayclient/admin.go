@@ -70,6 +70,21 @@ func (c *Client) ChangeRollout(ctx context.Context, app, ch, op string) (*Change
 	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "rollout", op), nil)
 }
 
+// StartPlan starts the configured rollout plan on ch for version; the relay's rollout
+// controller advances it from then on.
+func (c *Client) StartPlan(ctx context.Context, app, ch, plan, version string) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "plan"), &PlanRequest{Plan: plan, Version: version})
+}
+
+// GetPlan returns ch's rollout and the plan driving it.
+func (c *Client) GetPlan(ctx context.Context, app, ch string) (*PlanView, error) {
+	var out PlanView
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "channels", ch, "plan"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // SetPolicy overrides ch's configured policy with p; a nil p removes the override.
 func (c *Client) SetPolicy(ctx context.Context, app, ch string, p *PolicyOverride) (*ChangeResult, error) {
 	return c.change(ctx, http.MethodPut, appPath(app, "channels", ch, "policy"), &PolicyRequest{Policy: p})

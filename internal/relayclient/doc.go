@@ -17,6 +17,8 @@
 //	POST /api/v1/apps/{app}/channels/{channel}/rollback  (no body) → [ChangeResult]
 //	PUT  /api/v1/apps/{app}/channels/{channel}/rollout   [RolloutRequest] → [ChangeResult]
 //	POST /api/v1/apps/{app}/channels/{channel}/rollout/{pause|resume|complete|cancel}
+//	GET  /api/v1/apps/{app}/channels/{channel}/plan      [PlanView]
+//	POST /api/v1/apps/{app}/channels/{channel}/plan      [PlanRequest] → [ChangeResult]
 //	PUT  /api/v1/apps/{app}/channels/{channel}/policy    [PolicyRequest] → [ChangeResult]
 //	GET  /api/v1/apps/{app}/stats                        [Stats]
 //	GET  /api/v1/apps/{app}/audit?limit=N                [AuditList]

@@ -170,6 +170,23 @@ const (
 	RolloutCancel   = "cancel"
 )
 
+// PlanRequest is the body of POST …/channels/{channel}/plan: start the configured rollout
+// plan Plan for Version (a registered bundle other than the channel's stable version).
+type PlanRequest struct {
+	Plan    string `json:"plan"`
+	Version string `json:"version"`
+}
+
+// PlanView is the answer to GET …/channels/{channel}/plan: the channel's stable version,
+// its rollout and the plan driving it (nil when none runs).
+type PlanView struct {
+	App     string             `json:"app"`
+	Channel string             `json:"channel"`
+	Version string             `json:"version"`
+	Rollout *channel.Rollout   `json:"rollout"`
+	Plan    *channel.PlanState `json:"plan"`
+}
+
 // PolicyRequest is the body of PUT …/channels/{channel}/policy. A nil Policy ("policy":
 // null) removes the admin override.
 type PolicyRequest struct {

@@ -57,6 +57,8 @@ type Bolt struct {
 	hub  *hub
 	// clock is the time the series see (their buckets and retention); tests move it.
 	clock func() time.Time
+	// leases is the in-process lease table (bolt_lease.go).
+	leases leases
 
 	stop      chan struct{}
 	swept     sync.WaitGroup

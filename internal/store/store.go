@@ -146,6 +146,7 @@ type Store interface {
 	Series
 	// Access keeps API tokens, single sign-on sessions and logins in progress.
 	Access
+	Lease // one holder of a named task across instances (the rollout controller)
 
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error

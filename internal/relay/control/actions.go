@@ -240,7 +240,8 @@ func (a *API) RolloutOp(ctx context.Context, by Caller, appID, ch, op string) (*
 	case relayclient.RolloutPause:
 		apply = channel.PauseRollout
 	case relayclient.RolloutResume:
-		apply = channel.ResumeRollout
+		// Resuming a plan a gate paused restarts its step: only a person does this.
+		apply = func(s *channel.State) error { return channel.ResumePlan(s, a.now()) }
 	case relayclient.RolloutComplete:
 		apply = channel.CompleteRollout
 	case relayclient.RolloutCancel:
@@ -257,7 +258,8 @@ func (a *API) RolloutOp(ctx context.Context, by Caller, appID, ch, op string) (*
 		if err := apply(s); err != nil {
 			return "", "", false, err
 		}
-		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r)
+		changed := s.Version != before.Version || (s.Rollout == nil) != (before.Rollout == nil) || (s.Rollout != nil && *s.Rollout != r) ||
+			(s.Plan == nil) != (before.Plan == nil)
 		return r.Version, before.Version, changed, nil
 	})
 }

@@ -42,6 +42,8 @@ func (a *API) mountAdmin(r gin.IRouter) {
 	g.POST("/channels/:channel/rollback", deploy, a.handle(a.rollbackChannel))
 	g.PUT("/channels/:channel/rollout", deploy, a.handle(a.setRollout))
 	g.POST("/channels/:channel/rollout/:op", deploy, a.handle(a.rolloutOp))
+	g.GET("/channels/:channel/plan", read, a.handle(a.getPlan))
+	g.POST("/channels/:channel/plan", deploy, a.handle(a.startPlan))
 	g.PUT("/channels/:channel/policy", manage, a.handle(a.setPolicy))
 	g.GET("/stats", read, a.handle(a.stats))
 	g.GET("/audit", read, a.handle(a.audit))

@@ -110,7 +110,7 @@ func (a *API) register(c *gin.Context) (err error) {
 			quoteOrEmpty(b.Ref), b.Channel)
 		a.metrics.refused.WithLabelValues("explicit_channel").Inc()
 	default:
-		moved, reason, err := a.promoteRegistration(ctx, app.ID, ch, stored, cause, actor, !created)
+		moved, reason, err := a.promoteRegistration(ctx, app, ch, stored, cause, actor, !created)
 		if err != nil {
 			return storeError("promote", err)
 		}
@@ -267,7 +267,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, order, err := a.promotePush(ctx, app.ID, p.Channel, b.Version, channel.ReleaseName(p.Ref), cause, actor, p.PushedAt, p.PushKey, true)
+		_, moved, order, err := a.promotePush(ctx, app, p.Channel, p.Ref, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}

@@ -44,14 +44,14 @@ func (a *API) servedFromCommit(ctx context.Context, st *channel.State, commit st
 // a channel that already serves a bundle of the same commit (the tag push promoted the
 // branch's build) is left alone, so the tag promotes once; promoted says whether the
 // channel moved, and reason why not.
-func (a *API) promoteRegistration(ctx context.Context, app, ch string, b *channel.Bundle, cause string, actor *channel.Actor, onlyIfNew bool) (promoted bool, reason string, err error) {
+func (a *API) promoteRegistration(ctx context.Context, app *channel.App, ch string, b *channel.Bundle, cause string, actor *channel.Actor, onlyIfNew bool) (promoted bool, reason string, err error) {
 	release := channel.ReleaseName(b.Ref)
 	if release == "" {
-		moved, err := a.promoteRegistered(ctx, app, ch, b.Version, "", cause, actor, onlyIfNew, nil)
+		moved, err := a.promoteRegistered(ctx, app, ch, b.Ref, b.Version, "", cause, actor, onlyIfNew, nil)
 		return moved, "", err
 	}
 	for range 3 {
-		st, err := a.store.GetState(ctx, app, ch)
+		st, err := a.store.GetState(ctx, app.ID, ch)
 		if err != nil {
 			return false, "", storeError("get state", err)
 		}
@@ -64,7 +64,7 @@ func (a *API) promoteRegistration(ctx context.Context, app, ch string, b *channe
 		}
 		// Promote only if the channel still serves what was looked at: a tag push may
 		// have put a bundle of this commit there meanwhile.
-		moved, err := a.promoteRegistered(ctx, app, ch, b.Version, release, cause, actor, onlyIfNew, func(s *channel.State) error {
+		moved, err := a.promoteRegistered(ctx, app, ch, b.Ref, b.Version, release, cause, actor, onlyIfNew, func(s *channel.State) error {
 			if s.Version != st.Version {
 				return errServedMoved
 			}
@@ -94,14 +94,15 @@ func (a *API) sameCommitReason(ctx context.Context, st *channel.State, b *channe
 
 func shortCommit(c string) string { return c[:min(len(c), 12)] }
 
-// promoteRegistered promotes version on (app, ch) for a registration, naming the release
-// release (a tag's name, or "" for a branch build). For a re-registration (onlyIfNew), a
-// channel that serves the version or served it before is left alone: a late retry of an
-// old registration must not move a channel back. A non-nil guard is checked against the
-// state first; its error is returned and nothing changes.
-func (a *API) promoteRegistered(ctx context.Context, app, ch, version, release, cause string, actor *channel.Actor, onlyIfNew bool, guard func(*channel.State) error) (bool, error) {
+// promoteRegistered promotes version on (app, ch) for a registration of ref, or starts the
+// rollout plan the ref's rule names (see deploy), naming the release release (a tag's name,
+// or "" for a branch build) when it promotes. For a re-registration (onlyIfNew), a channel
+// that serves the version or served it before is left alone: a late retry of an old
+// registration must not move a channel back. A non-nil guard is checked against the state
+// first; its error is returned and nothing changes.
+func (a *API) promoteRegistered(ctx context.Context, app *channel.App, ch, ref, version, release, cause string, actor *channel.Actor, onlyIfNew bool, guard func(*channel.State) error) (bool, error) {
 	changed := false
-	_, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	_, err := a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		if guard != nil {
 			if err := guard(s); err != nil {
@@ -112,12 +113,16 @@ func (a *API) promoteRegistered(ctx context.Context, app, ch, version, release, 
 			return nil, nil
 		}
 		from := s.Version
-		if !channel.Promote(s, version) {
+		moved, action := a.deploy(s, app, ref, ch, version)
+		if !moved {
 			return nil, nil
 		}
-		s.Release = release
 		changed = true
-		return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Release: release, Cause: cause, Actor: actor}, nil
+		e := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Cause: cause, Actor: actor}
+		if action == "promote" {
+			s.Release, e.Release = release, release
+		}
+		return e, nil
 	})
 	if err != nil {
 		return false, err

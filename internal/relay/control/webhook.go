@@ -600,7 +600,7 @@ func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditE
 // on the channel, both in one state update: if a newer push was recorded meanwhile (by
 // another instance), nothing changes and the outcome says so.
 func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, version, cause, delivery string) (tagOutcome, bool, error) {
-	st, moved, order, err := a.promotePush(ctx, act.App.ID, act.Channel, version, channel.ReleaseName(act.Ref), cause, act.Actor, act.PushedAt, act.PushKey, false)
+	st, moved, order, err := a.promotePush(ctx, act.App, act.Channel, act.Ref, version, cause, act.Actor, act.PushedAt, act.PushKey, false)
 	if err != nil {
 		return out, false, storeError("promote", err)
 	}
@@ -633,18 +633,20 @@ func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.Stat
 	a.logger(ctx).WarnContext(ctx, "tag push not applied", "app", out.App, "channel", out.Channel, "ref", out.Ref, "result", out.Result, "reason", reason, "delivery", delivery)
 }
 
-// promotePush makes version the stable version of (app, ch) for a push stamped at with
-// identity key, in one UpdateState call, unless the push is older than a push already
+// promotePush makes version the stable version of (app, ch) for a push of ref stamped at
+// with identity key (or starts the rollout plan the ref's rule names, see deploy), in one UpdateState call, unless the push is older than a push already
 // recorded on the channel, or (for a push applied directly, not pending) the same push:
 // then nothing is written and order says which. A pending push was recorded when it
 // arrived, so being the newest recorded push is what lets it apply. The push is recorded
 // on the channel even when the channel already served version (with a "tag_push" audit
 // entry), so a later replay of it is recognised, and the channel's release name becomes
-// release (the tag's name). It reports whether the version changed.
-func (a *API) promotePush(ctx context.Context, app, ch, version, release, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
+// ref's release name (the tag's name); a ref whose rule names a rollout plan starts the
+// plan instead (see deploy). It reports whether the channel changed.
+func (a *API) promotePush(ctx context.Context, app *channel.App, ch, ref, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
 	changed := false
 	order := channel.PushNew
-	st, err := a.updateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+	release := channel.ReleaseName(ref)
+	st, err := a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		changed = false
 		order = channel.CheckPush(s, at, key)
 		if order == channel.PushStale || (order == channel.PushApplied && !pending) {
@@ -652,15 +654,19 @@ func (a *API) promotePush(ctx context.Context, app, ch, version, release, cause 
 		}
 		recorded := order == channel.PushNew && !at.IsZero()
 		from := s.Version
-		changed = channel.Promote(s, version)
-		named := s.Release != release
-		s.Release = release
+		var action string
+		changed, action = a.deploy(s, app, ref, ch, version)
+		named, rel := false, ""
+		if action == "promote" { // a plan started keeps the stable version and its name
+			named, rel = s.Release != release, release
+			s.Release = release
+		}
 		channel.RecordPush(s, at, key)
 		switch {
 		case changed:
-			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "promote", Version: version, From: from, Release: release, Cause: cause, Actor: actor}, nil
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Release: rel, Cause: cause, Actor: actor}, nil
 		case recorded || named:
-			return &channel.AuditEntry{Time: a.now().UTC(), App: app, Channel: ch, Action: "tag_push", Version: version, Release: release,
+			return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: "tag_push", Version: version, Release: rel,
 				Cause: cause + " (the channel already serves it; push recorded)", Actor: actor}, nil
 		default:
 			return nil, nil

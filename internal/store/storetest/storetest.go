@@ -71,6 +71,8 @@ type Store interface {
 	TakeLogin(ctx context.Context, state string) (*access.Login, error)
 	AddSeries(ctx context.Context, app string, points []channel.SeriesPoint) error
 	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 	Close() error
@@ -134,6 +136,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"SeriesRetention", testSeriesRetention},
 		{"SeriesConcurrent", testSeriesConcurrent},
 		{"SeriesInvalid", testSeriesInvalid},
+		{"Lease", testLease},
+		{"LeaseConcurrent", testLeaseConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1171,6 +1175,7 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 	t.Run("AccessNotify", func(t *testing.T) { AccessNotifyAcross(t, a, b) })
+	t.Run("Lease", func(t *testing.T) { LeaseAcross(t, a, b) })
 	t.Run("Access", func(t *testing.T) {
 		ctx := t.Context()
 		tok := Token(t, "ci", time.Now().UTC())
