@@ -842,3 +842,48 @@ func TestSSOSessionOnTheAdminAPI(t *testing.T) {
 		t.Errorf("a viewer's PUT policy: %d %s; want 403 for the role", code, body)
 	}
 }
+
+// countingStore counts the session lookups that reach the store.
+type countingStore struct {
+	fullStore
+	gets atomic.Int64
+}
+
+func (c *countingStore) GetSession(ctx context.Context, idHash string) (*access.Session, error) {
+	c.gets.Add(1)
+	return c.fullStore.GetSession(ctx, idHash)
+}
+
+// TestSessionLookupsAreCached signs in once and uses the session for many requests: the
+// store is asked for the session once, not once per request (the cache keeps it for
+// SessionCacheTTL), and after signing out the cookie is refused at once.
+func TestSessionLookupsAreCached(t *testing.T) {
+	t.Parallel()
+	st := &countingStore{fullStore: newBolt(t)}
+	r := reserveRelay(t)
+	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
+	r.start(t, st, ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), &syncBuffer{})
+	br := newBrowser(t)
+	if resp, body := br.signIn(r.url+"/auth/login?return=/auth/whoami", "ana", "ana-pass"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	before := st.gets.Load()
+	var w relayclient.WhoAmI
+	const n = 50
+	for range n {
+		code, got, body := br.whoami(r.url, nil)
+		if code != http.StatusOK || got.Subject != "u-ana" {
+			t.Fatalf("whoami: %d %s", code, body)
+		}
+		w = got
+	}
+	if got := st.gets.Load() - before; got > 1 {
+		t.Errorf("%d requests with one session looked it up in the store %d times; want at most 1", n, got)
+	}
+	if code, body := br.post(r.url+"/auth/logout", http.Header{CSRFHeader: {w.CSRF}}, nil); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	if code, _, body := br.whoami(r.url, nil); code != http.StatusUnauthorized {
+		t.Fatalf("whoami after logout on the same instance: %d %s; want 401", code, body)
+	}
+}
