@@ -103,8 +103,8 @@ func seriesDay(t *testing.T, s Store, app string) int {
 	metrics := []string{channel.MetricCheck, channel.MetricOffered, channel.MetricNoUpdate,
 		"download", "download_complete", "download_fail", "set", "update_fail", "app_reload", "checksum_fail", "rollback", "other"}
 	per := 0
-	for i := range 24 * time.Hour / channel.SeriesFine {
-		start := end.Add(-i * channel.SeriesFine)
+	for i := range int(24 * time.Hour / channel.SeriesFine) {
+		start := end.Add(-time.Duration(i) * channel.SeriesFine)
 		var ps []channel.SeriesPoint
 		for _, v := range []string{"1.4.0", "1.4.1", "1.5.0"} {
 			for _, ch := range []string{"production", "beta"} {

@@ -235,15 +235,6 @@ func checkAgainstApp(app *channel.App, b *channel.Bundle) error {
 	return nil
 }
 
-func channelNames(app *channel.App) []string {
-	names := make([]string, 0, len(app.Channels))
-	for n := range app.Channels {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
 // applyPending promotes b on every channel whose tag push was waiting for b's commit,
 // forgetting each pending promotion once it is applied. Only the entries listed here are
 // deleted, one by one: an entry another instance adds meanwhile stays (and that tag push
