@@ -55,7 +55,7 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 	}
 
 	var mu sync.Mutex
-	changes, unchanged := 0, 0
+	changes, renames, unchanged := 0, 0, 0
 	promoted := map[string]bool{}
 	var failures []string
 	var wg sync.WaitGroup
@@ -67,7 +67,7 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 			v := vs[(i*7+i/len(vs))%len(vs)]
 			r := relays[i%len(relays)]
 			<-start
-			var changed bool
+			var changed, renamed bool
 			var err error
 			if i < webhooks {
 				delivery := fmt.Sprintf("race-%s-%d", t.Name(), i)
@@ -90,6 +90,13 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 						switch ans.Actions[0].Result {
 						case "promoted":
 							changed = true
+						case "renamed":
+							// Already served under another tag's name: the channel's
+							// release name changed, its version did not.
+							renamed = true
+							if ans.Actions[0].Version != v {
+								err = fmt.Errorf("webhook %s: renamed, but the channel serves %q, not %s", delivery, ans.Actions[0].Version, v)
+							}
 						case "unchanged":
 							if ans.Actions[0].Version != v {
 								err = fmt.Errorf("webhook %s: unchanged, but the channel serves %q, not %s", delivery, ans.Actions[0].Version, v)
@@ -124,9 +131,12 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 				return
 			}
 			promoted[v] = true
-			if changed {
+			switch {
+			case changed:
 				changes++
-			} else {
+			case renamed:
+				renames++
+			default:
 				unchanged++
 			}
 		}()
@@ -142,15 +152,19 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 		if !promoted[st.Version] {
 			t.Errorf("final version %q was never promoted", st.Version)
 		}
-		if st.Rev != int64(changes) {
-			t.Errorf("Rev = %d, want %d (one per acknowledged change; %d unchanged)", st.Rev, changes, unchanged)
+		if st.Rev != int64(changes+renames) {
+			t.Errorf("Rev = %d, want %d (one per acknowledged change or rename; %d unchanged)", st.Rev, changes+renames, unchanged)
 		}
 		// Replay the audit log, oldest first, with the domain's own Promote.
 		audit := r.auditOf(t, appID)
 		var replay channel.State
-		n := 0
+		n, named := 0, 0
 		for _, e := range slices.Backward(audit) {
 			if e.Channel != "production" {
+				continue
+			}
+			if e.Action == "tag_push" && e.Version == replay.Version && e.Release != "" {
+				named++ // a rename: the version stays
 				continue
 			}
 			if e.Action != "promote" {
@@ -165,8 +179,8 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 			}
 			n++
 		}
-		if n != changes {
-			t.Errorf("%d promote audit entries, want %d (one per acknowledged change)", n, changes)
+		if n != changes || named != renames {
+			t.Errorf("%d promote and %d rename audit entries, want %d and %d (one per acknowledged change)", n, named, changes, renames)
 		}
 		if replay.Version != st.Version || !slices.Equal(replay.History, st.History) {
 			t.Errorf("state %s %v differs from the serial replay of the audit log: %s %v", st.Version, st.History, replay.Version, replay.History)
@@ -176,5 +190,5 @@ func promotionRace(t *testing.T, relays []*relayProc) {
 			t.Errorf("device on production: %v %+v, want %s", err, u, st.Version)
 		}
 	}
-	t.Logf("FIGURE race %s relays=%d requests=%d changes=%d unchanged=%d", t.Name(), len(relays), webhooks+admins, changes, unchanged)
+	t.Logf("FIGURE race %s relays=%d requests=%d changes=%d renames=%d unchanged=%d", t.Name(), len(relays), webhooks+admins, changes, renames, unchanged)
 }

@@ -258,7 +258,7 @@ func (a *API) applyPending(ctx context.Context, app *channel.App, b *channel.Bun
 			continue
 		}
 		cause := p.Cause + " (pending, applied on registration of " + b.Version + ")"
-		_, moved, order, err := a.promotePush(ctx, app, p.Channel, p.Ref, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
+		_, moved, _, order, err := a.promotePush(ctx, app, p.Channel, p.Ref, b.Version, cause, actor, p.PushedAt, p.PushKey, true)
 		if err != nil {
 			return applied, changed, storeError("apply pending promotion", err)
 		}

@@ -600,7 +600,7 @@ func (a *API) recordPending(ctx context.Context, act tagAction, e channel.AuditE
 // on the channel, both in one state update: if a newer push was recorded meanwhile (by
 // another instance), nothing changes and the outcome says so.
 func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, version, cause, delivery string) (tagOutcome, bool, error) {
-	st, moved, order, err := a.promotePush(ctx, act.App, act.Channel, act.Ref, version, cause, act.Actor, act.PushedAt, act.PushKey, false)
+	st, moved, renamed, order, err := a.promotePush(ctx, act.App, act.Channel, act.Ref, version, cause, act.Actor, act.PushedAt, act.PushKey, false)
 	if err != nil {
 		return out, false, storeError("promote", err)
 	}
@@ -609,9 +609,13 @@ func (a *API) promoteTag(ctx context.Context, out tagOutcome, act tagAction, ver
 		return out, false, nil
 	}
 	out.Version = st.Version
-	out.Result = "unchanged"
-	if moved {
+	switch {
+	case moved:
 		out.Result = "promoted"
+	case renamed:
+		out.Result = "renamed" // the channel serves version already, now under the tag's name
+	default:
+		out.Result = "unchanged"
 	}
 	a.logger(ctx).InfoContext(ctx, "tag push", "app", act.App.ID, "channel", act.Channel, "ref", act.Ref, "version", version, "result", out.Result, "delivery", delivery)
 	return out, moved, nil
@@ -641,13 +645,13 @@ func (a *API) pushRefused(ctx context.Context, out *tagOutcome, st *channel.Stat
 // on the channel even when the channel already served version (with a "tag_push" audit
 // entry), so a later replay of it is recognised, and the channel's release name becomes
 // ref's release name (the tag's name); a ref whose rule names a rollout plan starts the
-// plan instead (see deploy). It reports whether the channel changed.
-func (a *API) promotePush(ctx context.Context, app *channel.App, ch, ref, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (*channel.State, bool, channel.PushOrder, error) {
-	changed := false
-	order := channel.PushNew
+// plan instead (see deploy). It reports whether the channel's version changed (or a plan
+// started), and else whether only its release name did.
+func (a *API) promotePush(ctx context.Context, app *channel.App, ch, ref, version, cause string, actor *channel.Actor, at time.Time, key string, pending bool) (st *channel.State, changed, renamed bool, order channel.PushOrder, err error) {
+	order = channel.PushNew
 	release := channel.ReleaseName(ref)
-	st, err := a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
-		changed = false
+	st, err = a.updateState(ctx, app.ID, ch, func(s *channel.State) (*channel.AuditEntry, error) {
+		changed, renamed = false, false
 		order = channel.CheckPush(s, at, key)
 		if order == channel.PushStale || (order == channel.PushApplied && !pending) {
 			return nil, nil
@@ -666,6 +670,7 @@ func (a *API) promotePush(ctx context.Context, app *channel.App, ch, ref, versio
 		case changed:
 			return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: action, Version: version, From: from, Release: rel, Cause: cause, Actor: actor}, nil
 		case recorded || named:
+			renamed = named
 			return &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Channel: ch, Action: "tag_push", Version: version, Release: rel,
 				Cause: cause + " (the channel already serves it; push recorded)", Actor: actor}, nil
 		default:
@@ -673,12 +678,12 @@ func (a *API) promotePush(ctx context.Context, app *channel.App, ch, ref, versio
 		}
 	})
 	if err != nil {
-		return nil, false, order, err
+		return nil, false, false, order, err
 	}
 	if changed {
 		a.metrics.promotions.WithLabelValues(causeSource(cause)).Inc()
 	}
-	return st, changed, order, nil
+	return st, changed, renamed, order, nil
 }
 
 // cancelPending removes the promotion of (ch, ref) waiting for commit, keeping the others:
