@@ -89,17 +89,26 @@ func (a *API) listChannels(c *gin.Context) error {
 }
 
 func (a *API) getChannel(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
+	app, st, err := a.requestState(c)
 	if err != nil {
 		return err
 	}
-	st, err := a.store.GetState(c.Request.Context(), app.ID, ch)
-	if err != nil {
-		return storeError("get state", err)
-	}
 	c.JSON(http.StatusOK, a.view(app, st))
 	return nil
+}
+
+// requestState returns the app and the state of the channel a request names.
+func (a *API) requestState(c *gin.Context) (*channel.App, *channel.State, error) {
+	app := appOf(c)
+	ch, err := channelOf(c, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := a.store.GetState(c.Request.Context(), app.ID, ch)
+	if err != nil {
+		return nil, nil, storeError("get state", err)
+	}
+	return app, st, nil
 }
 
 func (a *API) listBundles(c *gin.Context) error {

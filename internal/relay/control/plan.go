@@ -61,16 +61,11 @@ func (a *API) StartPlan(ctx context.Context, by Caller, appID, ch string, req re
 // getPlan answers the channel's rollout and the plan driving it, if any
 // (GET …/channels/{channel}/plan).
 func (a *API) getPlan(c *gin.Context) error {
-	app := appOf(c)
-	ch, err := channelOf(c, app)
+	app, st, err := a.requestState(c)
 	if err != nil {
 		return err
 	}
-	st, err := a.store.GetState(c.Request.Context(), app.ID, ch)
-	if err != nil {
-		return storeError("get state", err)
-	}
-	c.JSON(http.StatusOK, relayclient.PlanView{App: app.ID, Channel: ch, Version: st.Version, Rollout: st.Rollout, Plan: channel.ActivePlan(st)})
+	c.JSON(http.StatusOK, relayclient.PlanView{App: app.ID, Channel: st.Channel, Version: st.Version, Rollout: st.Rollout, Plan: channel.ActivePlan(st)})
 	return nil
 }
 
