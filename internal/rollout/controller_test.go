@@ -40,7 +40,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) testStore {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close() })
-			return withSeries(b)
+			return b
 		},
 		"redis": func(t *testing.T) testStore {
 			once.Do(func() { srv = testpeers.Redis(t) })
@@ -49,7 +49,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) testStore {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { r.Close() })
-			return withSeries(r)
+			return r
 		},
 	}
 }
@@ -164,7 +164,10 @@ func audit(t *testing.T, s testStore, action string) []channel.AuditEntry {
 	return out
 }
 
-func t0() time.Time { return time.Now().UTC().Truncate(time.Hour) }
+// t0 is where the fake clock starts: far enough in the past for the tests' simulated days
+// to stay behind the stores' clock, which refuses counters more than store.SeriesMaxAhead
+// ahead of it, and well inside the fine buckets' retention.
+func t0() time.Time { return time.Now().UTC().Add(-4 * 24 * time.Hour).Truncate(time.Hour) }
 
 // TestControllerAdvances walks a healthy plan through its steps with a fake clock: each
 // step advances only once its bake has passed, a repeated tick changes nothing, and the
