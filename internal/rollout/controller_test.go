@@ -30,13 +30,13 @@ type testStore interface {
 
 // stores opens each real store: the embedded one in a temporary directory, and Redis on a
 // private redis-server (shared by the calls of one test).
-func stores(t *testing.T) map[string]func(t *testing.T) testStore {
+func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	var (
 		once sync.Once
 		srv  *testpeers.Process
 	)
-	return map[string]func(t *testing.T) testStore{
-		"bolt": func(t *testing.T) testStore {
+	return map[string]func(t *testing.T) store.Store{
+		"bolt": func(t *testing.T) store.Store {
 			b, err := store.OpenBolt(filepath.Join(t.TempDir(), "ferry.db"), store.BoltOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -44,16 +44,22 @@ func stores(t *testing.T) map[string]func(t *testing.T) testStore {
 			t.Cleanup(func() { b.Close() })
 			return b
 		},
-		"redis": func(t *testing.T) testStore {
+		"redis": func(t *testing.T) store.Store {
 			once.Do(func() { srv = testpeers.Redis(t) })
-			r, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
-			return r
+			return openRedis(t, srv)
 		},
 	}
+}
+
+// openRedis opens a client of the Redis store on srv, closed when t ends.
+func openRedis(t *testing.T, srv *testpeers.Process) *store.Redis {
+	t.Helper()
+	r, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 // clock is the controller's injected clock.
