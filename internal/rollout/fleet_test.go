@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/notify"
+	"github.com/ferryhq/ferry/internal/notify/notifytest"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
 	"github.com/ferryhq/ferry/internal/store"
@@ -63,45 +63,16 @@ apps:
 	return c
 }
 
-// receiver is a loopback notification receiver that checks every delivery's signature.
-type receiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	evs []channel.Event
-	bad []string
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var ev channel.Event
-		err := notify.Verify([]byte(simSecret), req.Header, body, time.Now())
-		if err == nil {
-			err = json.Unmarshal(body, &ev)
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if err != nil {
-			r.bad = append(r.bad, err.Error())
-			return
-		}
-		r.evs = append(r.evs, ev)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// kinds lists the kinds received, with the version and the percent ("-" for none).
-func (r *receiver) kinds(t *testing.T) []string {
+// kinds lists the kinds rcv received, with the version and the percent ("-" for none),
+// and fails t for deliveries that did not verify.
+func kinds(t *testing.T, rcv *notifytest.Receiver) []string {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bad) > 0 {
-		t.Errorf("deliveries that failed verification: %q", r.bad)
+	evs, bad := rcv.Events()
+	if len(bad) > 0 {
+		t.Errorf("deliveries that failed verification: %v", bad)
 	}
-	out := make([]string, 0, len(r.evs))
-	for _, ev := range r.evs {
+	out := make([]string, 0, len(evs))
+	for _, ev := range evs {
 		p := "-"
 		if ev.Percent != nil {
 			p = fmt.Sprint(*ev.Percent)
@@ -212,29 +183,17 @@ type simDevice struct {
 	offered bool   // it was ever offered the candidate
 }
 
-// info is the device's info object (docs/protocol.md §1.2).
-type info struct {
-	Platform      string `json:"platform"`
-	DeviceID      string `json:"device_id"`
-	AppID         string `json:"app_id"`
-	VersionBuild  string `json:"version_build"`
-	VersionCode   string `json:"version_code"`
-	VersionOS     string `json:"version_os"`
-	VersionName   string `json:"version_name"`
-	PluginVersion string `json:"plugin_version"`
-	IsEmulator    bool   `json:"is_emulator"`
-	IsProd        bool   `json:"is_prod"`
-}
-
-// stat is one /stats event: the info object with the bundle it is about and the action.
+// stat is one /stats event: the info object with the bundle it is about (VersionName) and
+// the action (docs/protocol.md §2).
 type stat struct {
-	info
+	channel.DeviceInfo
 	Action     string `json:"action"`
 	OldVersion string `json:"old_version_name"`
 }
 
-func (d *simDevice) info() info {
-	return info{Platform: "android", DeviceID: d.id, AppID: app, VersionBuild: "1.0.0", VersionCode: "1", VersionOS: "14",
+// info is the device's info object (docs/protocol.md §1.2).
+func (d *simDevice) info() channel.DeviceInfo {
+	return channel.DeviceInfo{Platform: "android", DeviceID: d.id, AppID: app, VersionBuild: "1.0.0", VersionCode: "1", VersionOS: "14",
 		VersionName: d.version, PluginVersion: "8.51.23", IsProd: true}
 }
 
@@ -256,6 +215,10 @@ type fleet struct {
 	offeredAfterPause, outsideCohort int
 	paused                           bool
 	percent                          int
+	// closest is the gate result whose lower bound came closest to its limit.
+	closest Result
+	// samples holds a row per tick, for the chart.
+	samples []row
 }
 
 // simDeviceID is a UUID-shaped id drawn from rng.
@@ -280,11 +243,12 @@ func newFleet(t *testing.T, st store.Store, relays []*simRelay, clk *clock, devi
 	}
 	relays[0].admin(t, "POST", "/channels/production/promote", `{"version":"`+simStable+`"}`)
 	var history []stat
-	for range devices {
+	baseFailed := rng.Perm(devices)[:devices/200] // exactly 0.5% failed the stable version
+	for i := range devices {
 		d := &simDevice{id: simDeviceID(rng), version: simStable, slot: rng.IntN(int(simCheckEvery / simStep)), fails: rng.Float64() < failRate}
-		s := stat{info: d.info(), Action: "set", OldVersion: "builtin"}
+		s := stat{DeviceInfo: d.info(), Action: "set", OldVersion: "builtin"}
 		history = append(history, s)
-		if rng.Float64() < 0.005 {
+		if slices.Contains(baseFailed, i) {
 			d.version = "builtin"
 			s.Action = "update_fail"
 			history = append(history, s)
@@ -372,7 +336,7 @@ func (f *fleet) check(d *simDevice, r *simRelay) []stat {
 	if f.percent == 1 && !channel.InCohort(d.id, simCandidate, 1) {
 		f.outsideCohort++
 	}
-	set := stat{info: d.info(), Action: "set", OldVersion: d.version}
+	set := stat{DeviceInfo: d.info(), Action: "set", OldVersion: d.version}
 	set.VersionName = simCandidate
 	f.sent["set"]++
 	if !d.fails {
@@ -478,8 +442,12 @@ func (f *fleet) run(c *Controller, until, settle time.Duration) []row {
 			if r, err = c.Gate(f.t.Context(), st, f.clk.Now()); err != nil {
 				f.t.Fatal(err)
 			}
+			if r.Verdict != Insufficient && (f.closest.Limit == 0 || r.Lower-r.Limit > f.closest.Lower-f.closest.Limit) {
+				f.closest = r
+			}
 		}
 		w := f.observe(r)
+		f.samples = append(f.samples, w)
 		if w.Phase != last.Phase || w.At%time.Hour == 0 {
 			rows = append(rows, w)
 		}
