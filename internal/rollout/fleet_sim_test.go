@@ -49,7 +49,7 @@ func TestFleet(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			t.Run("good", func(t *testing.T) {
-				f, rows, evs := simulate(t, name, 0.005, 1, 12*time.Hour, 0)
+				f, rows, evs := simulate(t, name, 0.005, 1, 12*time.Hour, time.Hour)
 				logRows(t, rows)
 				// Steps advance at the first tick after their bake: 1h, then 2h, then 4h;
 				// the last step completes at the tick after.
