@@ -90,6 +90,11 @@ var imports = []importRule{
 		why: "outgoing notifications (signed webhooks, Slack): channel's events and receivers, relayclient's signature " +
 			"and delivery-log wire types; the control plane hands it events through its own Notifier interface"},
 
+	{pkg: "internal/rollout", internal: []string{"internal/channel"},
+		modules: []string{"github.com/prometheus/client_golang"},
+		why: "the rollout controller and its health gate: it reads counters and changes channels through its own Store " +
+			"interface and tells receivers through its own Emitter (internal/notify implements it); cmd/relay wires it"},
+
 	// The publishing pipeline, shared by the action and `ferry publish`.
 	{pkg: "internal/console", internal: []string{"internal/access", "internal/channel", "internal/relay/control", "internal/relay/reqlog", "internal/relayclient"},
 		modules: []string{"github.com/gin-gonic/gin"},
@@ -112,8 +117,8 @@ var imports = []importRule{
 			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
 			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
 	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/console", "internal/relay", "internal/relay/control",
-		"internal/notify", "internal/store"},
-		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications and the console"},
+		"internal/notify", "internal/rollout", "internal/store"},
+		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications, the rollout controller and the console"},
 
 	// Test support and test-only trees.
 	{pkg: "internal/testpeers", modules: []string{"github.com/chromedp/chromedp"},
@@ -123,6 +128,8 @@ var imports = []importRule{
 		why: kitWhy + "; the store conformance suite, written against channel's and access's records"},
 	{pkg: "internal/archive/archivetest",
 		why: kitWhy + "; the web builds tests package and serve, written with the standard library only"},
+	{pkg: "internal/notify/notifytest", internal: []string{"internal/channel", "internal/notify"},
+		why: kitWhy + "; a loopback notification receiver that verifies signatures with notify's own Verify, as receivers are told to"},
 	{pkg: "internal/relay/relaytest", internal: []string{"internal/testpeers"},
 		why: kitWhy + "; it runs the built binaries, so it imports none of their packages"},
 	{pkg: "internal/publish/publishtest", internal: []string{"internal/testpeers"},

@@ -44,6 +44,7 @@ type Config struct {
 	SnapshotTTL     time.Duration // --snapshot-ttl, FERRY_SNAPSHOT_TTL
 	ShutdownTimeout time.Duration // --shutdown-timeout, FERRY_SHUTDOWN_TIMEOUT
 	WebhookLease    time.Duration // --webhook-lease, FERRY_WEBHOOK_LEASE
+	RolloutInterval time.Duration // --rollout-interval, FERRY_ROLLOUT_INTERVAL
 	BodyBudget      int64         // --body-budget, FERRY_BODY_BUDGET (request-body bytes held at once; 0 disables)
 	MaxConns        int           // --max-conns, FERRY_MAX_CONNS (open connections; 0 means no cap)
 	MetricsAddr     string        // --metrics-addr, FERRY_METRICS_ADDR (serve /metrics there only; empty: on --addr)
@@ -87,6 +88,7 @@ func (c *Config) flagSpecs() []flagSpec {
 		{"snapshot-ttl", "FERRY_SNAPSHOT_TTL", "10s", "how long cached channel state is used without a change notification", durationFlag(&c.SnapshotTTL, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
 		{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "10s", "how long to wait for requests in flight on shutdown", durationFlag(&c.ShutdownTimeout, "a positive duration", func(d time.Duration) bool { return d > 0 })},
 		{"webhook-lease", "FERRY_WEBHOOK_LEASE", "2m", "how long a webhook delivery id stays claimed while it is processed; a relay that dies mid-delivery frees it after this, so GitHub's redelivery is processed", durationFlag(&c.WebhookLease, "a duration between 100ms and 1h", between(100*time.Millisecond, time.Hour))},
+		{"rollout-interval", "FERRY_ROLLOUT_INTERVAL", "15s", "how often the rollout controller judges running plans; the instance holding its lease (three intervals long) acts, another takes over within the lease after it dies", durationFlag(&c.RolloutInterval, "a duration between 1s and 10m", between(time.Second, 10*time.Minute))},
 		{"body-budget", "FERRY_BODY_BUDGET", "48MiB", "request-body bytes the relay holds at once over every route (bytes, or with KiB, MiB or GiB); a body that does not fit is answered 503 with Retry-After; at least 29MiB, 0 disables", bytesFlag(&c.BodyBudget)},
 		{"max-conns", "FERRY_MAX_CONNS", "2048", "open connections at most; when full an idle keep-alive connection is closed to make room; 0 means no cap", countFlag(&c.MaxConns)},
 		{"metrics-addr", "FERRY_METRICS_ADDR", "", "address to serve GET /metrics on instead of --addr (a private port); empty serves it on --addr", stringFlag{&c.MetricsAddr}},
@@ -358,6 +360,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("snapshot_ttl", c.SnapshotTTL.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("webhook_lease", c.WebhookLease.String()),
+		slog.String("rollout_interval", c.RolloutInterval.String()),
 		slog.Int64("body_budget", c.BodyBudget),
 		slog.Int("max_conns", c.MaxConns),
 		slog.String("metrics_addr", c.MetricsAddr),

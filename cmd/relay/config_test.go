@@ -41,7 +41,7 @@ func TestRunHelpShowsTypes(t *testing.T) {
 	}
 	for _, want := range []string{
 		"-rate-limit float\n", "-device-rate-limit float\n", "-rate-burst int\n", "-device-rate-burst int\n",
-		"-snapshot-ttl duration\n", "-shutdown-timeout duration\n", "-webhook-lease duration\n",
+		"-snapshot-ttl duration\n", "-shutdown-timeout duration\n", "-webhook-lease duration\n", "-rollout-interval duration\n",
 		"-addr string\n", "-trusted-proxies list\n",
 		"(env FERRY_RATE_LIMIT) (default 50)\n", "(env FERRY_RATE_BURST) (default 7)\n", `(env FERRY_ADDR) (default ":8080")`,
 	} {

@@ -392,3 +392,43 @@ func TestBinaryVersionAndHelp(t *testing.T) {
 		t.Errorf("relay --nope exited 0")
 	}
 }
+
+// TestServeRolloutController: the rollout controller runs with the relay. Of two relays
+// on one Redis exactly one holds its lease (ferry_rollout_controller_leader); stopping that
+// relay gives the lease up, so the other leads at its next tick instead of after the lease
+// time.
+func TestServeRolloutController(t *testing.T) {
+	t.Parallel()
+	redisURL := "redis://" + testpeers.Redis(t).Addr + "/0"
+	cfgPath := relaytest.WriteConfig(t, testConfig)
+	start := func() *relayProc {
+		return startInProcess(t, []string{"--config", cfgPath, "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--rollout-interval", "1s"}, nil)
+	}
+	leader := func(p *relayProc) bool {
+		_, body := relaytest.Call(t, "GET", p.base+"/metrics", nil, nil)
+		return strings.Contains(body, "\nferry_rollout_controller_leader 1\n")
+	}
+	a := start()
+	deadline := time.Now().Add(10 * time.Second)
+	for !leader(a) {
+		if time.Now().After(deadline) {
+			t.Fatal("the only relay never took the rollout controller lease")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := start()
+	time.Sleep(1500 * time.Millisecond) // b ticks at least once
+	if leader(b) {
+		t.Fatal("two relays hold the rollout controller lease")
+	}
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	for !leader(b) {
+		if time.Since(stopped) > 2500*time.Millisecond { // the lease is 3s: a release was not waited out
+			t.Fatal("the second relay did not lead within two ticks of the first one's graceful stop")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

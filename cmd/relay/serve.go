@@ -16,11 +16,16 @@ import (
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/rollout"
 	"github.com/ferryhq/ferry/internal/store"
 )
 
 // boltFile is the embedded store's file name inside --data-dir.
 const boltFile = "ferry.db"
+
+// rolloutLeaseIntervals is the rollout controller's lease in --rollout-interval: a
+// renewal may miss two ticks before another instance takes over.
+const rolloutLeaseIntervals = 3
 
 // serve runs the relay with a validated Config until ctx ends. ready, when set, is called
 // with the listening address once the relay accepts connections.
@@ -121,7 +126,33 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		return fmt.Errorf("control plane: %w", err)
 	}
 	defer api.Close() // before the store closes
-	srv.Mount(api)    // the relay also passes the store's notifications to it (relay.Watcher)
+	// The rollout controller: every instance runs it, the one holding the store lease acts.
+	// It stops before the notifier drains (deferred later, so run earlier) and gives the
+	// lease up, so another instance takes over at its next tick.
+	ctl, err := rollout.New(rollout.Options{
+		Config:     apps,
+		Store:      st,
+		Interval:   cfg.RolloutInterval,
+		LeaseTTL:   rolloutLeaseIntervals * cfg.RolloutInterval,
+		Logger:     logger,
+		Events:     notifier,
+		OnChange:   srv.Invalidate,
+		Registerer: srv.Registry(),
+	})
+	if err != nil {
+		return err
+	}
+	ctlCtx, stopCtl := context.WithCancel(ctx)
+	ctlDone := make(chan struct{})
+	go func() {
+		defer close(ctlDone)
+		_ = ctl.Run(ctlCtx) // Run logs its ticks' errors and returns nil when stopped
+	}()
+	defer func() {
+		stopCtl()
+		<-ctlDone
+	}()
+	srv.Mount(api) // the relay also passes the store's notifications to it (relay.Watcher)
 	copts := console.Options{API: api, Store: st, Logger: logger}
 	if series, ok := any(st).(console.Series); ok {
 		copts.Series = series

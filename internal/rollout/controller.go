@@ -25,36 +25,15 @@ type Store interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
-// Event kinds, as an [Emitter] receives them.
-const (
-	EventStarted    = "rollout.started"
-	EventStep       = "rollout.step_advanced"
-	EventPaused     = "rollout.paused"
-	EventRolledBack = "rollout.rolled_back"
-	EventCompleted  = "rollout.completed"
-)
-
-// Event is one thing a rollout plan did. Every event is also in the audit log.
-type Event struct {
-	Kind     string    `json:"kind"`
-	Time     time.Time `json:"time"`
-	App      string    `json:"app"`
-	Channel  string    `json:"channel"`
-	Plan     string    `json:"plan"`
-	Version  string    `json:"version"`
-	Revision int64     `json:"revision"`
-	// Step is the plan step the channel is at after the event (0-based), Percent its share.
-	Step    int    `json:"step"`
-	Percent int    `json:"percent"`
-	Reason  string `json:"reason,omitempty"`
-	// Gate holds the figures that caused a step, pause or rollback.
-	Gate *Result `json:"gate,omitempty"`
-}
-
-// Emitter receives rollout events after they are stored (a webhook notifier implements
-// it). EmitRollout must not block: the controller calls it on its tick.
+// Emitter receives the notification of every decision the controller stored: a step
+// advanced (channel.EventRolloutAdvanced), the plan completed (EventRolloutCompleted), a
+// gate paused the rollout (EventRolloutPaused) or rolled it back (EventRolledBack: the
+// channel serves the stable version again). Actor kind "controller", Reason and Figures
+// carry the gate's verdict. The start of a plan is the control plane's change, and it
+// notifies it (EventRolloutStarted). internal/notify's Notifier implements it. Notify must
+// return at once: the controller calls it on its tick.
 type Emitter interface {
-	EmitRollout(ctx context.Context, e Event)
+	Notify(ev channel.Event)
 }
 
 // Defaults of [Options].
@@ -83,7 +62,7 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the controller's logs; nil discards them.
 	Logger *slog.Logger
-	// Events, when set, receives every event after it is stored.
+	// Events, when set, is notified of every decision after it is stored.
 	Events Emitter
 	// OnChange is called with the app id after the controller changed a channel; nil
 	// means no call. It must not block.
@@ -262,7 +241,10 @@ func (c *Controller) Gate(ctx context.Context, s *channel.State, now time.Time) 
 // Emitter and to OnChange.
 func (c *Controller) Apply(ctx context.Context, app, ch string, rev int64, step int, act Action, r Result) error {
 	now := c.opts.Now().UTC()
-	var ev *Event
+	var (
+		ev    *channel.Event
+		after int // the plan's step after the decision, for the log
+	)
 	_, err := c.opts.Store.UpdateState(ctx, app, ch, func(s *channel.State) (*channel.AuditEntry, error) {
 		ev = nil
 		p := channel.ActivePlan(s)
@@ -270,9 +252,8 @@ func (c *Controller) Apply(ctx context.Context, app, ch string, rev int64, step 
 			return nil, nil
 		}
 		e := &channel.AuditEntry{Time: now, App: app, Channel: ch, Version: p.Version, From: s.Version, Actor: c.actor}
-		ev = &Event{Time: now, App: app, Channel: ch, Plan: p.Name, Version: p.Version, Revision: rev, Step: step, Percent: s.Rollout.Percent, Reason: r.Reason}
-		gate := r
-		ev.Gate = &gate
+		ev = &channel.Event{Time: now, App: app, Channel: ch, Version: p.Version, From: s.Version, Actor: c.actor, Reason: r.Reason, Figures: r.Figures()}
+		after = p.Step
 		where := fmt.Sprintf("plan %s revision %d step %d/%d", p.Name, rev, step+1, len(p.Plan.Steps))
 		switch act {
 		case Advance:
@@ -284,13 +265,13 @@ func (c *Controller) Apply(ctx context.Context, app, ch string, rev int64, step 
 				return nil, err
 			}
 			s.Plan = &np
-			e.Action, ev.Kind, ev.Step, ev.Percent = "plan_step", EventStep, np.Step, s.Rollout.Percent
+			e.Action, ev.Kind, after = "plan_step", channel.EventRolloutAdvanced, np.Step
 			e.Cause = fmt.Sprintf("rollout controller: %s baked; now %d%%; gate: %s", where, s.Rollout.Percent, r.Reason)
 		case Complete:
 			if err := channel.CompleteRollout(s); err != nil {
 				return nil, err
 			}
-			e.Action, ev.Kind, ev.Percent = "plan_complete", EventCompleted, 100
+			e.Action, ev.Kind = "plan_complete", channel.EventRolloutCompleted
 			e.Cause = fmt.Sprintf("rollout controller: %s baked; the version is now stable; gate: %s", where, r.Reason)
 		case Pause:
 			if err := channel.PauseRollout(s); err != nil {
@@ -299,17 +280,27 @@ func (c *Controller) Apply(ctx context.Context, app, ch string, rev int64, step 
 			np := *p
 			np.PausedReason = r.Reason
 			s.Plan = &np
-			e.Action, ev.Kind = "plan_pause", EventPaused
+			e.Action, ev.Kind = "plan_pause", channel.EventRolloutPaused
 			e.Cause = fmt.Sprintf("rollout controller: gate failed at %s; paused until a person resumes it: %s", where, r.Reason)
 		case Rollback:
 			if err := channel.CancelRollout(s); err != nil {
 				return nil, err
 			}
-			e.Action, ev.Kind, ev.Percent = "plan_rollback", EventRolledBack, 0
+			e.Action, ev.Kind = "plan_rollback", channel.EventRolledBack
+			// Rolled back: the channel went back from the candidate to the stable version.
+			ev.Version, ev.From = s.Version, p.Version
 			e.Cause = fmt.Sprintf("rollout controller: gate failed at %s; rollout cancelled, every device is offered %s again: %s", where, s.Version, r.Reason)
 		default:
 			ev = nil
 			return nil, nil
+		}
+		ev.Cause = e.Cause
+		if ev.Kind != channel.EventRolledBack {
+			pct := 100
+			if s.Rollout != nil {
+				pct = s.Rollout.Percent
+			}
+			ev.Percent = &pct
 		}
 		return e, nil
 	})
@@ -320,12 +311,12 @@ func (c *Controller) Apply(ctx context.Context, app, ch string, rev int64, step 
 		return nil
 	}
 	c.metrics.actions.WithLabelValues(act.String()).Inc()
-	c.opts.Logger.InfoContext(ctx, "rollout plan", "app", app, "channel", ch, "plan", ev.Plan, "version", ev.Version, "action", act.String(), "step", ev.Step, "percent", ev.Percent, "reason", ev.Reason)
+	c.opts.Logger.InfoContext(ctx, "rollout plan", "app", app, "channel", ch, "version", ev.Version, "action", act.String(), "step", after, "reason", ev.Reason)
 	if c.opts.OnChange != nil {
 		c.opts.OnChange(app)
 	}
 	if c.opts.Events != nil {
-		c.opts.Events.EmitRollout(ctx, *ev)
+		c.opts.Events.Notify(*ev)
 	}
 	return nil
 }

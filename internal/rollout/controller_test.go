@@ -2,8 +2,10 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,30 +30,36 @@ type testStore interface {
 
 // stores opens each real store: the embedded one in a temporary directory, and Redis on a
 // private redis-server (shared by the calls of one test).
-func stores(t *testing.T) map[string]func(t *testing.T) testStore {
+func stores(t *testing.T) map[string]func(t *testing.T) store.Store {
 	var (
 		once sync.Once
 		srv  *testpeers.Process
 	)
-	return map[string]func(t *testing.T) testStore{
-		"bolt": func(t *testing.T) testStore {
+	return map[string]func(t *testing.T) store.Store{
+		"bolt": func(t *testing.T) store.Store {
 			b, err := store.OpenBolt(filepath.Join(t.TempDir(), "ferry.db"), store.BoltOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { b.Close() })
-			return withSeries(b)
+			return b
 		},
-		"redis": func(t *testing.T) testStore {
+		"redis": func(t *testing.T) store.Store {
 			once.Do(func() { srv = testpeers.Redis(t) })
-			r, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
-			return withSeries(r)
+			return openRedis(t, srv)
 		},
 	}
+}
+
+// openRedis opens a client of the Redis store on srv, closed when t ends.
+func openRedis(t *testing.T, srv *testpeers.Process) *store.Redis {
+	t.Helper()
+	r, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 // clock is the controller's injected clock.
@@ -125,6 +133,33 @@ func newController(t *testing.T, s testStore, clk *clock, reg prometheus.Registe
 	return c
 }
 
+// emitted records the events a controller notifies.
+type emitted struct {
+	mu  sync.Mutex
+	evs []channel.Event
+}
+
+func (e *emitted) Notify(ev channel.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evs = append(e.evs, ev)
+}
+
+// kinds lists the kinds notified so far, with their percent (-1 for none).
+func (e *emitted) kinds() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, ev := range e.evs {
+		p := -1
+		if ev.Percent != nil {
+			p = *ev.Percent
+		}
+		out = append(out, fmt.Sprintf("%s %s<-%s %d", ev.Kind, ev.Version, ev.From, p))
+	}
+	return out
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -164,7 +199,10 @@ func audit(t *testing.T, s testStore, action string) []channel.AuditEntry {
 	return out
 }
 
-func t0() time.Time { return time.Now().UTC().Truncate(time.Hour) }
+// t0 is where the fake clock starts: far enough in the past for the tests' simulated days
+// to stay behind the stores' clock, which refuses counters more than store.SeriesMaxAhead
+// ahead of it, and well inside the fine buckets' retention.
+func t0() time.Time { return time.Now().UTC().Add(-4 * 24 * time.Hour).Truncate(time.Hour) }
 
 // TestControllerAdvances walks a healthy plan through its steps with a fake clock: each
 // step advances only once its bake has passed, a repeated tick changes nothing, and the
@@ -178,6 +216,8 @@ func TestControllerAdvances(t *testing.T) {
 			clk := &clock{t: t0()}
 			reg := prometheus.NewRegistry()
 			c := newController(t, s, clk, reg, "relay-a")
+			evs := &emitted{}
+			c.opts.Events = evs
 			plan := testConfig(t).RolloutPlans["staged"]
 			start(t, s, plan, clk.Now())
 			report(t, s, clk.Now(), "1.0.0", map[string]int64{"set": 2000, "update_fail": 10})
@@ -213,6 +253,13 @@ func TestControllerAdvances(t *testing.T) {
 					t.Errorf("audit entry %+v lacks the controller actor or the gate's figures", e)
 				}
 			}
+			want := []string{"rollout_advanced 1.1.0<-1.0.0 10", "rollout_advanced 1.1.0<-1.0.0 50", "rollout_advanced 1.1.0<-1.0.0 100", "rollout_completed 1.1.0<-1.0.0 100"}
+			if got := evs.kinds(); !slices.Equal(got, want) {
+				t.Errorf("notified %q; want %q", got, want)
+			}
+			if ev := evs.evs[0]; ev.Actor == nil || ev.Actor.Kind != "controller" || ev.Figures["devices"] != 100 || !strings.Contains(ev.Cause, "step 1/4 baked") {
+				t.Errorf("advance notification %+v lacks the actor, figures or cause", ev)
+			}
 			if n := testutil.CollectAndCount(reg, "ferry_rollout_percent"); n != 0 {
 				t.Errorf("%d ferry_rollout_percent series after the plan ended; want 0", n)
 			}
@@ -231,6 +278,8 @@ func TestControllerPauses(t *testing.T) {
 			s := open(t)
 			clk := &clock{t: t0()}
 			c := newController(t, s, clk, nil, "relay-a")
+			evs := &emitted{}
+			c.opts.Events = evs
 			start(t, s, testConfig(t).RolloutPlans["staged"], clk.Now())
 			report(t, s, clk.Now(), "1.1.0", map[string]int64{"set": 70, "update_fail": 30})
 			clk.Add(10 * time.Minute)
@@ -248,6 +297,11 @@ func TestControllerPauses(t *testing.T) {
 			tick(t, c)
 			if st := state(t, s); !st.Rollout.Paused || st.Plan.Step != 0 || len(audit(t, s, "plan_pause")) != 1 {
 				t.Fatalf("a paused plan moved: %+v %+v", st.Rollout, st.Plan)
+			}
+			if got := evs.kinds(); !slices.Equal(got, []string{"rollout_paused 1.1.0<-1.0.0 1"}) {
+				t.Errorf("notified %q; want one pause", got)
+			} else if ev := evs.evs[0]; ev.Figures["failures"] != 30 || ev.Figures["failure_ratio"] != 0.3 || !strings.Contains(ev.Reason, "30 failures of 100") {
+				t.Errorf("pause notification %+v lacks the gate's figures", ev)
 			}
 			// A person resumes: the gate then judges only what comes after.
 			if _, err := s.UpdateState(t.Context(), app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
@@ -274,6 +328,8 @@ func TestControllerRollback(t *testing.T) {
 			s := open(t)
 			clk := &clock{t: t0()}
 			c := newController(t, s, clk, nil, "relay-a")
+			evs := &emitted{}
+			c.opts.Events = evs
 			plan := testConfig(t).RolloutPlans["staged"]
 			plan.OnFailure = channel.OnFailureRollback
 			start(t, s, plan, clk.Now())
@@ -286,6 +342,9 @@ func TestControllerRollback(t *testing.T) {
 			e := audit(t, s, "plan_rollback")
 			if len(e) != 1 || !strings.Contains(e[0].Cause, "20 failures of 60") || !strings.Contains(e[0].Cause, "checksum_fail:10") {
 				t.Fatalf("plan_rollback entries %+v", e)
+			}
+			if got := evs.kinds(); !slices.Equal(got, []string{"rolled_back 1.0.0<-1.1.0 -1"}) {
+				t.Errorf("notified %q; want one roll back to 1.0.0", got)
 			}
 		})
 	}

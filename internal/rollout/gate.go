@@ -108,6 +108,21 @@ type Result struct {
 	Reason string `json:"reason"`
 }
 
+// Figures are the numbers behind the verdict, as notifications carry them
+// (channel.Event.Figures): the candidate's installing devices, failures, failure ratio and
+// its lower bound, the limit, and the stable version's devices and ratio.
+func (r Result) Figures() map[string]float64 {
+	return map[string]float64{
+		"devices":          float64(r.Candidate.Sample()),
+		"failures":         float64(r.Candidate.Failures),
+		"failure_ratio":    r.Candidate.Ratio(),
+		"lower_bound":      r.Lower,
+		"limit":            r.Limit,
+		"baseline_devices": float64(r.Baseline.Sample()),
+		"baseline_ratio":   r.Baseline.Ratio(),
+	}
+}
+
 // Evaluate judges a candidate's tally against the gate g (zero fields take their
 // defaults) and the stable version's baseline tally. With fewer than MinDevices installing
 // devices it is Insufficient. Otherwise it fails when the lower 99.87% bound of the

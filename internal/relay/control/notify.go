@@ -71,6 +71,9 @@ func eventOf(e *channel.AuditEntry, before *channel.Rollout, after *channel.Stat
 		if before == nil || r == nil || before.Version != r.Version {
 			ev.Kind = channel.EventRolloutStarted
 		}
+	case "plan_start":
+		// A plan starts its first step: the rollout controller notifies its later steps.
+		ev.Kind = channel.EventRolloutStarted
 	case "pause":
 		ev.Kind = channel.EventRolloutPaused
 	case "resume":

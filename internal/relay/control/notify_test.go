@@ -3,68 +3,18 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/notify"
+	"github.com/ferryhq/ferry/internal/notify/notifytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
 const notifySecret = "notify-secret"
-
-// hookReceiver is a loopback receiver that verifies each delivery as docs/notifications.md
-// says and keeps the events; hang makes it never answer.
-type hookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	evs  []channel.Event
-	bad  []error
-	hang chan struct{}
-}
-
-func newHookReceiver(t *testing.T, hang bool) *hookReceiver {
-	t.Helper()
-	h := &hookReceiver{}
-	if hang {
-		h.hang = make(chan struct{})
-	}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h.hang != nil {
-			<-h.hang
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		var ev channel.Event
-		err := notify.Verify([]byte(notifySecret), r.Header, body, time.Now())
-		if err == nil {
-			err = json.Unmarshal(body, &ev)
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if err != nil {
-			h.bad = append(h.bad, err)
-			return
-		}
-		h.evs = append(h.evs, ev)
-	}))
-	t.Cleanup(h.srv.Close)
-	if hang {
-		t.Cleanup(func() { close(h.hang) }) // runs before the server closes
-	}
-	return h
-}
-
-func (h *hookReceiver) events() ([]channel.Event, []error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]channel.Event(nil), h.evs...), append([]error(nil), h.bad...)
-}
 
 // notifyEnv is an env whose app sends notifications to url, through a real notify.Notifier.
 func notifyEnv(t *testing.T, url string) (*env, *notify.Notifier) {
@@ -99,8 +49,8 @@ func notifyEnv(t *testing.T, url string) (*env, *notify.Notifier) {
 // changes that move nothing (a policy, a replayed delivery, a no-op promotion) do not.
 func TestNotificationsEveryPathOnce(t *testing.T) {
 	t.Parallel()
-	rcv := newHookReceiver(t, false)
-	e, _ := notifyEnv(t, rcv.srv.URL)
+	rcv := notifytest.New(t, notifySecret, false)
+	e, _ := notifyEnv(t, rcv.URL)
 
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated) // main → beta
 	e.deliver("push", "d1", tagCreated(t, "v1.0.0", commitA), http.StatusOK)
@@ -149,11 +99,11 @@ func TestNotificationsEveryPathOnce(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var got []channel.Event
 	var bad []error
-	for got, bad = rcv.events(); len(got)+len(bad) < len(want) && time.Now().Before(deadline); got, bad = rcv.events() {
+	for got, bad = rcv.Events(); len(got)+len(bad) < len(want) && time.Now().Before(deadline); got, bad = rcv.Events() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // a duplicate would arrive now
-	if got, bad = rcv.events(); len(bad) > 0 {
+	if got, bad = rcv.Events(); len(bad) > 0 {
 		t.Fatalf("deliveries failing verification: %v", bad)
 	}
 	if len(got) != len(want) {
@@ -197,8 +147,8 @@ func TestNotificationsEveryPathOnce(t *testing.T) {
 // A receiver that never answers does not slow a promotion down.
 func TestNotificationsHangingReceiverDoesNotDelayPromotion(t *testing.T) {
 	t.Parallel()
-	rcv := newHookReceiver(t, true)
-	e, n := notifyEnv(t, rcv.srv.URL)
+	rcv := notifytest.New(t, notifySecret, true)
+	e, n := notifyEnv(t, rcv.URL)
 	e.registerHMAC(testBundle("1.0.0", commitA), http.StatusCreated)
 	for _, v := range []string{"1.0.0", "builtin", "1.0.0"} {
 		start := time.Now()
