@@ -3,13 +3,18 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -135,11 +140,40 @@ func startBrowserRelay(t *testing.T, st store.Store) (*browserRelay, map[access.
 			t.Fatal(err)
 		}
 	}
+	if err := st.AddSeries(ctx, browserApp, demoSeries(time.Now())); err != nil {
+		t.Fatal(err)
+	}
 	boot := control.Caller{Principal: &access.Principal{Kind: access.Bootstrap, ID: "bootstrap", Grants: []access.Grant{{App: access.AllApps, Role: access.Admin}}}}
 	if _, err := r.api.Promote(ctx, boot, browserApp, "production", "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	return r, tokens
+}
+
+// demoSeries is a day of production traffic for the stats screen: 1.0.0 everywhere, then
+// 1.1.0 installed by more and more devices over the last twelve hours, with a few failed
+// downloads of it.
+func demoSeries(now time.Time) []channel.SeriesPoint {
+	var pts []channel.SeriesPoint
+	start := now.Add(-24 * time.Hour).Truncate(channel.SeriesFine)
+	for i := range 288 {
+		at := start.Add(time.Duration(i) * channel.SeriesFine)
+		checks := int64(300 + 120*((i/12)%5)) // a daily rhythm, coarsely
+		var adopted int64
+		if i >= 144 {
+			adopted = checks * int64(i-144) / 144
+		}
+		add := func(v, m string, n int64) {
+			pts = append(pts, channel.SeriesPoint{Start: at, Channel: "production", Version: v, Metric: m, N: n})
+		}
+		add("1.0.0", channel.MetricCheck, checks-adopted)
+		add("1.1.0", channel.MetricCheck, adopted)
+		if i >= 144 {
+			add("1.1.0", "set", checks/20)
+			add("1.1.0", "download_fail", int64(1+(i/24)%3))
+		}
+	}
+	return pts
 }
 
 // check asks the relay for an update as a device on production running builtin, and
@@ -157,6 +191,63 @@ func (r *browserRelay) check(t *testing.T) string {
 }
 
 const browserDevice = "7239a82f-4ea8-4e33-9085-f4ad974d3fc4"
+
+// docScreens are the screens whose screenshots docs/console.md shows.
+var docScreens = []string{"signin", "apps", "channel", "promote", "bundle", "audit", "devices", "stats"}
+
+// compactPNG rewrites the PNG at path with a palette of its 256 most frequent colours (the
+// nearest one for the rest, which is anti-aliased text) at best compression, so that the
+// screenshots kept in the repository stay small.
+func compactPNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	bounds := img.Bounds()
+	counts := map[color.RGBA]int{}
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			counts[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	byCount := slices.SortedFunc(maps.Keys(counts), func(a, b color.RGBA) int {
+		if d := counts[b] - counts[a]; d != 0 {
+			return d
+		}
+		return int(a.R)<<16 | int(a.G)<<8 | int(a.B) - (int(b.R)<<16 | int(b.G)<<8 | int(b.B))
+	})
+	pal := make(color.Palette, 0, 256)
+	for _, c := range byCount[:min(256, len(byCount))] {
+		pal = append(pal, c)
+	}
+	out := image.NewPaletted(bounds, pal)
+	index := map[color.RGBA]uint8{}
+	for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+		for x := bounds.Min.X; x < bounds.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			i, ok := index[c]
+			if !ok {
+				i = uint8(pal.Index(c))
+				index[c] = i
+			}
+			out.SetColorIndex(x, y, i)
+		}
+	}
+	w, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(w, out); err != nil {
+		t.Fatalf("encode %s: %v", path, err)
+	}
+}
 
 // tab is one browser tab on the console, failing its test on any console error.
 type tab struct {
@@ -239,13 +330,20 @@ func (b *tab) text() string { return eval[string](b, "document.body.innerText") 
 func (b *tab) screen(name string) {
 	b.t.Helper()
 	dir := b.shots
-	if dir == "" {
+	if dir == "" || !slices.Contains(docScreens, name) {
 		dir = b.t.TempDir()
 	}
-	testpeers.Screenshot(b.t, b.ctx, filepath.Join(dir, name+"-mobile.png"), testpeers.MobileWidth, testpeers.MobileHeight)
-	testpeers.Axe(b.t, b.ctx)
-	testpeers.Screenshot(b.t, b.ctx, filepath.Join(dir, name+"-desktop.png"), testpeers.DesktopWidth, testpeers.DesktopHeight)
-	testpeers.Axe(b.t, b.ctx)
+	for _, size := range []struct {
+		name string
+		w, h int
+	}{{"mobile", testpeers.MobileWidth, testpeers.MobileHeight}, {"desktop", testpeers.DesktopWidth, testpeers.DesktopHeight}} {
+		path := filepath.Join(dir, name+"-"+size.name+".png")
+		testpeers.Screenshot(b.t, b.ctx, path, size.w, size.h)
+		if dir == b.shots {
+			compactPNG(b.t, path)
+		}
+		testpeers.Axe(b.t, b.ctx)
+	}
 	b.console.None(b.t)
 }
 
