@@ -31,31 +31,13 @@ import (
 	"github.com/ferryhq/ferry/internal/device"
 	"github.com/ferryhq/ferry/internal/relay"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/store"
 	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
 // browserApp is the app of the browser tests.
 const browserApp = "com.example.app"
-
-// browserConfig is testConfig with single sign-on through the test OpenID Provider: Ana is
-// an admin, Dev a viewer of the app.
-func browserConfig(issuer, publicURL string) string {
-	return testConfig + fmt.Sprintf(`
-access:
-  sso:
-    issuer: %q
-    client_id: %q
-    client_secret_env: FERRY_CONSOLE_SSO_SECRET
-    public_url: %q
-    allowed_domains: [example.com]
-    roles:
-      - email: ana@example.com
-        grants: ["*:admin"]
-      - email: dev@example.com
-        grants: ["com.example.app:viewer"]
-`, issuer, testpeers.OPWebClientID, publicURL)
-}
 
 // The browser tests' attacker-influenced strings: each sets a window flag (and opens a
 // dialog) if the page ever runs it.
@@ -72,7 +54,8 @@ type browserRelay struct {
 }
 
 // startBrowserRelay runs the relay as cmd/relay wires it (relay, control plane, console)
-// on st, with single sign-on through a fresh test OpenID Provider, and seeds the app:
+// on st, with single sign-on through a fresh test OpenID Provider (relaytest.SSOConfig),
+// and seeds the app:
 // three bundles (one with XSS payloads for version and ref), 1.0.0 on production, and a
 // deployer and a viewer token. It returns the relay and the tokens by role.
 func startBrowserRelay(t *testing.T, st store.Store) (*browserRelay, map[access.Role]string) {
@@ -80,11 +63,9 @@ func startBrowserRelay(t *testing.T, st store.Store) (*browserRelay, map[access.
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	r := &browserRelay{url: "http://" + srv.Listener.Addr().String(), store: st}
-	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.url + "/auth/callback"}, Users: []testpeers.OPUser{
-		{ID: "u-ana", Username: "ana", Password: "ana-pass", FirstName: "Ana", LastName: "Admin", Email: "ana@example.com", EmailVerified: true},
-		{ID: "u-dev", Username: "dev", Password: "dev-pass", FirstName: "Dev", LastName: "Viewer", Email: "dev@example.com", EmailVerified: true},
-	}})
-	cfg, err := channel.ParseConfig([]byte(browserConfig(op.Issuer, r.url)))
+	// Single sign-on: Ana is an admin, Dev a viewer of the app.
+	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.url + "/auth/callback"}, Users: relaytest.SSOUsers})
+	cfg, err := channel.ParseConfig([]byte(testConfig + relaytest.SSOConfig(op.Issuer, r.url, testpeers.OPWebClientID)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +78,7 @@ func startBrowserRelay(t *testing.T, st store.Store) (*browserRelay, map[access.
 	r.api, err = control.New(t.Context(), control.Options{Config: cfg, Store: st, Logger: logger, AdminToken: "console-bootstrap",
 		OnChange: rs.Invalidate,
 		Getenv: func(k string) string {
-			if k == "FERRY_CONSOLE_SSO_SECRET" {
+			if k == relaytest.SSOSecretEnv {
 				return testpeers.OPWebClientSecret
 			}
 			return ""
