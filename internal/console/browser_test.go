@@ -507,18 +507,7 @@ func testConsoleInBrowser(t *testing.T, st store.Store, shots string) {
 
 	// Sign out; sign in as Dev, a viewer, through single sign-on.
 	b.navigate("sign out", chromedp.Click(chromedp.CSS(`form.signout button`)))
-	b.open(channelPath)
-	b.navigate("follow single sign-on", chromedp.Click(chromedp.CSS(`a[href^="/auth/login"]`)))
-	b.do("fill the provider's form", chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "dev"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "dev-pass"))
-	if st := b.navigate("submit the provider's form", chromedp.Submit(chromedp.CSS(`input[name=password]`))); st != http.StatusOK {
-		t.Fatalf("single sign-on: status %d", st)
-	}
-	if p := b.path(); p != channelPath {
-		t.Fatalf("after single sign-on: at %s, want %s", p, channelPath)
-	}
-	// What the provider's own pages reported (its favicon) is not the console's.
-	b.console = testpeers.ConsoleErrors(t, b.ctx)
+	b.ssoSignIn(channelPath, "dev", "dev-pass")
 	if txt := b.text(); !strings.Contains(txt, "Signed in as dev@example.com") {
 		t.Fatalf("channel page does not name the person:\n%s", txt)
 	}
@@ -537,9 +526,41 @@ func testConsoleInBrowser(t *testing.T, st store.Store, shots string) {
 	if v := r.check(t); v != "1.1.0" {
 		t.Errorf("after the viewer's refused promote a device is offered %q, want 1.1.0", v)
 	}
+
+	// Ana, an admin, signs in through single sign-on and resumes the rollout: the audit log
+	// names her.
+	b.navigate("sign out", chromedp.Click(chromedp.CSS(`form.signout button`)))
+	b.ssoSignIn(channelPath, "ana", "ana-pass")
+	b.navigate("resume", chromedp.Click(chromedp.CSS(`form[action$="/rollout/resume"] button[type=submit]`)))
+	if txt := b.text(); !strings.Contains(txt, "20% of devices") || strings.Contains(txt, "20% of devices, paused") {
+		t.Errorf("channel page after resuming:\n%s", txt)
+	}
+	b.open(app + "/audit?action=resume")
+	if txt := b.text(); !strings.Contains(txt, "person ana@example.com") {
+		t.Errorf("the audit log does not name Ana for the resume:\n%s", txt)
+	}
+	b.console.None(t)
 	if n := b.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened", n)
 	}
+}
+
+// ssoSignIn opens path signed out, follows the sign-in page's single sign-on link, fills
+// the provider's login form as user, and checks the browser comes back to path.
+func (b *tab) ssoSignIn(path, user, pass string) {
+	b.t.Helper()
+	b.open(path)
+	b.navigate("follow single sign-on", chromedp.Click(chromedp.CSS(`a[href^="/auth/login"]`)))
+	b.do("fill the provider's form", chromedp.SendKeys(chromedp.CSS(`input[name=username]`), user),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pass))
+	if st := b.navigate("submit the provider's form", chromedp.Submit(chromedp.CSS(`input[name=password]`))); st != http.StatusOK {
+		b.t.Fatalf("single sign-on as %s: status %d", user, st)
+	}
+	if p := b.path(); p != path {
+		b.t.Fatalf("after single sign-on as %s: at %s, want %s", user, p, path)
+	}
+	// What the provider's own pages reported (its favicon) is not the console's.
+	b.console = testpeers.ConsoleErrors(b.t, b.ctx)
 }
 
 func mustApp(t *testing.T, api *control.API) *channel.App {
