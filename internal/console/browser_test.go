@@ -109,23 +109,25 @@ func startBrowserRelay(t *testing.T, st store.Store) (*browserRelay, map[access.
 		}
 		tokens[role] = text
 	}
-	for i, v := range []string{"1.0.0", "1.1.0", xssBrowserVersion} {
+	// Oldest first: the hostile bundle is the oldest, so that the lists open on 1.1.0.
+	for i, v := range []string{xssBrowserVersion, "1.0.0", "1.1.0"} {
 		ref := "refs/tags/v" + v
 		if v == xssBrowserVersion {
 			ref = xssBrowserRef
 		}
-		b := &channel.Bundle{AppID: browserApp, Version: v, URL: "https://cdn.example.com/" + strconv.Itoa(i) + ".zip",
-			Checksum: strings.Repeat("ab", 32), SHA256: strings.Repeat("ab", 32), Size: int64(180_000 + 1000*i),
-			Commit: fmt.Sprintf("%040x", 0xc0ffee+i), Ref: ref, Repository: "acme/app", SignatureURL: "https://cdn.example.com/x.sigstore.json"}
-		if _, _, err := st.PutBundle(ctx, b, &channel.AuditEntry{Action: "register", Version: v, Cause: "registration"}); err != nil {
+		file := fmt.Sprintf("https://cdn.example.com/%s/%d/%s-%d.zip", browserApp, i, browserApp, i)
+		sum := relaytest.Hex("bundle "+v, 32)
+		b := &channel.Bundle{AppID: browserApp, Version: v, URL: file, Checksum: sum, SHA256: sum, Size: int64(180_000 + 1000*i),
+			Commit: relaytest.Commit(v), Ref: ref, Repository: "acme/app", SignatureURL: file + ".sigstore.json"}
+		if _, _, err := st.PutBundle(ctx, b, &channel.AuditEntry{Action: "register", Version: v, Cause: "registration",
+			Actor: &channel.Actor{Kind: "ci", ID: strconv.Itoa(7100 + i), Name: "acme/app", Workflow: ".github/workflows/release.yml"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := st.AddSeries(ctx, browserApp, demoSeries(time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	boot := control.Caller{Principal: &access.Principal{Kind: access.Bootstrap, ID: "bootstrap", Grants: []access.Grant{{App: access.AllApps, Role: access.Admin}}}}
-	if _, err := r.api.Promote(ctx, boot, browserApp, "production", "1.0.0"); err != nil {
+	if _, err := r.api.Promote(ctx, control.Caller{Principal: bootstrap}, browserApp, "production", "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	return r, tokens
@@ -563,9 +565,12 @@ func (b *tab) ssoSignIn(path, user, pass string) {
 	b.console = testpeers.ConsoleErrors(b.t, b.ctx)
 }
 
+// bootstrap is the principal of the bootstrap token, as the control plane makes it.
+var bootstrap = &access.Principal{Kind: access.Bootstrap, Grants: []access.Grant{{App: access.AllApps, Role: access.Admin}}}
+
 func mustApp(t *testing.T, api *control.API) *channel.App {
 	t.Helper()
-	app, err := api.App(&access.Principal{Kind: access.Bootstrap, Grants: []access.Grant{{App: access.AllApps, Role: access.Admin}}}, browserApp, access.Read)
+	app, err := api.App(bootstrap, browserApp, access.Read)
 	if err != nil {
 		t.Fatal(err)
 	}
