@@ -11,6 +11,9 @@
 #   6. ask the relay as a phone would, then download, decrypt, verify and unpack the update
 #   7. a second build from main lands on beta; a tag push (GitHub's webhook, played by
 #      scripts/demo/pushtag) promotes that same bundle to production without rebuilding
+#   8. the web console: its URL and the demo's bootstrap token to sign in with; run in a
+#      terminal, the demo keeps the relay up for it until Enter (FERRY_DEMO_WAIT=0 or 1
+#      decides instead)
 #
 # Everything lives under .demo/ and is stopped on exit. Needs only Go.
 set -euo pipefail
@@ -77,9 +80,12 @@ say "It reads the app's channels and rules from examples/ferry.yaml:"
 grep -v '^#' examples/ferry.yaml | indent
 HMAC_SECRET=$(rand_hex)
 WEBHOOK_SECRET=$(rand_hex)
+# The bootstrap admin token, for this demo only: it signs you in to the console (step 8).
+ADMIN_TOKEN=demo-$(rand_hex)
 say "No Redis given, so it keeps its state in an embedded file ($DEMO/data/ferry.db)."
-say "FERRY_HMAC_SECRET lets CI without OIDC register bundles; FERRY_WEBHOOK_SECRET checks GitHub's webhooks."
-FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET LOG_FORMAT=text \
+say "FERRY_HMAC_SECRET lets CI without OIDC register bundles; FERRY_WEBHOOK_SECRET checks GitHub's webhooks;"
+say "FERRY_ADMIN_TOKEN is the bootstrap admin token (the console and the admin API)."
+FERRY_ADMIN_TOKEN=$ADMIN_TOKEN FERRY_HMAC_SECRET=$HMAC_SECRET FERRY_WEBHOOK_SECRET=$WEBHOOK_SECRET LOG_FORMAT=text \
   "$BIN"/relay --config examples/ferry.yaml --addr 127.0.0.1:0 --data-dir "$DEMO/data" >"$DEMO/relay.log" 2>&1 &
 PIDS+=($!)
 wait_for "the relay" "grep -q 'relay listening' '$DEMO/relay.log'" "$DEMO/relay.log"
@@ -187,6 +193,21 @@ show "$BIN"/ferry probe --relay "$RELAY" --app "$APP" --running 1.0.0 --public-k
 grep -o 'Hello again[^<]*' "$DEMO/device/bundles/1.1.0/index.html" | sed 's/^/   The new index.html says: /' 
 say "Rolling back is moving the tag back (or the admin API's rollback)."
 
+step "8. The web console"
+say "The relay serves a console for maintainers: apps, channels, promote and roll back, rollouts,"
+say "bundles with their signatures, the audit log, devices and stats (docs/console.md)."
+say "${G}Console: $RELAY/console/${N}"
+say "Sign in with the demo's bootstrap token (demo only; a real relay uses single sign-on or"
+say "tokens from \`ferry admin tokens create\`):"
+say "  ${B}$ADMIN_TOKEN${N}"
+say "then open $RELAY/console/apps/$APP/channels/production for what the tag push just did."
+
 step "Done"
 say "${G}CI packaged, encrypted and published the app; the relay served it; the phone verified it.${N}"
 say "Next: README.md (quickstart for your own app), docs/devices.md (the plugin side)."
+WAIT=${FERRY_DEMO_WAIT:-}
+if [ -z "$WAIT" ]; then if [ -t 0 ] && [ -t 1 ]; then WAIT=1; else WAIT=0; fi; fi
+if [ "$WAIT" = 1 ]; then
+  printf '\n   %sThe relay keeps running for the console at %s/console/ — press Enter to stop it.%s\n' "$B" "$RELAY" "$N"
+  read -r _ || true
+fi

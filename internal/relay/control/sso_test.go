@@ -29,37 +29,15 @@ import (
 	"github.com/ferryhq/ferry/internal/testpeers"
 )
 
-// The people of the test OpenID Provider.
-var ssoUsers = []testpeers.OPUser{
-	{ID: "u-ana", Username: "ana", Password: "ana-pass", FirstName: "Ana", LastName: "Admin", Email: "ana@example.com", EmailVerified: true},
-	{ID: "u-dev", Username: "dev", Password: "dev-pass", FirstName: "Dev", LastName: "Eloper", Email: "dev@example.com", EmailVerified: true},
-	{ID: "u-bob", Username: "bob", Password: "bob-pass", FirstName: "Bob", LastName: "Nobody", Email: "bob@example.com", EmailVerified: true},
-	{ID: "u-eve", Username: "eve", Password: "eve-pass", FirstName: "Eve", LastName: "Outside", Email: "eve@elsewhere.test", EmailVerified: true},
-	{ID: "u-uno", Username: "uno", Password: "uno-pass", FirstName: "Uno", LastName: "Verified", Email: "uno@example.com", EmailVerified: false},
-}
+// The people of the test OpenID Provider, and the secret's variable.
+var ssoUsers = relaytest.SSOUsers
 
-const ssoSecretEnv = "FERRY_TEST_SSO_SECRET"
+const ssoSecretEnv = relaytest.SSOSecretEnv
 
-// ssoYAML is testConfigY with an access.sso section for op, relay public URL and client.
+// ssoYAML is testConfigY with an access.sso section for op, relay public URL and client,
+// followed by extra keys of that section.
 func ssoYAML(issuer, publicURL, clientID, extra string) string {
-	return testConfigY + fmt.Sprintf(`
-access:
-  sso:
-    issuer: %q
-    client_id: %q
-    client_secret_env: %s
-    public_url: %q
-    allowed_domains: [example.com]
-    roles:
-      - email: ana@example.com
-        grants: ["*:admin"]
-      - email: dev@example.com
-        grants: ["com.example.app:viewer"]
-      - email: eve@elsewhere.test
-        grants: ["*:admin"]
-      - email: uno@example.com
-        grants: ["*:admin"]
-%s`, issuer, clientID, ssoSecretEnv, publicURL, extra)
+	return testConfigY + relaytest.SSOConfig(issuer, publicURL, clientID) + extra
 }
 
 // ssoRelay is one relay instance (the real relay server with the control plane mounted)
