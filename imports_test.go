@@ -80,11 +80,6 @@ var imports = []importRule{
 			"internal/relay, and relay does not import it either: cmd/relay wires the two; relayclient holds its wire types; " +
 			"x/time/rate (as in relay) counts failed authentications per client"},
 
-	{pkg: "internal/rollout", internal: []string{"internal/channel"},
-		modules: []string{"github.com/prometheus/client_golang"},
-		why: "the rollout controller: plans, health gates over channel's series points, and its metrics; " +
-			"it reads and writes the store through its own interfaces, and cmd/relay runs it"},
-
 	{pkg: "internal/notify", internal: []string{"internal/channel", "internal/relayclient"},
 		modules: []string{"github.com/prometheus/client_golang"},
 		why: "outgoing notifications (signed webhooks, Slack): channel's events and receivers, relayclient's signature " +
