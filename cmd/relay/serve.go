@@ -153,10 +153,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		<-ctlDone
 	}()
 	srv.Mount(api) // the relay also passes the store's notifications to it (relay.Watcher)
-	copts := console.Options{API: api, Store: st, Logger: logger}
-	if series, ok := any(st).(console.Series); ok {
-		copts.Series = series
-	}
+	copts := console.Options{API: api, Store: st, Series: st, Logger: logger}
 	con, err := console.New(copts)
 	if err != nil {
 		return err
