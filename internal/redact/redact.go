@@ -102,8 +102,9 @@ type parts struct {
 
 	// mangled: the URL may have user info whose password holds a '/', '?' or '#'
 	// (https://u:pa?ss@host), so that what looks like the authority is part of it: the
-	// host has a port that is not a number, or the path holds an '@'. Legitimate paths with
-	// an '@' (/@scope/pkg) are hidden too.
+	// host has a port that is not a number, the path holds an '@', or the path holds a ':'
+	// and an '@' follows in the query or fragment. Legitimate paths with an '@'
+	// (/@scope/pkg) are hidden too.
 	mangled bool
 }
 
@@ -132,7 +133,12 @@ func split(raw string) (p parts, ok bool) {
 	if i := strings.IndexAny(p.path, "?#"); i >= 0 {
 		p.path = p.path[:i]
 	}
-	p.mangled = strings.Contains(p.path, "@") || !numericPorts(p.host)
+	// A ':' in the path with an '@' after it in the query or fragment is the same mistake
+	// one step later: a user name that starts with '/' (x:///:pa#ss@h) puts the password's
+	// first part in the path.
+	afterPath := p.tail[len(p.path):]
+	p.mangled = strings.Contains(p.path, "@") || !numericPorts(p.host) ||
+		strings.Contains(p.path, ":") && strings.Contains(afterPath, "@")
 	return p, true
 }
 

@@ -23,6 +23,7 @@ func TestURL(t *testing.T) {
 		"https://[::1]:8080/updates?x=1":                              "https://[::1]:8080/updates",
 		"ci:s3cret@relay.example.com":                                 "<redacted>",
 		":s3cret@://relay":                                            "<redacted>",
+		"x:///:s3#cret@h":                                             "x://<redacted>",
 	} {
 		if got := URL(in); got != want {
 			t.Errorf("URL(%q) = %q, want %q", in, got, want)
