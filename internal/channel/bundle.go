@@ -107,9 +107,12 @@ type AuditEntry struct {
 	Channel string    `json:"channel,omitempty"`
 	// Action is a short verb: register, promote, rollback, rollout, pause, resume,
 	// complete, policy, pending, tag_deleted, tag_push (a tag push recorded on a channel
-	// that already served its bundle), and for rollout plans plan_start, plan_step,
-	// plan_pause, plan_rollback, plan_complete, plan_end.
+	// that already served its bundle), clear_failed (a device's failed versions forgotten),
+	// and for rollout plans plan_start, plan_step, plan_pause, plan_rollback,
+	// plan_complete, plan_end.
 	Action string `json:"action"`
+	// Device is the device id an action on one device (clear_failed) was about.
+	Device string `json:"device,omitempty"`
 	// Version is the version the change is about, From the version served before.
 	Version string `json:"version,omitempty"`
 	From    string `json:"from,omitempty"`
@@ -122,7 +125,8 @@ type AuditEntry struct {
 	// Actor names who made the change (nil in entries written before actors were recorded).
 	Actor *Actor `json:"actor,omitempty"`
 	// Before and After are the changed object's JSON before and after a configuration
-	// change (a policy), so the log shows what changed; absent for other actions.
+	// change (a policy), or the device's failed versions before and after clear_failed,
+	// so the log shows what changed; absent for other actions.
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
 }

@@ -503,9 +503,12 @@ func testConsoleInBrowser(t *testing.T, st store.Store, shots string) {
 	assertInert(t, b, xssBrowserRef)
 	b.screen("bundle-hostile")
 
-	// The device that checked, looked up.
+	// The device that checked, looked up: a deployer sees no clear button.
 	b.open(app + "/devices?device=" + browserDevice)
-	b.screen("devices")
+	if n := eval[int](b, `document.querySelectorAll('form[action$="/clear-failed"]').length`); n != 0 {
+		t.Errorf("a deployer sees %d clear-failed forms", n)
+	}
+	b.screen("devices-deployer")
 
 	// Sign out; sign in as Dev, a viewer, through single sign-on.
 	b.navigate("sign out", chromedp.Click(chromedp.CSS(`form.signout button`)))
@@ -541,6 +544,70 @@ func testConsoleInBrowser(t *testing.T, st store.Store, shots string) {
 	if txt := b.text(); !strings.Contains(txt, "person ana@example.com") {
 		t.Errorf("the audit log does not name Ana for the resume:\n%s", txt)
 	}
+
+	// The device fails the version it is offered; Ana clears its failed versions on the
+	// devices page, and the relay offers that version to it again.
+	ctx := t.Context()
+	offered := r.check(t)
+	if offered == "" {
+		t.Fatal("the device is offered nothing before failing")
+	}
+	if err := r.store.RecordStats(ctx, browserApp, []channel.StatEvent{{Device: browserDevice, Version: offered, Action: "update_fail"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.check(t); v == offered {
+		t.Fatalf("after failing %q the device is still offered it", offered)
+	}
+	b.open(app + "/devices?device=" + url.QueryEscape(browserDevice))
+	if txt := b.text(); !strings.Contains(txt, offered) {
+		t.Errorf("devices page does not list the failed version %q:\n%s", offered, txt)
+	}
+	b.screen("devices")
+	b.navigate("clear failed versions", chromedp.Click(chromedp.CSS(`form[action$="/devices/clear-failed"] button[type=submit]`)))
+	if txt := b.text(); !strings.Contains(txt, "Failed versions cleared") {
+		t.Errorf("devices page after clearing:\n%s", txt)
+	}
+	if failed, err := r.store.FailedVersions(ctx, browserApp, browserDevice); err != nil || len(failed) != 0 {
+		t.Errorf("failed versions in the store after clearing in the console = %v, %v; want none", failed, err)
+	}
+	if v := r.check(t); v != offered {
+		t.Errorf("after clearing, the device is offered %q, want %q again", v, offered)
+	}
+	if e := lastAudit(t, r.store, "clear_failed"); e.Device != browserDevice || e.Actor == nil || e.Actor.Email != "ana@example.com" {
+		t.Errorf("clear_failed audit entry = %+v (actor %+v); want the device and Ana", e, e.Actor)
+	}
+	b.open(app + "/audit?action=clear_failed")
+	if txt := b.text(); !strings.Contains(txt, "person ana@example.com") || !strings.Contains(txt, browserDevice) {
+		t.Errorf("the audit log does not name Ana and the device for the clear:\n%s", txt)
+	}
+
+	// Ana edits production's policy: devices may choose it, development builds may not.
+	b.open(channelPath)
+	b.do("edit the policy", chromedp.Click(chromedp.CSS(`input[name=allow_device_self_set]`)),
+		chromedp.Click(chromedp.CSS(`input[name=allow_dev]`)))
+	if st := b.navigate("save the policy", chromedp.Click(chromedp.CSS(`form[action$="/policy"] button[type=submit]:not([name=reset])`))); st != http.StatusOK {
+		t.Fatalf("save the policy: status %d", st)
+	}
+	if txt := b.text(); !strings.Contains(txt, "Policy saved.") || !strings.Contains(txt, "device self-set allowed") {
+		t.Errorf("channel page after saving the policy:\n%s", txt)
+	}
+	views, err = r.api.Channels(ctx, mustApp(t, r.api))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range views {
+		if v.Name == "production" && (!v.Overridden || !v.Policy.AllowDeviceSelfSet || !v.Policy.DenyDev || v.Policy.DenyEmulator) {
+			t.Errorf("production after saving the policy in the console: overridden %v, %+v", v.Overridden, v.Policy)
+		}
+	}
+	if e := lastAudit(t, r.store, "policy"); e.Channel != "production" || e.Actor == nil || e.Actor.Email != "ana@example.com" ||
+		!strings.Contains(string(e.After), `"allow_device_self_set":true`) {
+		t.Errorf("policy audit entry = %+v (actor %+v, after %s); want production, Ana, self-set allowed", e, e.Actor, e.After)
+	}
+	b.open(app + "/audit?action=policy")
+	if txt := b.text(); !strings.Contains(txt, "person ana@example.com") {
+		t.Errorf("the audit log does not name Ana for the policy:\n%s", txt)
+	}
 	b.console.None(t)
 	if n := b.dialogs.Load(); n != 0 {
 		t.Errorf("%d JavaScript dialogs opened", n)
@@ -575,6 +642,23 @@ func mustApp(t *testing.T, api *control.API) *channel.App {
 		t.Fatal(err)
 	}
 	return app
+}
+
+// lastAudit returns the newest audit entry of the app with action, failing the test if
+// there is none.
+func lastAudit(t *testing.T, st store.Store, action string) channel.AuditEntry {
+	t.Helper()
+	all, err := st.ListAudit(t.Context(), browserApp, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.Action == action {
+			return e
+		}
+	}
+	t.Fatalf("no %s audit entry", action)
+	return channel.AuditEntry{}
 }
 
 // assertInert checks that payload appears on the page as text and that nothing of it ran:

@@ -96,7 +96,9 @@ func notice(done string) string {
 	case "unchanged":
 		return "Nothing changed: the channel was already in that state."
 	case "cleared":
-		return "Failed versions cleared."
+		return "Failed versions cleared: the relay offers them to the device again."
+	case "none_cleared":
+		return "Nothing to clear: the device had no failed versions."
 	}
 	return ""
 }

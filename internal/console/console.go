@@ -37,12 +37,6 @@ type Series interface {
 	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
 }
 
-// FailedClearer is implemented by a store that can forget a device's failed versions
-// (the devices page's "clear" action, for admins).
-type FailedClearer interface {
-	ClearFailedVersions(ctx context.Context, app, device string) error
-}
-
 // Paths of the console.
 const (
 	// Root is where the console is mounted; / and /ui redirect to it.
@@ -63,8 +57,7 @@ const (
 type Options struct {
 	// API is the control plane: sessions, permissions and every action.
 	API *control.API
-	// Store is read for bundles, stats and devices' failed versions. When it also
-	// implements [FailedClearer], admins may clear a device's failed versions.
+	// Store is read for bundles, stats and devices' failed versions.
 	Store Store
 	// Series, when set, feeds the stats charts and the apps page's trends.
 	Series Series

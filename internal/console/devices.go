@@ -16,7 +16,7 @@ type devicesData struct {
 	// Looked is set once a device id was looked up.
 	Looked bool
 	Failed []string
-	// CanClear is set when the store can clear failed versions and the principal may.
+	// CanClear is set when the principal may clear failed versions (admin).
 	CanClear bool
 	Error    string
 }
@@ -30,8 +30,7 @@ func (c *Console) devicesPage(g *gin.Context) {
 	}
 	p := &page{Title: "Devices · " + app.ID, Session: sessionOf(g), App: app, Notice: notice(g.Query("done"))}
 	d := &devicesData{Device: strings.TrimSpace(g.Query("device"))}
-	_, clearer := c.store.(FailedClearer)
-	d.CanClear = clearer && p.Can("manage")
+	d.CanClear = p.Can("manage")
 	p.Data = d
 	status := http.StatusOK
 	if d.Device != "" {
@@ -49,25 +48,18 @@ func (c *Console) devicesPage(g *gin.Context) {
 	c.render(g, status, "devices", p)
 }
 
-// clearFailed forgets a device's failed versions (admin), so it is offered them again.
+// clearFailed forgets a device's failed versions (admin), so it is offered them again,
+// through the control plane's action (which checks the role and writes the audit entry).
 func (c *Console) clearFailed(g *gin.Context) {
-	app, ok := c.appOf(g, managePerm)
-	if !ok {
-		return
-	}
-	fc, ok := c.store.(FailedClearer)
-	if !ok {
-		c.errorPage(g, http.StatusNotImplemented, "This relay's store cannot clear failed versions.")
-		return
-	}
 	dev := strings.TrimSpace(g.PostForm("device"))
-	if !channel.ValidDeviceID(dev) {
-		c.errorPage(g, http.StatusBadRequest, "That is not a device id the relay accepts.")
+	res, err := c.api.ClearFailedVersions(g.Request.Context(), caller(g), g.Param("app"), dev)
+	if err != nil {
+		c.fail(g, err)
 		return
 	}
-	if err := fc.ClearFailedVersions(g.Request.Context(), app.ID, dev); err != nil {
-		c.fail(g, storeErr("clear failed versions", err))
-		return
+	done := "cleared"
+	if !res.Changed {
+		done = "none_cleared"
 	}
-	g.Redirect(http.StatusSeeOther, Root+"apps/"+url.PathEscape(app.ID)+"/devices?done=cleared&device="+url.QueryEscape(dev))
+	g.Redirect(http.StatusSeeOther, Root+"apps/"+url.PathEscape(res.App)+"/devices?done="+done+"&device="+url.QueryEscape(res.Device))
 }

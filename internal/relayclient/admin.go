@@ -90,6 +90,25 @@ func (c *Client) SetPolicy(ctx context.Context, app, ch string, p *PolicyOverrid
 	return c.change(ctx, http.MethodPut, appPath(app, "channels", ch, "policy"), &PolicyRequest{Policy: p})
 }
 
+// Device returns the versions device reported update_fail for (GET …/devices?device=ID).
+func (c *Client) Device(ctx context.Context, app, device string) (*DeviceView, error) {
+	var out DeviceView
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "devices")+"?device="+url.QueryEscape(device), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ClearFailed forgets the versions device reported update_fail for, so the relay offers
+// them to it again (admin role).
+func (c *Client) ClearFailed(ctx context.Context, app, device string) (*ClearFailedResult, error) {
+	var out ClearFailedResult
+	if err := c.admin(ctx, http.MethodPost, appPath(app, "devices", "clear-failed"), &ClearFailedRequest{Device: device}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Stats returns app's device statistics per version.
 func (c *Client) Stats(ctx context.Context, app string) (*Stats, error) {
 	var out Stats

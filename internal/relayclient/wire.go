@@ -149,6 +149,29 @@ type ChangeResult struct {
 	Channel ChannelView `json:"channel"`
 }
 
+// DeviceView is the answer to GET …/devices?device=ID: the versions the device reported
+// update_fail for, which the relay does not offer it again.
+type DeviceView struct {
+	App    string   `json:"app"`
+	Device string   `json:"device"`
+	Failed []string `json:"failed"`
+}
+
+// ClearFailedRequest is the body of POST …/devices/clear-failed.
+type ClearFailedRequest struct {
+	Device string `json:"device"`
+}
+
+// ClearFailedResult is the answer to POST …/devices/clear-failed.
+type ClearFailedResult struct {
+	App    string `json:"app"`
+	Device string `json:"device"`
+	// Cleared lists the versions forgotten (the relay offers them to the device again);
+	// Changed is false when the device had none.
+	Cleared []string `json:"cleared"`
+	Changed bool     `json:"changed"`
+}
+
 // PromoteRequest is the body of POST …/channels/{channel}/promote. Version "builtin"
 // sends devices back to the app's built-in assets.
 type PromoteRequest struct {

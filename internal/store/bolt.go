@@ -991,6 +991,63 @@ func (b *Bolt) FailedVersions(ctx context.Context, app, device string) ([]string
 	return out, err
 }
 
+// ClearFailedVersions forgets device's failed versions and its failed_age entry, and
+// appends audit when it forgot any, in one write transaction; see the [Store] contract.
+func (b *Bolt) ClearFailedVersions(ctx context.Context, app, device string, audit *channel.AuditEntry) ([]string, error) {
+	if err := checkApp(app); err != nil {
+		return nil, fmt.Errorf("clear failed versions: %w", err)
+	}
+	if err := checkKey("device", device); err != nil {
+		return nil, fmt.Errorf("clear failed versions: %w", err)
+	}
+	var cleared []string
+	err := b.update(ctx, fmt.Sprintf("clear failed versions of %s device %s", app, device), func(tx *bolt.Tx) error {
+		cleared = nil
+		a := appBucket(tx, app)
+		if a == nil || a.Bucket(bFailed) == nil {
+			return nil
+		}
+		failed := a.Bucket(bFailed)
+		t := now()
+		prefix := []byte(device + "\x00")
+		var exp []byte // the set's expiry, which its failed_age entry is keyed by
+		c := failed.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
+			if exp == nil {
+				exp = bytes.Clone(v)
+			}
+			if !expired(v, t) {
+				cleared = append(cleared, string(k[len(prefix):]))
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		if age := a.Bucket(bFailedAge); exp != nil && age != nil && age.Get(ageKey(exp, device)) != nil {
+			if err := age.Delete(ageKey(exp, device)); err != nil {
+				return err
+			}
+			if n := age.Sequence(); n > 0 {
+				if err := age.SetSequence(n - 1); err != nil {
+					return err
+				}
+			}
+		}
+		if len(cleared) == 0 {
+			return nil
+		}
+		ev, err := clearedAudit(app, device, audit, cleared)
+		if err != nil || ev == nil {
+			return err
+		}
+		return b.appendAudit(tx, app, ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cleared, nil
+}
+
 func (b *Bolt) sweepLoop(every time.Duration) {
 	defer b.swept.Done()
 	tk := time.NewTicker(every)

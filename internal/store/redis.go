@@ -793,6 +793,73 @@ func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]strin
 	return vs, nil
 }
 
+// clearFailedTries bounds how often ClearFailedVersions starts again when the device's
+// failed set changed between its read and its write.
+const clearFailedTries = 10
+
+// ClearFailedVersions reads the device's failed set (SMEMBERS), then clearFailedScript
+// deletes it, removes the device from the failed_devices index and appends audit, in one
+// step and only if the set still holds what was read (else it starts again); see the
+// [Store] contract.
+func (r *Redis) ClearFailedVersions(ctx context.Context, app, device string, audit *channel.AuditEntry) ([]string, error) {
+	if err := checkApp(app); err != nil {
+		return nil, fmt.Errorf("clear failed versions: %w", err)
+	}
+	if err := checkKey("device", device); err != nil {
+		return nil, fmt.Errorf("clear failed versions: %w", err)
+	}
+	op := fmt.Sprintf("clear failed versions of %s device %s", app, device)
+	keys := []string{appKey(app, "failed:"+device), appKey(app, "failed_devices"), appKey(app, "audit")}
+	for range clearFailedTries {
+		vs, err := r.rdb.SMembers(ctx, keys[0]).Result()
+		if err != nil {
+			return nil, r.fail(ctx, op, err)
+		}
+		if len(vs) == 0 {
+			return nil, nil
+		}
+		slices.Sort(vs)
+		ev, err := clearedAudit(app, device, audit, vs)
+		if err != nil {
+			return nil, err
+		}
+		args := make([]any, 0, 3+len(vs))
+		args = append(args, device, string(ev), r.opts.AuditLimit)
+		for _, v := range vs {
+			args = append(args, v)
+		}
+		done, err := clearFailedScript.Run(ctx, r.rdb, keys, args...).Int()
+		if err != nil {
+			return nil, r.fail(ctx, op, err)
+		}
+		if done == 1 {
+			return vs, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: the set kept changing: %w", op, channel.ErrConflict)
+}
+
+// clearFailedScript deletes the failed set KEYS[1] if it holds exactly ARGV[4..], removes
+// device ARGV[1] from the index KEYS[2], and pushes the audit entry ARGV[2] (none when
+// empty) on the log KEYS[3], trimmed to ARGV[3]. It returns 1 when it did so, or had done
+// so already (a retry of a write whose reply was lost: the set is gone and the entry
+// heads the log), and 0 when the set changed since it was read.
+var clearFailedScript = redis.NewScript(`
+local n = redis.call('SCARD', KEYS[1])
+if n == 0 and ARGV[2] ~= '' and redis.call('LINDEX', KEYS[3], 0) == ARGV[2] then return 1 end
+if n ~= #ARGV - 3 then return 0 end
+for i = 4, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('LPUSH', KEYS[3], ARGV[2])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+end
+return 1
+`)
+
 // Subscribe returns a channel receiving the app id of every state change made through any
 // instance, and [AccessChanged] after a token revocation or a session deletion (Redis
 // pub/sub on [ChangesChannel]). It waits up to a second for the

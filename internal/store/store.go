@@ -135,6 +135,14 @@ type Store interface {
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 	// FailedVersions returns the versions a device reported update_fail for, in one round trip.
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
+	// ClearFailedVersions forgets the versions device reported update_fail for (its failed
+	// set and its entry in the bounded failed-devices index), so the relay offers them to
+	// it again, and returns the versions it forgot, sorted. A non-nil audit entry (its App
+	// empty or app; Device set to device; Before set to the forgotten versions as a JSON
+	// array and After to []) is appended in the same atomic step, and only when something
+	// was forgotten: clearing a device without failed versions changes and records nothing.
+	// An empty or malformed app or device wraps [ErrInvalid].
+	ClearFailedVersions(ctx context.Context, app, device string, audit *channel.AuditEntry) (cleared []string, err error)
 
 	// Subscribe returns a channel that receives an app id whenever that app's channel state
 	// changes through any instance sharing the store, and [AccessChanged] whenever a token
@@ -298,6 +306,30 @@ func bundleAudit(bd *channel.Bundle, audit *channel.AuditEntry, t time.Time) ([]
 		return nil, fmt.Errorf("audit entry of app %q with a bundle of %q: %w", e.App, bd.AppID, ErrInvalid)
 	}
 	prepareAudit(&e, bd.AppID, "", t)
+	ev, err := json.Marshal(&e)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit entry: %w", err)
+	}
+	return ev, nil
+}
+
+// clearedAudit checks and encodes the audit entry ClearFailedVersions appends when it forgot
+// the versions cleared (sorted) of device: nil for none.
+func clearedAudit(app, device string, audit *channel.AuditEntry, cleared []string) ([]byte, error) {
+	if audit == nil {
+		return nil, nil
+	}
+	e := *audit
+	if e.App != "" && e.App != app {
+		return nil, fmt.Errorf("audit entry of app %q for a device of %q: %w", e.App, app, ErrInvalid)
+	}
+	prepareAudit(&e, app, "", now())
+	e.Device = device
+	var err error
+	if e.Before, err = json.Marshal(cleared); err != nil {
+		return nil, fmt.Errorf("encode audit entry: %w", err)
+	}
+	e.After = json.RawMessage("[]")
 	ev, err := json.Marshal(&e)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit entry: %w", err)

@@ -310,6 +310,62 @@ func (a *API) SetPolicy(ctx context.Context, by Caller, appID, ch string, in *re
 	})
 }
 
+// device checks a device id an action names.
+func checkDevice(device string) error {
+	if !channel.ValidDeviceID(device) {
+		return errorf(http.StatusBadRequest, "bad_request",
+			"device %q is not a device id the relay accepts (1 to 128 printable ASCII characters, no space); copy it from the device's logs or stats", device)
+	}
+	return nil
+}
+
+// FailedVersions returns the versions a device of the app reported update_fail for (the
+// relay does not offer them to it again). It needs the read permission.
+func (a *API) FailedVersions(ctx context.Context, by Caller, appID, device string) (*relayclient.DeviceView, error) {
+	app, err := a.App(by.Principal, appID, access.Read)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
+	failed, err := a.store.FailedVersions(ctx, app.ID, device)
+	if err != nil {
+		return nil, storeError("failed versions", err)
+	}
+	if failed == nil {
+		failed = []string{}
+	}
+	return &relayclient.DeviceView{App: app.ID, Device: device, Failed: failed}, nil
+}
+
+// ClearFailedVersions forgets the versions a device reported update_fail for, so every
+// relay instance offers them to it again (the device path reads them from the store on
+// each update check that would offer a bundle; nothing caches them). The store appends
+// an audit entry (clear_failed, naming the caller and the versions) in the same step,
+// only when there was something to forget. It needs the manage permission.
+func (a *API) ClearFailedVersions(ctx context.Context, by Caller, appID, device string) (*relayclient.ClearFailedResult, error) {
+	app, err := a.App(by.Principal, appID, access.Manage)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
+	actor := by.actor()
+	e := &channel.AuditEntry{Time: a.now().UTC(), App: app.ID, Action: "clear_failed", Cause: "admin", Actor: actor}
+	cleared, err := a.store.ClearFailedVersions(ctx, app.ID, device, e)
+	if err != nil {
+		return nil, storeError("clear failed versions", err)
+	}
+	if cleared == nil {
+		cleared = []string{}
+	}
+	a.logger(ctx).InfoContext(ctx, "admin change", "app", app.ID, "device", device, "action", "clear_failed",
+		"cleared", len(cleared), "actor", actor.String())
+	return &relayclient.ClearFailedResult{App: app.ID, Device: device, Cleared: cleared, Changed: len(cleared) > 0}, nil
+}
+
 // effectivePolicy is the JSON of the policy a channel applies: its override, or else its
 // configured policy. The audit log records it before and after a policy change.
 func effectivePolicy(override *channel.Policy, configured channel.Policy) (json.RawMessage, error) {

@@ -45,6 +45,8 @@ func (a *API) mountAdmin(r gin.IRouter) {
 	g.GET("/channels/:channel/plan", read, a.handle(a.getPlan))
 	g.POST("/channels/:channel/plan", deploy, a.handle(a.startPlan))
 	g.PUT("/channels/:channel/policy", manage, a.handle(a.setPolicy))
+	g.GET("/devices", read, a.handle(a.getDevice))
+	g.POST("/devices/clear-failed", manage, a.handle(a.clearFailed))
 	g.GET("/stats", read, a.handle(a.stats))
 	g.GET("/audit", read, a.handle(a.audit))
 	g.GET("/series", read, a.handle(a.series))
@@ -216,6 +218,28 @@ func (a *API) setPolicy(c *gin.Context) error {
 	}
 	res, err := a.SetPolicy(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req.Policy)
 	return reply(c, res, err)
+}
+
+func (a *API) getDevice(c *gin.Context) error {
+	v, err := a.FailedVersions(c.Request.Context(), caller(c), c.Param("app"), c.Query("device"))
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, v)
+	return nil
+}
+
+func (a *API) clearFailed(c *gin.Context) error {
+	var req relayclient.ClearFailedRequest
+	if err := decodeAdmin(c, &req); err != nil {
+		return err
+	}
+	res, err := a.ClearFailedVersions(c.Request.Context(), caller(c), c.Param("app"), req.Device)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusOK, res)
+	return nil
 }
 
 func (a *API) stats(c *gin.Context) error {

@@ -58,6 +58,7 @@ var mutations = []struct {
 	{"PUT", "/channels/production/rollout", `{"version":"1.1.0","percent":10}`, access.Deployer},
 	{"POST", "/channels/production/rollout/pause", "", access.Deployer},
 	{"PUT", "/channels/production/policy", `{"policy":{"public":true}}`, access.Admin},
+	{"POST", "/devices/clear-failed", `{"device":"4a1f2c3e-1111-2222-3333-444455556666"}`, access.Admin},
 }
 
 // The roles of a token decide what it may do on its app, and nothing on another app; a

@@ -39,6 +39,8 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, id string) error
 	MarkDelivery(ctx context.Context, id string, ttl time.Duration) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
+	FailedVersions(ctx context.Context, app, device string) ([]string, error)
+	ClearFailedVersions(ctx context.Context, app, device string, audit *channel.AuditEntry) (cleared []string, err error)
 	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
 	AccessStore
 }

@@ -58,6 +58,7 @@ type Store interface {
 	RecordStats(ctx context.Context, app string, events []channel.StatEvent) error
 	Stats(ctx context.Context, app string) ([]channel.VersionStats, error)
 	FailedVersions(ctx context.Context, app, device string) ([]string, error)
+	ClearFailedVersions(ctx context.Context, app, device string, audit *channel.AuditEntry) (cleared []string, err error)
 	PutToken(ctx context.Context, t *access.Token) error
 	GetToken(ctx context.Context, id string) (*access.Token, error)
 	ListTokens(ctx context.Context) ([]*access.Token, error)
@@ -117,6 +118,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Stats", testStats},
 		{"StatsManyDevices", testStatsManyDevices},
 		{"FailedVersions", testFailedVersions},
+		{"ClearFailedVersions", testClearFailedVersions},
+		{"ClearFailedVersionsConcurrent", testClearFailedVersionsConcurrent},
+		{"ClearFailedVersionsInvalid", testClearFailedVersionsInvalid},
 		{"Subscribe", testSubscribe},
 		{"Ping", testPing},
 		{"Tokens", testTokens},
@@ -1095,6 +1099,140 @@ func testFailedVersions(t *testing.T, s Store) {
 	}
 }
 
+// clearEntry is the audit entry the control plane hands ClearFailedVersions.
+func clearEntry(app string) *channel.AuditEntry {
+	return &channel.AuditEntry{App: app, Action: "clear_failed", Cause: "admin",
+		Actor: &channel.Actor{Kind: "token", ID: "tok-1", Name: "support-desk", IP: "192.0.2.7"}}
+}
+
+// failDevice records update_fail reports of device for versions.
+func failDevice(t *testing.T, s Store, app, device string, versions ...string) {
+	t.Helper()
+	var evs []channel.StatEvent
+	for _, v := range versions {
+		evs = append(evs, channel.StatEvent{Device: device, Version: v, Action: "update_fail"})
+	}
+	if err := s.RecordStats(t.Context(), app, evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testClearFailedVersions(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	failDevice(t, s, app, "d1", "1.0.2", "1.0.1")
+	failDevice(t, s, app, "d2", "1.0.2")
+	cleared, err := s.ClearFailedVersions(ctx, app, "d1", clearEntry(app))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"1.0.1", "1.0.2"}, cleared); diff != "" {
+		t.Errorf("ClearFailedVersions(d1) (-want +got):\n%s", diff)
+	}
+	if got, err := s.FailedVersions(ctx, app, "d1"); err != nil || len(got) != 0 {
+		t.Errorf("FailedVersions(d1) after clearing = %v, %v; want none", got, err)
+	}
+	if got, err := s.FailedVersions(ctx, app, "d2"); err != nil || !cmp.Equal([]string{"1.0.2"}, got) {
+		t.Errorf("FailedVersions(d2), another device, after clearing d1 = %v, %v; want [1.0.2]", got, err)
+	}
+	entries := auditOf(t, s, app, "clear_failed", "")
+	if len(entries) != 1 {
+		t.Fatalf("clear_failed audit entries = %+v, want one", entries)
+	}
+	e := entries[0]
+	want := clearEntry(app)
+	want.Device, want.Before, want.After = "d1", []byte(`["1.0.1","1.0.2"]`), []byte(`[]`)
+	if diff := cmp.Diff(want, &e, cmpopts.IgnoreFields(channel.AuditEntry{}, "Time")); diff != "" {
+		t.Errorf("clear_failed audit entry (-want +got):\n%s", diff)
+	}
+	if e.Time.IsZero() {
+		t.Errorf("clear_failed audit entry has no time")
+	}
+	// Clearing again, or a device that never failed, forgets and records nothing.
+	for _, d := range []string{"d1", "d9"} {
+		if got, err := s.ClearFailedVersions(ctx, app, d, clearEntry(app)); err != nil || len(got) != 0 {
+			t.Errorf("ClearFailedVersions(%s) with nothing to clear = %v, %v; want none", d, got, err)
+		}
+	}
+	if got, err := s.ClearFailedVersions(ctx, NewApp(t), "d1", nil); err != nil || len(got) != 0 {
+		t.Errorf("ClearFailedVersions of an unknown app = %v, %v; want none", got, err)
+	}
+	if n := len(auditOf(t, s, app, "clear_failed", "")); n != 1 {
+		t.Errorf("%d clear_failed audit entries after clearing nothing, want still 1", n)
+	}
+	// A device that fails again after the clear is recorded again.
+	failDevice(t, s, app, "d1", "1.0.3")
+	if got, err := s.FailedVersions(ctx, app, "d1"); err != nil || !cmp.Equal([]string{"1.0.3"}, got) {
+		t.Errorf("FailedVersions(d1) after failing again = %v, %v; want [1.0.3]", got, err)
+	}
+	// Without an audit entry the versions are forgotten and nothing is recorded.
+	if got, err := s.ClearFailedVersions(ctx, app, "d2", nil); err != nil || !cmp.Equal([]string{"1.0.2"}, got) {
+		t.Errorf("ClearFailedVersions(d2, nil) = %v, %v; want [1.0.2]", got, err)
+	}
+	if n := len(auditOf(t, s, app, "clear_failed", "")); n != 1 {
+		t.Errorf("%d clear_failed audit entries after a clear without entry, want still 1", n)
+	}
+}
+
+// testClearFailedVersionsConcurrent clears one device from many writers: exactly one
+// forgets its versions and exactly one audit entry is written.
+func testClearFailedVersionsConcurrent(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	failDevice(t, s, app, "d1", "1.0.1", "1.0.2", "1.0.3")
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for range Writers {
+		wg.Go(func() {
+			got, err := s.ClearFailedVersions(ctx, app, "d1", clearEntry(app))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(got) > 0 {
+				won.Add(1)
+				if !cmp.Equal([]string{"1.0.1", "1.0.2", "1.0.3"}, got) {
+					t.Errorf("ClearFailedVersions = %v, want all three", got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := won.Load(); n != 1 {
+		t.Errorf("%d of %d concurrent clears forgot versions, want 1", n, Writers)
+	}
+	if n := len(auditOf(t, s, app, "clear_failed", "")); n != 1 {
+		t.Errorf("%d clear_failed audit entries, want 1", n)
+	}
+}
+
+// testClearFailedVersionsInvalid checks that bad arguments are refused and change nothing.
+func testClearFailedVersionsInvalid(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	failDevice(t, s, app, "d1", "1.0.1")
+	for _, tc := range []struct {
+		name, app, device string
+		audit             *channel.AuditEntry
+	}{
+		{"empty app", "", "d1", nil},
+		{"braces in app", "{" + app + "}", "d1", nil},
+		{"empty device", app, "", nil},
+		{"control character in device", app, "d1\x00", nil},
+		{"audit entry of another app", app, "d1", clearEntry(NewApp(t))},
+	} {
+		if got, err := s.ClearFailedVersions(ctx, tc.app, tc.device, tc.audit); err == nil {
+			t.Errorf("ClearFailedVersions, %s = %v, nil; want an error", tc.name, got)
+		}
+	}
+	if got, err := s.FailedVersions(ctx, app, "d1"); err != nil || !cmp.Equal([]string{"1.0.1"}, got) {
+		t.Errorf("FailedVersions(d1) after refused clears = %v, %v; want [1.0.1]", got, err)
+	}
+	if n := len(auditOf(t, s, app, "clear_failed", "")); n != 0 {
+		t.Errorf("%d clear_failed audit entries after refused clears, want 0", n)
+	}
+}
+
 func testSubscribe(t *testing.T, s Store) {
 	SubscribeAcross(t, s, s)
 }
@@ -1444,5 +1582,18 @@ func FailedDevicesBounded(t *testing.T, s Store, max int) {
 	fail(other, 0)
 	if got := kept(other); !cmp.Equal([]int{0}, got) {
 		t.Errorf("another app's failed devices = %v, want [0]", got)
+	}
+	// A cleared device frees its place: with max devices failed and the newest cleared,
+	// one more failing device evicts nobody.
+	cleared := NewApp(t)
+	for i := range max {
+		fail(cleared, i)
+	}
+	if got, err := s.ClearFailedVersions(ctx, cleared, device(max-1), nil); err != nil || len(got) != 1 {
+		t.Fatalf("ClearFailedVersions(%s) = %v, %v; want one version", device(max-1), got, err)
+	}
+	fail(cleared, max)
+	if diff := cmp.Diff(append(seq(0, max-1), max), kept(cleared)); diff != "" {
+		t.Errorf("devices with failed versions after clearing the newest and one more failing (-want +got):\n%s", diff)
 	}
 }
