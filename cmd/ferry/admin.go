@@ -34,6 +34,8 @@ Actions on one app (--app):
   rollout status <channel>              the channel's rollout plan: step, next decision, pause reason
   policy <channel> <json>|null          override the channel's policy, or remove the override
   stats                                 device statistics per version
+  device <id>                           the versions a device reported failing (not offered to it again)
+  device <id> clear-failed              forget them, so the relay offers them again (admin)
   audit [--actor A] [--action X] [--since T] [--until T] [limit]
                                         the audit log, newest first; --actor matches a token,
                                         person, repository or delivery; times are RFC 3339
@@ -134,7 +136,7 @@ type adminCall struct {
 	audit   relayclient.AuditQuery
 	token   *relayclient.TokenRequest // tokens create
 	sub     string                    // tokens: create, list, revoke
-	id      string                    // tokens revoke
+	id      string                    // tokens revoke; device
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -180,6 +182,18 @@ func adminRequest(args []string) (*adminCall, error) {
 		err = tokensRequest(call, rest)
 	case "stats":
 		err = need(0, "stats")
+	case "device":
+		switch {
+		case len(rest) == 1:
+		case len(rest) == 2 && rest[1] == "clear-failed":
+			call.op = rest[1]
+		default:
+			return nil, errors.New("usage: device <id> [clear-failed]")
+		}
+		if !channel.ValidDeviceID(rest[0]) {
+			return nil, fmt.Errorf("device %q is not a device id (1 to 128 printable ASCII characters, no space)", rest[0])
+		}
+		call.id = rest[0]
 	case "promote":
 		if err = need(2, "promote <channel> <version>"); err == nil {
 			call.version = rest[1]
@@ -259,6 +273,11 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 		}
 	case "stats":
 		return c.Stats(ctx, app)
+	case "device":
+		if a.op == "clear-failed" {
+			return c.ClearFailed(ctx, app, a.id)
+		}
+		return c.Device(ctx, app, a.id)
 	case "promote":
 		return c.Promote(ctx, app, a.channel, a.version)
 	case "rollback":
@@ -420,6 +439,10 @@ func printAdmin(w io.Writer, ans any) error {
 		for _, b := range a.Bundles {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", b.Version, short(b.Commit), orDash(b.Ref), b.Encrypted(), orDash(b.Native), timeText(b.CreatedAt))
 		}
+	case *relayclient.DeviceView:
+		fmt.Fprintf(tw, "DEVICE\tFAILED VERSIONS\n%s\t%s\n", a.Device, orDash(strings.Join(a.Failed, " ")))
+	case *relayclient.ClearFailedResult:
+		fmt.Fprintf(tw, "DEVICE\tCLEARED\n%s\t%s\n", a.Device, orDash(strings.Join(a.Cleared, " ")))
 	case *relayclient.AuditList:
 		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE")
 		for _, e := range a.Entries {

@@ -73,6 +73,10 @@ apps:
 			t.Fatalf("register %s: %d", v, resp.StatusCode)
 		}
 	}
+	// One device failed 1.0.0, for `device`.
+	if err := st.RecordStats(t.Context(), "com.example.app", []channel.StatEvent{{Device: "dev-1", Version: "1.0.0", Action: "update_fail"}}); err != nil {
+		t.Fatal(err)
+	}
 	tokenFile = filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -107,6 +111,12 @@ func TestAdminCommand(t *testing.T) {
 		{[]string{"bundles", "2"}, 0, []string{"VERSION", "1.1.0", "333333333333", "refs/heads/feature"}},
 		{[]string{"audit", "3"}, 0, []string{"ACTION", "policy", "admin"}},
 		{[]string{"stats"}, 0, []string{"VERSION", "DEVICES"}},
+		{[]string{"device", "dev-1"}, 0, []string{"FAILED VERSIONS", "dev-1", "1.0.0"}},
+		{[]string{"device", "dev-1", "clear-failed"}, 0, []string{"CLEARED", "dev-1", "1.0.0"}},
+		{[]string{"device", "dev-1"}, 0, []string{"dev-1  ", "-"}},
+		{[]string{"audit", "--action", "clear_failed"}, 0, []string{"clear_failed", "bootstrap"}},
+		{[]string{"device", "a b"}, 2, []string{`device "a b" is not a device id`}},
+		{[]string{"device", "dev-1", "forget"}, 2, []string{"usage: device <id> [clear-failed]"}},
 		{[]string{"promote", "production", "9.9.9"}, 1, []string{"404 bundle_not_found"}},
 		{[]string{"rollout", "production", "resume"}, 1, []string{"409 conflict", "no rollout"}},
 		{[]string{"promote", "nightly", "1.0.0"}, 1, []string{"404 channel_not_found"}},

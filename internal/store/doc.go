@@ -98,6 +98,9 @@
 // it and simply expire); FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
 // time (one worker sends whatever queued during the previous round trip, so a lone lookup
 // is not delayed and each caller still stops at its own deadline); GetBundles one HMGET.
+// ClearFailedVersions reads the set (SMEMBERS), then one script deletes it, ZREMs the device
+// from failed_devices and LPUSHes its audit entry if the set still holds what was read
+// (else it starts again).
 // PutToken, RevokeToken and TouchToken are one script each over the {access} hashes (so
 // a touch never undoes a revocation, and LastUsed only moves forward); GetToken and
 // ListTokens one MULTI/EXEC of HGETs or HGETALLs; DeleteSession one script (DEL and
@@ -161,7 +164,9 @@
 // itself only shrinks with an offline `bbolt compact`). UpdateState reads
 // the state, calls fn outside any transaction (so fn may itself use the store), then in one
 // write transaction checks that the stored bytes are unchanged, writes the state and
-// appends the audit entry; if another writer got in between it starts again. AddSeries is
+// appends the audit entry; if another writer got in between it starts again.
+// ClearFailedVersions deletes the device's failed keys and its failed_age entry (one less
+// in the bucket's sequence) and appends its audit entry in one write transaction. AddSeries is
 // one MULTI/EXEC on Redis, and Series one pipeline of HGETALLs (one per bucket). RecordStats
 // uses bbolt's Batch, so concurrent reports share one fsync. Subscribe is an in-process
 // broadcast with buffered, non-blocking sends (a bbolt file has one process).
