@@ -38,11 +38,35 @@ type Bundle struct {
 	ManifestURL   string          `json:"manifest_url,omitempty"`
 	SignatureURL  string          `json:"signature_url,omitempty"`
 	ProvenanceURL string          `json:"provenance_url,omitempty"`
+	// Signature is what the publishing pipeline found when it verified the Sigstore bundle
+	// at SignatureURL before uploading anything; nil when it was not sent. The relay stores
+	// it as the publisher stated it and does not re-verify it.
+	Signature *Signature `json:"signature,omitempty"`
 	// Repository is the GitHub repository that published the bundle (from the OIDC token, or
 	// the app's configured repository for HMAC registrations).
 	Repository string `json:"repository,omitempty"`
 	// CreatedAt is when the relay first stored the bundle; set by the relay.
 	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Signature describes a bundle's Sigstore signature as the publishing pipeline verified it.
+// Keyless signatures have an Identity (the certificate's SAN: the workflow that signed),
+// an Issuer and, with a transparency log, a LogIndex and IntegratedTime; key signatures
+// have a KeyHint and usually no log entry.
+type Signature struct {
+	// Mode is "keyless" or "key".
+	Mode     string `json:"mode"`
+	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
+	// Workflow is the workflow file path of the signing run (keyless).
+	Workflow string `json:"workflow,omitempty"`
+	KeyHint  string `json:"key_hint,omitempty"`
+	// LogIndex and IntegratedTime locate the transparency-log (Rekor) entry.
+	LogIndex       *int64    `json:"log_index,omitempty"`
+	IntegratedTime time.Time `json:"integrated_time,omitzero"`
+	// Verified is set when the pipeline verified the signature against the trusted root
+	// and the expected identity before publishing (it always does; false means unknown).
+	Verified bool `json:"verified"`
 }
 
 // Encrypted reports whether the bundle's archive is encrypted.

@@ -261,3 +261,53 @@ func TestRootRedirects(t *testing.T) {
 		}
 	}
 }
+
+// The bundle page shows the signature facts the publisher registered (keyless: identity,
+// issuer, workflow, log entry; key: the key hint and no log entry; none), escaped, and
+// says the pipeline verified them and the relay did not.
+func TestBundleSignature(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	idx := int64(123456789)
+	integrated := time.Date(2026, 11, 30, 9, 15, 0, 0, time.UTC)
+	for _, b := range []*channel.Bundle{
+		{Version: "3.0.0", Signature: &channel.Signature{Mode: "keyless", Verified: true,
+			Identity: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v3.0.0<script>alert(3)</script>",
+			Issuer:   "https://token.actions.githubusercontent.com", Workflow: ".github/workflows/release.yml",
+			LogIndex: &idx, IntegratedTime: integrated}},
+		{Version: "3.0.1", Signature: &channel.Signature{Mode: "key", KeyHint: "q7Xh1J0aZbB0", Verified: true}},
+		{Version: "3.0.2"},
+	} {
+		b.AppID, b.URL, b.Checksum, b.SHA256, b.Size = "com.example.app", "https://example.com/"+b.Version+".zip", strings.Repeat("b", 64), strings.Repeat("b", 64), 99
+		b.SignatureURL = "https://example.com/" + b.Version + ".sigstore.json"
+		if _, _, err := e.st.PutBundle(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := e.client(access.Viewer)
+	base := "/console/apps/com.example.app/bundles/"
+	keyless := e.get(c, base+"3.0.0", http.StatusOK)
+	for _, want := range []string{"keyless (Sigstore certificate)", "refs/tags/v3.0.0&lt;script&gt;alert(3)&lt;/script&gt;",
+		"https://token.actions.githubusercontent.com", ".github/workflows/release.yml", "entry 123456789", "integrated 2026-11-30",
+		"by the publishing pipeline, before upload", "did not re-verify", "cosign verify-blob"} {
+		if !strings.Contains(keyless, want) {
+			t.Errorf("keyless bundle page lacks %q", want)
+		}
+	}
+	if strings.Contains(keyless, "<script>alert(3)") {
+		t.Error("keyless bundle page renders the identity's payload as markup")
+	}
+	key := e.get(c, base+"3.0.1", http.StatusOK)
+	for _, want := range []string{"with a key", "q7Xh1J0aZbB0", "no certificate identity or issuer", "no entry", "did not re-verify"} {
+		if !strings.Contains(key, want) {
+			t.Errorf("key-signed bundle page lacks %q", want)
+		}
+	}
+	if strings.Contains(key, "Issuer</dt>") {
+		t.Error("key-signed bundle page shows an issuer row")
+	}
+	none := e.get(c, base+"3.0.2", http.StatusOK)
+	if !strings.Contains(none, "did not report what it verified") || strings.Contains(none, "by the publishing pipeline, before upload") {
+		t.Error("bundle page without signature facts does not say so")
+	}
+}

@@ -79,6 +79,8 @@ func (p *page) Can(perm string) bool {
 var funcs = template.FuncMap{
 	// seg escapes one path segment of a console URL (versions may hold '+', '#', '?').
 	"seg": url.PathEscape,
+	// deref shows the value of an optional number.
+	"deref": func(p *int64) int64 { return *p },
 	// query escapes a query value.
 	"query": url.QueryEscape,
 	"when":  when,

@@ -58,6 +58,11 @@ func TestSignDetailWithoutProvenance(t *testing.T) {
 	if strings.Contains(detail, "both") || !strings.HasSuffix(detail, ", verified") {
 		t.Errorf("sign detail = %q, want one signature verified", detail)
 	}
+	// The registration reports what verify-before-publish found: a key signature, its key
+	// hint, no identity and no log entry.
+	if sg := res.signature; sg == nil || sg.Mode != "key" || sg.KeyHint == "" || !sg.Verified || sg.Identity != "" || sg.LogIndex != nil {
+		t.Errorf("signature facts for the registration = %+v, want a verified key signature with its hint", sg)
+	}
 }
 
 // TestRegisterBadHMACNamesBothSecrets: a relay refusing the HMAC signature gets an error

@@ -92,6 +92,7 @@ type Result struct {
 	name        string // file name of the archive
 	pk          *packed
 	mode        sign.Mode
+	signature   *channel.Signature // what verify-before-publish found, for the registration
 	bundle      *publish.Object
 	sigURL      string
 	provURL     string
@@ -252,9 +253,11 @@ func (p *Pipeline) sign(ctx context.Context, res *Result, artifact string, sigJS
 		return "", err
 	}
 	defer f.Close()
-	if *sigJSON, err = s.SignArtifact(ctx, res.name, f); err != nil {
+	var rep *sign.Report
+	if *sigJSON, rep, err = s.SignArtifactReport(ctx, res.name, f); err != nil {
 		return "", err
 	}
+	res.signature = signatureOf(rep)
 	detail := fmt.Sprintf("%s signature (%s)", c.Signing, archive.FormatSize(int64(len(*sigJSON))))
 	if c.Provenance {
 		in := sign.ProvenanceInput{SubjectName: res.name, SHA256: res.pk.ArtifactSHA256, Claims: p.claims()}
@@ -267,6 +270,15 @@ func (p *Pipeline) sign(ctx context.Context, res *Result, artifact string, sigJS
 		return detail + ", both verified", nil
 	}
 	return detail + ", verified", nil
+}
+
+// signatureOf is the registration's account of the signature the pipeline just verified.
+func signatureOf(rep *sign.Report) *channel.Signature {
+	if rep == nil {
+		return nil
+	}
+	return &channel.Signature{Mode: string(rep.Mode), Identity: rep.Identity, Issuer: rep.Issuer, Workflow: rep.Workflow,
+		KeyHint: rep.KeyHint, LogIndex: rep.LogIndex, IntegratedTime: rep.IntegratedTime, Verified: true}
 }
 
 // claims describe the build for key-mode provenance (keyless reads them from the token).
@@ -491,7 +503,7 @@ func (r *Result) Bundle(c *Config) *channel.Bundle {
 		AppID: c.AppID, Version: c.Version, URL: r.bundle.URL, Checksum: r.pk.Checksum, SHA256: r.pk.SHA256,
 		Size: r.pk.Size, SessionKey: r.pk.SessionKey, KeyID: r.pk.KeyID, Commit: c.SHA, Ref: c.Ref,
 		Channel: c.Channel, Native: c.Native, Manifest: r.manifest, ManifestURL: r.manifestURL,
-		SignatureURL: r.sigURL, ProvenanceURL: r.provURL, Repository: c.Repository,
+		SignatureURL: r.sigURL, ProvenanceURL: r.provURL, Repository: c.Repository, Signature: r.signature,
 	}
 }
 

@@ -147,6 +147,7 @@ type Report struct {
 	SignedAt       time.Time `json:"signed_at,omitzero"`
 	TimestampKinds []string  `json:"timestamps,omitempty"`
 	LogIndex       *int64    `json:"log_index,omitempty"`
+	IntegratedTime time.Time `json:"integrated_time,omitzero"`
 	ArtifactSHA256 string    `json:"artifact_sha256"`
 	PredicateType  string    `json:"predicate_type,omitempty"`
 	BuilderID      string    `json:"builder_id,omitempty"`

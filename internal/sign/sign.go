@@ -110,9 +110,16 @@ func (s *Signer) Mode() Mode { return s.opts.Mode }
 // the trusted root and the expected identity before it is returned. r is read to the end and
 // not closed; with ECDSA keys and keyless signing only its digest is kept in memory.
 func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]byte, error) {
+	b, _, err := s.SignArtifactReport(ctx, name, r)
+	return b, err
+}
+
+// SignArtifactReport is [Signer.SignArtifact] that also returns the report of the
+// verification the bundle passed before it was returned (identity, issuer, log entry).
+func (s *Signer) SignArtifactReport(ctx context.Context, name string, r io.Reader) ([]byte, *Report, error) {
 	kp, err := s.keyPair()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var content sgsign.Content
 	var digest, data []byte
@@ -120,17 +127,17 @@ func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]
 		var err error
 		data, err = io.ReadAll(io.LimitReader(r, maxEd25519Artifact+1))
 		if err != nil {
-			return nil, fmt.Errorf("read artifact %q: %w", name, err)
+			return nil, nil, fmt.Errorf("read artifact %q: %w", name, err)
 		}
 		if len(data) > maxEd25519Artifact {
-			return nil, fmt.Errorf("artifact %q is larger than %d bytes, the Ed25519 limit: use an ECDSA P-256 key", name, maxEd25519Artifact)
+			return nil, nil, fmt.Errorf("artifact %q is larger than %d bytes, the Ed25519 limit: use an ECDSA P-256 key", name, maxEd25519Artifact)
 		}
 		sum := sha256.Sum256(data)
 		digest, content = sum[:], &sgsign.PlainData{Data: data}
 	} else {
 		h := sha256.New()
 		if _, err := io.Copy(h, r); err != nil {
-			return nil, fmt.Errorf("read artifact %q: %w", name, err)
+			return nil, nil, fmt.Errorf("read artifact %q: %w", name, err)
 		}
 		digest = h.Sum(nil)
 		kp.prehashed = digest
@@ -138,13 +145,14 @@ func (s *Signer) SignArtifact(ctx context.Context, name string, r io.Reader) ([]
 	}
 	bundleJSON, claims, err := s.sign(ctx, content, kp)
 	if err != nil {
-		return nil, fmt.Errorf("sign %q: %w", name, err)
+		return nil, nil, fmt.Errorf("sign %q: %w", name, err)
 	}
-	if _, err := s.verifier.verifySignature(ctx, bundleJSON, digest, data, s.selfPolicy(claims)); err != nil {
-		return nil, fmt.Errorf("verify-before-publish of %q: %w", name, err)
+	rep, err := s.verifier.verifySignature(ctx, bundleJSON, digest, data, s.selfPolicy(claims))
+	if err != nil {
+		return nil, nil, fmt.Errorf("verify-before-publish of %q: %w", name, err)
 	}
 	s.log.InfoContext(ctx, "signed artifact", "name", name, "sha256", hex.EncodeToString(digest), "mode", string(s.opts.Mode))
-	return bundleJSON, nil
+	return bundleJSON, rep, nil
 }
 
 // ProvenanceInput describes the artifact a provenance statement is about.

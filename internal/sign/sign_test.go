@@ -210,3 +210,23 @@ func TestVerifyEmptyPolicy(t *testing.T) {
 		t.Fatalf("VerifyArtifact(empty policy) = %v, want ErrEmptyPolicy", err)
 	}
 }
+
+// TestSignArtifactReport: signing keyless with a transparency log reports what
+// verify-before-publish found (the identity, issuer, workflow and log entry), which the
+// pipeline sends with the registration.
+func TestSignArtifactReport(t *testing.T) {
+	t.Parallel()
+	f := keylessFixture(t, false)
+	artifact := []byte("encrypted archive bytes")
+	sig, rep, err := f.signer.SignArtifactReport(t.Context(), "web.zip.enc", bytes.NewReader(artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sig) == 0 || rep == nil {
+		t.Fatalf("SignArtifactReport = %d bytes, report %v", len(sig), rep)
+	}
+	if rep.Mode != sign.ModeKeyless || rep.Identity == "" || rep.Issuer == "" || rep.Workflow == "" || rep.LogIndex == nil ||
+		rep.IntegratedTime.IsZero() || rep.ArtifactSHA256 != sha(artifact) {
+		t.Errorf("report = %+v, want keyless with identity, issuer, workflow, log index and integrated time", rep)
+	}
+}

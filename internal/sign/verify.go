@@ -462,6 +462,9 @@ func fillReport(rep *Report, res *verify.VerificationResult, b *bundle.Bundle, s
 	for _, e := range b.GetVerificationMaterial().GetTlogEntries() {
 		idx := e.GetLogIndex()
 		rep.LogIndex = &idx
+		if it := e.GetIntegratedTime(); it > 0 {
+			rep.IntegratedTime = time.Unix(it, 0).UTC()
+		}
 		break
 	}
 }

@@ -389,6 +389,7 @@ func validateBundle(b *channel.Bundle) error {
 			bad("%s: %w", name, err)
 		}
 	}
+	errs = append(errs, validateSignature(b.Signature)...)
 	if b.Repository != "" && !validRepository(b.Repository) {
 		bad("repository must be \"owner/name\"")
 	}
@@ -398,6 +399,33 @@ func validateBundle(b *channel.Bundle) error {
 	errs = append(errs, validateManifest(b.Manifest, encrypted)...)
 	slices.SortStableFunc(errs, func(x, y error) int { return strings.Compare(x.Error(), y.Error()) })
 	return errors.Join(errs...)
+}
+
+// maxSignatureField bounds each text field of a registration's signature facts.
+const maxSignatureField = 512
+
+// validateSignature checks the signature facts a publisher sends: a known mode, short
+// printable texts, a non-negative log index.
+func validateSignature(sg *channel.Signature) []error {
+	if sg == nil {
+		return nil
+	}
+	var errs []error
+	if sg.Mode != "keyless" && sg.Mode != "key" {
+		errs = append(errs, fmt.Errorf("signature.mode must be keyless or key, not %q", sg.Mode))
+	}
+	for name, v := range map[string]string{"identity": sg.Identity, "issuer": sg.Issuer, "workflow": sg.Workflow, "key_hint": sg.KeyHint} {
+		if len(v) > maxSignatureField || !printable(v) {
+			errs = append(errs, fmt.Errorf("signature.%s must be at most %d printable characters", name, maxSignatureField))
+		}
+	}
+	if sg.LogIndex != nil && *sg.LogIndex < 0 {
+		errs = append(errs, fmt.Errorf("signature.log_index must not be negative"))
+	}
+	if !sg.IntegratedTime.IsZero() && sg.LogIndex == nil {
+		errs = append(errs, fmt.Errorf("signature.integrated_time needs a log_index"))
+	}
+	return errs
 }
 
 // validateManifest applies the plugin's path rules to a delta manifest (docs/protocol.md §4):

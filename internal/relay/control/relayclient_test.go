@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferryhq/ferry/internal/access"
+	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
@@ -178,5 +180,52 @@ func TestRelayClientTokens(t *testing.T) {
 	got, err := boot.QueryAudit(ctx, appID, relayclient.AuditQuery{Actor: "bootstrap", Action: "token_revoke", Since: time.Now().Add(-time.Hour), Limit: 5})
 	if err != nil || len(got.Entries) != 1 || got.Entries[0].Actor.Kind != "bootstrap" {
 		t.Errorf("audit query = %+v, %v", got, err)
+	}
+}
+
+// TestRegisterSignatureRoundTrip sends a bundle's signature facts through relayclient and
+// reads them back unchanged; bad facts are refused with every problem named and nothing
+// stored.
+func TestRegisterSignatureRoundTrip(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	srv := httptest.NewServer(e.engine)
+	t.Cleanup(srv.Close)
+	ctx := t.Context()
+	c, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), HMACSecret: []byte(hmacSecret), AdminToken: adminToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := int64(42)
+	sig := &channel.Signature{Mode: "keyless", Identity: "https://github.com/acme/mobile-app/.github/workflows/release.yml@refs/heads/main",
+		Issuer: "https://token.actions.githubusercontent.com", Workflow: ".github/workflows/release.yml", LogIndex: &idx,
+		IntegratedTime: time.Date(2026, 11, 30, 9, 15, 0, 0, time.UTC), Verified: true}
+	b := testBundle("1.0.0", commitA)
+	b.Signature = sig
+	if _, err := c.RegisterBundle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetBundle(ctx, appID, "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sig, got.Signature); diff != "" {
+		t.Errorf("signature after the round trip (-want +got):\n%s", diff)
+	}
+	neg := int64(-1)
+	bad := testBundle("1.0.1", commitB)
+	bad.Signature = &channel.Signature{Mode: "ssh", Identity: "a\x01b", LogIndex: &neg}
+	_, err = c.RegisterBundle(ctx, bad)
+	var re *relayclient.Error
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+		t.Fatalf("registration with bad signature facts = %v, want 400", err)
+	}
+	for _, want := range []string{"signature.mode", "signature.identity", "signature.log_index"} {
+		if !strings.Contains(re.Message, want) {
+			t.Errorf("refusal %q does not name %s", re.Message, want)
+		}
+	}
+	if _, err := c.GetBundle(ctx, appID, "1.0.1"); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusNotFound, Code: "bundle_not_found"}) {
+		t.Errorf("the refused bundle was stored: %v", err)
 	}
 }
