@@ -21,8 +21,9 @@ import (
 )
 
 // BenchmarkConsolePages renders every page on the embedded store holding 2,000 bundles of
-// one app with 20 channels (each promoted and in rollout, so the audit log has entries).
-// The series charts are not included until the stores implement store.Series.
+// one app with 20 channels (each promoted and in rollout, so the audit log has entries) and
+// 30 days of time-bucketed counters (benchSeries), so the apps page draws its 24-hour
+// trends and the stats page its 24-hour and 30-day charts from real series.
 func BenchmarkConsolePages(b *testing.B) {
 	gin.SetMode(gin.ReleaseMode)
 	var cfg strings.Builder
@@ -69,7 +70,10 @@ func BenchmarkConsolePages(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	con, err := console.New(console.Options{API: api, Store: st})
+	if err := benchSeries(ctx, st, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	con, err := console.New(console.Options{API: api, Store: st, Series: st})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,7 +102,7 @@ func BenchmarkConsolePages(b *testing.B) {
 	base := "/console/apps/com.example.app"
 	for _, p := range []string{"/console/", base, base + "/channels/ch05", base + "/channels/ch05/promote?version=1.19.99",
 		base + "/bundles/1.5.0", base + "/audit", base + "/audit?action=promote", base + "/devices?device=0b9f0c5e-2b39-4f5e-9d5e-0c1f7c1f2a11",
-		base + "/stats?range=30d"} {
+		base + "/stats?range=24h", base + "/stats?range=30d", base + "/stats.csv?range=30d"} {
 		b.Run(strings.TrimPrefix(p, "/console/"), func(b *testing.B) {
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodGet, p, nil)
@@ -108,7 +112,46 @@ func BenchmarkConsolePages(b *testing.B) {
 				if rec.Code != http.StatusOK {
 					b.Fatalf("%s: %d %s", p, rec.Code, rec.Body.String())
 				}
+				if strings.Contains(p, "/stats?") && !strings.Contains(rec.Body.String(), "<svg") {
+					b.Fatalf("%s draws no chart", p)
+				}
 			}
 		})
 	}
+}
+
+// benchSeries adds 30 days of traffic on the 20 channels to st, as the relay's counters
+// would hold it: per channel its stable version 1.i.0 and its candidate 1.i.1, with update
+// checks, installs, failed downloads and failed updates. The last 8 days come as 5-minute
+// points (the store rolls them up into hours too); older days as hourly points, which is
+// all the store keeps of them (docs/stats.md). One AddSeries per hour of traffic.
+func benchSeries(ctx context.Context, st store.Store, now time.Time) error {
+	start := now.Add(-30 * 24 * time.Hour).Truncate(channel.SeriesCoarse)
+	fineFrom := now.Add(-8 * 24 * time.Hour).Truncate(channel.SeriesCoarse).Add(channel.SeriesCoarse)
+	for hour := start; hour.Before(now); hour = hour.Add(channel.SeriesCoarse) {
+		step, n := channel.SeriesCoarse, int64(12)
+		if !hour.Before(fineFrom) {
+			step, n = channel.SeriesFine, 1
+		}
+		var pts []channel.SeriesPoint
+		for at := hour; at.Before(hour.Add(channel.SeriesCoarse)) && !at.After(now); at = at.Add(step) {
+			h := int64(at.Hour())
+			for i := range 20 {
+				ch := fmt.Sprintf("ch%02d", i)
+				for j, v := range []string{fmt.Sprintf("1.%d.0", i), fmt.Sprintf("1.%d.1", i)} {
+					checks := n * (40 + 3*h + int64(i)) / int64(1+9*j) // the candidate gets a tenth
+					for _, m := range []struct {
+						metric string
+						n      int64
+					}{{channel.MetricCheck, checks}, {"set", checks / 25}, {"download_fail", checks/400 + int64(j)}, {"update_fail", checks / 900}} {
+						pts = append(pts, channel.SeriesPoint{Start: at, Channel: ch, Version: v, Metric: m.metric, N: m.n})
+					}
+				}
+			}
+		}
+		if err := st.AddSeries(ctx, "com.example.app", pts); err != nil {
+			return fmt.Errorf("add series of %s: %w", hour, err)
+		}
+	}
+	return nil
 }
