@@ -459,13 +459,12 @@ func fillReport(rep *Report, res *verify.VerificationResult, b *bundle.Bundle, s
 	}
 	sort.Strings(kinds)
 	rep.TimestampKinds = kinds
-	for _, e := range b.GetVerificationMaterial().GetTlogEntries() {
-		idx := e.GetLogIndex()
+	if entries := b.GetVerificationMaterial().GetTlogEntries(); len(entries) > 0 {
+		idx := entries[0].GetLogIndex()
 		rep.LogIndex = &idx
-		if it := e.GetIntegratedTime(); it > 0 {
+		if it := entries[0].GetIntegratedTime(); it > 0 {
 			rep.IntegratedTime = time.Unix(it, 0).UTC()
 		}
-		break
 	}
 }
 
