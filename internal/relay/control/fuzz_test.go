@@ -34,6 +34,12 @@ func FuzzParseBundle(f *testing.F) {
 	f.Add([]byte(`{"app_id":"a"} {"app_id":"b"}`))
 	f.Add([]byte(`{"native":">=1 <2 || ^3.1","version":"v1.0.0+build.7"}`))
 	f.Add([]byte(`null`))
+	signed := testBundle("1.0.1", commitA)
+	idx := int64(7)
+	signed.Signature = &channel.Signature{Mode: "keyless", Identity: "https://github.com/a/b/.github/workflows/r.yml@refs/heads/main",
+		Issuer: "https://token.actions.githubusercontent.com", LogIndex: &idx, IntegratedTime: time.Unix(1764494102, 0).UTC(), Verified: true}
+	f.Add(mustJSONF(f, signed))
+	f.Add([]byte(`{"signature":{"mode":"key","key_hint":"x","log_index":-1,"integrated_time":"2026-01-01T00:00:00+02:00"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := parseBundle(body)
 		if err != nil {
