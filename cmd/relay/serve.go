@@ -121,6 +121,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		OnChange:      srv.Invalidate,
 		Registerer:    srv.Registry(),
 		Notifier:      notifier,
+		PublicURL:     cfg.PublicURL,
 	})
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
