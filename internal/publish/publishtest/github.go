@@ -14,6 +14,9 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,6 +30,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v4"
 )
 
 // Fault is one injected failure, consumed by the next request of its kind.
@@ -87,6 +92,13 @@ type GitHub struct {
 	Now func() time.Time
 
 	signKey []byte
+	// GitHub App installation (see InstallApp).
+	appID, installationID int64
+	appKey                *rsa.PublicKey
+	// InstallationTokenLifetime is how long minted installation tokens work; default 1 hour,
+	// GitHub's.
+	InstallationTokenLifetime time.Duration
+	instTokens                map[string]time.Time // token → expiry
 
 	mu           sync.Mutex
 	releases     []*Release
@@ -152,6 +164,7 @@ func NewGitHub(t testing.TB, repo string) *GitHub {
 	mux.HandleFunc("POST /api/uploads/repos/"+repo+"/releases/{id}/assets", g.api("upload", g.upload))
 	mux.HandleFunc("GET /"+repo+"/releases/download/{tag}/{name}", g.browserDownload)
 	mux.HandleFunc("GET /objects/{id}", g.objectDownload)
+	mux.HandleFunc("POST /api/v3/app/installations/{id}/access_tokens", g.accessToken)
 	// The attestations API, under /api/v3 (GHES style) and at the root (api.github.com style).
 	mux.HandleFunc("POST /api/v3/repos/"+repo+"/attestations", g.api("attestation", g.attest))
 	mux.HandleFunc("POST /repos/"+repo+"/attestations", g.api("attestation", g.attest))
@@ -247,7 +260,7 @@ func (g *GitHub) api(kind string, h func(w http.ResponseWriter, r *http.Request,
 		w.Header().Set("X-RateLimit-Limit", "5000")
 		w.Header().Set("X-RateLimit-Remaining", "4999")
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
-		if r.Header.Get("Authorization") != "Bearer "+g.Token {
+		if !g.authorized(r.Header.Get("Authorization")) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
@@ -268,6 +281,80 @@ func (g *GitHub) api(kind string, h func(w http.ResponseWriter, r *http.Request,
 			writeJSON(w, f.Status, map[string]string{"message": http.StatusText(f.Status)})
 		}
 	}
+}
+
+// InstallApp registers a GitHub App installed on the repository and returns its ids and
+// private key (PEM). Tokens it mints at POST /app/installations/{id}/access_tokens (with a
+// JWT signed by that key) are accepted like Token until they expire.
+func (g *GitHub) InstallApp(t testing.TB) (appID, installationID int64, keyPEM []byte) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.appID, g.installationID, g.appKey = 4242, 777, &k.PublicKey
+	return g.appID, g.installationID, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// authorized accepts the fake's token or an unexpired installation token, in either of
+// the forms GitHub takes ("Bearer x", "token x").
+func (g *GitHub) authorized(h string) bool {
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		tok, ok = strings.CutPrefix(h, "token ")
+	}
+	if !ok {
+		return false
+	}
+	if tok == g.Token {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exp, ok := g.instTokens[tok]
+	return ok && g.now().Before(exp)
+}
+
+// accessToken mints an installation token for a request carrying a JWT the App's key
+// signed (RS256, iss the App id, not expired), as GitHub does.
+func (g *GitHub) accessToken(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.requests["access-token"]++
+	key, appID, inst := g.appKey, g.appID, g.installationID
+	g.mu.Unlock()
+	raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	claims := jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, &claims, func(tk *jwt.Token) (any, error) {
+		if key == nil {
+			return nil, fmt.Errorf("no app installed")
+		}
+		return key, nil
+	}, jwt.WithValidMethods([]string{"RS256"}))
+	if err != nil || claims.Issuer != strconv.FormatInt(appID, 10) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	if r.PathValue("id") != strconv.FormatInt(inst, 10) {
+		notFound(w)
+		return
+	}
+	life := g.InstallationTokenLifetime
+	if life <= 0 {
+		life = time.Hour
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	tok := "ghs_" + hex.EncodeToString(b)
+	g.mu.Lock()
+	exp := g.now().Add(life)
+	if g.instTokens == nil {
+		g.instTokens = map[string]time.Time{}
+	}
+	g.instTokens[tok] = exp
+	g.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "permissions": map[string]string{"contents": "read"}, "repository_selection": "selected"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
