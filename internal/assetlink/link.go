@@ -54,7 +54,9 @@ func (e *StatusError) Error() string { return e.Err.Error() }
 func (e *StatusError) StatusCode() int { return e.Code }
 
 // Is reports whether target is ErrNotFound and the status 404.
-func (e *StatusError) Is(target error) bool { return target == ErrNotFound && e.Code == http.StatusNotFound }
+func (e *StatusError) Is(target error) bool {
+	return target == ErrNotFound && e.Code == http.StatusNotFound
+}
 
 // Unwrap returns the GitHub error.
 func (e *StatusError) Unwrap() error { return e.Err }

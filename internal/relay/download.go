@@ -82,7 +82,9 @@ func newDownloads(links map[string]LinkFunc, now func() time.Time, log *slog.Log
 // errLinkPaused is returned while an app's GitHub calls are paused.
 type errLinkPaused struct{ until time.Time }
 
-func (e errLinkPaused) Error() string { return "GitHub calls paused until " + e.until.UTC().Format(time.RFC3339) }
+func (e errLinkPaused) Error() string {
+	return "GitHub calls paused until " + e.until.UTC().Format(time.RFC3339)
+}
 
 // available reports whether a device offered asset id of app can download it now: a
 // cached URL exists or GitHub may be asked. The update check uses it to answer "no
