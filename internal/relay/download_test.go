@@ -104,15 +104,24 @@ func (r *privateRig) check(t *testing.T) channel.UpdateResponse {
 
 var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func (r *privateRig) get(t *testing.T, path string) *http.Response {
+// get fetches path from the relay without following redirects.
+func (r *privateRig) get(t *testing.T, path string) (int, http.Header) {
 	t.Helper()
 	resp, err := noFollow.Get(r.srv.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header
+}
+
+func (r *privateRig) location(t *testing.T, path string) string {
+	t.Helper()
+	_, h := r.get(t, path)
+	return h.Get("Location")
 }
 
 const archivePath = "/dl/" + testApp + "/3.0.0/app-3.0.0.zip"
@@ -168,13 +177,13 @@ func TestDownloadHerd(t *testing.T) {
 func TestDownloadExpiryRefresh(t *testing.T) {
 	t.Parallel()
 	r := newPrivateRig(t)
-	first := r.get(t, archivePath).Header.Get("Location")
+	first := r.location(t, archivePath)
 	r.clock.add(4 * time.Minute)
-	if again := r.get(t, archivePath).Header.Get("Location"); again != first || r.gh.Requests("download-asset") != 1 {
+	if again := r.location(t, archivePath); again != first || r.gh.Requests("download-asset") != 1 {
 		t.Errorf("4 minutes in: Location changed or GitHub asked again (%d calls); want the cached URL", r.gh.Requests("download-asset"))
 	}
 	r.clock.add(40 * time.Second) // within linkMargin of the 5-minute expiry
-	second := r.get(t, archivePath).Header.Get("Location")
+	second := r.location(t, archivePath)
 	if second == first || r.gh.Requests("download-asset") != 2 {
 		t.Errorf("near expiry: Location %q (first %q), %d GitHub calls; want a new URL from a second call", second, first, r.gh.Requests("download-asset"))
 	}
@@ -203,8 +212,8 @@ func TestDownloadHostile(t *testing.T) {
 		"/dl/" + testApp + "/..%2F3.0.0/app-3.0.0.zip",
 		"/dl/" + testApp + "/3.0.0/app-3.0.0.zip/extra",
 	} {
-		if resp := r.get(t, p); resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMovedPermanently {
-			t.Errorf("GET %s = %d, want 404", p, resp.StatusCode)
+		if code, h := r.get(t, p); code != http.StatusNotFound {
+			t.Errorf("GET %s = %d (Location %q), want 404", p, code, h.Get("Location"))
 		}
 	}
 	if n := r.gh.Requests("download-asset"); n != 0 {
@@ -222,9 +231,9 @@ func TestDownloadRateLimited(t *testing.T) {
 		t.Fatalf("update check before the limit = %+v, want the relay's download URL", got)
 	}
 	r.gh.Fail("download-asset", publishtest.Fault{PrimaryRateLimit: true, ResetIn: 10 * time.Minute})
-	resp := r.get(t, archivePath)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("GET under a rate limit = %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	code, h := r.get(t, archivePath)
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("GET under a rate limit = %d (Retry-After %q), want 503 with Retry-After", code, h.Get("Retry-After"))
 	}
 	r.get(t, archivePath)
 	if n := r.gh.Requests("download-asset"); n != 1 {
@@ -234,7 +243,7 @@ func TestDownloadRateLimited(t *testing.T) {
 		t.Errorf("update check while paused = %+v, want no_new_version_available and no URL", got)
 	}
 	r.clock.add(11 * time.Minute)
-	if resp := r.get(t, archivePath); resp.StatusCode != http.StatusFound {
-		t.Errorf("GET after the reset = %d, want 302", resp.StatusCode)
+	if code, _ := r.get(t, archivePath); code != http.StatusFound {
+		t.Errorf("GET after the reset = %d, want 302", code)
 	}
 }
