@@ -41,7 +41,11 @@ type privateRig struct {
 	content []byte
 }
 
-func newPrivateRig(t *testing.T) *privateRig {
+func newPrivateRig(t *testing.T) *privateRig { return newPrivateRigWith(t, false) }
+
+// newPrivateRigWith reads the releases with a GitHub App installation whose tokens live
+// 62 seconds when app is set, else with a token.
+func newPrivateRigWith(t *testing.T, app bool) *privateRig {
 	t.Helper()
 	gh := publishtest.NewGitHub(t, "acme/mobile-app")
 	gh.Private = true
@@ -53,7 +57,13 @@ func newPrivateRig(t *testing.T) *privateRig {
 	gh.AddAsset("v3.0.0", "app-3.0.0.zip.sigstore.json", []byte("{}"))
 	assets := gh.Releases()[0].Assets
 
-	l, err := assetlink.New("acme/mobile-app", assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: clock.now})
+	lo := assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: clock.now}
+	if app {
+		appID, inst, key := gh.InstallApp(t)
+		gh.InstallationTokenLifetime = 62 * time.Second
+		lo.Token, lo.App = "", &assetlink.App{AppID: appID, InstallationID: inst, PrivateKey: key}
+	}
+	l, err := assetlink.New("acme/mobile-app", lo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +255,42 @@ func TestDownloadRateLimited(t *testing.T) {
 	r.clock.add(11 * time.Minute)
 	if code, _ := r.get(t, archivePath); code != http.StatusFound {
 		t.Errorf("GET after the reset = %d, want 302", code)
+	}
+}
+
+// TestDownloadTokenExpiresMidHerd: with a GitHub App, the installation token nears its
+// expiry between two herds (ghinstallation refreshes it a minute early, so a 62-second token
+// after 2 seconds); the second herd, on a new signed URL, costs one token and one asset call.
+func TestDownloadTokenExpiresMidHerd(t *testing.T) {
+	t.Parallel()
+	r := newPrivateRigWith(t, true)
+	herd := func() {
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := noFollow.Get(r.srv.URL + archivePath)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusFound {
+					t.Errorf("download = %d, want 302", resp.StatusCode)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	herd()
+	if tok, calls := r.gh.Requests("access-token"), r.gh.Requests("download-asset"); tok != 1 || calls != 1 {
+		t.Fatalf("first herd: %d tokens minted, %d asset calls; want 1 and 1", tok, calls)
+	}
+	time.Sleep(2500 * time.Millisecond) // the token is now within ghinstallation's refresh minute
+	r.clock.add(5 * time.Minute)        // and the signed URL expired
+	herd()
+	if tok, calls := r.gh.Requests("access-token"), r.gh.Requests("download-asset"); tok != 2 || calls != 2 {
+		t.Errorf("second herd: %d tokens minted, %d asset calls in all; want 2 and 2", tok, calls)
 	}
 }
