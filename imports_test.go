@@ -59,6 +59,9 @@ var imports = []importRule{
 	{pkg: "internal/store", internal: []string{"internal/redact", "internal/access", "internal/channel"},
 		modules: []string{"github.com/redis/go-redis/v9", "go.etcd.io/bbolt"},
 		why:     "persistence: the only home of go-redis and bbolt; speaks channel's records"},
+	{pkg: "internal/assetlink", modules: []string{"github.com/google/go-github/v60", "github.com/bradleyfalzon/ghinstallation/v2"},
+		why: "asks GitHub for short-lived download URLs of private release assets for the relay, with a token or a GitHub App " +
+			"installation; apart from publish so the relay does not link gocloud; the only home of ghinstallation"},
 	{pkg: "internal/publish", internal: []string{"internal/redact"}, modules: []string{"github.com/aws/aws-sdk-go-v2/credentials", "github.com/aws/aws-sdk-go-v2/service/s3",
 		"github.com/google/go-github/v60", "gocloud.dev"},
 		why: "uploads to GitHub Releases (go-github) or a bucket (gocloud, aws for S3 specifics); the only home of gocloud"},
@@ -112,8 +115,8 @@ var imports = []importRule{
 			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
 			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
 	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/console", "internal/relay", "internal/relay/control",
-		"internal/notify", "internal/rollout", "internal/store"},
-		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications, the rollout controller and the console"},
+		"internal/notify", "internal/rollout", "internal/store", "internal/assetlink"},
+		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications, the rollout controller, the console and the download links of private releases"},
 
 	// Test support and test-only trees.
 	{pkg: "internal/testpeers", modules: []string{"github.com/chromedp/chromedp"},
@@ -127,7 +130,7 @@ var imports = []importRule{
 		why: kitWhy + "; a loopback notification receiver that verifies signatures with notify's own Verify, as receivers are told to"},
 	{pkg: "internal/relay/relaytest", internal: []string{"internal/testpeers"},
 		why: kitWhy + "; it runs the built binaries, so it imports none of their packages"},
-	{pkg: "internal/publish/publishtest", internal: []string{"internal/testpeers"},
+	{pkg: "internal/publish/publishtest", internal: []string{"internal/testpeers"}, modules: []string{"github.com/golang-jwt/jwt/v4"},
 		why: kitWhy + "; fake GitHub and a real S3 server, built from the wire formats rather than publish's code"},
 	{pkg: "internal/sign/signtest", internal: []string{"internal/sign"},
 		modules: []string{"github.com/sigstore/sigstore-go", "github.com/sigstore/sigstore", "github.com/sigstore/rekor",

@@ -627,3 +627,61 @@ func TestPrivateRepoKeyless(t *testing.T) {
 		t.Errorf("no warning about private release assets:\n%s", res2.stdout)
 	}
 }
+
+// TestPrivateRepoRelayDownload: in a private repository (as GitHub's API reports it, not
+// the event) the action registers the bundle by asset ids; the real relay, with
+// release_access, stores download URLs under its public URL, and its /dl route redirects
+// to the signed URL that serves the uploaded bytes, while GitHub's browser URL needs a login.
+func TestPrivateRepoRelayDownload(t *testing.T) {
+	t.Parallel()
+	actionBin, relayBin := buildBinaries(t)
+	gh := publishtest.NewGitHub(t, testRepo)
+	gh.Private = true
+	cfg := strings.Replace(relayConfigYAML, "    repository: acme/mobile-app\n",
+		"    repository: acme/mobile-app\n    release_access: { token_env: FERRY_GH_TOKEN, api_url: '"+gh.URL+"' }\n", 1)
+	relay := &relayProc{relaytest.Start(t, relayBin, relaytest.Options{
+		Args: []string{"--config", relaytest.WriteConfig(t, cfg), "--data-dir", t.TempDir(), "--log-format", "text"},
+		Env: append(os.Environ(), "FERRY_ADMIN_TOKEN="+adminToken, "FERRY_HMAC_SECRET="+hmacSecret, "FERRY_RATE_LIMIT=0",
+			"FERRY_GH_TOKEN="+gh.Token, "FERRY_PUBLIC_URL=https://relay.example.com"),
+	})}
+	_, keyPEM := newKey(t)
+	r := newRunner(t, "refs/tags/v1.0.0", commitA, gh.URL)
+	webBuild(t, filepath.Join(r.dir, "dist"), "private")
+	r.inputs = map[string]string{"app-id": testApp, "github-token": gh.Token, "encryption-key": keyPEM, "signing": "none",
+		"relay-url": relay.URL, "relay-secret": hmacSecret}
+	res := r.exec(t, actionBin)
+	if res.code != 0 {
+		t.Fatalf("exit %d", res.code)
+	}
+	if !strings.Contains(res.stdout, "is private: its release assets need a GitHub login") {
+		t.Errorf("the job log does not explain the private mode:\n%s", res.stdout)
+	}
+	name := testApp + "-1.0.0.zip"
+	enc, ok := gh.Asset("v1.0.0", name)
+	if !ok {
+		t.Fatal("bundle asset missing")
+	}
+	b := relay.bundle(t, "1.0.0")
+	if b == nil || b.Assets == nil {
+		t.Fatalf("relay bundle = %+v, want release assets", b)
+	}
+	path := "/dl/" + testApp + "/1.0.0/" + name
+	if b.URL != "https://relay.example.com"+path || b.Assets.Archive.Name != name || b.Assets.Archive.ID <= 0 || b.Assets.Repository != testRepo {
+		t.Errorf("relay bundle URL %q, assets %+v; want %q and the archive's asset id", b.URL, b.Assets, "https://relay.example.com"+path)
+	}
+	resp, err := http.Get(relay.URL + path) // follows the 302 to the fake's signed URL
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, enc) {
+		t.Errorf("GET %s through the relay = %d, %d bytes; want 200 with the %d uploaded bytes", path, resp.StatusCode, len(got), len(enc))
+	}
+	if resp, err := http.Get(res.outputs["bundle-url"]); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("anonymous GET of GitHub's browser URL = %d, want 404 (private)", resp.StatusCode)
+		}
+	}
+}

@@ -48,6 +48,7 @@ type Config struct {
 	BodyBudget      int64         // --body-budget, FERRY_BODY_BUDGET (request-body bytes held at once; 0 disables)
 	MaxConns        int           // --max-conns, FERRY_MAX_CONNS (open connections; 0 means no cap)
 	MetricsAddr     string        // --metrics-addr, FERRY_METRICS_ADDR (serve /metrics there only; empty: on --addr)
+	PublicURL       string        // --public-url, FERRY_PUBLIC_URL (where devices reach the relay; needed by release_access)
 	LogLevel        string        // --log-level, LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // --log-format, LOG_FORMAT: json or text
 	// RedisAllowEviction (--redis-allow-eviction, FERRY_REDIS_ALLOW_EVICTION) starts the
@@ -92,6 +93,7 @@ func (c *Config) flagSpecs() []flagSpec {
 		{"body-budget", "FERRY_BODY_BUDGET", "48MiB", "request-body bytes the relay holds at once over every route (bytes, or with KiB, MiB or GiB); a body that does not fit is answered 503 with Retry-After; at least 29MiB, 0 disables", bytesFlag(&c.BodyBudget)},
 		{"max-conns", "FERRY_MAX_CONNS", "2048", "open connections at most; when full an idle keep-alive connection is closed to make room; 0 means no cap", countFlag(&c.MaxConns)},
 		{"metrics-addr", "FERRY_METRICS_ADDR", "", "address to serve GET /metrics on instead of --addr (a private port); empty serves it on --addr", stringFlag{&c.MetricsAddr}},
+		{"public-url", "FERRY_PUBLIC_URL", "", "the https address devices reach the relay at; bundles of private repositories are registered with download URLs under it (required when an app has release_access)", stringFlag{&c.PublicURL}},
 		{"redis-allow-eviction", "FERRY_REDIS_ALLOW_EVICTION", "false", "start even if Redis has a maxmemory-policy other than noeviction, which can delete the relay's state (reported as degraded in /readyz)", boolFlag(&c.RedisAllowEviction)},
 		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", stringFlag{&c.LogLevel}},
 		{"log-format", "LOG_FORMAT", "json", "json or text", stringFlag{&c.LogFormat}},
@@ -364,6 +366,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Int64("body_budget", c.BodyBudget),
 		slog.Int("max_conns", c.MaxConns),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("public_url", c.PublicURL),
 		slog.String("log_level", c.LogLevel),
 		slog.Bool("redis_allow_eviction", c.RedisAllowEviction),
 		slog.String("admin_token", set(c.AdminToken)),

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
+	"github.com/ferryhq/ferry/internal/assetlink"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/console"
 	"github.com/ferryhq/ferry/internal/notify"
@@ -67,7 +69,12 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	if maxConns == 0 {
 		maxConns = -1
 	}
+	links, err := releaseLinks(apps, cfg.Getenv)
+	if err != nil {
+		return err
+	}
 	srv, err := relay.New(relay.Options{
+		Links:           links,
 		Config:          apps,
 		Store:           st,
 		Logger:          logger,
@@ -121,6 +128,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 		OnChange:      srv.Invalidate,
 		Registerer:    srv.Registry(),
 		Notifier:      notifier,
+		PublicURL:     cfg.PublicURL,
 	})
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
@@ -238,4 +246,44 @@ func newLogger(cfg *Config, stdout io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(stdout, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(stdout, opts)), nil
+}
+
+// releaseLinks builds the download-link source of every app with release_access: a GitHub
+// App installation or a fine-grained token read from the variables the config names. A
+// variable that is unset is reported by the control plane; a key that does not parse
+// stops the relay here.
+func releaseLinks(apps *channel.Config, getenv func(string) string) (map[string]relay.LinkFunc, error) {
+	links := map[string]relay.LinkFunc{}
+	var errs []error
+	for i := range apps.Apps {
+		a := &apps.Apps[i]
+		ra := a.ReleaseAccess
+		if ra == nil || getenv == nil {
+			continue
+		}
+		opts := assetlink.Options{APIURL: ra.APIURL, Token: getenv(ra.TokenEnv)}
+		if ra.PrivateKeyEnv != "" {
+			opts.Token = ""
+			key := getenv(ra.PrivateKeyEnv)
+			if key == "" {
+				continue
+			}
+			opts.App = &assetlink.App{AppID: ra.AppID, InstallationID: ra.InstallationID, PrivateKey: []byte(key)}
+		} else if opts.Token == "" {
+			continue
+		}
+		l, err := assetlink.New(a.Repository, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app %q: release_access: %w (private_key_env must hold the GitHub App's private key PEM, as downloaded from the App's settings)", a.ID, err))
+			continue
+		}
+		links[a.ID] = func(ctx context.Context, id int64) (string, time.Time, error) {
+			link, err := l.Link(ctx, id)
+			if err != nil {
+				return "", time.Time{}, err
+			}
+			return link.URL, link.Expires, nil
+		}
+	}
+	return links, errors.Join(errs...)
 }

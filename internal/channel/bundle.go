@@ -45,6 +45,12 @@ type Bundle struct {
 	// Repository is the GitHub repository that published the bundle (from the OIDC token, or
 	// the app's configured repository for HMAC registrations).
 	Repository string `json:"repository,omitempty"`
+	// Assets, when set, says the bundle's files are assets of a release in a private GitHub
+	// repository, which devices cannot download directly. The relay then rewrites URL,
+	// SignatureURL and ProvenanceURL at registration to its own download route
+	// (/dl/{app}/{version}/{name}), which redirects each request to a short-lived URL GitHub
+	// signs for the asset. Public repositories leave it nil and keep their public URLs.
+	Assets *ReleaseAssets `json:"release_assets,omitempty"`
 	// CreatedAt is when the relay first stored the bundle; set by the relay.
 	CreatedAt time.Time `json:"created_at,omitzero"`
 }
@@ -67,6 +73,36 @@ type Signature struct {
 	// Verified is set when the pipeline verified the signature against the trusted root
 	// and the expected identity before publishing (it always does; false means unknown).
 	Verified bool `json:"verified"`
+}
+
+// ReleaseAssets names the release assets of a bundle published to a private repository.
+type ReleaseAssets struct {
+	// Repository is the "owner/name" whose release holds the assets; it must be the app's.
+	Repository string `json:"repository"`
+	// Archive is the bundle's archive; Signature and Provenance its Sigstore bundles, when
+	// published.
+	Archive    ReleaseAsset  `json:"archive"`
+	Signature  *ReleaseAsset `json:"signature,omitempty"`
+	Provenance *ReleaseAsset `json:"provenance,omitempty"`
+}
+
+// ReleaseAsset is one asset of a GitHub release: its file name and GitHub's numeric id.
+type ReleaseAsset struct {
+	Name string `json:"name"`
+	ID   int64  `json:"id"`
+}
+
+// Find returns the asset named name, or nil.
+func (r *ReleaseAssets) Find(name string) *ReleaseAsset {
+	if r == nil {
+		return nil
+	}
+	for _, a := range []*ReleaseAsset{&r.Archive, r.Signature, r.Provenance} {
+		if a != nil && a.Name == name {
+			return a
+		}
+	}
+	return nil
 }
 
 // Encrypted reports whether the bundle's archive is encrypted.

@@ -46,6 +46,28 @@ type App struct {
 	// Notifications lists the receivers of the app's outgoing notifications: promotions,
 	// rollbacks and rollout changes (docs/notifications.md).
 	Notifications []Notification `yaml:"notifications" json:"notifications,omitempty"`
+	// ReleaseAccess, when set, lets the relay read the releases of Repository when it is
+	// private, so devices can download bundles published there through the relay's download
+	// route (docs/relay.md#private-repositories). Nil: the app's bundles must have public URLs.
+	ReleaseAccess *ReleaseAccess `yaml:"release_access" json:"release_access,omitempty"`
+}
+
+// ReleaseAccess is the GitHub credential the relay reads an app's private releases with:
+// a GitHub App installation (AppID, InstallationID and PrivateKeyEnv), preferred, or a
+// fine-grained personal access token (TokenEnv). Exactly one of the two is set. The
+// variables are read at start-up; the credential needs only `contents: read` on the
+// repository.
+type ReleaseAccess struct {
+	// AppID and InstallationID identify the GitHub App installation on the repository.
+	AppID          int64 `yaml:"app_id" json:"app_id,omitempty"`
+	InstallationID int64 `yaml:"installation_id" json:"installation_id,omitempty"`
+	// PrivateKeyEnv names the variable holding the App's private key (PEM).
+	PrivateKeyEnv string `yaml:"private_key_env" json:"private_key_env,omitempty"`
+	// TokenEnv names the variable holding a fine-grained token.
+	TokenEnv string `yaml:"token_env" json:"token_env,omitempty"`
+	// APIURL is the REST API's base (GitHub Enterprise Server: https://HOST/api/v3); empty
+	// means https://api.github.com.
+	APIURL string `yaml:"api_url" json:"api_url,omitempty"`
 }
 
 // Rule maps refs matching the glob Ref to Channel. A "*" in Ref matches within one path

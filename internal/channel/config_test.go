@@ -521,3 +521,54 @@ func TestParseConfigSyntaxErrorLine(t *testing.T) {
 		})
 	}
 }
+
+func TestReleaseAccess(t *testing.T) {
+	t.Parallel()
+	base := "apps:\n  - id: com.example.app\n    repository: acme/app\n    default_channel: p\n    channels: { p: {} }\n"
+	tests := []struct {
+		name    string
+		access  string
+		want    *ReleaseAccess
+		wantErr []string
+	}{
+		{name: "app", access: "{app_id: 12, installation_id: 34, private_key_env: GH_APP_KEY}",
+			want: &ReleaseAccess{AppID: 12, InstallationID: 34, PrivateKeyEnv: "GH_APP_KEY"}},
+		{name: "token on GHES", access: "{token_env: GH_TOKEN, api_url: 'https://ghe.example.com/api/v3'}",
+			want: &ReleaseAccess{TokenEnv: "GH_TOKEN", APIURL: "https://ghe.example.com/api/v3"}},
+		{name: "both", access: "{app_id: 1, installation_id: 2, private_key_env: K, token_env: T}",
+			wantErr: []string{"release_access: set either a GitHub App (app_id, installation_id, private_key_env) or token_env, not both"}},
+		{name: "none", access: "{}", wantErr: []string{"release_access: no credential: set app_id, installation_id and private_key_env"}},
+		{name: "app incomplete", access: "{app_id: -1, private_key_env: '1bad'}", wantErr: []string{
+			"release_access: app_id must be the GitHub App's (positive) id",
+			"release_access: installation_id must be the (positive) id of the App's installation",
+			`release_access: private_key_env "1bad" must be the name of the environment variable`,
+		}},
+		{name: "bad token env and url", access: "{token_env: 'a-b', api_url: 'ftp://x'}", wantErr: []string{
+			`release_access: token_env "a-b" must be an environment variable name`,
+			`release_access: api_url "ftp://x" must be an http(s) URL`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := ParseConfig([]byte(base + "    release_access: " + tc.access + "\n"))
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("ParseConfig(%s) = nil error", tc.access)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), `app 0 ("com.example.app"): `+w) {
+						t.Errorf("ParseConfig(%s) = %v, want it to contain %q", tc.access, err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseConfig(%s) = %v", tc.access, err)
+			}
+			if diff := cmp.Diff(tc.want, c.Apps[0].ReleaseAccess); diff != "" {
+				t.Errorf("ReleaseAccess mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

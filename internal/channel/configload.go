@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -192,6 +193,9 @@ func (c *Config) Validate() error {
 		}
 		if a.HMACSecretEnv != "" && !validEnvName(a.HMACSecretEnv) {
 			add("%s: hmac_secret_env %q must be an environment variable name (letters, digits and '_', not starting with a digit)", where, a.HMACSecretEnv)
+		}
+		if ra := a.ReleaseAccess; ra != nil {
+			errs = append(errs, ra.validate(where+": release_access")...)
 		}
 		if len(a.Channels) == 0 {
 			add("%s: no channels", where)
@@ -391,4 +395,36 @@ func validRepository(s string) bool {
 		}
 	}
 	return true
+}
+
+// validate checks that exactly one credential is configured, with variable names and an
+// http(s) API URL; where prefixes each problem.
+func (r *ReleaseAccess) validate(where string) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(where+": "+format, args...)) }
+	app := r.AppID != 0 || r.InstallationID != 0 || r.PrivateKeyEnv != ""
+	switch {
+	case app && r.TokenEnv != "":
+		add("set either a GitHub App (app_id, installation_id, private_key_env) or token_env, not both")
+	case app:
+		if r.AppID <= 0 {
+			add("app_id must be the GitHub App's (positive) id, shown on the App's settings page")
+		}
+		if r.InstallationID <= 0 {
+			add("installation_id must be the (positive) id of the App's installation on the repository, the number at the end of its settings URL")
+		}
+		if !validEnvName(r.PrivateKeyEnv) {
+			add("private_key_env %q must be the name of the environment variable holding the App's private key (letters, digits and '_', not starting with a digit)", r.PrivateKeyEnv)
+		}
+	case r.TokenEnv == "":
+		add("no credential: set app_id, installation_id and private_key_env (a GitHub App, preferred) or token_env (a fine-grained token with contents: read)")
+	case !validEnvName(r.TokenEnv):
+		add("token_env %q must be an environment variable name (letters, digits and '_', not starting with a digit)", r.TokenEnv)
+	}
+	if r.APIURL != "" {
+		if u, err := url.Parse(r.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			add("api_url %q must be an http(s) URL such as https://github.example.com/api/v3", r.APIURL)
+		}
+	}
+	return errs
 }

@@ -44,7 +44,7 @@ type Context struct {
 func Warnings(c *Config) []string {
 	var w []string
 	if c.Destination == publish.DestinationGitHub && c.Private {
-		w = append(w, "the repository is not public, so its release assets need a GitHub login to download: devices will not be able to fetch the bundle. Use a bucket destination with public-base-url.")
+		w = append(w, "the repository is not public, so its release assets need a GitHub login to download: the bundle is registered with its asset ids and devices download it through the relay, which needs release_access for the app (see docs/relay.md#private-repositories). Or use a bucket destination with public-base-url.")
 	}
 	if c.EncKey == nil {
 		w = append(w, "no encryption-key: the bundle is published unencrypted, and anyone with its URL can read your web build. Create a key with `ferry keys` and pass it from a secret.")
@@ -97,13 +97,15 @@ type Result struct {
 	sigURL      string
 	provURL     string
 	manifestURL string
-	deltaFiles  int
-	deltaBytes  int64
-	attested    bool
-	manifest    []channel.ManifestEntry
-	reg         *relayclient.Registration
-	channel     string
-	timings     [][2]string
+	// assets is set when the release is in a private repository (see channel.ReleaseAssets).
+	assets     *channel.ReleaseAssets
+	deltaFiles int
+	deltaBytes int64
+	attested   bool
+	manifest   []channel.ManifestEntry
+	reg        *relayclient.Registration
+	channel    string
+	timings    [][2]string
 }
 
 func (r *Result) Outputs() [][2]string {
@@ -431,35 +433,55 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 	if res.bundle, err = pub.Put(ctx, publish.File{Name: p.key(res.name), Body: f, ContentType: "application/zip"}); err != nil {
 		return "", fmt.Errorf("publish the bundle: %w", err)
 	}
+	if gh, ok := pub.(*publish.GitHub); ok {
+		private, err := gh.Private(ctx)
+		if err != nil {
+			return "", fmt.Errorf("find whether %s is private: %w", c.Repository, err)
+		}
+		if private {
+			res.assets = &channel.ReleaseAssets{Repository: c.Repository, Archive: channel.ReleaseAsset{Name: res.bundle.Name, ID: res.bundle.AssetID}}
+			p.UI.Notice(fmt.Sprintf("%s is private: its release assets need a GitHub login, so the bundle is registered with its asset ids (archive %d) and devices download through the relay's /dl route, which redirects to short-lived URLs GitHub signs. The relay needs release_access for %s.", c.Repository, res.bundle.AssetID, c.AppID))
+		} else {
+			p.UI.Notice(fmt.Sprintf("%s is public: devices download the release assets from GitHub directly.", c.Repository))
+		}
+	}
 	if res.bundle.Reused {
 		p.Log.Info("the bundle was already published with identical bytes (a re-run); reusing it", "url", res.bundle.URL)
 	}
 	if !res.bundle.Expires.IsZero() {
 		p.UI.Warn(fmt.Sprintf("no public-base-url: the bundle URL is presigned and stops working at %s; devices offered it later cannot download it. Set public-base-url.", res.bundle.Expires.UTC().Format(time.RFC3339)))
 	}
-	put := func(name string, body []byte, ct string) (string, error) {
+	// put publishes one more file and, in a private repository, records its asset in *asset.
+	put := func(name string, body []byte, ct string, asset **channel.ReleaseAsset) (string, error) {
 		obj, err := pub.Put(ctx, publish.File{Name: p.key(name), Body: bytes.NewReader(body), ContentType: ct})
 		var ee *publish.ExistsError
 		if errors.As(err, &ee) && res.bundle.Reused && ee.URL != "" {
 			// A re-run: the earlier attempt signed these same bundle bytes (signatures
 			// differ on every run); keep what it published rather than conflict.
 			p.Log.Info("keeping the file published by an earlier run for the same bundle", "file", name, "url", ee.URL)
-			return ee.URL, nil
+			obj, err = &publish.Object{Name: ee.Name, URL: ee.URL, AssetID: ee.AssetID}, nil
 		}
 		if err != nil {
 			return "", fmt.Errorf("publish %s: %w", name, err)
 		}
+		if asset != nil && res.assets != nil {
+			*asset = &channel.ReleaseAsset{Name: obj.Name, ID: obj.AssetID}
+		}
 		return obj.URL, nil
 	}
+	var sigAsset, provAsset *channel.ReleaseAsset
 	if sigJSON != nil {
-		if res.sigURL, err = put(res.name+".sigstore.json", sigJSON, "application/json"); err != nil {
+		if res.sigURL, err = put(res.name+".sigstore.json", sigJSON, "application/json", &sigAsset); err != nil {
 			return "", err
 		}
 	}
 	if provJSON != nil {
-		if res.provURL, err = put(res.name+".provenance.sigstore.json", provJSON, "application/json"); err != nil {
+		if res.provURL, err = put(res.name+".provenance.sigstore.json", provJSON, "application/json", &provAsset); err != nil {
 			return "", err
 		}
+	}
+	if res.assets != nil {
+		res.assets.Signature, res.assets.Provenance = sigAsset, provAsset
 	}
 	var manifest []channel.ManifestEntry
 	if c.Delta {
@@ -472,7 +494,7 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 		if err != nil {
 			return "", err
 		}
-		if res.manifestURL, err = put(res.name+".manifest.json", append(mj, '\n'), "application/json"); err != nil {
+		if res.manifestURL, err = put(res.name+".manifest.json", append(mj, '\n'), "application/json", nil); err != nil {
 			return "", err
 		}
 	}
@@ -504,6 +526,7 @@ func (r *Result) Bundle(c *Config) *channel.Bundle {
 		Size: r.pk.Size, SessionKey: r.pk.SessionKey, KeyID: r.pk.KeyID, Commit: c.SHA, Ref: c.Ref,
 		Channel: c.Channel, Native: c.Native, Manifest: r.manifest, ManifestURL: r.manifestURL,
 		SignatureURL: r.sigURL, ProvenanceURL: r.provURL, Repository: c.Repository, Signature: r.signature,
+		Assets: r.assets,
 	}
 }
 

@@ -91,6 +91,22 @@ func NewGitHub(opts Options) (*GitHub, error) {
 // Close does nothing; it is there for [Publisher].
 func (g *GitHub) Close() error { return nil }
 
+// Private asks GitHub whether the repository is private (or internal): its release assets
+// then need a GitHub login to download, and devices must get them through the relay.
+func (g *GitHub) Private(ctx context.Context) (bool, error) {
+	var repo *github.Repository
+	err := g.retry(ctx, "get repository", func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		repo, resp, err = g.c.Repositories.Get(ctx, g.owner, g.repo)
+		return resp, err
+	})
+	if err != nil {
+		return false, fmt.Errorf("get repository %s/%s: %w", g.owner, g.repo, err)
+	}
+	return repo.GetPrivate() || (repo.GetVisibility() != "" && repo.GetVisibility() != "public"), nil
+}
+
 // Release returns the release the assets go to, finding or creating it on first use.
 func (g *GitHub) Release(ctx context.Context) (*github.RepositoryRelease, error) {
 	g.mu.Lock()
@@ -221,7 +237,7 @@ func (g *GitHub) Put(ctx context.Context, f File) (*Object, error) {
 				if err := g.compare(ctx, existing, size, sum); err != nil {
 					return nil, err
 				}
-				obj.URL, obj.Reused = existing.GetBrowserDownloadURL(), true
+				obj.URL, obj.Reused, obj.AssetID = existing.GetBrowserDownloadURL(), true, existing.GetID()
 				return obj, nil
 			}
 			// A broken earlier upload: never downloadable, safe to remove.
@@ -233,7 +249,7 @@ func (g *GitHub) Put(ctx context.Context, f File) (*Object, error) {
 		}
 		asset, err := g.upload(ctx, rel, f, size)
 		if err == nil {
-			obj.URL = asset.GetBrowserDownloadURL()
+			obj.URL, obj.AssetID = asset.GetBrowserDownloadURL(), asset.GetID()
 			return obj, nil
 		}
 		lastErr = err
@@ -296,7 +312,7 @@ func (g *GitHub) asset(ctx context.Context, releaseID int64, name string) (*gith
 // compare downloads an existing asset and checks it holds exactly size bytes hashing to sum.
 func (g *GitHub) compare(ctx context.Context, a *github.ReleaseAsset, size int64, sum string) error {
 	if int64(a.GetSize()) != size {
-		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), Detail: fmt.Sprintf("size %d, ours %d", a.GetSize(), size)}
+		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), AssetID: a.GetID(), Detail: fmt.Sprintf("size %d, ours %d", a.GetSize(), size)}
 	}
 	var got string
 	err := g.retry(ctx, "download asset", func() (*github.Response, error) {
@@ -312,7 +328,7 @@ func (g *GitHub) compare(ctx context.Context, a *github.ReleaseAsset, size int64
 		return fmt.Errorf("download asset %q to compare: %w", a.GetName(), err)
 	}
 	if got != sum {
-		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), Detail: fmt.Sprintf("sha256 %s, ours %s", got, sum)}
+		return &ExistsError{Name: a.GetName(), URL: a.GetBrowserDownloadURL(), AssetID: a.GetID(), Detail: fmt.Sprintf("sha256 %s, ours %s", got, sum)}
 	}
 	return nil
 }

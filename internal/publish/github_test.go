@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/internal/publish"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 const testRepo = "acme/mobile-app"
@@ -189,7 +190,10 @@ func TestGitHubPut(t *testing.T) {
 				t.Fatalf("Put() error = %v", err)
 			}
 			want := &publish.Object{Name: name, URL: gh.URL + "/" + testRepo + "/releases/download/v1.2.3/" + name, Size: int64(len(content)), SHA256: sum(content), Reused: tc.want}
-			if diff := cmp.Diff(want, obj); diff != "" {
+			if obj.AssetID <= 0 {
+				t.Errorf("Put() AssetID = %d, want GitHub's asset id", obj.AssetID)
+			}
+			if diff := cmp.Diff(want, obj, cmpopts.IgnoreFields(publish.Object{}, "AssetID")); diff != "" {
 				t.Errorf("Put() (-want +got):\n%s", diff)
 			}
 			if got := download(t, obj.URL); !bytes.Equal(got, content) {
@@ -258,5 +262,41 @@ func TestGitHubBadToken(t *testing.T) {
 	}
 	if n := gh.Requests("get-release"); n != 1 {
 		t.Errorf("get-release requests = %d, want 1 (401 is not retried)", n)
+	}
+}
+
+// TestGitHubPrivate: Private reports the repository's visibility from the API, assets carry
+// their ids, and a re-run in a private repository (whose browser URLs need a login)
+// compares the existing asset through the API's signed redirect and reuses it.
+func TestGitHubPrivate(t *testing.T) {
+	t.Parallel()
+	for _, private := range []bool{false, true} {
+		gh := publishtest.NewGitHub(t, testRepo)
+		gh.Private = private
+		p := newGitHub(t, gh, "v1.0.0")
+		got, err := p.Private(t.Context())
+		if err != nil || got != private {
+			t.Fatalf("Private() = %v, %v, want %v", got, err, private)
+		}
+		body := []byte("archive bytes")
+		first, err := p.Put(t.Context(), publish.File{Name: "app-1.0.0.zip", Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		again, err := newGitHub(t, gh, "v1.0.0").Put(t.Context(), publish.File{Name: "app-1.0.0.zip", Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatalf("Put again (private %v): %v", private, err)
+		}
+		if first.AssetID == 0 || again.AssetID != first.AssetID || !again.Reused {
+			t.Errorf("private %v: asset ids %d then %d (reused %v), want one nonzero id reused", private, first.AssetID, again.AssetID, again.Reused)
+		}
+		resp, err := http.Get(first.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: 200, true: 404}[private]; resp.StatusCode != want {
+			t.Errorf("private %v: anonymous GET of the browser URL = %d, want %d", private, resp.StatusCode, want)
+		}
 	}
 }

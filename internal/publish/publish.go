@@ -36,6 +36,8 @@ type ExistsError struct {
 	Name   string
 	URL    string
 	Detail string // how the existing file differs
+	// AssetID is the existing release asset's id ("github-release" only).
+	AssetID int64
 }
 
 func (e *ExistsError) Error() string {
@@ -75,6 +77,9 @@ type Object struct {
 	Reused bool
 	// Expires is when URL stops working (presigned bucket URLs); zero when it does not.
 	Expires time.Time
+	// AssetID is GitHub's id of the release asset (the "github-release" destination only),
+	// which the relay needs to download assets of a private repository.
+	AssetID int64
 }
 
 // Publisher uploads files to one destination. Implementations are safe for concurrent use.

@@ -85,6 +85,11 @@ type Options struct {
 	// SeriesFlush is how often the counts are written to Series; 0 means
 	// [DefaultSeriesFlush].
 	SeriesFlush time.Duration
+	// Links, keyed by app id, resolve the release assets of bundles published to a private
+	// repository (channel.Bundle.Assets): GET /dl/{app}/{version}/{asset} redirects to the
+	// URL its LinkFunc returns, cached until shortly before it expires. Apps without one
+	// answer 404 there.
+	Links map[string]LinkFunc
 	// Degraded, when set, names a risk the operator accepted at start-up (a Redis that may
 	// evict keys): /readyz reports it with status "degraded" (still 200, so traffic flows).
 	Degraded string
@@ -134,6 +139,8 @@ type Server struct {
 	failedSkipUntil atomic.Int64
 	// series counts checks and stats events for Options.Series; nil when that is nil.
 	series *seriesRecorder
+	// downloads serves GET /dl/…; nil when Options.Links is empty.
+	downloads *downloads
 	// watchers receive the store's change notifications (see [Watcher]).
 	watchersMu sync.Mutex
 	watchers   []Watcher
@@ -223,6 +230,11 @@ func New(opts Options) (*Server, error) {
 		}
 		s.apps[app.ID] = newAppEntry(app)
 	}
+	if len(opts.Links) > 0 {
+		if s.downloads, err = newDownloads(opts.Links, opts.Now, opts.Logger, m.reg); err != nil {
+			return nil, err
+		}
+	}
 	if opts.BodyBudget > 0 {
 		s.budget = newBodyBudget(opts.BodyBudget)
 		m.bodyBudgetInUse(s.budget)
@@ -263,6 +275,7 @@ func (s *Server) buildEngine() error {
 	dev.POST("/updates", s.bodyLimit(MaxUpdateBody, 1), s.updates)
 	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody, decodeCost), s.manifestSize)
 	dev.POST("/stats", s.bodyLimit(MaxStatsBody, decodeCost), s.stats)
+	dev.GET("/dl/:app/:version/:name", s.download)
 	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody, 1))
 	cs.POST("", s.channelSet)
 	cs.PUT("", s.channelGet)

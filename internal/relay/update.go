@@ -19,6 +19,10 @@ const (
 	// codeUnavailable answers when the app's state has never been loaded and the store is
 	// unreachable.
 	codeUnavailable = "service_unavailable"
+	// codeReleaseUnavailable is the metrics outcome of an update check that would have
+	// offered a private repository's bundle while GitHub gives no download link (the device
+	// is told no_new_version_available).
+	codeReleaseUnavailable = "release_unavailable"
 )
 
 // errStoreSkipped is returned by failedVersions while it skips the store after a failure.
@@ -62,6 +66,11 @@ func (s *Server) updates(c *gin.Context) {
 		return
 	}
 	d := s.decide(ctx, snap, &req.Info)
+	if d.Bundle != nil && d.Bundle.Assets != nil && s.downloads != nil && !s.downloads.available(req.Info.AppID, d.Bundle.Assets.Archive.ID) {
+		// GitHub's rate limit or an outage: a URL offered now would fail on the device.
+		d = channel.Decision{Outcome: codeReleaseUnavailable, Channel: d.Channel,
+			Response: channel.UpdateResponse{Error: channel.CodeNoNewVersion, Message: "No update right now: the bundle's download is unavailable, try again later", Kind: channel.KindUpToDate}}
+	}
 	s.metrics.decisions.WithLabelValues(d.Outcome).Inc()
 	if s.series != nil {
 		s.series.check(snap, &d, &req.Info)

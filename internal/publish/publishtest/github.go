@@ -11,15 +11,27 @@
 package publishtest
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v4"
 )
 
 // Fault is one injected failure, consumed by the next request of its kind.
@@ -70,6 +82,23 @@ type GitHub struct {
 	// Token is the token the fake accepts.
 	Token string
 	Repo  string
+	// Private makes the repository private: GET /repos/{owner}/{repo} says so, and browser
+	// download URLs answer 404 without a login, as GitHub's do. Set it before use.
+	Private bool
+	// SignedURLLifetime is how long the object-store URLs the asset API redirects to stay
+	// valid (X-Amz-Expires); default 5 minutes, GitHub's lifetime for these URLs.
+	SignedURLLifetime time.Duration
+	// Now is the fake's clock for signing and checking those URLs; nil means time.Now.
+	Now func() time.Time
+
+	signKey []byte
+	// GitHub App installation (see InstallApp).
+	appID, installationID int64
+	appKey                *rsa.PublicKey
+	// InstallationTokenLifetime is how long minted installation tokens work; default 1 hour,
+	// GitHub's.
+	InstallationTokenLifetime time.Duration
+	instTokens                map[string]time.Time // token → expiry
 
 	mu           sync.Mutex
 	releases     []*Release
@@ -102,13 +131,15 @@ func (g *GitHub) attest(w http.ResponseWriter, r *http.Request, _ *Fault) {
 }
 
 // NewGitHub starts a fake for repository "owner/name"; it stops when the test ends.
-// Fault kinds are "get-release", "list-releases", "create-release", "list-assets",
+// Fault kinds are "get-repo", "get-release", "list-releases", "create-release", "list-assets",
 // "delete-asset", "download-asset", "upload" and "attestation".
 func NewGitHub(t testing.TB, repo string) *GitHub {
 	t.Helper()
-	g := &GitHub{Token: "ghs_faketoken", Repo: repo, nextID: 100, faults: map[string][]Fault{}, requests: map[string]int{}}
+	g := &GitHub{Token: "ghs_faketoken", Repo: repo, nextID: 100, faults: map[string][]Fault{}, requests: map[string]int{}, signKey: make([]byte, 32)}
+	_, _ = rand.Read(g.signKey)
 	mux := http.NewServeMux()
 	p := "/api/v3/repos/" + repo
+	mux.HandleFunc("GET "+p, g.api("get-repo", g.getRepo))
 	mux.HandleFunc("GET "+p+"/releases", g.api("list-releases", g.listReleases))
 	mux.HandleFunc("POST "+p+"/releases", g.api("create-release", g.createRelease))
 	mux.HandleFunc("DELETE "+p+"/releases/assets/{id}", g.api("delete-asset", g.deleteAsset))
@@ -132,6 +163,8 @@ func NewGitHub(t testing.TB, repo string) *GitHub {
 	})
 	mux.HandleFunc("POST /api/uploads/repos/"+repo+"/releases/{id}/assets", g.api("upload", g.upload))
 	mux.HandleFunc("GET /"+repo+"/releases/download/{tag}/{name}", g.browserDownload)
+	mux.HandleFunc("GET /objects/{id}", g.objectDownload)
+	mux.HandleFunc("POST /api/v3/app/installations/{id}/access_tokens", g.accessToken)
 	// The attestations API, under /api/v3 (GHES style) and at the root (api.github.com style).
 	mux.HandleFunc("POST /api/v3/repos/"+repo+"/attestations", g.api("attestation", g.attest))
 	mux.HandleFunc("POST /repos/"+repo+"/attestations", g.api("attestation", g.attest))
@@ -227,7 +260,7 @@ func (g *GitHub) api(kind string, h func(w http.ResponseWriter, r *http.Request,
 		w.Header().Set("X-RateLimit-Limit", "5000")
 		w.Header().Set("X-RateLimit-Remaining", "4999")
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
-		if r.Header.Get("Authorization") != "Bearer "+g.Token {
+		if !g.authorized(r.Header.Get("Authorization")) {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 			return
 		}
@@ -248,6 +281,80 @@ func (g *GitHub) api(kind string, h func(w http.ResponseWriter, r *http.Request,
 			writeJSON(w, f.Status, map[string]string{"message": http.StatusText(f.Status)})
 		}
 	}
+}
+
+// InstallApp registers a GitHub App installed on the repository and returns its ids and
+// private key (PEM). Tokens it mints at POST /app/installations/{id}/access_tokens (with a
+// JWT signed by that key) are accepted like Token until they expire.
+func (g *GitHub) InstallApp(t testing.TB) (appID, installationID int64, keyPEM []byte) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.appID, g.installationID, g.appKey = 4242, 777, &k.PublicKey
+	return g.appID, g.installationID, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+// authorized accepts the fake's token or an unexpired installation token, in either of
+// the forms GitHub takes ("Bearer x", "token x").
+func (g *GitHub) authorized(h string) bool {
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		tok, ok = strings.CutPrefix(h, "token ")
+	}
+	if !ok {
+		return false
+	}
+	if tok == g.Token {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	exp, ok := g.instTokens[tok]
+	return ok && g.now().Before(exp)
+}
+
+// accessToken mints an installation token for a request carrying a JWT the App's key
+// signed (RS256, iss the App id, not expired), as GitHub does.
+func (g *GitHub) accessToken(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	g.requests["access-token"]++
+	key, appID, inst := g.appKey, g.appID, g.installationID
+	g.mu.Unlock()
+	raw, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	claims := jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, &claims, func(tk *jwt.Token) (any, error) {
+		if key == nil {
+			return nil, fmt.Errorf("no app installed")
+		}
+		return key, nil
+	}, jwt.WithValidMethods([]string{"RS256"}))
+	if err != nil || claims.Issuer != strconv.FormatInt(appID, 10) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	if r.PathValue("id") != strconv.FormatInt(inst, 10) {
+		notFound(w)
+		return
+	}
+	life := g.InstallationTokenLifetime
+	if life <= 0 {
+		life = time.Hour
+	}
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	tok := "ghs_" + hex.EncodeToString(b)
+	g.mu.Lock()
+	exp := g.now().Add(life)
+	if g.instTokens == nil {
+		g.instTokens = map[string]time.Time{}
+	}
+	g.instTokens[tok] = exp
+	g.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "permissions": map[string]string{"contents": "read"}, "repository_selection": "selected"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -302,6 +409,21 @@ func (g *GitHub) getByTag(w http.ResponseWriter, r *http.Request, _ *Fault) {
 		}
 	}
 	notFound(w)
+}
+
+func (g *GitHub) getRepo(w http.ResponseWriter, _ *http.Request, _ *Fault) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	owner, name, _ := strings.Cut(g.Repo, "/")
+	vis := "public"
+	if g.Private {
+		vis = "private"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": 700000001, "name": name, "full_name": g.Repo, "private": g.Private, "visibility": vis,
+		"owner": map[string]any{"login": owner},
+		"url":   fmt.Sprintf("%s/api/v3/repos/%s", g.URL, g.Repo),
+	})
 }
 
 func (g *GitHub) listReleases(w http.ResponseWriter, _ *http.Request, _ *Fault) {
@@ -404,12 +526,81 @@ func (g *GitHub) downloadAsset(w http.ResponseWriter, r *http.Request, _ *Fault)
 		writeJSON(w, http.StatusOK, g.assetJSON(rel, a))
 		return
 	}
-	http.Redirect(w, r, g.assetJSON(rel, a)["browser_download_url"].(string), http.StatusFound)
+	http.Redirect(w, r, g.signedURL(a.ID), http.StatusFound)
+}
+
+// The asset API redirects to an object store URL signed like an S3 presigned URL
+// (AWS Signature V4 query parameters): X-Amz-Date is when it was signed, X-Amz-Expires
+// its lifetime in seconds. GitHub's own redirect targets have carried these parameters;
+// the signature here is an HMAC of the fake's own, not AWS's algorithm.
+const amzDate = "20060102T150405Z"
+
+func (g *GitHub) now() time.Time {
+	if g.Now != nil {
+		return g.Now()
+	}
+	return time.Now()
+}
+
+// signedURL returns a short-lived download URL for asset id. Callers hold g.mu.
+func (g *GitHub) signedURL(id int64) string {
+	life := g.SignedURLLifetime
+	if life <= 0 {
+		life = 5 * time.Minute
+	}
+	q := url.Values{}
+	q.Set("X-Amz-Algorithm", "AWS4-HMAC-SHA256")
+	q.Set("X-Amz-Date", g.now().UTC().Format(amzDate))
+	q.Set("X-Amz-Expires", strconv.Itoa(int(life/time.Second)))
+	q.Set("X-Amz-SignedHeaders", "host")
+	q.Set("X-Amz-Signature", g.sign(id, q))
+	return fmt.Sprintf("%s/objects/%d?%s", g.URL, id, q.Encode())
+}
+
+func (g *GitHub) sign(id int64, q url.Values) string {
+	m := hmac.New(sha256.New, g.signKey)
+	fmt.Fprintf(m, "%d\n%s\n%s", id, q.Get("X-Amz-Date"), q.Get("X-Amz-Expires"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// objectDownload serves a signed URL: 403 (S3's AccessDenied) when the signature is wrong
+// or the URL expired, else the content with Range support, as an object store does.
+func (g *GitHub) objectDownload(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	q := r.URL.Query()
+	g.mu.Lock()
+	g.requests["object"]++
+	signed, err1 := time.Parse(amzDate, q.Get("X-Amz-Date"))
+	secs, err2 := strconv.Atoi(q.Get("X-Amz-Expires"))
+	valid := err1 == nil && err2 == nil && hmac.Equal([]byte(q.Get("X-Amz-Signature")), []byte(g.sign(id, q)))
+	expired := valid && !g.now().Before(signed.Add(time.Duration(secs)*time.Second))
+	_, a := g.find(0, id)
+	var content []byte
+	if a != nil && a.State == "uploaded" {
+		content = a.Content
+	}
+	g.mu.Unlock()
+	switch {
+	case !valid:
+		http.Error(w, "<Error><Code>AccessDenied</Code><Message>Request has invalid signature</Message></Error>", http.StatusForbidden)
+	case expired:
+		http.Error(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", http.StatusForbidden)
+	case content == nil:
+		http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+	default:
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+	}
 }
 
 func (g *GitHub) browserDownload(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.Private {
+		// GitHub hides a private repository's downloads from anonymous requests.
+		http.NotFound(w, r)
+		return
+	}
 	for _, rel := range g.releases {
 		if rel.Tag != r.PathValue("tag") && fmt.Sprintf("untagged-%d", rel.ID) != r.PathValue("tag") {
 			continue

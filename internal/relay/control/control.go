@@ -144,6 +144,10 @@ type Options struct {
 	// longer than any processing (a copy arriving after it while the first is still running
 	// is processed too) and shorter than the wait before a redelivery is worth accepting.
 	DeliveryLease time.Duration
+	// PublicURL (--public-url) is the address devices reach the relay at. Bundles of a
+	// private repository (channel.Bundle.Assets) are registered with download URLs under
+	// PublicURL + "/dl/"; New refuses a configuration with release_access and no PublicURL.
+	PublicURL string
 }
 
 // API serves registration, webhooks and the admin API. It is safe for concurrent use.
@@ -156,6 +160,8 @@ type API struct {
 	apps     map[string]*channel.App
 	// lease is the webhook delivery lease ([Options].DeliveryLease).
 	lease time.Duration
+	// publicURL is [Options].PublicURL without a trailing slash.
+	publicURL string
 
 	adminToken string
 	// hmacKeys are the distinct HMAC registration secrets (relay-wide and per app); empty
@@ -205,6 +211,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		errs = append(errs, err)
 		signOn, err = newSSO(opts.Config, opts.Getenv, opts.HTTPClient)
 		errs = append(errs, err)
+		errs = append(errs, checkReleaseAccess(opts.Config, opts.PublicURL, opts.Getenv))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -216,6 +223,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 		now:         opts.Now,
 		onChange:    opts.OnChange,
 		lease:       opts.DeliveryLease,
+		publicURL:   strings.TrimRight(opts.PublicURL, "/"),
 		apps:        map[string]*channel.App{},
 		adminToken:  opts.AdminToken,
 		hmacKeys:    hmacKeys,

@@ -139,6 +139,8 @@ type envOptions struct {
 	now    func() time.Time
 	// notifier is Options.Notifier.
 	notifier Notifier
+	// publicURL is Options.PublicURL.
+	publicURL string
 }
 
 func newEnv(t *testing.T, eo envOptions) *env {
@@ -171,6 +173,7 @@ func newEnv(t *testing.T, eo envOptions) *env {
 		Getenv:        eo.getenv,
 		Now:           eo.now,
 		Notifier:      eo.notifier,
+		PublicURL:     eo.publicURL,
 	}
 	if eo.noAdmin {
 		opts.AdminToken = ""

@@ -59,6 +59,9 @@ func (a *API) register(c *gin.Context) (err error) {
 	if err := checkAgainstApp(app, b); err != nil {
 		return err
 	}
+	if err := a.privateDownloads(app, b); err != nil {
+		return err
+	}
 
 	// The cause names this request's source; for a re-registration it may differ from the
 	// stored bundle's (a deterministic rebuild of the same commit for a tag, say). The
@@ -397,6 +400,7 @@ func validateBundle(b *channel.Bundle) error {
 		bad("created_at is set by the relay and must be absent")
 	}
 	errs = append(errs, validateManifest(b.Manifest, encrypted)...)
+	errs = append(errs, validateAssets(b)...)
 	slices.SortStableFunc(errs, func(x, y error) int { return strings.Compare(x.Error(), y.Error()) })
 	return errors.Join(errs...)
 }
