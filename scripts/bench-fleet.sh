@@ -10,7 +10,7 @@
 #
 # Usage: FERRY_FLEET_DEVICES=1000000 scripts/bench-fleet.sh
 # Env:   FERRY_FLEET_DEVICES=1000000 FERRY_FLEET_DURATION=120s FERRY_BENCH_CONNECTIONS=64
-#        FERRY_BENCH_THREADS=2 NICE=0
+#        FERRY_BENCH_THREADS=2 NICE=0   GODEBUG=gctrace=1 (prints the relay's last GC line)
 # A million devices need about 50 000 checks per second for 20 s, or one run of a few
 # minutes on a shared 2-CPU machine: raise FERRY_FLEET_DURATION until "devices" reaches
 # FERRY_FLEET_DEVICES. Needs: go, wrk (scripts/peers.sh), curl, openssl.
@@ -92,6 +92,8 @@ reqs=$(field requests "$line")
 seen=$((reqs < DEVICES ? reqs : DEVICES))
 rss=$(rss_kb "$pid") hwm=$(hwm_kb "$pid")
 echo "$line"
+# With GODEBUG=gctrace=1 in the environment: the collector's last line (live heap after "->").
+grep '^gc ' "$work/relay.log" | tail -1 || true
 echo "devices=$seen of $DEVICES requests=$reqs rss_start_kb=$rss0 rss_end_kb=$rss rss_peak_kb=$hwm" \
   "bytes_per_device=$(awk -v a="$hwm" -v b="$rss0" -v n="$seen" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }') (peak RSS over the RSS after seeding)" \
   "gogc=${GOGC:-relay default} gomemlimit=${GOMEMLIMIT:-unset}; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -28,7 +28,7 @@ func TestDeviceRateLimitInvalidID(t *testing.T) {
 	for i := range s.deviceLimiter.shards {
 		sh := &s.deviceLimiter.shards[i]
 		sh.mu.Lock()
-		n += len(sh.buckets)
+		n += len(sh.full)
 		sh.mu.Unlock()
 	}
 	if n != 2 {
@@ -62,10 +62,10 @@ func TestRateLimiterBucket(t *testing.T) {
 	if _, ok := rl.allow("a"); !ok {
 		t.Fatal("refused after a token refilled")
 	}
-	if n := rl.sweep(); n != 2 {
-		t.Fatalf("sweep kept %d buckets, want 2", n)
+	if n := rl.sweep(); n != 1 {
+		t.Fatalf("sweep kept %d buckets, want 1 (b took one token 2s ago: full again)", n)
 	}
-	now = now.Add(7 * time.Second) // more than burst/limit (6s): both are full again
+	now = now.Add(6 * time.Second) // a's bucket is full again too
 	if n := rl.sweep(); n != 0 {
 		t.Fatalf("sweep kept %d buckets, want 0", n)
 	}
