@@ -266,11 +266,16 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 }
 
-// TestBinaryGCPercent: the built relay runs with GOGC=400 unless the environment sets GOGC,
-// as its /metrics (the Go runtime's own gauge) reports.
+// TestBinaryGCPercent: the built relay runs with GOGC=400 and a 64MiB soft memory limit
+// unless the environment sets GOGC or GOMEMLIMIT, as its /metrics (the Go runtime's own
+// gauges) reports.
 func TestBinaryGCPercent(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ env, want string }{{"", "400"}, {"GOGC=100", "100"}} {
+	for _, tc := range []struct{ env, want, wantLimit string }{
+		{"", "400", "6.7108864e+07"},
+		{"GOGC=100", "100", "6.7108864e+07"},
+		{"GOMEMLIMIT=200MiB", "400", "2.097152e+08"},
+	} {
 		env := []string{"FERRY_CONFIG=" + relaytest.WriteConfig(t, testConfig), "FERRY_DATA_DIR=" + t.TempDir()}
 		if tc.env != "" {
 			env = append(env, tc.env)
@@ -279,6 +284,9 @@ func TestBinaryGCPercent(t *testing.T) {
 		code, body := relaytest.Call(t, "GET", r.URL+"/metrics", nil, nil)
 		if want := "\ngo_gc_gogc_percent " + tc.want + "\n"; code != 200 || !strings.Contains(body, want) {
 			t.Errorf("with %q: /metrics = %d, want a line %q", tc.env, code, strings.TrimSpace(want))
+		}
+		if want := "\ngo_gc_gomemlimit_bytes " + tc.wantLimit + "\n"; !strings.Contains(body, want) {
+			t.Errorf("with %q: /metrics lacks a line %q", tc.env, strings.TrimSpace(want))
 		}
 	}
 }

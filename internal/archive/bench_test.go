@@ -5,27 +5,37 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
 // BenchmarkPackage packages a build directory with encryption, writing to io.Discard.
 // The directory is FERRY_BENCH_DIR when set (e.g. a corpus prepared by
 // scripts/bench-package.sh under $(go env GOPATH)/ferry-peers/corpora/*-web), otherwise a
-// synthetic 20 MB build of text files and incompressible blobs. It reports input MB/s.
+// synthetic 20 MB build of text files and incompressible blobs; FERRY_BENCH_LEVEL sets the
+// deflate level. It reports input MB/s.
 func BenchmarkPackage(b *testing.B) {
 	dir := os.Getenv("FERRY_BENCH_DIR")
 	if dir == "" {
 		dir = syntheticBuild(b)
 	}
 	key := sharedKey(b)
-	res, err := Package(b.Context(), dir, io.Discard, Options{Key: key})
+	opts := Options{Key: key}
+	if l := os.Getenv("FERRY_BENCH_LEVEL"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			b.Fatalf("FERRY_BENCH_LEVEL=%q: want a deflate level 1-9", l)
+		}
+		opts.Zip.Level = n
+	}
+	res, err := Package(b.Context(), dir, io.Discard, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(res.InputBytes)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Package(b.Context(), dir, io.Discard, Options{Key: key}); err != nil {
+		if _, err := Package(b.Context(), dir, io.Discard, opts); err != nil {
 			b.Fatal(err)
 		}
 	}

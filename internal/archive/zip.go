@@ -3,12 +3,12 @@ package archive
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/flate"
 	"hash/crc32"
 	"io"
 	"math"
@@ -304,10 +304,13 @@ func msDosTime(t time.Time) (uint16, uint16) {
 	return date, tm
 }
 
-// CompressionLevel is the default Deflate level. Go's level 5 is within about 1% of the
-// CLI's zips in size and markedly faster than level 6; level 4 is about a third faster
-// again for about 4% more bytes.
-const CompressionLevel = 5
+// CompressionLevel is the default Deflate level. Levels are those of
+// github.com/klauspost/compress/flate, which finds matches faster than the standard
+// library's at the same ratio: its level 7 gives bundles the size of the standard library's
+// level 5 (within 0.6%) for about a quarter less CPU, and is within 2% of the CLI's zips;
+// level 8 matches the CLI's size (within 0.2%) at about the CPU of the standard library's
+// level 5; level 5 is about a third faster than 7 for 3 to 5% more bytes.
+const CompressionLevel = 7
 
 // Incompressible data (fonts, images, already-compressed files) is detected from a sample
 // and written as Deflate "stored" blocks (still method Deflate, which ZipInputStream needs),
@@ -402,10 +405,13 @@ func (c *compressor) compress(ctx context.Context, j *job) result {
 		if _, err := f.ReadAt(d, j.off-int64(len(d))); err != nil {
 			return fail(err)
 		}
-		fw, _ = flate.NewWriterDict(&out, c.level, d)
-	default:
 		fw = c.fw
-		fw.Reset(&out)
+		fw.ResetDict(&out, d)
+	default:
+		// ResetDict, not Reset: Reset would prime the window with the previous chunk's
+		// dictionary, which the reader does not have.
+		fw = c.fw
+		fw.ResetDict(&out, nil)
 	}
 	if _, err := fw.Write(in); err != nil {
 		return fail(err)

@@ -4,11 +4,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDeviceRateLimitInvalidID: device ids the decision refuses (too long, not printable
-// ASCII) create no bucket of their own: they share one per app, so the limiter's keys stay
-// at most app + 129 bytes however long the posted ids are.
+// ASCII) create no bucket of their own: they share one per app, so made-up ids cannot grow
+// the limiter.
 func TestDeviceRateLimitInvalidID(t *testing.T) {
 	t.Parallel()
 	st := openBolt(t)
@@ -23,21 +24,49 @@ func TestDeviceRateLimitInvalidID(t *testing.T) {
 	if w := do(t, h, http.MethodPost, "/updates", info(map[string]any{"device_id": valid})); w.Code != http.StatusOK {
 		t.Fatalf("valid device = %d", w.Code)
 	}
-	var keys []string
+	n := 0
 	for i := range s.deviceLimiter.shards {
 		sh := &s.deviceLimiter.shards[i]
 		sh.mu.Lock()
-		for k := range sh.buckets {
-			keys = append(keys, k)
-		}
+		n += len(sh.full)
 		sh.mu.Unlock()
 	}
-	if len(keys) != 2 {
-		t.Errorf("%d device buckets %q, want 2 (the valid device and one shared by invalid ids)", len(keys), keys)
+	if n != 2 {
+		t.Errorf("%d device buckets, want 2 (the valid device and one shared by invalid ids)", n)
 	}
-	for _, k := range keys {
-		if len(k) > len(testApp)+1+128 {
-			t.Errorf("bucket key of %d bytes, want at most %d", len(k), len(testApp)+1+128)
+}
+
+// TestRateLimiterBucket: a bucket holds burst tokens, refills at the limit, says how long
+// until the next token, and is evicted once it has refilled completely.
+func TestRateLimiterBucket(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	rl := newRateLimiter(0.5, 3, func() time.Time { return now })
+	for i := range 3 {
+		if _, ok := rl.allow("a"); !ok {
+			t.Fatalf("request %d refused within the burst", i+1)
 		}
+	}
+	wait, ok := rl.allow("a")
+	if ok || wait != 2*time.Second {
+		t.Fatalf("4th request = (%v, %v), want refused with a 2s wait", wait, ok)
+	}
+	if _, ok := rl.allow("b"); !ok {
+		t.Fatal("another key shares the first key's bucket")
+	}
+	now = now.Add(time.Second)
+	if wait, ok := rl.allow("a"); ok || wait != time.Second {
+		t.Fatalf("after 1s = (%v, %v), want refused with a 1s wait", wait, ok)
+	}
+	now = now.Add(time.Second)
+	if _, ok := rl.allow("a"); !ok {
+		t.Fatal("refused after a token refilled")
+	}
+	if n := rl.sweep(); n != 1 {
+		t.Fatalf("sweep kept %d buckets, want 1 (b took one token 2s ago: full again)", n)
+	}
+	now = now.Add(6 * time.Second) // a's bucket is full again too
+	if n := rl.sweep(); n != 0 {
+		t.Fatalf("sweep kept %d buckets, want 0", n)
 	}
 }

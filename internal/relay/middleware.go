@@ -205,8 +205,7 @@ func (s *Server) tooMany(c *gin.Context, wait time.Duration, what string) {
 
 // deviceAllowed takes a token from the device's bucket, or answers 429 and returns false.
 // Device ids that are not valid (see channel.ValidDeviceID; the update decision refuses them) share
-// one bucket per app, so a flood of made-up long ids neither creates a bucket each nor
-// makes keys longer than app + 129 bytes.
+// one bucket per app, so a flood of made-up ids does not create a bucket each.
 func (s *Server) deviceAllowed(c *gin.Context, app, device string) bool {
 	if s.deviceLimiter == nil {
 		return true

@@ -96,14 +96,14 @@ func TestRateLimit(t *testing.T) {
 	if w := post("203.0.113.1"); w.Code != http.StatusOK {
 		t.Errorf("after a token refilled = %d, want 200", w.Code)
 	}
-	// Idle buckets are evicted.
-	// Buckets are evicted once they have refilled (burst/limit = 1.5 s idle).
-	if n := s.limiter.sweep(); n != 2 {
-		t.Errorf("buckets right after use = %d, want 2", n)
+	// Buckets are evicted once they have refilled: 203.0.113.2 took one token 600 ms ago
+	// (one every 500 ms), so only 203.0.113.1's remains.
+	if n := s.limiter.sweep(); n != 1 {
+		t.Errorf("buckets right after use = %d, want 1", n)
 	}
-	clock.Add(int64(s.limiter.idle + time.Millisecond))
+	clock.Add(int64(time.Duration(s.limiter.span) + time.Millisecond))
 	if n := s.limiter.sweep(); n != 0 {
-		t.Errorf("buckets after %s idle = %d, want 0", s.limiter.idle, n)
+		t.Errorf("buckets after %s idle = %d, want 0", time.Duration(s.limiter.span), n)
 	}
 	if !strings.Contains(do(t, h, http.MethodGet, "/metrics", "").Body.String(), "ferry_rate_limited_total 1") {
 		t.Error("/metrics does not count the 429")

@@ -3,44 +3,46 @@ package relay
 import (
 	"context"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
-// rateShards spreads the per-IP buckets over independently locked maps so concurrent
-// requests rarely contend.
+// rateShards spreads the buckets over independently locked maps so concurrent requests
+// rarely contend.
 const rateShards = 64
 
 // rateLimiter keeps one token bucket per key (a client IP, or an app's device). A bucket
 // idle for long enough to have refilled completely carries no information (a new bucket
 // is the same), so sweep evicts it: the memory held is bounded by the keys seen in the last
 // burst/limit seconds, not by every key ever seen.
+//
+// Each bucket is one int64 stored by value under the key's 64-bit hash, with no pointer
+// for the collector to follow: the time at which the bucket will be full again (the
+// generic cell rate algorithm's "theoretical arrival time", which carries the same
+// information as a token count and the time it was taken). That is 16 bytes of map slot
+// per active key. Two keys whose hashes collide (odds about n²/2⁶⁵ for n keys, with a
+// seed drawn per process) would share a bucket.
 type rateLimiter struct {
-	limit  rate.Limit
-	burst  int
-	idle   time.Duration // burst/limit: a bucket idle this long is full again
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [rateShards]rateShard
+	interval int64 // nanoseconds per token
+	span     int64 // burst × interval: how far ahead of now a full bucket's time may be
+	now      func() time.Time
+	seed     maphash.Seed
+	shards   [rateShards]rateShard
 }
 
 type rateShard struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
+	mu sync.Mutex
+	// full maps a key's hash to the Unix nanosecond at which its bucket is full again;
+	// a bucket at or past that time is full and is dropped by sweep.
+	full map[uint64]int64
 }
 
 func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLimiter {
-	idle := time.Duration(float64(burst) / perSecond * float64(time.Second))
-	rl := &rateLimiter{limit: rate.Limit(perSecond), burst: burst, idle: max(idle, time.Second), now: now, seed: maphash.MakeSeed()}
+	interval := int64(math.Round(float64(time.Second) / perSecond))
+	rl := &rateLimiter{interval: interval, span: int64(burst) * interval, now: now, seed: maphash.MakeSeed()}
 	for i := range rl.shards {
-		rl.shards[i].buckets = make(map[string]*bucket)
+		rl.shards[i].full = make(map[uint64]int64)
 	}
 	return rl
 }
@@ -48,41 +50,36 @@ func newRateLimiter(perSecond float64, burst int, now func() time.Time) *rateLim
 // allow takes one token for key. When none is available it returns false and how long
 // until one will be.
 func (rl *rateLimiter) allow(key string) (wait time.Duration, ok bool) {
-	now := rl.now()
-	sh := &rl.shards[maphash.String(rl.seed, key)%rateShards]
+	if rl.span < rl.interval {
+		return time.Second, false // a bucket that can never hold a token
+	}
+	now := rl.now().UnixNano()
+	h := maphash.String(rl.seed, key)
+	sh := &rl.shards[h%rateShards]
 	sh.mu.Lock()
-	b := sh.buckets[key]
-	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(rl.limit, rl.burst)}
-		sh.buckets[key] = b
+	defer sh.mu.Unlock()
+	full := max(sh.full[h], now) // a missing or refilled bucket is full now
+	next := full + rl.interval   // taking a token delays "full" by one interval
+	if over := next - now - rl.span; over > 0 {
+		return time.Duration(over), false
 	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	sh.mu.Unlock()
-	if !r.OK() {
-		return time.Second, false
-	}
-	d := r.DelayFrom(now)
-	if d == 0 {
-		return 0, true
-	}
-	r.CancelAt(now)
-	return d, false
+	sh.full[h] = next
+	return 0, true
 }
 
 // sweep drops buckets that have refilled completely and returns how many remain.
 func (rl *rateLimiter) sweep() int {
-	cutoff := rl.now().Add(-rl.idle)
+	now := rl.now().UnixNano()
 	n := 0
 	for i := range rl.shards {
 		sh := &rl.shards[i]
 		sh.mu.Lock()
-		for k, b := range sh.buckets {
-			if b.seen.Before(cutoff) {
-				delete(sh.buckets, k)
+		for k, full := range sh.full {
+			if full <= now {
+				delete(sh.full, k)
 			}
 		}
-		n += len(sh.buckets)
+		n += len(sh.full)
 		sh.mu.Unlock()
 	}
 	return n
