@@ -482,9 +482,13 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 		t.Parallel()
 		var calls atomic.Int32
 		stand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/bundles" {
+				http.NotFound(w, r) // a relay older than the preflight endpoint
+				return
+			}
 			body, _ := io.ReadAll(r.Body)
 			ts := r.Header.Get(relayclient.HeaderTimestamp)
-			if r.URL.Path != "/api/v1/bundles" || r.Header.Get(relayclient.HeaderSignature) != relaytest.HMACSignature(hmacSecret, ts, body) {
+			if r.Header.Get(relayclient.HeaderSignature) != relaytest.HMACSignature(hmacSecret, ts, body) {
 				http.Error(w, `{"error":"bad_signature"}`, http.StatusUnauthorized)
 				return
 			}
@@ -527,8 +531,9 @@ func TestRegistrationRetriesAndConflicts(t *testing.T) {
 				first = res.outputs["checksum"]
 				continue
 			}
-			if res.code != 1 || !strings.Contains(res.stdout, "version_conflict") || !strings.Contains(res.stdout, "publish a new version") {
-				t.Errorf("second publish: exit %d, want 1 with a conflict explanation:\n%s", res.code, res.stdout)
+			if res.code != 1 || !strings.Contains(res.stdout, "version_conflict") || !strings.Contains(res.stdout, "publish a new version") ||
+				!strings.Contains(res.stdout, "Nothing was uploaded") {
+				t.Errorf("second publish: exit %d, want 1 with a conflict explanation from the preflight:\n%s", res.code, res.stdout)
 			}
 		}
 		if b := relay.bundle(t, "2.0.0"); b == nil || b.Checksum != first {

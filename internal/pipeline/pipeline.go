@@ -189,6 +189,16 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 
+	// Preflight: ask the relay whether it will accept the registration before anything
+	// leaves the machine (a signature is public too: keyless signing logs it in Rekor).
+	if c.RelayURL != "" {
+		if err := p.stage(res, "Preflight", func() (string, error) {
+			return p.preflight(ctx, res)
+		}); err != nil {
+			return res, err
+		}
+	}
+
 	// 2. Sign, and verify before publishing.
 	var sigJSON, provJSON []byte
 	if c.Signing != signingNone {
@@ -533,34 +543,18 @@ func (r *Result) Bundle(c *Config) *channel.Bundle {
 func (p *Pipeline) register(ctx context.Context, res *Result) (string, error) {
 	c := p.Config
 	b := res.Bundle(c)
-	opts := relayclient.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}, UserAgent: p.UserAgent, Logger: p.Log,
-		RetryBackoff: time.Second, RetryMaxWait: 30 * time.Second}
-	if c.RelaySecret != "" {
-		opts.HMACSecret = []byte(c.RelaySecret)
-	} else {
-		opts.IDToken = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
-	}
-	if d, err := time.ParseDuration(p.Getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
-		opts.RetryBackoff = d
-	}
 	timeout := 5 * time.Minute
 	if d, err := time.ParseDuration(p.Getenv("FERRY_REGISTER_TIMEOUT")); err == nil && d > 0 {
 		timeout = d
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	relay, err := relayclient.New(c.RelayURL, opts)
+	relay, err := p.relayClient()
 	if err != nil {
 		return "", err
 	}
 	reg, err := relay.RegisterBundle(ctx, b)
-	if errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}) {
-		return "", fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
-	}
-	if errors.Is(err, &relayclient.Error{Code: "bad_signature"}) && c.RelaySecret != "" {
-		return "", fmt.Errorf("%w\nThe relay refused the HMAC signature: the action's relay-secret must equal the relay's FERRY_HMAC_SECRET (check both for stray spaces or newlines), and the runner's clock must be within 5 minutes of the relay's.", err) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
-	}
-	if err != nil {
+	if err := explainRefusal(c, err); err != nil {
 		return "", err
 	}
 	res.reg = reg
@@ -581,6 +575,81 @@ func (p *Pipeline) register(ctx context.Context, res *Result) (string, error) {
 		state += ", " + reg.Reason
 	}
 	return state, nil
+}
+
+// preflight asks the relay to run the registration's checks on the packaged bundle, so a
+// wrong app id, secret, channel or rule, or a version registered with other content, fails
+// before anything is uploaded. A relay without the endpoint, or one that is down for a
+// moment, only earns a warning: the registration checks everything again and retries.
+func (p *Pipeline) preflight(ctx context.Context, res *Result) (string, error) {
+	c := p.Config
+	relay, err := p.relayClient()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pf, err := relay.Preflight(ctx, &relayclient.PreflightRequest{
+		AppID: c.AppID, Version: c.Version, Checksum: res.pk.Checksum, Commit: c.SHA, Ref: c.Ref,
+		Repository: c.Repository, Channel: c.Channel, Native: c.Native, RegisterOnly: c.RegisterOnly,
+	})
+	var re *relayclient.Error
+	switch {
+	case errors.Is(err, relayclient.ErrPreflightUnsupported):
+		p.UI.Warn("the relay has no preflight endpoint (an older relay): the registration is checked only after the upload. Upgrade the relay to catch a wrong app id, secret or channel before anything is uploaded.")
+		return "skipped: the relay does not support it", nil
+	case err != nil && !errors.Is(err, relayclient.ErrUnreachable) && (!errors.As(err, &re) || re.Temporary()):
+		p.UI.Warn("preflight did not get an answer (" + err.Error() + "); publishing anyway, the registration retries")
+		return "skipped: no answer", nil
+	case err != nil:
+		if err := explainRefusal(c, err); err != nil {
+			return "", fmt.Errorf("%w\nNothing was uploaded.", err) //nolint:staticcheck // ST1005: a paragraph for the job log
+		}
+	}
+	detail := "the relay will accept version " + c.Version
+	switch {
+	case pf.Registered:
+		detail += " (already registered with this content: a re-run)"
+	case pf.Channel != "" && pf.Reason == "":
+		detail += " for channel " + pf.Channel
+	}
+	if pf.Reason != "" {
+		detail += "; " + pf.Reason
+	}
+	return detail, nil
+}
+
+// explainRefusal adds what to do to the relay's refusals a publisher can fix; nil stays nil.
+func explainRefusal(c *Config, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, &relayclient.Error{StatusCode: http.StatusConflict}):
+		return fmt.Errorf("%w\nThe relay already has version %s of %s with another checksum. Bundles are immutable: publish a new version (bump the version input or push a new tag).", err, c.Version, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
+	case errors.Is(err, &relayclient.Error{Code: "bad_signature"}) && c.RelaySecret != "":
+		return fmt.Errorf("%w\nThe relay refused the HMAC signature: the action's relay-secret must equal the relay's FERRY_HMAC_SECRET (check both for stray spaces or newlines), and the runner's clock must be within 5 minutes of the relay's.", err) //nolint:staticcheck // ST1005: a paragraph for the job log, not a wrap
+	case errors.Is(err, &relayclient.Error{Code: "app_not_found"}):
+		return fmt.Errorf("%w\nCheck the app-id input (%q): it must be one of the apps in the relay's configuration.", err, c.AppID) //nolint:staticcheck // ST1005: a paragraph for the job log
+	case errors.Is(err, &relayclient.Error{Code: "no_matching_rule"}):
+		return fmt.Errorf("%w\nSet register-only: true if a tag push promotes this build later.", err) //nolint:staticcheck // ST1005: a paragraph for the job log
+	}
+	return err
+}
+
+// relayClient returns a client of the relay with the registration's credentials.
+func (p *Pipeline) relayClient() (*relayclient.Client, error) {
+	c := p.Config
+	opts := relayclient.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second}, UserAgent: p.UserAgent, Logger: p.Log,
+		RetryBackoff: time.Second, RetryMaxWait: 30 * time.Second}
+	if c.RelaySecret != "" {
+		opts.HMACSecret = []byte(c.RelaySecret)
+	} else {
+		opts.IDToken = func(ctx context.Context) (string, error) { return p.idToken(ctx, c.Audience) }
+	}
+	if d, err := time.ParseDuration(p.Getenv("FERRY_REGISTER_BACKOFF")); err == nil && d > 0 {
+		opts.RetryBackoff = d
+	}
+	return relayclient.New(c.RelayURL, opts)
 }
 
 // checkLanded fails a registration that put the bundle on no channel (no rule matches the

@@ -71,18 +71,12 @@ func (c *Client) postBundle(ctx context.Context, body []byte) (*Registration, er
 	if err != nil {
 		return nil, &permanentError{err}
 	}
-	switch {
-	case len(c.opts.HMACSecret) > 0:
-		SetSignature(req.Header, c.opts.HMACSecret, time.Now(), body)
-	case c.opts.IDToken != nil:
-		tok, err := c.opts.IDToken(ctx)
-		if err != nil {
-			// The runner's token endpoint can fail for a moment: retry within the deadline.
-			return nil, fmt.Errorf("get OIDC token for the relay: %w", err)
+	if err := c.authorizeRegistration(ctx, req, body); err != nil {
+		if errors.Is(err, errNoCredentials) {
+			return nil, &permanentError{err}
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	default:
-		return nil, &permanentError{errNoCredentials}
+		// The runner's token endpoint can fail for a moment: retry within the deadline.
+		return nil, err
 	}
 	var reg Registration
 	err = c.do(req, &reg)
@@ -99,4 +93,22 @@ func (c *Client) postBundle(ctx context.Context, body []byte) (*Registration, er
 	default:
 		return nil, err
 	}
+}
+
+// authorizeRegistration signs req (whose body is body) with the HMAC secret, or sets the
+// bearer token Options.IDToken returns; errNoCredentials when there is neither.
+func (c *Client) authorizeRegistration(ctx context.Context, req *http.Request, body []byte) error {
+	switch {
+	case len(c.opts.HMACSecret) > 0:
+		SetSignature(req.Header, c.opts.HMACSecret, time.Now(), body)
+	case c.opts.IDToken != nil:
+		tok, err := c.opts.IDToken(ctx)
+		if err != nil {
+			return fmt.Errorf("get OIDC token for the relay: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	default:
+		return errNoCredentials
+	}
+	return nil
 }

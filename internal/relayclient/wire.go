@@ -10,6 +10,9 @@ import (
 const (
 	// BundlesPath is where bundles are registered (POST, a channel.Bundle).
 	BundlesPath = "/api/v1/bundles"
+	// PreflightPath checks a registration before its files are uploaded (POST, a
+	// [PreflightRequest]); it changes nothing.
+	PreflightPath = "/api/v1/bundles/preflight"
 	// AppsPath is the prefix of the admin API: AppsPath + "/{app}/…".
 	AppsPath = "/api/v1/apps"
 )
@@ -30,6 +33,52 @@ type Registration struct {
 	// PendingApplied lists the channels promoted to the bundle by tag pushes that had
 	// been waiting for it.
 	PendingApplied []string `json:"pending_applied,omitempty"`
+}
+
+// PreflightRequest is the body of POST /api/v1/bundles/preflight: what the registration of
+// a packaged but not yet uploaded bundle will carry, as far as the relay can check it
+// before any file exists. It is authenticated exactly as the registration will be (an
+// HMAC over this body, an OIDC token or a publisher API token).
+type PreflightRequest struct {
+	AppID   string `json:"app_id"`
+	Version string `json:"version"`
+	// Checksum is the checksum the registration will carry (channel.Bundle.Checksum): the
+	// relay refuses a version it already has with another one.
+	Checksum string `json:"checksum"`
+	// Commit, Ref and Repository are as in channel.Bundle: an OIDC token's claims replace
+	// them, HMAC and API token registrations need Commit.
+	Commit     string `json:"commit,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	// Channel is the explicit channel the registration will name, if any.
+	Channel string `json:"channel,omitempty"`
+	// Native is the bundle's native version range, if any.
+	Native string `json:"native,omitempty"`
+	// RegisterOnly says the publisher means to register a bundle that no channel takes (a
+	// tag push promotes it later): a ref that matches no rule is then not refused.
+	RegisterOnly bool `json:"register_only,omitempty"`
+}
+
+// Preflight is the answer to a preflight the registration would pass. A registration it
+// would refuse is answered as the registration would be (401, 403, 404 app_not_found, 400
+// channel_not_found, 409 version_conflict), or 422 no_matching_rule when the ref maps to no
+// configured channel and RegisterOnly is false.
+type Preflight struct {
+	App     string `json:"app"`
+	Version string `json:"version"`
+	// Ref and Commit are what the registration will be recorded with (an OIDC token's).
+	Ref    string `json:"ref,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	// Registered is true when the relay already has this version with this checksum: the
+	// registration will be an idempotent re-run.
+	Registered bool `json:"registered"`
+	// Channel is the channel the registration targets (the explicit one, or the first rule
+	// matching the ref); empty when none.
+	Channel string `json:"channel,omitempty"`
+	// Reason says why the registration would move no channel, when that is already known
+	// (no rule with register-only, a pull request, an explicit channel the ref may not
+	// name). A channel that already serves the version is known only at registration.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ErrorBody is the body of every refusal: {"error": code, "message": text}. The relay's

@@ -75,12 +75,12 @@ func (p *principal) actor(repository, ip string) *channel.Actor {
 	return &channel.Actor{Kind: "ci", ID: p.RunID, Name: repository, Workflow: p.Workflow, IP: ip}
 }
 
-// authenticateRegistration checks the registration's credentials and returns the raw
-// body, which it reads (bounded by [MaxRegistrationBody]) only once whatever can be checked
+// authenticateRegistration checks the registration's (or preflight's) credentials and
+// returns the raw body, which it reads (bounded by limit) only once whatever can be checked
 // without it passed: an OIDC token or an API token is verified before the body is read, an
 // HMAC timestamp is checked before and the signature after. It never parses the body; which
 // apps the credential may register for is checked once the body names the app.
-func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, error) {
+func (a *API) authenticateRegistration(c *gin.Context, limit int64) (*principal, []byte, error) {
 	authz := c.GetHeader("Authorization")
 	sig := c.GetHeader(relayclient.HeaderSignature)
 	switch {
@@ -94,7 +94,7 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 			if err != nil {
 				return nil, nil, err
 			}
-			body, err := readBody(c, MaxRegistrationBody)
+			body, err := readBody(c, limit)
 			return &principal{Method: "token", token: p}, body, err
 		}
 		if a.oidc == nil {
@@ -104,7 +104,7 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		if err != nil {
 			return nil, nil, err
 		}
-		body, err := readBody(c, MaxRegistrationBody)
+		body, err := readBody(c, limit)
 		return who, body, err
 	case sig != "":
 		if len(a.hmacKeys) == 0 {
@@ -114,7 +114,7 @@ func (a *API) authenticateRegistration(c *gin.Context) (*principal, []byte, erro
 		if err := checkTimestamp(ts, a.now()); err != nil {
 			return nil, nil, err
 		}
-		body, err := readBody(c, MaxRegistrationBody)
+		body, err := readBody(c, limit)
 		if err != nil {
 			return nil, nil, err
 		}

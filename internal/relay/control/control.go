@@ -272,6 +272,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 // Mount registers the control plane's routes on r:
 //
 //	POST   /api/v1/bundles                                 registration (OIDC, HMAC or a publisher token)
+//	POST   /api/v1/bundles/preflight                       a registration's checks, changing nothing
 //	POST   /webhooks/github                                GitHub webhooks
 //	POST   /api/v1/tokens                                  create an API token
 //	GET    /api/v1/tokens                                  list the tokens the caller may manage
@@ -294,6 +295,7 @@ func New(ctx context.Context, opts Options) (*API, error) {
 // and its process-wide body budget before they run.
 func (a *API) Mount(r gin.IRouter) {
 	r.POST("/api/v1/bundles", a.handle(a.register))
+	r.POST("/api/v1/bundles/preflight", a.handle(a.preflight))
 	r.POST("/webhooks/github", a.handle(a.webhook))
 	a.mountAdmin(r)
 	a.mountTokens(r)
@@ -302,7 +304,7 @@ func (a *API) Mount(r gin.IRouter) {
 
 // BodyLimit returns the largest request body the route template accepts:
 // [MaxRegistrationBody] for registrations, [MaxWebhookBody] for webhooks and
-// [MaxAdminBody] for the admin API. The relay calls it to refuse longer declared bodies
+// [MaxAdminBody] for preflights and the admin API. The relay calls it to refuse longer declared bodies
 // before they are read (relay.BodyLimiter).
 func (a *API) BodyLimit(route string) int64 {
 	switch route {

@@ -36,7 +36,7 @@ func (a *API) register(c *gin.Context) (err error) {
 		a.metrics.registrations.WithLabelValues(result).Inc()
 	}()
 	ctx := c.Request.Context()
-	who, body, err := a.authenticateRegistration(c)
+	who, body, err := a.authenticateRegistration(c, MaxRegistrationBody)
 	if err != nil {
 		return err
 	}
