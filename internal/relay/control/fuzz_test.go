@@ -219,3 +219,33 @@ func FuzzOIDCPrecheck(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePreflight feeds arbitrary preflight bodies to the strict parser: it must never
+// panic, what it accepts must hold a valid version and checksum, and it must be accepted
+// unchanged after a JSON round trip.
+func FuzzParsePreflight(f *testing.F) {
+	f.Add([]byte(`{"app_id":"com.example.app","version":"1.0.0","checksum":"` + strings.Repeat("a", 64) + `","commit":"` + commitA + `","ref":"refs/heads/main"}`))
+	f.Add([]byte(`{"app_id":"com.example.app","version":"1.0.0","checksum":"` + strings.Repeat("b", 512) + `","channel":"beta","native":">=2","register_only":true}`))
+	f.Add([]byte(`{"app_id":"a","version":"1","checksum":"x","unknown":1}`))
+	f.Add([]byte(`{"app_id":"a"} {"app_id":"b"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := parsePreflight(body)
+		if err != nil {
+			return
+		}
+		if err := validVersion(r.Version); err != nil {
+			t.Fatalf("accepted a preflight with an invalid version %q: %v", r.Version, err)
+		}
+		if !isHex(r.Checksum, 64) && !isHex(r.Checksum, 512) {
+			t.Fatalf("accepted a preflight with checksum %q", r.Checksum)
+		}
+		again, err := parsePreflight(mustJSON(t, r))
+		if err != nil {
+			t.Fatalf("round trip of an accepted preflight refused: %v", err)
+		}
+		if diff := cmp.Diff(r, again); diff != "" {
+			t.Fatalf("round trip changed the preflight (-first +second):\n%s", diff)
+		}
+	})
+}
