@@ -172,10 +172,18 @@ func TestGitHubReleaseKeylessOIDC(t *testing.T) {
 	want := &channel.Bundle{AppID: testApp, Version: "1.2.3", URL: out["bundle-url"], Checksum: out["checksum"], SHA256: out["sha256"],
 		Size: int64(len(enc)), SessionKey: out["session-key"], KeyID: out["key-id"], Commit: commitA, Ref: ref,
 		SignatureURL: out["signature-url"], ProvenanceURL: out["provenance-url"], Repository: testRepo, CreatedAt: got.CreatedAt}
+	// The registration carries what the pipeline's verify-before-publish found.
+	if s := got.Signature; s == nil || s.Mode != "keyless" || s.Identity != "https://github.com/"+testRepo+"/.github/workflows/release.yml@"+ref ||
+		s.Issuer != iss.URL || s.LogIndex == nil || s.IntegratedTime.IsZero() || !s.Verified {
+		t.Errorf("registered signature facts = %+v, want keyless by the release workflow at %s, issuer %s, with a verified log entry", s, ref, iss.URL)
+	} else {
+		want.Signature = got.Signature
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("registered bundle (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"sigstore", "sigstore", audience}, iss.Audiences()); diff != "" {
+	// One token for the relay's preflight before signing, two for Sigstore, one to register.
+	if diff := cmp.Diff([]string{audience, "sigstore", "sigstore", audience}, iss.Audiences()); diff != "" {
 		t.Errorf("OIDC audiences requested (-want +got):\n%s", diff)
 	}
 
@@ -193,7 +201,7 @@ func TestGitHubReleaseKeylessOIDC(t *testing.T) {
 	if !strings.Contains(res.stdout, "::add-mask::"+gh.Token) {
 		t.Error("github-token was not masked")
 	}
-	for _, g := range []string{"::group::Package", "::group::Sign", "::group::Publish", "::group::Register"} {
+	for _, g := range []string{"::group::Package", "::group::Preflight", "::group::Sign", "::group::Publish", "::group::Register"} {
 		if !strings.Contains(res.stdout, g) {
 			t.Errorf("stdout lacks %q", g)
 		}

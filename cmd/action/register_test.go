@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -82,9 +83,10 @@ func TestRegisterRetriesOIDCToken(t *testing.T) {
 	})
 }
 
-// TestRegisterNoRuleFails: a build whose ref no rule of the relay matches is registered
-// but ships nowhere, so the run fails with an annotation listing the relay's rules, unless
-// register-only says that is intended (a tag push promotes it later).
+// TestRegisterNoRuleFails: a build whose ref no rule of the relay matches would ship
+// nowhere, so the run fails at the relay's preflight, before any upload, with an annotation
+// listing the relay's rules, unless register-only says that is intended (a tag push promotes
+// it later).
 func TestRegisterNoRuleFails(t *testing.T) {
 	t.Parallel()
 	actionBin, relayBin := buildBinaries(t)
@@ -103,11 +105,15 @@ func TestRegisterNoRuleFails(t *testing.T) {
 			t.Errorf("register-only=%q: exit %d, want %d", tc.registerOnly, res.code, tc.wantCode)
 		}
 		if tc.wantCode == 1 {
-			for _, want := range []string{"::error", "no channel serves it", `no rule of the app matches the ref "refs/heads/feature"`,
-				"its rules: refs/heads/main → beta, refs/tags/v* → production", "register-only: true"} {
+			// The relay's preflight refuses the run before anything is uploaded.
+			for _, want := range []string{"::error", "no channel would serve it", `no rule of the app matches the ref "refs/heads/feature"`,
+				"its rules: refs/heads/main → beta, refs/tags/v* → production", "register-only: true", "Nothing was uploaded"} {
 				if !strings.Contains(res.stdout, want) {
 					t.Errorf("annotation lacks %q:\n%s", want, res.stdout)
 				}
+			}
+			if entries, err := os.ReadDir(filepath.Join(r.dir, "b")); err == nil && len(entries) > 0 {
+				t.Errorf("the refused run uploaded %d files", len(entries))
 			}
 		}
 	}
