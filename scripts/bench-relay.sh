@@ -48,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. scripts/bench-lib.sh
 wait_http() { for _ in $(seq 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 closed" >&2; return 1; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -61,32 +61,8 @@ echo "building relay and baseline..." >&2
 CGO_ENABLED=0 go build -trimpath -o "$work/relay" ./cmd/relay
 CGO_ENABLED=0 go build -trimpath -o "$work/minimal" ./internal/relay/testdata/bench/minimal.go
 
-cat >"$work/bench.yaml" <<EOF
-apps:
-  - id: $APP
-    repository: acme/bench-app
-    default_channel: production
-    channels:
-      production: { public: true }
-      beta: { allow_device_self_set: true }
-      canary: { allow_device_self_set: true }
-    rules:
-      - { ref: refs/heads/main, channel: beta }
-      - { ref: refs/heads/canary, channel: canary }
-      - { ref: "refs/tags/v*", channel: production }
-EOF
+write_bench_config "$work/bench.yaml"
 
-# register VERSION REF: a bundle registration signed with the HMAC secret.
-register() {
-  local base=$1 version=$2 ref=$3 sum body ts sig
-  sum=$(printf '%s' "$version" | sha256sum | cut -d' ' -f1)
-  body=$(printf '{"app_id":"%s","version":"%s","url":"https://cdn.example.com/bench/%s.zip","checksum":"%s","sha256":"%s","size":123456,"commit":"%s","ref":"%s"}' \
-    "$APP" "$version" "$version" "$sum" "$sum" "$(printf '%s' "$version" | sha1sum | cut -d' ' -f1)" "$ref")
-  ts=$(date +%s)
-  sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$HMAC_SECRET" -r | cut -d' ' -f1)
-  curl -fsS -o /dev/null -X POST "$base/api/v1/bundles" -H 'Content-Type: application/json' \
-    -H "X-Ferry-Timestamp: $ts" -H "X-Ferry-Signature-256: sha256=$sig" --data "$body"
-}
 
 seed() {
   local base=$1
