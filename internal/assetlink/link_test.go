@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,19 +12,6 @@ import (
 )
 
 const repo = "acme/mobile-app"
-
-// clock is a settable clock shared by the fake and the linker.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func privateRelease(t *testing.T) (*publishtest.GitHub, int64) {
 	t.Helper()
@@ -56,9 +42,9 @@ func get(t *testing.T, u string, hdr http.Header) (int, string) {
 func TestLinkToken(t *testing.T) {
 	t.Parallel()
 	gh, id := privateRelease(t)
-	c := &clock{t: time.Now()}
-	gh.Now = c.now
-	l, err := assetlink.New(repo, assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: c.now})
+	c := publishtest.NewClock(time.Now())
+	gh.Now = c.Now
+	l, err := assetlink.New(repo, assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,13 +52,13 @@ func TestLinkToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Link: %v", err)
 	}
-	if want := c.now().Truncate(time.Second).Add(5 * time.Minute); !link.Expires.Equal(want) {
+	if want := c.Now().Truncate(time.Second).Add(5 * time.Minute); !link.Expires.Equal(want) {
 		t.Errorf("Expires = %v, want %v (X-Amz-Date + X-Amz-Expires of the fake)", link.Expires, want)
 	}
 	if code, body := get(t, link.URL, http.Header{"Range": {"bytes=4-"}}); code != http.StatusPartialContent || body != "456789" {
 		t.Errorf("GET Range bytes=4- = %d %q, want 206 \"456789\"", code, body)
 	}
-	c.add(5*time.Minute + time.Second)
+	c.Add(5*time.Minute + time.Second)
 	if code, _ := get(t, link.URL, nil); code != http.StatusForbidden {
 		t.Errorf("GET after expiry = %d, want 403", code)
 	}

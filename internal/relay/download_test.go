@@ -16,17 +16,29 @@ import (
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 )
 
-// testClock is a settable clock the relay and the fake GitHub share.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// herd sends n concurrent downloads of the bundle's archive, without following redirects,
+// and returns each one's Location ("" for an answer other than 302).
+func (r *privateRig) herd(t *testing.T, n int) []string {
+	t.Helper()
+	locs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := noFollow.Get(r.srv.URL + archivePath)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusFound {
+				locs[i] = resp.Header.Get("Location")
+			}
+		}()
+	}
+	wg.Wait()
+	return locs
 }
 
 // privateRig is a relay serving a bundle of a private repository's release, registered and
@@ -34,7 +46,7 @@ func (c *testClock) add(d time.Duration) {
 type privateRig struct {
 	gh    *publishtest.GitHub
 	srv   *httptest.Server
-	clock *testClock
+	clock *publishtest.Clock
 	st    interface {
 		PutBundle(context.Context, *channel.Bundle, *channel.AuditEntry) (*channel.Bundle, bool, error)
 	}
@@ -49,15 +61,15 @@ func newPrivateRigWith(t *testing.T, app bool) *privateRig {
 	t.Helper()
 	gh := publishtest.NewGitHub(t, "acme/mobile-app")
 	gh.Private = true
-	clock := &testClock{t: time.Now()}
-	gh.Now = clock.now
+	clock := publishtest.NewClock(time.Now())
+	gh.Now = clock.Now
 	content := []byte(strings.Repeat("encrypted bundle bytes ", 100))
 	gh.AddRelease("v3.0.0", false)
 	gh.AddAsset("v3.0.0", "app-3.0.0.zip", content)
 	gh.AddAsset("v3.0.0", "app-3.0.0.zip.sigstore.json", []byte("{}"))
 	assets := gh.Releases()[0].Assets
 
-	lo := assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: clock.now}
+	lo := assetlink.Options{Token: gh.Token, APIURL: gh.URL, Now: clock.Now}
 	if app {
 		appID, inst, key := gh.InstallApp(t)
 		gh.InstallationTokenLifetime = 62 * time.Second
@@ -72,7 +84,7 @@ func newPrivateRigWith(t *testing.T, app bool) *privateRig {
 	var srv *httptest.Server
 	s := newServer(t, st, func(o *Options) {
 		o.RateLimit = -1
-		o.Now = clock.now
+		o.Now = clock.Now
 		o.Links = map[string]LinkFunc{testApp: func(ctx context.Context, id int64) (string, time.Time, error) {
 			link, err := l.Link(ctx, id)
 			if err != nil {
@@ -142,24 +154,7 @@ func TestDownloadHerd(t *testing.T) {
 	t.Parallel()
 	r := newPrivateRig(t)
 	const n = 1000
-	locs := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := noFollow.Get(r.srv.URL + archivePath)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusFound {
-				locs[i] = resp.Header.Get("Location")
-			}
-		}()
-	}
-	wg.Wait()
+	locs := r.herd(t, n)
 	for i, l := range locs {
 		if l == "" || l != locs[0] {
 			t.Fatalf("download %d: Location %q, want the same signed URL as the first (%q)", i, l, locs[0])
@@ -188,16 +183,16 @@ func TestDownloadExpiryRefresh(t *testing.T) {
 	t.Parallel()
 	r := newPrivateRig(t)
 	first := r.location(t, archivePath)
-	r.clock.add(4 * time.Minute)
+	r.clock.Add(4 * time.Minute)
 	if again := r.location(t, archivePath); again != first || r.gh.Requests("download-asset") != 1 {
 		t.Errorf("4 minutes in: Location changed or GitHub asked again (%d calls); want the cached URL", r.gh.Requests("download-asset"))
 	}
-	r.clock.add(40 * time.Second) // within linkMargin of the 5-minute expiry
+	r.clock.Add(40 * time.Second) // within linkMargin of the 5-minute expiry
 	second := r.location(t, archivePath)
 	if second == first || r.gh.Requests("download-asset") != 2 {
 		t.Errorf("near expiry: Location %q (first %q), %d GitHub calls; want a new URL from a second call", second, first, r.gh.Requests("download-asset"))
 	}
-	r.clock.add(time.Minute)
+	r.clock.Add(time.Minute)
 	resp, err := http.Get(first)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +247,7 @@ func TestDownloadRateLimited(t *testing.T) {
 	if got := r.check(t); got.Error != channel.CodeNoNewVersion || got.URL != "" {
 		t.Errorf("update check while paused = %+v, want no_new_version_available and no URL", got)
 	}
-	r.clock.add(11 * time.Minute)
+	r.clock.Add(11 * time.Minute)
 	if code, _ := r.get(t, archivePath); code != http.StatusFound {
 		t.Errorf("GET after the reset = %d, want 302", code)
 	}
@@ -265,30 +260,18 @@ func TestDownloadTokenExpiresMidHerd(t *testing.T) {
 	t.Parallel()
 	r := newPrivateRigWith(t, true)
 	herd := func() {
-		var wg sync.WaitGroup
-		for range 200 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := noFollow.Get(r.srv.URL + archivePath)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusFound {
-					t.Errorf("download = %d, want 302", resp.StatusCode)
-				}
-			}()
+		for _, l := range r.herd(t, 200) {
+			if l == "" {
+				t.Errorf("a download was not redirected (want 302)")
+			}
 		}
-		wg.Wait()
 	}
 	herd()
 	if tok, calls := r.gh.Requests("access-token"), r.gh.Requests("download-asset"); tok != 1 || calls != 1 {
 		t.Fatalf("first herd: %d tokens minted, %d asset calls; want 1 and 1", tok, calls)
 	}
 	time.Sleep(2500 * time.Millisecond) // the token is now within ghinstallation's refresh minute
-	r.clock.add(5 * time.Minute)        // and the signed URL expired
+	r.clock.Add(5 * time.Minute)        // and the signed URL expired
 	herd()
 	if tok, calls := r.gh.Requests("access-token"), r.gh.Requests("download-asset"); tok != 2 || calls != 2 {
 		t.Errorf("second herd: %d tokens minted, %d asset calls in all; want 2 and 2", tok, calls)
