@@ -181,8 +181,14 @@ func (c *Console) statsCSV(g *gin.Context) {
 	g.Header("Content-Disposition", `attachment; filename="ferry-stats-`+r.Name+`.csv"`)
 	w := csv.NewWriter(g.Writer)
 	_ = w.Write([]string{"start", "channel", "version", "metric", "n"})
+	// Points come sorted by start, many to a bucket: format each start once.
+	var start time.Time
+	var startText string
 	for _, p := range pts {
-		_ = w.Write([]string{p.Start.UTC().Format(time.RFC3339), csvSafe(p.Channel), csvSafe(p.Version), csvSafe(p.Metric), strconv.FormatInt(p.N, 10)})
+		if startText == "" || !p.Start.Equal(start) {
+			start, startText = p.Start, p.Start.UTC().Format(time.RFC3339)
+		}
+		_ = w.Write([]string{startText, csvSafe(p.Channel), csvSafe(p.Version), csvSafe(p.Metric), strconv.FormatInt(p.N, 10)})
 	}
 	w.Flush()
 }

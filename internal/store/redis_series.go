@@ -72,20 +72,26 @@ func (r *Redis) Series(ctx context.Context, app string, q channel.SeriesQuery) (
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, r.fail(ctx, "series of "+app, err)
 	}
+	n := 0
+	for _, g := range gets {
+		n += len(g.Val())
+	}
+	out = make([]channel.SeriesPoint, 0, n)
+	fields := newSeriesFields(q)
 	for i, g := range gets {
-		for f, v := range g.Val() {
-			ch, version, metric, ok := parseSeriesField(f)
+		for field, v := range g.Val() {
+			f, ok := fields.get([]byte(field))
 			if !ok {
-				return nil, fmt.Errorf("series of %s: malformed field %q", app, f)
+				return nil, fmt.Errorf("series of %s: malformed field %q", app, field)
 			}
-			if !seriesMatch(q, ch, version, metric) {
+			if !f.match {
 				continue
 			}
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("series of %s: count %q: %w", app, v, err)
 			}
-			out = append(out, channel.SeriesPoint{Start: starts[i], Channel: ch, Version: version, Metric: metric, N: n})
+			out = append(out, channel.SeriesPoint{Start: starts[i], Channel: f.ch, Version: f.version, Metric: f.metric, N: n})
 		}
 	}
 	sortSeries(out)

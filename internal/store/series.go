@@ -190,6 +190,39 @@ func seriesMatch(q channel.SeriesQuery, ch, version, metric string) bool {
 	return (q.Channel == "" || q.Channel == ch) && (q.Version == "" || q.Version == version) && (q.Metric == "" || q.Metric == metric)
 }
 
+// seriesFields parses the counter fields one Series call reads, once per distinct field: a
+// query over many buckets meets the same few (channel, version, metric) fields in each, so
+// the points share one copy of each string and the filter runs once per field.
+type seriesFields struct {
+	q      channel.SeriesQuery
+	parsed map[string]seriesFieldOf
+}
+
+// seriesFieldOf is one parsed field and whether it passes the query's filters.
+type seriesFieldOf struct {
+	ch, version, metric string
+	match               bool
+}
+
+func newSeriesFields(q channel.SeriesQuery) *seriesFields {
+	return &seriesFields{q: q, parsed: map[string]seriesFieldOf{}}
+}
+
+// get returns field parsed; ok is false for a field seriesField did not write.
+func (s *seriesFields) get(field []byte) (f seriesFieldOf, ok bool) {
+	if f, ok := s.parsed[string(field)]; ok {
+		return f, true
+	}
+	key := string(field)
+	ch, version, metric, ok := parseSeriesField(key)
+	if !ok {
+		return f, false
+	}
+	f = seriesFieldOf{ch: ch, version: version, metric: metric, match: seriesMatch(s.q, ch, version, metric)}
+	s.parsed[key] = f
+	return f, true
+}
+
 // sortSeries orders points as Series returns them.
 func sortSeries(ps []channel.SeriesPoint) {
 	slices.SortFunc(ps, func(a, b channel.SeriesPoint) int {
