@@ -13,9 +13,16 @@
 # 10 ms on average) between requests, so they act as independent devices rather than
 # arriving in lock-step bursts. Prints a Markdown table.
 #
-# Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_CONNECTIONS=64
-#                                           FERRY_BENCH_THREADS=2 FERRY_BENCH_ROUNDS=3
-#                                           FERRY_BENCH_PAUSES=random|fixed)
+# All of that under each wrk load shape in FERRY_BENCH_SHAPES (threads x connections):
+# "2x64" (wrk's two threads against the server's, the shape the earlier figures used) and
+# "1x32" (wrk and the server one core each, which leaves the server less room and shows a
+# lower ratio). A ratio that holds under one shape only is not the figure.
+# Then, unless FERRY_BENCH_FLEET=0, scripts/bench-fleet.sh: the relay's memory under a
+# fleet of FERRY_FLEET_DEVICES distinct devices.
+#
+# Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_SHAPES="2x64 1x32"
+#                                           FERRY_BENCH_ROUNDS=3 FERRY_BENCH_PAUSES=random|fixed
+#                                           FERRY_BENCH_FLEET=1 FERRY_FLEET_DEVICES=1000000)
 # Both rate limits are off: wrk sends every request from one address, and its 10,000 devices
 # check far more often than real ones.
 # Needs: go, wrk and redis-server (scripts/peers.sh installs them; .peers.env names them), curl, openssl.
@@ -27,8 +34,7 @@ if [[ -f .peers.env ]]; then set -a; . ./.peers.env; set +a; fi
 WRK=${FERRY_WRK:-wrk}
 REDIS_SERVER=${FERRY_REDIS_SERVER:-redis-server}
 DURATION=${FERRY_BENCH_DURATION:-15s}
-CONNS=${FERRY_BENCH_CONNECTIONS:-64}
-THREADS=${FERRY_BENCH_THREADS:-2}
+SHAPES=${FERRY_BENCH_SHAPES:-2x64 1x32}
 # NICE=-10 runs every server and wrk at a raised priority (same for all), for shared machines.
 NICE=${NICE:-0}
 run() { nice -n "$NICE" "$@"; }
@@ -74,7 +80,7 @@ seed() {
     -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' --data '{"version":"1.2.0","percent":30}'
 }
 
-# wrk_run BASE CONNS DELAY_MS → the BENCH line of the Lua done() hook.
+# wrk_run BASE CONNS DELAY_MS → the BENCH line of the Lua done() hook (THREADS wrk threads).
 wrk_run() {
   BENCH_APP=$APP BENCH_DELAY_MS=$3 BENCH_PAUSES=$PAUSES run "$WRK" -t "$THREADS" -c "$2" -d "$DURATION" --latency -s "$LUA" "$1/updates" | grep '^BENCH'
 }
@@ -110,23 +116,9 @@ start "$work/minimal" -addr "127.0.0.1:$port" >"$work/minimal.log" 2>&1 &
 spids+=($!); pids+=($!); bases+=("http://127.0.0.1:$port")
 for i in 0 1; do wait_http "${bases[$i]}/readyz"; seed "${bases[$i]}"; done
 wait_port "$port"
-for i in 0 1 2; do run "$WRK" -t "$THREADS" -c "$CONNS" -d 3s -s "$LUA" "${bases[$i]}/updates" >/dev/null; done # warm-up
+for i in 0 1 2; do run "$WRK" -t 2 -c 64 -d 3s -s "$LUA" "${bases[$i]}/updates" >/dev/null; done # warm-up
 
-declare -A sat
-for round in $(seq "$ROUNDS"); do
-  for i in 0 1 2; do
-    # CPU per request: the server's, and for the Redis relay redis-server's too.
-    cpids=("${spids[$i]}")
-    [[ $i -eq 0 ]] && cpids+=("$redis_pid")
-    c0=$(cpu_ticks "${cpids[@]}")
-    line=$(wrk_run "${bases[$i]}" "$CONNS" 0)
-    c1=$(cpu_ticks "${cpids[@]}")
-    sat[$i,$round]="$line cpu_us=$(awk -v t=$((c1 - c0)) -v u="$TICK_US" -v n="$(field requests "$line")" 'BEGIN { printf "%.1f", t * u / n }')"
-    echo "  round $round, ${names[$i]}: ${sat[$i,$round]}" >&2
-  done
-done
-
-# median_round I: the round whose req/s is the median for server I.
+# median_round I: the round of the current shape whose req/s is the median for server I.
 median_round() {
   for round in $(seq "$ROUNDS"); do echo "$(field rps "${sat[$1,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }'
 }
@@ -136,30 +128,69 @@ median_ratio() {
   done | sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", r[int((NR + 1) / 2)] }'
 }
 
-echo
-echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds, $PAUSES pauses below saturation; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
-echo
-echo "| Server | req/s (median round) | p50 | p99 | CPU per request | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 |"
-echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 ms() { [[ -z $1 ]] && { echo "–"; return; }; awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
-for i in 0 1 2; do
-  m=$(median_round "$i")
-  line=${sat[$i,$m]}
-  rps=$(field rps "$line")
-  per=$(for round in $(seq "$ROUNDS"); do printf '%.0f ' "$(field rps "${sat[$i,$round]}")"; done)
-  if [[ $i -lt 2 ]]; then
-    ratio=$(median_ratio "$i")
-    # Half of saturation: about rps/2 requests per second from connections that pause 10 ms
-    # on average between requests.
-    hc=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
-    [[ $i -eq 0 ]] && redis_hc=$hc
-  else
-    # The baseline at the Redis relay's half-saturation load: what the machine itself adds.
-    ratio=1.00 hc=$redis_hc
-  fi
-  hd=$(wrk_run "${bases[$i]}" "$hc" 10)
-  half="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")")"
-  rss=$(rss_kb "${spids[$i]}") hwm=$(hwm_kb "${spids[$i]}")
-  printf '| %s | %.0f | %s | %s | %s µs | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
-    "$(ms "$(field p99_us "$line")")" "$(field cpu_us "$line")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$half"
+
+# cleanup_servers stops the relays, redis-server and the baseline (before the fleet run).
+cleanup_servers() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+
+# measure_shape: the interleaved saturation rounds, then the table with the half-saturation
+# runs, under the current THREADS and CONNS.
+measure_shape() {
+  unset sat; declare -gA sat
+  for round in $(seq "$ROUNDS"); do
+    for i in 0 1 2; do
+      # CPU per request: the server's, and for the Redis relay redis-server's too.
+      cpids=("${spids[$i]}")
+      [[ $i -eq 0 ]] && cpids+=("$redis_pid")
+      c0=$(cpu_ticks "${cpids[@]}")
+      line=$(wrk_run "${bases[$i]}" "$CONNS" 0)
+      c1=$(cpu_ticks "${cpids[@]}")
+      sat[$i,$round]="$line cpu_us=$(awk -v t=$((c1 - c0)) -v u="$TICK_US" -v n="$(field requests "$line")" 'BEGIN { printf "%.1f", t * u / n }')"
+      echo "  round $round, ${names[$i]}: ${sat[$i,$round]}" >&2
+    done
+  done
+
+  echo
+  echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds, $PAUSES pauses below saturation; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
+  echo
+  echo "| Server | req/s (median round) | p50 | p99 | CPU per request | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
+  for i in 0 1 2; do
+    m=$(median_round "$i")
+    line=${sat[$i,$m]}
+    rps=$(field rps "$line")
+    per=$(for round in $(seq "$ROUNDS"); do printf '%.0f ' "$(field rps "${sat[$i,$round]}")"; done)
+    if [[ $i -lt 2 ]]; then
+      ratio=$(median_ratio "$i")
+      # Half of saturation: about rps/2 requests per second from connections that pause 10 ms
+      # on average between requests.
+      hc=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
+      [[ $i -eq 0 ]] && redis_hc=$hc
+    else
+      # The baseline at the Redis relay's half-saturation load: what the machine itself adds.
+      ratio=1.00 hc=$redis_hc
+    fi
+    hd=$(wrk_run "${bases[$i]}" "$hc" 10)
+    half="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")")"
+    rss=$(rss_kb "${spids[$i]}") hwm=$(hwm_kb "${spids[$i]}")
+    printf '| %s | %.0f | %s | %s | %s µs | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
+      "$(ms "$(field p99_us "$line")")" "$(field cpu_us "$line")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$half"
+  done
+}
+
+for shape in $SHAPES; do
+  THREADS=${shape%x*} CONNS=${shape#*x}
+  measure_shape
 done
+
+if [[ ${FERRY_BENCH_FLEET:-1} != 0 ]]; then
+  echo
+  echo "fleet memory (scripts/bench-fleet.sh, FERRY_FLEET_DEVICES=${FERRY_FLEET_DEVICES:-1000000}):"
+  echo
+  cleanup_servers
+  NICE=$NICE bash scripts/bench-fleet.sh
+fi
