@@ -137,6 +137,8 @@ type Server struct {
 	ready readiness
 	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
 	failedSkipUntil atomic.Int64
+	// localLookups: the store's FailedVersions needs no deadline (see localLookups).
+	localLookups bool
 	// series counts checks and stats events for Options.Series; nil when that is nil.
 	series *seriesRecorder
 	// downloads serves GET /dl/…; nil when Options.Links is empty.
@@ -222,6 +224,9 @@ func New(opts Options) (*Server, error) {
 		metrics: m,
 		now:     opts.Now,
 		series:  series,
+	}
+	if l, ok := opts.Store.(localLookups); ok {
+		s.localLookups = l.LocalLookups()
 	}
 	for i := range opts.Config.Apps {
 		app := &opts.Config.Apps[i]

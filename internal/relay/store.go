@@ -20,3 +20,10 @@ type Store interface {
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 }
+
+// localLookups is implemented by a store whose FailedVersions never waits on a network or
+// another process (the embedded store answers from memory or one read transaction): the
+// relay calls it without a per-call deadline, which would cost more than the lookup.
+type localLookups interface {
+	LocalLookups() bool
+}

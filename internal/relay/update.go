@@ -94,15 +94,20 @@ func (s *Server) decide(ctx context.Context, snap *channel.Snapshot, info *chann
 	return channel.Decide(snap, info, failed)
 }
 
-// failedVersions calls Store.FailedVersions with the store timeout. After a failure it
+// failedVersions calls Store.FailedVersions with the store timeout (none for a store
+// with local lookups). After a failure it
 // skips the store for storeRetry, so an outage costs one timeout per interval rather than
 // one per request.
 func (s *Server) failedVersions(ctx context.Context, app, device string) ([]string, error) {
 	if until := s.failedSkipUntil.Load(); until != 0 && s.now().UnixNano() < until {
 		return nil, errStoreSkipped
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
-	defer cancel()
+	cctx := ctx
+	if !s.localLookups {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, s.opts.StoreTimeout)
+		defer cancel()
+	}
 	failed, err := s.store.FailedVersions(cctx, app, device)
 	if err != nil {
 		if ctx.Err() != nil {

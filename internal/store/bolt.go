@@ -59,6 +59,8 @@ type Bolt struct {
 	clock func() time.Time
 	// leases is the in-process lease table (bolt_lease.go).
 	leases leases
+	// failed says which devices may have failed versions (bolt_failedset.go).
+	failed *failedSet
 
 	stop      chan struct{}
 	swept     sync.WaitGroup
@@ -127,6 +129,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	failed := &failedSet{}
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bMeta)
 		if err != nil {
@@ -146,13 +149,13 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 				return err
 			}
 		}
-		return nil
+		return failed.load(tx)
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), clock: now, stop: make(chan struct{})}
+	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), clock: now, failed: failed, stop: make(chan struct{})}
 	if opts.SweepInterval > 0 {
 		b.swept.Add(1)
 		go b.sweepLoop(opts.SweepInterval)
@@ -773,6 +776,7 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 			}
 			hllAdd(r, e.Device)
 			if e.Action == "update_fail" {
+				b.failed.add(app, e.Device) // before the commit: see failedSet
 				n, err := b.addFailed(a, e.Device, e.Version, t)
 				if err != nil {
 					return err
@@ -972,6 +976,12 @@ func (b *Bolt) Stats(ctx context.Context, app string) ([]channel.VersionStats, e
 
 // FailedVersions returns the versions device reported update_fail for, sorted.
 func (b *Bolt) FailedVersions(ctx context.Context, app, device string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("failed versions of %s device %s: %w", app, device, err)
+	}
+	if !b.failed.mayHave(app, device) {
+		return nil, nil
+	}
 	var out []string
 	t := now()
 	err := b.view(ctx, fmt.Sprintf("failed versions of %s device %s", app, device), func(tx *bolt.Tx) error {
@@ -1096,7 +1106,7 @@ func (b *Bolt) sweep() (int, error) {
 				return err
 			}
 		}
-		return tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
+		err := tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
 			a := tx.Bucket(bApps).Bucket(app)
 			if f, age := a.Bucket(bFailed), a.Bucket(bFailedAge); f != nil && age != nil {
 				// Devices whose last failure expired, oldest first.
@@ -1128,6 +1138,12 @@ func (b *Bolt) sweep() (int, error) {
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		// Under the writer lock: trims devices cleared, evicted or expired since the
+		// last sweep (see failedSet).
+		return b.failed.load(tx)
 	})
 	return deleted, err
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -37,7 +38,9 @@ func TestRedisFailedDevicesBounded(t *testing.T) {
 func TestBoltFailedIndexFromOlderFile(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	b := openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{MaxFailedDevices: 3, SweepInterval: -1})
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	opts := BoltOptions{MaxFailedDevices: 3, SweepInterval: -1}
+	b := openBoltT(t, path, opts)
 	app := "com.example.app"
 	// The older layout: failed/<device>\x00<version> -> expiry, nothing else.
 	old := time.Now().Add(time.Hour)
@@ -59,6 +62,11 @@ func TestBoltFailedIndexFromOlderFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Reopened, as a relay upgraded over that file would open it.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openBoltT(t, path, opts)
 	if err := b.RecordStats(ctx, app, []channel.StatEvent{{Device: "new", Version: "1.0.2", Action: "update_fail"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +181,67 @@ func fillRedis(t *testing.T, r *Redis) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestBoltFailedSet: the in-memory set of devices with failed versions, which lets
+// FailedVersions skip the read transaction, never misses a device: a failure is seen by
+// the next lookup, survives a reopen, and a device cleared and swept is dropped from the
+// set without another device's record being lost.
+func TestBoltFailedSet(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	opts := BoltOptions{SweepInterval: -1}
+	b := openBoltT(t, path, opts)
+	app := "com.example.app"
+	fail := func(b *Bolt, device, version string) {
+		t.Helper()
+		if err := b.RecordStats(ctx, app, []channel.StatEvent{{Device: device, Version: version, Action: "update_fail"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(b *Bolt, device string, versions ...string) {
+		t.Helper()
+		got, err := b.FailedVersions(ctx, app, device)
+		if err != nil || strings.Join(got, ",") != strings.Join(versions, ",") {
+			t.Errorf("FailedVersions(%s) = %v, %v; want %v", device, got, err, versions)
+		}
+	}
+	want(b, "dev-a")
+	if b.failed.mayHave(app, "dev-a") {
+		t.Fatal("a device that never failed is in the set")
+	}
+	fail(b, "dev-a", "1.0.1")
+	fail(b, "dev-b", "1.0.1")
+	want(b, "dev-a", "1.0.1")
+	if _, err := b.ClearFailedVersions(ctx, app, "dev-a", nil); err != nil {
+		t.Fatal(err)
+	}
+	want(b, "dev-a")
+	if !b.failed.mayHave(app, "dev-a") {
+		t.Error("a cleared device left the set before the sweep (the set may only shrink under the writer lock)")
+	}
+	if _, err := b.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if b.failed.mayHave(app, "dev-a") || !b.failed.mayHave(app, "dev-b") {
+		t.Errorf("after the sweep: dev-a in set %v (want false), dev-b %v (want true)",
+			b.failed.mayHave(app, "dev-a"), b.failed.mayHave(app, "dev-b"))
+	}
+	want(b, "dev-b", "1.0.1")
+	fail(b, "dev-a", "1.0.2")
+	want(b, "dev-a", "1.0.2")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openBoltT(t, path, opts)
+	want(b, "dev-a", "1.0.2")
+	want(b, "dev-b", "1.0.1")
+	want(b, "dev-c")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.FailedVersions(cctx, app, "dev-c"); err == nil {
+		t.Error("FailedVersions with a canceled context succeeded")
 	}
 }
