@@ -88,6 +88,8 @@
 //	ferry:login:<state>                  login JSON, SET PXAT its ExpiresAt; taken with GETDEL
 //	ferry:changes                        pub/sub channel; each state change publishes the app id,
 //	                                     each revocation and sign-out "\x00access"
+//	ferry:failures                       pub/sub channel; RecordStats publishes <app>\x00<device> for each
+//	                                     update_fail in its MULTI/EXEC, each instance a heartbeat
 //
 // PutBundle is one Lua script (HGET, else HSET + LPUSH + HSET commit). UpdateState reads
 // the state, runs fn, then a Lua script compares the stored JSON with what fn saw and, if
@@ -95,8 +97,11 @@
 // otherwise it retries (with jittered backoff after three lost races). RecordStats is one
 // MULTI/EXEC (plus, when failed_devices holds more than MaxFailedDevices, a script that
 // pops the oldest and UNLINKs their sets; sets written before the index existed are not in
-// it and simply expire); FailedVersions one SMEMBERS, pipelined with the other lookups waiting at the
-// time (one worker sends whatever queued during the previous round trip, so a lone lookup
+// it and simply expire); FailedVersions answers devices that never failed from memory
+// when its filter is loaded and fresh (redis_failedset.go: a superset of failed_devices
+// kept by ferry:failures, trusted only while the instance hears its own heartbeats back
+// within a second, dropped and reloaded on every resubscription), else one SMEMBERS,
+// pipelined with the other lookups waiting at the time (one worker sends whatever queued during the previous round trip, so a lone lookup
 // is not delayed and each caller still stops at its own deadline); GetBundles one HMGET.
 // ClearFailedVersions reads the set (SMEMBERS), then one script deletes it, ZREMs the device
 // from failed_devices and LPUSHes its audit entry if the set still holds what was read

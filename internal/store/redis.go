@@ -53,6 +53,9 @@ type RedisOptions struct {
 	// MaxFailedDevices bounds the devices of one app with failed-version sets; see
 	// [Store].RecordStats. Default [DefaultMaxFailedDevices].
 	MaxFailedDevices int
+	// NoFailedFilter makes every FailedVersions call ask Redis, instead of answering
+	// devices that never reported a failure from memory (see [FailuresChannel]).
+	NoFailedFilter bool
 	// Lazy skips the connection check in OpenRedis, for a relay that must start while
 	// Redis is down (its /readyz then reports the store unreachable).
 	Lazy bool
@@ -67,8 +70,11 @@ type RedisOptions struct {
 type Redis struct {
 	rdb  redis.UniversalClient
 	sets *setBatcher // FailedVersions' reads, pipelined together
-	opts RedisOptions
-	log  *slog.Logger
+	// failed lets FailedVersions skip devices without failures (redis_failedset.go); nil
+	// when RedisOptions.NoFailedFilter is set.
+	failed *redisFailedSet
+	opts   RedisOptions
+	log    *slog.Logger
 	// clock is the time the series see (their buckets and retention); tests move it.
 	clock func() time.Time
 
@@ -155,6 +161,10 @@ func newRedis(ctx context.Context, rdb redis.UniversalClient, opts RedisOptions,
 	}
 	r := &Redis{rdb: rdb, opts: opts, log: log, clock: now, done: make(chan struct{})}
 	r.sets = newSetBatcher(rdb, r.done)
+	if !opts.NoFailedFilter {
+		r.failed = newRedisFailedSet(rdb, 2*opts.MaxFailedDevices)
+		go r.failed.run(r.done)
+	}
 	if opts.Lazy {
 		return r, nil
 	}
@@ -699,8 +709,12 @@ func (r *Redis) RecordStats(ctx context.Context, app string, events []channel.St
 		t := now()
 		members := make([]redis.Z, 0, len(failed))
 		for d, fv := range failed {
+			if r.failed != nil {
+				r.failed.add(app, d) // before EXEC: see redisFailedSet
+			}
 			key := appKey(app, "failed:"+d)
 			p.SAdd(ctx, key, fv...)
+			p.Publish(ctx, FailuresChannel, app+"\x00"+d)
 			p.PExpire(ctx, key, r.opts.FailedTTL)
 			members = append(members, redis.Z{Score: float64(t.UnixMilli()), Member: d})
 		}
@@ -783,6 +797,9 @@ func (r *Redis) Stats(ctx context.Context, app string) ([]channel.VersionStats, 
 // SMEMBERS, sent in one pipeline with the other lookups waiting at the time.
 func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]string, error) {
 	if checkApp(app) != nil || device == "" {
+		return nil, nil
+	}
+	if r.failed != nil && r.failed.skip(app, device) {
 		return nil, nil
 	}
 	vs, err := r.sets.smembers(ctx, appKey(app, "failed:"+device))
