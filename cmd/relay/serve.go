@@ -75,6 +75,7 @@ func serve(ctx context.Context, cfg *Config, stdout io.Writer, ready func(addr s
 	}
 	srv, err := relay.New(relay.Options{
 		Links:           links,
+		LinkStore:       st, // signed URLs shared by every instance on the store
 		Config:          apps,
 		Store:           st,
 		Logger:          logger,

@@ -85,6 +85,7 @@ func newPrivateRigWith(t *testing.T, app bool) *privateRig {
 	s := newServer(t, st, func(o *Options) {
 		o.RateLimit = -1
 		o.Now = clock.Now
+		o.LinkStore = st // as cmd/relay wires it: the embedded store's asset_links bucket
 		o.Links = map[string]LinkFunc{testApp: func(ctx context.Context, id int64) (string, time.Time, error) {
 			link, err := l.Link(ctx, id)
 			if err != nil {

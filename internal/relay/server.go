@@ -90,6 +90,11 @@ type Options struct {
 	// URL its LinkFunc returns, cached until shortly before it expires. Apps without one
 	// answer 404 there.
 	Links map[string]LinkFunc
+	// LinkStore, when set, shares the signed URLs Links return between the relay instances
+	// using the same store: a URL one instance got from GitHub is handed out by all until
+	// shortly before it expires. cmd/relay passes the store; nil keeps each URL in this
+	// instance only.
+	LinkStore LinkStore
 	// Degraded, when set, names a risk the operator accepted at start-up (a Redis that may
 	// evict keys): /readyz reports it with status "degraded" (still 200, so traffic flows).
 	Degraded string
@@ -239,6 +244,7 @@ func New(opts Options) (*Server, error) {
 		if s.downloads, err = newDownloads(opts.Links, opts.Now, opts.Logger, m.reg); err != nil {
 			return nil, err
 		}
+		s.downloads.store, s.downloads.storeTimeout, s.downloads.storeErrors = opts.LinkStore, opts.StoreTimeout, m.storeErrors
 	}
 	if opts.BodyBudget > 0 {
 		s.budget = newBodyBudget(opts.BodyBudget)

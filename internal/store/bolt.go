@@ -36,8 +36,11 @@ type BoltOptions struct {
 	// MaxFailedDevices bounds the devices of one app with failed-version records; see
 	// [Store].RecordStats. Default [DefaultMaxFailedDevices].
 	MaxFailedDevices int
+	// MaxAssetLinks bounds the asset links kept at once (see [AssetLinks]); storing one
+	// more deletes the one that expires first. Default [DefaultMaxAssetLinks].
+	MaxAssetLinks int
 	// SweepInterval is how often expired delivery marks, failed versions, pending
-	// promotions, sessions and logins are deleted from the file. Default 1h; negative disables sweeping
+	// promotions, asset links, sessions and logins are deleted from the file. Default 1h; negative disables sweeping
 	// (expired records are still ignored on read).
 	SweepInterval time.Duration
 	// Logger receives sweep errors. Nil discards.
@@ -115,6 +118,9 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if opts.MaxFailedDevices <= 0 {
 		opts.MaxFailedDevices = DefaultMaxFailedDevices
 	}
+	if opts.MaxAssetLinks <= 0 {
+		opts.MaxAssetLinks = DefaultMaxAssetLinks
+	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = time.Hour
 	}
@@ -144,7 +150,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		case string(v) != want:
 			return fmt.Errorf("file has schema %q, this build reads %q: %w", v, want, ErrSchema)
 		}
-		for _, name := range [][]byte{bDeliveries, bApps, bTokens, bSessions, bLogins} {
+		for _, name := range [][]byte{bDeliveries, bApps, bTokens, bSessions, bLogins, bAssetLinks, bAssetLinkAge} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -1076,8 +1082,8 @@ func (b *Bolt) sweepLoop(every time.Duration) {
 	}
 }
 
-// sweep deletes expired delivery marks, sessions, logins, failed versions and pending
-// promotions, and returns how many records it deleted.
+// sweep deletes expired delivery marks, sessions, logins, asset links, failed versions and
+// pending promotions, and returns how many records it deleted.
 func (b *Bolt) sweep() (int, error) {
 	deleted := 0
 	t := now()
@@ -1106,7 +1112,12 @@ func (b *Bolt) sweep() (int, error) {
 				return err
 			}
 		}
-		err := tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
+		n, err := sweepAssetLinks(tx, t)
+		deleted += n
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bApps).ForEachBucket(func(app []byte) error {
 			a := tx.Bucket(bApps).Bucket(app)
 			if f, age := a.Bucket(bFailed), a.Bucket(bFailedAge); f != nil && age != nil {
 				// Devices whose last failure expired, oldest first.

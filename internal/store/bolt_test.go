@@ -41,6 +41,51 @@ func TestBoltAccessInvalid(t *testing.T) {
 	storetest.AccessInvalid(t, openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{}), ErrInvalid)
 }
 
+func TestBoltAssetLinkInvalid(t *testing.T) {
+	t.Parallel()
+	storetest.AssetLinkInvalid(t, openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{}), ErrInvalid)
+}
+
+// TestBoltAssetLinksBounded: the embedded store keeps at most MaxAssetLinks links.
+func TestBoltAssetLinksBounded(t *testing.T) {
+	t.Parallel()
+	b := openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{MaxAssetLinks: 20})
+	storetest.AssetLinksBounded(t, b, 20)
+}
+
+// TestBoltAssetLinkSweep: expired links, which reads already ignore, are deleted from the
+// file by the sweeper (the link and its expiry index entry), and live ones are kept.
+func TestBoltAssetLinkSweep(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{SweepInterval: -1})
+	app := storetest.NewApp(t)
+	for id, exp := range map[int64]time.Time{1: time.Now().Add(300 * time.Millisecond), 2: time.Now().Add(time.Hour)} {
+		if err := b.PutAssetLink(ctx, app, id, "https://objects.example.com/"+strconv.FormatInt(id, 10), exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(400 * time.Millisecond)
+	if n, err := b.sweep(); err != nil || n != 1 {
+		t.Errorf("sweep after one link expired = %d, %v; want 1", n, err)
+	}
+	var links, index int
+	var count uint64
+	if err := b.db.View(func(tx *bolt.Tx) error {
+		links, index = tx.Bucket(bAssetLinks).Stats().KeyN, tx.Bucket(bAssetLinkAge).Stats().KeyN
+		count = tx.Bucket(bAssetLinks).Sequence()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if links != 1 || index != 1 || count != 1 {
+		t.Errorf("after the sweep: %d links, %d index entries, count %d; want 1, 1, 1", links, index, count)
+	}
+	if _, _, ok, err := b.GetAssetLink(ctx, app, 2); err != nil || !ok {
+		t.Errorf("the live link after the sweep: ok %v, %v", ok, err)
+	}
+}
+
 // TestBoltAccessSweep checks that expired sessions and logins, which reads already ignore,
 // are deleted from the file by the sweeper, and live ones are kept.
 func TestBoltAccessSweep(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package store keeps the relay's state: bundles, channel states, the audit log, pending
 // promotions, webhook delivery marks, device stats, and the access records (hashed API
-// tokens, single sign-on sessions, logins in progress; [Access]). It states the store contract once,
+// tokens, single sign-on sessions, logins in progress; [Access]), and the signed download
+// URLs of private release assets the relay instances share ([AssetLinks]). It states the store contract once,
 // as the [Store] interface, implements it twice, and is the only package that imports
 // go-redis and bbolt:
 //
@@ -52,6 +53,11 @@
 //   - Series counters ([Series]) are kept per bucket for their resolution's retention
 //     (5-minute buckets 8 days, hourly buckets 90 days): Redis expires each bucket's
 //     hash, Bolt deletes old buckets in the next AddSeries' transaction.
+//   - Asset links ([AssetLinks]) vanish at their expiry, at most [MaxAssetLinkLifetime]
+//     (7 days) ahead (Redis: SET PXAT; Bolt: ignored on read once expired, deleted by the
+//     next PutAssetLink and the sweeper). Bolt also keeps at most [DefaultMaxAssetLinks]
+//     (10 000) at once, deleting the one that expires first ([BoltOptions].MaxAssetLinks);
+//     on Redis there is one per release asset a device downloaded within its URL's lifetime.
 //   - Channel History is cut to channel.MaxHistory entries.
 //   - Bundles, channel states and per-version counters are kept: they are the record.
 //     The stores count whatever versions and actions they are given; the relay passes only
@@ -79,6 +85,7 @@
 //	ferry:{<app>}:failed:<device>        set   versions the device failed (SADD, PEXPIRE)
 //	ferry:{<app>}:failed_devices         zset  device -> ms of its last failure; trimmed to FailedTTL, PEXPIRE
 //	ferry:{<app>}:series:<5m|1h>:<unix start>  hash  <channel>\x00<version>\x00<metric> -> count; PEXPIREAT start + retention
+//	ferry:{<app>}:asset_link:<asset id>  {"url","expires"} JSON, SET PXAT its expiry
 //	ferry:delivery:<id>                  "1", SET NX PX ttl (global: not tied to an app)
 //	ferry:{access}:tokens                hash  token id -> token JSON (without LastUsed, RevokedAt)
 //	ferry:{access}:token_used            hash  token id -> LastUsed (20-digit unix ns, compared as strings)
@@ -106,6 +113,7 @@
 // ClearFailedVersions reads the set (SMEMBERS), then one script deletes it, ZREMs the device
 // from failed_devices and LPUSHes its audit entry if the set still holds what was read
 // (else it starts again).
+// PutAssetLink is one SET PXAT, GetAssetLink one GET.
 // PutToken, RevokeToken and TouchToken are one script each over the {access} hashes (so
 // a touch never undoes a revocation, and LastUsed only moves forward); GetToken and
 // ListTokens one MULTI/EXEC of HGETs or HGETALLs; DeleteSession one script (DEL and
@@ -159,8 +167,10 @@
 //	tokens                       <token id> -> token JSON
 //	sessions                     <id hash> -> <expiry, 8 bytes BE unix ns><session JSON>
 //	logins                       <state> -> <expiry, 8 bytes BE unix ns><login JSON>
+//	asset_links                  <app>\x00<asset id, 8 bytes BE> -> {"url","expires"} JSON; sequence = count
+//	asset_link_age               <expiry, 8 bytes BE unix ns><app>\x00<asset id, 8 bytes BE> -> ""
 //
-// OpenBolt creates the last three in a file written before they existed (same schema).
+// OpenBolt creates the last five in a file written before they existed (same schema).
 //
 // Distinct devices are estimated with a HyperLogLog (16 KiB per version, ~0.8% error, like
 // Redis's PFCOUNT), so anonymous stats posts with ever new device ids cannot grow the file;
@@ -170,6 +180,9 @@
 // the state, calls fn outside any transaction (so fn may itself use the store), then in one
 // write transaction checks that the stored bytes are unchanged, writes the state and
 // appends the audit entry; if another writer got in between it starts again.
+// PutAssetLink writes the link and its asset_link_age entry in one write transaction, after
+// deleting the asset's earlier link and, oldest expiry first, the expired links and (when
+// MaxAssetLinks are stored) the ones that expire soonest.
 // ClearFailedVersions deletes the device's failed keys and its failed_age entry (one less
 // in the bucket's sequence) and appends its audit entry in one write transaction. AddSeries is
 // one MULTI/EXEC on Redis, and Series one pipeline of HGETALLs (one per bucket). RecordStats

@@ -39,6 +39,12 @@ func TestRedisAccessInvalid(t *testing.T) {
 	storetest.AccessInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
 }
 
+func TestRedisAssetLinkInvalid(t *testing.T) {
+	t.Parallel()
+	srv := testpeers.Redis(t)
+	storetest.AssetLinkInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
+}
+
 func TestRedisShared(t *testing.T) {
 	t.Parallel()
 	srv := testpeers.Redis(t)
@@ -105,6 +111,10 @@ func TestRedisUnreachable(t *testing.T) {
 		"DeleteSession": func() error { return r.DeleteSession(ctx, "h") },
 		"PutLogin":      func() error { return r.PutLogin(ctx, storetest.Login(t, time.Now().Add(time.Hour))) },
 		"TakeLogin":     func() error { _, err := r.TakeLogin(ctx, "s"); return err },
+		"PutAssetLink": func() error {
+			return r.PutAssetLink(ctx, app, 1, "https://objects.example.com/a", time.Now().Add(time.Minute))
+		},
+		"GetAssetLink": func() error { _, _, _, err := r.GetAssetLink(ctx, app, 1); return err },
 	}
 	for name, call := range calls {
 		start := time.Now()

@@ -155,6 +155,9 @@ type Store interface {
 	// Access keeps API tokens, single sign-on sessions and logins in progress.
 	Access
 	Lease // one holder of a named task across instances (the rollout controller)
+	// AssetLinks shares the signed download URLs of private release assets between
+	// instances.
+	AssetLinks
 
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error

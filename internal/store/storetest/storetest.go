@@ -74,6 +74,8 @@ type Store interface {
 	Series(ctx context.Context, app string, q channel.SeriesQuery) ([]channel.SeriesPoint, error)
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+	PutAssetLink(ctx context.Context, app string, assetID int64, url string, expires time.Time) error
+	GetAssetLink(ctx context.Context, app string, assetID int64) (url string, expires time.Time, ok bool, err error)
 	Subscribe(ctx context.Context) <-chan string
 	Ping(ctx context.Context) error
 	Close() error
@@ -142,6 +144,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"SeriesInvalid", testSeriesInvalid},
 		{"Lease", testLease},
 		{"LeaseConcurrent", testLeaseConcurrent},
+		{"AssetLinks", testAssetLinks},
+		{"AssetLinkExpiry", testAssetLinkExpiry},
+		{"AssetLinkInvalid", testAssetLinkInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1314,6 +1319,7 @@ func RunShared(t *testing.T, open func(t *testing.T) Store) {
 	})
 	t.Run("AccessNotify", func(t *testing.T) { AccessNotifyAcross(t, a, b) })
 	t.Run("Lease", func(t *testing.T) { LeaseAcross(t, a, b) })
+	t.Run("AssetLinks", func(t *testing.T) { AssetLinksAcross(t, a, b) })
 	t.Run("Access", func(t *testing.T) {
 		ctx := t.Context()
 		tok := Token(t, "ci", time.Now().UTC())
