@@ -24,7 +24,10 @@ const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE 
 Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
-  promote <channel> <version>           serve <version> on <channel> ("builtin": the app's own assets)
+  promote <channel> <version> [--native RANGE]
+                                        serve <version> on <channel> ("builtin": the app's own assets);
+                                        --native sets the native versions it is offered to there
+                                        (e.g. ">=2.0.0 <3.0.0"; "" restores the bundle's own range)
   rollback <channel>                    serve the channel's previous version again
   rollout <channel> <version> <percent> offer <version> to <percent>% of the channel's devices
   rollout <channel> pause|resume|complete|cancel
@@ -137,6 +140,7 @@ type adminCall struct {
 	token   *relayclient.TokenRequest // tokens create
 	sub     string                    // tokens: create, list, revoke
 	id      string                    // tokens revoke; device
+	native  *string                   // promote --native
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -195,8 +199,10 @@ func adminRequest(args []string) (*adminCall, error) {
 		}
 		call.id = rest[0]
 	case "promote":
-		if err = need(2, "promote <channel> <version>"); err == nil {
-			call.version = rest[1]
+		if call.native, rest, err = nativeFlag(rest); err == nil {
+			if err = need(2, "promote <channel> <version> [--native RANGE]"); err == nil {
+				call.version = rest[1]
+			}
 		}
 	case "rollback":
 		err = need(1, "rollback <channel>")
@@ -247,6 +253,33 @@ func adminRequest(args []string) (*adminCall, error) {
 	return call, nil
 }
 
+// nativeFlag takes promote's --native RANGE (or --native=RANGE) from anywhere among its
+// arguments, checks the range as the relay will, and returns the other arguments.
+func nativeFlag(args []string) (native *string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		if name != "--native" && name != "-native" {
+			rest = append(rest, args[i])
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return nil, nil, errors.New(`--native needs a range, e.g. --native ">=2.0.0 <3.0.0"`)
+			}
+			i++
+			value = args[i]
+		}
+		if native != nil {
+			return nil, nil, errors.New("--native is given twice")
+		}
+		if err := channel.ParseRange(strings.TrimSpace(value)); err != nil {
+			return nil, nil, fmt.Errorf("--native: %w (npm semver range syntax, e.g. \">=2.0.0 <3.0.0\")", err)
+		}
+		native = &value
+	}
+	return native, rest, nil
+}
+
 // do makes the call; the answer is one of relayclient's answer types.
 func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (any, error) {
 	switch a.action {
@@ -279,7 +312,7 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 		}
 		return c.Device(ctx, app, a.id)
 	case "promote":
-		return c.Promote(ctx, app, a.channel, a.version)
+		return c.PromoteWith(ctx, app, a.channel, relayclient.PromoteRequest{Version: a.version, Native: a.native})
 	case "rollback":
 		return c.Rollback(ctx, app, a.channel)
 	case "plan":
@@ -483,6 +516,9 @@ func printAdmin(w io.Writer, ans any) error {
 		fmt.Fprintf(tw, "%s %s: serves %s", a.Channel.Name, verb, releaseText(st.Version, st.Release))
 		if st.Rollout != nil {
 			fmt.Fprintf(tw, ", rollout %s", rolloutText(st.Rollout))
+		}
+		if r, ok := st.NativeFor(st.Version); ok {
+			fmt.Fprintf(tw, ", native %q (set at promotion)", r)
 		}
 		if len(st.History) > 0 {
 			fmt.Fprintf(tw, ", previous %s", st.History[0])
