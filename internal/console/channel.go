@@ -138,11 +138,8 @@ func (c *Console) promoteConfirm(g *gin.Context) {
 		return
 	}
 	st := row.State
-	d := &promoteData{Channel: name, From: st.Version, FromBundle: row.Bundle, To: version}
-	if b := d.FromBundle; b != nil {
-		d.FromNative = st.NativeRange(b)
-		_, d.FromNativeSet = st.NativeFor(b.Version)
-	}
+	d := &promoteData{Channel: name, From: st.Version, FromBundle: row.Bundle, To: version,
+		FromNative: row.Native, FromNativeSet: row.NativeSet}
 	if version != "builtin" {
 		var err error
 		if d.ToBundle, err = c.api.Bundle(ctx, app, version); err != nil {

@@ -54,6 +54,14 @@ func TestPromoteNativeViaConsole(t *testing.T) {
 		}
 	}
 
+	chPage := e.get(dep, "/console/apps/"+app+"/channels/production", http.StatusOK)
+	if want := html.EscapeString(">=2.0.0 <3.0.0") + " <small>(set at promotion; the bundle's own: any)</small>"; !strings.Contains(chPage, want) {
+		t.Errorf("channel page lacks %q", want)
+	}
+	if appPage := e.get(dep, "/console/apps/"+app, http.StatusOK); !strings.Contains(appPage, html.EscapeString(">=2.0.0 <3.0.0")+" <small>(set at promotion)</small>") {
+		t.Error("app page's channel table does not show the range set at promotion")
+	}
+
 	// A range that does not parse: 400 with the reason, nothing changes.
 	res, err := dep.PostForm(e.srv.URL+path, url.Values{"csrf": {csrf}, "version": {"1.1.0"}, "native": {">=banana"}})
 	if err != nil {
