@@ -74,7 +74,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *relay == "" {
 		problems = append(problems, "--relay is required")
 	}
-	req, reqErr := adminRequest(fs.Args())
+	args, flagErr := lateAdminFlags(fs, fs.Args())
+	req, reqErr := adminRequest(args)
+	if flagErr != nil {
+		reqErr = flagErr
+	}
 	if *app == "" && (reqErr != nil || req.action != "tokens") {
 		problems = append(problems, "--app is required")
 	}
@@ -124,6 +128,34 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return printAdmin(stdout, ans)
+}
+
+// lateAdminFlags handles ferry admin's own flags written after the action
+// (`ferry admin … channels --json`): --json works anywhere; the others, which take a value,
+// are refused with where to put them. It returns the arguments without the flags it took.
+// An action's own flags (tokens create --app) are left to the action.
+func lateAdminFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if len(args) < 2 {
+		return args, nil
+	}
+	out := []string{args[0]}
+	for _, a := range args[1:] {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || fs.Lookup(name) == nil || (name == "app" && args[0] == "tokens") {
+			out = append(out, a)
+			continue
+		}
+		if name != "json" {
+			return nil, fmt.Errorf("--%s is a flag of ferry admin, not of %s: put it before the action, e.g. ferry admin --relay URL --app ID --json %s", name, args[0], args[0])
+		}
+		if !hasValue {
+			value = "true"
+		}
+		if err := fs.Set(name, value); err != nil {
+			return nil, fmt.Errorf("--json=%s: %w", value, err)
+		}
+	}
+	return out, nil
 }
 
 // adminCall is one admin API call, parsed from the positional arguments.
@@ -477,9 +509,9 @@ func printAdmin(w io.Writer, ans any) error {
 	case *relayclient.ClearFailedResult:
 		fmt.Fprintf(tw, "DEVICE\tCLEARED\n%s\t%s\n", a.Device, orDash(strings.Join(a.Cleared, " ")))
 	case *relayclient.AuditList:
-		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE")
+		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE\tCHANGE")
 		for _, e := range a.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), releaseText(e.Version, e.Release), e.Actor, e.Cause)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), releaseText(e.Version, e.Release), e.Actor, e.Cause, auditChange(&e))
 		}
 	case *relayclient.TokenList:
 		fmt.Fprintln(tw, "ID\tNAME\tGRANTS\tCREATED BY\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
@@ -531,6 +563,18 @@ func printAdmin(w io.Writer, ans any) error {
 		return fmt.Errorf("no table for %T", ans)
 	}
 	return nil
+}
+
+// auditChange shows what a policy change, a promotion's native range or a clear_failed
+// changed: its before and after, as the audit entry records them; "-" for other entries.
+func auditChange(e *channel.AuditEntry) string {
+	switch e.Action {
+	case "policy", "promote", "clear_failed":
+		if len(e.Before) > 0 || len(e.After) > 0 {
+			return orDash(string(e.Before)) + " → " + orDash(string(e.After))
+		}
+	}
+	return "-"
 }
 
 // releaseText shows a version with the release name (the tag) it was promoted under:

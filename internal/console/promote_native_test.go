@@ -84,3 +84,28 @@ func TestPromoteNativeViaConsole(t *testing.T) {
 		t.Errorf("empty native field left overrides %v", st.Native)
 	}
 }
+
+// TestAuditPageShowsChanges: the audit page shows what a policy change and a promotion's
+// native range changed, before and after.
+func TestAuditPageShowsChanges(t *testing.T) {
+	e := newEnv(t)
+	const app = "com.example.app"
+	adm := e.client(access.Admin)
+	page := e.get(adm, "/console/apps/"+app+"/channels/production", http.StatusOK)
+	csrf := hidden(t, page, "csrf")
+	if res := e.post(adm, "/console/apps/"+app+"/channels/production/policy", url.Values{"csrf": {csrf}, "public": {"on"}, "allow_emulator": {"on"}, "allow_dev": {"on"}}); res != http.StatusSeeOther {
+		t.Fatalf("save policy: %d", res)
+	}
+	if res := e.post(adm, "/console/apps/"+app+"/channels/production/promote", url.Values{"csrf": {csrf}, "version": {"1.0.0"}, "native": {"^2"}}); res != http.StatusSeeOther {
+		t.Fatalf("promote: %d", res)
+	}
+	audit := e.get(adm, "/console/apps/"+app+"/audit", http.StatusOK)
+	for _, want := range []string{
+		"before: <code>" + html.EscapeString(`{"public":false`), "after: <code>" + html.EscapeString(`{"public":true`),
+		"before: <code>" + html.EscapeString(`{"native":"","source":"bundle"}`), "after: <code>" + html.EscapeString(`{"native":"^2","source":"promote"}`),
+	} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit page lacks %q", want)
+		}
+	}
+}

@@ -206,6 +206,13 @@ func TestNewRefusesNonHTTP(t *testing.T) {
 			t.Errorf("New(%q) succeeded", u)
 		}
 	}
+	// A host without a scheme is told how to write it.
+	for _, u := range []string{"relay.example.com", "relay.example.com:8443/"} {
+		_, err := relayclient.New(u, relayclient.Options{})
+		if want := "has no scheme: write it as https://" + strings.TrimSuffix(u, "/"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%q) = %v, want an error saying %q", u, err, want)
+		}
+	}
 }
 
 // TestWireTypesMatchRelayJSON: the types decode the relay's answers field for field (a

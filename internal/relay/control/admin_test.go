@@ -292,6 +292,15 @@ func TestAdminPolicy(t *testing.T) {
 	if a := e.audit()[0]; a.Action != "policy" || a.Cause != "admin" {
 		t.Errorf("audit = %+v", a)
 	}
+	// The entry shows the effective policy before (the configured one) and after.
+	var before, after channel.Policy
+	a := e.audit()[0]
+	if err := json.Unmarshal(a.Before, &before); err != nil || before.Public || before.DenyEmulator || before.DisableAutoUpdate != "" {
+		t.Errorf("audit before = %s (%v), want the configured policy", a.Before, err)
+	}
+	if err := json.Unmarshal(a.After, &after); err != nil || !policyEqual(&after, &want) {
+		t.Errorf("audit after = %s (%v), want %+v", a.After, err, want)
+	}
 	// Clearing the override restores the configured policy.
 	r = decodeChange(t, e.admin("PUT", "/channels/production/policy", `{"policy":null}`, 200))
 	if !r.Changed || r.Channel.Overridden || r.Channel.State.Policy != nil {
