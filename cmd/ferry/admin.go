@@ -24,7 +24,10 @@ const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE 
 Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
-  promote <channel> <version>           serve <version> on <channel> ("builtin": the app's own assets)
+  promote <channel> <version> [--native RANGE]
+                                        serve <version> on <channel> ("builtin": the app's own assets);
+                                        --native sets the native versions it is offered to there
+                                        (e.g. ">=2.0.0 <3.0.0"; "" restores the bundle's own range)
   rollback <channel>                    serve the channel's previous version again
   rollout <channel> <version> <percent> offer <version> to <percent>% of the channel's devices
   rollout <channel> pause|resume|complete|cancel
@@ -71,7 +74,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *relay == "" {
 		problems = append(problems, "--relay is required")
 	}
-	req, reqErr := adminRequest(fs.Args())
+	args, flagErr := lateAdminFlags(fs, fs.Args())
+	req, reqErr := adminRequest(args)
+	if flagErr != nil {
+		reqErr = flagErr
+	}
 	if *app == "" && (reqErr != nil || req.action != "tokens") {
 		problems = append(problems, "--app is required")
 	}
@@ -123,6 +130,34 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return printAdmin(stdout, ans)
 }
 
+// lateAdminFlags handles ferry admin's own flags written after the action
+// (`ferry admin … channels --json`): --json works anywhere; the others, which take a value,
+// are refused with where to put them. It returns the arguments without the flags it took.
+// An action's own flags (tokens create --app) are left to the action.
+func lateAdminFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if len(args) < 2 {
+		return args, nil
+	}
+	out := []string{args[0]}
+	for _, a := range args[1:] {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || fs.Lookup(name) == nil || (name == "app" && args[0] == "tokens") {
+			out = append(out, a)
+			continue
+		}
+		if name != "json" {
+			return nil, fmt.Errorf("--%s is a flag of ferry admin, not of %s: put it before the action, e.g. ferry admin --relay URL --app ID --json %s", name, args[0], args[0])
+		}
+		if !hasValue {
+			value = "true"
+		}
+		if err := fs.Set(name, value); err != nil {
+			return nil, fmt.Errorf("--json=%s: %w", value, err)
+		}
+	}
+	return out, nil
+}
+
 // adminCall is one admin API call, parsed from the positional arguments.
 type adminCall struct {
 	action  string
@@ -137,6 +172,7 @@ type adminCall struct {
 	token   *relayclient.TokenRequest // tokens create
 	sub     string                    // tokens: create, list, revoke
 	id      string                    // tokens revoke; device
+	native  *string                   // promote --native
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -195,8 +231,10 @@ func adminRequest(args []string) (*adminCall, error) {
 		}
 		call.id = rest[0]
 	case "promote":
-		if err = need(2, "promote <channel> <version>"); err == nil {
-			call.version = rest[1]
+		if call.native, rest, err = nativeFlag(rest); err == nil {
+			if err = need(2, "promote <channel> <version> [--native RANGE]"); err == nil {
+				call.version = rest[1]
+			}
 		}
 	case "rollback":
 		err = need(1, "rollback <channel>")
@@ -247,6 +285,33 @@ func adminRequest(args []string) (*adminCall, error) {
 	return call, nil
 }
 
+// nativeFlag takes promote's --native RANGE (or --native=RANGE) from anywhere among its
+// arguments, checks the range as the relay will, and returns the other arguments.
+func nativeFlag(args []string) (native *string, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		if name != "--native" && name != "-native" {
+			rest = append(rest, args[i])
+			continue
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return nil, nil, errors.New(`--native needs a range, e.g. --native ">=2.0.0 <3.0.0"`)
+			}
+			i++
+			value = args[i]
+		}
+		if native != nil {
+			return nil, nil, errors.New("--native is given twice")
+		}
+		if err := channel.ParseRange(strings.TrimSpace(value)); err != nil {
+			return nil, nil, fmt.Errorf("--native: %w (npm semver range syntax, e.g. \">=2.0.0 <3.0.0\")", err)
+		}
+		native = &value
+	}
+	return native, rest, nil
+}
+
 // do makes the call; the answer is one of relayclient's answer types.
 func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (any, error) {
 	switch a.action {
@@ -279,7 +344,7 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 		}
 		return c.Device(ctx, app, a.id)
 	case "promote":
-		return c.Promote(ctx, app, a.channel, a.version)
+		return c.PromoteWith(ctx, app, a.channel, relayclient.PromoteRequest{Version: a.version, Native: a.native})
 	case "rollback":
 		return c.Rollback(ctx, app, a.channel)
 	case "plan":
@@ -444,9 +509,9 @@ func printAdmin(w io.Writer, ans any) error {
 	case *relayclient.ClearFailedResult:
 		fmt.Fprintf(tw, "DEVICE\tCLEARED\n%s\t%s\n", a.Device, orDash(strings.Join(a.Cleared, " ")))
 	case *relayclient.AuditList:
-		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE")
+		fmt.Fprintln(tw, "TIME\tCHANNEL\tACTION\tFROM\tTO\tACTOR\tCAUSE\tCHANGE")
 		for _, e := range a.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), releaseText(e.Version, e.Release), e.Actor, e.Cause)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", timeText(e.Time), orDash(e.Channel), e.Action, orDash(e.From), releaseText(e.Version, e.Release), e.Actor, e.Cause, auditChange(&e))
 		}
 	case *relayclient.TokenList:
 		fmt.Fprintln(tw, "ID\tNAME\tGRANTS\tCREATED BY\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
@@ -484,6 +549,9 @@ func printAdmin(w io.Writer, ans any) error {
 		if st.Rollout != nil {
 			fmt.Fprintf(tw, ", rollout %s", rolloutText(st.Rollout))
 		}
+		if r, ok := st.NativeFor(st.Version); ok {
+			fmt.Fprintf(tw, ", native %q (set at promotion)", r)
+		}
 		if len(st.History) > 0 {
 			fmt.Fprintf(tw, ", previous %s", st.History[0])
 		}
@@ -495,6 +563,18 @@ func printAdmin(w io.Writer, ans any) error {
 		return fmt.Errorf("no table for %T", ans)
 	}
 	return nil
+}
+
+// auditChange shows what a policy change, a promotion's native range or a clear_failed
+// changed: its before and after, as the audit entry records them; "-" for other entries.
+func auditChange(e *channel.AuditEntry) string {
+	switch e.Action {
+	case "policy", "promote", "clear_failed":
+		if len(e.Before) > 0 || len(e.After) > 0 {
+			return orDash(string(e.Before)) + " → " + orDash(string(e.After))
+		}
+	}
+	return "-"
 }
 
 // releaseText shows a version with the release name (the tag) it was promoted under:

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ferryhq/ferry/internal/archive"
 )
@@ -27,6 +28,28 @@ const (
 const publicKeyWarning = `Warning: paste publicKey exactly as printed: one line, starting with "-----BEGIN RSA PUBLIC KEY-----"
 (the \n are part of it; in capacitor.config.ts use the same string, not an indented template literal).
 A leading space or line break makes the Android plugin skip decryption: every update then fails with checksum_fail.`
+
+// relayBase returns the relay's base URL the config snippet appends /updates, /stats and
+// /channel_self to: a URL given with one of those endpoints already on it is cut back (with
+// a note), so the snippet never says /updates/updates. An http:// URL gets a warning:
+// devices refuse it.
+func relayBase(u *url.URL, stderr io.Writer) string {
+	v := *u
+	v.RawQuery, v.Fragment = "", ""
+	v.Path = strings.TrimRight(v.Path, "/")
+	for _, ep := range []string{"/updates", "/stats", "/channel_self"} {
+		if p, ok := strings.CutSuffix(v.Path, ep); ok {
+			v.Path = p
+			fmt.Fprintf(stderr, "ferry keys: --relay is the relay's base URL; using %s (the snippet adds %s itself)\n", v.String(), ep)
+			break
+		}
+	}
+	v.RawPath = ""
+	if v.Scheme == "http" {
+		fmt.Fprintf(stderr, "ferry keys: warning: %s is http://: Android refuses cleartext HTTP update URLs (and iOS App Transport Security blocks them); use an https:// URL; http:// works only in an app built to allow cleartext (android:usesCleartextTraffic, an ATS exception), e.g. for a local test\n", v.String())
+	}
+	return v.String()
+}
 
 // runKeys implements `ferry keys --dir DIR --relay URL [--force]`: it writes a Capgo-compatible
 // RSA 2048 key pair (PKCS#1 PEM; the private key with mode 0600) and prints the
@@ -53,7 +76,9 @@ the plugins.CapacitorUpdater settings for capacitor.config.json.
 	if *relay == "" {
 		problems = append(problems, errors.New("--relay is required (the URL devices use to reach the relay)"))
 	} else if u, err := url.Parse(*relay); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		problems = append(problems, fmt.Errorf("--relay %q is not an http(s) URL", *relay))
+		problems = append(problems, fmt.Errorf("--relay %q is not an http(s) URL; write the relay's base URL, e.g. https://updates.example.com", *relay))
+	} else {
+		*relay = relayBase(u, stderr)
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "ferry keys: %v\n", errors.Join(problems...))

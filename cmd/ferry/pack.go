@@ -6,12 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/archive"
 )
+
+// checkOutDir makes sure the folder --out writes into exists, before anything is packed.
+func checkOutDir(out string) error {
+	dir := filepath.Dir(out)
+	switch st, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("--out %s: the folder %s does not exist; create it first (mkdir -p %s) or write elsewhere", out, dir, dir)
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", out, err)
+	case !st.IsDir():
+		return fmt.Errorf("--out %s: %s is not a folder", out, dir)
+	}
+	return nil
+}
 
 // runPack implements `ferry pack --dir D --out F [--key K [--app A --version V]] [--json]`: the
 // action's packaging step on its own, for trying a build locally and for benchmarks. With
@@ -58,6 +73,9 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "ferry pack: %v\n", errors.Join(problems...))
 		fs.Usage()
 		return errUsage
+	}
+	if err := checkOutDir(*out); err != nil {
+		return err
 	}
 	opts := archive.Options{Zip: archive.ZipOptions{ModTime: mod, IncludeHidden: *hidden, Workers: *workers, Level: *level}}
 	if *keyPath != "" {

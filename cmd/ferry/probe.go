@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,7 +57,10 @@ type probeOptions struct {
 // runProbe implements `ferry probe`: one update check as a device would make it, with the
 // decision explained in plain words, and with --download the whole device path (download,
 // decrypt, verify, unpack). It exits 1 when the relay's answer is a failure or the bundle
-// does not verify; "no update" and "blocked" answers are not failures.
+// does not verify, when --channel names a channel the relay does not have (it would answer
+// from the app's default channel instead), and with --download when the answer is
+// "blocked" (there is nothing to download); "no update" and, without --download,
+// "blocked" answers are not failures.
 func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := parseProbeFlags(args, stderr)
 	if err != nil {
@@ -81,6 +85,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	if err := p.checkChannel(ctx); err != nil {
+		return p.finish(err)
+	}
 	resp, err := c.Check(ctx)
 	p.rep.Response = resp
 	if resp == nil {
@@ -91,6 +98,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	offered, err := p.explainDecision(resp)
 	if !offered {
+		if err == nil && opts.download && p.rep.Outcome == channel.KindBlocked {
+			err = fmt.Errorf("blocked (%s): the relay offers this device nothing to download", resp.Error)
+		}
 		return p.finish(err)
 	}
 	if !opts.download {
@@ -223,6 +233,27 @@ func (p *prober) describeRequest() {
 		p.say("  the app has no public key, so it expects an unencrypted bundle")
 	}
 	p.say("  device id %s", p.c.Info.DeviceID)
+}
+
+// checkChannel makes sure the channel --channel names exists, asking the relay as setChannel
+// does: the relay answers an update check for an unknown channel from the app's default
+// channel, so the probe would otherwise show another channel's answer as this one's. A
+// relay that cannot answer the question (no /channel_self) is not a failure.
+func (p *prober) checkChannel(ctx context.Context) error {
+	name := p.opts.channel
+	if name == "" {
+		return nil
+	}
+	_, err := p.c.SetChannel(ctx, name)
+	p.c.Info.DefaultChannel = name // the check asks for the channel given, whatever the answer
+	var ce *device.ChannelError
+	if !errors.As(err, &ce) || ce.Code != "channel_not_found" {
+		return nil
+	}
+	p.rep.Outcome = "channel_not_found"
+	p.say("")
+	p.say("Channel %q does not exist on the relay: a device asking for it gets the app's default channel's answer instead.", name)
+	return fmt.Errorf("channel %q does not exist on the relay (%s); check the name (--list-channels shows the channels devices may choose), or leave --channel out to ask for the app's default channel", name, ce.Code)
 }
 
 // listChannels lists the channels the device may choose (--list-channels).

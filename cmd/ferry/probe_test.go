@@ -73,6 +73,15 @@ func probeRelay(t *testing.T, tamper func(*channel.UpdateResponse)) (url, pubFil
 		}
 		_, _ = io.WriteString(w, `[{"id":7,"name":"beta","public":false,"allow_self_set":true},{"id":8,"name":"production","public":true,"allow_self_set":false}]`)
 	})
+	mux.HandleFunc("POST /channel_self", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		if body["channel"] == "nightly" { // as the relay answers setChannel for an unknown channel
+			_, _ = io.WriteString(w, `{"error":"channel_not_found","message":"Channel nightly does not exist"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"ok","allowSet":true}`)
+	})
 	mux.HandleFunc("GET /b.zip", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "b.zip", time.Time{}, bytes.NewReader(zip.Bytes()))
 	})

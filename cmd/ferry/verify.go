@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var problems []string
-	if *artifact == "" {
+	switch {
+	case *artifact == "" && fs.NArg() == 1:
+		problems = append(problems, fmt.Sprintf("the artifact is given with --artifact: ferry verify --artifact %s …", fs.Arg(0)))
+	case *artifact == "":
 		problems = append(problems, "--artifact is required")
 	}
 	if *repo == "" && *keyPath == "" && *identity == "" {
@@ -58,7 +62,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *keyPath != "" && (*repo != "" || *identity != "") {
 		problems = append(problems, "--key and --repo/--identity are exclusive")
 	}
-	if fs.NArg() > 0 {
+	if (fs.NArg() > 0 && *artifact != "") || fs.NArg() > 1 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
 	if len(problems) > 0 {
@@ -104,6 +108,12 @@ type verifyInput struct {
 }
 
 func verifyAll(ctx context.Context, out *verifyReport, in verifyInput) error {
+	if _, err := os.Stat(in.artifact); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("artifact %s does not exist: pass the published file (e.g. web.zip.enc, from the release or bucket) with --artifact", in.artifact)
+		}
+		return fmt.Errorf("artifact %s: %w", in.artifact, err)
+	}
 	if in.keyPath != "" {
 		key, err := os.ReadFile(in.keyPath)
 		if err != nil {
@@ -112,6 +122,9 @@ func verifyAll(ctx context.Context, out *verifyReport, in verifyInput) error {
 		in.policy = sign.Policy{Key: key}
 	}
 	bundleJSON, err := readBounded(in.bundle)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("Sigstore bundle %s of artifact %s does not exist: download it from where the artifact was published, or pass its path with --bundle", in.bundle, in.artifact) //nolint:staticcheck // ST1005: starts with a proper noun
+	}
 	if err != nil {
 		return fmt.Errorf("read bundle: %w", err)
 	}

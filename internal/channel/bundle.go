@@ -140,6 +140,11 @@ type State struct {
 	Plan *PlanState `json:"plan,omitempty"`
 	// Policy, when set, overrides the configured policy (set through the admin API).
 	Policy *Policy `json:"policy,omitempty"`
+	// Native maps a version of the channel (Version, a History entry or the rollout's) to
+	// the native-version range set for it when it was promoted, which [Decide] uses instead
+	// of the bundle's own Native (see [SetNative], [State.NativeFor]). Entries of versions
+	// that leave the channel are pruned, so it holds at most MaxHistory+2 entries.
+	Native map[string]string `json:"native,omitempty"`
 	// LastPush records the newest GitHub push applied to the channel (see [CheckPush]), so
 	// that a replayed or late push older than it changes nothing.
 	LastPush *PushMark `json:"last_push,omitempty"`

@@ -175,7 +175,9 @@ func upToDate(ch string) Decision {
 //  5. Candidate: a device in the cohort of an active rollout ([InCohort]) gets the rollout's
 //     version, others the stable version; a device already on the version of a paused
 //     rollout keeps it. A candidate is skipped when the device reported it failing, its
-//     bundle is missing, or its native range does not admit version_build; then the stable
+//     bundle is missing, or its native range (the one set when it was
+//     promoted to the channel, [State.NativeFor], else the bundle's own) does not admit
+//     version_build; then the stable
 //     version, then the newest version of History older than the stable one that passes is
 //     served (a fallback never goes below the device's current version for failures alone).
 //     When none passes: unknown_version_build (failed) if version_build has no number,
@@ -223,7 +225,7 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 	}
 
 	// 5. Candidate.
-	p := picker{s: s, req: req, failed: failed}
+	p := picker{s: s, st: st, req: req, failed: failed}
 	target, b, keep := p.candidate(st)
 	if keep {
 		return upToDate(name)
@@ -448,6 +450,7 @@ func keyRefusal(name string, req *DeviceInfo, target string, b *Bundle) (d Decis
 // picker checks candidates for one device and remembers why it refused them.
 type picker struct {
 	s      *Snapshot
+	st     *State // the channel's state, for its native-range overrides
 	req    *DeviceInfo
 	failed []string
 
@@ -473,10 +476,14 @@ func (p *picker) usable(v string) (*Bundle, bool) {
 		p.missing = true
 		return nil, false
 	}
-	if admitsAll(b.Native) {
+	rng := b.Native
+	if o, ok := p.st.NativeFor(v); ok {
+		rng = o
+	}
+	if admitsAll(rng) {
 		return b, true
 	}
-	r, err := lookupRange(b.Native)
+	r, err := lookupRange(rng)
 	if err != nil {
 		// Registration refuses invalid ranges; one that slipped in admits nothing.
 		p.native = true

@@ -171,6 +171,21 @@ func decideCases(t *testing.T) []decideCase {
 		{name: "native falls back further", dev: with(on("native"), build("1.4.7")), want: offered("native", "1.5.0")},
 		{name: "native falls back to oldest", dev: with(on("native"), build("0.5")), want: offered("native", "0.9.0")},
 		{name: "native device already on its newest compatible", dev: with(on("native"), build("2.5.0"), version("2.1.0")), want: noNew("native")},
+		{name: "native override narrows the stable bundle's range", dev: with(on("native"), build("3.1")),
+			snap: func(s *Snapshot) { s.States["native"].Native = map[string]string{"3.0.0": ">=3.5.0"} },
+			want: outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "3.0.0", Old: builtin}},
+		{name: "native override narrows the stable bundle's range, device inside", dev: with(on("native"), build("3.6")),
+			snap: func(s *Snapshot) { s.States["native"].Native = map[string]string{"3.0.0": ">=3.5.0"} },
+			want: offered("native", "3.0.0")},
+		{name: "native override widens the stable bundle's range", dev: with(on("native"), build("1.0.0")),
+			snap: func(s *Snapshot) { s.States["native"].Native = map[string]string{"3.0.0": ">=1.0.0"} },
+			want: offered("native", "3.0.0")},
+		{name: "native override applies to history fallbacks", dev: with(on("native"), build("2.5.0")),
+			snap: func(s *Snapshot) { s.States["native"].Native = map[string]string{"2.1.0": "^9", "1.5.0": ">=2"} },
+			want: offered("native", "1.5.0")},
+		{name: "native override of another channel does not apply", dev: with(on("native"), build("3.1")),
+			snap: func(s *Snapshot) { s.States["production"].Native = map[string]string{"3.0.0": ">=9"} },
+			want: offered("native", "3.0.0")},
 		{name: "no bundle for native version", dev: with(on("native"), build("1.0.0")),
 			want:   outcome{Outcome: CodeUnderNative, Channel: "native", Error: CodeUnderNative, Kind: KindBlocked, Version: "3.0.0", Old: builtin},
 			golden: "under_native"},
@@ -269,8 +284,9 @@ func TestDecide(t *testing.T) {
 				if slices.Contains(tc.failed, b.Version) {
 					t.Errorf("offered %s, which the device reported failing", b.Version)
 				}
-				if ok, err := NativeAllows(b.Native, req.VersionBuild); err != nil || !ok {
-					t.Errorf("offered %s with native %q to version_build %q: %v, %v", b.Version, b.Native, req.VersionBuild, ok, err)
+				rng := s.States[d.Channel].NativeRange(b)
+				if ok, err := NativeAllows(rng, req.VersionBuild); err != nil || !ok {
+					t.Errorf("offered %s with native %q to version_build %q: %v, %v", b.Version, rng, req.VersionBuild, ok, err)
 				}
 			}
 			body, err := json.Marshal(d.Response)

@@ -15,9 +15,10 @@
 // A channel's [State] holds its stable Version, earlier versions in History (most recent
 // first, distinct, at most [MaxHistory]) and an optional [Rollout] of a candidate. The state
 // changes [Promote], [Rollback], [SetRollout], [PauseRollout], [ResumeRollout],
-// [CompleteRollout] and [CancelRollout] are pure functions the store runs inside its atomic
-// update; they never touch Rev or UpdatedAt, which the store owns, and never write into
-// slices or rollouts the caller shares.
+// [CompleteRollout], [CancelRollout] and [SetNative] (a native-range override set at
+// promotion) are pure functions the store runs inside its atomic update; they never touch
+// Rev or UpdatedAt, which the store owns, and never write into slices, maps or rollouts
+// the caller shares.
 //
 // [Decide] answers one update check from a [Snapshot] (an app's configuration, channel
 // states and the bundles they name) with exactly the responses of the Capgo plugin protocol
@@ -25,7 +26,8 @@
 // kind the plugin expects. Its invariants:
 //
 //   - a version the device reported update_fail for is never offered to it again;
-//   - a bundle is offered only if its Native range admits the device's version_build;
+//   - a bundle is offered only if its native range admits the device's version_build: the
+//     range set when it was promoted to the channel ([SetNative]), else its own Native;
 //     otherwise the newest older compatible bundle from the channel's History is;
 //   - a device that sent key_id gets only a bundle encrypted for that key;
 //   - a device outside a rollout's cohort ([InCohort], sticky per device and version) gets

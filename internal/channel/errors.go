@@ -14,8 +14,8 @@ var (
 )
 
 // Errors returned by the state changes of this package ([Promote], [Rollback], [SetRollout],
-// [PauseRollout], [ResumeRollout], [CompleteRollout]) for requests that cannot apply; the
-// relay answers them as a client error and changes nothing.
+// [PauseRollout], [ResumeRollout], [CompleteRollout], [SetNative]) for requests that cannot
+// apply; the relay answers them as a client error and changes nothing.
 var (
 	// ErrNoHistory means a rollback was asked for a channel with no earlier version.
 	ErrNoHistory = errors.New("no earlier version to roll back to")
@@ -24,6 +24,9 @@ var (
 	// ErrInvalidRollout means a rollout request is malformed: percent outside 0..100, no
 	// version, the version already stable, or no stable version to roll out against.
 	ErrInvalidRollout = errors.New("invalid rollout")
+	// ErrNotInChannel means a native-range override was asked for a version the channel
+	// does not hold (neither its stable version, its history nor its rollout).
+	ErrNotInChannel = errors.New("version is not in the channel")
 	// ErrNoRule means no rule of the app maps a ref to a channel.
 	ErrNoRule = errors.New("no rule matches the ref")
 )

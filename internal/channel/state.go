@@ -22,6 +22,7 @@ func Promote(s *State, version string) (changed bool) {
 	}
 	endPlanWithRollout(s)
 	if s.Version == version {
+		pruneNative(s)
 		return changed
 	}
 	if i := slices.Index(s.History, version); i >= 0 {
@@ -42,6 +43,7 @@ func Promote(s *State, version string) (changed bool) {
 	}
 	s.Version = version
 	s.Release = ""
+	pruneNative(s)
 	return true
 }
 
@@ -57,7 +59,7 @@ func ReleaseName(ref string) string {
 
 // Rollback makes History[0] the stable version again and drops it from History. The version
 // rolled back from is not kept in History (the audit log records it), so native-version
-// fallbacks never pick it again. A rollout of the restored version is cleared; any other
+// fallbacks never pick it again, and its native-range override (see [SetNative]) goes too. A rollout of the restored version is cleared; any other
 // rollout is kept. It returns the restored version, or an error wrapping [ErrNoHistory]
 // and leaves s unchanged.
 func Rollback(s *State) (to string, err error) {
@@ -75,6 +77,7 @@ func Rollback(s *State) (to string, err error) {
 		s.Rollout = nil
 	}
 	endPlanWithRollout(s)
+	pruneNative(s)
 	return to, nil
 }
 
@@ -150,6 +153,7 @@ func CancelRollout(s *State) error {
 	}
 	s.Rollout = nil
 	s.Plan = nil
+	pruneNative(s)
 	return nil
 }
 

@@ -112,6 +112,11 @@ type promoteData struct {
 	To         string
 	// ToBundle is the bundle to promote (nil for builtin).
 	ToBundle *channel.Bundle
+	// FromNative and ToNative are the native ranges that apply to the two versions on
+	// this channel: the one set when the version was promoted here, else the bundle's
+	// own; the Set flags say which. ToNative is what the form's native field starts with.
+	FromNative, ToNative       string
+	FromNativeSet, ToNativeSet bool
 }
 
 // promoteConfirm shows what a promotion changes (from → to, commit, size, native range,
@@ -132,13 +137,17 @@ func (c *Console) promoteConfirm(g *gin.Context) {
 	if !ok {
 		return
 	}
-	d := &promoteData{Channel: name, From: row.State.Version, FromBundle: row.Bundle, To: version}
+	st := row.State
+	d := &promoteData{Channel: name, From: st.Version, FromBundle: row.Bundle, To: version,
+		FromNative: row.Native, FromNativeSet: row.NativeSet}
 	if version != "builtin" {
 		var err error
 		if d.ToBundle, err = c.api.Bundle(ctx, app, version); err != nil {
 			c.fail(g, err)
 			return
 		}
+		d.ToNative = st.NativeRange(d.ToBundle)
+		_, d.ToNativeSet = st.NativeFor(version)
 	}
 	c.render(g, http.StatusOK, "promote", &page{Title: "Promote · " + name, Session: sessionOf(g), App: app, Data: d})
 }
@@ -155,8 +164,14 @@ func (c *Console) done(g *gin.Context, res *relayclient.ChangeResult, err error,
 	g.Redirect(http.StatusSeeOther, Root+"apps/"+url.PathEscape(g.Param("app"))+"/channels/"+url.PathEscape(g.Param("channel"))+"?done="+what)
 }
 
+// promote promotes the form's version; when the form has a native field (the
+// confirmation page's), its range too: empty restores the bundle's own range.
 func (c *Console) promote(g *gin.Context) {
-	res, err := c.api.Promote(g.Request.Context(), caller(g), g.Param("app"), g.Param("channel"), strings.TrimSpace(g.PostForm("version")))
+	req := relayclient.PromoteRequest{Version: strings.TrimSpace(g.PostForm("version"))}
+	if native, ok := g.GetPostForm("native"); ok {
+		req.Native = &native
+	}
+	res, err := c.api.PromoteWith(g.Request.Context(), caller(g), g.Param("app"), g.Param("channel"), req)
 	c.done(g, res, err, "promote")
 }
 

@@ -18,6 +18,10 @@ type channelRow struct {
 	Bundle *channel.Bundle
 	// Last is the channel's newest audit entry (nil when the log has none).
 	Last *channel.AuditEntry
+	// Native is the native range that applies to Bundle on this channel; NativeSet says it
+	// was set when the version was promoted here rather than being the bundle's own.
+	Native    string
+	NativeSet bool
 }
 
 // appSummary is one app on the apps page.
@@ -62,6 +66,10 @@ func (c *Console) channelRows(ctx context.Context, app *channel.App) ([]channelR
 	rows := make([]channelRow, len(views))
 	for i, v := range views {
 		rows[i] = channelRow{ChannelView: v, Bundle: bundles[v.State.Version], Last: last[v.Name]}
+		if b := rows[i].Bundle; b != nil {
+			rows[i].Native = v.State.NativeRange(b)
+			_, rows[i].NativeSet = v.State.NativeFor(b.Version)
+		}
 	}
 	return rows, nil
 }

@@ -241,11 +241,25 @@ func (c *Config) resolveVersion(ctx *Context, p *problems) {
 
 func (c *Config) readEncryptionKey(input string, p *problems) {
 	if k := strings.TrimSpace(input); k != "" {
-		if _, err := archive.ParsePrivateKey([]byte(k)); err != nil {
+		if looksLikePath(k) {
+			p.add("encryption-key looks like a file path: pass the key's content, not its path (the PEM text starting with -----BEGIN RSA PRIVATE KEY-----, e.g. from a secret, or FERRY_ENCRYPTION_KEY=\"$(cat .capgo_key_v2)\")")
+		} else if _, err := archive.ParsePrivateKey([]byte(k)); err != nil {
 			p.add("encryption-key: %v (want the PKCS#1 RSA private key PEM from `ferry keys` or `npx @capgo/cli key create`, i.e. .capgo_key_v2)", err)
 		}
 		c.EncKey = []byte(k)
 	}
+}
+
+// looksLikePath reports whether a key input is a file path rather than PEM text: one short
+// line, no PEM header, and a path's shape (a separator, a leading "." or "~", or a key
+// file's name). It never reads the file.
+func looksLikePath(s string) bool {
+	if len(s) > 255 || strings.Contains(s, "-----") || strings.ContainsAny(s, "\n") {
+		return false
+	}
+	base := filepath.Base(s)
+	return strings.ContainsAny(s, "/\\") || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~") ||
+		strings.HasPrefix(base, ".capgo_key") || strings.HasSuffix(base, ".pem") || strings.HasSuffix(base, ".key")
 }
 
 // resolveSigning picks the signing mode: the signing input when set, otherwise key when a
@@ -254,6 +268,9 @@ func (c *Config) resolveSigning(vals map[string]string, p *problems) {
 	c.SigningKey = []byte(strings.TrimSpace(vals["signing-key"]))
 	c.SigningPass = []byte(vals["signing-key-password"])
 	c.SigningChosen = vals["signing"] != ""
+	if looksLikePath(string(c.SigningKey)) {
+		p.add("signing-key looks like a file path: pass the key's content, not its path (the PEM text of e.g. cosign.key, from a secret)")
+	}
 	switch s := strings.ToLower(vals["signing"]); s {
 	case "":
 		switch {

@@ -51,7 +51,13 @@ func (c *Client) GetBundle(ctx context.Context, app, version string) (*channel.B
 
 // Promote makes ch serve version ("builtin": the app's own assets).
 func (c *Client) Promote(ctx context.Context, app, ch, version string) (*ChangeResult, error) {
-	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "promote"), &PromoteRequest{Version: version})
+	return c.PromoteWith(ctx, app, ch, PromoteRequest{Version: version})
+}
+
+// PromoteWith makes ch serve req.Version, with the native-version range req.Native when
+// it is set (see [PromoteRequest]).
+func (c *Client) PromoteWith(ctx context.Context, app, ch string, req PromoteRequest) (*ChangeResult, error) {
+	return c.change(ctx, http.MethodPost, appPath(app, "channels", ch, "promote"), &req)
 }
 
 // Rollback makes ch serve its previous version again.

@@ -62,6 +62,10 @@ type Client struct {
 // New returns a client of the relay at baseURL (scheme, host and an optional path prefix;
 // a trailing slash is ignored).
 func New(baseURL string, opts Options) (*Client, error) {
+	if host := strings.TrimSpace(baseURL); host != "" && !strings.Contains(host, "://") && !strings.Contains(host, "@") {
+		// "relay.example.com" or "relay.example.com:8443": a host without a scheme.
+		return nil, fmt.Errorf("relay URL %q has no scheme: write it as https://%s (the relay's base URL)", host, strings.TrimRight(host, "/"))
+	}
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil {
 		// The parse error quotes the URL, credentials included: keep only its reason.

@@ -78,6 +78,14 @@ func TestAdminRequests(t *testing.T) {
 			request{Method: "GET", Path: "/api/v1/apps/com.example.app/bundles/1.0.0+b"}},
 		{"promote", func(ctx context.Context) error { _, err := c.Promote(ctx, app, "production", "1.0.1"); return err },
 			request{Method: "POST", Path: "/api/v1/apps/com.example.app/channels/production/promote", Body: `{"version":"1.0.1"}`, ContentType: "application/json"}},
+		{"promote with a native range", func(ctx context.Context) error {
+			_, err := c.PromoteWith(ctx, app, "production", relayclient.PromoteRequest{Version: "1.0.1", Native: new(">=2.0.0 <3")})
+			return err
+		}, request{Method: "POST", Path: "/api/v1/apps/com.example.app/channels/production/promote", Body: `{"version":"1.0.1","native":"\u003e=2.0.0 \u003c3"}`, ContentType: "application/json"}},
+		{"promote removing a native override", func(ctx context.Context) error {
+			_, err := c.PromoteWith(ctx, app, "production", relayclient.PromoteRequest{Version: "1.0.1", Native: new("")})
+			return err
+		}, request{Method: "POST", Path: "/api/v1/apps/com.example.app/channels/production/promote", Body: `{"version":"1.0.1","native":""}`, ContentType: "application/json"}},
 		{"rollback", func(ctx context.Context) error { _, err := c.Rollback(ctx, app, "production"); return err },
 			request{Method: "POST", Path: "/api/v1/apps/com.example.app/channels/production/rollback"}},
 		{"set rollout", func(ctx context.Context) error {
@@ -196,6 +204,13 @@ func TestNewRefusesNonHTTP(t *testing.T) {
 	for _, u := range []string{"", "relay.example.com", "ftp://relay.example.com", "https://"} {
 		if _, err := relayclient.New(u, relayclient.Options{}); err == nil {
 			t.Errorf("New(%q) succeeded", u)
+		}
+	}
+	// A host without a scheme is told how to write it.
+	for _, u := range []string{"relay.example.com", "relay.example.com:8443/"} {
+		_, err := relayclient.New(u, relayclient.Options{})
+		if want := "has no scheme: write it as https://" + strings.TrimSuffix(u, "/"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(%q) = %v, want an error saying %q", u, err, want)
 		}
 	}
 }

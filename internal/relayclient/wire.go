@@ -225,6 +225,12 @@ type ClearFailedResult struct {
 // sends devices back to the app's built-in assets.
 type PromoteRequest struct {
 	Version string `json:"version"`
+	// Native, when set, is the native-version range (npm semver range syntax, as the
+	// bundle's own) devices must run to be offered Version on this channel, instead of the
+	// range the bundle was registered with; "" removes an earlier override, "*" admits
+	// every native version. Absent keeps whatever range applies now. Not allowed with
+	// "builtin".
+	Native *string `json:"native,omitempty"`
 }
 
 // RolloutRequest is the body of PUT …/channels/{channel}/rollout: offer Version to Percent

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
@@ -137,7 +138,7 @@ func (a *API) change(ctx context.Context, by Caller, app *channel.App, ch, actio
 		switch {
 		case errors.Is(err, channel.ErrNoHistory), errors.Is(err, channel.ErrNoRollout):
 			return nil, &httpError{Status: http.StatusConflict, Code: "conflict", Msg: err.Error(), Err: err}
-		case errors.Is(err, channel.ErrInvalidRollout):
+		case errors.Is(err, channel.ErrInvalidRollout), errors.Is(err, channel.ErrInvalidRange), errors.Is(err, channel.ErrNotInChannel):
 			return nil, &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: err.Error(), Err: err}
 		}
 		var he *httpError
@@ -159,22 +160,93 @@ func (a *API) change(ctx context.Context, by Caller, app *channel.App, ch, actio
 // Promote makes version (a registered bundle, or "builtin") the channel's stable version.
 // It needs the deploy permission.
 func (a *API) Promote(ctx context.Context, by Caller, appID, ch, version string) (*relayclient.ChangeResult, error) {
+	return a.PromoteWith(ctx, by, appID, ch, relayclient.PromoteRequest{Version: version})
+}
+
+// PromoteWith makes req.Version the channel's stable version, as [API.Promote] does, and
+// when req.Native is set also the native-version range devices must run to be offered it
+// on this channel (channel.SetNative): "" or the bundle's own range removes an override.
+// A range that does not parse, or one given with "builtin", is a 400 and changes nothing.
+// The audit entry records the range that applied before and after when it changes.
+func (a *API) PromoteWith(ctx context.Context, by Caller, appID, ch string, req relayclient.PromoteRequest) (*relayclient.ChangeResult, error) {
 	app, err := a.target(by, appID, ch, access.Deploy)
 	if err != nil {
 		return nil, err
 	}
+	version := req.Version
 	if version == "" {
 		return nil, errorf(http.StatusBadRequest, "bad_request", "version is required")
 	}
+	b := &channel.Bundle{Version: version}
 	if version != builtin {
-		if _, err := a.Bundle(ctx, app, version); err != nil {
+		if b, err = a.Bundle(ctx, app, version); err != nil {
 			return nil, err
 		}
 	}
-	return a.change(ctx, by, app, ch, "promote", "admin", func(s *channel.State, _ *channel.AuditEntry) (string, string, bool, error) {
+	native, err := overrideOf(req, b)
+	if err != nil {
+		return nil, err
+	}
+	return a.change(ctx, by, app, ch, "promote", "admin", func(s *channel.State, e *channel.AuditEntry) (string, string, bool, error) {
 		from := s.Version
-		return version, from, channel.Promote(s, version), nil
+		before := nativeView(s, b)
+		changed := channel.Promote(s, version)
+		if req.Native != nil {
+			nc, err := channel.SetNative(s, version, native)
+			if err != nil {
+				return "", "", false, err
+			}
+			if after := nativeView(s, b); nc && after != before {
+				if e.Before, err = json.Marshal(before); err == nil {
+					e.After, err = json.Marshal(after)
+				}
+				if err != nil {
+					return "", "", false, fmt.Errorf("encode native range: %w", err)
+				}
+			}
+			changed = changed || nc
+		}
+		return version, from, changed, nil
 	})
+}
+
+// overrideOf checks the native range a promotion asks for and returns the override to
+// store: "" when it asks for none or for the bundle's own range.
+func overrideOf(req relayclient.PromoteRequest, b *channel.Bundle) (string, error) {
+	if req.Native == nil {
+		return "", nil
+	}
+	native := strings.TrimSpace(*req.Native)
+	if req.Version == builtin {
+		return "", errorf(http.StatusBadRequest, "bad_request",
+			"builtin serves the app's own assets, which have no native range; leave native out")
+	}
+	if strings.ContainsFunc(native, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return "", errorf(http.StatusBadRequest, "bad_request", "native %q holds a control character", native)
+	}
+	if err := channel.ParseRange(native); err != nil {
+		return "", &httpError{Status: http.StatusBadRequest, Code: "bad_request",
+			Msg: fmt.Sprintf("native: %v (npm semver range syntax, e.g. \">=2.0.0 <3.0.0\"; \"*\" admits every native version)", err), Err: err}
+	}
+	if native == b.Native {
+		native = ""
+	}
+	return native, nil
+}
+
+// nativeRange is how the audit log shows the native range that applies to a version on a
+// channel: the range and whether it was set at promotion ("promote") or is the bundle's
+// own ("bundle"). An empty range admits every native version.
+type nativeRange struct {
+	Native string `json:"native"`
+	Source string `json:"source"`
+}
+
+func nativeView(s *channel.State, b *channel.Bundle) nativeRange {
+	if r, ok := s.NativeFor(b.Version); ok {
+		return nativeRange{Native: r, Source: "promote"}
+	}
+	return nativeRange{Native: b.Native, Source: "bundle"}
 }
 
 // Rollback sends the channel back to the version it served before. It needs the deploy

@@ -182,7 +182,7 @@ func (a *API) promoteChannel(c *gin.Context) error {
 	if err := decodeAdmin(c, &req); err != nil {
 		return err
 	}
-	res, err := a.Promote(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req.Version)
+	res, err := a.PromoteWith(c.Request.Context(), caller(c), c.Param("app"), c.Param("channel"), req)
 	return reply(c, res, err)
 }
 

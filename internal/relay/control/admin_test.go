@@ -2,12 +2,15 @@ package control
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -289,6 +292,15 @@ func TestAdminPolicy(t *testing.T) {
 	if a := e.audit()[0]; a.Action != "policy" || a.Cause != "admin" {
 		t.Errorf("audit = %+v", a)
 	}
+	// The entry shows the effective policy before (the configured one) and after.
+	var before, after channel.Policy
+	a := e.audit()[0]
+	if err := json.Unmarshal(a.Before, &before); err != nil || before.Public || before.DenyEmulator || before.DisableAutoUpdate != "" {
+		t.Errorf("audit before = %s (%v), want the configured policy", a.Before, err)
+	}
+	if err := json.Unmarshal(a.After, &after); err != nil || !policyEqual(&after, &want) {
+		t.Errorf("audit after = %s (%v), want %+v", a.After, err, want)
+	}
 	// Clearing the override restores the configured policy.
 	r = decodeChange(t, e.admin("PUT", "/channels/production/policy", `{"policy":null}`, 200))
 	if !r.Changed || r.Channel.Overridden || r.Channel.State.Policy != nil {
@@ -350,5 +362,84 @@ func TestAdminStoreUnavailable(t *testing.T) {
 	before := e.snapshot()
 	e.store.failNext("UpdateState", 1)
 	e.admin("POST", "/channels/production/promote", `{"version":"1.0.1"}`, http.StatusServiceUnavailable)
+	e.unchanged(before)
+}
+
+// TestAdminPromoteNative sets a native-range override when promoting, with the bootstrap
+// token and with a deployer's API token, for bundles registered over HMAC and over OIDC:
+// the override is stored per version, the audit entry records the range before and after,
+// the bundle's own range (or "") removes it, and a bad range is a 400 that changes nothing.
+func TestAdminPromoteNative(t *testing.T) {
+	t.Parallel()
+	e := seeded(t) // bundles over HMAC, native ">=1.0.0"; production serves 1.0.0
+	claims := e.issuer.claims(time.Now())
+	claims["sha"] = "0fd1c0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac"
+	if w := e.do("POST", "/api/v1/bundles", mustJSON(t, testBundle("2.0.0", "")), bearerHeader(e.issuer.token(t, claims))); w.Code != http.StatusCreated {
+		t.Fatalf("OIDC registration of 2.0.0: %d %s", w.Code, w.Body)
+	}
+	nativeAudit := func(t *testing.T, version, from, before, after string) {
+		t.Helper()
+		a := e.audit()[0]
+		if a.Action != "promote" || a.Version != version || a.From != from || string(a.Before) != before || string(a.After) != after {
+			t.Errorf("audit = %+v (before %s, after %s); want promote %s from %s, before %s, after %s",
+				a, a.Before, a.After, version, from, before, after)
+		}
+	}
+
+	r := decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"1.0.1","native":" >=2.0.0 <3 "}`, 200))
+	if st := r.Channel.State; !r.Changed || st.Version != "1.0.1" || !maps.Equal(st.Native, map[string]string{"1.0.1": ">=2.0.0 <3"}) {
+		t.Errorf("promote with native = %+v", r)
+	}
+	nativeAudit(t, "1.0.1", "1.0.0", `{"native":"\u003e=1.0.0","source":"bundle"}`, `{"native":"\u003e=2.0.0 \u003c3","source":"promote"}`)
+	if r := decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"1.0.1","native":">=2.0.0 <3"}`, 200)); r.Changed {
+		t.Error("promoting with the same range again reported a change")
+	}
+	// Without native, a promotion keeps the range that applies.
+	if r := decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"1.0.1"}`, 200)); r.Changed || r.Channel.State.Native["1.0.1"] != ">=2.0.0 <3" {
+		t.Errorf("promote without native = %+v", r)
+	}
+
+	// A deployer's token changes the range of the stable version alone.
+	dep := e.createToken(adminHeader(), relayclient.TokenRequest{Name: "rel-eng", Grants: grant(appID, access.Deployer)}, http.StatusCreated).Token
+	w := e.do("POST", "/api/v1/apps/"+appID+"/channels/production/promote", []byte(`{"version":"1.0.1","native":"^2.1"}`), tokenHeader(dep))
+	if r := decodeChange(t, w); w.Code != 200 || !r.Changed || r.Channel.State.Native["1.0.1"] != "^2.1" {
+		t.Errorf("deployer native change: %d %+v", w.Code, r)
+	}
+	nativeAudit(t, "1.0.1", "1.0.1", `{"native":"\u003e=2.0.0 \u003c3","source":"promote"}`, `{"native":"^2.1","source":"promote"}`)
+	if a := e.audit()[0].Actor; a == nil || a.Kind != "token" || a.Name != "rel-eng" {
+		t.Errorf("audit actor = %+v, want the deployer's token", a)
+	}
+
+	// The bundle registered over OIDC, promoted with a range; the override of 1.0.1 stays
+	// with it in History.
+	r = decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"2.0.0","native":"*"}`, 200))
+	if want := map[string]string{"1.0.1": "^2.1", "2.0.0": "*"}; !maps.Equal(r.Channel.State.Native, want) {
+		t.Errorf("Native = %v, want %v", r.Channel.State.Native, want)
+	}
+	// The bundle's own range, or "", removes the override.
+	r = decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"2.0.0","native":">=1.0.0"}`, 200))
+	if _, ok := r.Channel.State.NativeFor("2.0.0"); !r.Changed || ok {
+		t.Errorf("promote with the bundle's own range = %+v", r.Channel.State)
+	}
+	nativeAudit(t, "2.0.0", "2.0.0", `{"native":"*","source":"promote"}`, `{"native":"\u003e=1.0.0","source":"bundle"}`)
+	r = decodeChange(t, e.admin("POST", "/channels/production/promote", `{"version":"1.0.1","native":""}`, 200))
+	if r.Channel.State.Version != "1.0.1" || r.Channel.State.Native != nil {
+		t.Errorf("promote with native \"\" = %+v", r.Channel.State)
+	}
+
+	before := e.snapshot()
+	for _, tc := range []struct{ name, body, wantMsg string }{
+		{"range does not parse", `{"version":"1.1.0","native":">=banana"}`, "native"},
+		{"empty alternative", `{"version":"1.1.0","native":">=2 ||"}`, "native"},
+		{"control character", `{"version":"1.1.0","native":">=2\u0000"}`, "control character"},
+		{"too long", `{"version":"1.1.0","native":"` + strings.Repeat("1", 1100) + `"}`, "longer than"},
+		{"builtin", `{"version":"builtin","native":">=2"}`, "no native range"},
+		{"not a string", `{"version":"1.1.0","native":2}`, "native"},
+	} {
+		w := e.admin("POST", "/channels/production/promote", tc.body, http.StatusBadRequest)
+		if code, msg := errorBody(t, w); code != "bad_request" || !strings.Contains(msg, tc.wantMsg) {
+			t.Errorf("%s: %s %q, want bad_request naming %q", tc.name, code, msg, tc.wantMsg)
+		}
+	}
 	e.unchanged(before)
 }

@@ -54,6 +54,7 @@ var mutations = []struct {
 	role               access.Role
 }{
 	{"POST", "/channels/production/promote", `{"version":"1.0.1"}`, access.Deployer},
+	{"POST", "/channels/production/promote", `{"version":"1.0.0","native":">=2"}`, access.Deployer},
 	{"POST", "/channels/production/rollback", "", access.Deployer},
 	{"PUT", "/channels/production/rollout", `{"version":"1.1.0","percent":10}`, access.Deployer},
 	{"POST", "/channels/production/rollout/pause", "", access.Deployer},

@@ -164,3 +164,115 @@ func testClearFailedVersions(t *testing.T, st fullStore) {
 		t.Errorf("clear_failed audit entry = %+v (actor %+v)", e, e.Actor)
 	}
 }
+
+// TestPromoteNativeReachesDevices promotes with a native-range override through
+// relayclient.PromoteWith, on the embedded store and on Redis, and asks the relay's device
+// surface: a device outside the overridden range is not offered the bundle (it gets the
+// under-native refusal even though the bundle's own range admits it), one inside is; the
+// override survives a relay reading the store afresh, and removing it restores the bundle's
+// own range.
+func TestPromoteNativeReachesDevices(t *testing.T) {
+	t.Parallel()
+	t.Run("bolt", func(t *testing.T) {
+		t.Parallel()
+		testPromoteNativeReachesDevices(t, newBolt(t))
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		srv := testpeers.Redis(t)
+		st, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		testPromoteNativeReachesDevices(t, st)
+	})
+}
+
+func testPromoteNativeReachesDevices(t *testing.T, st fullStore) {
+	ctx := t.Context()
+	cfg, err := channel.ParseConfig([]byte(testConfigY))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relay.New(relay.Options{Config: cfg, Store: st, Logger: testLogger(t), SnapshotTTL: time.Hour, RateLimit: -1, DeviceRateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := New(ctx, Options{Config: cfg, Store: st, Logger: testLogger(t), AdminToken: adminToken, HMACSecret: hmacSecret, OnChange: srv.Invalidate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	srv.Mount(api)
+	front := httptest.NewServer(srv.Handler())
+	t.Cleanup(front.Close)
+	c, err := relayclient.New(front.URL, relayclient.Options{HTTPClient: front.Client(), AdminToken: adminToken, HMACSecret: []byte(hmacSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*channel.Bundle{testBundle("1.0.0", commitA), testBundle("1.1.0", commitB)} { // native >=1.0.0
+		b.Ref = "refs/heads/feature/x"
+		if _, err := c.RegisterBundle(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Promote(ctx, appID, "production", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(h http.Handler, build string) channel.UpdateResponse {
+		t.Helper()
+		body := mustJSON(t, channel.DeviceInfo{Platform: "ios", DeviceID: "5b2e3d4f-1111-2222-3333-444455556666", AppID: appID,
+			VersionBuild: build, VersionCode: "1", VersionOS: "17", VersionName: "builtin", PluginVersion: "8.51.23", IsProd: true})
+		req := httptest.NewRequestWithContext(ctx, "POST", "/updates", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var r channel.UpdateResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("updates for version_build %s: %d %s", build, w.Code, w.Body)
+		}
+		return r
+	}
+
+	res, err := c.PromoteWith(ctx, appID, "production", relayclient.PromoteRequest{Version: "1.1.0", Native: new(">=2.0.0")})
+	if err != nil || !res.Changed {
+		t.Fatalf("PromoteWith = %+v, %v", res, err)
+	}
+	// The bundle's own range (>=1.0.0) admits 1.5, the override does not: the device is
+	// not offered 1.1.0, but the newest older version whose range admits it, 1.0.0.
+	if r := check(srv.Handler(), "1.5"); r.Version != "1.0.0" || r.URL == "" {
+		t.Errorf("device 1.5 outside the override got %+v, want the fallback 1.0.0", r)
+	}
+	if r := check(srv.Handler(), "2.3"); r.Version != "1.1.0" || r.URL == "" {
+		t.Errorf("device 2.3 inside the override got %+v, want 1.1.0", r)
+	}
+	// With 1.0.0 narrowed too, nothing admits 1.5: the under-native refusal.
+	if _, err := c.Rollback(ctx, appID, "production"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PromoteWith(ctx, appID, "production", relayclient.PromoteRequest{Version: "1.0.0", Native: new(">=3")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(srv.Handler(), "1.5"); r.Error != channel.CodeUnderNative || r.Kind != channel.KindBlocked || r.URL != "" {
+		t.Errorf("device 1.5 outside the override got %+v, want %s", r, channel.CodeUnderNative)
+	}
+	// A second relay reading the store afresh applies the stored override.
+	fresh, err := relay.New(relay.Options{Config: cfg, Store: st, Logger: testLogger(t), RateLimit: -1, DeviceRateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := check(fresh.Handler(), "1.5"); r.Error != channel.CodeUnderNative {
+		t.Errorf("a fresh relay offers %+v to device 1.5, want %s", r, channel.CodeUnderNative)
+	}
+	// A bad range changes nothing; removing the override restores the bundle's own range.
+	if _, err := c.PromoteWith(ctx, appID, "production", relayclient.PromoteRequest{Version: "1.0.0", Native: new("2.0.0 -")}); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusBadRequest, Code: "bad_request"}) {
+		t.Errorf("PromoteWith a bad range = %v, want 400 bad_request", err)
+	}
+	if _, err := c.PromoteWith(ctx, appID, "production", relayclient.PromoteRequest{Version: "1.0.0", Native: new("")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(srv.Handler(), "1.5"); r.Version != "1.0.0" || r.URL == "" {
+		t.Errorf("device 1.5 after the override was removed got %+v, want 1.0.0", r)
+	}
+}

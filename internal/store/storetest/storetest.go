@@ -107,6 +107,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"BundleByCommit", testBundleByCommit},
 		{"GetStateDefault", testGetStateDefault},
 		{"UpdateState", testUpdateState},
+		{"UpdateStateNative", testUpdateStateNative},
 		{"UpdateStateNoChange", testUpdateStateNoChange},
 		{"UpdateStateError", testUpdateStateError},
 		{"UpdateStateConcurrent", testUpdateStateConcurrent},
@@ -602,6 +603,60 @@ func testUpdateState(t *testing.T, s Store) {
 	}
 	if len(read.History) > channel.MaxHistory || read.History[0] != fmt.Sprintf("2.0.%d", channel.MaxHistory+3) {
 		t.Errorf("History = %v, want at most %d entries, newest first", read.History, channel.MaxHistory)
+	}
+}
+
+// testUpdateStateNative round-trips the channel's native-range overrides (set at
+// promotion) through UpdateState, GetState and ListStates, and their removal.
+func testUpdateStateNative(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	if _, err := s.UpdateState(ctx, app, "production", promote("1.0.0", "admin")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"1.0.0": ">=2.0.0 <3.0.0 || ^4", "1.1.0": "*"}
+	got, err := s.UpdateState(ctx, app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
+		channel.Promote(st, "1.1.0")
+		for v, r := range want {
+			if _, err := channel.SetNative(st, v, r); err != nil {
+				return nil, err
+			}
+		}
+		return &channel.AuditEntry{Action: "promote", Version: "1.1.0", Cause: "admin"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got.Native); diff != "" {
+		t.Errorf("UpdateState returned Native (-want +got):\n%s", diff)
+	}
+	read, err := s.GetState(ctx, app, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, read); diff != "" {
+		t.Errorf("GetState after setting Native (-want +got):\n%s", diff)
+	}
+	all, err := s.ListStates(ctx, app)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("ListStates = %v, %v; want one state", all, err)
+	}
+	if diff := cmp.Diff(want, all[0].Native); diff != "" {
+		t.Errorf("ListStates Native (-want +got):\n%s", diff)
+	}
+	// Removing every override stores none.
+	if _, err := s.UpdateState(ctx, app, "production", func(st *channel.State) (*channel.AuditEntry, error) {
+		for v := range want {
+			if _, err := channel.SetNative(st, v, ""); err != nil {
+				return nil, err
+			}
+		}
+		return &channel.AuditEntry{Action: "promote", Version: "1.1.0", Cause: "admin"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if read, err = s.GetState(ctx, app, "production"); err != nil || read.Native != nil {
+		t.Errorf("GetState after removing the overrides: Native = %v, %v; want none", read.Native, err)
 	}
 }
 
