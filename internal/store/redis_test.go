@@ -39,6 +39,12 @@ func TestRedisAccessInvalid(t *testing.T) {
 	storetest.AccessInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
 }
 
+func TestRedisPageBundlesInvalid(t *testing.T) {
+	t.Parallel()
+	srv := testpeers.Redis(t)
+	storetest.PageBundlesInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
+}
+
 func TestRedisShared(t *testing.T) {
 	t.Parallel()
 	srv := testpeers.Redis(t)
