@@ -82,7 +82,7 @@ type Store interface {
 	// later page and bundles are never removed, so paging from "" until next is "" returns
 	// every bundle registered before the first call exactly once, and the pages of one
 	// cursor never change. A cursor is opaque: one this store could not have returned
-	// (malformed, or past the app's last bundle), a limit below 1 or above
+	// (malformed, or past the app's last bundle) also wraps channel.ErrInvalidCursor; a limit below 1 or above
 	// [MaxBundlePage], or an invalid app id wraps [ErrInvalid]. An app without bundles
 	// has an empty first page.
 	PageBundles(ctx context.Context, app, cursor string, limit int) (bundles []*channel.Bundle, next string, err error)
@@ -202,14 +202,14 @@ func pageArgs(app, cursor string, limit int) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(strings.TrimPrefix(cursor, cursorPrefix), 10, 64)
 	if err != nil || n == 0 || encodeCursor(n) != cursor {
-		return 0, fmt.Errorf("bundle cursor %q is not one this relay returned: start again without a cursor: %w", cursor, ErrInvalid)
+		return 0, fmt.Errorf("bundle cursor %q is not one this relay returned: start again without a cursor: %w: %w", cursor, channel.ErrInvalidCursor, ErrInvalid)
 	}
 	return n, nil
 }
 
 // errPastEnd is the error for a well-formed cursor beyond an app's last bundle.
 func errPastEnd(app, cursor string) error {
-	return fmt.Errorf("bundle cursor %q is past the last bundle of %s: start again without a cursor: %w", cursor, app, ErrInvalid)
+	return fmt.Errorf("bundle cursor %q is past the last bundle of %s: start again without a cursor: %w: %w", cursor, app, channel.ErrInvalidCursor, ErrInvalid)
 }
 
 // checkApp validates an app id: not empty, no braces (they delimit Redis hash tags), no
