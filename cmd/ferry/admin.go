@@ -24,6 +24,9 @@ const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE 
 Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
+  bundles prune --bucket URL [--older-than 24h] [--delete] [--json]
+                                        list (or delete) the bucket's objects of the app that no
+                                        registered bundle or channel references (dry run by default)
   promote <channel> <version>           serve <version> on <channel> ("builtin": the app's own assets)
   rollback <channel>                    serve the channel's previous version again
   rollout <channel> <version> <percent> offer <version> to <percent>% of the channel's devices
@@ -99,8 +102,15 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	ans, err := req.do(ctx, c, *app)
+	if rep, ok := ans.(*pruneReport); ok && rep != nil && err != nil {
+		// Some deletions failed: show what happened to each object, then the error.
+		_ = printAdmin(stdout, rep)
+	}
 	if err != nil {
 		return err
+	}
+	if req.prune != nil && req.prune.json {
+		*asJSON = true
 	}
 	if created, ok := ans.(*relayclient.CreatedToken); ok && !*asJSON {
 		// The token alone on standard output, so it can be piped into a secret store; the
@@ -137,6 +147,7 @@ type adminCall struct {
 	token   *relayclient.TokenRequest // tokens create
 	sub     string                    // tokens: create, list, revoke
 	id      string                    // tokens revoke; device
+	prune   *pruneCall                // bundles prune
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -173,7 +184,11 @@ func adminRequest(args []string) (*adminCall, error) {
 	case "channels":
 		err = need(0, "channels")
 	case "bundles":
-		err = limit("bundles [limit]")
+		if len(rest) > 0 && rest[0] == "prune" {
+			call.prune, err = pruneRequest(rest[1:])
+		} else {
+			err = limit("bundles [limit]")
+		}
 	case "audit":
 		if rest, err = auditFlags(call, rest); err == nil {
 			err = limit("audit [--actor A] [--action X] [--since T] [--until T] [limit]")
@@ -253,6 +268,9 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 	case "channels":
 		return c.ListChannels(ctx, app)
 	case "bundles":
+		if a.prune != nil {
+			return runPrune(ctx, c, app, a.prune)
+		}
 		return c.ListBundles(ctx, app, a.limit)
 	case "audit":
 		q := a.audit
@@ -439,6 +457,8 @@ func printAdmin(w io.Writer, ans any) error {
 		for _, b := range a.Bundles {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", b.Version, short(b.Commit), orDash(b.Ref), b.Encrypted(), orDash(b.Native), timeText(b.CreatedAt))
 		}
+	case *pruneReport:
+		return a.print(w)
 	case *relayclient.DeviceView:
 		fmt.Fprintf(tw, "DEVICE\tFAILED VERSIONS\n%s\t%s\n", a.Device, orDash(strings.Join(a.Failed, " ")))
 	case *relayclient.ClearFailedResult:
