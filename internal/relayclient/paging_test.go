@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/channel"
@@ -18,7 +19,9 @@ func oldRelay(t *testing.T, n int) *relayclient.Client {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := 50
-		fmt.Sscan(r.URL.Query().Get("limit"), &limit)
+		if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil {
+			limit = n
+		}
 		var bs []*channel.Bundle
 		for i := n - 1; i >= 0 && len(bs) < min(limit, 500); i-- {
 			bs = append(bs, &channel.Bundle{AppID: "com.example.app", Version: fmt.Sprintf("1.0.%d", i)})
