@@ -111,10 +111,11 @@ var imports = []importRule{
 		why: "the GitHub front end of the pipeline: reads INPUT_* and the runner's context, masks, annotations, outputs " +
 			"and the job summary; the only home of go-githubactions"},
 	{pkg: "cmd/ferry", internal: []string{"internal/buildinfo", "internal/access", "internal/archive", "internal/channel", "internal/device", "internal/sign",
-		"internal/relayclient", "internal/pipeline"}, modules: []string{"golang.org/x/oauth2"},
+		"internal/relayclient", "internal/pipeline", "internal/publish", "internal/redact"}, modules: []string{"golang.org/x/oauth2"},
 		why: "the command line: probes like a device, verifies signatures, talks to the control API through relayclient " +
 			"(`ferry login`'s PKCE pair from oauth2, as the relay checks it) " +
-			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline"},
+			"(access's grants for `ferry admin tokens`), and runs the action's pipeline from any CI (`ferry publish`), so it links sigstore and gocloud through pipeline; " +
+			"`ferry admin bundles prune` lists and deletes bucket objects through publish's Bucket (redact keeps credentials of the bucket URL out of its report)"},
 	{pkg: "cmd/relay", internal: []string{"internal/buildinfo", "internal/redact", "internal/channel", "internal/console", "internal/relay", "internal/relay/control",
 		"internal/notify", "internal/rollout", "internal/store", "internal/assetlink"},
 		why: "the relay binary: config, store choice, and the wiring of the device path, the control plane, its notifications, the rollout controller, the console and the download links of private releases"},

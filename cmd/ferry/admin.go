@@ -24,6 +24,9 @@ const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE 
 Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
+  bundles prune --bucket URL [--older-than 24h] [--delete] [--json]
+                                        list (or delete) the bucket's objects of the app that no
+                                        registered bundle or channel references (dry run by default)
   promote <channel> <version> [--native RANGE]
                                         serve <version> on <channel> ("builtin": the app's own assets);
                                         --native sets the native versions it is offered to there
@@ -106,8 +109,15 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	ans, err := req.do(ctx, c, *app)
+	if rep, ok := ans.(*pruneReport); ok && rep != nil && err != nil {
+		// Some deletions failed: show what happened to each object, then the error.
+		_ = printAdmin(stdout, rep)
+	}
 	if err != nil {
 		return err
+	}
+	if req.prune != nil && req.prune.json {
+		*asJSON = true
 	}
 	if created, ok := ans.(*relayclient.CreatedToken); ok && !*asJSON {
 		// The token alone on standard output, so it can be piped into a secret store; the
@@ -173,6 +183,7 @@ type adminCall struct {
 	sub     string                    // tokens: create, list, revoke
 	id      string                    // tokens revoke; device
 	native  *string                   // promote --native
+	prune   *pruneCall                // bundles prune
 }
 
 // adminRequest maps the positional arguments to an admin API call.
@@ -209,7 +220,11 @@ func adminRequest(args []string) (*adminCall, error) {
 	case "channels":
 		err = need(0, "channels")
 	case "bundles":
-		err = limit("bundles [limit]")
+		if len(rest) > 0 && rest[0] == "prune" {
+			call.prune, err = pruneRequest(rest[1:])
+		} else {
+			err = limit("bundles [limit]")
+		}
 	case "audit":
 		if rest, err = auditFlags(call, rest); err == nil {
 			err = limit("audit [--actor A] [--action X] [--since T] [--until T] [limit]")
@@ -318,6 +333,9 @@ func (a *adminCall) do(ctx context.Context, c *relayclient.Client, app string) (
 	case "channels":
 		return c.ListChannels(ctx, app)
 	case "bundles":
+		if a.prune != nil {
+			return runPrune(ctx, c, app, a.prune)
+		}
 		return c.ListBundles(ctx, app, a.limit)
 	case "audit":
 		q := a.audit
@@ -504,6 +522,8 @@ func printAdmin(w io.Writer, ans any) error {
 		for _, b := range a.Bundles {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", b.Version, short(b.Commit), orDash(b.Ref), b.Encrypted(), orDash(b.Native), timeText(b.CreatedAt))
 		}
+	case *pruneReport:
+		return a.print(w)
 	case *relayclient.DeviceView:
 		fmt.Fprintf(tw, "DEVICE\tFAILED VERSIONS\n%s\t%s\n", a.Device, orDash(strings.Join(a.Failed, " ")))
 	case *relayclient.ClearFailedResult:

@@ -11,6 +11,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable means the store cannot be reached; the caller may retry later.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalidCursor means a page cursor is not one the store returned (malformed, or past
+	// the last item); the caller starts paging again without a cursor.
+	ErrInvalidCursor = errors.New("invalid page cursor")
 )
 
 // Errors returned by the state changes of this package ([Promote], [Rollback], [SetRollout],

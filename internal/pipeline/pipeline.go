@@ -398,7 +398,16 @@ func (p *Pipeline) key(name string) string {
 	if p.Config.Destination == publish.DestinationGitHub {
 		return name
 	}
-	return p.Config.AppID + "/" + safeKeyPart(p.Config.Version) + "/" + name
+	return BucketKey(p.Config.AppID, p.Config.Version, name)
+}
+
+// BucketKey is the bucket key (under the destination's prefix) of a file named name of
+// version of app: <app-id>/<version>/<name>, the version with characters other than
+// letters, digits, ".", "-" and "_" replaced by "_". With name "" it is the directory
+// holding every file of that version except the shared delta files, which are under
+// <app-id>/files/ (`ferry admin bundles prune` maps keys to versions with it).
+func BucketKey(app, version, name string) string {
+	return app + "/" + safeKeyPart(version) + "/" + name
 }
 
 func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {

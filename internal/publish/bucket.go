@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +78,46 @@ func OpenBucket(ctx context.Context, rawURL string, opts Options) (*Bucket, erro
 	}
 	return pb, nil
 }
+
+// ListedObject is one object [Bucket.List] found.
+type ListedObject struct {
+	Key     string    `json:"key"` // relative to the destination's prefix, as File.Name
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"modified"`
+}
+
+// List returns every object whose key starts with prefix (relative to the destination's
+// prefix), sorted by key.
+func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, error) {
+	var out []ListedObject
+	it := pb.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %q: %w", prefix, err)
+		}
+		if !o.IsDir {
+			out = append(out, ListedObject{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
+		}
+	}
+	slices.SortFunc(out, func(a, b ListedObject) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+// Delete removes the object under key; a key that does not exist is no error.
+func (pb *Bucket) Delete(ctx context.Context, key string) error {
+	if err := pb.b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// Prefix is the destination URL's prefix parameter, which every key is under in the
+// bucket itself (and in the URLs [Bucket.Put] returns).
+func (pb *Bucket) Prefix() string { return pb.prefix }
 
 // Close closes the bucket.
 func (pb *Bucket) Close() error { return pb.b.Close() }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/publish"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
@@ -276,6 +278,53 @@ func TestOpenBucketRefusesBadDestinations(t *testing.T) {
 			_, err := publish.New(t.Context(), tc.dest, publish.Options{PublicBaseURL: tc.base})
 			if !errors.Is(err, publish.ErrDestination) {
 				t.Errorf("New(%q) error = %v, want ErrDestination", tc.dest, err)
+			}
+		})
+	}
+}
+
+// TestBucketListDelete lists what Put stored under a prefix (keys, sizes, times; not other
+// prefixes, not the file backend's attribute files) and deletes one object; deleting a
+// missing key is no error.
+func TestBucketListDelete(t *testing.T) {
+	t.Parallel()
+	for name, mk := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			be := mk(t)
+			b := open(t, be, "https://cdn.example.com/web/")
+			ctx := t.Context()
+			start := time.Now().Add(-time.Minute)
+			for _, k := range []string{"app/2.0.0/b.zip", "app/1.0.0/a.zip", "app/files/0f", "apple/1.0.0/x.zip"} {
+				if _, err := b.Put(ctx, publish.File{Name: k, Body: strings.NewReader("body of " + k)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := b.List(ctx, "app/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, o := range got {
+				keys = append(keys, o.Key)
+				if o.Size != int64(len("body of "+o.Key)) || o.ModTime.Before(start) {
+					t.Errorf("listed %+v: want its size and a recent time", o)
+				}
+			}
+			if want := []string{"app/1.0.0/a.zip", "app/2.0.0/b.zip", "app/files/0f"}; !slices.Equal(keys, want) {
+				t.Errorf("List(app/) = %v, want %v", keys, want)
+			}
+			if err := b.Delete(ctx, "app/1.0.0/a.zip"); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Delete(ctx, "app/1.0.0/a.zip"); err != nil {
+				t.Errorf("deleting a missing key: %v, want no error", err)
+			}
+			if _, ok := be.stored("app/1.0.0/a.zip"); ok {
+				t.Error("the deleted object is still stored")
+			}
+			if _, ok := be.stored("app/2.0.0/b.zip"); !ok {
+				t.Error("Delete removed another object")
 			}
 		})
 	}

@@ -2,9 +2,11 @@ package relayclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/channel"
@@ -38,6 +40,73 @@ func (c *Client) ListBundles(ctx context.Context, app string, limit int) (*Bundl
 		return nil, err
 	}
 	return &out, nil
+}
+
+// ErrNoPaging means the relay answered a paged bundle listing without a next_cursor: it is
+// older than paging (it ignored ?cursor= and sent its newest bundles).
+var ErrNoPaging = errors.New("the relay does not page bundle listings (upgrade it)")
+
+// BundlePage is the largest page [Client.AllBundles] asks for, and the most an unpaged
+// listing returns (the relay's limit): an older relay's answer shorter than it is complete.
+const BundlePage = 500
+
+// ListBundlesPage returns one page of app's bundles, oldest first, starting after cursor
+// ("" for the first page), and the cursor of the next page ("" after the last). limit 0
+// asks for the relay's default page size. A relay without paging gives an error wrapping
+// [ErrNoPaging].
+func (c *Client) ListBundlesPage(ctx context.Context, app, cursor string, limit int) ([]*channel.Bundle, string, error) {
+	q := url.Values{"cursor": {cursor}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out BundleList
+	if err := c.admin(ctx, http.MethodGet, appPath(app, "bundles")+"?"+q.Encode(), nil, &out); err != nil {
+		return nil, "", err
+	}
+	if out.NextCursor == nil {
+		return nil, "", fmt.Errorf("list bundles of %s: %w", app, ErrNoPaging)
+	}
+	return out.Bundles, *out.NextCursor, nil
+}
+
+// AllBundles returns every registered bundle of app, oldest first, reading it page by page.
+// From a relay without paging it takes the unpaged listing, newest first, when that is
+// surely complete (fewer than [BundlePage] bundles) and otherwise fails with an error
+// wrapping [ErrNoPaging], never returning a partial list.
+func (c *Client) AllBundles(ctx context.Context, app string) ([]*channel.Bundle, error) {
+	var all []*channel.Bundle
+	cursor := ""
+	seen := map[string]bool{}
+	for {
+		page, next, err := c.ListBundlesPage(ctx, app, cursor, BundlePage)
+		if errors.Is(err, ErrNoPaging) && cursor == "" {
+			return c.allUnpaged(ctx, app)
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		if seen[next] || len(page) == 0 {
+			return nil, fmt.Errorf("list bundles of %s: the relay repeated cursor %q", app, next)
+		}
+		seen[next] = true
+		cursor = next
+	}
+}
+
+// allUnpaged is AllBundles against a relay without paging.
+func (c *Client) allUnpaged(ctx context.Context, app string) ([]*channel.Bundle, error) {
+	l, err := c.ListBundles(ctx, app, BundlePage)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.Bundles) >= BundlePage {
+		return nil, fmt.Errorf("list bundles of %s: %w, and it has %d or more bundles, more than one unpaged answer holds", app, ErrNoPaging, BundlePage)
+	}
+	return l.Bundles, nil
 }
 
 // GetBundle returns one registered bundle of app.

@@ -111,10 +111,15 @@ type ChannelList struct {
 	Channels []ChannelView `json:"channels"`
 }
 
-// BundleList is the answer to GET /api/v1/apps/{app}/bundles, newest first.
+// BundleList is the answer to GET /api/v1/apps/{app}/bundles: newest first, or with
+// ?cursor= one page oldest first.
 type BundleList struct {
 	App     string            `json:"app"`
 	Bundles []*channel.Bundle `json:"bundles"`
+	// NextCursor is set only in answers to paged requests (?cursor=): the cursor of the
+	// next page, "" after the last page. Unpaged answers, and relays older than paging,
+	// leave it out.
+	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
 // AuditList is the answer to GET /api/v1/apps/{app}/audit, newest first.

@@ -389,6 +389,45 @@ func (b *Bolt) ListBundles(ctx context.Context, app string, limit int) ([]*chann
 	return out, err
 }
 
+// PageBundles returns a page of app's bundles, oldest first; see the [Store] contract. The
+// cursor is the order bucket's sequence number of the page's last bundle.
+func (b *Bolt) PageBundles(ctx context.Context, app, cursor string, limit int) ([]*channel.Bundle, string, error) {
+	after, err := pageArgs(app, cursor, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("page bundles: %w", err)
+	}
+	out := []*channel.Bundle{}
+	var next string
+	err = b.view(ctx, "page bundles of "+app, func(tx *bolt.Tx) error {
+		a := appBucket(tx, app)
+		if a == nil {
+			return nil
+		}
+		bundles := a.Bucket(bBundles)
+		c := a.Bucket(bOrder).Cursor()
+		var last []byte
+		for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+			if len(out) == limit {
+				next = encodeCursor(binary.BigEndian.Uint64(last))
+				break
+			}
+			bd, err := decodeBundle(bundles.Get(v))
+			if err != nil {
+				return err
+			}
+			out, last = append(out, bd), k
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(out) == 0 && after > 0 {
+		return nil, "", errPastEnd(app, cursor)
+	}
+	return out, next, nil
+}
+
 // BundleByCommit returns the newest bundle of app built from commit.
 func (b *Bolt) BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error) {
 	var bd *channel.Bundle

@@ -86,6 +86,11 @@ func TestBoltAssetLinkSweep(t *testing.T) {
 	}
 }
 
+func TestBoltPageBundlesInvalid(t *testing.T) {
+	t.Parallel()
+	storetest.PageBundlesInvalid(t, openBoltT(t, filepath.Join(t.TempDir(), "ferry.db"), BoltOptions{}), ErrInvalid)
+}
+
 // TestBoltAccessSweep checks that expired sessions and logins, which reads already ignore,
 // are deleted from the file by the sweeper, and live ones are kept.
 func TestBoltAccessSweep(t *testing.T) {

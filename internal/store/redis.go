@@ -375,6 +375,53 @@ func (r *Redis) ListBundles(ctx context.Context, app string, limit int) ([]*chan
 	return out, nil
 }
 
+// PageBundles returns a page of app's bundles, oldest first; see the [Store] contract. The
+// order list grows at its head (LPUSH) and is never trimmed, so a bundle's distance from
+// the tail is its registration position, and the cursor is the position of the page's
+// last bundle.
+func (r *Redis) PageBundles(ctx context.Context, app, cursor string, limit int) ([]*channel.Bundle, string, error) {
+	after, err := pageArgs(app, cursor, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("page bundles: %w", err)
+	}
+	op := "page bundles of " + app
+	// Positions after+1 … after+limit+1 (one more, to learn whether a next page exists),
+	// counted from the tail, newest first.
+	versions, err := r.rdb.LRange(ctx, appKey(app, "order"), -int64(after)-int64(limit)-1, -int64(after)-1).Result()
+	if err != nil {
+		return nil, "", r.fail(ctx, op, err)
+	}
+	if len(versions) == 0 {
+		if after > 0 {
+			return nil, "", errPastEnd(app, cursor)
+		}
+		return []*channel.Bundle{}, "", nil
+	}
+	slices.Reverse(versions)
+	var next string
+	if len(versions) > limit {
+		versions = versions[:limit]
+		next = encodeCursor(after + uint64(limit))
+	}
+	vals, err := r.rdb.HMGet(ctx, appKey(app, "bundles"), versions...).Result()
+	if err != nil {
+		return nil, "", r.fail(ctx, op, err)
+	}
+	out := make([]*channel.Bundle, 0, len(vals))
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			return nil, "", fmt.Errorf("%s: version %s is in the order list but has no record", op, versions[i])
+		}
+		bd, err := decodeBundle([]byte(s))
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, bd)
+	}
+	return out, next, nil
+}
+
 // BundleByCommit returns the newest bundle of app built from commit.
 func (r *Redis) BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error) {
 	op := fmt.Sprintf("bundle of %s commit %s", app, commit)

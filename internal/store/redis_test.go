@@ -45,6 +45,12 @@ func TestRedisAssetLinkInvalid(t *testing.T) {
 	storetest.AssetLinkInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
 }
 
+func TestRedisPageBundlesInvalid(t *testing.T) {
+	t.Parallel()
+	srv := testpeers.Redis(t)
+	storetest.PageBundlesInvalid(t, openRedisT(t, redisURL(srv), RedisOptions{}), ErrInvalid)
+}
+
 func TestRedisShared(t *testing.T) {
 	t.Parallel()
 	srv := testpeers.Redis(t)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -75,6 +76,16 @@ type Store interface {
 	GetBundles(ctx context.Context, app string, versions []string) (map[string]*channel.Bundle, error)
 	// ListBundles returns up to limit bundles of app, most recently registered first.
 	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
+	// PageBundles returns up to limit bundles of app in registration order, oldest first,
+	// starting after cursor ("" for the first page), and the cursor of the next page, ""
+	// when no bundle follows this page. Bundles registered while a caller pages land on a
+	// later page and bundles are never removed, so paging from "" until next is "" returns
+	// every bundle registered before the first call exactly once, and the pages of one
+	// cursor never change. A cursor is opaque: one this store could not have returned
+	// (malformed, or past the app's last bundle) also wraps channel.ErrInvalidCursor; a limit below 1 or above
+	// [MaxBundlePage], or an invalid app id wraps [ErrInvalid]. An app without bundles
+	// has an empty first page.
+	PageBundles(ctx context.Context, app, cursor string, limit int) (bundles []*channel.Bundle, next string, err error)
 	// BundleByCommit returns the most recently registered bundle of app built from commit,
 	// or an error wrapping channel.ErrNotFound.
 	BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error)
@@ -169,6 +180,40 @@ var (
 	_ Store = (*Bolt)(nil)
 	_ Store = (*Redis)(nil)
 )
+
+// MaxBundlePage is the largest page PageBundles returns.
+const MaxBundlePage = 1000
+
+// cursorPrefix starts every bundle cursor, so a cursor is not mistaken for a count.
+const cursorPrefix = "r"
+
+// encodeCursor returns the cursor of the page after registration position pos (1 is an
+// app's first bundle).
+func encodeCursor(pos uint64) string { return cursorPrefix + strconv.FormatUint(pos, 10) }
+
+// pageArgs validates PageBundles' arguments and returns the registration position the page
+// starts after (0 for the first page).
+func pageArgs(app, cursor string, limit int) (uint64, error) {
+	if err := checkApp(app); err != nil {
+		return 0, err
+	}
+	if limit < 1 || limit > MaxBundlePage {
+		return 0, fmt.Errorf("page limit %d: want 1 to %d: %w", limit, MaxBundlePage, ErrInvalid)
+	}
+	if cursor == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(cursor, cursorPrefix), 10, 64)
+	if err != nil || n == 0 || encodeCursor(n) != cursor {
+		return 0, fmt.Errorf("bundle cursor %q is not one this relay returned: start again without a cursor: %w: %w", cursor, channel.ErrInvalidCursor, ErrInvalid)
+	}
+	return n, nil
+}
+
+// errPastEnd is the error for a well-formed cursor beyond an app's last bundle.
+func errPastEnd(app, cursor string) error {
+	return fmt.Errorf("bundle cursor %q is past the last bundle of %s: start again without a cursor: %w: %w", cursor, app, channel.ErrInvalidCursor, ErrInvalid)
+}
 
 // checkApp validates an app id: not empty, no braces (they delimit Redis hash tags), no
 // NUL or other control characters (used as key separators).

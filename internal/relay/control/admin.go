@@ -24,6 +24,7 @@ import (
 const (
 	defaultListLimit = 50
 	maxBundleLimit   = 500
+	maxCursor        = 64
 	defaultAudit     = 100
 	maxAuditLimit    = 1000
 )
@@ -119,6 +120,9 @@ func (a *API) listBundles(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if cursor, paged := c.GetQuery("cursor"); paged {
+		return a.pageBundles(c, app, cursor, limit)
+	}
 	bs, err := a.store.ListBundles(c.Request.Context(), app.ID, limit)
 	if err != nil {
 		return storeError("list bundles", err)
@@ -127,6 +131,27 @@ func (a *API) listBundles(c *gin.Context) error {
 		bs = []*channel.Bundle{}
 	}
 	c.JSON(http.StatusOK, relayclient.BundleList{App: app.ID, Bundles: bs})
+	return nil
+}
+
+// pageBundles answers GET /bundles?cursor=…: one page of the app's bundles, oldest first,
+// and the cursor of the next page ("" after the last), so a client reads them all in
+// bounded answers while bundles are registered.
+func (a *API) pageBundles(c *gin.Context, app *channel.App, cursor string, limit int) error {
+	if len(cursor) > maxCursor {
+		return errorf(http.StatusBadRequest, "bad_cursor", "cursor is longer than %d characters: use the next_cursor of the previous page, or none to start", maxCursor)
+	}
+	bs, next, err := a.store.PageBundles(c.Request.Context(), app.ID, cursor, limit)
+	if errors.Is(err, channel.ErrInvalidCursor) {
+		return &httpError{Status: http.StatusBadRequest, Code: "bad_cursor", Msg: fmt.Sprintf("cursor %q is not one this relay returned for %s: start again without a cursor", cursor, app.ID), Err: err}
+	}
+	if err != nil {
+		return storeError("page bundles", err)
+	}
+	if bs == nil {
+		bs = []*channel.Bundle{}
+	}
+	c.JSON(http.StatusOK, relayclient.BundleList{App: app.ID, Bundles: bs, NextCursor: &next})
 	return nil
 }
 

@@ -26,6 +26,7 @@ type Store interface {
 	PutBundle(ctx context.Context, b *channel.Bundle, audit *channel.AuditEntry) (stored *channel.Bundle, created bool, err error)
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
 	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
+	PageBundles(ctx context.Context, app, cursor string, limit int) (bundles []*channel.Bundle, next string, err error)
 	BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error)
 	GetState(ctx context.Context, app, ch string) (*channel.State, error)
 	ListStates(ctx context.Context, app string) ([]*channel.State, error)

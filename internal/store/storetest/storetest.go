@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,7 @@ type Store interface {
 	GetBundle(ctx context.Context, app, version string) (*channel.Bundle, error)
 	GetBundles(ctx context.Context, app string, versions []string) (map[string]*channel.Bundle, error)
 	ListBundles(ctx context.Context, app string, limit int) ([]*channel.Bundle, error)
+	PageBundles(ctx context.Context, app, cursor string, limit int) (bundles []*channel.Bundle, next string, err error)
 	BundleByCommit(ctx context.Context, app, commit string) (*channel.Bundle, error)
 	GetState(ctx context.Context, app, ch string) (*channel.State, error)
 	ListStates(ctx context.Context, app string) ([]*channel.State, error)
@@ -104,6 +106,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"GetBundle", testGetBundle},
 		{"GetBundles", testGetBundles},
 		{"ListBundles", testListBundles},
+		{"PageBundles", testPageBundles},
+		{"PageBundlesDuringRegistrations", testPageBundlesDuringRegistrations},
+		{"PageBundlesInvalid", func(t *testing.T, s Store) { PageBundlesInvalid(t, s, nil) }},
 		{"BundleByCommit", testBundleByCommit},
 		{"GetStateDefault", testGetStateDefault},
 		{"UpdateState", testUpdateState},
@@ -482,6 +487,168 @@ func testListBundles(t *testing.T, s Store) {
 	}
 	if got, err := s.ListBundles(ctx, NewApp(t), 10); err != nil || len(got) != 0 {
 		t.Errorf("ListBundles of an unknown app = %v, %v; want empty, nil", got, err)
+	}
+}
+
+// pageAll reads every page of app's bundles with limit, checking each page's size, and
+// returns the bundles and the cursors it was given.
+func pageAll(t *testing.T, s Store, app string, limit int) ([]*channel.Bundle, []string) {
+	t.Helper()
+	var all []*channel.Bundle
+	var cursors []string
+	cursor := ""
+	for range 1000 {
+		page, next, err := s.PageBundles(t.Context(), app, cursor, limit)
+		if err != nil {
+			t.Fatalf("PageBundles(%q, limit %d): %v", cursor, limit, err)
+		}
+		if len(page) > limit || (next != "" && len(page) != limit) {
+			t.Fatalf("PageBundles(%q, limit %d) = %d bundles with next %q: want a full page before the last", cursor, limit, len(page), next)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, cursors
+		}
+		cursors = append(cursors, next)
+		cursor = next
+	}
+	t.Fatalf("PageBundles(limit %d) never ended", limit)
+	return nil, nil
+}
+
+func testPageBundles(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	page, next, err := s.PageBundles(ctx, app, "", 10)
+	if err != nil || len(page) != 0 || next != "" {
+		t.Errorf("PageBundles of an app without bundles = %v, %q, %v; want empty, \"\", nil", page, next, err)
+	}
+	// Registration order, not version order, decides.
+	var stored []*channel.Bundle
+	for _, v := range []string{"1.0.0", "3.0.0", "2.0.0", "2.1.0", "1.5.0", "0.9.0", "4.0.0"} {
+		stored = append(stored, put(t, s, Bundle(app, v, "c"+v)))
+	}
+	for _, limit := range []int{1, 2, 3, 6, 7, 8, 100} {
+		got, cursors := pageAll(t, s, app, limit)
+		if diff := cmp.Diff(stored, got); diff != "" {
+			t.Errorf("pages of limit %d, concatenated (-want oldest first +got):\n%s", limit, diff)
+		}
+		if want := (len(stored) - 1) / limit; len(cursors) != want {
+			t.Errorf("limit %d: %d next cursors, want %d (none after the last bundle)", limit, len(cursors), want)
+		}
+		// A cursor names the same page whenever it is used again.
+		for i, c := range cursors {
+			again, _, err := s.PageBundles(ctx, app, c, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := min((i+2)*limit, len(stored))
+			if diff := cmp.Diff(stored[(i+1)*limit:end], again); diff != "" {
+				t.Errorf("limit %d: cursor %q again (-want +got):\n%s", limit, c, diff)
+			}
+		}
+	}
+	// One app's pages hold only its own bundles.
+	other := NewApp(t)
+	put(t, s, Bundle(other, "9.9.9", "x"))
+	if got, _ := pageAll(t, s, other, 3); len(got) != 1 || got[0].AppID != other {
+		t.Errorf("pages of another app = %v, want its one bundle", got)
+	}
+}
+
+// testPageBundlesDuringRegistrations pages while bundles are registered concurrently:
+// every bundle registered before paging started is returned exactly once, and so is each
+// bundle registered meanwhile that paging reached.
+func testPageBundlesDuringRegistrations(t *testing.T, s Store) {
+	ctx := t.Context()
+	app := NewApp(t)
+	before := map[string]bool{}
+	for i := range 20 {
+		v := fmt.Sprintf("1.0.%d", i)
+		put(t, s, Bundle(app, v, "c"))
+		before[v] = true
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, _, err := s.PutBundle(ctx, Bundle(app, fmt.Sprintf("2.0.%d", i), "d"), nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]int{}
+	cursor := ""
+	for {
+		page, next, err := s.PageBundles(ctx, app, cursor, 3)
+		if err != nil {
+			close(done)
+			wg.Wait()
+			t.Fatal(err)
+		}
+		for _, b := range page {
+			seen[b.Version]++
+		}
+		if next == "" || len(seen) > 200 {
+			break
+		}
+		cursor = next
+	}
+	close(done)
+	wg.Wait()
+	for v := range before {
+		if seen[v] != 1 {
+			t.Errorf("bundle %s registered before paging was returned %d times, want once", v, seen[v])
+		}
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("bundle %s returned %d times, want once", v, n)
+		}
+	}
+}
+
+// PageBundlesInvalid checks that PageBundles refuses cursors the store cannot have
+// returned and limits out of range with an error wrapping want (any error when want is
+// nil) that names the cursor or the limit.
+func PageBundlesInvalid(t *testing.T, s Store, want error) {
+	t.Helper()
+	ctx := t.Context()
+	app := NewApp(t)
+	for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+		put(t, s, Bundle(app, v, "c"))
+	}
+	_, good, err := s.PageBundles(ctx, app, "", 1)
+	if err != nil || good == "" {
+		t.Fatalf("first page = %q, %v; want a next cursor", good, err)
+	}
+	for _, cursor := range []string{"abc", "1", "r", "r0", "r-1", "r01", "r+1", " r1", "r1 ", "r1.5", "r99999999999999999999", "r4", "r1000", good + "x"} {
+		page, next, err := s.PageBundles(ctx, app, cursor, 2)
+		if err == nil || (want != nil && !errors.Is(err, want)) || !strings.Contains(err.Error(), "cursor") {
+			t.Errorf("PageBundles(cursor %q) = %d bundles, %q, %v; want an error about the cursor wrapping %v", cursor, len(page), next, err, want)
+		}
+	}
+	for _, limit := range []int{0, -1, 1 << 30} {
+		if _, _, err := s.PageBundles(ctx, app, "", limit); err == nil || (want != nil && !errors.Is(err, want)) || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("PageBundles(limit %d) = %v, want an error about the limit wrapping %v", limit, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a{b}", "a\x00b"} {
+		if _, _, err := s.PageBundles(ctx, bad, "", 10); err == nil || (want != nil && !errors.Is(err, want)) {
+			t.Errorf("PageBundles(app %q) = %v, want an error wrapping %v", bad, err, want)
+		}
+	}
+	// Nothing was changed by the refusals.
+	if got, _ := pageAll(t, s, app, 10); len(got) != 3 {
+		t.Errorf("after refused pages the app has %d bundles, want 3", len(got))
 	}
 }
 
