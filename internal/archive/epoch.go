@@ -44,7 +44,7 @@ type Epoch struct {
 // nil it returns the unencrypted epoch of label. The label must be 1 to [MaxEpochLabel]
 // printable ASCII characters.
 func DeriveEpoch(key *rsa.PrivateKey, appID, label string) (*Epoch, error) {
-	if err := checkEpochLabel(label); err != nil {
+	if err := CheckEpochLabel(label); err != nil {
 		return nil, err
 	}
 	info := "ferry delta epoch v1\x00" + appID + "\x00" + label
@@ -62,7 +62,8 @@ func DeriveEpoch(key *rsa.PrivateKey, appID, label string) (*Epoch, error) {
 	return e, nil
 }
 
-func checkEpochLabel(label string) error {
+// CheckEpochLabel reports whether label can name a delta key epoch ([DeriveEpoch]).
+func CheckEpochLabel(label string) error {
 	if label == "" || len(label) > MaxEpochLabel {
 		return fmt.Errorf("delta key epoch %q: want 1 to %d characters", label, MaxEpochLabel)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -113,6 +114,65 @@ func (pb *Bucket) Put(ctx context.Context, f File) (*Object, error) {
 		return nil, err
 	}
 	return obj, nil
+}
+
+// Listed is one object of a [Bucket.List].
+type Listed struct {
+	Name    string // key, relative to the bucket URL's prefix
+	Size    int64
+	ModTime time.Time
+}
+
+// List returns every object whose key starts with prefix (keys relative to the bucket URL's
+// prefix), in no particular order: one listing, paged by the driver.
+func (pb *Bucket) List(ctx context.Context, prefix string) ([]Listed, error) {
+	var out []Listed
+	it := pb.b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %q: %w", pb.prefix+prefix, err)
+		}
+		if !o.IsDir {
+			out = append(out, Listed{Name: o.Key, Size: o.Size, ModTime: o.ModTime})
+		}
+	}
+}
+
+// URL returns the [Object] of an object already stored under name, with the URL devices
+// download it from, without reading or writing it: for reusing objects found by [Bucket.List].
+func (pb *Bucket) URL(ctx context.Context, name string) (*Object, error) {
+	if err := checkName(name, true); err != nil {
+		return nil, err
+	}
+	obj := &Object{Name: name, Reused: true}
+	if err := pb.url(ctx, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// Read returns the content of the object name, refusing one larger than limit bytes.
+func (pb *Bucket) Read(ctx context.Context, name string, limit int64) ([]byte, error) {
+	r, err := pb.b.NewReader(ctx, name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	defer r.Close()
+	if r.Size() > limit {
+		return nil, fmt.Errorf("read %q: %d bytes, more than the %d expected", name, r.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("more than the %d bytes expected", limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	return b, nil
 }
 
 // same reports whether key already holds exactly these bytes; an error wrapping
