@@ -161,7 +161,7 @@ func checkManifest(t *testing.T, res *Result, priv *rsa.PrivateKey, files map[st
 		if int64(len(stored)) != e.Size {
 			t.Errorf("%s: manifest size %d, object %d bytes", e.FileName, e.Size, len(stored))
 		}
-		var r io.Reader = session.NewDecrypter(bytes.NewReader(stored))
+		r := session.NewDecrypter(bytes.NewReader(stored))
 		name, br := strings.CutSuffix(e.FileName, ".br")
 		if br {
 			r = brotli.NewReader(r)

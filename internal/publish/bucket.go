@@ -130,7 +130,7 @@ func (pb *Bucket) List(ctx context.Context, prefix string) ([]Listed, error) {
 	it := pb.b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		o, err := it.Next(ctx)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
