@@ -296,7 +296,7 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 	wrap := e.size == 0 || strings.HasSuffix(e.name, ".br")
 	form := FormRaw
 	var brTmp *os.File
-	if wrap || e.size >= BrotliMinSize {
+	if wrap || e.size >= BrotliMinSize && !sampleIncompressible(src) {
 		brTmp, err = os.CreateTemp("", "ferry-delta-*.br")
 		if err != nil {
 			return fail(err)
@@ -377,6 +377,20 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 		FileHash: fileHash,
 		Size:     cw.n,
 	}, out, nil
+}
+
+// sampleIncompressible reports whether the start of f looks already compressed (fonts,
+// images), with the zip's entropy test, and rewinds f. Brotli could not save the
+// [BrotliMinSaving] bytes the rule asks on such a file, and trying costs most of a first delta
+// release's time, so it is stored raw. The test is a function of the bytes, so the same file
+// always gets the same form (and epoch object name).
+func sampleIncompressible(f *os.File) bool {
+	buf := make([]byte, sampleSize)
+	n, _ := io.ReadFull(f, buf)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	return incompressible(buf[:n])
 }
 
 // CheckDelta reports whether the build in dir, walked with opts' file policy, can be
