@@ -38,6 +38,7 @@ var publishHelp = map[string]string{
 	"relay-secret":         "HMAC secret shared with the relay (its FERRY_HMAC_SECRET)",
 	"native":               "semver range of native app versions the bundle supports, e.g. \">=2.0.0 <3.0.0\"",
 	"delta":                "also publish per-file delta objects (bucket destinations only)",
+	"delta-key-epoch":      "label of the delta key epoch whose objects releases reuse; change it to rotate (default 1)",
 }
 
 // inputEnv is the variable `ferry publish` reads an input from when its flag is not given:

@@ -42,9 +42,20 @@ const MaxManifestName = 1024
 // {file_name, file_hash, download_url}.
 type DeltaFile struct {
 	FileName string // manifest file_name: the build's "/"-separated path, plus ".br" when the stored bytes are Brotli
-	Object   string // content-addressed object name: "files/<hex sha256 of stored bytes>"
+	Object   string // content-addressed object name: "files/<hex sha256 of stored bytes>", or an epoch's ([Epoch.Object])
 	FileHash string // hex sha256 of the original file; V3-encrypted when encrypting
 	Size     int64  // size of the stored (compressed/encrypted) bytes
+	// Reused reports that the object was already stored ([DeltaOptions.Existing]): nothing
+	// was compressed or encrypted for it, and put was not called.
+	Reused bool
+}
+
+// Stored describes an epoch object that is already stored ([DeltaOptions.Existing]).
+type Stored struct {
+	Size int64 // the object's size
+	// FileHash is the manifest file_hash an earlier bundle gave the object, if known: a hint
+	// that spares an RSA signature, used only when it opens to the file's SHA-256.
+	FileHash string
 }
 
 // DeltaOptions controls [Delta]. With Key nil the files are stored unencrypted and
@@ -57,6 +68,13 @@ type DeltaOptions struct {
 	Session *SessionKey
 	// Zip gives the file policy (hidden files); it must match the bundle's.
 	Zip ZipOptions
+	// Epoch, when set, names objects by content and form ([Epoch.Object]) instead of by their
+	// stored bytes, so a name is known before anything is compressed; Session must then be
+	// the epoch's (nil when unencrypted). Files whose object Existing holds are not prepared
+	// again: their entry is computed from the file's hash and the stored object's size.
+	Epoch *Epoch
+	// Existing are the epoch's objects already stored, by object name (as [Epoch.Object]).
+	Existing map[string]Stored
 }
 
 // Delta walks dir with the same file policy as WriteZip and calls put for each file with
@@ -75,6 +93,11 @@ type DeltaOptions struct {
 // to the same object across versions whenever the stored bytes are equal (always for
 // unencrypted bundles; for encrypted ones only when the session key is reused).
 //
+// With opts.Epoch, objects are named by [Epoch.Object] instead, and files whose object
+// opts.Existing holds are only hashed: their entries come back with Reused set and put is not
+// called for them. That is what makes publishing a release whose files mostly did not change
+// cost only the changed files (docs/protocol.md §4).
+//
 // Before anything is prepared, the names are checked with [CheckDelta]'s rules. Files are
 // prepared in parallel into temporary files (memory stays bounded); put is called from one
 // goroutine at a time, in sorted order, and must consume body before returning. The
@@ -82,6 +105,9 @@ type DeltaOptions struct {
 func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaFile, body io.Reader) error) ([]DeltaFile, error) {
 	if opts.Key != nil && opts.Session == nil {
 		return nil, fmt.Errorf("delta: encrypting needs the bundle's session key")
+	}
+	if e := opts.Epoch; e != nil && ((opts.Key == nil) != (e.Session == nil) || e.Session != nil && *e.Session != *opts.Session) {
+		return nil, fmt.Errorf("delta: the session key must be the epoch's, and the epoch encrypted exactly when a key is given")
 	}
 	entries, _, err := collect(dir, opts.Zip) // warnings: the zip of the same build reports them
 	if err != nil {
@@ -121,7 +147,13 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 			defer wg.Done()
 			for i := range next {
 				p := results[i]
-				p.f, p.tmp, p.err = prepareDelta(ctx, files[i], opts)
+				reused := false
+				if opts.Epoch != nil {
+					p.f, reused, p.err = reuseDelta(ctx, files[i], opts)
+				}
+				if !reused && p.err == nil {
+					p.f, p.tmp, p.err = prepareDelta(ctx, files[i], opts)
+				}
 				close(p.done)
 			}
 		}()
@@ -163,6 +195,11 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 			cleanup(i)
 			return nil, p.err
 		}
+		if p.f.Reused {
+			<-slots
+			out = append(out, p.f)
+			continue
+		}
 		err := put(p.f, p.tmp)
 		p.tmp.Close()
 		os.Remove(p.tmp.Name())
@@ -176,6 +213,65 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 	}
 	cleanup(len(results))
 	return out, nil
+}
+
+// reuseDelta hashes one file and, when its epoch object is already stored, returns its
+// manifest entry (reused true) without compressing or encrypting anything. A file under the
+// Brotli threshold, or wrapped, has one possible form; a larger one is Brotli or raw
+// depending on its bytes, and at most one of the two objects exists, as the rule is
+// deterministic.
+func reuseDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return DeltaFile{}, false, err
+	}
+	src, err := os.Open(e.path)
+	if err != nil {
+		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, src)
+	src.Close()
+	if err != nil {
+		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+	}
+	sum := h.Sum(nil)
+	forms := []Form{FormRaw}
+	switch {
+	case e.size == 0 || strings.HasSuffix(e.name, ".br"):
+		forms = []Form{FormWrapped}
+	case e.size >= BrotliMinSize:
+		forms = []Form{FormBrotli, FormRaw}
+	}
+	for _, form := range forms {
+		object := opts.Epoch.Object(sum, form)
+		st, ok := opts.Existing[object]
+		if !ok {
+			continue
+		}
+		name := e.name
+		if form != FormRaw {
+			name += ".br"
+		}
+		fileHash, err := deltaFileHash(opts.Key, sum, st.FileHash)
+		if err != nil {
+			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+		}
+		return DeltaFile{FileName: name, Object: object, FileHash: fileHash, Size: st.Size, Reused: true}, true, nil
+	}
+	return DeltaFile{}, false, nil
+}
+
+// deltaFileHash is the manifest file_hash of a file with SHA-256 sum: hint when it is a V3
+// checksum of sum under key (an RSA public operation, far cheaper than signing), else a new
+// one; the plain hex sum when key is nil.
+func deltaFileHash(key *rsa.PrivateKey, sum []byte, hint string) (string, error) {
+	if key == nil {
+		return hex.EncodeToString(sum), nil
+	}
+	if hint != "" && VerifyChecksum(&key.PublicKey, hint, sum) == nil {
+		return hint, nil
+	}
+	return ChecksumV3(key, sum)
 }
 
 // prepareDelta writes the stored form of one file to a temporary file (rewound) and
@@ -198,8 +294,9 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 
 	// Compressed candidate first (compress, then encrypt).
 	wrap := e.size == 0 || strings.HasSuffix(e.name, ".br")
+	form := FormRaw
 	var brTmp *os.File
-	if wrap || e.size >= BrotliMinSize {
+	if wrap || e.size >= BrotliMinSize && !sampleIncompressible(src) {
 		brTmp, err = os.CreateTemp("", "ferry-delta-*.br")
 		if err != nil {
 			return fail(err)
@@ -227,6 +324,10 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 		if wrap || brSize < n-BrotliMinSaving {
 			body = brTmp
 			name += ".br"
+			form = FormBrotli
+			if wrap {
+				form = FormWrapped
+			}
 		} else if _, err := src.Seek(0, io.SeekStart); err != nil {
 			return fail(err)
 		} else {
@@ -261,19 +362,35 @@ func prepareDelta(ctx context.Context, e *entry, opts DeltaOptions) (DeltaFile, 
 	if _, err := out.Seek(0, io.SeekStart); err != nil {
 		return fail(err)
 	}
-	fileHash := hex.EncodeToString(plainHash.Sum(nil))
-	if opts.Key != nil {
-		if fileHash, err = ChecksumV3(opts.Key, plainHash.Sum(nil)); err != nil {
-			return fail(err)
-		}
+	fileHash, err := deltaFileHash(opts.Key, plainHash.Sum(nil), "")
+	if err != nil {
+		return fail(err)
+	}
+	object := "files/" + hex.EncodeToString(storedHash.Sum(nil))
+	if opts.Epoch != nil {
+		object = opts.Epoch.Object(plainHash.Sum(nil), form)
 	}
 	ok = true
 	return DeltaFile{
 		FileName: name,
-		Object:   "files/" + hex.EncodeToString(storedHash.Sum(nil)),
+		Object:   object,
 		FileHash: fileHash,
 		Size:     cw.n,
 	}, out, nil
+}
+
+// sampleIncompressible reports whether the start of f looks already compressed (fonts,
+// images), with the zip's entropy test, and rewinds f. Brotli could not save the
+// [BrotliMinSaving] bytes the rule asks on such a file, and trying costs most of a first delta
+// release's time, so it is stored raw. The test is a function of the bytes, so the same file
+// always gets the same form (and epoch object name).
+func sampleIncompressible(f *os.File) bool {
+	buf := make([]byte, sampleSize)
+	n, _ := io.ReadFull(f, buf)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	return incompressible(buf[:n])
 }
 
 // CheckDelta reports whether the build in dir, walked with opts' file policy, can be

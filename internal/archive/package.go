@@ -22,6 +22,10 @@ type Options struct {
 	// publishes). The plain zip is then written to a temporary file in TempDir, hashed, and
 	// encrypted in a second pass; memory stays bounded. Nil keeps a random session key.
 	DeriveSession *SessionContext
+	// Session, with Key, is the session key to encrypt with: a delta key epoch's
+	// ([Epoch.Session]), which the bundle's delta files share. It takes precedence over
+	// DeriveSession; the output is deterministic and written in one pass.
+	Session *SessionKey
 	// TempDir holds the temporary plain zip when DeriveSession is set; "" means os.TempDir.
 	TempDir string
 	// Progress, if set, is called from Package's goroutine after each chunk of input is
@@ -63,12 +67,15 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 	if err := checkSize(&opts.Key.PublicKey); err != nil {
 		return nil, err
 	}
-	if opts.DeriveSession != nil {
+	sk := opts.Session
+	if sk == nil && opts.DeriveSession != nil {
 		return packageDerived(ctx, dir, aw, opts)
 	}
-	sk, err := NewSessionKey()
-	if err != nil {
-		return nil, err
+	if sk == nil {
+		var err error
+		if sk, err = NewSessionKey(); err != nil {
+			return nil, err
+		}
 	}
 	wrapped, err := sk.Wrap(opts.Key)
 	if err != nil {

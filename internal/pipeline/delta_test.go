@@ -1,12 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
+	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/archive/archivetest"
@@ -37,5 +44,154 @@ func TestDeltaRefusedBeforePublishing(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dest); len(left) != 0 {
 		t.Errorf("destination holds %d entries after a refused build", len(left))
+	}
+}
+
+// publishVersion runs the pipeline for version of build into the file:// bucket dest with
+// delta on, encrypted with key, in key epoch epoch.
+func publishVersion(t *testing.T, build, dest, version, epoch string, key []byte) *Result {
+	t.Helper()
+	p := &Pipeline{
+		Config: &Config{AppID: "com.example.app", Version: version, BuildDir: build, Destination: "file://" + filepath.ToSlash(dest),
+			Signing: signingNone, Delta: true, DeltaEpoch: epoch, EncKey: key, TempDir: t.TempDir()},
+		UI: discardUI{}, Log: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" },
+	}
+	res, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatalf("publish %s: %v", version, err)
+	}
+	return res
+}
+
+// objectsUnder returns the bytes of every file under dir/com.example.app/files, by path.
+func objectsUnder(t *testing.T, dest string) map[string]string {
+	t.Helper()
+	root := filepath.Join(dest, "com.example.app", "files")
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, ".attrs") { // fileblob's metadata
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDeltaReleasesReuseObjects: the second release of a key epoch, with one file changed,
+// stores exactly one new object and leaves the others' bytes alone; its manifest points the
+// unchanged files at the first release's objects, and every entry decrypts, with the
+// session_key the answer carries for this bundle, to the build's file and matches its
+// file_hash. Rotating the epoch starts fresh objects under a new session key.
+func TestDeltaReleasesReuseObjects(t *testing.T) {
+	t.Parallel()
+	priv, err := archive.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := archive.MarshalPrivateKey(priv)
+	files := map[string]string{
+		"index.html":    "<html>v1</html>",
+		"assets/app.js": strings.Repeat("console.log('compressible');\n", 1000),
+		"assets/lib.js": strings.Repeat("export const x = 1;\n", 300),
+		"empty.txt":     "",
+	}
+	build := archivetest.WriteTree(t, t.TempDir(), files)
+	dest := t.TempDir()
+
+	v1 := publishVersion(t, build, dest, "1.0.0", "1", pemKey)
+	before := objectsUnder(t, dest)
+	if len(before) != len(files) || v1.deltaNew != len(files) {
+		t.Fatalf("first release: %d objects, %d new; want %d", len(before), v1.deltaNew, len(files))
+	}
+	files["index.html"] = "<html>v2</html>"
+	archivetest.WriteTree(t, build, map[string]string{"index.html": files["index.html"]})
+	v2 := publishVersion(t, build, dest, "1.0.1", "1", pemKey)
+	after := objectsUnder(t, dest)
+	if len(after) != len(before)+1 || v2.deltaNew != 1 || v2.deltaFiles != len(files) {
+		t.Errorf("second release: %d objects (was %d), %d of %d files new; want one new object", len(after), len(before), v2.deltaNew, v2.deltaFiles)
+	}
+	for path, b := range before {
+		if after[path] != b {
+			t.Errorf("%s changed", path)
+		}
+	}
+	if v2.pk.SessionKey != v1.pk.SessionKey {
+		t.Error("two bundles of one epoch have different session keys")
+	}
+	for i, e := range v2.manifest {
+		if (e.DownloadURL == v1.manifest[i].DownloadURL) == (e.FileName == "index.html") {
+			t.Errorf("%s: download URL %s, first release %s", e.FileName, e.DownloadURL, v1.manifest[i].DownloadURL)
+		}
+	}
+	checkManifest(t, v2, priv, files)
+
+	v3 := publishVersion(t, build, dest, "1.0.2", "2", pemKey)
+	if v3.deltaNew != len(files) || v3.pk.SessionKey == v2.pk.SessionKey || len(objectsUnder(t, dest)) != len(after)+len(files) {
+		t.Errorf("epoch 2: %d of %d files new, session key changed %v; want all new under a new key", v3.deltaNew, len(files), v3.pk.SessionKey != v2.pk.SessionKey)
+	}
+	checkManifest(t, v3, priv, files)
+}
+
+// checkManifest does what a device does with each manifest entry of res: download, decrypt
+// with the bundle's session_key, un-Brotli a ".br" name, and compare with the file_hash and
+// the build's file.
+func checkManifest(t *testing.T, res *Result, priv *rsa.PrivateKey, files map[string]string) {
+	t.Helper()
+	session, err := archive.UnwrapSessionKey(res.pk.SessionKey, &priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.manifest) != len(files) {
+		t.Errorf("manifest has %d entries, the build %d files", len(res.manifest), len(files))
+	}
+	for _, e := range res.manifest {
+		u, err := url.Parse(e.DownloadURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := os.ReadFile(filepath.FromSlash(u.Path))
+		if err != nil {
+			t.Fatalf("%s: %v", e.FileName, err)
+		}
+		if int64(len(stored)) != e.Size {
+			t.Errorf("%s: manifest size %d, object %d bytes", e.FileName, e.Size, len(stored))
+		}
+		r := session.NewDecrypter(bytes.NewReader(stored))
+		name, br := strings.CutSuffix(e.FileName, ".br")
+		if br {
+			r = brotli.NewReader(r)
+		}
+		plain, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("%s: %v", e.FileName, err)
+		}
+		sum := sha256.Sum256(plain)
+		if err := archive.VerifyChecksum(&priv.PublicKey, e.FileHash, sum[:]); err != nil || string(plain) != files[name] {
+			t.Errorf("%s: file_hash %v, content matches %v", e.FileName, err, string(plain) == files[name])
+		}
+	}
+}
+
+func TestDeltaKeyEpochInput(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"": "1", "2": "2", "2026-q1": "2026-q1"} {
+		var p problems
+		c := &Config{}
+		c.checkBundleOptions("true", in, &p)
+		if len(p) != 0 || c.DeltaEpoch != want {
+			t.Errorf("delta-key-epoch %q: epoch %q, problems %v; want %q", in, c.DeltaEpoch, p, want)
+		}
+	}
+	for _, bad := range []string{"a b", strings.Repeat("9", archive.MaxEpochLabel+1), "é"} {
+		var p problems
+		(&Config{}).checkBundleOptions("true", bad, &p)
+		if len(p) != 1 || !strings.Contains(p[0].Error(), "delta key epoch") {
+			t.Errorf("delta-key-epoch %q: problems %v, want one about the epoch", bad, p)
+		}
 	}
 }

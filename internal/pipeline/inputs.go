@@ -45,6 +45,7 @@ var Inputs = []Input{
 	{Name: "relay-secret", Secret: true},
 	{Name: "native"},
 	{Name: "delta", Default: "false"},
+	{Name: "delta-key-epoch", Default: "1"},
 	{Name: "register-only", Default: "false"},
 }
 
@@ -84,6 +85,9 @@ type Config struct {
 	RelaySecret   string
 	Native        string
 	Delta         bool
+	// DeltaEpoch labels the delta key epoch: the bundles of one epoch share a session key
+	// and reuse each other's unchanged objects (docs/security.md, "Delta key epochs").
+	DeltaEpoch string
 	// RegisterOnly accepts a registration that moves no channel (no rule matches the ref),
 	// for builds a tag push promotes later; otherwise that fails the run.
 	RegisterOnly bool
@@ -161,7 +165,7 @@ func Validate(vals map[string]string, env func(string) string, ctx *Context) (*C
 	c.readEncryptionKey(vals["encryption-key"], &p)
 	c.resolveSigning(vals, &p)
 	c.resolveProvenance(vals["provenance"], ctx, &p)
-	c.checkBundleOptions(vals["delta"], &p)
+	c.checkBundleOptions(vals["delta"], vals["delta-key-epoch"], &p)
 	c.checkDestination(&p)
 	c.defaultReleaseTag()
 	c.checkRelay(&p)
@@ -329,13 +333,28 @@ func (c *Config) resolveProvenance(input string, ctx *Context, p *problems) {
 	}
 }
 
-// checkBundleOptions parses delta and checks the native version range.
-func (c *Config) checkBundleOptions(deltaInput string, p *problems) {
+// deltaEpoch is DeltaEpoch, or the input's default for a Config built without Validate.
+func (c *Config) deltaEpoch() string {
+	if c.DeltaEpoch == "" {
+		return "1"
+	}
+	return c.DeltaEpoch
+}
+
+// checkBundleOptions parses delta and its key epoch and checks the native version range.
+func (c *Config) checkBundleOptions(deltaInput, epoch string, p *problems) {
 	delta, err := parseBool(deltaInput)
 	if err != nil {
 		p.add("delta %q: want true or false", deltaInput)
 	}
 	c.Delta = delta
+	if epoch == "" {
+		epoch = "1"
+	}
+	if err := archive.CheckEpochLabel(epoch); err != nil {
+		p.add("%v (e.g. 2, or 2026-q1): change it to start new delta objects and a new session key", err)
+	}
+	c.DeltaEpoch = epoch
 
 	if c.Native != "" {
 		if err := channel.ParseRange(c.Native); err != nil {

@@ -22,11 +22,15 @@ type packed struct {
 // re-run: the upload is then reused instead of conflicting, and provenance digests
 // reproduce. A random key per run would make every re-run a different file under the same
 // immutable name. `ferry pack --app --version --key` produces the same bytes.
-func pack(ctx context.Context, dir, path, appID, version string, key *rsa.PrivateKey, zo archive.ZipOptions) (*packed, error) {
+//
+// With session set (a delta key epoch's), the zip is encrypted with it instead, in one pass:
+// the update answer carries one session key, which must open the delta files too.
+func pack(ctx context.Context, dir, path, appID, version string, key *rsa.PrivateKey, session *archive.SessionKey, zo archive.ZipOptions) (*packed, error) {
 	opts := archive.Options{Key: key, Zip: zo}
 	if key != nil {
 		opts.DeriveSession = &archive.SessionContext{AppID: appID, Version: version}
 		opts.TempDir = filepath.Dir(path)
+		opts.Session = session
 	}
 	f, err := os.Create(path)
 	if err != nil {

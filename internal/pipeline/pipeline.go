@@ -101,11 +101,15 @@ type Result struct {
 	assets     *channel.ReleaseAssets
 	deltaFiles int
 	deltaBytes int64
-	attested   bool
-	manifest   []channel.ManifestEntry
-	reg        *relayclient.Registration
-	channel    string
-	timings    [][2]string
+	// deltaNew and deltaNewBytes count the delta files this run prepared and uploaded; the
+	// others were reused from earlier releases of the key epoch.
+	deltaNew      int
+	deltaNewBytes int64
+	attested      bool
+	manifest      []channel.ManifestEntry
+	reg           *relayclient.Registration
+	channel       string
+	timings       [][2]string
 }
 
 func (r *Result) Outputs() [][2]string {
@@ -162,6 +166,16 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	artifact := filepath.Join(work, res.name)
+	var epoch *archive.Epoch
+	if c.Delta {
+		if epoch, err = archive.DeriveEpoch(key, c.AppID, c.deltaEpoch()); err != nil {
+			return res, err
+		}
+	}
+	var session *archive.SessionKey
+	if epoch != nil {
+		session = epoch.Session
+	}
 
 	// 1. Package.
 	if err := p.stage(res, "Package", func() (string, error) {
@@ -172,7 +186,7 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 				return "", fmt.Errorf("package %s for delta updates: %w", c.BuildDir, err)
 			}
 		}
-		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, zo)
+		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, session, zo)
 		if err != nil {
 			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
 		}
@@ -211,7 +225,7 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 
 	// 3. Publish.
 	if err := p.stage(res, "Publish", func() (string, error) {
-		return p.publish(ctx, res, artifact, key, zo, sigJSON, provJSON)
+		return p.publish(ctx, res, artifact, key, epoch, zo, sigJSON, provJSON)
 	}); err != nil {
 		return res, err
 	}
@@ -313,19 +327,28 @@ const (
 	deltaInline    = 4 << 20
 )
 
-// publishDelta stores every file of the build on its own and fills manifest, in the order
-// archive.Delta returns the files.
-func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res *Result, key *rsa.PrivateKey, zo archive.ZipOptions, manifest *[]channel.ManifestEntry) ([]archive.DeltaFile, error) {
+// publishDelta stores the build's files that the key epoch's objects do not hold yet, and
+// fills manifest with every file, in the order archive.Delta returns them. The epoch's
+// objects are listed once; unchanged files are only hashed, and point at the objects earlier
+// releases stored (docs/protocol.md §4).
+func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res *Result, key *rsa.PrivateKey, epoch *archive.Epoch, zo archive.ZipOptions, manifest *[]channel.ManifestEntry) ([]archive.DeltaFile, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	bucket, _ := pub.(*publish.Bucket)
+	var existing map[string]archive.Stored
+	if bucket != nil {
+		var err error
+		if existing, err = p.epochObjects(ctx, bucket, epoch); err != nil {
+			return nil, err
+		}
+	}
 	type job struct {
-		i    int
 		f    archive.DeltaFile
 		body []byte
 	}
 	var (
 		mu       sync.Mutex
-		urls     = map[int]string{}
+		urls     = map[string]string{} // by object
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -337,14 +360,14 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			cancel()
 		}
 	}
-	upload := func(i int, f archive.DeltaFile, body publishBody) {
+	upload := func(f archive.DeltaFile, body publishBody) {
 		obj, err := pub.Put(ctx, publish.File{Name: p.Config.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", f.FileName, err))
 			return
 		}
 		mu.Lock()
-		urls[i] = obj.URL
+		urls[f.Object] = obj.URL
 		mu.Unlock()
 	}
 	jobs := make(chan job)
@@ -353,23 +376,21 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				upload(j.i, j.f, bytes.NewReader(j.body))
+				upload(j.f, bytes.NewReader(j.body))
 			}
 		}()
 	}
-	n := 0
-	files, err := archive.Delta(ctx, p.Config.BuildDir, archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo}, func(f archive.DeltaFile, body io.Reader) error {
-		i := n
-		n++
+	opts := archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo, Epoch: epoch, Existing: existing}
+	files, err := archive.Delta(ctx, p.Config.BuildDir, opts, func(f archive.DeltaFile, body io.Reader) error {
 		if rs, ok := body.(publishBody); ok && f.Size > deltaInline {
-			upload(i, f, rs) // large: stream it now, in this goroutine
+			upload(f, rs) // large: stream it now, in this goroutine
 		} else {
 			b, err := io.ReadAll(body)
 			if err != nil {
 				return err
 			}
 			select {
-			case jobs <- job{i, f, b}:
+			case jobs <- job{f, b}:
 			case <-ctx.Done():
 			}
 		}
@@ -385,11 +406,79 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 	if err != nil {
 		return nil, err
 	}
-	for i, f := range files {
-		*manifest = append(*manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: urls[i], Size: f.Size})
+	for _, f := range files {
+		u, ok := urls[f.Object]
+		if !ok && f.Reused && bucket != nil {
+			obj, err := bucket.URL(ctx, p.Config.AppID+"/"+f.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.FileName, err)
+			}
+			u, urls[f.Object] = obj.URL, obj.URL
+		}
+		if u == "" {
+			return nil, fmt.Errorf("%s: object %s was neither stored nor found", f.FileName, f.Object)
+		}
+		*manifest = append(*manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: u, Size: f.Size})
 		res.deltaBytes += f.Size
+		if !f.Reused {
+			res.deltaNew++
+			res.deltaNewBytes += f.Size
+		}
 	}
 	return files, nil
+}
+
+// maxHintManifest bounds the earlier manifest read for file_hash hints.
+const maxHintManifest = 64 << 20
+
+// epochObjects lists the app's directory once and returns the key epoch's objects, with the
+// file_hash the newest earlier manifest gave each as a hint (a V3 checksum is an RSA
+// signature per file; archive.Delta verifies a hint with the public key before using it).
+// A manifest that cannot be read only costs the hints.
+func (p *Pipeline) epochObjects(ctx context.Context, bucket *publish.Bucket, epoch *archive.Epoch) (map[string]archive.Stored, error) {
+	appDir := p.Config.AppID + "/"
+	listed, err := bucket.List(ctx, appDir)
+	if err != nil {
+		return nil, fmt.Errorf("list the objects earlier releases stored: %w", err)
+	}
+	existing := map[string]archive.Stored{}
+	var newest *publish.ListedObject
+	for i, o := range listed {
+		name := strings.TrimPrefix(o.Key, appDir)
+		switch {
+		case epoch.IsObject(name):
+			existing[name] = archive.Stored{Size: o.Size}
+		case strings.HasSuffix(name, ".manifest.json") && (newest == nil || o.ModTime.After(newest.ModTime)):
+			newest = &listed[i]
+		}
+	}
+	if newest == nil || len(existing) == 0 {
+		return existing, nil
+	}
+	b, err := bucket.Read(ctx, newest.Key, maxHintManifest)
+	var entries []channel.ManifestEntry
+	if err == nil {
+		err = json.Unmarshal(b, &entries)
+	}
+	if err != nil {
+		p.Log.Warn("the newest earlier manifest could not be read: file hashes of reused files are computed again", "manifest", newest.Key, "error", err)
+		return existing, nil
+	}
+	for _, e := range entries {
+		u := e.DownloadURL
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			u = u[:i]
+		}
+		i := strings.LastIndex(u, "/"+epoch.Prefix())
+		if i < 0 {
+			continue
+		}
+		if st, ok := existing[u[i+1:]]; ok {
+			st.FileHash = e.FileHash
+			existing[u[i+1:]] = st
+		}
+	}
+	return existing, nil
 }
 
 // key returns where a file of this bundle goes: a release asset name, or a bucket key
@@ -410,7 +499,7 @@ func BucketKey(app, version, name string) string {
 	return app + "/" + safeKeyPart(version) + "/" + name
 }
 
-func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, key *rsa.PrivateKey, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
+func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, key *rsa.PrivateKey, epoch *archive.Epoch, zo archive.ZipOptions, sigJSON, provJSON []byte) (string, error) {
 	c := p.Config
 	if u, err := url.Parse(c.Destination); err == nil && u.Scheme == "file" {
 		if err := os.MkdirAll(filepath.FromSlash(u.Path), 0o755); err != nil {
@@ -504,7 +593,7 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 	}
 	var manifest []channel.ManifestEntry
 	if c.Delta {
-		files, err := p.publishDelta(ctx, pub, res, key, zo, &manifest)
+		files, err := p.publishDelta(ctx, pub, res, key, epoch, zo, &manifest)
 		if err != nil {
 			return "", fmt.Errorf("publish delta files: %w", err)
 		}
@@ -529,7 +618,8 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 	}
 	detail := fmt.Sprintf("bundle %s", res.bundle.URL)
 	if c.Delta {
-		detail += fmt.Sprintf(", %d delta files (%s)", res.deltaFiles, archive.FormatSize(res.deltaBytes))
+		detail += fmt.Sprintf(", %d delta files (%s), %d of them (%s) new, the others reused from earlier releases of key epoch %s",
+			res.deltaFiles, archive.FormatSize(res.deltaBytes), res.deltaNew, archive.FormatSize(res.deltaNewBytes), c.deltaEpoch())
 	}
 	return detail, nil
 }

@@ -157,6 +157,39 @@ func (pb *Bucket) Put(ctx context.Context, f File) (*Object, error) {
 	return obj, nil
 }
 
+// URL returns the [Object] of an object already stored under name, with the URL devices
+// download it from, without reading or writing it: for reusing objects found by [Bucket.List].
+func (pb *Bucket) URL(ctx context.Context, name string) (*Object, error) {
+	if err := checkName(name, true); err != nil {
+		return nil, err
+	}
+	obj := &Object{Name: name, Reused: true}
+	if err := pb.url(ctx, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// Read returns the content of the object name, refusing one larger than limit bytes.
+func (pb *Bucket) Read(ctx context.Context, name string, limit int64) ([]byte, error) {
+	r, err := pb.b.NewReader(ctx, name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	defer r.Close()
+	if r.Size() > limit {
+		return nil, fmt.Errorf("read %q: %d bytes, more than the %d expected", name, r.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("more than the %d bytes expected", limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	return b, nil
+}
+
 // same reports whether key already holds exactly these bytes; an error wrapping
 // ErrAssetExists when it holds others; false when it does not exist.
 func (pb *Bucket) same(ctx context.Context, key string, size int64, sum string, md5sum []byte) (bool, error) {

@@ -329,3 +329,50 @@ func TestBucketListDelete(t *testing.T) {
 		})
 	}
 }
+
+// TestBucketListURLRead: List finds what Put stored under a prefix (and nothing outside it),
+// URL gives a stored object's download URL without touching it, and Read returns its bytes
+// but refuses one over the limit.
+func TestBucketListURLRead(t *testing.T) {
+	t.Parallel()
+	for name, mk := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			be := mk(t)
+			b := open(t, be, "https://cdn.example.com/web/")
+			stored := map[string]string{"app/files/e1/aa": "one", "app/files/e1/bb": "second", "app/1.0.0/app-1.0.0.zip": "zip", "other/files/e1/aa": "x"}
+			for k, v := range stored {
+				if _, err := b.Put(t.Context(), publish.File{Name: k, Body: strings.NewReader(v)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := b.List(t.Context(), "app/files/")
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			sizes := map[string]int64{}
+			for _, o := range got {
+				sizes[o.Key] = o.Size
+				if o.ModTime.IsZero() {
+					t.Errorf("%s: no modification time", o.Key)
+				}
+			}
+			if diff := cmp.Diff(map[string]int64{"app/files/e1/aa": 3, "app/files/e1/bb": 6}, sizes); diff != "" {
+				t.Errorf("List (-want +got):\n%s", diff)
+			}
+			obj, err := b.URL(t.Context(), "app/files/e1/bb")
+			if err != nil || obj.URL != "https://cdn.example.com/web/app/files/e1/bb" || !obj.Reused {
+				t.Errorf("URL = %+v, %v", obj, err)
+			}
+			if body, err := b.Read(t.Context(), "app/files/e1/bb", 6); err != nil || string(body) != "second" {
+				t.Errorf("Read = %q, %v", body, err)
+			}
+			if _, err := b.Read(t.Context(), "app/files/e1/bb", 5); err == nil || !strings.Contains(err.Error(), "more than the 5") {
+				t.Errorf("Read over the limit: %v, want a refusal", err)
+			}
+			if _, err := b.Read(t.Context(), "app/files/e1/none", 5); err == nil {
+				t.Error("Read of a missing object: no error")
+			}
+		})
+	}
+}

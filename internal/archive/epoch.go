@@ -1,0 +1,101 @@
+package archive
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// MaxEpochLabel is the longest delta key epoch label [DeriveEpoch] accepts, in bytes.
+const MaxEpochLabel = 64
+
+// Form is how a delta file is stored: it is part of an epoch object's name, because the same
+// content stored raw, Brotli-compressed or wrapped gives different bytes.
+type Form string
+
+// The forms of a delta file (docs/protocol.md §4).
+const (
+	FormRaw     Form = "raw"     // the file's bytes (under the Brotli rule's threshold or saving)
+	FormBrotli  Form = "brotli"  // Brotli by the CLI's rule; the manifest name gets ".br"
+	FormWrapped Form = "wrapped" // always Brotli: a name ending in ".br", or an empty file
+)
+
+// Epoch is what the delta files of every bundle published under one epoch share, so that an
+// unchanged file is stored once and reused by later releases (docs/security.md, "Delta key
+// epochs"): the session key (AES key and IV) that encrypts them, and the key that names their
+// objects. An unencrypted epoch has no session key, and its names are a public function of the
+// content (which is public too).
+type Epoch struct {
+	// ID names the epoch's object directory: "files/<ID>/". It changes with the private key
+	// and the label, so a rotated epoch starts fresh objects and never reads older ones.
+	ID string
+	// Session encrypts the bundle zip and every delta file of the epoch; nil when unencrypted.
+	Session *SessionKey
+	naming  []byte
+}
+
+// DeriveEpoch derives the epoch of app's delta bundles named label with HKDF-SHA256 from the
+// publisher's private key: the same key, app and label always give the same epoch. With key
+// nil it returns the unencrypted epoch of label. The label must be 1 to [MaxEpochLabel]
+// printable ASCII characters.
+func DeriveEpoch(key *rsa.PrivateKey, appID, label string) (*Epoch, error) {
+	if err := CheckEpochLabel(label); err != nil {
+		return nil, err
+	}
+	info := "ferry delta epoch v1\x00" + appID + "\x00" + label
+	if key == nil {
+		sum := sha256.Sum256([]byte("ferry unencrypted delta names v1\x00" + info))
+		return &Epoch{ID: "p" + hex.EncodeToString(sum[:8]), naming: sum[:]}, nil
+	}
+	okm, err := hkdf.Key(sha256.New, x509.MarshalPKCS1PrivateKey(key), []byte("ferry/epoch"), info, 16+16+32+8)
+	if err != nil {
+		return nil, fmt.Errorf("derive delta epoch: %w", err)
+	}
+	e := &Epoch{ID: "e" + hex.EncodeToString(okm[64:72]), Session: &SessionKey{}, naming: okm[32:64]}
+	copy(e.Session.Key[:], okm[:16])
+	copy(e.Session.IV[:], okm[16:32])
+	return e, nil
+}
+
+// CheckEpochLabel reports whether label can name a delta key epoch ([DeriveEpoch]).
+func CheckEpochLabel(label string) error {
+	if label == "" || len(label) > MaxEpochLabel {
+		return fmt.Errorf("delta key epoch %q: want 1 to %d characters", label, MaxEpochLabel)
+	}
+	for _, r := range label {
+		if r < 0x21 || r > 0x7e {
+			return fmt.Errorf("delta key epoch %q: want printable ASCII without spaces", label)
+		}
+	}
+	return nil
+}
+
+// Prefix is the directory of the epoch's objects, relative to the app's: "files/<ID>/".
+func (e *Epoch) Prefix() string { return "files/" + e.ID + "/" }
+
+// Object is the object name of a file whose original bytes have SHA-256 sum, stored in form:
+// Prefix plus the hex HMAC-SHA256, under the epoch's naming key, of sum and form. It is
+// computed without compressing or encrypting anything, and tells someone without the key
+// nothing about the content.
+func (e *Epoch) Object(sum []byte, form Form) string {
+	m := hmac.New(sha256.New, e.naming)
+	m.Write(sum)
+	m.Write([]byte{0})
+	m.Write([]byte(form))
+	return e.Prefix() + hex.EncodeToString(m.Sum(nil))
+}
+
+// IsObject reports whether name (relative to the app's directory) is one of e's object names.
+func (e *Epoch) IsObject(name string) bool {
+	h, ok := strings.CutPrefix(name, e.Prefix())
+	if !ok || len(h) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
