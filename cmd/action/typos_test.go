@@ -17,7 +17,7 @@ func TestInputTypos(t *testing.T) {
 	want := []string{
 		"INPUT_APP_ID is not an input of this action and is ignored; did you mean app-id (INPUT_APP-ID)?",
 		"INPUT_DESTINATON is not an input of this action and is ignored; did you mean destination (INPUT_DESTINATION)?",
-		"INPUT_WHATEVER-ELSE-ENTIRELY is not an input of this action and is ignored; inputs are app-id, build-dir, version, channel, encryption-key, signing, signing-key, signing-key-password, provenance, destination, public-base-url, github-token, release-tag, relay-url, relay-audience, relay-secret, native, delta, register-only",
+		"INPUT_WHATEVER-ELSE-ENTIRELY is not an input of this action and is ignored; inputs are app-id, build-dir, version, channel, encryption-key, signing, signing-key, signing-key-password, provenance, destination, public-base-url, github-token, release-tag, relay-url, relay-audience, relay-secret, native, delta, delta-key-epoch, register-only",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("inputTypos mismatch (-want +got):\n%s", diff)
