@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,33 +73,7 @@ func TestDelta(t *testing.T) {
 			if f.Object != "files/"+hex.EncodeToString(sum[:]) || f.Size != int64(len(b)) {
 				t.Errorf("%s: object %s size %d, want sha of stored bytes and %d", f.FileName, f.Object, f.Size, len(b))
 			}
-			// The device: decrypt, un-brotli, hash, compare with the (opened) file_hash.
-			var r io.Reader = bytes.NewReader(b)
-			if encrypted {
-				r = sk.NewDecrypter(r)
-			}
-			if strings.HasSuffix(f.FileName, ".br") {
-				r = brotli.NewReader(r)
-			}
-			plain, err := io.ReadAll(r)
-			if err != nil {
-				t.Fatalf("%s: %v", f.FileName, err)
-			}
-			orig, err := os.ReadFile(filepath.Join(dir, strings.TrimSuffix(f.FileName, ".br")))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(plain, orig) {
-				t.Errorf("%s: decoded content differs from the original", f.FileName)
-			}
-			psum := sha256.Sum256(plain)
-			var pub = &priv.PublicKey
-			if !encrypted {
-				pub = nil
-			}
-			if err := VerifyChecksum(pub, f.FileHash, psum[:]); err != nil {
-				t.Errorf("%s: file_hash: %v", f.FileName, err)
-			}
+			checkStored(t, dir, f, b, opts) // what a device does with the entry
 		}
 		want := []string{"assets/app.js.br", "assets/empty.txt.br", "assets/pre.css.br.br", "assets/random.bin", "assets/small.js", "index.html", "nested/dir/x.css.br"}
 		if diff := cmp.Diff(want, names); diff != "" {

@@ -24,20 +24,7 @@ import (
 // 400 that changes nothing.
 func TestClearFailedVersions(t *testing.T) {
 	t.Parallel()
-	t.Run("bolt", func(t *testing.T) {
-		t.Parallel()
-		testClearFailedVersions(t, newBolt(t))
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		srv := testpeers.Redis(t)
-		st, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		testClearFailedVersions(t, st)
-	})
+	onBothStores(t, testClearFailedVersions)
 }
 
 func testClearFailedVersions(t *testing.T, st fullStore) {
@@ -173,20 +160,7 @@ func testClearFailedVersions(t *testing.T, st fullStore) {
 // own range.
 func TestPromoteNativeReachesDevices(t *testing.T) {
 	t.Parallel()
-	t.Run("bolt", func(t *testing.T) {
-		t.Parallel()
-		testPromoteNativeReachesDevices(t, newBolt(t))
-	})
-	t.Run("redis", func(t *testing.T) {
-		t.Parallel()
-		srv := testpeers.Redis(t)
-		st, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		testPromoteNativeReachesDevices(t, st)
-	})
+	onBothStores(t, testPromoteNativeReachesDevices)
 }
 
 func testPromoteNativeReachesDevices(t *testing.T, st fullStore) {
@@ -275,4 +249,23 @@ func testPromoteNativeReachesDevices(t *testing.T, st fullStore) {
 	if r := check(srv.Handler(), "1.5"); r.Version != "1.0.0" || r.URL == "" {
 		t.Errorf("device 1.5 after the override was removed got %+v, want 1.0.0", r)
 	}
+}
+
+// onBothStores runs test on the embedded store and on a store over its own real
+// redis-server, in parallel subtests.
+func onBothStores(t *testing.T, test func(t *testing.T, st fullStore)) {
+	t.Run("bolt", func(t *testing.T) {
+		t.Parallel()
+		test(t, newBolt(t))
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		srv := testpeers.Redis(t)
+		st, err := store.OpenRedis(t.Context(), "redis://"+srv.Addr+"/0", store.RedisOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		test(t, st)
+	})
 }

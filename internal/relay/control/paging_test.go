@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -16,15 +14,8 @@ import (
 // (newest first, no next_cursor), and bad cursors and limits are refused with 400.
 func TestBundlePaging(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
-	srv := httptest.NewServer(e.engine)
-	t.Cleanup(srv.Close)
+	_, srv, c := newClientEnv(t)
 	ctx := t.Context()
-	c, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), HMACSecret: []byte(hmacSecret), AdminToken: adminToken,
-		RetryBackoff: time.Millisecond, RetryMaxWait: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want []string
 	for i := range 7 {
 		v := fmt.Sprintf("1.0.%d", i)

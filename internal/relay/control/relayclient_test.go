@@ -22,15 +22,8 @@ import (
 // field the server sends and the client drops, or the reverse, fails here.
 func TestRelayClientRoundTrip(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
-	srv := httptest.NewServer(e.engine)
-	t.Cleanup(srv.Close)
+	e, srv, c := newClientEnv(t)
 	ctx := t.Context()
-	c, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), HMACSecret: []byte(hmacSecret), AdminToken: adminToken,
-		RetryBackoff: time.Millisecond, RetryMaxWait: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// Registration from main moves beta, even across a store outage (503, Retry-After).
 	e.store.failNext("PutBundle", 2)
@@ -228,4 +221,19 @@ func TestRegisterSignatureRoundTrip(t *testing.T) {
 	if _, err := c.GetBundle(ctx, appID, "1.0.1"); !errors.Is(err, &relayclient.Error{StatusCode: http.StatusNotFound, Code: "bundle_not_found"}) {
 		t.Errorf("the refused bundle was stored: %v", err)
 	}
+}
+
+// newClientEnv is an env served over HTTP, with a relayclient that signs registrations
+// with its HMAC secret, calls the admin API with the bootstrap token and retries quickly.
+func newClientEnv(t *testing.T) (*env, *httptest.Server, *relayclient.Client) {
+	t.Helper()
+	e := newEnv(t, envOptions{})
+	srv := httptest.NewServer(e.engine)
+	t.Cleanup(srv.Close)
+	c, err := relayclient.New(srv.URL, relayclient.Options{HTTPClient: srv.Client(), HMACSecret: []byte(hmacSecret), AdminToken: adminToken,
+		RetryBackoff: time.Millisecond, RetryMaxWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, srv, c
 }
