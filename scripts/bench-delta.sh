@@ -15,9 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 CACHE="${FERRY_BENCH_CACHE:-$(go env GOPATH)/ferry-peers/corpora}"
-CORPUS_LIST="ionic|@ionic/core@9.0.5|dist
-monaco|monaco-editor@0.57.0|min
-excalidraw|@excalidraw/excalidraw@0.18.1|dist"
+. scripts/corpus-lib.sh
 WANT="${CORPORA:-ionic monaco excalidraw}"
 mkdir -p "$CACHE/bin"
 go build -trimpath -o "$CACHE/bin/ferry" ./cmd/ferry
@@ -27,19 +25,9 @@ export FERRY_ENCRYPTION_KEY="$(cat "$CACHE/keys/.capgo_key_v2")"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-# prepare NAME SPEC SUB: the corpus's web build, as bench-package.sh prepares it, copied to $WORK/NAME.
+# prepare NAME SPEC SUB: the corpus's web build copied to $WORK/NAME.
 prepare() {
-	local web="$CACHE/$1-web"
-	if [ ! -f "$web/index.html" ]; then
-		local tmp
-		tmp="$(mktemp -d)"
-		(cd "$tmp" && npm pack --silent "$2" >/dev/null && tar -xzf ./*.tgz)
-		rm -rf "$web"
-		cp -R "$tmp/package/$3" "$web"
-		printf '<!doctype html>\n<html><head><meta charset="utf-8"><title>%s</title></head><body><script>window.CapacitorUpdater&&CapacitorUpdater.notifyAppReady()</script></body></html>\n' "$1" >"$web/index.html"
-		rm -rf "$tmp"
-	fi
-	cp -R "$web" "$WORK/$1"
+	cp -R "$(corpus_web "$1" "$2" "$3")" "$WORK/$1"
 }
 
 mb() { du -sm "$1" 2>/dev/null | cut -f1; }

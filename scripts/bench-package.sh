@@ -34,26 +34,10 @@ if [ ! -x /usr/bin/time ]; then
 	apt-get update -qq && apt-get install -y -qq time >/dev/null
 fi
 
-# name|npm spec|directory inside the package
-CORPUS_LIST="ionic|@ionic/core@9.0.5|dist
-monaco|monaco-editor@0.57.0|min
-excalidraw|@excalidraw/excalidraw@0.18.1|dist"
+. scripts/corpus-lib.sh
 WANT="${CORPORA:-ionic monaco excalidraw}"
 
 mkdir -p "$CACHE"
-prepare() { # name spec sub -> prints the web dir
-	local name=$1 spec=$2 sub=$3 web="$CACHE/$1-web"
-	if [ ! -f "$web/index.html" ]; then
-		local tmp
-		tmp="$(mktemp -d)"
-		(cd "$tmp" && npm pack --silent "$spec" >/dev/null && tar -xzf ./*.tgz)
-		rm -rf "$web"
-		cp -R "$tmp/package/$sub" "$web"
-		printf '<!doctype html>\n<html><head><meta charset="utf-8"><title>%s</title></head><body><script>window.CapacitorUpdater&&CapacitorUpdater.notifyAppReady()</script></body></html>\n' "$name" >"$web/index.html"
-		rm -rf "$tmp"
-	fi
-	echo "$web"
-}
 
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
@@ -94,7 +78,7 @@ printf '%-11s %5s %6s | %7s %7s %6s %7s %9s | %7s %7s %6s %7s %9s | %7s %7s %6s\
 	corpus files "in MB" "ferry s" "MB/s" "cpu s" "RSS MB" "bytes" "CLI s" "MB/s" "cpu s" "RSS MB" "bytes" "speedup" "cpu x" "size"
 while IFS='|' read -r name spec sub; do
 	case " $WANT " in *" $name "*) ;; *) continue ;; esac
-	web="$(prepare "$name" "$spec" "$sub")"
+	web="$(corpus_web "$name" "$spec" "$sub")"
 	files=$(find "$web" -type f ! -name '.*' | wc -l)
 	inbytes=$(find "$web" -type f ! -name '.*' -printf '%s\n' | awk '{s+=$1} END {print s}')
 	inmb=$(echo "$inbytes / 1048576" | bc -l)
