@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
@@ -188,21 +187,7 @@ func TestPublishUnreachableRelayFailsFast(t *testing.T) {
 	}
 	relayURL := "http://" + ln.Addr().String()
 	ln.Close()
-	key, err := archive.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := t.TempDir()
-	if err := os.WriteFile(filepath.Join(build, "index.html"), []byte("<p>tasks</p>"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dest := t.TempDir()
-	env := map[string]string{
-		"GITLAB_CI": "true", "CI_COMMIT_TAG": "v2.1.0", "CI_COMMIT_SHA": testCommit, "CI_PIPELINE_ID": "99", "CI_PROJECT_PATH": "mycorp/tasks",
-		"FERRY_APP_ID": "io.mycorp.tasks", "FERRY_BUILD_DIR": build, "FERRY_ENCRYPTION_KEY": string(archive.MarshalPrivateKey(key)),
-		"FERRY_DESTINATION": "file://" + filepath.ToSlash(dest), "FERRY_PUBLIC_BASE_URL": "https://cdn.example.com/b",
-		"FERRY_RELAY_URL": relayURL, "FERRY_HMAC_SECRET": preflightSecret, "RUNNER_TEMP": t.TempDir(),
-	}
+	env, dest := gitlabTagPublish(t, relayURL)
 	start := time.Now()
 	var stdout, stderr bytes.Buffer
 	err = publishCmd(t.Context(), nil, func(k string) string { return env[k] }, &stdout, &stderr)

@@ -163,21 +163,7 @@ func filesIn(t *testing.T, dir string) []string {
 func TestPublishPreflightOldRelay(t *testing.T) {
 	t.Parallel()
 	relay := newFakeRelay(t) // serves only POST /api/v1/bundles
-	key, err := archive.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build := t.TempDir()
-	if err := os.WriteFile(filepath.Join(build, "index.html"), []byte("<p>tasks</p>"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dest := t.TempDir()
-	env := map[string]string{
-		"GITLAB_CI": "true", "CI_COMMIT_TAG": "v2.1.0", "CI_COMMIT_SHA": testCommit, "CI_PIPELINE_ID": "99", "CI_PROJECT_PATH": "mycorp/tasks",
-		"FERRY_APP_ID": "io.mycorp.tasks", "FERRY_BUILD_DIR": build, "FERRY_ENCRYPTION_KEY": string(archive.MarshalPrivateKey(key)),
-		"FERRY_DESTINATION": "file://" + filepath.ToSlash(dest), "FERRY_PUBLIC_BASE_URL": "https://cdn.example.com/b",
-		"FERRY_RELAY_URL": relay.URL, "FERRY_HMAC_SECRET": preflightSecret, "RUNNER_TEMP": t.TempDir(),
-	}
+	env, dest := gitlabTagPublish(t, relay.URL)
 	var stdout, stderr bytes.Buffer
 	if err := publishCmd(t.Context(), nil, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
 		t.Fatalf("publish: %v\n%s", err, stderr.String())
@@ -191,4 +177,26 @@ func TestPublishPreflightOldRelay(t *testing.T) {
 	if n != 1 || len(filesIn(t, dest)) == 0 {
 		t.Errorf("registrations = %d, files = %v; want one registration and the files published", n, filesIn(t, dest))
 	}
+}
+
+// gitlabTagPublish is the environment of `ferry publish` in a GitLab pipeline of tag v2.1.0
+// for io.mycorp.tasks: a one-file build, a fresh encryption key, a file:// destination
+// (returned) and the relay at relayURL signed with preflightSecret.
+func gitlabTagPublish(t *testing.T, relayURL string) (env map[string]string, dest string) {
+	t.Helper()
+	key, err := archive.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := t.TempDir()
+	if err := os.WriteFile(filepath.Join(build, "index.html"), []byte("<p>tasks</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest = t.TempDir()
+	return map[string]string{
+		"GITLAB_CI": "true", "CI_COMMIT_TAG": "v2.1.0", "CI_COMMIT_SHA": testCommit, "CI_PIPELINE_ID": "99", "CI_PROJECT_PATH": "mycorp/tasks",
+		"FERRY_APP_ID": "io.mycorp.tasks", "FERRY_BUILD_DIR": build, "FERRY_ENCRYPTION_KEY": string(archive.MarshalPrivateKey(key)),
+		"FERRY_DESTINATION": "file://" + filepath.ToSlash(dest), "FERRY_PUBLIC_BASE_URL": "https://cdn.example.com/b",
+		"FERRY_RELAY_URL": relayURL, "FERRY_HMAC_SECRET": preflightSecret, "RUNNER_TEMP": t.TempDir(),
+	}, dest
 }
