@@ -25,7 +25,7 @@ func TestKeyGivenAsPath(t *testing.T) {
 		return err.Error()
 	}
 	const hint = "pass the key's content, not its path"
-	for _, path := range []string{".capgo_key_v2", "./keys/.capgo_key_v2", "/home/runner/work/app/.capgo_key_v2", "~/keys/private.pem", `C:\keys\app.key`} {
+	for _, path := range []string{".capgo_key_v2", "./keys/.capgo_key_v2", "/ci/app/.capgo_key_v2", "~/keys/private.pem", `C:\keys\app.key`} {
 		if msg := validate(map[string]string{"encryption-key": path}); !strings.Contains(msg, "encryption-key looks like a file path: "+hint) {
 			t.Errorf("encryption-key %q: %q, want %q", path, msg, hint)
 		}
