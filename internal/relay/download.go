@@ -80,8 +80,8 @@ type downloads struct {
 	cache   map[linkKey]cachedLink
 	pending map[linkKey]*linkCall
 	paused  map[string]time.Time // app → no GitHub call before this
-	// storeSkip: the link store is not asked before this (it failed).
-	storeSkip time.Time
+	// storeGate: the link store is not asked for linkStoreSkip after it failed.
+	storeGate storeGate
 }
 
 func newDownloads(links map[string]LinkFunc, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) (*downloads, error) {
@@ -218,21 +218,14 @@ func (d *downloads) fromGitHub(ctx context.Context, k linkKey) (u string, expire
 // storeUsable reports whether the link store may be asked now (there is one and it has
 // not failed within linkStoreSkip).
 func (d *downloads) storeUsable() bool {
-	if d.store == nil {
-		return false
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.now().Before(d.storeSkip)
+	return d.store != nil && d.storeGate.open(d.now())
 }
 
 // storeFailed counts a failed link store call, logs it and skips the store for
 // linkStoreSkip: downloads go to GitHub meanwhile.
 func (d *downloads) storeFailed(ctx context.Context, op string, k linkKey, err error) {
 	d.storeErrors.WithLabelValues(op).Inc()
-	d.mu.Lock()
-	d.storeSkip = d.now().Add(linkStoreSkip)
-	d.mu.Unlock()
+	d.storeGate.shut(d.now(), linkStoreSkip)
 	loggerFrom(ctx, d.log).WarnContext(ctx, "link store failed; asking GitHub directly for a while",
 		"app", k.app, "asset_id", k.id, "op", op, "skip", linkStoreSkip.String(), "error", err)
 }

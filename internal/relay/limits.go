@@ -1,6 +1,9 @@
 package relay
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Bounds on untrusted input and the defaults of [Options]. A zero option takes these values.
 const (
@@ -92,3 +95,19 @@ const (
 	// DefaultShutdownTimeout bounds the graceful drain once the serving context ends.
 	DefaultShutdownTimeout = 10 * time.Second
 )
+
+// storeGate stops a caller from asking a failing store for a while after a failure, so an
+// outage costs one timeout per interval rather than one per request. The zero value is
+// open.
+type storeGate struct {
+	until atomic.Int64 // unix ns before which the store is not asked; 0: open
+}
+
+// open reports whether the store may be asked at now.
+func (g *storeGate) open(now time.Time) bool {
+	u := g.until.Load()
+	return u == 0 || now.UnixNano() >= u
+}
+
+// shut keeps the store from being asked for d after now.
+func (g *storeGate) shut(now time.Time, d time.Duration) { g.until.Store(now.Add(d).UnixNano()) }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -140,8 +139,8 @@ type Server struct {
 	now           func() time.Time
 	// ready caches the readiness ping (GET /readyz).
 	ready readiness
-	// failedSkipUntil (unix ns) skips Store.FailedVersions after a failure; see failedVersions.
-	failedSkipUntil atomic.Int64
+	// failedGate skips Store.FailedVersions after a failure; see failedVersions.
+	failedGate storeGate
 	// localLookups: the store's FailedVersions needs no deadline (see localLookups).
 	localLookups bool
 	// series counts checks and stats events for Options.Series; nil when that is nil.

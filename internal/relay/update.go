@@ -99,7 +99,7 @@ func (s *Server) decide(ctx context.Context, snap *channel.Snapshot, info *chann
 // skips the store for storeRetry, so an outage costs one timeout per interval rather than
 // one per request.
 func (s *Server) failedVersions(ctx context.Context, app, device string) ([]string, error) {
-	if until := s.failedSkipUntil.Load(); until != 0 && s.now().UnixNano() < until {
+	if !s.failedGate.open(s.now()) {
 		return nil, errStoreSkipped
 	}
 	cctx := ctx
@@ -114,7 +114,7 @@ func (s *Server) failedVersions(ctx context.Context, app, device string) ([]stri
 			return nil, err // the client went away; not the store's fault
 		}
 		s.metrics.storeErrors.WithLabelValues("failed_versions").Inc()
-		s.failedSkipUntil.Store(s.now().Add(storeRetry).UnixNano())
+		s.failedGate.shut(s.now(), storeRetry)
 		loggerFrom(ctx, s.log).WarnContext(ctx, "look up failed versions; answering without them",
 			"app", app, "error", err)
 		return nil, err
