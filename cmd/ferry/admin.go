@@ -24,7 +24,7 @@ const adminUsage = `Usage: ferry admin --relay URL [--app ID] --token-file FILE 
 Actions on one app (--app):
   channels                              list channels, their versions and rollouts
   bundles [limit]                       list registered bundles, newest first
-  bundles prune --bucket URL [--older-than 24h] [--delete] [--json]
+  bundles prune --bucket URL [--older-than 24h] [--delta-files] [--delete] [--json]
                                         list (or delete) the bucket's objects of the app that no
                                         registered bundle or channel references (dry run by default)
   promote <channel> <version> [--native RANGE]

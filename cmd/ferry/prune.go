@@ -19,7 +19,7 @@ import (
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
-const pruneUsage = "usage: bundles prune --bucket URL [--older-than 24h] [--delete] [--json]"
+const pruneUsage = "usage: bundles prune --bucket URL [--older-than 24h] [--delta-files] [--delete] [--json]"
 
 // pruneCall is `ferry admin bundles prune`'s arguments.
 type pruneCall struct {
@@ -27,6 +27,8 @@ type pruneCall struct {
 	olderThan time.Duration
 	delete    bool
 	json      bool
+	// deltaFiles also reports (and deletes) unreferenced shared delta files.
+	deltaFiles bool
 }
 
 // pruneRequest parses the arguments after `bundles prune`.
@@ -38,6 +40,7 @@ func pruneRequest(args []string) (*pruneCall, error) {
 	fs.DurationVar(&p.olderThan, "older-than", 24*time.Hour, "")
 	fs.BoolVar(&p.delete, "delete", false, "")
 	fs.BoolVar(&p.json, "json", false, "")
+	fs.BoolVar(&p.deltaFiles, "delta-files", false, "")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("bundles prune: %w; %s", err, pruneUsage)
 	}
@@ -64,9 +67,14 @@ type pruneReport struct {
 	TotalBytes int64          `json:"total_bytes"`
 	// Referenced and Young count the objects kept: referenced, or unreferenced but younger
 	// than OlderThan (perhaps a publish in progress).
-	Referenced int    `json:"referenced"`
-	Young      int    `json:"young"`
-	OlderThan  string `json:"older_than"`
+	Referenced int `json:"referenced"`
+	Young      int `json:"young"`
+	// DeltaKept counts the unreferenced delta files of key epochs (<app>/files/) kept
+	// because --delta-files was not given: a publish of the same epoch reuses any of them
+	// it finds without uploading it again, so deleting one it is about to reference would
+	// break that bundle's delta updates.
+	DeltaKept int    `json:"delta_kept"`
+	OlderThan string `json:"older_than"`
 }
 
 type prunedObject struct {
@@ -106,6 +114,8 @@ func runPrune(ctx context.Context, c *relayclient.Client, app string, p *pruneCa
 			rep.Referenced++
 		case !o.ModTime.Before(cutoff):
 			rep.Young++
+		case !p.deltaFiles && strings.HasPrefix(o.Key, app+"/files/"):
+			rep.DeltaKept++
 		default:
 			orphans = append(orphans, o)
 		}
@@ -251,7 +261,13 @@ func (rep *pruneReport) print(w io.Writer) error {
 	if rep.DryRun {
 		verb = "would be deleted (dry run: pass --delete to delete them)"
 	}
-	_, err := fmt.Fprintf(w, "%d unreferenced objects older than %s, %s in total, %s; kept %d referenced and %d younger objects\n",
-		len(rep.Objects), rep.OlderThan, archive.FormatSize(rep.TotalBytes), verb, rep.Referenced, rep.Young)
-	return err
+	if _, err := fmt.Fprintf(w, "%d unreferenced objects older than %s, %s in total, %s; kept %d referenced and %d younger objects\n",
+		len(rep.Objects), rep.OlderThan, archive.FormatSize(rep.TotalBytes), verb, rep.Referenced, rep.Young); err != nil {
+		return err
+	}
+	if rep.DeltaKept > 0 {
+		_, err := fmt.Fprintf(w, "kept %d unreferenced delta files (--delta-files includes them; only while no delta publish is running)\n", rep.DeltaKept)
+		return err
+	}
+	return nil
 }

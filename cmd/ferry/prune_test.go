@@ -168,7 +168,13 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		return code, stdout.String(), stderr.String()
 	}
 
+	// Without --delta-files the shared delta file is kept: a publish may be reusing it.
 	code, out, errOut := prune("--json")
+	var kept pruneReport
+	if err := json.Unmarshal([]byte(out), &kept); code != 0 || err != nil || kept.DeltaKept != 1 || len(kept.Objects) != 1 || kept.Objects[0].Key != orphans[0] {
+		t.Fatalf("dry run without --delta-files: exit %d, %v: %+v; want only %s, one delta file kept\n%s", code, err, kept, orphans[0], errOut)
+	}
+	code, out, errOut = prune("--json", "--delta-files")
 	if code != 0 {
 		t.Fatalf("dry run: exit %d: %s", code, errOut)
 	}
@@ -194,7 +200,7 @@ func testPrune(t *testing.T, pb pruneBucket) {
 			t.Errorf("dry run deleted %s", k)
 		}
 	}
-	code, out, errOut = prune()
+	code, out, errOut = prune("--delta-files")
 	if code != 0 || !strings.Contains(out, orphans[0]) || !strings.Contains(out, "would be deleted (dry run") || !strings.Contains(out, "2 unreferenced objects") {
 		t.Errorf("dry run for people: exit %d\n%s%s", code, out, errOut)
 	}
@@ -216,7 +222,7 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		}
 	}
 
-	code, out, errOut = prune("--delete")
+	code, out, errOut = prune("--delete", "--delta-files")
 	if code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("--delete: exit %d\n%s%s", code, out, errOut)
 	}
@@ -226,7 +232,7 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		}
 	}
 	// Nothing is left to prune.
-	if code, out, _ = prune("--json"); code != 0 || !strings.Contains(out, `"objects": []`) {
+	if code, out, _ = prune("--json", "--delta-files"); code != 0 || !strings.Contains(out, `"objects": []`) {
 		t.Errorf("prune after --delete: exit %d\n%s", code, out)
 	}
 }
