@@ -67,18 +67,28 @@ func SetNative(s *State, version, rng string) (changed bool, err error) {
 	return true, nil
 }
 
-// checkOverride validates a native-range override of version on s.
-func checkOverride(s *State, version, rng string) error {
+// CheckNativeOverride reports whether rng may be set at promotion as version's native
+// range ([SetNative] without the channel's history): not for "builtin", no control
+// characters, and the range syntax of [NativeAllows]. Errors wrap [ErrInvalidRange].
+func CheckNativeOverride(version, rng string) error {
 	if version == builtin {
 		return fmt.Errorf("%w: %q serves the app's built-in assets, which have no native range", ErrInvalidRange, version)
-	}
-	if !s.holds(version) {
-		return fmt.Errorf("native range of %q: %w %q", version, ErrNotInChannel, s.Channel)
 	}
 	if strings.ContainsFunc(rng, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return fmt.Errorf("%w: %q holds a control character", ErrInvalidRange, rng)
 	}
 	return ParseRange(rng)
+}
+
+// checkOverride validates a native-range override of version on s.
+func checkOverride(s *State, version, rng string) error {
+	if err := CheckNativeOverride(version, rng); err != nil {
+		return err
+	}
+	if !s.holds(version) {
+		return fmt.Errorf("native range of %q: %w %q", version, ErrNotInChannel, s.Channel)
+	}
+	return nil
 }
 
 // pruneNative drops the overrides of versions s no longer holds, so Native stays bounded

@@ -217,16 +217,12 @@ func overrideOf(req relayclient.PromoteRequest, b *channel.Bundle) (string, erro
 		return "", nil
 	}
 	native := strings.TrimSpace(*req.Native)
-	if req.Version == builtin {
-		return "", errorf(http.StatusBadRequest, "bad_request",
-			"builtin serves the app's own assets, which have no native range; leave native out")
-	}
-	if strings.ContainsFunc(native, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return "", errorf(http.StatusBadRequest, "bad_request", "native %q holds a control character", native)
-	}
-	if err := channel.ParseRange(native); err != nil {
-		return "", &httpError{Status: http.StatusBadRequest, Code: "bad_request",
-			Msg: fmt.Sprintf("native: %v (npm semver range syntax, e.g. \">=2.0.0 <3.0.0\"; \"*\" admits every native version)", err), Err: err}
+	if err := channel.CheckNativeOverride(req.Version, native); err != nil {
+		hint := ` (npm semver range syntax, e.g. ">=2.0.0 <3.0.0"; "*" admits every native version)`
+		if req.Version == builtin {
+			hint = "; leave native out"
+		}
+		return "", &httpError{Status: http.StatusBadRequest, Code: "bad_request", Msg: "native: " + err.Error() + hint, Err: err}
 	}
 	if native == b.Native {
 		native = ""
