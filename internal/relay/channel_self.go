@@ -57,7 +57,7 @@ func channelID(app, name string) uint32 {
 
 // channelSet answers POST /channel_self (setChannel): it checks that the channel exists and
 // that this device may choose it, and replies {"status":"ok"} or an error.
-func (s *Server) channelSet(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte) {
+func (s *Server) channelSet(ctx context.Context, w http.ResponseWriter, r *http.Request, body string) {
 	req, e, snap, ok := s.channelRequest(ctx, w, r, body, false)
 	if !ok {
 		return
@@ -83,7 +83,7 @@ func (s *Server) channelSet(ctx context.Context, w http.ResponseWriter, r *http.
 // channelGet answers PUT /channel_self (getChannel) with the channel the device is on: the
 // one it sent as defaultChannel when that channel exists and the device may be on it, else
 // the app's default channel. The plugin persists the answer.
-func (s *Server) channelGet(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte) {
+func (s *Server) channelGet(ctx context.Context, w http.ResponseWriter, r *http.Request, body string) {
 	req, e, snap, ok := s.channelRequest(ctx, w, r, body, false)
 	if !ok {
 		return
@@ -100,8 +100,8 @@ func (s *Server) channelGet(ctx context.Context, w http.ResponseWriter, r *http.
 
 // channelList answers GET /channel_self (listChannels) with a bare array of the channels the
 // device may see: public or self-settable, and serving its platform and build type.
-func (s *Server) channelList(ctx context.Context, w http.ResponseWriter, r *http.Request, _ []byte) {
-	req, e, snap, ok := s.channelRequest(ctx, w, r, nil, true)
+func (s *Server) channelList(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	req, e, snap, ok := s.channelRequest(ctx, w, r, "", true)
 	if !ok {
 		return
 	}
@@ -119,8 +119,8 @@ func (s *Server) channelList(ctx context.Context, w http.ResponseWriter, r *http
 
 // channelUnset answers DELETE /channel_self (unsetChannel of plugins before 7.34): the
 // channel lives on the device, so there is nothing to delete; it replies {"status":"ok"}.
-func (s *Server) channelUnset(ctx context.Context, w http.ResponseWriter, r *http.Request, _ []byte) {
-	if _, _, _, ok := s.channelRequest(ctx, w, r, nil, true); !ok {
+func (s *Server) channelUnset(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	if _, _, _, ok := s.channelRequest(ctx, w, r, "", true); !ok {
 		return
 	}
 	respond(ctx, w, http.StatusOK, statusOK{Status: "ok"})
@@ -129,7 +129,7 @@ func (s *Server) channelUnset(ctx context.Context, w http.ResponseWriter, r *htt
 // channelRequest decodes a channel call (body, or query string for GET and DELETE) and
 // finds its app and snapshot. It answers the request itself and returns ok=false when it
 // cannot go on.
-func (s *Server) channelRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, query bool) (*deviceRequest, *appEntry, *channel.Snapshot, bool) {
+func (s *Server) channelRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, body string, query bool) (*deviceRequest, *appEntry, *channel.Snapshot, bool) {
 	var req *deviceRequest
 	var err error
 	if query {

@@ -27,9 +27,9 @@ import (
 
 // directHandler is a device route's handler. ctx is r's context with the request's logger
 // (package reqlog): use it rather than r.Context(). body is the request body, read within
-// the route's limit, for the routes that take one; it is only valid until the handler
-// returns (its buffer is reused), so nothing decoded from it may alias it.
-type directHandler func(s *Server, ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte)
+// the route's limit, for the routes that take one: a string, so that what is decoded from
+// it is slices of it rather than a copy per field.
+type directHandler func(s *Server, ctx context.Context, w http.ResponseWriter, r *http.Request, body string)
 
 // directRoute is a device route the router serves.
 type directRoute struct {
@@ -102,12 +102,13 @@ func (h router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ginHandler(rt *directRoute) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
-		var body []byte
+		var body string
 		if rt.body {
-			var ok bool
-			if body, ok = readBody(ctx, c.Writer, c.Request, nil); !ok {
+			b, ok := readBody(ctx, c.Writer, c.Request, nil)
+			if !ok {
 				return
 			}
+			body = string(b)
 		}
 		rt.handle(s, ctx, c.Writer, c.Request, body)
 	}
@@ -168,14 +169,16 @@ func (s *Server) runDirect(ctx context.Context, x *exchange, r *http.Request, rt
 	if held > 0 {
 		defer s.budget.release(held)
 	}
-	var body []byte
+	var body string
 	if rt.body {
-		if body, ok = readBody(ctx, w, r, x.body); !ok {
+		b, ok := readBody(ctx, w, r, x.body)
+		if !ok {
 			return
 		}
-		if cap(body) <= maxPooledBody {
-			x.body = body[:0]
+		if cap(b) <= maxPooledBody {
+			x.body = b[:0]
 		}
+		body = string(b)
 	}
 	rt.handle(s, ctx, w, r, body)
 }

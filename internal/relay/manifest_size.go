@@ -38,7 +38,7 @@ type manifestSizeEntry struct {
 // files than the version has, plus manifestSizeSlack, is refused: the plugin only asks
 // about the files of a manifest the relay sent it, so the answer (which echoes every entry)
 // stays the size of the version's manifest.
-func (s *Server) manifestSize(ctx context.Context, w http.ResponseWriter, _ *http.Request, body []byte) {
+func (s *Server) manifestSize(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	req, err := parseObject(body)
 	if err != nil {
 		writeRequestError(ctx, w, err, channel.KindFailed)

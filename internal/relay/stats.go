@@ -30,7 +30,7 @@ type statusOK struct {
 // Retry-After, which makes the plugin keep the batch and retry it: an update_fail must not
 // be lost, and 200 is never answered for events that were not stored. A body that is not
 // JSON objects is refused with 400, which makes the plugin drop it.
-func (s *Server) stats(ctx context.Context, w http.ResponseWriter, _ *http.Request, body []byte) {
+func (s *Server) stats(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	reqs, err := parseStats(body)
 	if err != nil {
 		writeRequestError(ctx, w, err, "")
@@ -86,10 +86,12 @@ func (s *Server) stats(ctx context.Context, w http.ResponseWriter, _ *http.Reque
 		if action == statOtherAction {
 			s.metrics.statsDropped.WithLabelValues(dropUnknownAction).Inc()
 		}
+		// Cloned: the request's strings are slices of the body (parseStats), and the store
+		// may keep these (the failed set keeps device ids) long after the request.
 		events = append(events, event{app: e.app.ID, ev: channel.StatEvent{
-			Device:  r.Info.DeviceID,
-			Version: v,
-			Action:  action,
+			Device:  strings.Clone(r.Info.DeviceID),
+			Version: strings.Clone(v),
+			Action:  strings.Clone(action),
 		}})
 	}
 	for app, vs := range unknown {
