@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -49,52 +50,23 @@ func (b *bodyBudget) acquire(n int64) bool {
 
 func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
 
-// limitBody enforces a route's body limit and the process-wide budget (see bodyBudget):
-// a declared length over limit is 413 before anything is read; a body that does not fit in
-// the budget is 503 with Retry-After; otherwise the body is capped at limit (handlers map
-// *http.MaxBytesError to 413) and its bytes are counted until the handler returns. limit
-// receives the request (mounted routes have their limit by route template). cost is what
-// the handler holds per body byte while it runs: 1 for a body checked as raw bytes, more
-// for one decoded whole into strings and slices (see decodeCost). Requests without a body
-// pass untouched. device selects the answer's shape: the device protocol's, with kind
-// failed, or the control plane's {error, message}.
+// limitBody enforces a route's body limit and the process-wide budget (see admitBody) for
+// a Gin route. limit receives the request (mounted routes have their limit by route
+// template).
 func (s *Server) limitBody(limit func(c *gin.Context) int64, cost int64, device bool) gin.HandlerFunc {
 	kind := ""
 	if device {
 		kind = channel.KindFailed
 	}
 	return func(c *gin.Context) {
-		n := limit(c)
-		cl := c.Request.ContentLength
-		if cl > n {
-			writeTooLarge(c, n, kind)
+		held, ok := s.admitBody(c.Request.Context(), c.Writer, c.Request, limit(c), cost, kind)
+		if !ok {
 			c.Abort()
 			return
 		}
-		if cl == 0 || c.Request.Body == nil || c.Request.Body == http.NoBody {
-			c.Next()
-			return
+		if held > 0 {
+			defer s.budget.release(held)
 		}
-		w := cl
-		if w < 0 {
-			w = n
-		}
-		w *= cost
-		if s.budget != nil {
-			if !s.budget.acquire(w) {
-				s.metrics.bodyBudgetRefused.Inc()
-				c.Header("Retry-After", strconv.Itoa(bodyRetryAfter))
-				writeJSON(c, http.StatusServiceUnavailable, errorBody{
-					Error:   "body_budget_exhausted",
-					Message: "The relay is receiving too many large requests at once; retry after " + strconv.Itoa(bodyRetryAfter) + "s",
-					Kind:    kind,
-				})
-				c.Abort()
-				return
-			}
-			defer s.budget.release(w)
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
 		c.Next()
 	}
 }
@@ -104,14 +76,58 @@ func (s *Server) bodyLimit(n, cost int64) gin.HandlerFunc {
 	return s.limitBody(func(*gin.Context) int64 { return n }, cost, true)
 }
 
+// admitBody enforces body limit n and the process-wide budget (see bodyBudget) on r: a
+// declared length over n is 413 before anything is read; a body that does not fit in the
+// budget is 503 with Retry-After; otherwise the body is capped at n (handlers map
+// *http.MaxBytesError to 413) and held bytes are reserved in the budget, which the caller
+// releases when the handler returns. cost is what the handler holds per body byte while it
+// runs: 1 for a body checked as raw bytes, more for one decoded whole into strings and
+// slices (see decodeCost). Requests without a body pass untouched. kind is the answer's
+// kind: the device protocol's "failed", or "" for the control plane's {error, message}.
+// When it answers the request itself it returns ok=false.
+func (s *Server) admitBody(ctx context.Context, w http.ResponseWriter, r *http.Request, n, cost int64, kind string) (held int64, ok bool) {
+	cl := r.ContentLength
+	if cl > n {
+		writeTooLarge(ctx, w, n, kind)
+		return 0, false
+	}
+	if cl == 0 || r.Body == nil || r.Body == http.NoBody {
+		return 0, true
+	}
+	weight := cl
+	if weight < 0 {
+		weight = n
+	}
+	weight *= cost
+	if s.budget != nil {
+		if !s.budget.acquire(weight) {
+			s.metrics.bodyBudgetRefused.Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(bodyRetryAfter))
+			respond(ctx, w, http.StatusServiceUnavailable, errorBody{
+				Error:   "body_budget_exhausted",
+				Message: "The relay is receiving too many large requests at once; retry after " + strconv.Itoa(bodyRetryAfter) + "s",
+				Kind:    kind,
+			})
+			return 0, false
+		}
+		held = weight
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, n)
+	return held, true
+}
+
 // readAllSized reads r to its end into a buffer sized once from the declared length (the
 // server guarantees a body never exceeds it), instead of io.ReadAll's doubling, which
-// would leave up to twice the body in garbage.
-func readAllSized(r io.Reader, declared int64) ([]byte, error) {
+// would leave up to twice the body in garbage. The buffer is buf when the body fits in it.
+func readAllSized(r io.Reader, declared int64, buf []byte) ([]byte, error) {
 	if declared < 0 || declared > MaxMountedBody {
 		return io.ReadAll(r)
 	}
-	buf := make([]byte, declared)
+	if int64(cap(buf)) >= declared {
+		buf = buf[:declared]
+	} else {
+		buf = make([]byte, declared)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}

@@ -1,12 +1,11 @@
 package relay
 
 import (
+	"context"
 	"hash/fnv"
 	"net/http"
 	"slices"
 	"sort"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
 )
@@ -58,34 +57,34 @@ func channelID(app, name string) uint32 {
 
 // channelSet answers POST /channel_self (setChannel): it checks that the channel exists and
 // that this device may choose it, and replies {"status":"ok"} or an error.
-func (s *Server) channelSet(c *gin.Context) {
-	req, e, snap, ok := s.channelRequest(c, false)
+func (s *Server) channelSet(ctx context.Context, w http.ResponseWriter, r *http.Request, body string) {
+	req, e, snap, ok := s.channelRequest(ctx, w, r, body, false)
 	if !ok {
 		return
 	}
 	name := req.Channel
 	if name == "" {
-		writeJSON(c, http.StatusOK, errorBody{Error: codeMissingChannel, Message: "channel is required"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeMissingChannel, Message: "channel is required"})
 		return
 	}
 	pol, _, known := snap.Channel(name)
 	switch {
 	case !known:
-		writeJSON(c, http.StatusOK, errorBody{Error: codeChannelNotFound, Message: "Channel " + name + " does not exist"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeChannelNotFound, Message: "Channel " + name + " does not exist"})
 	case name != e.app.DefaultChannel && !pol.AllowDeviceSelfSet:
-		writeJSON(c, http.StatusOK, errorBody{Error: codeSelfSetNotAllowed, Message: "Channel " + name + " does not allow devices to choose it"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeSelfSetNotAllowed, Message: "Channel " + name + " does not allow devices to choose it"})
 	case !eligible(pol, &req.Info):
-		writeJSON(c, http.StatusOK, errorBody{Error: codeSelfSetNotAllowed, Message: "Channel " + name + " does not serve this device (platform, emulator or build type)"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeSelfSetNotAllowed, Message: "Channel " + name + " does not serve this device (platform, emulator or build type)"})
 	default:
-		writeJSON(c, http.StatusOK, channelSetResponse{Status: "ok", AllowSet: true})
+		respond(ctx, w, http.StatusOK, channelSetResponse{Status: "ok", AllowSet: true})
 	}
 }
 
 // channelGet answers PUT /channel_self (getChannel) with the channel the device is on: the
 // one it sent as defaultChannel when that channel exists and the device may be on it, else
 // the app's default channel. The plugin persists the answer.
-func (s *Server) channelGet(c *gin.Context) {
-	req, e, snap, ok := s.channelRequest(c, false)
+func (s *Server) channelGet(ctx context.Context, w http.ResponseWriter, r *http.Request, body string) {
+	req, e, snap, ok := s.channelRequest(ctx, w, r, body, false)
 	if !ok {
 		return
 	}
@@ -96,13 +95,13 @@ func (s *Server) channelGet(c *gin.Context) {
 		}
 	}
 	pol, _, _ := snap.Channel(name)
-	writeJSON(c, http.StatusOK, channelGetResponse{Channel: name, Status: status, AllowSet: pol.AllowDeviceSelfSet})
+	respond(ctx, w, http.StatusOK, channelGetResponse{Channel: name, Status: status, AllowSet: pol.AllowDeviceSelfSet})
 }
 
 // channelList answers GET /channel_self (listChannels) with a bare array of the channels the
 // device may see: public or self-settable, and serving its platform and build type.
-func (s *Server) channelList(c *gin.Context) {
-	req, e, snap, ok := s.channelRequest(c, true)
+func (s *Server) channelList(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	req, e, snap, ok := s.channelRequest(ctx, w, r, "", true)
 	if !ok {
 		return
 	}
@@ -115,45 +114,41 @@ func (s *Server) channelList(c *gin.Context) {
 		}
 		list = append(list, channelListEntry{ID: channelID(e.app.ID, name), Name: name, Public: pol.Public, AllowSelfSet: pol.AllowDeviceSelfSet})
 	}
-	writeJSON(c, http.StatusOK, list)
+	respond(ctx, w, http.StatusOK, list)
 }
 
 // channelUnset answers DELETE /channel_self (unsetChannel of plugins before 7.34): the
 // channel lives on the device, so there is nothing to delete; it replies {"status":"ok"}.
-func (s *Server) channelUnset(c *gin.Context) {
-	if _, _, _, ok := s.channelRequest(c, true); !ok {
+func (s *Server) channelUnset(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	if _, _, _, ok := s.channelRequest(ctx, w, r, "", true); !ok {
 		return
 	}
-	writeJSON(c, http.StatusOK, statusOK{Status: "ok"})
+	respond(ctx, w, http.StatusOK, statusOK{Status: "ok"})
 }
 
 // channelRequest decodes a channel call (body, or query string for GET and DELETE) and
 // finds its app and snapshot. It answers the request itself and returns ok=false when it
 // cannot go on.
-func (s *Server) channelRequest(c *gin.Context, query bool) (*deviceRequest, *appEntry, *channel.Snapshot, bool) {
+func (s *Server) channelRequest(ctx context.Context, w http.ResponseWriter, r *http.Request, body string, query bool) (*deviceRequest, *appEntry, *channel.Snapshot, bool) {
 	var req *deviceRequest
 	var err error
 	if query {
-		req, err = parseQuery(c.Request.URL.Query())
+		req, err = parseQuery(r.URL.Query())
 	} else {
-		body, ok := readBody(c)
-		if !ok {
-			return nil, nil, nil, false
-		}
 		req, err = parseObject(body)
 	}
 	if err != nil {
-		writeRequestError(c, err, "")
+		writeRequestError(ctx, w, err, "")
 		return nil, nil, nil, false
 	}
 	e, ok := s.apps[req.Info.AppID]
 	if !ok {
-		writeJSON(c, http.StatusOK, errorBody{Error: codeUnknownApp, Message: "App " + req.Info.AppID + " is not served by this update server"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeUnknownApp, Message: "App " + req.Info.AppID + " is not served by this update server"})
 		return nil, nil, nil, false
 	}
-	snap, err := s.snapshot(c.Request.Context(), e)
+	snap, err := s.snapshot(ctx, e)
 	if err != nil {
-		writeJSON(c, http.StatusOK, errorBody{Error: codeUnavailable, Message: "The update server cannot reach its store; try again later"})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeUnavailable, Message: "The update server cannot reach its store; try again later"})
 		return nil, nil, nil, false
 	}
 	return req, e, snap, true

@@ -141,9 +141,10 @@ type deviceRequest struct {
 }
 
 // parseObject decodes a body holding one JSON object into a deviceRequest. app_id and
-// device_id are required.
-func parseObject(body []byte) (*deviceRequest, error) {
-	b := bytes.TrimLeft(body, " \t\r\n")
+// device_id are required. The request's strings may be slices of body, which they keep
+// alive: clone what outlives the request (see stats).
+func parseObject(body string) (*deviceRequest, error) {
+	b := strings.TrimLeft(body, " \t\r\n")
 	if len(b) == 0 || b[0] != '{' {
 		return nil, invalidJSON("body must be a JSON object")
 	}
@@ -277,9 +278,10 @@ func parseQuery(q url.Values) (*deviceRequest, error) {
 
 // parseStats decodes a /stats body: one event object or an array of them. Each event must
 // be an object; events without app_id or device_id are refused with the whole body, since
-// the plugin always sends them.
-func parseStats(body []byte) ([]*deviceRequest, error) {
-	b := bytes.TrimLeft(body, " \t\r\n")
+// the plugin always sends them. As with parseObject, the events' strings may be slices of
+// body.
+func parseStats(body string) ([]*deviceRequest, error) {
+	b := strings.TrimLeft(body, " \t\r\n")
 	if len(b) == 0 || (b[0] != '{' && b[0] != '[') {
 		return nil, invalidJSON("body must be a JSON object or an array of objects")
 	}

@@ -48,6 +48,12 @@
 // only use of 429). The client IP honours X-Forwarded-For only from [Options.TrustedProxies].
 // [Server.Serve] caps open connections ([Options].MaxConns).
 //
+// The device routes (update check, manifest_size, stats, channel_self) are served without
+// Gin: [Server.Handler] dispatches their exact method and path to their handlers, with the
+// same middleware through the same code, and hands everything else to the Gin engine (see
+// direct.go). Their bodies are decoded into slices of one string rather than a string per
+// field; what outlives a request is cloned where it is kept.
+//
 // Usage:
 //
 //	srv, err := relay.New(relay.Options{Config: cfg, Store: st, Logger: logger})

@@ -57,7 +57,7 @@ func FuzzParseObject(f *testing.F) {
 	f.Add([]byte(`{"app_id":"a\u0000","device_id":"d"}`))
 	f.Add([]byte(`{"app_id":"a","device_id":"d"} {}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := parseObject(body)
+		r, err := parseObject(string(body))
 		if err != nil {
 			checkRefusal(t, err)
 			return
@@ -68,7 +68,7 @@ func FuzzParseObject(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := parseObject(b)
+		again, err := parseObject(string(b))
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", b, err)
 		}
@@ -86,7 +86,7 @@ func FuzzParseStats(f *testing.F) {
 	f.Add([]byte(`[{"app_id":"a"}]`))
 	f.Add([]byte(`{`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		reqs, err := parseStats(body)
+		reqs, err := parseStats(string(body))
 		if err != nil {
 			checkRefusal(t, err)
 			return
@@ -194,7 +194,7 @@ func FuzzDecodeObject(f *testing.F) {
 	f.Add([]byte(`{"is_emulator":2}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var got wireRequest
-		err := decodeObject(body, &got)
+		err := decodeObject(string(body), &got)
 		valid := json.Valid(body) && bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{"))
 		var se *syntaxError
 		if errors.As(err, &se) == valid {

@@ -1,11 +1,10 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
 )
@@ -39,44 +38,40 @@ type manifestSizeEntry struct {
 // files than the version has, plus manifestSizeSlack, is refused: the plugin only asks
 // about the files of a manifest the relay sent it, so the answer (which echoes every entry)
 // stays the size of the version's manifest.
-func (s *Server) manifestSize(c *gin.Context) {
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
+func (s *Server) manifestSize(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	req, err := parseObject(body)
 	if err != nil {
-		writeRequestError(c, err, channel.KindFailed)
+		writeRequestError(ctx, w, err, channel.KindFailed)
 		return
 	}
 	e, ok := s.apps[req.Info.AppID]
 	if !ok {
-		writeJSON(c, http.StatusOK, errorBody{Error: codeUnknownApp, Message: "App " + req.Info.AppID + " is not served by this update server", Kind: channel.KindFailed})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeUnknownApp, Message: "App " + req.Info.AppID + " is not served by this update server", Kind: channel.KindFailed})
 		return
 	}
-	if !s.deviceAllowed(c, req.Info.AppID, req.Info.DeviceID) {
+	if !s.deviceAllowed(ctx, w, req.Info.AppID, req.Info.DeviceID) {
 		return
 	}
 	if req.Version == "" {
-		writeJSON(c, http.StatusOK, errorBody{Error: "missing_version", Message: "version is required", Kind: channel.KindFailed})
+		respond(ctx, w, http.StatusOK, errorBody{Error: "missing_version", Message: "version is required", Kind: channel.KindFailed})
 		return
 	}
-	snap, err := s.snapshot(c.Request.Context(), e)
+	snap, err := s.snapshot(ctx, e)
 	if err != nil {
-		writeJSON(c, http.StatusOK, errorBody{Error: codeUnavailable, Message: "The update server cannot reach its store; try again later", Kind: channel.KindFailed})
+		respond(ctx, w, http.StatusOK, errorBody{Error: codeUnavailable, Message: "The update server cannot reach its store; try again later", Kind: channel.KindFailed})
 		return
 	}
 	b := snap.Bundles[req.Version]
 	if b == nil || !offerable(snap, req.Version) {
-		writeJSON(c, http.StatusOK, errorBody{Error: "no_bundle", Message: "Version " + req.Version + " does not exist", Kind: channel.KindFailed})
+		respond(ctx, w, http.StatusOK, errorBody{Error: "no_bundle", Message: "Version " + req.Version + " does not exist", Kind: channel.KindFailed})
 		return
 	}
 	if len(req.Manifest) > len(b.Manifest)+manifestSizeSlack {
-		writeJSON(c, http.StatusBadRequest, errorBody{Error: "too_many_files",
+		respond(ctx, w, http.StatusBadRequest, errorBody{Error: "too_many_files",
 			Message: fmt.Sprintf("manifest lists %d files; version %s has %d", len(req.Manifest), req.Version, len(b.Manifest)), Kind: channel.KindFailed})
 		return
 	}
-	writeJSON(c, http.StatusOK, sizeManifest(b, req.Manifest))
+	respond(ctx, w, http.StatusOK, sizeManifest(b, req.Manifest))
 }
 
 // manifestSizeSlack is how many more files than the version has a manifest_size request

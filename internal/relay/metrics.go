@@ -104,7 +104,7 @@ func (m *metrics) bodyBudgetInUse(b *bodyBudget) {
 	}, func() float64 { return float64(b.max) }))
 }
 
-// middleware measures every request by route template.
+// middleware measures every request of the Gin engine by route template.
 func (m *metrics) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -113,21 +113,25 @@ func (m *metrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		method := metricMethod(c.Request.Method)
-		key := routeKey{method, route}
-		v, ok := m.routes.Load(key)
-		if !ok {
-			v, _ = m.routes.LoadOrStore(key, &routeSeries{latency: m.latency.WithLabelValues(method, route)})
-		}
-		rs := v.(*routeSeries)
-		rs.latency.Observe(time.Since(start).Seconds())
-		code := c.Writer.Status()
-		cv, ok := rs.codes.Load(code)
-		if !ok {
-			cv, _ = rs.codes.LoadOrStore(code, m.requests.WithLabelValues(method, route, strconv.Itoa(code)))
-		}
-		cv.(prometheus.Counter).Inc()
+		m.observe(c.Request.Method, route, c.Writer.Status(), time.Since(start))
 	}
+}
+
+// observe counts one request to route with its status code and latency.
+func (m *metrics) observe(method, route string, code int, d time.Duration) {
+	method = metricMethod(method)
+	key := routeKey{method, route}
+	v, ok := m.routes.Load(key)
+	if !ok {
+		v, _ = m.routes.LoadOrStore(key, &routeSeries{latency: m.latency.WithLabelValues(method, route)})
+	}
+	rs := v.(*routeSeries)
+	rs.latency.Observe(d.Seconds())
+	cv, ok := rs.codes.Load(code)
+	if !ok {
+		cv, _ = rs.codes.LoadOrStore(code, m.requests.WithLabelValues(method, route, strconv.Itoa(code)))
+	}
+	cv.(prometheus.Counter).Inc()
 }
 
 func (m *metrics) handler() gin.HandlerFunc {

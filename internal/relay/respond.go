@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -25,11 +26,15 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledBuffer is the largest response buffer returned to bufPool.
 const maxPooledBuffer = 64 << 10
 
-// writeJSON writes v as a compact JSON body (no HTML escaping, so URLs keep their '&') with
-// status. Nothing is written once the request's context is done: the client has gone.
-func writeJSON(c *gin.Context, status int, v any) {
-	if c.Request.Context().Err() != nil {
-		c.Abort()
+// jsonContentType is the Content-Type of every JSON answer, shared by all of them (header
+// values are only read once set).
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// respond writes v as a compact JSON body (no HTML escaping, so URLs keep their '&') with
+// status, and Content-Type application/json unless the handler set one. Nothing is written
+// once ctx is done: the client has gone.
+func respond(ctx context.Context, w http.ResponseWriter, status int, v any) {
+	if ctx.Err() != nil {
 		return
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
@@ -39,44 +44,61 @@ func writeJSON(c *gin.Context, status int, v any) {
 			bufPool.Put(buf)
 		}
 	}()
+	var body []byte
 	if r, ok := v.(*channel.UpdateResponse); ok {
 		// The hot path: no reflection.
 		buf.Write(appendUpdateResponse(buf.AvailableBuffer(), r))
-		c.Data(status, "application/json; charset=utf-8", buf.Bytes())
-		return
+		body = buf.Bytes()
+	} else {
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			loggerFrom(ctx, nil).ErrorContext(ctx, "encode response", "error", err)
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		loggerFrom(c.Request.Context(), nil).ErrorContext(c.Request.Context(), "encode response", "error", err)
-		c.Status(http.StatusInternalServerError)
-		return
+	h := w.Header()
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
 	}
-	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	c.Data(status, "application/json; charset=utf-8", body)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
-// readBody reads the (already size-limited) request body. A body over the limit answers
-// 413 and returns ok=false.
-func readBody(c *gin.Context) (body []byte, ok bool) {
-	body, err := readAllSized(c.Request.Body, c.Request.ContentLength)
+// writeJSON is respond for a Gin handler; it also stops the handler chain once the client
+// has gone.
+func writeJSON(c *gin.Context, status int, v any) {
+	ctx := c.Request.Context()
+	if ctx.Err() != nil {
+		c.Abort()
+		return
+	}
+	respond(ctx, c.Writer, status, v)
+}
+
+// readBody reads the (already size-limited) request body, into buf when it fits (buf may be
+// nil). A body over the limit answers 413 and returns ok=false.
+func readBody(ctx context.Context, w http.ResponseWriter, r *http.Request, buf []byte) (body []byte, ok bool) {
+	body, err := readAllSized(r.Body, r.ContentLength, buf)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeTooLarge(c, mbe.Limit, channel.KindFailed)
+			writeTooLarge(ctx, w, mbe.Limit, channel.KindFailed)
 			return nil, false
 		}
-		writeJSON(c, http.StatusBadRequest, errorBody{Error: "invalid_body", Message: "Could not read the request body", Kind: channel.KindFailed})
+		respond(ctx, w, http.StatusBadRequest, errorBody{Error: "invalid_body", Message: "Could not read the request body", Kind: channel.KindFailed})
 		return nil, false
 	}
 	return body, true
 }
 
 // writeRequestError answers a refused device request with 400 and the plugin's error shape.
-func writeRequestError(c *gin.Context, err error, kind string) {
+func writeRequestError(ctx context.Context, w http.ResponseWriter, err error, kind string) {
 	var re *requestError
 	if !errors.As(err, &re) {
 		re = invalidJSON("%v", err)
 	}
-	writeJSON(c, http.StatusBadRequest, errorBody{Error: re.Code, Message: re.Message, Kind: kind})
+	respond(ctx, w, http.StatusBadRequest, errorBody{Error: re.Code, Message: re.Message, Kind: kind})
 }

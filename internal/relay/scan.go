@@ -25,8 +25,10 @@ type syntaxError struct {
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.off, e.msg) }
 
+// scanner reads b. The strings it returns without escapes are slices of b: they keep all
+// of b alive as long as they live.
 type scanner struct {
-	b []byte
+	b string
 	i int
 }
 
@@ -81,9 +83,8 @@ func (s *scanner) str() (string, error) {
 		c := s.b[i]
 		switch {
 		case c == '"':
-			v := string(s.b[start:i])
 			s.i = i + 1
-			return v, nil
+			return s.b[start:i], nil
 		case c == '\\':
 			return s.strSlow(start)
 		case c < 0x20:
@@ -183,15 +184,15 @@ func (s *scanner) hex4(at int) (rune, int) {
 }
 
 // literal scans a number, true, false or null and returns its text.
-func (s *scanner) literal() ([]byte, error) {
+func (s *scanner) literal() (string, error) {
 	start := s.i
 	for _, w := range []string{"true", "false", "null"} {
 		if s.b[s.i] == w[0] {
-			if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
+			if len(s.b)-s.i >= len(w) && s.b[s.i:s.i+len(w)] == w {
 				s.i += len(w)
 				return s.b[start:s.i], nil
 			}
-			return nil, s.errorf("invalid literal")
+			return "", s.errorf("invalid literal")
 		}
 	}
 	// number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -212,13 +213,13 @@ func (s *scanner) literal() ([]byte, error) {
 		i++
 	case digits() == 0:
 		s.i = i
-		return nil, s.errorf("invalid character in number")
+		return "", s.errorf("invalid character in number")
 	}
 	if i < len(s.b) && s.b[i] == '.' {
 		i++
 		if digits() == 0 {
 			s.i = i
-			return nil, s.errorf("invalid number: digits expected after '.'")
+			return "", s.errorf("invalid number: digits expected after '.'")
 		}
 	}
 	if i < len(s.b) && (s.b[i] == 'e' || s.b[i] == 'E') {
@@ -228,7 +229,7 @@ func (s *scanner) literal() ([]byte, error) {
 		}
 		if digits() == 0 {
 			s.i = i
-			return nil, s.errorf("invalid number: digits expected in exponent")
+			return "", s.errorf("invalid number: digits expected in exponent")
 		}
 	}
 	s.i = i
@@ -331,8 +332,8 @@ func kindOf(c byte) string {
 // bools (as written) and null; bool fields take bools, "true"/"false"/"1"/"0"/"", 1/0 and
 // null; manifest takes an array of file objects; other keys are validated and skipped.
 // Errors are *syntaxError, or else (the whole input being valid JSON) the first
-// *fieldTypeError.
-func decodeObject(b []byte, w *wireRequest) error {
+// *fieldTypeError. The strings decoded into w may be slices of b.
+func decodeObject(b string, w *wireRequest) error {
 	s := scanner{b: b}
 	if err := s.expect('{'); err != nil {
 		return err
@@ -472,7 +473,7 @@ func decodeField(s *scanner, key string, w *wireRequest) error {
 		}
 		return nil
 	}
-	switch string(lit) {
+	switch lit {
 	case "true", "1":
 		*bp = flexBool{set: true, v: true}
 	case "false", "0":
@@ -502,7 +503,7 @@ func decodeManifest(s *scanner, w *wireRequest) error {
 		return &fieldTypeError{field: "manifest", want: "array", got: kindOf(c)}
 	}
 	var files []wireFile
-	if err := json.Unmarshal(s.b[start:s.i], &files); err != nil {
+	if err := json.Unmarshal([]byte(s.b[start:s.i]), &files); err != nil {
 		return &fieldTypeError{field: "manifest", want: "array of file objects", got: strconv.Quote(shorten(err.Error()))}
 	}
 	w.Manifest = files
@@ -517,12 +518,12 @@ func shorten(s string) string {
 }
 
 // splitArray returns the raw elements of the JSON array in b.
-func splitArray(b []byte, limit int) ([][]byte, error) {
+func splitArray(b string, limit int) ([]string, error) {
 	s := scanner{b: b}
 	if err := s.expect('['); err != nil {
 		return nil, err
 	}
-	var out [][]byte
+	var out []string
 	if s.peek() == ']' {
 		s.i++
 		return out, s.end()

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,6 +116,9 @@ func (r *seriesRecorder) add(k seriesKey, n int64) {
 	c := sh.m[k]
 	if c == nil {
 		c = new(atomic.Int64)
+		// The strings may be slices of a request's body (parseObject): a key kept until the
+		// next flush must not keep the body alive.
+		k.app, k.ch, k.version, k.metric = strings.Clone(k.app), strings.Clone(k.ch), strings.Clone(k.version), strings.Clone(k.metric)
 		sh.m[k] = c
 	}
 	c.Add(n)

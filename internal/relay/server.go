@@ -147,6 +147,8 @@ type Server struct {
 	series *seriesRecorder
 	// downloads serves GET /dl/…; nil when Options.Links is empty.
 	downloads *downloads
+	// ipContexts hold contexts of engine that serve no request, for clientIP.
+	ipContexts sync.Pool
 	// watchers receive the store's change notifications (see [Watcher]).
 	watchersMu sync.Mutex
 	watchers   []Watcher
@@ -282,18 +284,16 @@ func (s *Server) buildEngine() error {
 	}
 
 	dev := e.Group("/", s.rateLimit())
-	dev.POST("/updates", s.bodyLimit(MaxUpdateBody, 1), s.updates)
-	dev.POST("/updates/manifest_size", s.bodyLimit(MaxManifestSizeBody, decodeCost), s.manifestSize)
-	dev.POST("/stats", s.bodyLimit(MaxStatsBody, decodeCost), s.stats)
+	// The device routes are served by router (see direct.go); the engine keeps them for its
+	// trailing-slash redirects and route conflicts.
+	for _, rt := range directRoutes {
+		dev.Handle(rt.method, rt.path, s.bodyLimit(rt.limit, rt.cost), s.ginHandler(rt))
+	}
 	dev.GET("/dl/:app/:version/:name", s.download)
-	cs := dev.Group("/channel_self", s.bodyLimit(MaxUpdateBody, 1))
-	cs.POST("", s.channelSet)
-	cs.PUT("", s.channelGet)
-	cs.GET("", s.channelList)
-	cs.DELETE("", s.channelUnset)
 
 	s.api = e.Group("/", s.rateLimit())
 	s.engine = e
+	s.ipContexts.New = func() any { return gin.CreateTestContextOnly(nil, e) }
 	return nil
 }
 
@@ -326,7 +326,7 @@ func (s *Server) notify(msg string) {
 // Handler returns the relay's http.Handler. Without [Server.Serve] running, nothing listens
 // to the store's change notifications; snapshots then refresh only on [Server.Invalidate]
 // and after [Options.SnapshotTTL].
-func (s *Server) Handler() http.Handler { return s.engine }
+func (s *Server) Handler() http.Handler { return router{s} }
 
 // Registry returns the registry /metrics serves, so other parts (the control plane) can
 // register their metrics on it.
@@ -356,7 +356,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // While serving it follows the store's change notifications. It closes ln; it does not close
 // the store (the caller does, after Serve returns).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := s.httpServer(ctx, s.engine)
+	srv := s.httpServer(ctx, s.Handler())
 	if s.opts.MaxConns > 0 {
 		ll := newLimitListener(ln, s.opts.MaxConns)
 		ln, srv.ConnState = ll, ll.connState

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
@@ -32,17 +30,12 @@ type statusOK struct {
 // Retry-After, which makes the plugin keep the batch and retry it: an update_fail must not
 // be lost, and 200 is never answered for events that were not stored. A body that is not
 // JSON objects is refused with 400, which makes the plugin drop it.
-func (s *Server) stats(c *gin.Context) {
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
+func (s *Server) stats(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	reqs, err := parseStats(body)
 	if err != nil {
-		writeRequestError(c, err, "")
+		writeRequestError(ctx, w, err, "")
 		return
 	}
-	ctx := c.Request.Context()
 	type event struct {
 		app string
 		ev  channel.StatEvent
@@ -93,15 +86,17 @@ func (s *Server) stats(c *gin.Context) {
 		if action == statOtherAction {
 			s.metrics.statsDropped.WithLabelValues(dropUnknownAction).Inc()
 		}
+		// Cloned: the request's strings are slices of the body (parseStats), and the store
+		// may keep these (the failed set keeps device ids) long after the request.
 		events = append(events, event{app: e.app.ID, ev: channel.StatEvent{
-			Device:  r.Info.DeviceID,
-			Version: v,
-			Action:  action,
+			Device:  strings.Clone(r.Info.DeviceID),
+			Version: strings.Clone(v),
+			Action:  strings.Clone(action),
 		}})
 	}
 	for app, vs := range unknown {
 		if err := s.registeredVersions(ctx, app, vs, labels); err != nil {
-			s.statsUnavailable(c, "look up versions", app, err)
+			s.statsUnavailable(ctx, w, "look up versions", app, err)
 			return
 		}
 	}
@@ -126,23 +121,22 @@ func (s *Server) stats(c *gin.Context) {
 	}
 	for app, events := range byApp {
 		if err := s.recordStats(ctx, app, events); err != nil {
-			s.statsUnavailable(c, "record stats", app, err)
+			s.statsUnavailable(ctx, w, "record stats", app, err)
 			return
 		}
 		if s.series != nil {
 			s.series.stats(app, events, devices[app])
 		}
 	}
-	writeJSON(c, http.StatusOK, statusOK{Status: "ok"})
+	respond(ctx, w, http.StatusOK, statusOK{Status: "ok"})
 }
 
 // statsUnavailable answers a /stats request whose events could not be stored: 503 with
 // Retry-After, so the plugin keeps the batch and retries it.
-func (s *Server) statsUnavailable(c *gin.Context, op, app string, err error) {
-	ctx := c.Request.Context()
+func (s *Server) statsUnavailable(ctx context.Context, w http.ResponseWriter, op, app string, err error) {
 	loggerFrom(ctx, s.log).WarnContext(ctx, op+"; answering 503 so the device retries", "app", app, "error", err)
-	c.Header("Retry-After", strconv.Itoa(statsRetryAfter))
-	writeJSON(c, http.StatusServiceUnavailable, errorBody{Error: codeUnavailable, Message: "Stats could not be stored; retry later"})
+	w.Header().Set("Retry-After", strconv.Itoa(statsRetryAfter))
+	respond(ctx, w, http.StatusServiceUnavailable, errorBody{Error: codeUnavailable, Message: "Stats could not be stored; retry later"})
 }
 
 // statsRetryAfter is the Retry-After, in seconds, of a 503 answer to /stats.

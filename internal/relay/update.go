@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/ferryhq/ferry/internal/channel"
 )
 
@@ -30,25 +28,20 @@ var errStoreSkipped = errors.New("store skipped after a recent failure")
 
 // updates answers POST /updates (docs/protocol.md §1): HTTP 200 with the decision's JSON, except
 // for a body that is not a usable info object (400), too large (413) or rate limited (429).
-func (s *Server) updates(c *gin.Context) {
-	body, ok := readBody(c)
-	if !ok {
-		return
-	}
+func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	req, err := parseObject(body)
 	if err != nil {
 		s.metrics.decisions.WithLabelValues("invalid_request").Inc()
-		writeRequestError(c, err, channel.KindFailed)
+		writeRequestError(ctx, w, err, channel.KindFailed)
 		return
 	}
-	ctx := c.Request.Context()
 	e, ok := s.apps[req.Info.AppID]
-	if ok && !s.deviceAllowed(c, req.Info.AppID, req.Info.DeviceID) {
+	if ok && !s.deviceAllowed(ctx, w, req.Info.AppID, req.Info.DeviceID) {
 		return
 	}
 	if !ok {
 		s.metrics.decisions.WithLabelValues(codeUnknownApp).Inc()
-		writeJSON(c, http.StatusOK, errorBody{
+		respond(ctx, w, http.StatusOK, errorBody{
 			Error:   codeUnknownApp,
 			Message: "App " + req.Info.AppID + " is not served by this update server",
 			Kind:    channel.KindFailed,
@@ -58,7 +51,7 @@ func (s *Server) updates(c *gin.Context) {
 	snap, err := s.snapshot(ctx, e)
 	if err != nil {
 		s.metrics.decisions.WithLabelValues(codeUnavailable).Inc()
-		writeJSON(c, http.StatusOK, errorBody{
+		respond(ctx, w, http.StatusOK, errorBody{
 			Error:   codeUnavailable,
 			Message: "The update server cannot reach its store; try again later",
 			Kind:    channel.KindFailed,
@@ -75,7 +68,7 @@ func (s *Server) updates(c *gin.Context) {
 	if s.series != nil {
 		s.series.check(snap, &d, &req.Info)
 	}
-	writeJSON(c, http.StatusOK, &d.Response)
+	respond(ctx, w, http.StatusOK, &d.Response)
 }
 
 // decide runs channel.Decide. Only when the answer offers a bundle does it look up the

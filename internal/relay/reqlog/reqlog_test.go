@@ -3,6 +3,7 @@ package reqlog_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -48,5 +49,25 @@ func TestFromContext(t *testing.T) {
 	l, ok := reqlog.FromContext(reqlog.NewContext(context.Background(), nil, "req-1", "/updates"))
 	if !ok || l == nil || l.Enabled(context.Background(), slog.LevelError) {
 		t.Errorf("with a nil base: %v, %v; want a logger that discards", l, ok)
+	}
+}
+
+// TestNewContextIsItsParent: the request's context keeps its parent's values, deadline and
+// cancellation, for itself and for contexts derived from it.
+func TestNewContextIsItsParent(t *testing.T) {
+	t.Parallel()
+	type other struct{}
+	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), other{}, "v"))
+	ctx := reqlog.NewContext(parent, nil, "req-1", "/updates")
+	child, stop := context.WithCancel(ctx)
+	defer stop()
+	if got := ctx.Value(other{}); got != "v" {
+		t.Errorf("Value(other) = %v, want the parent's", got)
+	}
+	cause := errors.New("client gone")
+	cancel(cause)
+	<-child.Done()
+	if ctx.Err() != context.Canceled || context.Cause(child) != cause {
+		t.Errorf("after the parent is cancelled: Err %v, Cause of a child %v; want Canceled and %v", ctx.Err(), context.Cause(child), cause)
 	}
 }
