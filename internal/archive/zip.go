@@ -32,7 +32,9 @@ type ZipOptions struct {
 	// Workers is the number of parallel compressors; zero means runtime.GOMAXPROCS(0).
 	// The output does not depend on it.
 	Workers int
-	// Level is the Deflate level (1-9) of every entry; zero means [CompressionLevel].
+	// Level is the Deflate level (1-9) of every entry; zero means the default,
+	// [CompressionLevel] for files that fit in one chunk (up to 1 MiB) and
+	// [ChunkedCompressionLevel] for the chunks of bigger files.
 	// Lower is faster and larger. The archive's bytes depend on it, so reproducing a
 	// bundle needs the same level.
 	Level int
@@ -143,9 +145,9 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	level := opts.Level
+	level, chunkedLevel := opts.Level, opts.Level
 	if level == 0 {
-		level = CompressionLevel
+		level, chunkedLevel = CompressionLevel, ChunkedCompressionLevel
 	}
 	if level < flate.BestSpeed || level > flate.BestCompression {
 		return nil, fmt.Errorf("deflate level %d: want 1-9", level)
@@ -166,7 +168,7 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newCompressor(level)
+			c := newCompressor(level, chunkedLevel)
 			for j := range jobs {
 				j.res <- c.compress(ctx, j)
 			}
@@ -310,13 +312,19 @@ func msDosTime(t time.Time) (uint16, uint16) {
 	return date, tm
 }
 
-// CompressionLevel is the default Deflate level. Levels are those of
-// github.com/klauspost/compress/flate, which finds matches faster than the standard
-// library's at the same ratio: its level 7 gives bundles the size of the standard library's
-// level 5 (within 0.6%) for about a quarter less CPU, and is within 2% of the CLI's zips;
-// level 8 matches the CLI's size (within 0.2%) at about the CPU of the standard library's
-// level 5; level 5 is about a third faster than 7 for 3 to 5% more bytes.
-const CompressionLevel = 7
+// CompressionLevel is the default Deflate level of a file that fits in one chunk (up to
+// 1 MiB), and ChunkedCompressionLevel that of the chunks of bigger files. Levels are those
+// of github.com/klauspost/compress/flate, whose levels 7 to 9 are zlib's lazy matcher with
+// shorter searches: on the corpora of docs/benchmarks.md its level 7 gives bundles 0.4 to
+// 1.8 % larger than the CLI's (zlib level 6), its level 8 within 0.2 % of them for 10 to
+// 60 % more CPU. The split is the cheapest tried that keeps all three within 1 % (+0.2 to
+// +0.9 %): level 8 saves more bytes per CPU second on small files than on the chunks of
+// big ones, which are also the longest jobs. Levels 1 to 6 are faster matchers; level 6
+// costs 40 % less CPU than 7 for 0.3 to 2 % more bytes.
+const (
+	CompressionLevel        = 8
+	ChunkedCompressionLevel = 7
+)
 
 // Incompressible data (fonts, images, already-compressed files) is detected from a sample
 // and written as Deflate "stored" blocks (still method Deflate, which ZipInputStream needs),
@@ -360,15 +368,19 @@ func incompressible(in []byte) bool {
 
 // compressor is one worker's reusable state.
 type compressor struct {
-	level int
-	fw    *flate.Writer // level
-	store *flate.Writer // flate.NoCompression
-	buf   []byte        // dictionary, chunk and one byte
+	fw      *flate.Writer // level: files that fit in one chunk
+	chunked *flate.Writer // chunkedLevel: the chunks of bigger files (fw when the same)
+	store   *flate.Writer // flate.NoCompression
+	buf     []byte        // dictionary, chunk and one byte
 }
 
-func newCompressor(level int) *compressor {
-	c := &compressor{level: level, buf: make([]byte, dictSize+chunkSize+1)}
+func newCompressor(level, chunkedLevel int) *compressor {
+	c := &compressor{buf: make([]byte, dictSize+chunkSize+1)}
 	c.fw, _ = flate.NewWriter(nil, level)
+	c.chunked = c.fw
+	if chunkedLevel != level {
+		c.chunked, _ = flate.NewWriter(nil, chunkedLevel)
+	}
 	c.store, _ = flate.NewWriter(nil, flate.NoCompression)
 	return c
 }
@@ -405,6 +417,9 @@ func (c *compressor) compress(ctx context.Context, j *job) result {
 		// ResetDict, not Reset: Reset would prime the window with the previous chunk's
 		// dictionary, which the reader does not have. The first chunk has none.
 		fw = c.fw
+		if j.e.size > chunkSize {
+			fw = c.chunked
+		}
 		fw.ResetDict(out, dict)
 	}
 	if _, err := fw.Write(in); err != nil {
