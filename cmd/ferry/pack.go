@@ -44,7 +44,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	epoch := fs.String("source-date-epoch", "", "entry time in Unix seconds, e.g. \"$SOURCE_DATE_EPOCH\"; default 1980-01-01")
 	hidden := fs.Bool("include-hidden", false, "include dot-files and dot-directories (skipped by default, except .well-known)")
 	workers := fs.Int("workers", 0, "parallel compressors; default the number of CPUs")
-	level := fs.Int("level", archive.CompressionLevel, "deflate level 1-9: lower is faster and larger (the bytes, so the checksum, depend on it)")
+	level := fs.Int("level", 0, fmt.Sprintf("deflate level 1-9 of every file: lower is faster and larger (the bytes, so the checksum, depend on it); default %d for files up to 1 MiB, %d for bigger ones", archive.CompressionLevel, archive.ChunkedCompressionLevel))
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -11,8 +11,8 @@
 // provenance reproduce. Entries are sorted by name (byte order), use "/" separators, carry
 // a fixed time ([ZipOptions.ModTime], default 1980-01-01, or SOURCE_DATE_EPOCH through
 // [ModTimeFromEpoch]) and fixed modes (0644 files, 0755 directories), and every directory
-// gets an entry such as "assets/" as the CLI writes. Every file is Deflate-compressed at
-// [CompressionLevel]: Android's ZipInputStream refuses a Stored entry with a data descriptor
+// gets an entry such as "assets/" as the CLI writes. Every file is Deflate-compressed, at
+// [CompressionLevel] or, for the chunks of files over 1 MiB, [ChunkedCompressionLevel]: Android's ZipInputStream refuses a Stored entry with a data descriptor
 // (docs/protocol.md §6). Chunks that do not compress (fonts, images) are written as Deflate stored
 // blocks, still method Deflate. Files are compressed in parallel in 1 MiB chunks (big files
 // too, each chunk primed with the previous 32 KiB as dictionary) and written in order, so

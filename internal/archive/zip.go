@@ -32,7 +32,9 @@ type ZipOptions struct {
 	// Workers is the number of parallel compressors; zero means runtime.GOMAXPROCS(0).
 	// The output does not depend on it.
 	Workers int
-	// Level is the Deflate level (1-9) of every entry; zero means [CompressionLevel].
+	// Level is the Deflate level (1-9) of every entry; zero means the default,
+	// [CompressionLevel] for files that fit in one chunk (up to 1 MiB) and
+	// [ChunkedCompressionLevel] for the chunks of bigger files.
 	// Lower is faster and larger. The archive's bytes depend on it, so reproducing a
 	// bundle needs the same level.
 	Level int
@@ -97,9 +99,10 @@ type job struct {
 }
 
 type result struct {
-	data []byte // compressed bytes
-	crc  uint32 // CRC-32 of the chunk's input
-	n    int64  // input bytes actually compressed
+	data []byte        // compressed bytes
+	buf  *bytes.Buffer // holds data; back to getBuffer's pool once written
+	crc  uint32        // CRC-32 of the chunk's input
+	n    int64         // input bytes actually compressed
 	err  error
 }
 
@@ -142,9 +145,9 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	level := opts.Level
+	level, chunkedLevel := opts.Level, opts.Level
 	if level == 0 {
-		level = CompressionLevel
+		level, chunkedLevel = CompressionLevel, ChunkedCompressionLevel
 	}
 	if level < flate.BestSpeed || level > flate.BestCompression {
 		return nil, fmt.Errorf("deflate level %d: want 1-9", level)
@@ -165,7 +168,7 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newCompressor(level)
+			c := newCompressor(level, chunkedLevel)
 			for j := range jobs {
 				j.res <- c.compress(ctx, j)
 			}
@@ -278,8 +281,13 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 		if _, err := fw.Write(r.data); err != nil {
 			return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
 		}
+		putBuffer(r.buf)
 		<-slots
-		crc = crc32Combine(crc, r.crc, r.n)
+		if j.index == 0 {
+			crc = r.crc
+		} else {
+			crc = crc32Combine(crc, r.crc, r.n)
+		}
 		raw += r.n
 		comp += int64(len(r.data))
 		done += r.n
@@ -304,13 +312,19 @@ func msDosTime(t time.Time) (uint16, uint16) {
 	return date, tm
 }
 
-// CompressionLevel is the default Deflate level. Levels are those of
-// github.com/klauspost/compress/flate, which finds matches faster than the standard
-// library's at the same ratio: its level 7 gives bundles the size of the standard library's
-// level 5 (within 0.6%) for about a quarter less CPU, and is within 2% of the CLI's zips;
-// level 8 matches the CLI's size (within 0.2%) at about the CPU of the standard library's
-// level 5; level 5 is about a third faster than 7 for 3 to 5% more bytes.
-const CompressionLevel = 7
+// CompressionLevel is the default Deflate level of a file that fits in one chunk (up to
+// 1 MiB), and ChunkedCompressionLevel that of the chunks of bigger files. Levels are those
+// of github.com/klauspost/compress/flate, whose levels 7 to 9 are zlib's lazy matcher with
+// shorter searches: on the corpora of docs/benchmarks.md its level 7 gives bundles 0.4 to
+// 1.8 % larger than the CLI's (zlib level 6), its level 8 within 0.2 % of them for 10 to
+// 60 % more CPU. The split is the cheapest tried that keeps all three within 1 % (+0.2 to
+// +0.9 %): level 8 saves more bytes per CPU second on small files than on the chunks of
+// big ones, which are also the longest jobs. Levels 1 to 6 are faster matchers; level 6
+// costs 40 % less CPU than 7 for 0.3 to 2 % more bytes.
+const (
+	CompressionLevel        = 8
+	ChunkedCompressionLevel = 7
+)
 
 // Incompressible data (fonts, images, already-compressed files) is detected from a sample
 // and written as Deflate "stored" blocks (still method Deflate, which ZipInputStream needs),
@@ -354,16 +368,19 @@ func incompressible(in []byte) bool {
 
 // compressor is one worker's reusable state.
 type compressor struct {
-	level int
-	fw    *flate.Writer // level
-	store *flate.Writer // flate.NoCompression
-	in    []byte
-	dict  []byte
+	fw      *flate.Writer // level: files that fit in one chunk
+	chunked *flate.Writer // chunkedLevel: the chunks of bigger files (fw when the same)
+	store   *flate.Writer // flate.NoCompression
+	buf     []byte        // dictionary, chunk and one byte
 }
 
-func newCompressor(level int) *compressor {
-	c := &compressor{level: level, in: make([]byte, chunkSize), dict: make([]byte, dictSize)}
+func newCompressor(level, chunkedLevel int) *compressor {
+	c := &compressor{buf: make([]byte, dictSize+chunkSize+1)}
 	c.fw, _ = flate.NewWriter(nil, level)
+	c.chunked = c.fw
+	if chunkedLevel != level {
+		c.chunked, _ = flate.NewWriter(nil, chunkedLevel)
+	}
 	c.store, _ = flate.NewWriter(nil, flate.NoCompression)
 	return c
 }
@@ -372,46 +389,38 @@ func (c *compressor) compress(ctx context.Context, j *job) result {
 	if err := ctx.Err(); err != nil {
 		return result{err: err}
 	}
-	f, err := os.Open(j.e.path)
-	if err != nil {
-		return result{err: fmt.Errorf("read %q: %w", j.e.name, err)}
-	}
-	defer f.Close()
 	fail := func(err error) result { return result{err: fmt.Errorf("read %q: %w", j.e.name, err)} }
-	in := c.in[:j.n]
-	if _, err := f.ReadAt(in, j.off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fail(errors.New("file shrank while packaging"))
-		}
-		return fail(err)
-	}
+	// One read takes the chunk, the 32 KiB before it (the dictionary of a later chunk) and,
+	// for the last chunk, one byte more: a file that grew would give a zip that does not
+	// match the directory.
+	d := min(int64(dictSize), j.off)
+	want := d + j.n
 	if j.last {
-		// The last chunk must end the file: a file that grew would give a zip that does
-		// not match the directory.
-		var one [1]byte
-		if n, _ := f.ReadAt(one[:], j.off+j.n); n != 0 {
-			return fail(errors.New("file grew while packaging"))
-		}
+		want++
 	}
-	var out bytes.Buffer
-	out.Grow(int(j.n/2) + 64)
-	var fw *flate.Writer
+	got, err := readFileAt(j.e.path, c.buf[:want], j.off-d, int(d+j.n))
 	switch {
-	case incompressible(in):
+	case err != nil:
+		return fail(err)
+	case int64(got) < d+j.n:
+		return fail(errors.New("file shrank while packaging"))
+	case int64(got) > d+j.n:
+		return fail(errors.New("file grew while packaging"))
+	}
+	dict, in := c.buf[:d], c.buf[d:d+j.n]
+	out := getBuffer(int(j.n/2) + 64)
+	var fw *flate.Writer
+	if incompressible(in) {
 		fw = c.store
-		fw.Reset(&out)
-	case j.index > 0:
-		d := c.dict[:min(int64(dictSize), j.off)]
-		if _, err := f.ReadAt(d, j.off-int64(len(d))); err != nil {
-			return fail(err)
-		}
-		fw = c.fw
-		fw.ResetDict(&out, d)
-	default:
+		fw.Reset(out)
+	} else {
 		// ResetDict, not Reset: Reset would prime the window with the previous chunk's
-		// dictionary, which the reader does not have.
+		// dictionary, which the reader does not have. The first chunk has none.
 		fw = c.fw
-		fw.ResetDict(&out, nil)
+		if j.e.size > chunkSize {
+			fw = c.chunked
+		}
+		fw.ResetDict(out, dict)
 	}
 	if _, err := fw.Write(in); err != nil {
 		return fail(err)
@@ -424,57 +433,81 @@ func (c *compressor) compress(ctx context.Context, j *job) result {
 	if err != nil {
 		return fail(err)
 	}
-	return result{data: out.Bytes(), crc: crc32.ChecksumIEEE(in), n: j.n}
+	return result{data: out.Bytes(), buf: out, crc: crc32.ChecksumIEEE(in), n: j.n}
+}
+
+// buffers recycles the compressed chunks once written, so packaging does not allocate
+// (and the garbage collector clear) a new one per file.
+var buffers sync.Pool
+
+func getBuffer(n int) *bytes.Buffer {
+	b, _ := buffers.Get().(*bytes.Buffer)
+	if b == nil {
+		b = new(bytes.Buffer)
+	}
+	b.Reset()
+	b.Grow(n)
+	return b
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b != nil && b.Cap() <= 2*chunkSize {
+		buffers.Put(b)
+	}
 }
 
 // crc32Combine returns the CRC-32 (IEEE) of A‖B given crc1 = CRC(A), crc2 = CRC(B) and
-// len2 = len(B), by applying len2 zero bytes to crc1 in GF(2) (zlib's crc32_combine).
+// len2 = len(B): crc1 times x^(8·len2) modulo the CRC polynomial, plus crc2 (zlib 1.2.12's
+// crc32_combine, a few dozen 32-bit carry-less products whatever len2 is).
 func crc32Combine(crc1, crc2 uint32, len2 int64) uint32 {
 	if len2 <= 0 {
 		return crc1
 	}
-	var even, odd [32]uint32
-	odd[0] = 0xedb88320 // reversed IEEE polynomial
-	row := uint32(1)
-	for n := 1; n < 32; n++ {
-		odd[n] = row
-		row <<= 1
-	}
-	gf2Square(even[:], odd[:]) // 2 zero bits
-	gf2Square(odd[:], even[:]) // 4 zero bits
+	return multModP(x2nModP(len2, 3), crc1) ^ crc2
+}
+
+// crcPoly is the IEEE polynomial in the reflected bit order of CRC-32, where bit 31 is x^0.
+const crcPoly = 0xedb88320
+
+// multModP returns a·b modulo the CRC polynomial, both in the reflected order.
+func multModP(a, b uint32) uint32 {
+	m := uint32(1) << 31
+	var p uint32
 	for {
-		gf2Square(even[:], odd[:])
-		if len2&1 != 0 {
-			crc1 = gf2Times(even[:], crc1)
+		if a&m != 0 {
+			p ^= b
+			if a&(m-1) == 0 {
+				break
+			}
 		}
-		len2 >>= 1
-		if len2 == 0 {
-			break
-		}
-		gf2Square(odd[:], even[:])
-		if len2&1 != 0 {
-			crc1 = gf2Times(odd[:], crc1)
-		}
-		len2 >>= 1
-		if len2 == 0 {
-			break
+		m >>= 1
+		if b&1 != 0 {
+			b = b>>1 ^ crcPoly
+		} else {
+			b >>= 1
 		}
 	}
-	return crc1 ^ crc2
+	return p
 }
 
-func gf2Times(mat []uint32, vec uint32) uint32 {
-	var sum uint32
-	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
-		if vec&1 != 0 {
-			sum ^= mat[i]
-		}
+// x2nTable[k] is x^(2^k) modulo the CRC polynomial.
+var x2nTable = func() (t [32]uint32) {
+	p := uint32(1) << 30 // x^1
+	for k := range t {
+		t[k] = p
+		p = multModP(p, p)
 	}
-	return sum
-}
+	return t
+}()
 
-func gf2Square(square, mat []uint32) {
-	for n := range 32 {
-		square[n] = gf2Times(mat, mat[n])
+// x2nModP returns x^(n·2^k) modulo the CRC polynomial.
+func x2nModP(n int64, k uint) uint32 {
+	p := uint32(1) << 31 // x^0
+	for ; n != 0; n >>= 1 {
+		if n&1 != 0 {
+			p = multModP(x2nTable[k&31], p)
+		}
+		k++
 	}
+	return p
 }
