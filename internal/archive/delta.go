@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/aes"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -273,8 +274,13 @@ type fileHashes struct {
 }
 
 // get is the manifest file_hash of a file with SHA-256 sum: hint when it is the V3 checksum
-// of sum under the key (an RSA public operation, far cheaper than signing), else a new one;
-// the plain hex sum when there is no key.
+// of sum under the key, else a new one; the plain hex sum when there is no key. The hint
+// comes from a manifest read from the bucket, which whoever can write the bucket can edit,
+// so it is checked with the public key (an RSA public operation, far cheaper than signing):
+// taken unchecked, an edited hint would have the publisher register a file_hash of other
+// content (say an older, signed version of the file) for this file. The check accepts only
+// what [ChecksumV3] itself writes: PKCS#1 v1.5 type-1 padding is deterministic, so a valid
+// hint is byte for byte the checksum signing would give.
 func (h *fileHashes) get(sum []byte, hint string) (string, error) {
 	if h.key == nil {
 		return hex.EncodeToString(sum), nil
@@ -286,7 +292,8 @@ func (h *fileHashes) get(sum []byte, hint string) (string, error) {
 	if ok {
 		return fileHash, nil
 	}
-	if hint != "" && VerifyChecksum(&h.key.PublicKey, hint, sum) == nil {
+	if sig, err := hex.DecodeString(hint); err == nil && hint == hex.EncodeToString(sig) &&
+		rsa.VerifyPKCS1v15(&h.key.PublicKey, crypto.Hash(0), sum, sig) == nil {
 		fileHash = hint
 	} else {
 		var err error
