@@ -6,11 +6,13 @@
 #   1. the full bundle alone (delta false)
 #   2. the first delta release of a key epoch, into an empty bucket
 #   3. the next release with one file (index.html) changed
-# and prints the wall time of each and the bucket's growth.
+# and prints the wall time of each, the CPU time (user + system) it used, and the bucket's
+# growth. The CPU time is the steadier figure on a shared machine.
 #
 # Usage: scripts/bench-delta.sh            (from the repository root)
 # Env:   FERRY_BENCH_CACHE=<dir>  CORPORA="ionic monaco excalidraw" (a subset)
-# Needs: go, npm, bc.
+#        FERRY_BIN=<ferry binary> (default: built from this checkout; set it to compare builds)
+# Needs: go, npm, bc, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -18,8 +20,11 @@ CACHE="${FERRY_BENCH_CACHE:-$(go env GOPATH)/ferry-peers/corpora}"
 . scripts/corpus-lib.sh
 WANT="${CORPORA:-ionic monaco excalidraw}"
 mkdir -p "$CACHE/bin"
-go build -trimpath -o "$CACHE/bin/ferry" ./cmd/ferry
-FERRY="$CACHE/bin/ferry"
+FERRY="${FERRY_BIN:-}"
+if [ -z "$FERRY" ]; then
+	go build -trimpath -o "$CACHE/bin/ferry" ./cmd/ferry
+	FERRY="$CACHE/bin/ferry"
+fi
 [ -f "$CACHE/keys/.capgo_key_v2" ] || "$FERRY" keys --dir "$CACHE/keys" --relay https://relay.invalid >/dev/null
 export FERRY_ENCRYPTION_KEY="$(cat "$CACHE/keys/.capgo_key_v2")"
 WORK="$(mktemp -d)"
@@ -34,13 +39,13 @@ mb() { du -sm "$1" 2>/dev/null | cut -f1; }
 
 # run LABEL DIR BUCKET VERSION DELTA: one publish, timed; prints the line.
 run() {
-	local before s e
+	local before wall user sys
 	before="$(mb "$3" || echo 0)"
-	s=$(date +%s.%N)
-	"$FERRY" publish --app-id com.example.bench --build-dir "$2" --version "$4" --destination "file://$3" \
+	/usr/bin/time -o "$WORK/time" -f '%e %U %S' \
+		"$FERRY" publish --app-id com.example.bench --build-dir "$2" --version "$4" --destination "file://$3" \
 		--signing none --delta "$5" >/dev/null 2>"$WORK/$1.log" || { cat "$WORK/$1.log" >&2; exit 1; }
-	e=$(date +%s.%N)
-	printf '  %-28s %6.2f s   bucket +%s MB\n' "$1" "$(echo "$e - $s" | bc)" "$(($(mb "$3") - ${before:-0}))"
+	read -r wall user sys <"$WORK/time"
+	printf '  %-28s %6.2f s wall %6.2f s cpu   bucket +%s MB\n' "$1" "$wall" "$(echo "$user + $sys" | bc)" "$(($(mb "$3") - ${before:-0}))"
 }
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -177,3 +177,43 @@ func TestDeltaRefusesNamesBeforeStoring(t *testing.T) {
 		t.Errorf("CheckDelta(good build) = %v", err)
 	}
 }
+
+// A file_hash hint is kept only when it is exactly the V3 checksum signing the file's SHA-256
+// would write; anything else (another file's checksum, another encoding, garbage) is signed
+// again. Equal contents are looked up once.
+func TestDeltaFileHashHints(t *testing.T) {
+	t.Parallel()
+	key := sharedKey(t)
+	sum, other := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
+	want, err := ChecksumV3(key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherHash, err := ChecksumV3(key, other[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hint := range map[string]string{
+		"valid":                want,
+		"upper case":           strings.ToUpper(want),
+		"another file's":       otherHash,
+		"garbage":              "zz",
+		"none":                 "",
+		"plain sha256":         hex.EncodeToString(sum[:]),
+		"truncated":            want[:len(want)-2],
+		"valid with a newline": want + "\n",
+	} {
+		h := &fileHashes{key: key, known: map[[sha256.Size]byte]string{}}
+		got, err := h.get(sum[:], hint)
+		if err != nil || got != want {
+			t.Errorf("%s hint: file_hash %.16q…, %v; want the checksum of the content", name, got, err)
+		}
+		if got, err := h.get(sum[:], otherHash); err != nil || got != want {
+			t.Errorf("%s hint, then another for equal content: %.16q…, %v; want the first answer", name, got, err)
+		}
+	}
+	h := &fileHashes{known: map[[sha256.Size]byte]string{}}
+	if got, err := h.get(sum[:], want); err != nil || got != hex.EncodeToString(sum[:]) {
+		t.Errorf("unencrypted: %q, %v; want the hex SHA-256", got, err)
+	}
+}

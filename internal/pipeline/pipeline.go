@@ -533,6 +533,34 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 	}
 	defer pub.Close()
 
+	// In a bucket, the delta files are stored while the bundle uploads: they do not depend on
+	// it, and listing the key epoch's objects and hashing the build take as long as the upload
+	// of a build's bundle. A GitHub release is created by its first asset, the bundle, so
+	// there the delta files follow it.
+	var (
+		manifest     []channel.ManifestEntry
+		deltaFiles   []archive.DeltaFile
+		deltaErr     error
+		deltaDone    = make(chan struct{})
+		deltaStarted bool
+	)
+	deltaCtx, cancelDelta := context.WithCancel(ctx)
+	startDelta := func() {
+		deltaStarted = true
+		go func() {
+			defer close(deltaDone)
+			deltaFiles, deltaErr = p.publishDelta(deltaCtx, pub, res, key, epoch, zo, &manifest)
+		}()
+	}
+	defer func() {
+		cancelDelta()
+		if deltaStarted {
+			<-deltaDone
+		}
+	}()
+	if _, ok := pub.(*publish.Bucket); ok && c.Delta {
+		startDelta()
+	}
 	f, err := os.Open(artifact)
 	if err != nil {
 		return "", err
@@ -591,13 +619,15 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 	if res.assets != nil {
 		res.assets.Signature, res.assets.Provenance = sigAsset, provAsset
 	}
-	var manifest []channel.ManifestEntry
 	if c.Delta {
-		files, err := p.publishDelta(ctx, pub, res, key, epoch, zo, &manifest)
-		if err != nil {
-			return "", fmt.Errorf("publish delta files: %w", err)
+		if !deltaStarted {
+			startDelta()
 		}
-		res.deltaFiles = len(files)
+		<-deltaDone
+		if deltaErr != nil {
+			return "", fmt.Errorf("publish delta files: %w", deltaErr)
+		}
+		res.deltaFiles = len(deltaFiles)
 		mj, err := json.MarshalIndent(manifest, "", "  ")
 		if err != nil {
 			return "", err
