@@ -217,3 +217,35 @@ func TestDeltaFileHashHints(t *testing.T) {
 		t.Errorf("unencrypted: %q, %v; want the hex SHA-256", got, err)
 	}
 }
+
+// A worker's Brotli writer, reset from file to file, writes the bytes a new writer would:
+// an object's bytes do not depend on which files the worker prepared before.
+func TestDeltaWorkerBrotliReuse(t *testing.T) {
+	t.Parallel()
+	inputs := [][]byte{[]byte(bigText(300_000, 1)), []byte(bigText(9000, 2)), {}, []byte(strings.Repeat("ab", 5000)), []byte(bigText(70_000, 3))}
+	var w deltaWorker
+	for round := range 2 {
+		for i, in := range inputs {
+			for _, wrap := range []bool{false, true} {
+				opts := brotli.WriterOptions{Quality: BrotliQuality}
+				if wrap {
+					opts.LGWin = wrapLGWin
+				}
+				var fresh, reused bytes.Buffer
+				fw := brotli.NewWriterOptions(&fresh, opts)
+				rw := w.brotliWriter(&reused, wrap)
+				for _, bw := range []*brotli.Writer{fw, rw} {
+					if _, err := bw.Write(in); err != nil {
+						t.Fatal(err)
+					}
+					if err := bw.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !bytes.Equal(fresh.Bytes(), reused.Bytes()) {
+					t.Errorf("round %d, input %d, wrap %v: a reused writer wrote %d bytes, a new one %d other bytes", round, i, wrap, reused.Len(), fresh.Len())
+				}
+			}
+		}
+	}
+}
