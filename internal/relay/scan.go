@@ -167,7 +167,8 @@ func (s *scanner) hex4(at int) (rune, int) {
 		return 0, -1
 	}
 	var r rune
-	for _, c := range s.b[at : at+4] {
+	for i := at; i < at+4; i++ {
+		c := s.b[i] // bytes, not runes: the digits are ASCII
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'

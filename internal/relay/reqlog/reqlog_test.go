@@ -67,7 +67,7 @@ func TestNewContextIsItsParent(t *testing.T) {
 	cause := errors.New("client gone")
 	cancel(cause)
 	<-child.Done()
-	if ctx.Err() != context.Canceled || context.Cause(child) != cause {
+	if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(context.Cause(child), cause) {
 		t.Errorf("after the parent is cancelled: Err %v, Cause of a child %v; want Canceled and %v", ctx.Err(), context.Cause(child), cause)
 	}
 }
