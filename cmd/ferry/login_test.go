@@ -14,30 +14,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay/control"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
 	"github.com/ferryhq/ferry/internal/testpeers"
 )
-
-// lockedBuffer collects the relay's logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 var loginFormID = regexp.MustCompile(`name="id" value="([^"]+)"`)
 
@@ -75,7 +62,7 @@ access:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	logs := &lockedBuffer{}
+	logs := &relaytest.Buffer{}
 	api, err := control.New(t.Context(), control.Options{Config: cfg, Store: st, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Getenv: func(string) string { return testpeers.OPWebClientSecret }})
 	if err != nil {

@@ -1,19 +1,19 @@
 package relay
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 )
 
 // TestDirectRouteOf: the router takes exactly the device routes' method and path; every
@@ -109,7 +109,7 @@ func TestDirectRecovery(t *testing.T) {
 	t.Parallel()
 	var boom atomic.Pointer[any] // what Now panics with, when set
 	panicWith := func(v any) { boom.Store(&v) }
-	var logs syncBuffer
+	var logs relaytest.Buffer
 	s := newServer(t, openBolt(t), func(o *Options) {
 		o.RateLimit = -1
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -158,7 +158,7 @@ func TestDirectRecovery(t *testing.T) {
 // TestDirectAccessLog: the access-log line of a device request, at debug level.
 func TestDirectAccessLog(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs relaytest.Buffer
 	s := newServer(t, openBolt(t), func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -213,22 +213,4 @@ func TestClientIPIsTheEngines(t *testing.T) {
 			}
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes (log handlers).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/access"
 	"github.com/ferryhq/ferry/internal/channel"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relayclient"
 )
 
@@ -248,7 +249,7 @@ func TestBruteForceThrottled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf relaytest.Buffer
 	reg := prometheus.NewRegistry()
 	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), AdminToken: adminToken, Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
@@ -596,7 +597,7 @@ func TestSecretsStayOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs relaytest.Buffer
 	reg := prometheus.NewRegistry()
 	api, err := New(t.Context(), Options{Config: parsed, Store: newBolt(t), AdminToken: adminToken, HMACSecret: hmacSecret, Registerer: reg,
 		Getenv: func(string) string { return own }, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

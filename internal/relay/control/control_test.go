@@ -30,6 +30,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/channel"
 	"github.com/ferryhq/ferry/internal/relay"
+	"github.com/ferryhq/ferry/internal/relay/relaytest"
 	"github.com/ferryhq/ferry/internal/relay/reqlog"
 	"github.com/ferryhq/ferry/internal/relayclient"
 	"github.com/ferryhq/ferry/internal/store"
@@ -670,7 +671,7 @@ func TestLogsCarryRequestID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf relaytest.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
 	api, err := New(t.Context(), Options{Config: cfg, Store: newBolt(t), HMACSecret: hmacSecret, Logger: logger})
 	if err != nil {
@@ -693,9 +694,7 @@ func TestLogsCarryRequestID(t *testing.T) {
 	}
 
 	// Without the relay's middleware, the control plane's own logger names the route.
-	buf.mu.Lock()
-	buf.b.Reset()
-	buf.mu.Unlock()
+	buf.Reset()
 	bare := gin.New()
 	api.Mount(bare)
 	req = httptest.NewRequestWithContext(t.Context(), "POST", "/api/v1/bundles", bytes.NewReader(body))
@@ -706,9 +705,7 @@ func TestLogsCarryRequestID(t *testing.T) {
 	}
 
 	// Mounted on the real relay, the id the client sent reaches the control plane's lines.
-	buf.mu.Lock()
-	buf.b.Reset()
-	buf.mu.Unlock()
+	buf.Reset()
 	srv, err := relay.New(relay.Options{Config: cfg, Store: newBolt(t), Logger: logger, RateLimit: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -732,16 +729,3 @@ func logLine(out, s string) string {
 	}
 	return ""
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -253,7 +253,7 @@ func TestSSOSignInOnBoltAndRedis(t *testing.T) {
 			}
 			r := reserveRelay(t)
 			op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
-			logs := &syncBuffer{}
+			logs := &relaytest.Buffer{}
 			r.start(t, st, ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), logs)
 			testSignInWhoamiLogout(t, r, r, logs)
 		})
@@ -262,7 +262,7 @@ func TestSSOSignInOnBoltAndRedis(t *testing.T) {
 
 // testSignInWhoamiLogout signs ana in on a, uses the session on b, signs out on b, and
 // checks a refuses the cookie at once.
-func testSignInWhoamiLogout(t *testing.T, a, b *ssoRelay, logs *syncBuffer) {
+func testSignInWhoamiLogout(t *testing.T, a, b *ssoRelay, logs *relaytest.Buffer) {
 	br := newBrowser(t)
 	var cb string
 	br.stop = func(req *http.Request) bool {
@@ -367,7 +367,7 @@ func TestSSOTwoInstancesOnOneRedis(t *testing.T) {
 	rdb := testpeers.Redis(t)
 	a, b := reserveRelay(t), reserveRelay(t)
 	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{a.callback(), b.callback()}, Users: ssoUsers})
-	logs := &syncBuffer{}
+	logs := &relaytest.Buffer{}
 	a.start(t, newRedisStore(t, rdb.Addr), ssoYAML(op.Issuer, a.url, testpeers.OPWebClientID, ""), logs)
 	b.start(t, newRedisStore(t, rdb.Addr), ssoYAML(op.Issuer, b.url, testpeers.OPWebClientID, ""), logs)
 	testSignInWhoamiLogout(t, a, b, logs)
@@ -378,7 +378,7 @@ func ssoSetup(t *testing.T, extra string) (*ssoRelay, *testpeers.OP) {
 	t.Helper()
 	r := reserveRelay(t)
 	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
-	r.start(t, newBolt(t), ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, extra), &syncBuffer{})
+	r.start(t, newBolt(t), ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, extra), &relaytest.Buffer{})
 	return r, op
 }
 
@@ -678,7 +678,7 @@ func TestSSOTokenFromAnotherAudienceOrIssuer(t *testing.T) {
 	r := reserveRelay(t)
 	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
 	op2 := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
-	r.start(t, newBolt(t), ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), &syncBuffer{})
+	r.start(t, newBolt(t), ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), &relaytest.Buffer{})
 	p, err := r.api.sso.discover(time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -840,7 +840,7 @@ func TestSessionLookupsAreCached(t *testing.T) {
 	st := &countingStore{fullStore: newBolt(t)}
 	r := reserveRelay(t)
 	op := testpeers.OpenIDProvider(t, testpeers.OPOptions{RedirectURIs: []string{r.callback()}, Users: ssoUsers})
-	r.start(t, st, ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), &syncBuffer{})
+	r.start(t, st, ssoYAML(op.Issuer, r.url, testpeers.OPWebClientID, ""), &relaytest.Buffer{})
 	br := newBrowser(t)
 	if resp, body := br.signIn(r.url+"/auth/login?return=/auth/whoami", "ana", "ana-pass"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)

@@ -33,6 +33,13 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
+// Reset empties the buffer.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
+}
+
 // Tail returns the last n bytes of s, marked with a leading "…" when it cut anything, for
 // failure messages that quote long output.
 func Tail(s string, n int) string {
