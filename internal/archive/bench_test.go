@@ -15,10 +15,7 @@ import (
 // synthetic 20 MB build of text files and incompressible blobs; FERRY_BENCH_LEVEL sets the
 // deflate level. It reports input MB/s.
 func BenchmarkPackage(b *testing.B) {
-	dir := os.Getenv("FERRY_BENCH_DIR")
-	if dir == "" {
-		dir = syntheticBuild(b)
-	}
+	dir := benchDir(b)
 	key := sharedKey(b)
 	opts := Options{Key: key}
 	if l := os.Getenv("FERRY_BENCH_LEVEL"); l != "" {
@@ -57,4 +54,13 @@ func syntheticBuild(b *testing.B) string {
 		b.Fatal(err)
 	}
 	return dir
+}
+
+// benchDir is the build the benchmarks read: FERRY_BENCH_DIR when set (a corpus of the bench
+// scripts), otherwise the synthetic build.
+func benchDir(b *testing.B) string {
+	if dir := os.Getenv("FERRY_BENCH_DIR"); dir != "" {
+		return dir
+	}
+	return syntheticBuild(b)
 }

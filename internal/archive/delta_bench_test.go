@@ -3,7 +3,6 @@ package archive
 import (
 	"crypto/sha256"
 	"io"
-	"os"
 	"testing"
 )
 
@@ -13,10 +12,7 @@ import (
 // for each file_hash. The directory is FERRY_BENCH_DIR when set (a corpus of
 // scripts/bench-delta.sh), otherwise the synthetic build of BenchmarkPackage.
 func BenchmarkDelta(b *testing.B) {
-	dir := os.Getenv("FERRY_BENCH_DIR")
-	if dir == "" {
-		dir = syntheticBuild(b)
-	}
+	dir := benchDir(b)
 	key := sharedKey(b)
 	epoch, err := DeriveEpoch(key, "com.example.bench", "bench")
 	if err != nil {
