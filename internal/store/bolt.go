@@ -239,11 +239,31 @@ func (b *Bolt) view(ctx context.Context, op string, fn func(*bolt.Tx) error) err
 	return nil
 }
 
+// batch is update for an fn that may run more than once and sets its results afresh on
+// every run: concurrent calls share one transaction and its fsyncs (a burst of webhooks
+// marking their deliveries, devices reporting stats), at the cost of waiting up to bbolt's
+// MaxBatchDelay (10 ms) for company. fn must not return errNoWrite.
+func (b *Bolt) batch(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := b.db.Batch(fn); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// errNoWrite, returned by an update's fn, rolls its transaction back and makes update
+// succeed: bbolt commits (and fsyncs, twice) even a transaction that changed nothing, so an
+// fn that finds nothing to do returns it instead of nil.
+var errNoWrite = errors.New("nothing to write")
+
+// update runs fn in a write transaction; see errNoWrite for an fn that writes nothing.
 func (b *Bolt) update(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := b.db.Update(fn); err != nil {
+	if err := b.db.Update(fn); err != nil && !errors.Is(err, errNoWrite) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
@@ -264,7 +284,7 @@ func (b *Bolt) PutBundle(ctx context.Context, bd *channel.Bundle, audit *channel
 		}
 		if cur := bundles.Get([]byte(bd.Version)); cur != nil {
 			existing = bytes.Clone(cur)
-			return nil
+			return errNoWrite
 		}
 		if err := bundles.Put([]byte(bd.Version), val); err != nil {
 			return err
@@ -532,7 +552,7 @@ func (b *Bolt) UpdateState(ctx context.Context, app, ch string, fn func(s *chann
 			}
 			if !bytes.Equal(states.Get([]byte(ch)), raw) {
 				stale = true
-				return nil
+				return errNoWrite
 			}
 			if err := states.Put([]byte(ch), val); err != nil {
 				return err
@@ -714,7 +734,7 @@ func (b *Bolt) ForgetDelivery(ctx context.Context, id string) error {
 	if err := checkKey("delivery id", id); err != nil {
 		return fmt.Errorf("forget delivery: %w", err)
 	}
-	return b.update(ctx, "forget delivery "+id, func(tx *bolt.Tx) error {
+	return b.batch(ctx, "forget delivery "+id, func(tx *bolt.Tx) error {
 		return tx.Bucket(bDeliveries).Delete([]byte(id))
 	})
 }
@@ -729,9 +749,10 @@ func (b *Bolt) SeenDelivery(ctx context.Context, id string, ttl time.Duration) (
 		ttl = DefaultDeliveryTTL
 	}
 	seen := false
-	err := b.update(ctx, "mark delivery "+id, func(tx *bolt.Tx) error {
+	err := b.batch(ctx, "mark delivery "+id, func(tx *bolt.Tx) error {
 		d := tx.Bucket(bDeliveries)
 		t := now()
+		seen = false
 		if v := d.Get([]byte(id)); v != nil && !expired(v, t) {
 			seen = true
 			return nil
@@ -750,7 +771,7 @@ func (b *Bolt) MarkDelivery(ctx context.Context, id string, ttl time.Duration) e
 	if ttl <= 0 {
 		ttl = DefaultDeliveryTTL
 	}
-	return b.update(ctx, "extend delivery mark "+id, func(tx *bolt.Tx) error {
+	return b.batch(ctx, "extend delivery mark "+id, func(tx *bolt.Tx) error {
 		return tx.Bucket(bDeliveries).Put([]byte(id), expiry(now().Add(ttl)))
 	})
 }
@@ -770,14 +791,10 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 	if len(events) == 0 {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("record stats of %s: %w", app, err)
-	}
-	// Batch coalesces concurrent calls (many devices reporting at once) into one fsynced
-	// transaction. fn may run more than once; it has no effect outside the transaction
-	// but for evicted, which each run sets afresh.
+	// A batch: fn has no effect outside the transaction but for evicted, which each run
+	// sets afresh.
 	evicted := 0
-	err := b.db.Batch(func(tx *bolt.Tx) error {
+	err := b.batch(ctx, "record stats of "+app, func(tx *bolt.Tx) error {
 		evicted = 0
 		stats, err := appWrite(tx, app, bStats)
 		if err != nil {
@@ -837,7 +854,7 @@ func (b *Bolt) RecordStats(ctx context.Context, app string, events []channel.Sta
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record stats of %s: %w", app, err)
+		return err
 	}
 	if evicted > 0 {
 		b.log.Warn("failed-version records of the oldest devices forgotten: the app reached its bound",
@@ -1060,7 +1077,7 @@ func (b *Bolt) ClearFailedVersions(ctx context.Context, app, device string, audi
 		cleared = nil
 		a := appBucket(tx, app)
 		if a == nil || a.Bucket(bFailed) == nil {
-			return nil
+			return errNoWrite
 		}
 		failed := a.Bucket(bFailed)
 		t := now()
@@ -1077,6 +1094,9 @@ func (b *Bolt) ClearFailedVersions(ctx context.Context, app, device string, audi
 			if err := c.Delete(); err != nil {
 				return err
 			}
+		}
+		if exp == nil {
+			return errNoWrite
 		}
 		if age := a.Bucket(bFailedAge); exp != nil && age != nil && age.Get(ageKey(exp, device)) != nil {
 			if err := age.Delete(ageKey(exp, device)); err != nil {

@@ -111,7 +111,7 @@ func (b *Bolt) RevokeToken(ctx context.Context, id string, at time.Time) (*acces
 			return err
 		}
 		if !t.RevokedAt.IsZero() {
-			return nil
+			return errNoWrite
 		}
 		t.RevokedAt = at
 		val, err := json.Marshal(t)
@@ -152,11 +152,14 @@ func (b *Bolt) TouchToken(ctx context.Context, id string, at time.Time) error {
 		tokens := tx.Bucket(bTokens)
 		raw := tokens.Get([]byte(id))
 		if raw == nil {
-			return nil
+			return errNoWrite
 		}
 		t, err := decodeToken(raw)
-		if err != nil || !at.After(t.LastUsed) {
+		if err != nil {
 			return err
+		}
+		if !at.After(t.LastUsed) {
+			return errNoWrite
 		}
 		t.LastUsed = at
 		val, err := json.Marshal(t)
@@ -211,11 +214,11 @@ func (b *Bolt) TouchSession(ctx context.Context, idHash string, at time.Time) er
 		sessions := tx.Bucket(bSessions)
 		v := sessions.Get([]byte(idHash))
 		if v == nil || expiringExpired(v, t) {
-			return nil
+			return errNoWrite
 		}
 		s, err := decodeSession(v[8:], t)
 		if errors.Is(err, channel.ErrNotFound) || (err == nil && !at.After(s.LastSeen)) {
-			return nil
+			return errNoWrite
 		}
 		if err != nil {
 			return err
@@ -271,7 +274,7 @@ func (b *Bolt) TakeLogin(ctx context.Context, state string) (*access.Login, erro
 		logins := tx.Bucket(bLogins)
 		v := logins.Get([]byte(state))
 		if v == nil {
-			return nil
+			return errNoWrite
 		}
 		if !expiringExpired(v, t) {
 			raw = bytes.Clone(v[8:])

@@ -18,7 +18,7 @@ func (b *Bolt) DeletePendingEntry(ctx context.Context, app, commit, ch, ref stri
 	return b.update(ctx, fmt.Sprintf("delete pending %s@%s %s %s", app, commit, ch, ref), func(tx *bolt.Tx) error {
 		pb := appSub(tx, app, bPending)
 		if pb == nil || commit == "" {
-			return nil
+			return errNoWrite
 		}
 		key := append(pendingPrefix(commit), pendingField(channel.Pending{Channel: ch, Ref: ref})...)
 		return pb.Delete(key)
