@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,6 +79,11 @@ type DeltaOptions struct {
 	Epoch *Epoch
 	// Existing are the epoch's objects already stored, by object name (as [Epoch.Object]).
 	Existing map[string]Stored
+	// Listing, when set, is the build ([Scan] of dir with Zip's file policy), which Delta
+	// does not walk again. When a [Package] of the bundle was given the same listing, Delta
+	// takes each file's SHA-256 from it: a file whose object Existing holds is not read at
+	// all, and a file it prepares must still have the bytes the bundle zipped.
+	Listing *Listing
 }
 
 // Delta walks dir with the same file policy as WriteZip and calls put for each file with
@@ -114,7 +120,13 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 	if e := opts.Epoch; e != nil && ((opts.Key == nil) != (e.Session == nil) || e.Session != nil && *e.Session != *opts.Session) {
 		return nil, fmt.Errorf("delta: the session key must be the epoch's, and the epoch encrypted exactly when a key is given")
 	}
-	entries, _, err := collect(dir, opts.Zip) // warnings: the zip of the same build reports them
+	var entries []entry
+	var err error
+	if opts.Listing != nil {
+		entries, _, err = opts.Listing.use(dir, opts.Zip)
+	} else {
+		entries, _, err = collect(dir, opts.Zip) // warnings: the zip of the same build reports them
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -227,17 +239,20 @@ func reuseDelta(ctx context.Context, e *entry, opts DeltaOptions, hashes *fileHa
 	if err := ctx.Err(); err != nil {
 		return DeltaFile{}, false, err
 	}
-	src, err := os.Open(e.path)
-	if err != nil {
-		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+	sum := e.sum[:]
+	if !e.hashed {
+		src, err := os.Open(e.path)
+		if err != nil {
+			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, src)
+		src.Close()
+		if err != nil {
+			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+		}
+		sum = h.Sum(nil)
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, src)
-	src.Close()
-	if err != nil {
-		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
-	}
-	sum := h.Sum(nil)
 	forms := []Form{FormRaw}
 	switch {
 	case e.size == 0 || strings.HasSuffix(e.name, ".br"):
@@ -401,13 +416,17 @@ func (w *deltaWorker) prepare(ctx context.Context, e *entry, opts DeltaOptions, 
 	if out.err != nil {
 		return fail(out.err)
 	}
-	fileHash, err := hashes.get(plainHash.Sum(nil), "")
+	sum := plainHash.Sum(nil)
+	if e.hashed && !bytes.Equal(sum, e.sum[:]) {
+		return fail(errors.New("the file changed since the bundle was zipped"))
+	}
+	fileHash, err := hashes.get(sum, "")
 	if err != nil {
 		return fail(err)
 	}
 	object := "files/" + hex.EncodeToString(storedHash.Sum(nil))
 	if opts.Epoch != nil {
-		object = opts.Epoch.Object(plainHash.Sum(nil), form)
+		object = opts.Epoch.Object(sum, form)
 	}
 	ok = true
 	return DeltaFile{

@@ -105,11 +105,13 @@ type Result struct {
 	// others were reused from earlier releases of the key epoch.
 	deltaNew      int
 	deltaNewBytes int64
-	attested      bool
-	manifest      []channel.ManifestEntry
-	reg           *relayclient.Registration
-	channel       string
-	timings       [][2]string
+	// listing is the build walked once for the zip and the delta files (delta only).
+	listing  *archive.Listing
+	attested bool
+	manifest []channel.ManifestEntry
+	reg      *relayclient.Registration
+	channel  string
+	timings  [][2]string
 }
 
 func (r *Result) Outputs() [][2]string {
@@ -180,13 +182,19 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 	// 1. Package.
 	if err := p.stage(res, "Package", func() (string, error) {
 		if c.Delta {
+			// One walk of the build for the zip and the delta files, whose zip pass records
+			// each file's SHA-256: an unchanged file is then not read again.
+			var err error
+			if res.listing, err = archive.Scan(c.BuildDir, zo); err != nil {
+				return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
+			}
 			// Delta files are prepared after the bundle is uploaded: refuse a build they
 			// cannot carry now, before anything is published.
-			if err := archive.CheckDelta(c.BuildDir, zo); err != nil {
+			if err := res.listing.CheckDelta(); err != nil {
 				return "", fmt.Errorf("package %s for delta updates: %w", c.BuildDir, err)
 			}
 		}
-		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, session, zo)
+		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, session, zo, res.listing)
 		if err != nil {
 			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
 		}
@@ -380,7 +388,7 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			}
 		}()
 	}
-	opts := archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo, Epoch: epoch, Existing: existing}
+	opts := archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo, Epoch: epoch, Existing: existing, Listing: res.listing}
 	files, err := archive.Delta(ctx, p.Config.BuildDir, opts, func(f archive.DeltaFile, body io.Reader) error {
 		if rs, ok := body.(publishBody); ok && f.Size > deltaInline {
 			upload(f, rs) // large: stream it now, in this goroutine
