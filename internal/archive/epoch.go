@@ -37,6 +37,7 @@ type Epoch struct {
 	// Session encrypts the bundle zip and every delta file of the epoch; nil when unencrypted.
 	Session *SessionKey
 	naming  []byte
+	hintKey []byte // HintTag's key; nil when unencrypted
 }
 
 // DeriveEpoch derives the epoch of app's delta bundles named label with HKDF-SHA256 from the
@@ -59,7 +60,26 @@ func DeriveEpoch(key *rsa.PrivateKey, appID, label string) (*Epoch, error) {
 	e := &Epoch{ID: "e" + hex.EncodeToString(okm[64:72]), Session: &SessionKey{}, naming: okm[32:64]}
 	copy(e.Session.Key[:], okm[:16])
 	copy(e.Session.IV[:], okm[16:32])
+	m := hmac.New(sha256.New, e.naming)
+	m.Write([]byte("ferry delta hint tag v1"))
+	e.hintKey = m.Sum(nil)
 	return e, nil
+}
+
+// HintTag authenticates a file_hash a manifest gives an epoch object, for a later release to
+// reuse it without an RSA check ([Stored.Tag]): the hex HMAC-SHA256, under a key derived from
+// the naming key (so from the private key), of the object name and the file_hash. The object
+// name binds the file's SHA-256 and form, so a valid tag says that the publisher gave this
+// file_hash to this content. "" for an unencrypted epoch, whose file_hash is the plain SHA-256.
+func (e *Epoch) HintTag(object, fileHash string) string {
+	if e.hintKey == nil {
+		return ""
+	}
+	m := hmac.New(sha256.New, e.hintKey)
+	m.Write([]byte(object))
+	m.Write([]byte{0})
+	m.Write([]byte(fileHash))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // CheckEpochLabel reports whether label can name a delta key epoch ([DeriveEpoch]).

@@ -105,6 +105,9 @@ type Result struct {
 	// others were reused from earlier releases of the key epoch.
 	deltaNew      int
 	deltaNewBytes int64
+	// hintTags are the archive.Epoch.HintTag of each manifest entry, written beside it in the
+	// bucket's manifest for the next release to reuse its file_hash without an RSA check.
+	hintTags []string
 	// listing is the build walked once for the zip and the delta files (delta only).
 	listing  *archive.Listing
 	attested bool
@@ -427,6 +430,7 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			return nil, fmt.Errorf("%s: object %s was neither stored nor found", f.FileName, f.Object)
 		}
 		*manifest = append(*manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: u, Size: f.Size})
+		res.hintTags = append(res.hintTags, epoch.HintTag(f.Object, f.FileHash))
 		res.deltaBytes += f.Size
 		if !f.Reused {
 			res.deltaNew++
@@ -464,7 +468,7 @@ func (p *Pipeline) epochObjects(ctx context.Context, bucket *publish.Bucket, epo
 		return existing, nil
 	}
 	b, err := bucket.Read(ctx, newest.Key, maxHintManifest)
-	var entries []channel.ManifestEntry
+	var entries []storedManifestEntry
 	if err == nil {
 		err = json.Unmarshal(b, &entries)
 	}
@@ -482,11 +486,19 @@ func (p *Pipeline) epochObjects(ctx context.Context, bucket *publish.Bucket, epo
 			continue
 		}
 		if st, ok := existing[u[i+1:]]; ok {
-			st.FileHash = e.FileHash
+			st.FileHash, st.Tag = e.FileHash, e.HintTag
 			existing[u[i+1:]] = st
 		}
 	}
 	return existing, nil
+}
+
+// storedManifestEntry is an entry of the manifest stored beside a bundle: the registered
+// entry, plus the tag that lets the next release of the key epoch reuse its file_hash
+// without an RSA check (archive.Stored.Tag). Readers of the manifest ignore the extra field.
+type storedManifestEntry struct {
+	channel.ManifestEntry
+	HintTag string `json:"ferry_hint_tag,omitempty"`
 }
 
 // key returns where a file of this bundle goes: a release asset name, or a bucket key
@@ -636,7 +648,11 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 			return "", fmt.Errorf("publish delta files: %w", deltaErr)
 		}
 		res.deltaFiles = len(deltaFiles)
-		mj, err := json.MarshalIndent(manifest, "", "  ")
+		stored := make([]storedManifestEntry, len(manifest))
+		for i, e := range manifest {
+			stored[i] = storedManifestEntry{ManifestEntry: e, HintTag: res.hintTags[i]}
+		}
+		mj, err := json.MarshalIndent(stored, "", "  ")
 		if err != nil {
 			return "", err
 		}
