@@ -204,8 +204,15 @@ func publicDecrypt(pub *rsa.PublicKey, c []byte) ([]byte, error) {
 // block (always at least one) and does not close w; the caller must call it and check its
 // error. Not safe for concurrent use.
 func (k *SessionKey) NewEncrypter(w io.Writer) io.WriteCloser {
+	return k.newEncrypterBuffer(w, make([]byte, 0, encChunk))
+}
+
+// newEncrypterBuffer is NewEncrypter working in buf, whose capacity is a non-zero multiple of
+// the block size: for a caller that encrypts many files one after the other and reuses buf
+// once the encrypter is closed.
+func (k *SessionKey) newEncrypterBuffer(w io.Writer, buf []byte) io.WriteCloser {
 	b, _ := aes.NewCipher(k.Key[:]) // 16-byte key cannot fail
-	return &encrypter{w: w, mode: cipher.NewCBCEncrypter(b, k.IV[:]), buf: make([]byte, 0, encChunk)}
+	return &encrypter{w: w, mode: cipher.NewCBCEncrypter(b, k.IV[:]), buf: buf[:0]}
 }
 
 const encChunk = 64 << 10

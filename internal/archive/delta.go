@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/aes"
+	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,6 +61,10 @@ type Stored struct {
 	// FileHash is the manifest file_hash an earlier bundle gave the object, if known: a hint
 	// that spares an RSA signature, used only when it opens to the file's SHA-256.
 	FileHash string
+	// Tag is the [Epoch.HintTag] the earlier manifest gave with FileHash, if any: when it is
+	// the epoch's tag of the object and FileHash, the hint is taken without the RSA check
+	// (one HMAC instead of an RSA public operation per file).
+	Tag string
 }
 
 // DeltaOptions controls [Delta]. With Key nil the files are stored unencrypted and
@@ -78,6 +84,11 @@ type DeltaOptions struct {
 	Epoch *Epoch
 	// Existing are the epoch's objects already stored, by object name (as [Epoch.Object]).
 	Existing map[string]Stored
+	// Listing, when set, is the build ([Scan] of dir with Zip's file policy), which Delta
+	// does not walk again. When a [Package] of the bundle was given the same listing, Delta
+	// takes each file's SHA-256 from it: a file whose object Existing holds is not read at
+	// all, and a file it prepares must still have the bytes the bundle zipped.
+	Listing *Listing
 }
 
 // Delta walks dir with the same file policy as WriteZip and calls put for each file with
@@ -114,7 +125,13 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 	if e := opts.Epoch; e != nil && ((opts.Key == nil) != (e.Session == nil) || e.Session != nil && *e.Session != *opts.Session) {
 		return nil, fmt.Errorf("delta: the session key must be the epoch's, and the epoch encrypted exactly when a key is given")
 	}
-	entries, _, err := collect(dir, opts.Zip) // warnings: the zip of the same build reports them
+	var entries []entry
+	var err error
+	if opts.Listing != nil {
+		entries, _, err = opts.Listing.use(dir, opts.Zip)
+	} else {
+		entries, _, err = collect(dir, opts.Zip) // warnings: the zip of the same build reports them
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -227,17 +244,20 @@ func reuseDelta(ctx context.Context, e *entry, opts DeltaOptions, hashes *fileHa
 	if err := ctx.Err(); err != nil {
 		return DeltaFile{}, false, err
 	}
-	src, err := os.Open(e.path)
-	if err != nil {
-		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+	sum := e.sum[:]
+	if !e.hashed {
+		src, err := os.Open(e.path)
+		if err != nil {
+			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, src)
+		src.Close()
+		if err != nil {
+			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
+		}
+		sum = h.Sum(nil)
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, src)
-	src.Close()
-	if err != nil {
-		return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
-	}
-	sum := h.Sum(nil)
 	forms := []Form{FormRaw}
 	switch {
 	case e.size == 0 || strings.HasSuffix(e.name, ".br"):
@@ -255,7 +275,8 @@ func reuseDelta(ctx context.Context, e *entry, opts DeltaOptions, hashes *fileHa
 		if form != FormRaw {
 			name += ".br"
 		}
-		fileHash, err := hashes.get(sum, st.FileHash)
+		trusted := st.Tag != "" && st.FileHash != "" && hmac.Equal([]byte(st.Tag), []byte(opts.Epoch.HintTag(object, st.FileHash)))
+		fileHash, err := hashes.get(sum, st.FileHash, trusted)
 		if err != nil {
 			return DeltaFile{}, false, fmt.Errorf("delta file %q: %w", e.name, err)
 		}
@@ -281,7 +302,9 @@ type fileHashes struct {
 // content (say an older, signed version of the file) for this file. The check accepts only
 // what [ChecksumV3] itself writes: PKCS#1 v1.5 type-1 padding is deterministic, so a valid
 // hint is byte for byte the checksum signing would give.
-func (h *fileHashes) get(sum []byte, hint string) (string, error) {
+//
+// A trusted hint (its [Epoch.HintTag] checked) is taken as it is.
+func (h *fileHashes) get(sum []byte, hint string, trusted bool) (string, error) {
 	if h.key == nil {
 		return hex.EncodeToString(sum), nil
 	}
@@ -292,7 +315,9 @@ func (h *fileHashes) get(sum []byte, hint string) (string, error) {
 	if ok {
 		return fileHash, nil
 	}
-	if sig, err := hex.DecodeString(hint); err == nil && hint == hex.EncodeToString(sig) &&
+	if trusted {
+		fileHash = hint
+	} else if sig, err := hex.DecodeString(hint); err == nil && hint == hex.EncodeToString(sig) &&
 		rsa.VerifyPKCS1v15(&h.key.PublicKey, crypto.Hash(0), sum, sig) == nil {
 		fileHash = hint
 	} else {
@@ -311,8 +336,24 @@ func (h *fileHashes) get(sum []byte, hint string) (string, error) {
 // A new writer allocates and zeroes its match finder's tables (32 MB at quality 9) on its
 // first file, which cost more than compressing the small files of a build; a reset one
 // writes the same bytes.
+//
+// It also keeps the buffers every file needs, so that preparing a build's thousands of small
+// files does not allocate (and clear) a copy buffer and an encryption buffer for each.
 type deltaWorker struct {
 	brotli, wrapped *brotli.Writer
+	copyBuf, encBuf []byte
+}
+
+// copy is io.Copy through the worker's buffer. src is wrapped so that an *os.File's WriteTo,
+// which copies through a new buffer, is not used.
+func (w *deltaWorker) copy(dst io.Writer, src io.Reader) (int64, error) {
+	if w.copyBuf == nil {
+		w.copyBuf = make([]byte, 32<<10)
+	}
+	if r, ok := src.(*bytes.Reader); ok {
+		return r.WriteTo(dst)
+	}
+	return io.CopyBuffer(dst, struct{ io.Reader }{src}, w.copyBuf)
 }
 
 // brotliWriter returns the worker's Brotli writer for wrapped files (wrap) or for the CLI's
@@ -354,7 +395,7 @@ func (w *deltaWorker) prepare(ctx context.Context, e *entry, opts DeltaOptions, 
 		br := newSpool(e.size)
 		defer br.close()
 		bw := w.brotliWriter(br, wrap)
-		n, err := io.Copy(bw, body)
+		n, err := w.copy(bw, body)
 		if err == nil {
 			err = bw.Close()
 		}
@@ -388,26 +429,33 @@ func (w *deltaWorker) prepare(ctx context.Context, e *entry, opts DeltaOptions, 
 	storedHash := sha256.New()
 	cw := &countHashWriter{w: out, sum: storedHash}
 	if opts.Key != nil {
-		enc := opts.Session.NewEncrypter(cw)
-		if _, err := io.Copy(enc, body); err != nil {
+		if w.encBuf == nil {
+			w.encBuf = make([]byte, 0, encChunk)
+		}
+		enc := opts.Session.newEncrypterBuffer(cw, w.encBuf)
+		if _, err := w.copy(enc, body); err != nil {
 			return fail(err)
 		}
 		if err := enc.Close(); err != nil {
 			return fail(err)
 		}
-	} else if _, err := io.Copy(cw, body); err != nil {
+	} else if _, err := w.copy(cw, body); err != nil {
 		return fail(err)
 	}
 	if out.err != nil {
 		return fail(out.err)
 	}
-	fileHash, err := hashes.get(plainHash.Sum(nil), "")
+	sum := plainHash.Sum(nil)
+	if e.hashed && !bytes.Equal(sum, e.sum[:]) {
+		return fail(errors.New("the file changed since the bundle was zipped"))
+	}
+	fileHash, err := hashes.get(sum, "", false)
 	if err != nil {
 		return fail(err)
 	}
 	object := "files/" + hex.EncodeToString(storedHash.Sum(nil))
 	if opts.Epoch != nil {
-		object = opts.Epoch.Object(plainHash.Sum(nil), form)
+		object = opts.Epoch.Object(sum, form)
 	}
 	ok = true
 	return DeltaFile{

@@ -204,16 +204,16 @@ func TestDeltaFileHashHints(t *testing.T) {
 		"valid with a newline": want + "\n",
 	} {
 		h := &fileHashes{key: key, known: map[[sha256.Size]byte]string{}}
-		got, err := h.get(sum[:], hint)
+		got, err := h.get(sum[:], hint, false)
 		if err != nil || got != want {
 			t.Errorf("%s hint: file_hash %.16q…, %v; want the checksum of the content", name, got, err)
 		}
-		if got, err := h.get(sum[:], otherHash); err != nil || got != want {
+		if got, err := h.get(sum[:], otherHash, false); err != nil || got != want {
 			t.Errorf("%s hint, then another for equal content: %.16q…, %v; want the first answer", name, got, err)
 		}
 	}
 	h := &fileHashes{known: map[[sha256.Size]byte]string{}}
-	if got, err := h.get(sum[:], want); err != nil || got != hex.EncodeToString(sum[:]) {
+	if got, err := h.get(sum[:], want, false); err != nil || got != hex.EncodeToString(sum[:]) {
 		t.Errorf("unencrypted: %q, %v; want the hex SHA-256", got, err)
 	}
 }

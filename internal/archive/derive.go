@@ -42,7 +42,7 @@ func packageDerived(ctx context.Context, dir string, aw *countHashWriter, opts O
 	}
 	defer os.Remove(plain.Name())
 	defer plain.Close()
-	st, err := writeZip(ctx, plain, dir, opts.Zip, opts.Progress)
+	st, err := writeZip(ctx, plain, dir, opts.Zip, opts.Progress, opts.Listing)
 	if err != nil {
 		return nil, err
 	}

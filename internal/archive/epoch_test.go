@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -230,5 +231,65 @@ func TestPackageWithEpochSession(t *testing.T) {
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Error("packaging with the epoch's key twice gave different bytes")
+	}
+}
+
+// TestDeltaHintTag: a reused object's file_hash is taken as the earlier manifest gave it when
+// its tag is the epoch's tag of the object and that file_hash (no RSA check: even a value
+// that is no checksum goes through, which only the publisher can tag), and checked with the
+// public key (and signed again when wrong) when the tag is missing or tags another value.
+func TestDeltaHintTag(t *testing.T) {
+	t.Parallel()
+	priv := sharedKey(t)
+	epoch, err := DeriveEpoch(priv, "com.example.app", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := DeriveEpoch(nil, "com.example.app", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.HintTag("x", "y") != "" || epoch.HintTag("x", "y") == epoch.HintTag("x", "z") || epoch.HintTag("x", "y") == epoch.HintTag("w", "y") {
+		t.Fatal("HintTag: want no tag unencrypted, and one that depends on the object and the file_hash")
+	}
+	opts := DeltaOptions{Key: priv, Session: epoch.Session, Epoch: epoch}
+	s := &epochStore{bytes: map[string][]byte{}, hashes: map[string]string{}}
+	dir := deltaTree(t)
+	v1, _ := s.publish(t, dir, opts)
+	want := map[string]string{}
+	for _, f := range v1 {
+		want[f.Object] = f.FileHash
+	}
+	for name, tc := range map[string]struct {
+		hint, tagged string
+		trusted      bool
+	}{
+		"tagged":                {hint: "feed", tagged: "feed", trusted: true},
+		"tag of another value":  {hint: "feed", tagged: "beef"},
+		"no tag":                {hint: "feed"},
+		"valid hint, wrong tag": {hint: "valid", tagged: "beef"},
+	} {
+		opts.Existing = map[string]Stored{}
+		for obj, b := range s.bytes {
+			st := Stored{Size: int64(len(b)), FileHash: tc.hint}
+			if tc.hint == "valid" {
+				st.FileHash = want[obj]
+			}
+			if tc.tagged != "" {
+				st.Tag = epoch.HintTag(obj, tc.tagged)
+			}
+			opts.Existing[obj] = st
+		}
+		files, err := Delta(t.Context(), dir, opts, func(f DeltaFile, _ io.Reader) error {
+			return fmt.Errorf("%s put", f.FileName)
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, f := range files {
+			if w := want[f.Object]; tc.trusted && f.FileHash != "feed" || !tc.trusted && f.FileHash != w {
+				t.Errorf("%s: %s file_hash %.16q…, want the %s", name, f.FileName, f.FileHash, map[bool]string{true: "tagged hint", false: "checksum"}[tc.trusted])
+			}
+		}
 	}
 }

@@ -31,6 +31,11 @@ type Options struct {
 	// Progress, if set, is called from Package's goroutine after each chunk of input is
 	// written, with the input bytes done and the total.
 	Progress func(doneBytes, totalBytes int64)
+	// Listing, when set, is the build ([Scan] of dir with Zip's file policy): Package zips
+	// the files it lists instead of walking dir again, and records in it the SHA-256 of each
+	// file as zipped, which a [Delta] given the same listing uses instead of reading the file
+	// again. The zip's bytes are the same.
+	Listing *Listing
 }
 
 // Result describes a packaged bundle: what the action registers with the relay.
@@ -55,7 +60,7 @@ type Result struct {
 func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Result, error) {
 	aw := &countHashWriter{w: out, sum: sha256.New()}
 	if opts.Key == nil {
-		st, err := writeZip(ctx, aw, dir, opts.Zip, opts.Progress)
+		st, err := writeZip(ctx, aw, dir, opts.Zip, opts.Progress, opts.Listing)
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +87,7 @@ func Package(ctx context.Context, dir string, out io.Writer, opts Options) (*Res
 		return nil, err
 	}
 	enc := sk.NewEncrypter(aw)
-	st, err := writeZip(ctx, enc, dir, opts.Zip, opts.Progress)
+	st, err := writeZip(ctx, enc, dir, opts.Zip, opts.Progress, opts.Listing)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +26,42 @@ type entry struct {
 	path string // file to read (symlinks resolved); "" for directories
 	size int64
 	dir  bool
+	// sum is the SHA-256 of the file's bytes as zipped, when hashed: recorded by a
+	// [Package] given a [Listing], for the [Delta] of the same listing.
+	sum    [sha256.Size]byte
+	hashed bool
+}
+
+// Listing is a build directory walked once, with the file policy and bundle rules of
+// [WriteZip], for [Package] and [Delta] to share ([Options.Listing], [DeltaOptions.Listing]):
+// the build is then walked once instead of three times, and Package records the SHA-256 of
+// each file it zips, so that Delta reads again only the files it must prepare. A Listing is
+// used by one Package or Delta at a time.
+type Listing struct {
+	dir      string
+	hidden   bool // ZipOptions.IncludeHidden
+	entries  []entry
+	warnings []string
+}
+
+// Scan walks dir with opts' file policy and checks the bundle rules, as [WriteZip] does.
+func Scan(dir string, opts ZipOptions) (*Listing, error) {
+	entries, warnings, err := collect(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Listing{dir: dir, hidden: opts.IncludeHidden, entries: entries, warnings: warnings}, nil
+}
+
+// CheckDelta is [CheckDelta] for the listed build, without walking it again.
+func (l *Listing) CheckDelta() error { return checkDeltaNames(l.entries) }
+
+// use returns the listing's entries for a pass over dir with opts, which must be those of Scan.
+func (l *Listing) use(dir string, opts ZipOptions) ([]entry, []string, error) {
+	if dir != l.dir || opts.IncludeHidden != l.hidden {
+		return nil, nil, fmt.Errorf("the listing of %q (hidden files %t) is not that of %q (hidden files %t)", l.dir, l.hidden, dir, opts.IncludeHidden)
+	}
+	return l.entries, l.warnings, nil
 }
 
 // collect walks root and returns its entries sorted by zip name, applying the file policy

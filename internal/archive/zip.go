@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/klauspost/compress/flate"
+	"hash"
 	"hash/crc32"
 	"io"
 	"math"
@@ -78,7 +79,7 @@ type ZipStats struct {
 // Memory use is bounded (a few MiB per worker) whatever the size of the build. WriteZip
 // blocks until done; it does not close w.
 func WriteZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions) (*ZipStats, error) {
-	return writeZip(ctx, w, dir, opts, nil)
+	return writeZip(ctx, w, dir, opts, nil, nil)
 }
 
 // chunkSize is the unit of parallel compression. Files larger than this are cut into
@@ -95,6 +96,7 @@ type job struct {
 	n     int64 // chunk length
 	last  bool  // last chunk of the entry
 	index int   // chunk index in the entry
+	hash  bool  // record the entry's SHA-256 (a Listing's pass)
 	res   chan result
 }
 
@@ -104,6 +106,9 @@ type result struct {
 	crc  uint32        // CRC-32 of the chunk's input
 	n    int64         // input bytes actually compressed
 	err  error
+	// plain holds a copy of the input of a chunk of a file cut in several, when hashing:
+	// their chunks are compressed in parallel and hashed in order by writeEntries.
+	plain *bytes.Buffer
 }
 
 type countHashWriter struct {
@@ -124,8 +129,17 @@ func (c *countHashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, progress func(done, total int64)) (*ZipStats, error) {
-	entries, warnings, err := collect(dir, opts)
+// writeZip is WriteZip, with progress reports and, when l is set, the entries of l instead of
+// a walk of dir, whose files' SHA-256 it records in l.
+func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, progress func(done, total int64), l *Listing) (*ZipStats, error) {
+	var entries []entry
+	var warnings []string
+	var err error
+	if l != nil {
+		entries, warnings, err = l.use(dir, opts)
+	} else {
+		entries, warnings, err = collect(dir, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +205,7 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 			}
 			for k, off := 0, int64(0); ; k++ {
 				n := min(int64(chunkSize), e.size-off)
-				j := &job{e: e, off: off, n: n, index: k, last: off+n >= e.size, res: make(chan result, 1)}
+				j := &job{e: e, off: off, n: n, index: k, last: off+n >= e.size, hash: l != nil, res: make(chan result, 1)}
 				select {
 				case slots <- struct{}{}:
 				case <-ctx.Done():
@@ -238,6 +252,7 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 	var fw io.Writer
 	var crc uint32
 	var raw, comp int64
+	var plain hash.Hash // the SHA-256 of a file cut in chunks, when hashing
 	for j := range order {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -282,6 +297,17 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 			return fmt.Errorf("write zip entry %q: %w", j.e.name, err)
 		}
 		putBuffer(r.buf)
+		if r.plain != nil {
+			if j.index == 0 {
+				plain = sha256.New()
+			}
+			plain.Write(r.plain.Bytes())
+			putBuffer(r.plain)
+			if j.last {
+				plain.Sum(j.e.sum[:0])
+				j.e.hashed = true
+			}
+		}
 		<-slots
 		if j.index == 0 {
 			crc = r.crc
@@ -433,7 +459,16 @@ func (c *compressor) compress(ctx context.Context, j *job) result {
 	if err != nil {
 		return fail(err)
 	}
-	return result{data: out.Bytes(), buf: out, crc: crc32.ChecksumIEEE(in), n: j.n}
+	r := result{data: out.Bytes(), buf: out, crc: crc32.ChecksumIEEE(in), n: j.n}
+	switch {
+	case !j.hash:
+	case j.index == 0 && j.last: // the whole file
+		j.e.sum, j.e.hashed = sha256.Sum256(in), true
+	default:
+		r.plain = getBuffer(len(in))
+		r.plain.Write(in)
+	}
+	return r
 }
 
 // buffers recycles the compressed chunks once written, so packaging does not allocate

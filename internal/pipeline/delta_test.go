@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/archive"
 	"github.com/ferryhq/ferry/internal/archive/archivetest"
+	"github.com/ferryhq/ferry/internal/channel"
 )
 
 type discardUI struct{}
@@ -192,6 +194,75 @@ func TestDeltaKeyEpochInput(t *testing.T) {
 		(&Config{}).checkBundleOptions("true", bad, &p)
 		if len(p) != 1 || !strings.Contains(p[0].Error(), "delta key epoch") {
 			t.Errorf("delta-key-epoch %q: problems %v, want one about the epoch", bad, p)
+		}
+	}
+}
+
+// TestDeltaHintTagsRoundTrip: the manifest stored in the bucket tags each entry's file_hash
+// for its key epoch, and the next release reads those tags: a file_hash whose tag checks is
+// reused as it is (here one the test tags itself, which only the key holder can do), and one
+// whose tag was not rewritten with it is checked and signed again, so an edit of the stored
+// manifest cannot reach the next one.
+func TestDeltaHintTagsRoundTrip(t *testing.T) {
+	t.Parallel()
+	priv, err := archive.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey := archive.MarshalPrivateKey(priv)
+	epoch, err := archive.DeriveEpoch(priv, "com.example.app", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"index.html": "<html>v1</html>", "a.js": strings.Repeat("a();\n", 3000), "b.js": "b()"}
+	build := archivetest.WriteTree(t, t.TempDir(), files)
+	dest := t.TempDir()
+	v1 := publishVersion(t, build, dest, "1.0.0", "1", pemKey)
+	manifestPath := filepath.Join(dest, "com.example.app", "1.0.0", "com.example.app-1.0.0.zip.manifest.json")
+	b, err := os.ReadFile(manifestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []storedManifestEntry
+	if err := json.Unmarshal(b, &stored); err != nil || len(stored) != len(files) {
+		t.Fatalf("stored manifest: %d entries, %v", len(stored), err)
+	}
+	object := func(e channel.ManifestEntry) string {
+		return e.DownloadURL[strings.LastIndex(e.DownloadURL, "/"+epoch.Prefix())+1:]
+	}
+	for i, e := range stored {
+		if e.ManifestEntry != v1.manifest[i] || e.HintTag != epoch.HintTag(object(e.ManifestEntry), e.FileHash) {
+			t.Errorf("stored entry %+v, registered %+v: want the same entry tagged for the epoch", e, v1.manifest[i])
+		}
+	}
+	// a.js: a file_hash tagged anew (taken as it is); b.js: an edited file_hash under its old tag.
+	for i := range stored {
+		switch stored[i].FileName {
+		case "a.js.br":
+			stored[i].FileHash = "feed"
+			stored[i].HintTag = epoch.HintTag(object(stored[i].ManifestEntry), "feed")
+		case "b.js": // index.html's: a valid checksum, of other content
+			stored[i].FileHash = v1.manifest[len(v1.manifest)-1].FileHash
+		}
+	}
+	if b, err = json.Marshal(stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(manifestPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archivetest.WriteTree(t, build, map[string]string{"index.html": "<html>v2</html>"})
+	v2 := publishVersion(t, build, dest, "1.0.1", "1", pemKey)
+	for i, e := range v2.manifest {
+		switch e.FileName {
+		case "a.js.br":
+			if e.FileHash != "feed" {
+				t.Errorf("a.js: file_hash %.16q…, want the tagged hint", e.FileHash)
+			}
+		case "b.js":
+			if e.FileHash != v1.manifest[i].FileHash {
+				t.Errorf("b.js: file_hash %.16q…, want its checksum, not the edited hint", e.FileHash)
+			}
 		}
 	}
 }

@@ -24,9 +24,11 @@ type packed struct {
 // immutable name. `ferry pack --app --version --key` produces the same bytes.
 //
 // With session set (a delta key epoch's), the zip is encrypted with it instead, in one pass:
-// the update answer carries one session key, which must open the delta files too.
-func pack(ctx context.Context, dir, path, appID, version string, key *rsa.PrivateKey, session *archive.SessionKey, zo archive.ZipOptions) (*packed, error) {
-	opts := archive.Options{Key: key, Zip: zo}
+// the update answer carries one session key, which must open the delta files too. With
+// listing set (delta on), the build is not walked again and the listing records each file's
+// SHA-256 for the delta files ([archive.Options.Listing]).
+func pack(ctx context.Context, dir, path, appID, version string, key *rsa.PrivateKey, session *archive.SessionKey, zo archive.ZipOptions, listing *archive.Listing) (*packed, error) {
+	opts := archive.Options{Key: key, Zip: zo, Listing: listing}
 	if key != nil {
 		opts.DeriveSession = &archive.SessionContext{AppID: appID, Version: version}
 		opts.TempDir = filepath.Dir(path)

@@ -105,11 +105,16 @@ type Result struct {
 	// others were reused from earlier releases of the key epoch.
 	deltaNew      int
 	deltaNewBytes int64
-	attested      bool
-	manifest      []channel.ManifestEntry
-	reg           *relayclient.Registration
-	channel       string
-	timings       [][2]string
+	// hintTags are the archive.Epoch.HintTag of each manifest entry, written beside it in the
+	// bucket's manifest for the next release to reuse its file_hash without an RSA check.
+	hintTags []string
+	// listing is the build walked once for the zip and the delta files (delta only).
+	listing  *archive.Listing
+	attested bool
+	manifest []channel.ManifestEntry
+	reg      *relayclient.Registration
+	channel  string
+	timings  [][2]string
 }
 
 func (r *Result) Outputs() [][2]string {
@@ -180,13 +185,19 @@ func (p *Pipeline) Run(ctx context.Context) (*Result, error) {
 	// 1. Package.
 	if err := p.stage(res, "Package", func() (string, error) {
 		if c.Delta {
+			// One walk of the build for the zip and the delta files, whose zip pass records
+			// each file's SHA-256: an unchanged file is then not read again.
+			var err error
+			if res.listing, err = archive.Scan(c.BuildDir, zo); err != nil {
+				return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
+			}
 			// Delta files are prepared after the bundle is uploaded: refuse a build they
 			// cannot carry now, before anything is published.
-			if err := archive.CheckDelta(c.BuildDir, zo); err != nil {
+			if err := res.listing.CheckDelta(); err != nil {
 				return "", fmt.Errorf("package %s for delta updates: %w", c.BuildDir, err)
 			}
 		}
-		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, session, zo)
+		pk, err := pack(ctx, c.BuildDir, artifact, c.AppID, c.Version, key, session, zo, res.listing)
 		if err != nil {
 			return "", fmt.Errorf("package %s: %w", c.BuildDir, err)
 		}
@@ -380,7 +391,7 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			}
 		}()
 	}
-	opts := archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo, Epoch: epoch, Existing: existing}
+	opts := archive.DeltaOptions{Key: key, Session: res.pk.Session, Zip: zo, Epoch: epoch, Existing: existing, Listing: res.listing}
 	files, err := archive.Delta(ctx, p.Config.BuildDir, opts, func(f archive.DeltaFile, body io.Reader) error {
 		if rs, ok := body.(publishBody); ok && f.Size > deltaInline {
 			upload(f, rs) // large: stream it now, in this goroutine
@@ -419,6 +430,7 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			return nil, fmt.Errorf("%s: object %s was neither stored nor found", f.FileName, f.Object)
 		}
 		*manifest = append(*manifest, channel.ManifestEntry{FileName: f.FileName, FileHash: f.FileHash, DownloadURL: u, Size: f.Size})
+		res.hintTags = append(res.hintTags, epoch.HintTag(f.Object, f.FileHash))
 		res.deltaBytes += f.Size
 		if !f.Reused {
 			res.deltaNew++
@@ -456,7 +468,7 @@ func (p *Pipeline) epochObjects(ctx context.Context, bucket *publish.Bucket, epo
 		return existing, nil
 	}
 	b, err := bucket.Read(ctx, newest.Key, maxHintManifest)
-	var entries []channel.ManifestEntry
+	var entries []storedManifestEntry
 	if err == nil {
 		err = json.Unmarshal(b, &entries)
 	}
@@ -474,11 +486,40 @@ func (p *Pipeline) epochObjects(ctx context.Context, bucket *publish.Bucket, epo
 			continue
 		}
 		if st, ok := existing[u[i+1:]]; ok {
-			st.FileHash = e.FileHash
+			st.FileHash, st.Tag = e.FileHash, e.HintTag
 			existing[u[i+1:]] = st
 		}
 	}
 	return existing, nil
+}
+
+// marshalManifest is the manifest stored beside a bundle: a JSON array of its entries, each
+// with its hint tag, one entry a line. json.MarshalIndent took as long again to indent what it
+// had encoded, on the critical path of a release of thousands of files.
+func marshalManifest(manifest []channel.ManifestEntry, tags []string) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i, e := range manifest {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n  ")
+		j, err := json.Marshal(storedManifestEntry{ManifestEntry: e, HintTag: tags[i]})
+		if err != nil {
+			return nil, fmt.Errorf("encode the manifest: %w", err)
+		}
+		b.Write(j)
+	}
+	b.WriteString("\n]\n")
+	return b.Bytes(), nil
+}
+
+// storedManifestEntry is an entry of the manifest stored beside a bundle: the registered
+// entry, plus the tag that lets the next release of the key epoch reuse its file_hash
+// without an RSA check (archive.Stored.Tag). Readers of the manifest ignore the extra field.
+type storedManifestEntry struct {
+	channel.ManifestEntry
+	HintTag string `json:"ferry_hint_tag,omitempty"`
 }
 
 // key returns where a file of this bundle goes: a release asset name, or a bucket key
@@ -628,11 +669,11 @@ func (p *Pipeline) publish(ctx context.Context, res *Result, artifact string, ke
 			return "", fmt.Errorf("publish delta files: %w", deltaErr)
 		}
 		res.deltaFiles = len(deltaFiles)
-		mj, err := json.MarshalIndent(manifest, "", "  ")
+		mj, err := marshalManifest(manifest, res.hintTags)
 		if err != nil {
 			return "", err
 		}
-		if res.manifestURL, err = put(res.name+".manifest.json", append(mj, '\n'), "application/json", nil); err != nil {
+		if res.manifestURL, err = put(res.name+".manifest.json", mj, "application/json", nil); err != nil {
 			return "", err
 		}
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -89,6 +91,11 @@ type ListedObject struct {
 // List returns every object whose key starts with prefix (relative to the destination's
 // prefix), sorted by key.
 func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, error) {
+	if pb.scheme == "file" {
+		if out, ok := pb.listFiles(prefix); ok {
+			return out, nil
+		}
+	}
 	var out []ListedObject
 	it := pb.b.List(&blob.ListOptions{Prefix: prefix})
 	for {
@@ -105,6 +112,58 @@ func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, erro
 	}
 	slices.SortFunc(out, func(a, b ListedObject) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
+}
+
+// listFiles is List for a file:// bucket, walking its directory as gocloud's fileblob does
+// but without opening each object's attributes file, which fileblob reads to report an MD5
+// that List does not return, once per object and again for every page of 1000 objects
+// before it: the listing of a key epoch's thousands of objects cost more than preparing
+// a release's changed files. ok is false, for the caller to list through gocloud, when a
+// key could hold one of fileblob's escape sequences ("__0x"), which only it decodes.
+func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
+	full := pb.prefix + prefix
+	if strings.Contains(full, "__0x") || strings.Contains(full, "..") || strings.Contains(full, "//") || strings.ContainsRune(full, '\\') {
+		return nil, false
+	}
+	root := pb.root
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		root = filepath.Join(root, filepath.FromSlash(full[:i]))
+	}
+	ok = true
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || strings.HasSuffix(path, ".attrs") { // fileblob skips unreadable entries too
+			return nil
+		}
+		rel, err := filepath.Rel(pb.root, path)
+		if err != nil || rel == "." {
+			return nil
+		}
+		key := filepath.ToSlash(rel)
+		if strings.Contains(key, "__0x") {
+			ok = false
+			return filepath.SkipAll
+		}
+		if d.IsDir() {
+			if key += "/"; len(key) > len(full) && !strings.HasPrefix(key, full) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(key, full) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		out = append(out, ListedObject{Key: strings.TrimPrefix(key, pb.prefix), Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if !ok {
+		return nil, false
+	}
+	slices.SortFunc(out, func(a, b ListedObject) int { return strings.Compare(a.Key, b.Key) })
+	return out, true
 }
 
 // Delete removes the object under key; a key that does not exist is no error.
@@ -256,7 +315,7 @@ func (pb *Bucket) write(ctx context.Context, f File, size int64, sum string, md5
 		return fmt.Errorf("write %q: %w", f.Name, err)
 	}
 	start := time.Now()
-	n, err := w.ReadFrom(newProgressReader(f.Body, f.Name, size, &pb.opts))
+	n, err := copyObject(w, newProgressReader(f.Body, f.Name, size, &pb.opts))
 	if err == nil && n != size {
 		err = fmt.Errorf("read %d bytes, want %d: the file changed while uploading", n, size)
 	}
@@ -270,6 +329,34 @@ func (pb *Bucket) write(ctx context.Context, f File, size int64, sum string, md5
 	}
 	pb.opts.Logger.DebugContext(ctx, "object written", "key", f.Name, "size", size, "duration", time.Since(start))
 	return nil
+}
+
+// copyBuffers recycles [copyObject]'s buffers.
+var copyBuffers = sync.Pool{New: func() any { return new([1 << 20]byte) }}
+
+// copyObject copies r to w with a recycled buffer. blob.Writer.ReadFrom allocates a new
+// 1 MiB buffer for each object when r is not an io.WriterTo (the progress reader is not),
+// and clearing it cost more than writing the small objects of a delta release.
+func copyObject(w io.Writer, r io.Reader) (int64, error) {
+	buf := copyBuffers.Get().(*[1 << 20]byte)
+	defer copyBuffers.Put(buf)
+	var n int64
+	for {
+		k, rerr := r.Read(buf[:])
+		if k > 0 {
+			m, werr := w.Write(buf[:k])
+			n += int64(m)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
 }
 
 // url fills obj.URL: the public base URL, a presigned URL, or for file:// a file URL.

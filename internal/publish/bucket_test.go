@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/internal/publish"
 	"github.com/ferryhq/ferry/internal/publish/publishtest"
 	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
 )
 
 // backend is a bucket destination under test and a way to look at what it stores.
@@ -375,4 +376,63 @@ func TestBucketListURLRead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBucketListFileMatchesFileblob: List of a file:// bucket, which walks the directory
+// itself, finds what gocloud's fileblob lists (keys, sizes, times), with a prefix parameter,
+// and through fileblob when a key holds its escape sequence.
+func TestBucketListFileMatchesFileblob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	u := "file://" + filepath.ToSlash(dir) + "?prefix=live/"
+	b, err := publish.OpenBucket(t.Context(), u, publish.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ref, err := blob.OpenBucket(t.Context(), "file://"+filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	fileblobList := func(prefix string) []publish.ListedObject {
+		var out []publish.ListedObject
+		it := ref.List(&blob.ListOptions{Prefix: "live/" + prefix})
+		for {
+			o, err := it.Next(t.Context())
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, publish.ListedObject{Key: strings.TrimPrefix(o.Key, "live/"), Size: o.Size, ModTime: o.ModTime})
+		}
+	}
+	put := func(keys ...string) {
+		for _, k := range keys {
+			if _, err := b.Put(t.Context(), publish.File{Name: k, Body: strings.NewReader("body of " + k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	put("app/1.0.0/app-1.0.0.zip", "app/1.0.0/app-1.0.0.zip.manifest.json", "app/files/e1/aa", "app/files/e1/bb", "apple/1.0.0/x.zip", "ap")
+	if err := os.WriteFile(filepath.Join(dir, "live", "app", "files", "e1", "plain"), []byte("not through gocloud"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		for _, prefix := range []string{"app/", "app/files/e1/", "ap", "none/", ""} {
+			got, err := b.List(t.Context(), prefix)
+			if err != nil {
+				t.Fatalf("List(%q): %v", prefix, err)
+			}
+			if diff := cmp.Diff(fileblobList(prefix), got); diff != "" {
+				t.Errorf("List(%q) (-fileblob +got):\n%s", prefix, diff)
+			}
+		}
+	}
+	check()
+	put("app/files/e1/a__0x2f__b") // fileblob escapes it: List must give the key, not the file name
+	check()
 }
