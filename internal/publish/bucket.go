@@ -336,27 +336,12 @@ var copyBuffers = sync.Pool{New: func() any { return new([1 << 20]byte) }}
 
 // copyObject copies r to w with a recycled buffer. blob.Writer.ReadFrom allocates a new
 // 1 MiB buffer for each object when r is not an io.WriterTo (the progress reader is not),
-// and clearing it cost more than writing the small objects of a delta release.
+// and clearing it cost more than writing the small objects of a delta release; w is
+// wrapped so that io.CopyBuffer cannot call it.
 func copyObject(w io.Writer, r io.Reader) (int64, error) {
 	buf := copyBuffers.Get().(*[1 << 20]byte)
 	defer copyBuffers.Put(buf)
-	var n int64
-	for {
-		k, rerr := r.Read(buf[:])
-		if k > 0 {
-			m, werr := w.Write(buf[:k])
-			n += int64(m)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
+	return io.CopyBuffer(struct{ io.Writer }{w}, r, buf[:])
 }
 
 // url fills obj.URL: the public base URL, a presigned URL, or for file:// a file URL.
