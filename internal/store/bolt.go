@@ -1098,7 +1098,7 @@ func (b *Bolt) ClearFailedVersions(ctx context.Context, app, device string, audi
 		if exp == nil {
 			return errNoWrite
 		}
-		if age := a.Bucket(bFailedAge); exp != nil && age != nil && age.Get(ageKey(exp, device)) != nil {
+		if age := a.Bucket(bFailedAge); age != nil && age.Get(ageKey(exp, device)) != nil {
 			if err := age.Delete(ageKey(exp, device)); err != nil {
 				return err
 			}
