@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -228,6 +229,64 @@ func TestReleaseWorkflow(t *testing.T) {
 	} {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README.md's Install section lacks %q", want)
+		}
+	}
+}
+
+// startTag is the build tag every shipped ferry and ferry-action binary is built with: it
+// leaves out cloud.google.com/go/storage's gRPC DirectPath and RLS packages (grpc xds and
+// the envoy protos it registers), whose package init was about a fifth of the start of
+// every ferry command, `ferry pack` included. gs:// destinations keep working.
+const startTag = "disable_grpc_modules"
+
+// TestBuildsLeaveOutGCSDirectPath checks that each place that builds a binary linking the
+// bucket drivers passes startTag, and that the tag still does what it is there for: a
+// dependency upgrade that renamed it would otherwise bring the start cost back silently.
+func TestBuildsLeaveOutGCSDirectPath(t *testing.T) {
+	for _, f := range []string{"Makefile", "Dockerfile", "scripts/release-binaries.sh",
+		"scripts/bench-package.sh", "scripts/bench-delta.sh", "scripts/demo.sh"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		builds := 0
+		for i, line := range strings.Split(string(data), "\n") {
+			if !strings.Contains(line, "go build") && !strings.Contains(line, "$(GO) build") {
+				continue
+			}
+			if !strings.Contains(line, "./cmd/ferry") && !strings.Contains(line, "./cmd/action") && !strings.Contains(line, "./cmd/$cmd") {
+				continue
+			}
+			builds++
+			if !strings.Contains(line, "-tags "+startTag) && !strings.Contains(line, "$(BUILD_TAGS)") {
+				t.Errorf("%s:%d builds without -tags %s: %s", f, i+1, startTag, strings.TrimSpace(line))
+			}
+		}
+		if builds == 0 {
+			t.Errorf("%s: no build of ./cmd/ferry or ./cmd/action found; update this test", f)
+		}
+	}
+	makefile, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(makefile), "BUILD_TAGS ?= -tags "+startTag) {
+		t.Errorf("Makefile: BUILD_TAGS does not default to -tags %s", startTag)
+	}
+	for _, cmd := range []string{"./cmd/ferry", "./cmd/action"} {
+		out, err := exec.Command("go", "list", "-deps", "-tags", startTag, cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps -tags %s %s: %v\n%s", startTag, cmd, err, out)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, "gocloud.dev/blob/gcsblob") {
+			t.Errorf("%s no longer links gcsblob: the gs:// destination is gone", cmd)
+		}
+		for _, d := range deps {
+			if strings.HasPrefix(d, "google.golang.org/grpc/xds") || strings.HasPrefix(d, "github.com/envoyproxy/") {
+				t.Errorf("%s with -tags %s still links %s; did cloud.google.com/go/storage rename the tag?", cmd, startTag, d)
+				break
+			}
 		}
 	}
 }

@@ -41,7 +41,7 @@ mkdir -p "$CACHE"
 
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
-go build -trimpath -o "$BIN/ferry" ./cmd/ferry
+go build -trimpath -tags disable_grpc_modules -o "$BIN/ferry" ./cmd/ferry
 KEYS="$CACHE/keys"
 if [ ! -f "$KEYS/.capgo_key_v2" ]; then
 	"$BIN/ferry" keys --dir "$KEYS" --relay https://relay.invalid >/dev/null

@@ -71,8 +71,8 @@ DEMO_ABS=$(cd "$DEMO" && pwd)
 
 step "1. Build Ferry"
 say "The relay (update server), the GitHub Action (packager) and the ferry CLI, into bin/."
-run go build -trimpath -o "$BIN/" ./cmd/relay ./cmd/ferry
-run go build -trimpath -o "$BIN/ferry-action" ./cmd/action
+run go build -trimpath -tags disable_grpc_modules -o "$BIN/" ./cmd/relay ./cmd/ferry
+run go build -trimpath -tags disable_grpc_modules -o "$BIN/ferry-action" ./cmd/action
 run go build -o "$DEMO/" ./scripts/demo/pushtag ./scripts/demo/signkey
 
 step "2. Start the relay"

@@ -365,14 +365,17 @@ const (
 	incompressibleCentibits = 785 // 7.85 bits per byte
 )
 
-// log2Table[c] is round(c * log2(c) * 2^16), for the fixed-point entropy of a sample.
-var log2Table = func() []int64 {
+// log2Table returns the table t with t[c] = round(c * log2(c) * 2^16), for the fixed-point
+// entropy of a sample. It is built on first use, not at package init: building it (16 Ki
+// logarithms, 128 KiB) would otherwise be paid by every process that links this package,
+// `ferry --version` and `ferry verify` included, not only by the ones that compress.
+var log2Table = sync.OnceValue(func() []int64 {
 	t := make([]int64, sampleSize+1)
 	for c := 2; c <= sampleSize; c++ {
 		t[c] = int64(math.Round(float64(c) * math.Log2(float64(c)) * (1 << 16)))
 	}
 	return t
-}()
+})
 
 // incompressible reports whether in looks like already-compressed data.
 func incompressible(in []byte) bool {
@@ -385,9 +388,10 @@ func incompressible(in []byte) bool {
 		hist[b]++
 	}
 	// n*H = n*log2(n) - sum(c*log2(c)), in 1/65536 bits.
-	bits := log2Table[len(s)]
+	log2 := log2Table()
+	bits := log2[len(s)]
 	for _, c := range hist {
-		bits -= log2Table[c]
+		bits -= log2[c]
 	}
 	return bits*100 > incompressibleCentibits*(1<<16)*int64(len(s))
 }
