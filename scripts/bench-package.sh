@@ -5,8 +5,8 @@
 #   ferry pack --dir D --out F --key K                      (zip + hash + encrypt, one pass)
 #   capgo bundle zip ... --json  +  capgo bundle encrypt ...  (the CLI's two steps)
 # and prints wall time, throughput (input MB/s), CPU time (user+system), peak RSS and output
-# size for both, and the ratios (wall-time speedup, CPU-time ratio, size difference). Each side runs RUNS times (default 3); the best wall time is reported and the
-# peak RSS is the largest seen. Both sides use the same RSA 2048 key.
+# size for both, and the ratios (wall-time speedup, CPU-time ratio, size difference). Each side runs RUNS times (default 3,
+# interleaved); the median wall and CPU times are reported and the peak RSS is the largest seen. Both sides use the same RSA 2048 key.
 #
 # Usage: scripts/bench-package.sh            (from the repository root)
 # Env:   RUNS=3  FERRY_BENCH_CACHE=<dir>  FERRY_CAPGO_DIR=<@capgo/cli scratch project>
@@ -70,10 +70,10 @@ timed() {
 	CPU=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$log")
 	RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
 }
-min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 max() { echo "if ($1 > $2) $1 else $2" | bc -l; }
 
-printf '%s\n' "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS (best wall and CPU time, largest RSS)${NICE:+; both tools at nice $NICE}${LEVEL:+; ferry --level $LEVEL}"
+printf '%s\n' "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS (median wall and CPU time, largest RSS)${NICE:+; both tools at nice $NICE}${LEVEL:+; ferry --level $LEVEL}"
 printf '%-11s %5s %6s | %7s %7s %6s %7s %9s | %7s %7s %6s %7s %9s | %7s %7s %6s\n' \
 	corpus files "in MB" "ferry s" "MB/s" "cpu s" "RSS MB" "bytes" "CLI s" "MB/s" "cpu s" "RSS MB" "bytes" "speedup" "cpu x" "size"
 while IFS='|' read -r name spec sub; do
@@ -82,12 +82,11 @@ while IFS='|' read -r name spec sub; do
 	files=$(find "$web" -type f ! -name '.*' | wc -l)
 	inbytes=$(find "$web" -type f ! -name '.*' -printf '%s\n' | awk '{s+=$1} END {print s}')
 	inmb=$(echo "$inbytes / 1048576" | bc -l)
-	fbest=999999 frss=0 fcpu=999999 cbest=999999 crss=0 ccpu=999999
+	fwall=() fcpus=() frss=0 cwall=() ccpus=() crss=0
 	for _ in $(seq "$RUNS"); do
 		rm -f "$WORK/ferry.zip"
 		timed "$WORK/ferry.time" "$BIN/ferry" pack --dir "$web" --out "$WORK/ferry.zip" --key "$KEYS/.capgo_key_v2" ${LEVEL:+--level "$LEVEL"}
-		fbest=$(min "$fbest" "$SECS")
-		fcpu=$(min "$fcpu" "$CPU")
+		fwall+=("$SECS") fcpus+=("$CPU")
 		frss=$(max "$frss" "$RSS_KB")
 		fsize=$(stat -c %s "$WORK/ferry.zip")
 
@@ -97,13 +96,13 @@ while IFS='|' read -r name spec sub; do
 		sum=$(sed -n 's/.*"checksum": *"\([0-9a-f]*\)".*/\1/p' "$WORK/zip.time.out")
 		timed "$WORK/enc.time" "$CAPGO" bundle encrypt com.example.bench_1.0.0.zip "$sum" --key "$KEYS/.capgo_key_v2" --json
 		csecs=$(echo "$zsecs + $SECS" | bc -l)
-		cbest=$(min "$cbest" "$csecs")
-		ccpu=$(min "$ccpu" "$(echo "$zcpu + $CPU" | bc -l)")
+		cwall+=("$csecs") ccpus+=("$(echo "$zcpu + $CPU" | bc -l)")
 		crss=$(max "$crss" "$(max "$zrss" "$RSS_KB")")
 		csize=$(stat -c %s "$WORK/com.example.bench_1.0.0.zip_encrypted.zip")
 	done
+	fmed=$(median "${fwall[@]}") fcpu=$(median "${fcpus[@]}") cmed=$(median "${cwall[@]}") ccpu=$(median "${ccpus[@]}")
 	printf '%-11s %5d %6.1f | %7.2f %7.1f %6.2f %7.1f %9d | %7.2f %7.1f %6.2f %7.1f %9d | %6.1fx %6.1fx %+5.1f%%\n' \
-		"$name" "$files" "$inmb" "$fbest" "$(echo "$inmb / $fbest" | bc -l)" "$fcpu" "$(echo "$frss / 1024" | bc -l)" "$fsize" \
-		"$cbest" "$(echo "$inmb / $cbest" | bc -l)" "$ccpu" "$(echo "$crss / 1024" | bc -l)" "$csize" \
-		"$(echo "$cbest / $fbest" | bc -l)" "$(echo "$ccpu / $fcpu" | bc -l)" "$(echo "($fsize - $csize) * 100 / $csize" | bc -l)"
+		"$name" "$files" "$inmb" "$fmed" "$(echo "$inmb / $fmed" | bc -l)" "$fcpu" "$(echo "$frss / 1024" | bc -l)" "$fsize" \
+		"$cmed" "$(echo "$inmb / $cmed" | bc -l)" "$ccpu" "$(echo "$crss / 1024" | bc -l)" "$csize" \
+		"$(echo "$cmed / $fmed" | bc -l)" "$(echo "$ccpu / $fcpu" | bc -l)" "$(echo "($fsize - $csize) * 100 / $csize" | bc -l)"
 done <<<"$CORPUS_LIST"
