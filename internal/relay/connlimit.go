@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // limitListener caps the connections open at once (each costs about 19 KiB even idle: two
@@ -12,20 +13,23 @@ import (
 // is taken it first closes one idle keep-alive connection, so connections parked by one
 // client cannot lock everyone else out until their idle timeout. Connections that are
 // reading a request, or have not sent one yet (ReadHeaderTimeout bounds those), are never
-// closed. connState must be the http.Server's ConnState.
+// closed. connState must be the http.Server's ConnState. A request costs it two atomic
+// stores (the connection's state); the set of connections changes only when one opens or
+// closes.
 type limitListener struct {
 	net.Listener
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+	// wantIdle: Accept waits for a slot, so close the next connection to become idle.
+	wantIdle atomic.Bool
 
-	mu       sync.Mutex
-	idle     map[*limitConn]struct{}
-	wantIdle bool // Accept waits for a slot: close the next connection to become idle
+	mu    sync.Mutex
+	conns map[*limitConn]struct{} // open connections
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), idle: map[*limitConn]struct{}{}}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), conns: map[*limitConn]struct{}{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -33,11 +37,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	case l.sem <- struct{}{}:
 	default:
 		// Full: close an idle connection, or the next one to become idle.
-		l.mu.Lock()
-		victim := l.anyIdle()
-		l.wantIdle = victim == nil
-		l.mu.Unlock()
-		if victim != nil {
+		if victim := l.claimIdle(); victim != nil {
 			_ = victim.Close()
 		}
 		select {
@@ -46,7 +46,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 		l.mu.Lock()
-		l.wantIdle = false
+		l.wantIdle.Store(false)
 		l.mu.Unlock()
 	}
 	c, err := l.Listener.Accept()
@@ -54,7 +54,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, l: l}, nil
+	lc := &limitConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
 func (l *limitListener) Close() error {
@@ -62,11 +66,18 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-// anyIdle removes and returns one idle connection, or nil. l.mu must be held.
-func (l *limitListener) anyIdle() *limitConn {
-	for c := range l.idle {
-		delete(l.idle, c)
-		return c
+// claimIdle returns an idle connection for Accept to close, or nil after asking
+// connState to close the next one to become idle. wantIdle is set before the scan, so a
+// connection becoming idle meanwhile is either seen by the scan or sees wantIdle.
+func (l *limitListener) claimIdle() *limitConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.wantIdle.Store(true)
+	for c := range l.conns {
+		if c.idle.CompareAndSwap(true, false) {
+			l.wantIdle.Store(false)
+			return c
+		}
 	}
 	return nil
 }
@@ -78,15 +89,18 @@ func (l *limitListener) connState(c net.Conn, st http.ConnState) {
 	if !ok {
 		return
 	}
+	if st != http.StateIdle {
+		lc.idle.Store(false)
+		return
+	}
+	lc.idle.Store(true)
+	if !l.wantIdle.Load() {
+		return
+	}
 	l.mu.Lock()
-	closeIt := false
-	switch {
-	case st == http.StateIdle && l.wantIdle:
-		l.wantIdle, closeIt = false, true
-	case st == http.StateIdle:
-		l.idle[lc] = struct{}{}
-	default:
-		delete(l.idle, lc)
+	closeIt := l.wantIdle.Load() && lc.idle.CompareAndSwap(true, false)
+	if closeIt {
+		l.wantIdle.Store(false)
 	}
 	l.mu.Unlock()
 	if closeIt {
@@ -98,6 +112,7 @@ func (l *limitListener) connState(c net.Conn, st http.ConnState) {
 type limitConn struct {
 	net.Conn
 	l    *limitListener
+	idle atomic.Bool // between requests (http.StateIdle)
 	once sync.Once
 }
 
@@ -105,7 +120,7 @@ func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		delete(c.l.idle, c)
+		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 		<-c.l.sem
 	})

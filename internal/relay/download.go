@@ -218,7 +218,7 @@ func (d *downloads) fromGitHub(ctx context.Context, k linkKey) (u string, expire
 // storeUsable reports whether the link store may be asked now (there is one and it has
 // not failed within linkStoreSkip).
 func (d *downloads) storeUsable() bool {
-	return d.store != nil && d.storeGate.open(d.now())
+	return d.store != nil && d.storeGate.open(d.now)
 }
 
 // storeFailed counts a failed link store call, logs it and skips the store for

@@ -103,10 +103,11 @@ type storeGate struct {
 	until atomic.Int64 // unix ns before which the store is not asked; 0: open
 }
 
-// open reports whether the store may be asked at now.
-func (g *storeGate) open(now time.Time) bool {
+// open reports whether the store may be asked now (now is called only while the gate is
+// shut, so an open gate costs no clock read).
+func (g *storeGate) open(now func() time.Time) bool {
 	u := g.until.Load()
-	return u == 0 || now.UnixNano() >= u
+	return u == 0 || now().UnixNano() >= u
 }
 
 // shut keeps the store from being asked for d after now.

@@ -143,6 +143,8 @@ type Server struct {
 	failedGate storeGate
 	// localLookups: the store's FailedVersions needs no deadline (see localLookups).
 	localLookups bool
+	// failedFilter is the store's, when it has one (see failedFilter).
+	failedFilter failedFilter
 	// series counts checks and stats events for Options.Series; nil when that is nil.
 	series *seriesRecorder
 	// downloads serves GET /dl/…; nil when Options.Links is empty.
@@ -230,6 +232,9 @@ func New(opts Options) (*Server, error) {
 		metrics: m,
 		now:     opts.Now,
 		series:  series,
+	}
+	if f, ok := opts.Store.(failedFilter); ok {
+		s.failedFilter = f
 	}
 	if l, ok := opts.Store.(localLookups); ok {
 		s.localLookups = l.LocalLookups()
@@ -357,6 +362,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // the store (the caller does, after Serve returns).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := s.httpServer(ctx, s.Handler())
+	ln = lazyListener{ln}
 	if s.opts.MaxConns > 0 {
 		ll := newLimitListener(ln, s.opts.MaxConns)
 		ln, srv.ConnState = ll, ll.connState

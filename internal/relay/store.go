@@ -27,3 +27,11 @@ type Store interface {
 type localLookups interface {
 	LocalLookups() bool
 }
+
+// failedFilter is implemented by a store that can tell from memory that a device has no
+// failed versions (the Redis store keeps such a filter, exact across instances; see
+// [github.com/ferryhq/ferry/internal/store.Redis.NoFailedVersions]). The relay asks it
+// first, so the great majority of lookups cost neither a round trip nor a deadline.
+type failedFilter interface {
+	NoFailedVersions(app, device string) bool
+}

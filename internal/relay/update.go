@@ -88,11 +88,14 @@ func (s *Server) decide(ctx context.Context, snap *channel.Snapshot, info *chann
 }
 
 // failedVersions calls Store.FailedVersions with the store timeout (none for a store
-// with local lookups). After a failure it
-// skips the store for storeRetry, so an outage costs one timeout per interval rather than
-// one per request.
+// with local lookups, nor when the store's filter knows the device has none). After a
+// failure it skips the store for storeRetry, so an outage costs one timeout per interval
+// rather than one per request.
 func (s *Server) failedVersions(ctx context.Context, app, device string) ([]string, error) {
-	if !s.failedGate.open(s.now()) {
+	if s.failedFilter != nil && s.failedFilter.NoFailedVersions(app, device) {
+		return nil, nil
+	}
+	if !s.failedGate.open(s.now) {
 		return nil, errStoreSkipped
 	}
 	cctx := ctx

@@ -843,10 +843,7 @@ func (r *Redis) Stats(ctx context.Context, app string) ([]channel.VersionStats, 
 // FailedVersions returns the versions device reported update_fail for, sorted, with one
 // SMEMBERS, sent in one pipeline with the other lookups waiting at the time.
 func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]string, error) {
-	if checkApp(app) != nil || device == "" {
-		return nil, nil
-	}
-	if r.failed != nil && r.failed.skip(app, device) {
+	if r.NoFailedVersions(app, device) {
 		return nil, nil
 	}
 	vs, err := r.sets.smembers(ctx, appKey(app, "failed:"+device))
@@ -855,6 +852,14 @@ func (r *Redis) FailedVersions(ctx context.Context, app, device string) ([]strin
 	}
 	slices.Sort(vs)
 	return vs, nil
+}
+
+// NoFailedVersions reports whether FailedVersions answers device of app "none" from
+// memory, without a round trip: the app or device is malformed, or the failed-device
+// filter is fresh and does not hold the device (see redisFailedSet). False means only
+// that Redis must be asked.
+func (r *Redis) NoFailedVersions(app, device string) bool {
+	return checkApp(app) != nil || device == "" || (r.failed != nil && r.failed.skip(app, device))
 }
 
 // clearFailedTries bounds how often ClearFailedVersions starts again when the device's

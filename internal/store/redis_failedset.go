@@ -81,14 +81,15 @@ func newRedisFailedSet(rdb redis.UniversalClient, limit int) *redisFailedSet {
 // skip reports whether FailedVersions may answer device of app "none" without Redis. It
 // starts loading the app's set when it is not loaded.
 func (f *redisFailedSet) skip(app, device string) bool {
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.apps[app]
-	if a == nil || (a.ready && f.now().Sub(a.loaded) > failedReload) || len(a.devs) > f.max {
+	if a == nil || (a.ready && now.Sub(a.loaded) > failedReload) || len(a.devs) > f.max {
 		f.startLoad(app)
 		return false
 	}
-	if !a.ready || f.heard.IsZero() || f.now().Sub(f.heard) > failedFresh {
+	if !a.ready || f.heard.IsZero() || now.Sub(f.heard) > failedFresh {
 		return false
 	}
 	_, failed := a.devs[device]
