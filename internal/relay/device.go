@@ -239,8 +239,19 @@ func checkField(name, v string) *requestError {
 	if len(v) > MaxFieldLen {
 		return invalidJSON("field %s is longer than %d bytes", name, MaxFieldLen)
 	}
-	if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
-		return invalidJSON("field %s holds invalid UTF-8 or control characters", name)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			// Not ASCII (rare in the plugin's fields): the full check, which also catches
+			// the C1 controls.
+			if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+				return invalidJSON("field %s holds invalid UTF-8 or control characters", name)
+			}
+			return nil
+		}
+		if c < 0x20 || c == 0x7f { // the ASCII controls unicode.IsControl reports
+			return invalidJSON("field %s holds invalid UTF-8 or control characters", name)
+		}
 	}
 	return nil
 }

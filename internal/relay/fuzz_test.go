@@ -216,3 +216,17 @@ func FuzzDecodeObject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckField: checkField's ASCII fast path accepts and refuses exactly what the full
+// check (valid UTF-8, no Unicode control character, at most MaxFieldLen bytes) does.
+func FuzzCheckField(f *testing.F) {
+	for _, s := range []string{"", "1.2.3", "abc\x00", "\x7f", "é", "\u0085", "a\xffb", "\u200b", strings.Repeat("x", MaxFieldLen+1)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		want := len(v) <= MaxFieldLen && utf8.ValidString(v) && !strings.ContainsFunc(v, unicode.IsControl)
+		if got := checkField("f", v) == nil; got != want {
+			t.Fatalf("checkField(%q) accepts = %v, want %v", v, got, want)
+		}
+	})
+}

@@ -43,6 +43,20 @@ type seriesKey struct {
 	app, ch, version, metric string
 }
 
+// shard picks k's shard from a few of its bytes rather than a hash of the whole key (which
+// the map lookup computes again): shards only spread the lock traffic of the few keys
+// counted at a time, which differ in their version, channel or metric.
+func (k *seriesKey) shard() int {
+	h := uint(len(k.version))*131 + uint(len(k.ch))*31 + uint(len(k.metric))
+	if n := len(k.version); n > 0 {
+		h = h*31 + uint(k.version[n-1])
+	}
+	if n := len(k.ch); n > 0 {
+		h = h*31 + uint(k.ch[0])
+	}
+	return int(h % seriesShards)
+}
+
 // seriesShard is one lock-protected part of the counters. Increments hold the read lock
 // (they only add to an existing atomic counter); inserting a counter and flushing take the
 // write lock, so a flush never misses an increment in flight.
@@ -104,7 +118,7 @@ func newSeriesRecorder(st SeriesStore, interval, timeout time.Duration, now func
 
 // add adds n to the counter of k.
 func (r *seriesRecorder) add(k seriesKey, n int64) {
-	sh := &r.shards[maphash.Comparable(r.seed, k)%seriesShards]
+	sh := &r.shards[k.shard()]
 	sh.mu.RLock()
 	if c := sh.m[k]; c != nil {
 		c.Add(n)
