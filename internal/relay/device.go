@@ -140,11 +140,24 @@ type deviceRequest struct {
 	Manifest       []channel.ManifestEntry
 }
 
+// trimJSONSpace returns s without its leading JSON whitespace (strings.TrimLeft with the
+// same cutset builds its byte set on every call).
+func trimJSONSpace(s string) string {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return s[i:]
+		}
+	}
+	return ""
+}
+
 // parseObject decodes a body holding one JSON object into a deviceRequest. app_id and
 // device_id are required. The request's strings may be slices of body, which they keep
 // alive: clone what outlives the request (see stats).
 func parseObject(body string) (*deviceRequest, error) {
-	b := strings.TrimLeft(body, " \t\r\n")
+	b := trimJSONSpace(body)
 	if len(b) == 0 || b[0] != '{' {
 		return nil, invalidJSON("body must be a JSON object")
 	}
@@ -292,7 +305,7 @@ func parseQuery(q url.Values) (*deviceRequest, error) {
 // the plugin always sends them. As with parseObject, the events' strings may be slices of
 // body.
 func parseStats(body string) ([]*deviceRequest, error) {
-	b := strings.TrimLeft(body, " \t\r\n")
+	b := trimJSONSpace(body)
 	if len(b) == 0 || (b[0] != '{' && b[0] != '[') {
 		return nil, invalidJSON("body must be a JSON object or an array of objects")
 	}

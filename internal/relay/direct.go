@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -133,6 +134,7 @@ func (s *Server) serveDirect(w http.ResponseWriter, r *http.Request, rt *directR
 	start := time.Now()
 	x := exchangePool.Get().(*exchange)
 	x.w = statusWriter{ResponseWriter: w}
+	w.Header()["Date"] = httpDate(start)
 	id := assignRequestID(w, r)
 	ctx := reqlog.NewContext(r.Context(), s.log, id, rt.path)
 
@@ -150,6 +152,26 @@ func (s *Server) serveDirect(w http.ResponseWriter, r *http.Request, rt *directR
 	x.w = statusWriter{}
 	exchangePool.Put(x)
 }
+
+// httpDate returns the Date header of an answer started at now. net/http formats the Date
+// of every answer that has none; the device routes reuse one value per second instead.
+func httpDate(now time.Time) []string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.value
+	}
+	d := &dateValue{sec: sec, value: []string{now.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.value
+}
+
+// dateValue is a Date header value (never modified once stored) and its Unix second.
+type dateValue struct {
+	sec   int64
+	value []string
+}
+
+var lastDate atomic.Pointer[dateValue]
 
 // runDirect is the part of serveDirect a panic is recovered from.
 func (s *Server) runDirect(ctx context.Context, x *exchange, r *http.Request, rt *directRoute) {

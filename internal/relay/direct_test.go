@@ -214,3 +214,40 @@ func TestClientIPIsTheEngines(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectDate: the device routes' Date header, which they set from a value cached per
+// second, is what net/http would have written: the current time in http.TimeFormat, moving
+// on with the clock.
+func TestDirectDate(t *testing.T) {
+	t.Parallel()
+	st := openBolt(t)
+	seed(t, st)
+	srv := httptest.NewServer(newServer(t, st, nil).Handler())
+	t.Cleanup(srv.Close)
+	check := func() time.Time {
+		t.Helper()
+		before := time.Now().Truncate(time.Second)
+		res, err := srv.Client().Post(srv.URL+"/updates", "application/json", strings.NewReader(info(nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		after := time.Now()
+		if len(res.Header.Values("Date")) != 1 {
+			t.Fatalf("Date headers: %q, want one", res.Header.Values("Date"))
+		}
+		d, err := http.ParseTime(res.Header.Get("Date"))
+		if err != nil || res.Header.Get("Date") != d.UTC().Format(http.TimeFormat) {
+			t.Fatalf("Date %q is not in http.TimeFormat (%v)", res.Header.Get("Date"), err)
+		}
+		if d.Before(before) || d.After(after) {
+			t.Fatalf("Date %v outside [%v, %v]", d, before, after)
+		}
+		return d
+	}
+	first := check()
+	time.Sleep(time.Until(first.Add(1100 * time.Millisecond)))
+	if second := check(); !second.After(first) {
+		t.Errorf("Date did not move on: %v then %v", first, second)
+	}
+}

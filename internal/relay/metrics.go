@@ -31,6 +31,8 @@ type metrics struct {
 	// routes caches the series of each (method, route) so the hot path does not hash label
 	// values on every request: routeKey → *routeSeries.
 	routes sync.Map
+	// outcomes caches the decisions counter of each outcome: string → prometheus.Counter.
+	outcomes sync.Map
 }
 
 type routeKey struct{ method, route string }
@@ -132,6 +134,15 @@ func (m *metrics) observe(method, route string, code int, d time.Duration) {
 		cv, _ = rs.codes.LoadOrStore(code, m.requests.WithLabelValues(method, route, strconv.Itoa(code)))
 	}
 	cv.(prometheus.Counter).Inc()
+}
+
+// decided counts one update-check answer with outcome.
+func (m *metrics) decided(outcome string) {
+	c, ok := m.outcomes.Load(outcome)
+	if !ok {
+		c, _ = m.outcomes.LoadOrStore(outcome, m.decisions.WithLabelValues(outcome))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *metrics) handler() gin.HandlerFunc {

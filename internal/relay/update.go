@@ -31,7 +31,7 @@ var errStoreSkipped = errors.New("store skipped after a recent failure")
 func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
 	req, err := parseObject(body)
 	if err != nil {
-		s.metrics.decisions.WithLabelValues("invalid_request").Inc()
+		s.metrics.decided("invalid_request")
 		writeRequestError(ctx, w, err, channel.KindFailed)
 		return
 	}
@@ -40,7 +40,7 @@ func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Req
 		return
 	}
 	if !ok {
-		s.metrics.decisions.WithLabelValues(codeUnknownApp).Inc()
+		s.metrics.decided(codeUnknownApp)
 		respond(ctx, w, http.StatusOK, errorBody{
 			Error:   codeUnknownApp,
 			Message: "App " + req.Info.AppID + " is not served by this update server",
@@ -50,7 +50,7 @@ func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Req
 	}
 	snap, err := s.snapshot(ctx, e)
 	if err != nil {
-		s.metrics.decisions.WithLabelValues(codeUnavailable).Inc()
+		s.metrics.decided(codeUnavailable)
 		respond(ctx, w, http.StatusOK, errorBody{
 			Error:   codeUnavailable,
 			Message: "The update server cannot reach its store; try again later",
@@ -64,7 +64,7 @@ func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Req
 		d = channel.Decision{Outcome: codeReleaseUnavailable, Channel: d.Channel,
 			Response: channel.UpdateResponse{Error: channel.CodeNoNewVersion, Message: "No update right now: the bundle's download is unavailable, try again later", Kind: channel.KindUpToDate}}
 	}
-	s.metrics.decisions.WithLabelValues(d.Outcome).Inc()
+	s.metrics.decided(d.Outcome)
 	if s.series != nil {
 		s.series.check(snap, &d, &req.Info)
 	}
