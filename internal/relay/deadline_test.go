@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -247,20 +246,8 @@ func (l countingListener) Accept() (net.Conn, error) {
 func TestServeReadHeaderTimeout(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, openBolt(t), nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := serveLoopback(t, s)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

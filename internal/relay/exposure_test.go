@@ -146,11 +146,10 @@ func TestMetricsExposure(t *testing.T) {
 	}
 }
 
-// TestConnLimit: the relay keeps at most MaxConns connections open. Clients that park
-// keep-alive connections lose the idle ones to newer clients, which are served.
-func TestConnLimit(t *testing.T) {
-	t.Parallel()
-	s := newServer(t, openBolt(t), func(o *Options) { o.MaxConns = 2 })
+// serveLoopback runs s.Serve on a loopback listener until the test ends (then checks that
+// Serve returned nil) and returns the listener's address.
+func serveLoopback(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -158,17 +157,26 @@ func TestConnLimit(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("Serve = %v", err)
 		}
-	}()
+	})
+	return ln.Addr().String()
+}
+
+// TestConnLimit: the relay keeps at most MaxConns connections open. Clients that park
+// keep-alive connections lose the idle ones to newer clients, which are served.
+func TestConnLimit(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, openBolt(t), func(o *Options) { o.MaxConns = 2 })
+	addr := serveLoopback(t, s)
 
 	// Five clients each make one keep-alive request and keep the connection.
 	var conns []net.Conn
 	for i := range 5 {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
