@@ -9,7 +9,8 @@
 #   3. a minimal Go net/http handler returning a fixed JSON answer (the baseline).
 # Saturation runs in interleaved rounds (req/s, p50, p99, each process's RSS), then, in
 # interleaved rounds too, each relay at half of its median rate (p99 at half saturation) and
-# the baseline at the Redis relay's half rate; the median round by p99 is reported. Below saturation, connections pause a random time (exponential,
+# the baseline at each of those rates; the median round by p99 is reported, and each relay's
+# p99 divided by the baseline's at the same rate. Below saturation, connections pause a random time (exponential,
 # 10 ms on average) between requests, so they act as independent devices rather than
 # arriving in lock-step bursts. Prints a Markdown table.
 #
@@ -155,43 +156,60 @@ measure_shape() {
   done
 
   # Half saturation, in interleaved rounds as well: each relay at about half its median rate
-  # (rate/2/100 connections that pause 10 ms on average between requests), the baseline at
-  # the Redis relay's half rate (what the machine itself adds to the tail). One 15 s p99 on a
-  # shared machine is noise; each row shows its median round by p99, and the p99 of every round.
-  local hcs=()
+  # (rate/2/100 connections that pause 10 ms on average between requests), and the baseline
+  # at each relay's half rate (what the machine itself adds to the tail at the same rate).
+  # One 15 s p99 on a shared machine is noise: each row shows its median round by p99 and
+  # every round's p99, and each relay's p99 is divided by the baseline's at its rate.
+  # Half-saturation entries: 0 and 1 the relays, 2 and 3 the baseline at their rates.
+  local hcs=() hbase=(0 1 2 2)
   for i in 0 1; do
     rps=$(field rps "${sat[$i,$(median_round "$i")]}")
     hcs[i]=$(awk -v r="$rps" 'BEGIN { c = int(r / 2 / 100 + 0.5); if (c < 1) c = 1; if (c > 2000) c = 2000; print c }')
   done
-  hcs[2]=${hcs[0]}
+  hcs[2]=${hcs[0]} hcs[3]=${hcs[1]}
   unset half; declare -gA half
   for round in $(seq "$ROUNDS"); do
-    for i in 0 1 2; do
-      half[$i,$round]=$(wrk_run "${bases[$i]}" "${hcs[$i]}" 10)
-      echo "  half-saturation round $round, ${names[$i]}: ${half[$i,$round]}" >&2
+    for i in 0 1 2 3; do
+      [[ $i -eq 3 && ${hcs[3]} -eq ${hcs[2]} ]] && { half[3,$round]=${half[2,$round]}; continue; }
+      half[$i,$round]=$(wrk_run "${bases[${hbase[$i]}]}" "${hcs[$i]}" 10)
+      echo "  half-saturation round $round, ${names[${hbase[$i]}]} (${hcs[$i]} connections): ${half[$i,$round]}" >&2
     done
   done
+  # half_median I: the half-saturation line of entry I's median round by p99.
+  half_median() {
+    local hm
+    hm=$(for round in $(seq "$ROUNDS"); do echo "$(field p99_us "${half[$1,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }')
+    echo "${half[$1,$hm]}"
+  }
+  half_cols() {
+    local hd hper
+    hd=$(half_median "$1")
+    hper=$(for round in $(seq "$ROUNDS"); do printf '%s ' "$(ms "$(field p99_us "${half[$1,$round]}")" | sed 's/ ms//')"; done)
+    echo "$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")") | ${hper}ms"
+  }
 
   echo
   echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds, $PAUSES pauses below saturation; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
   echo
-  echo "| Server | req/s (median round) | p50 | p99 | CPU per request | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 (median round) | half-saturation p99 per round |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"
+  echo "| Server | req/s (median round) | p50 | p99 | CPU per request | RSS (peak) | ratio to baseline (median) | req/s per round | half-saturation req/s | p50 | p99 (median round) | half-saturation p99 per round | p99 ÷ baseline's at that rate |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|"
   for i in 0 1 2; do
     m=$(median_round "$i")
     line=${sat[$i,$m]}
     rps=$(field rps "$line")
     per=$(for round in $(seq "$ROUNDS"); do printf '%.0f ' "$(field rps "${sat[$i,$round]}")"; done)
-    ratio=1.00
-    [[ $i -lt 2 ]] && ratio=$(median_ratio "$i")
-    hm=$(for round in $(seq "$ROUNDS"); do echo "$(field p99_us "${half[$i,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }')
-    hd=${half[$i,$hm]}
-    hper=$(for round in $(seq "$ROUNDS"); do printf '%s ' "$(ms "$(field p99_us "${half[$i,$round]}")" | sed 's/ ms//')"; done)
-    halfcols="$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")") | ${hper}ms"
+    ratio=1.00 p99x=1.00
+    if [[ $i -lt 2 ]]; then
+      ratio=$(median_ratio "$i")
+      p99x=$(awk -v a="$(field p99_us "$(half_median "$i")")" -v b="$(field p99_us "$(half_median $((i + 2)))")" 'BEGIN { printf "%.2f", a / b }')
+    fi
+    name=${names[$i]}
+    [[ $i -eq 2 ]] && name="$name (half rate: the Redis relay's)"
     rss=$(rss_kb "${spids[$i]}") hwm=$(hwm_kb "${spids[$i]}")
-    printf '| %s | %.0f | %s | %s | %s µs | %d MB (%d MB) | %s | %s| %s |\n' "${names[$i]}" "$rps" "$(ms "$(field p50_us "$line")")" \
-      "$(ms "$(field p99_us "$line")")" "$(field cpu_us "$line")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$halfcols"
+    printf '| %s | %.0f | %s | %s | %s µs | %d MB (%d MB) | %s | %s| %s | %s |\n' "$name" "$rps" "$(ms "$(field p50_us "$line")")" \
+      "$(ms "$(field p99_us "$line")")" "$(field cpu_us "$line")" $((rss / 1024)) $((hwm / 1024)) "$ratio" "$per" "$(half_cols "$i")" "$p99x"
   done
+  printf '| %s | | | | | | | | %s | |\n' "${names[2]} (half rate: the bbolt relay's)" "$(half_cols 3)"
 }
 
 for shape in $SHAPES; do
