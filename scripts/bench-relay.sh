@@ -10,8 +10,8 @@
 # Saturation runs in interleaved rounds (req/s, p50, p99, each process's RSS), then, in
 # interleaved rounds too, each relay at half of its median rate (p99 at half saturation) and
 # the baseline at each of those rates; the median round by p99 is reported, and each relay's
-# p99 divided by the baseline's at the same rate. Below saturation, connections pause a random time (exponential,
-# 10 ms on average) between requests, so they act as independent devices rather than
+# p99 divided by the baseline's at the same rate. Below saturation, connections pause a
+# random time (exponential, 10 ms on average) between requests, so they act as independent devices rather than
 # arriving in lock-step bursts. Prints a Markdown table.
 #
 # All of that under each wrk load shape in FERRY_BENCH_SHAPES (threads x connections):
@@ -119,10 +119,15 @@ for i in 0 1; do wait_http "${bases[$i]}/readyz"; seed "${bases[$i]}"; done
 wait_port "$port"
 for i in 0 1 2; do run "$WRK" -t 2 -c 64 -d 3s -s "$LUA" "${bases[$i]}/updates" >/dev/null; done # warm-up
 
-# median_round I: the round of the current shape whose req/s is the median for server I.
-median_round() {
-  for round in $(seq "$ROUNDS"); do echo "$(field rps "${sat[$1,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }'
+# median_round_by ARRAY FIELD I: the round of the current shape whose FIELD (rps, p99_us…)
+# is the median for entry I of ARRAY (sat: saturation runs, half: half-saturation runs).
+median_round_by() {
+  local -n runs=$1
+  local round
+  for round in $(seq "$ROUNDS"); do echo "$(field "$2" "${runs[$3,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }'
 }
+# median_round I: the saturation round whose req/s is the median for server I.
+median_round() { median_round_by sat rps "$1"; }
 median_ratio() {
   for round in $(seq "$ROUNDS"); do
     awk -v a="$(field rps "${sat[$1,$round]}")" -v b="$(field rps "${sat[2,$round]}")" 'BEGIN { printf "%.4f\n", a / b }'
@@ -130,6 +135,16 @@ median_ratio() {
 }
 
 ms() { [[ -z $1 ]] && { echo "–"; return; }; awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+# half_median I: the line of half-saturation entry I's median round by p99.
+half_median() { echo "${half[$1,$(median_round_by half p99_us "$1")]}"; }
+# half_cols I: entry I's half-saturation table columns (req/s, p50, p99 of its median round,
+# and every round's p99).
+half_cols() {
+  local hd hper round
+  hd=$(half_median "$1")
+  hper=$(for round in $(seq "$ROUNDS"); do printf '%s ' "$(ms "$(field p99_us "${half[$1,$round]}")" | sed 's/ ms//')"; done)
+  echo "$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")") | ${hper}ms"
+}
 
 # cleanup_servers stops the relays, redis-server and the baseline (before the fleet run).
 cleanup_servers() {
@@ -175,19 +190,6 @@ measure_shape() {
       echo "  half-saturation round $round, ${names[${hbase[$i]}]} (${hcs[$i]} connections): ${half[$i,$round]}" >&2
     done
   done
-  # half_median I: the half-saturation line of entry I's median round by p99.
-  half_median() {
-    local hm
-    hm=$(for round in $(seq "$ROUNDS"); do echo "$(field p99_us "${half[$1,$round]}") $round"; done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }')
-    echo "${half[$1,$hm]}"
-  }
-  half_cols() {
-    local hd hper
-    hd=$(half_median "$1")
-    hper=$(for round in $(seq "$ROUNDS"); do printf '%s ' "$(ms "$(field p99_us "${half[$1,$round]}")" | sed 's/ ms//')"; done)
-    echo "$(printf '%.0f' "$(field rps "$hd")") | $(ms "$(field p50_us "$hd")") | $(ms "$(field p99_us "$hd")") | ${hper}ms"
-  }
-
   echo
   echo "wrk $("$WRK" --version 2>&1 | head -1 | awk '{print $2}'), -t $THREADS -c $CONNS -d $DURATION, $ROUNDS interleaved rounds, $PAUSES pauses below saturation; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); nice $NICE; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $(go version | awk '{print $3}')"
   echo

@@ -140,19 +140,6 @@ type deviceRequest struct {
 	Manifest       []channel.ManifestEntry
 }
 
-// trimJSONSpace returns s without its leading JSON whitespace (strings.TrimLeft with the
-// same cutset builds its byte set on every call).
-func trimJSONSpace(s string) string {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case ' ', '\t', '\r', '\n':
-		default:
-			return s[i:]
-		}
-	}
-	return ""
-}
-
 // parseObject decodes a body holding one JSON object into a deviceRequest. app_id and
 // device_id are required. The request's strings may be slices of body, which they keep
 // alive: clone what outlives the request (see stats).

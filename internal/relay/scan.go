@@ -55,6 +55,13 @@ func (s *scanner) ws() {
 	}
 }
 
+// trimJSONSpace returns s without its leading JSON whitespace (what ws skips).
+func trimJSONSpace(s string) string {
+	sc := scanner{b: s}
+	sc.ws()
+	return s[sc.i:]
+}
+
 // expect consumes c after optional whitespace.
 func (s *scanner) expect(c byte) error {
 	s.ws()

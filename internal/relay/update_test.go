@@ -339,3 +339,31 @@ func TestDecisionMetrics(t *testing.T) {
 		t.Errorf("/metrics lacks the per-route latency of /updates:\n%s", body)
 	}
 }
+
+// TestBodyLeadingWhitespace: update checks and stats accept JSON whitespace before the
+// body's object or array, and refuse any other leading byte.
+func TestBodyLeadingWhitespace(t *testing.T) {
+	t.Parallel()
+	body := info(nil)
+	for _, lead := range []string{"", " ", "\t\r\n ", "\n\n"} {
+		if _, err := parseObject(lead + body); err != nil {
+			t.Errorf("parseObject(%q + body) = %v", lead, err)
+		}
+		if _, err := parseStats(lead + "[" + body + "]"); err != nil {
+			t.Errorf("parseStats(%q + [body]) = %v", lead, err)
+		}
+	}
+	for _, lead := range []string{"\v", "\f", "\u00a0", "x", " \x00"} {
+		if _, err := parseObject(lead + body); err == nil {
+			t.Errorf("parseObject(%q + body) accepted", lead)
+		}
+		if _, err := parseStats(lead + body); err == nil {
+			t.Errorf("parseStats(%q + body) accepted", lead)
+		}
+	}
+	for _, b := range []string{"", "   ", "\n"} {
+		if _, err := parseObject(b); err == nil {
+			t.Errorf("parseObject(%q) accepted", b)
+		}
+	}
+}
