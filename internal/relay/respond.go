@@ -37,28 +37,49 @@ func respond(ctx context.Context, w http.ResponseWriter, status int, v any) {
 	if ctx.Err() != nil {
 		return
 	}
+	if r, ok := v.(*channel.UpdateResponse); ok {
+		respondUpdate(ctx, w, status, r)
+		return
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		loggerFrom(ctx, nil).ErrorContext(ctx, "encode response", "error", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// respondUpdate is respond for an update-check answer, the hot path: no reflection, and r
+// does not escape (respond's encoder would move the caller's decision to the heap).
+func respondUpdate(ctx context.Context, w http.ResponseWriter, status int, r *channel.UpdateResponse) {
+	if ctx.Err() != nil {
+		return
+	}
+	buf := getBuffer()
+	defer putBuffer(buf)
+	buf.Write(appendUpdateResponse(buf.AvailableBuffer(), r))
+	writeBody(w, status, buf.Bytes())
+}
+
+func getBuffer() *bytes.Buffer {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer { // large answers (manifest sizes) are not kept
-			bufPool.Put(buf)
-		}
-	}()
-	var body []byte
-	if r, ok := v.(*channel.UpdateResponse); ok {
-		// The hot path: no reflection.
-		buf.Write(appendUpdateResponse(buf.AvailableBuffer(), r))
-		body = buf.Bytes()
-	} else {
-		enc := json.NewEncoder(buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			loggerFrom(ctx, nil).ErrorContext(ctx, "encode response", "error", err)
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return buf
+}
+
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer { // large answers (manifest sizes) are not kept
+		bufPool.Put(buf)
 	}
+}
+
+// writeBody writes a JSON answer: status, Content-Type application/json unless the handler
+// set one, and body.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	if len(h["Content-Type"]) == 0 {
 		h["Content-Type"] = jsonContentType

@@ -68,7 +68,7 @@ func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Req
 	if s.series != nil {
 		s.series.check(snap, &d, &req.Info)
 	}
-	respond(ctx, w, http.StatusOK, &d.Response)
+	respondUpdate(ctx, w, http.StatusOK, &d.Response)
 }
 
 // decide runs channel.Decide. Only when the answer offers a bundle does it look up the
