@@ -225,7 +225,7 @@ func Decide(s *Snapshot, req *DeviceInfo, failed []string) Decision {
 	}
 
 	// 5. Candidate.
-	p := picker{s: s, st: st, req: req, failed: failed}
+	p := picker{s: s, st: st, versionName: req.VersionName, versionBuild: req.VersionBuild, deviceID: req.DeviceID, failed: failed}
 	target, b, keep := p.candidate(st)
 	if keep {
 		return upToDate(name)
@@ -334,12 +334,11 @@ func gateRefusal(ch chosenChannel, req *DeviceInfo) (d Decision, refused bool) {
 // device should keep what it runs (it is on a paused rollout's version, or every newer
 // candidate failed on it); target is "" when nothing is usable.
 func (p *picker) candidate(st *State) (target string, b *Bundle, keep bool) {
-	req := p.req
 	if r := st.Rollout; r != nil && r.Version != "" && r.Version != st.Version {
 		switch {
-		case r.Paused && req.VersionName == r.Version && !slices.Contains(p.failed, r.Version):
+		case r.Paused && p.versionName == r.Version && !slices.Contains(p.failed, r.Version):
 			return "", nil, true
-		case !r.Paused && InCohort(req.DeviceID, r.Version, r.Percent):
+		case !r.Paused && InCohort(p.deviceID, r.Version, r.Percent):
 			if rb, ok := p.usable(r.Version); ok {
 				target, b = r.Version, rb
 			}
@@ -363,9 +362,9 @@ func (p *picker) candidate(st *State) (target string, b *Bundle, keep bool) {
 				target, b = h, hb
 			}
 		}
-		if target != "" && !nativeRefused && req.VersionName != builtin && CompareVersions(target, req.VersionName) < 0 {
+		if target != "" && !nativeRefused && p.versionName != builtin && CompareVersions(target, p.versionName) < 0 {
 			// Failures alone never move a device back below what it runs.
-			if _, ok := parseVersion(req.VersionName); ok {
+			if _, ok := parseVersion(p.versionName); ok {
 				return "", nil, true
 			}
 		}
@@ -377,15 +376,14 @@ func (p *picker) candidate(st *State) (target string, b *Bundle, keep bool) {
 // the picker saw: version_build without a number, a native range, a missing bundle, or
 // only versions the device reported failing.
 func (p *picker) noCandidate(name string, st *State) Decision {
-	req := p.req
 	switch {
 	case p.badVB:
 		return refuse(name, CodeUnknownVersionBuild, KindFailed,
-			fmt.Sprintf("version_build %q has no version number to check against the bundles' native ranges", req.VersionBuild))
+			fmt.Sprintf("version_build %q has no version number to check against the bundles' native ranges", p.versionBuild))
 	case p.native:
 		d := refuse(name, CodeUnderNative, KindBlocked,
-			fmt.Sprintf("no bundle of channel %q supports native version %s", name, req.VersionBuild))
-		d.Response.Version, d.Response.Old = st.Version, req.VersionName
+			fmt.Sprintf("no bundle of channel %q supports native version %s", name, p.versionBuild))
+		d.Response.Version, d.Response.Old = st.Version, p.versionName
 		return d
 	case p.missing:
 		return refuse(name, CodeNoBundle, KindFailed, fmt.Sprintf("bundle %s of channel %q is not available", st.Version, name))
@@ -451,8 +449,11 @@ func keyRefusal(name string, req *DeviceInfo, target string, b *Bundle) (d Decis
 type picker struct {
 	s      *Snapshot
 	st     *State // the channel's state, for its native-range overrides
-	req    *DeviceInfo
 	failed []string
+
+	// The device's fields the picker reads (copied rather than a pointer to its
+	// DeviceInfo, so that a caller's DeviceInfo can stay on its stack).
+	versionName, versionBuild, deviceID string
 
 	vb      semver
 	vbState int8 // 0 not parsed yet, 1 parsed, -1 no version number
@@ -491,7 +492,7 @@ func (p *picker) usable(v string) (*Bundle, bool) {
 	}
 	if p.vbState == 0 {
 		p.vbState = -1
-		if v, ok := coerceVersion(p.req.VersionBuild); ok {
+		if v, ok := coerceVersion(p.versionBuild); ok {
 			p.vb, p.vbState = v, 1
 		}
 	}

@@ -144,15 +144,24 @@ type deviceRequest struct {
 // device_id are required. The request's strings may be slices of body, which they keep
 // alive: clone what outlives the request (see stats).
 func parseObject(body string) (*deviceRequest, error) {
+	r := new(deviceRequest)
+	if err := parseObjectInto(body, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parseObjectInto is parseObject into r, which the update check keeps on its stack.
+func parseObjectInto(body string, r *deviceRequest) error {
 	b := trimJSONSpace(body)
 	if len(b) == 0 || b[0] != '{' {
-		return nil, invalidJSON("body must be a JSON object")
+		return invalidJSON("body must be a JSON object")
 	}
 	var w wireRequest
 	if err := decodeObject(b, &w); err != nil {
-		return nil, decodeError(err)
+		return decodeError(err)
 	}
-	return w.check()
+	return w.check(r)
 }
 
 func decodeError(err error) *requestError {
@@ -174,8 +183,8 @@ func decodeError(err error) *requestError {
 // check validates and normalises a decoded request: device ids are lower-cased (the plugin
 // sends lowercase UUIDs; older iOS plugins sent uppercase), strings are bounded and free of
 // control characters, and the protocol's defaults are applied.
-func (w *wireRequest) check() (*deviceRequest, error) {
-	r := &deviceRequest{
+func (w *wireRequest) check(r *deviceRequest) error {
+	*r = deviceRequest{
 		Info: channel.DeviceInfo{
 			Platform:       strings.ToLower(string(w.Platform)),
 			DeviceID:       strings.ToLower(string(w.DeviceID)),
@@ -211,28 +220,28 @@ func (w *wireRequest) check() (*deviceRequest, error) {
 	}
 	for _, f := range fields {
 		if err := checkField(f.name, f.v); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if len(w.Manifest) > MaxManifestFiles {
-		return nil, invalidJSON("manifest lists %d files; at most %d are allowed", len(w.Manifest), MaxManifestFiles)
+		return invalidJSON("manifest lists %d files; at most %d are allowed", len(w.Manifest), MaxManifestFiles)
 	}
 	for i, f := range w.Manifest {
 		e := channel.ManifestEntry{FileName: string(f.FileName), FileHash: string(f.FileHash), DownloadURL: string(f.DownloadURL)}
 		for _, v := range []string{e.FileName, e.FileHash, e.DownloadURL} {
 			if err := checkField("manifest["+strconv.Itoa(i)+"]", v); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		r.Manifest = append(r.Manifest, e)
 	}
 	if r.Info.AppID == "" {
-		return nil, errMissingAppID
+		return errMissingAppID
 	}
 	if r.Info.DeviceID == "" {
-		return nil, errMissingDeviceID
+		return errMissingDeviceID
 	}
-	return r, nil
+	return nil
 }
 
 func checkField(name, v string) *requestError {
@@ -284,7 +293,11 @@ func parseQuery(q url.Values) (*deviceRequest, error) {
 		}
 		*dst = b
 	}
-	return w.check()
+	r := new(deviceRequest)
+	if err := w.check(r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // parseStats decodes a /stats body: one event object or an array of them. Each event must

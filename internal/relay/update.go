@@ -29,8 +29,8 @@ var errStoreSkipped = errors.New("store skipped after a recent failure")
 // updates answers POST /updates (docs/protocol.md §1): HTTP 200 with the decision's JSON, except
 // for a body that is not a usable info object (400), too large (413) or rate limited (429).
 func (s *Server) updates(ctx context.Context, w http.ResponseWriter, _ *http.Request, body string) {
-	req, err := parseObject(body)
-	if err != nil {
+	var req deviceRequest
+	if err := parseObjectInto(body, &req); err != nil {
 		s.metrics.decided("invalid_request")
 		writeRequestError(ctx, w, err, channel.KindFailed)
 		return
