@@ -89,6 +89,9 @@ const chunkSize = 1 << 20
 
 const dictSize = 32 << 10
 
+// slotSize is the unit of the input bytes in flight (see writeZip).
+const slotSize = 64 << 10
+
 // job is one chunk of one entry.
 type job struct {
 	e     *entry
@@ -98,6 +101,11 @@ type job struct {
 	index int   // chunk index in the entry
 	hash  bool  // record the entry's SHA-256 (a Listing's pass)
 	res   chan result
+}
+
+// slots is the number of slotSize units of the in-flight bound the chunk takes.
+func (j *job) slots() int {
+	return max(1, int((j.n+slotSize-1)/slotSize))
 }
 
 type result struct {
@@ -170,11 +178,13 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// Bound the chunks in flight (compressed or being compressed): memory is about
-	// inflight * chunkSize.
-	inflight := 2*workers + 2
+	// Bound the input bytes in flight (compressed or being compressed) to about
+	// (2*workers + 2) * chunkSize, counted in slots of slotSize: a chunk takes one slot per
+	// slotSize bytes, and a small file one slot, so that a build of many small files keeps
+	// many in flight and the compressors do not wait for the writer file by file.
+	inflight := (2*workers + 2) * (chunkSize / slotSize)
 	slots := make(chan struct{}, inflight)
-	jobs := make(chan *job)
+	jobs := make(chan *job, inflight)
 	order := make(chan *job, inflight)
 
 	var wg sync.WaitGroup
@@ -206,10 +216,12 @@ func writeZip(ctx context.Context, w io.Writer, dir string, opts ZipOptions, pro
 			for k, off := 0, int64(0); ; k++ {
 				n := min(int64(chunkSize), e.size-off)
 				j := &job{e: e, off: off, n: n, index: k, last: off+n >= e.size, hash: l != nil, res: make(chan result, 1)}
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return
+				for range j.slots() {
+					select {
+					case slots <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
 				}
 				select {
 				case order <- j:
@@ -308,7 +320,9 @@ func writeEntries(ctx context.Context, zw *zip.Writer, order <-chan *job, slots 
 				j.e.hashed = true
 			}
 		}
-		<-slots
+		for range j.slots() {
+			<-slots
+		}
 		if j.index == 0 {
 			crc = r.crc
 		} else {
