@@ -16,9 +16,11 @@ TEST_FUZZTIME ?= 5s
 .PHONY: test peers vet lint fmt-check build demo fuzz bench clean
 
 ## test: install/build the test peers (cached), vet, lint, run every test with the race
-## detector against the real peers, then a short pass of every fuzz target.
+## detector against the real peers, the allocation guards without it (the race detector
+## changes allocation counts, so they skip under it), then a short pass of every fuzz target.
 test: peers fmt-check vet lint
 	set -a; . ./.peers.env; set +a; FERRY_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
+	$(GO) test -count=1 -run 'Allocations$$' ./internal/channel ./internal/relay
 	FUZZTIME=$(TEST_FUZZTIME) bash scripts/fuzz.sh
 
 ## peers: install or build redis-server, versitygw, cosign, gh, actionlint, golangci-lint,

@@ -367,3 +367,63 @@ func TestBodyLeadingWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// discardWriter is an http.ResponseWriter that keeps one header map and drops the body,
+// so that what a handler allocates can be counted without the recorder's own allocations.
+type discardWriter struct {
+	h      http.Header
+	status int
+	last   []byte // the last body, when keep is set
+	keep   bool
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.keep {
+		w.last = append(w.last[:0], b...)
+	}
+	return len(b), nil
+}
+func (w *discardWriter) WriteHeader(code int) { w.status = code }
+
+// TestUpdateCheckAllocations: the update handler's decision and decoded request stay on its
+// stack (respondUpdate's typed argument, parseObjectInto, the picker's copied fields). It
+// fails if either escapes to the heap again: each would add one allocation per check.
+// Under the race detector sync.Pool drops items, so the counts differ: `make test` runs the
+// allocation tests once more without it.
+func TestUpdateCheckAllocations(t *testing.T) { //nolint:paralleltest // AllocsPerRun needs a serial test
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	st := openBolt(t)
+	seed(t, st)
+	s := newServer(t, st, func(o *Options) { o.RateLimit = -1 })
+	for _, tc := range []struct {
+		name    string
+		current string
+		answer  string // in the answer's JSON
+		want    float64
+	}{
+		{"up to date", "1.1.0", `"kind":"up_to_date"`, 0},
+		{"offered", "builtin", `"version":"1.1.0"`, 0},
+	} {
+		body := info(map[string]any{"device_id": "00000000-0000-4000-8000-000000000001", "version_name": tc.current})
+		w := &discardWriter{h: http.Header{}}
+		run := func() {
+			w.status = 0
+			s.updates(t.Context(), w, nil, body)
+			if w.status != http.StatusOK {
+				t.Fatalf("%s: status %d", tc.name, w.status)
+			}
+		}
+		w.keep = true
+		run() // the first call also creates the metrics and series entries
+		if !strings.Contains(string(w.last), tc.answer) {
+			t.Fatalf("%s: answer %s lacks %s", tc.name, w.last, tc.answer)
+		}
+		w.keep = false
+		if got := testing.AllocsPerRun(100, run); got > tc.want {
+			t.Errorf("%s: %.1f allocations per update check, want at most %.0f", tc.name, got, tc.want)
+		}
+	}
+}
