@@ -1,6 +1,7 @@
 package relayclient_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -79,7 +80,9 @@ func TestRegisterBundleRestart(t *testing.T) {
 	go func() {
 		<-down
 		// The relay goes away (connections refused), then comes back on the same address.
-		_ = first.Close()
+		// Shutdown, not Close: the 503 must reach the client before the connection goes, or
+		// the client never saw the relay answer and rightly calls the refused address a typo.
+		_ = first.Shutdown(context.Background())
 		time.Sleep(300 * time.Millisecond)
 		ln2, err := net.Listen("tcp", addr)
 		if err != nil {
