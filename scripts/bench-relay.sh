@@ -18,12 +18,18 @@
 # "2x64" (wrk's two threads against the server's, the shape the earlier figures used) and
 # "1x32" (wrk and the server one core each, which leaves the server less room and shows a
 # lower ratio). A ratio that holds under one shape only is not the figure.
+# With FERRY_BENCH_PROFILE=1, each shape ends with a differential CPU profile: every server
+# under that shape's saturating load while `perf record` samples it, and a table of where
+# the CPU time per request goes (net/http, the handler and its parts, system calls, the
+# garbage collector), side by side (needs perf: Debian's linux-perf, and permission to
+# sample another process, e.g. root or kernel.perf_event_paranoid <= 1).
 # Then, unless FERRY_BENCH_FLEET=0, scripts/bench-fleet.sh: the relay's memory under a
 # fleet of FERRY_FLEET_DEVICES distinct devices.
 #
 # Usage: NICE=-10 scripts/bench-relay.sh   (FERRY_BENCH_DURATION=15s FERRY_BENCH_SHAPES="2x64 1x32"
 #                                           FERRY_BENCH_ROUNDS=3 FERRY_BENCH_PAUSES=random|fixed
-#                                           FERRY_BENCH_FLEET=1 FERRY_FLEET_DEVICES=1000000)
+#                                           FERRY_BENCH_FLEET=1 FERRY_FLEET_DEVICES=1000000
+#                                           FERRY_BENCH_PROFILE=0 FERRY_PROFILE_SECONDS=10 FERRY_PROFILE_DIR=)
 # Both rate limits are off: wrk sends every request from one address, and its 10,000 devices
 # check far more often than real ones.
 # Needs: go, wrk and redis-server (scripts/peers.sh installs them; .peers.env names them), curl, openssl.
@@ -214,9 +220,97 @@ measure_shape() {
   printf '| %s | | | | | | | | %s | |\n' "${names[2]} (half rate: the bbolt relay's)" "$(half_cols 3)"
 }
 
+PROFILE=${FERRY_BENCH_PROFILE:-0}
+PROFILE_SECONDS=${FERRY_PROFILE_SECONDS:-10}
+# FERRY_PROFILE_DIR keeps each profile there (relay-redis-2x64.perf.data, …) for
+# `perf report -i`; the binaries it needs are kept beside them.
+PROFILE_DIR=${FERRY_PROFILE_DIR:-}
+profile_files=(relay-redis relay-bolt minimal)
+if [[ -n $PROFILE_DIR ]]; then mkdir -p "$PROFILE_DIR" && cp "$work/relay" "$work/minimal" "$PROFILE_DIR/"; fi
+if [[ $PROFILE != 0 ]]; then
+  command -v perf >/dev/null || { echo "FERRY_BENCH_PROFILE=1 needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
+  perf record -q -e cpu-clock -o "$work/probe.data" -p "${spids[2]}" -- true 2>"$work/probe.err" ||
+    { echo "perf cannot sample the servers: $(head -3 "$work/probe.err"); run as root or lower kernel.perf_event_paranoid" >&2; exit 1; }
+fi
+
+# Where a request's CPU time goes: each row is the inclusive time (perf's "children" column)
+# of the functions it names, separated by spaces (they never call one another). The relay's
+# rows are empty for the baseline, which has none of those functions.
+R=github.com/ferryhq/ferry/internal/relay
+profile_groups=(
+  "net/http reads the request|net/http.(*conn).readRequest"
+  "handler, all of it|net/http.serverHandler.ServeHTTP"
+  "↳ decode and check the body|$R.parseObjectInto"
+  "↳ decision|$R.(*Server).decide"
+  "↳ answer|$R.respondUpdate"
+  "↳ stats series|$R.(*seriesRecorder).check"
+  "↳ metrics|$R.(*metrics).observe $R.(*metrics).decided"
+  "↳ request id|$R.assignRequestID"
+  "net/http finishes the request|net/http.(*response).finishRequest"
+  "read system calls|internal/poll.(*FD).Read"
+  "write system calls|internal/poll.(*FD).Write"
+  "allocation|runtime.mallocgc"
+  "garbage collector's background work|runtime.gcBgMarkWorker"
+  "scheduler|runtime.schedule"
+)
+
+# profile_server I: entry I under the current shape's saturating load for PROFILE_SECONDS,
+# sampled by perf from the second second on (so wrk is at full rate throughout); prints
+# "requests_in_window cpu_ns" and leaves perf's report in $work/profile-I.txt.
+profile_server() {
+  local i=$1 window=$((PROFILE_SECONDS - 2)) line
+  (( window >= 1 )) || { echo "FERRY_PROFILE_SECONDS must be at least 3" >&2; exit 1; }
+  BENCH_APP=$APP BENCH_DELAY_MS=0 BENCH_PAUSES=$PAUSES run "$WRK" -t "$THREADS" -c "$CONNS" -d "${PROFILE_SECONDS}s" --latency -s "$LUA" "${bases[$i]}/updates" \
+    | grep '^BENCH' >"$work/profile-$i.wrk" &
+  local wrk_pid=$!
+  sleep 1
+  perf record -q -e cpu-clock -F 1999 -g -p "${spids[$i]}" -o "$work/profile-$i.data" -- sleep "$window" 2>/dev/null
+  wait "$wrk_pid"
+  perf report -i "$work/profile-$i.data" --stdio --children --sort sym -g none 2>/dev/null >"$work/profile-$i.txt"
+  if [[ -n $PROFILE_DIR ]]; then
+    mkdir -p "$PROFILE_DIR"
+    cp "$work/profile-$i.data" "$PROFILE_DIR/${profile_files[$i]}-${THREADS}x${CONNS}.perf.data"
+  fi
+  line=$(cat "$work/profile-$i.wrk")
+  awk -v r="$(field rps "$line")" -v w="$window" '/^# Event count/ { gsub(/[^0-9]/, "", $0); printf "%.0f %s\n", r * w, $0 }' "$work/profile-$i.txt"
+}
+
+# profile_us I WHAT: µs per request in entry I's report of the functions WHAT names, or of
+# "total", "user" or "kernel" (the self time of every, every user or every kernel symbol).
+profile_us() {
+  awk -v what="$2" -v n="${preq[$1]}" -v ns="${pns[$1]}" '
+    BEGIN { k = split(what, names, " "); for (j = 1; j <= k; j++) want[names[j]] = 1 }
+    /^ +[0-9.]+% +[0-9.]+% +\[[.k]\] / {
+      children = $1; self = $2; sub(/%/, "", children); sub(/%/, "", self)
+      sym = $0; sub(/^ +[0-9.]+% +[0-9.]+% +\[[.k]\] /, "", sym); sub(/ +$/, "", sym)
+      if (what == "total" || (what == "user" && $3 == "[.]") || (what == "kernel" && $3 == "[k]")) { t += self; found = 1 }
+      else if (sym in want) { t += children; found = 1 }
+    }
+    END { if (!found) { print "–"; exit } printf "%.2f", t / 100 * ns / 1000 / n }' "$work/profile-$1.txt"
+}
+
+profile_shape() {
+  unset preq pns; declare -gA preq pns
+  local i g label what
+  for i in 0 1 2; do
+    read -r preq[$i] pns[$i] < <(profile_server "$i")
+    echo "  profiled ${names[$i]}: ${preq[$i]} requests in the window" >&2
+  done
+  echo
+  echo "CPU time per request in µs, -t $THREADS -c $CONNS, from \`perf record -g\` of each server for $((PROFILE_SECONDS - 2)) s at saturation (inclusive time of the functions named, so rows overlap: allocation, for one, is also inside the handler's; the Redis relay's column leaves out redis-server; perf's own sampling adds to every column alike):"
+  echo
+  echo "| Where | ${names[0]} | ${names[1]} | ${names[2]} |"
+  echo "|---|---:|---:|---:|"
+  for g in "total|total" "↳ in user space|user" "↳ in the kernel|kernel" "${profile_groups[@]}"; do
+    label=${g%%|*} what=${g#*|}
+    printf '| %s | %s | %s | %s |\n' "$label" "$(profile_us 0 "$what")" "$(profile_us 1 "$what")" "$(profile_us 2 "$what")"
+  done
+}
+
 for shape in $SHAPES; do
   THREADS=${shape%x*} CONNS=${shape#*x}
   measure_shape
+  if [[ $PROFILE != 0 ]]; then profile_shape; fi
 done
 
 if [[ ${FERRY_BENCH_FLEET:-1} != 0 ]]; then
