@@ -228,6 +228,7 @@ PROFILE_DIR=${FERRY_PROFILE_DIR:-}
 profile_files=(relay-redis relay-bolt minimal)
 if [[ -n $PROFILE_DIR ]]; then mkdir -p "$PROFILE_DIR" && cp "$work/relay" "$work/minimal" "$PROFILE_DIR/"; fi
 if [[ $PROFILE != 0 ]]; then
+  [[ $PROFILE_SECONDS =~ ^[0-9]+$ ]] && (( PROFILE_SECONDS >= 3 )) || { echo "FERRY_PROFILE_SECONDS must be a whole number of seconds, at least 3" >&2; exit 1; }
   command -v perf >/dev/null || { echo "FERRY_BENCH_PROFILE=1 needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
   perf record -q -e cpu-clock -o "$work/probe.data" -p "${spids[2]}" -- true 2>"$work/probe.err" ||
     { echo "perf cannot sample the servers: $(head -3 "$work/probe.err"); run as root or lower kernel.perf_event_paranoid" >&2; exit 1; }
@@ -259,7 +260,6 @@ profile_groups=(
 # "requests_in_window cpu_ns" and leaves perf's report in $work/profile-I.txt.
 profile_server() {
   local i=$1 window=$((PROFILE_SECONDS - 2)) line
-  (( window >= 1 )) || { echo "FERRY_PROFILE_SECONDS must be at least 3" >&2; exit 1; }
   BENCH_APP=$APP BENCH_DELAY_MS=0 BENCH_PAUSES=$PAUSES run "$WRK" -t "$THREADS" -c "$CONNS" -d "${PROFILE_SECONDS}s" --latency -s "$LUA" "${bases[$i]}/updates" \
     | grep '^BENCH' >"$work/profile-$i.wrk" &
   local wrk_pid=$!
