@@ -226,8 +226,8 @@ PROFILE_SECONDS=${FERRY_PROFILE_SECONDS:-10}
 # `perf report -i`; the binaries it needs are kept beside them.
 PROFILE_DIR=${FERRY_PROFILE_DIR:-}
 profile_files=(relay-redis relay-bolt minimal)
-if [[ -n $PROFILE_DIR ]]; then mkdir -p "$PROFILE_DIR" && cp "$work/relay" "$work/minimal" "$PROFILE_DIR/"; fi
 if [[ $PROFILE != 0 ]]; then
+  if [[ -n $PROFILE_DIR ]]; then mkdir -p "$PROFILE_DIR" && cp "$work/relay" "$work/minimal" "$PROFILE_DIR/"; fi
   [[ $PROFILE_SECONDS =~ ^[0-9]+$ ]] && (( PROFILE_SECONDS >= 3 )) || { echo "FERRY_PROFILE_SECONDS must be a whole number of seconds, at least 3" >&2; exit 1; }
   command -v perf >/dev/null || { echo "FERRY_BENCH_PROFILE=1 needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
   perf record -q -e cpu-clock -o "$work/probe.data" -p "${spids[2]}" -- true 2>"$work/probe.err" ||
@@ -268,7 +268,6 @@ profile_server() {
   wait "$wrk_pid"
   perf report -i "$work/profile-$i.data" --stdio --children --sort sym -g none 2>/dev/null >"$work/profile-$i.txt"
   if [[ -n $PROFILE_DIR ]]; then
-    mkdir -p "$PROFILE_DIR"
     cp "$work/profile-$i.data" "$PROFILE_DIR/${profile_files[$i]}-${THREADS}x${CONNS}.perf.data"
   fi
   line=$(cat "$work/profile-$i.wrk")
@@ -297,7 +296,7 @@ profile_shape() {
     echo "  profiled ${names[$i]}: ${preq[$i]} requests in the window" >&2
   done
   echo
-  echo "CPU time per request in µs, -t $THREADS -c $CONNS, from \`perf record -g\` of each server for $((PROFILE_SECONDS - 2)) s at saturation (inclusive time of the functions named, so rows overlap: allocation, for one, is also inside the handler's; the Redis relay's column leaves out redis-server; perf's own sampling adds to every column alike):"
+  echo "CPU time per request in µs, -t $THREADS -c $CONNS, from \`perf record -g\` of each server for $((PROFILE_SECONDS - 2)) s at saturation (inclusive time of the functions named, so rows overlap: allocation, for one, is also inside the handler's; the Redis relay's column leaves out redis-server; perf's own sampling adds some time to every column):"
   echo
   echo "| Where | ${names[0]} | ${names[1]} | ${names[2]} |"
   echo "|---|---:|---:|---:|"
