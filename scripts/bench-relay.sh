@@ -70,6 +70,16 @@ hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
+PROFILE=${FERRY_BENCH_PROFILE:-0}
+PROFILE_SECONDS=${FERRY_PROFILE_SECONDS:-10}
+# FERRY_PROFILE_DIR keeps each profile there (relay-redis-2x64.perf.data, …) for
+# `perf report -i`; the binaries it needs are kept beside them.
+PROFILE_DIR=${FERRY_PROFILE_DIR:-}
+if [[ $PROFILE != 0 ]]; then
+  [[ $PROFILE_SECONDS =~ ^[0-9]+$ ]] && (( PROFILE_SECONDS >= 3 )) || { echo "FERRY_PROFILE_SECONDS must be a whole number of seconds, at least 3" >&2; exit 1; }
+  command -v perf >/dev/null || { echo "FERRY_BENCH_PROFILE=1 needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
+fi
+
 echo "building relay and baseline..." >&2
 CGO_ENABLED=0 go build -trimpath -o "$work/relay" ./cmd/relay
 CGO_ENABLED=0 go build -trimpath -o "$work/minimal" ./internal/relay/testdata/bench/minimal.go
@@ -220,16 +230,9 @@ measure_shape() {
   printf '| %s | | | | | | | | %s | |\n' "${names[2]} (half rate: the bbolt relay's)" "$(half_cols 3)"
 }
 
-PROFILE=${FERRY_BENCH_PROFILE:-0}
-PROFILE_SECONDS=${FERRY_PROFILE_SECONDS:-10}
-# FERRY_PROFILE_DIR keeps each profile there (relay-redis-2x64.perf.data, …) for
-# `perf report -i`; the binaries it needs are kept beside them.
-PROFILE_DIR=${FERRY_PROFILE_DIR:-}
 profile_files=(relay-redis relay-bolt minimal)
 if [[ $PROFILE != 0 ]]; then
   if [[ -n $PROFILE_DIR ]]; then mkdir -p "$PROFILE_DIR" && cp "$work/relay" "$work/minimal" "$PROFILE_DIR/"; fi
-  [[ $PROFILE_SECONDS =~ ^[0-9]+$ ]] && (( PROFILE_SECONDS >= 3 )) || { echo "FERRY_PROFILE_SECONDS must be a whole number of seconds, at least 3" >&2; exit 1; }
-  command -v perf >/dev/null || { echo "FERRY_BENCH_PROFILE=1 needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
   perf record -q -e cpu-clock -o "$work/probe.data" -p "${spids[2]}" -- true 2>"$work/probe.err" ||
     { echo "perf cannot sample the servers: $(head -3 "$work/probe.err"); run as root or lower kernel.perf_event_paranoid" >&2; exit 1; }
 fi
