@@ -292,7 +292,7 @@ func redisUsedMemory(t *testing.T, r *store.Redis) int64 {
 }
 
 // fillRedis writes values, large and then small ones, until Redis refuses even a small one
-// with OOM (a large write also counts its own query buffer).
+// with OOM (a large write also counts its own query buffer), then keeps it refusing.
 func fillRedis(t *testing.T, r *store.Redis) {
 	t.Helper()
 	i := 0
@@ -310,6 +310,13 @@ func fillRedis(t *testing.T, r *store.Redis) {
 				t.Fatal(err)
 			}
 		}
+	}
+	// Once refused, Redis shrinks the client's query buffer (grown by the large values) in
+	// its cron, which can make room for a small write again. Pinning maxmemory below what the
+	// data uses keeps it full, as a Redis its data really filled stays.
+	limit := redisUsedMemory(t, r) / 2
+	if err := r.Client().ConfigSet(context.Background(), "maxmemory", strconv.FormatInt(limit, 10)).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 
