@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,10 @@ func TestDownloadLinkStoreOutage(t *testing.T) {
 
 	if err := r.redis.Start(); err != nil {
 		t.Fatal(err)
+	}
+	// go-redis may fail fast for up to a second after failed dials (see TestRedisOutage).
+	for i, st := range r.stores {
+		waitFor(t, "store "+strconv.Itoa(i)+" to reach the restarted Redis", func() bool { return st.Ping(t.Context()) == nil })
 	}
 	r.register(t)                 // the test's Redis keeps nothing across a restart
 	r.clock.Add(10 * time.Minute) // past the skip, and every URL so far expired
