@@ -263,8 +263,7 @@ profile_groups=(
 # "requests_in_window cpu_ns" and leaves perf's report in $work/profile-I.txt.
 profile_server() {
   local i=$1 window=$((PROFILE_SECONDS - 2)) line
-  BENCH_APP=$APP BENCH_DELAY_MS=0 BENCH_PAUSES=$PAUSES run "$WRK" -t "$THREADS" -c "$CONNS" -d "${PROFILE_SECONDS}s" --latency -s "$LUA" "${bases[$i]}/updates" \
-    | grep '^BENCH' >"$work/profile-$i.wrk" &
+  DURATION=${PROFILE_SECONDS}s wrk_run "${bases[$i]}" "$CONNS" 0 >"$work/profile-$i.wrk" &
   local wrk_pid=$!
   sleep 1
   perf record -q -e cpu-clock -F 1999 -g -p "${spids[$i]}" -o "$work/profile-$i.data" -- sleep "$window" 2>/dev/null

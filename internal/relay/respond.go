@@ -32,13 +32,9 @@ var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // respond writes v as a compact JSON body (no HTML escaping, so URLs keep their '&') with
 // status, and Content-Type application/json unless the handler set one. Nothing is written
-// once ctx is done: the client has gone.
+// once ctx is done: the client has gone. Update-check answers take respondUpdate.
 func respond(ctx context.Context, w http.ResponseWriter, status int, v any) {
 	if ctx.Err() != nil {
-		return
-	}
-	if r, ok := v.(*channel.UpdateResponse); ok {
-		respondUpdate(ctx, w, status, r)
 		return
 	}
 	buf := getBuffer()
