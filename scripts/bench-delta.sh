@@ -22,8 +22,7 @@ WANT="${CORPORA:-ionic monaco excalidraw}"
 mkdir -p "$CACHE/bin"
 FERRY="${FERRY_BIN:-}"
 if [ -z "$FERRY" ]; then
-	# The binary users run: static and stripped, as scripts/release-binaries.sh builds it.
-	CGO_ENABLED=0 go build -trimpath -tags disable_grpc_modules -ldflags="-s -w" -o "$CACHE/bin/ferry" ./cmd/ferry
+	build_ferry "$CACHE/bin/ferry"
 	FERRY="$CACHE/bin/ferry"
 fi
 [ -f "$CACHE/keys/.capgo_key_v2" ] || "$FERRY" keys --dir "$CACHE/keys" --relay https://relay.invalid >/dev/null

@@ -41,8 +41,7 @@ mkdir -p "$CACHE"
 
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
-# The binary users run: static and stripped, as scripts/release-binaries.sh and the image build it.
-CGO_ENABLED=0 go build -trimpath -tags disable_grpc_modules -ldflags="-s -w" -o "$BIN/ferry" ./cmd/ferry
+build_ferry "$BIN/ferry"
 KEYS="$CACHE/keys"
 if [ ! -f "$KEYS/.capgo_key_v2" ]; then
 	"$BIN/ferry" keys --dir "$KEYS" --relay https://relay.invalid >/dev/null

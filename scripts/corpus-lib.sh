@@ -1,5 +1,11 @@
 # Sourced by scripts/bench-package.sh and scripts/bench-delta.sh: the packaging corpora,
-# fetched from the npm registry once and cached under $CACHE.
+# fetched from the npm registry once and cached under $CACHE, and the ferry binary they time.
+
+# build_ferry OUT: the binary users run, static and stripped, as scripts/release-binaries.sh
+# and the image build it.
+build_ferry() {
+	CGO_ENABLED=0 go build -trimpath -tags disable_grpc_modules -ldflags="-s -w" -o "$1" ./cmd/ferry
+}
 
 # name|npm spec|directory inside the package
 CORPUS_LIST="ionic|@ionic/core@9.0.5|dist
