@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/aes"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -113,11 +115,12 @@ type DeltaOptions struct {
 // cost only the changed files (docs/protocol.md §4).
 //
 // Before anything is prepared, the names are checked with [CheckDelta]'s rules. Files are
-// prepared in parallel, in memory up to [spoolMemory] bytes and in temporary files beyond
-// (memory stays bounded); files with equal bytes share one file_hash (one RSA signature). put
-// is called from one goroutine at a time, in sorted order, with a body that is also an
-// io.Seeker and io.ReaderAt, and must consume body before returning. The returned list is
-// in the same order.
+// prepared in parallel, largest first, in memory up to [spoolMemory] bytes and in temporary
+// files beyond (memory stays bounded); files with equal bytes share one file_hash (one RSA
+// signature). put is called from one goroutine at a time, for each file as soon as it is
+// prepared (so in no fixed order), with a body that is also an io.Seeker and io.ReaderAt,
+// and must consume body before returning. The returned list is in the build's sorted order,
+// whatever the order of the calls to put.
 func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaFile, body io.Reader) error) ([]DeltaFile, error) {
 	if opts.Key != nil && opts.Session == nil {
 		return nil, fmt.Errorf("delta: encrypting needs the bundle's session key")
@@ -154,14 +157,21 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 		f    DeltaFile
 		body *spool
 		err  error
-		done chan struct{}
 	}
-	results := make([]*prepared, len(files))
-	for i := range results {
-		results[i] = &prepared{done: make(chan struct{})}
+	results := make([]prepared, len(files))
+	// Files are handed out largest first and stored as they are ready: a build's few big
+	// files (monaco's two 7 MB TypeScript workers) each take one worker for seconds, and in
+	// walk order, with results stored in that order, the other workers would fill the
+	// in-flight bound behind the first of them and wait.
+	order := make([]int, len(files))
+	for i := range order {
+		order[i] = i
 	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(files[b].size, files[a].size) })
+	// slots bounds the files prepared and not yet stored (their spools).
 	slots := make(chan struct{}, 2*workers)
 	next := make(chan int)
+	ready := make(chan int, len(files))
 	hashes := &fileHashes{key: opts.Key, known: map[[sha256.Size]byte]string{}}
 	var wg sync.WaitGroup
 	for range workers {
@@ -170,7 +180,7 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 			defer wg.Done()
 			var w deltaWorker
 			for i := range next {
-				p := results[i]
+				p := &results[i]
 				reused := false
 				if opts.Epoch != nil {
 					p.f, reused, p.err = reuseDelta(ctx, files[i], opts, hashes)
@@ -178,13 +188,13 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 				if !reused && p.err == nil {
 					p.f, p.body, p.err = w.prepare(ctx, files[i], opts, hashes)
 				}
-				close(p.done)
+				ready <- i
 			}
 		}()
 	}
 	go func() {
 		defer close(next)
-		for i := range files {
+		for _, i := range order {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -193,45 +203,48 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 			select {
 			case next <- i:
 			case <-ctx.Done():
+				<-slots
 				return
 			}
 		}
 	}()
-	cleanup := func(from int) {
+	// stop cancels the workers, waits for them and drops the spools not stored.
+	stop := func() {
 		cancel()
 		wg.Wait()
-		for _, p := range results[from:] {
-			p.body.close()
+		for i := range results {
+			results[i].body.close()
 		}
 	}
-	out := make([]DeltaFile, 0, len(files))
-	for i, p := range results {
+	for range files {
+		var i int
 		select {
-		case <-p.done:
+		case i = <-ready:
 		case <-ctx.Done():
-			cleanup(i)
+			stop()
 			return nil, ctx.Err()
 		}
+		p := &results[i]
 		if p.err != nil {
-			cleanup(i)
+			stop()
 			return nil, p.err
 		}
-		if p.f.Reused {
-			<-slots
-			out = append(out, p.f)
-			continue
+		if !p.f.Reused {
+			err := put(p.f, p.body.reader())
+			p.body.close()
+			p.body = nil
+			if err != nil {
+				stop()
+				return nil, fmt.Errorf("store delta file %q: %w", p.f.FileName, err)
+			}
 		}
-		err := put(p.f, p.body.reader())
-		p.body.close()
-		p.body = nil
 		<-slots
-		if err != nil {
-			cleanup(i + 1)
-			return nil, fmt.Errorf("store delta file %q: %w", p.f.FileName, err)
-		}
-		out = append(out, p.f)
 	}
-	cleanup(len(results))
+	stop()
+	out := make([]DeltaFile, len(files))
+	for i := range results {
+		out[i] = results[i].f
+	}
 	return out, nil
 }
 

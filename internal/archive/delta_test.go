@@ -82,6 +82,40 @@ func TestDelta(t *testing.T) {
 	}
 }
 
+// TestDeltaLargestFirst checks that files are prepared largest first, so that a build's big
+// files do not start last and keep one worker busy alone, and are stored as they are ready,
+// while the list returned stays in the build's sorted order. With one worker the order of
+// the calls to put is the order of preparation.
+func TestDeltaLargestFirst(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{
+		"a.js":       bigText(9000, 1),
+		"b/big.js":   bigText(60000, 2),
+		"c.css":      strings.Repeat("p{margin:0}", 2000),
+		"d.txt":      "tiny",
+		"index.html": "<html></html>",
+	})
+	var puts []string
+	files, err := Delta(t.Context(), dir, DeltaOptions{Zip: ZipOptions{Workers: 1}}, func(f DeltaFile, body io.Reader) error {
+		puts = append(puts, f.FileName)
+		_, err := io.Copy(io.Discard, body)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"b/big.js.br", "c.css.br", "a.js.br", "index.html", "d.txt"}, puts); diff != "" {
+		t.Errorf("calls to put (-want +got):\n%s", diff)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.FileName)
+	}
+	if diff := cmp.Diff([]string{"a.js.br", "b/big.js.br", "c.css.br", "d.txt", "index.html"}, names); diff != "" {
+		t.Errorf("returned files (-want +got):\n%s", diff)
+	}
+}
+
 // TestDeltaContentAddressed checks that an unchanged file keeps its object name in the
 // next version while a changed one gets a new name.
 func TestDeltaContentAddressed(t *testing.T) {
