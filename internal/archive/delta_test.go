@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -113,6 +114,42 @@ func TestDeltaLargestFirst(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"a.js.br", "b/big.js.br", "c.css.br", "d.txt", "index.html"}, names); diff != "" {
 		t.Errorf("returned files (-want +got):\n%s", diff)
+	}
+}
+
+// TestDeltaPutFailureCleansUp checks that when storing a file fails, Delta reports it and
+// leaves no spooled file behind, whichever files were prepared or being prepared then (files
+// over spoolMemory are spooled to temporary files).
+func TestDeltaPutFailureCleansUp(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	tree := map[string]string{"index.html": "<html></html>"}
+	for i := range 6 {
+		tree[fmt.Sprintf("assets/blob%d.bin", i)] = string(randomBytes(t, spoolMemory+1000*(i+1)))
+	}
+	dir := writeTree(t, tree)
+	refused := errors.New("bucket refused")
+	calls := 0
+	_, err := Delta(t.Context(), dir, DeltaOptions{Zip: ZipOptions{Workers: 2}}, func(f DeltaFile, body io.Reader) error {
+		calls++
+		if calls == 2 {
+			return refused
+		}
+		_, err := io.Copy(io.Discard, body)
+		return err
+	})
+	if !errors.Is(err, refused) || !strings.Contains(err.Error(), "store delta file") {
+		t.Fatalf("Delta = %v, want the refusal of the second file", err)
+	}
+	if calls != 2 {
+		t.Errorf("put called %d times, want none after the failure", calls)
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d spooled files left behind: %v", len(left), left)
 	}
 }
 
