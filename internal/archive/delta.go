@@ -168,7 +168,8 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(files[b].size, files[a].size) })
-	// slots bounds the files prepared and not yet stored (their spools).
+	// slots bounds the files handed out and not yet stored: those being prepared and the
+	// spools of those prepared.
 	slots := make(chan struct{}, 2*workers)
 	next := make(chan int)
 	ready := make(chan int, len(files))
@@ -203,7 +204,6 @@ func Delta(ctx context.Context, dir string, opts DeltaOptions, put func(f DeltaF
 			select {
 			case next <- i:
 			case <-ctx.Done():
-				<-slots
 				return
 			}
 		}
