@@ -65,15 +65,27 @@ func OpenBucket(ctx context.Context, rawURL string, opts Options) (*Bucket, erro
 		}
 	}
 	pb := &Bucket{scheme: u.Scheme, prefix: u.Query().Get("prefix"), opts: opts}
+	openURL := rawURL
 	if u.Scheme == "file" {
 		pb.root = filepath.FromSlash(u.Path)
+		// fileblob writes each object to a temporary file and renames it into place. By
+		// default that file is in the system's temporary directory, and the rename fails
+		// ("invalid cross-device link") when the bucket's directory is on another
+		// filesystem: a mounted volume or a tmpfs. Next to the object the rename always
+		// works; List hides the temporary files ([isFileblobTemp]).
+		if q := u.Query(); q.Get("no_tmp_dir") == "" {
+			q.Set("no_tmp_dir", "1")
+			next := *u
+			next.RawQuery = q.Encode()
+			openURL = next.String()
+		}
 	}
 	if u.Scheme == "s3" && opts.Getenv != nil && opts.Getenv("AWS_ACCESS_KEY_ID") != "" {
 		mux := new(blob.URLMux)
 		mux.RegisterBucket("s3", &s3Opener{getenv: opts.Getenv})
-		pb.b, err = mux.OpenBucket(ctx, rawURL)
+		pb.b, err = mux.OpenBucket(ctx, openURL)
 	} else {
-		pb.b, err = blob.OpenBucket(ctx, rawURL)
+		pb.b, err = blob.OpenBucket(ctx, openURL)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %v", ErrDestination, redact.URL(u.String()), err)
@@ -106,7 +118,7 @@ func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, erro
 		if err != nil {
 			return nil, fmt.Errorf("list %q: %w", prefix, err)
 		}
-		if !o.IsDir {
+		if !o.IsDir && !(pb.scheme == "file" && isFileblobTemp(o.Key)) {
 			out = append(out, ListedObject{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
 		}
 	}
@@ -131,7 +143,7 @@ func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
 	}
 	ok = true
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || strings.HasSuffix(path, ".attrs") { // fileblob skips unreadable entries too
+		if err != nil || strings.HasSuffix(path, ".attrs") || !d.IsDir() && isFileblobTemp(path) { // fileblob skips unreadable entries too
 			return nil
 		}
 		rel, err := filepath.Rel(pb.root, path)
@@ -164,6 +176,24 @@ func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
 	}
 	slices.SortFunc(out, func(a, b ListedObject) int { return strings.Compare(a.Key, b.Key) })
 	return out, true
+}
+
+// isFileblobTemp reports whether name is one of fileblob's temporary files: the object's
+// path, a dot, the hexadecimal time it was created in nanoseconds, and ".tmp". One is there
+// while an object is written, and is left behind if the writer dies; it is not an object.
+// Ferry writes no key of that shape.
+func isFileblobTemp(name string) bool {
+	rest, ok := strings.CutSuffix(name, ".tmp")
+	i := strings.LastIndexByte(rest, '.')
+	if !ok || i < 0 || len(rest)-i-1 < 1 || len(rest)-i-1 > 16 {
+		return false
+	}
+	for _, c := range rest[i+1:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Delete removes the object under key; a key that does not exist is no error.

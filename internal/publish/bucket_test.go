@@ -436,3 +436,98 @@ func TestBucketListFileMatchesFileblob(t *testing.T) {
 	put("app/files/e1/a__0x2f__b") // fileblob escapes it: List must give the key, not the file name
 	check()
 }
+
+// gatedReader is a body whose upload (the pass after digest's, see failingReader) stops
+// half-way until release is closed; started is closed when it gets there. It does not embed
+// the bytes.Reader, whose WriteTo io.Copy would call instead of Read.
+type gatedReader struct {
+	r                *bytes.Reader
+	passes           int
+	started, release chan struct{}
+}
+
+func (g *gatedReader) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && whence == io.SeekStart {
+		g.passes++
+	}
+	return g.r.Seek(off, whence)
+}
+
+func (g *gatedReader) ReadAt(p []byte, off int64) (int, error) { return g.r.ReadAt(p, off) }
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	size := g.r.Size()
+	if g.passes >= 2 {
+		pos := size - int64(g.r.Len())
+		if pos == size/2 && g.started != nil {
+			close(g.started)
+			g.started = nil
+			<-g.release
+		}
+		if pos < size/2 {
+			p = p[:min(int64(len(p)), size/2-pos)]
+		}
+	}
+	return g.r.Read(p)
+}
+
+// A file:// object is written to a temporary file next to it, not in the system's
+// temporary directory, so that the final rename works when the bucket's directory is on
+// another filesystem; List never shows the temporary file, whether a write is under way or
+// a dead writer left it.
+func TestBucketFileTempBesideObject(t *testing.T) {
+	dir, sysTmp := t.TempDir(), t.TempDir()
+	t.Setenv("TMPDIR", sysTmp)
+	b := open(t, backend{url: "file://" + filepath.ToSlash(dir)}, "https://cdn.example.com")
+
+	started := make(chan struct{})
+	r := &gatedReader{r: bytes.NewReader(bytes.Repeat([]byte("ferry "), 200_000)), started: started, release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Put(t.Context(), publish.File{Name: "app/1.0.0/bundle.zip", Body: r})
+		done <- err
+	}()
+	<-started
+	if left, _ := os.ReadDir(sysTmp); len(left) != 0 {
+		t.Errorf("the system's temporary directory holds %d entries during the write, want none", len(left))
+	}
+	var temps []string
+	for _, f := range listFiles(t, dir)() {
+		if strings.HasPrefix(f, "app/1.0.0/bundle.zip.") && strings.HasSuffix(f, ".tmp") {
+			temps = append(temps, f)
+		}
+	}
+	if len(temps) != 1 {
+		t.Fatalf("files beside the object during the write = %q, want one temporary file", listFiles(t, dir)())
+	}
+	got, err := b.List(t.Context(), "app/")
+	if err != nil || len(got) != 0 {
+		t.Errorf("List during the write = %+v, %v; want nothing", got, err)
+	}
+	close(r.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// A dead writer's leftover, and keys that only look alike.
+	for _, name := range []string{temps[0], "app/1.0.0/notes.tmp", "app/1.0.0/x.tmp.zip", "app/1.0.0/y.NOTHEX.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = b.List(t.Context(), "app/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range got {
+		keys = append(keys, o.Key)
+	}
+	want := []string{"app/1.0.0/bundle.zip", "app/1.0.0/notes.tmp", "app/1.0.0/x.tmp.zip", "app/1.0.0/y.NOTHEX.tmp"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("List = %q, want %q", keys, want)
+	}
+	if left, _ := os.ReadDir(sysTmp); len(left) != 0 {
+		t.Errorf("the system's temporary directory holds %d entries, want none", len(left))
+	}
+}
