@@ -10,10 +10,10 @@
 # growth. The CPU time is the steadier figure on a shared machine.
 #
 # The buckets live in memory (/dev/shm) when it can be written: on a disk, creating the
-# thousands of objects of a first delta release costs the kernel's inode allocator between
-# 0.8 and 2 CPU seconds on ionic, depending on how many files were deleted on that disk
-# lately, which measures the machine's history rather than Ferry. An S3 or GCS bucket pays
-# neither.
+# thousands of objects of a first delta release costs the kernel's inode allocator from
+# almost nothing to 2 CPU seconds on ionic, depending on how many files were deleted on that
+# disk lately, which measures the machine's history rather than Ferry. An S3 or GCS bucket
+# pays neither.
 #
 # Usage: scripts/bench-delta.sh            (from the repository root)
 # Env:   FERRY_BENCH_CACHE=<dir>  CORPORA="ionic monaco excalidraw" (a subset)
