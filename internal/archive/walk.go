@@ -53,6 +53,17 @@ func Scan(dir string, opts ZipOptions) (*Listing, error) {
 	return &Listing{dir: dir, hidden: opts.IncludeHidden, entries: entries, warnings: warnings}, nil
 }
 
+// Files is the number of files in the listed build, directories left out.
+func (l *Listing) Files() int {
+	n := 0
+	for _, e := range l.entries {
+		if !e.dir {
+			n++
+		}
+	}
+	return n
+}
+
 // CheckDelta is [CheckDelta] for the listed build, without walking it again.
 func (l *Listing) CheckDelta() error { return checkDeltaNames(l.entries) }
 

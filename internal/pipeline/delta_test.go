@@ -6,13 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/andybalholm/brotli"
 
@@ -264,5 +267,83 @@ func TestDeltaHintTagsRoundTrip(t *testing.T) {
 				t.Errorf("b.js: file_hash %.16q…, want its checksum, not the edited hint", e.FileHash)
 			}
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger and a test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A first delta release, which signs and compresses every file, says how far it has got
+// while it runs.
+func TestDeltaReportsProgress(t *testing.T) {
+	t.Parallel()
+	priv, err := archive.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"index.html": "<html>v1</html>"}
+	for i := range 80 { // 80 signatures: tens of milliseconds at least
+		files[fmt.Sprintf("assets/chunk-%02d.js", i)] = strings.Repeat(fmt.Sprintf("export const c%d = %d;\n", i, i), 50)
+	}
+	build := archivetest.WriteTree(t, t.TempDir(), files)
+	var logs lockedBuffer
+	p := &Pipeline{
+		Config: &Config{AppID: "com.example.app", Version: "1.0.0", BuildDir: build, Destination: "file://" + filepath.ToSlash(t.TempDir()),
+			Signing: signingNone, Delta: true, DeltaEpoch: "1", EncKey: archive.MarshalPrivateKey(priv), TempDir: t.TempDir()},
+		UI: discardUI{}, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Getenv: func(string) string { return "" },
+		progressEvery: time.Millisecond,
+	}
+	res, err := p.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type report struct {
+		New        int64  `json:"new"`
+		NewSize    string `json:"new_size"`
+		BuildFiles int    `json:"build_files"`
+	}
+	var reports []report
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, `"msg":"storing delta files"`) {
+			var r report
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			reports = append(reports, r)
+		}
+	}
+	if len(reports) == 0 {
+		t.Fatalf("no progress logged; logs:\n%s", logs.String())
+	}
+	last := int64(0)
+	for _, r := range reports {
+		if r.New < last || r.New > int64(len(files)) || r.BuildFiles != len(files) || r.NewSize == "" {
+			t.Errorf("progress %+v after %d stored; want a count that only grows, up to the build's %d files", r, last, len(files))
+		}
+		last = r.New
+	}
+	if res.deltaNew != len(files) {
+		t.Errorf("%d new delta files, want %d", res.deltaNew, len(files))
+	}
+	// Nothing is logged once the stage is over.
+	n := strings.Count(logs.String(), "storing delta files")
+	time.Sleep(20 * time.Millisecond)
+	if m := strings.Count(logs.String(), "storing delta files"); m != n {
+		t.Errorf("%d progress lines after the release, want none", m-n)
 	}
 }

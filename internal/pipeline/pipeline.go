@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/archive"
@@ -83,6 +84,9 @@ type Pipeline struct {
 	Attest bool
 	// UserAgent names the front end to the relay, e.g. ferry-action.
 	UserAgent string
+
+	// progressEvery is how often a long stage logs its progress (2 s when zero).
+	progressEvery time.Duration
 }
 
 // result is everything the outputs and the summary report.
@@ -371,6 +375,7 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 			cancel()
 		}
 	}
+	var stored, storedBytes atomic.Int64
 	upload := func(f archive.DeltaFile, body publishBody) {
 		obj, err := pub.Put(ctx, publish.File{Name: p.Config.AppID + "/" + f.Object, Body: body, ContentType: "application/octet-stream"})
 		if err != nil {
@@ -380,7 +385,15 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 		mu.Lock()
 		urls[f.Object] = obj.URL
 		mu.Unlock()
+		stored.Add(1)
+		storedBytes.Add(f.Size)
 	}
+	buildFiles := 0
+	if res.listing != nil {
+		buildFiles = res.listing.Files()
+	}
+	stopProgress := p.deltaProgress(&stored, &storedBytes, buildFiles)
+	defer stopProgress()
 	jobs := make(chan job)
 	for range deltaUploaders {
 		wg.Add(1)
@@ -438,6 +451,37 @@ func (p *Pipeline) publishDelta(ctx context.Context, pub publish.Publisher, res 
 		}
 	}
 	return files, nil
+}
+
+// deltaProgress logs how many new delta files are stored, every progressEvery until stop
+// is called: the first delta release of a key epoch compresses and signs every file of the
+// build, which takes seconds for a small app and minutes for a large one.
+func (p *Pipeline) deltaProgress(stored, storedBytes *atomic.Int64, buildFiles int) (stop func()) {
+	every := p.progressEvery
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				p.Log.Info("storing delta files", "new", stored.Load(), "new_size", archive.FormatSize(storedBytes.Load()),
+					"build_files", buildFiles, "elapsed", time.Since(start).Round(time.Second).String())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // maxHintManifest bounds the earlier manifest read for file_hash hints.
