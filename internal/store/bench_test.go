@@ -167,6 +167,27 @@ func BenchmarkDeliveryMarks(b *testing.B) {
 	}
 }
 
+// BenchmarkDeliveryMarksLone is BenchmarkDeliveryMarks with one writer: a webhook on a
+// quiet relay, whose batched writes have no company to wait for.
+func BenchmarkDeliveryMarksLone(b *testing.B) {
+	var n atomic.Int64
+	for name, s := range benchStores(b) {
+		b.Run(name, func(b *testing.B) {
+			ctx := b.Context()
+			b.ReportAllocs()
+			for b.Loop() {
+				id := fmt.Sprintf("bench-lone-%s-%d", name, n.Add(1))
+				if seen, err := s.SeenDelivery(ctx, id, time.Minute); err != nil || seen {
+					b.Fatalf("SeenDelivery(%s) = %v, %v", id, seen, err)
+				}
+				if err := s.MarkDelivery(ctx, id, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkRecordStats records batches of 20 events from 16 concurrent reporters per CPU
 // (bbolt coalesces them into shared transactions).
 func BenchmarkRecordStats(b *testing.B) {

@@ -64,6 +64,8 @@ type Bolt struct {
 	leases leases
 	// failed says which devices may have failed versions (bolt_failedset.go).
 	failed *failedSet
+	// group runs batch's writes (bolt_group.go).
+	group *groupCommit
 
 	stop      chan struct{}
 	swept     sync.WaitGroup
@@ -161,7 +163,7 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), clock: now, failed: failed, stop: make(chan struct{})}
+	b := &Bolt{db: db, opts: opts, log: log, hub: newHub(), clock: now, failed: failed, group: &groupCommit{db: db}, stop: make(chan struct{})}
 	if opts.SweepInterval > 0 {
 		b.swept.Add(1)
 		go b.sweepLoop(opts.SweepInterval)
@@ -241,13 +243,13 @@ func (b *Bolt) view(ctx context.Context, op string, fn func(*bolt.Tx) error) err
 
 // batch is update for an fn that may run more than once and sets its results afresh on
 // every run: concurrent calls share one transaction and its fsyncs (a burst of webhooks
-// marking their deliveries, devices reporting stats), at the cost of waiting up to bbolt's
-// MaxBatchDelay (10 ms) for company. fn must not return errNoWrite.
+// marking their deliveries, devices reporting stats), and a lone call commits at once
+// (groupCommit). fn must not return errNoWrite.
 func (b *Bolt) batch(ctx context.Context, op string, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := b.db.Batch(fn); err != nil {
+	if err := b.group.do(fn); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil

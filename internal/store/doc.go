@@ -186,6 +186,7 @@
 // ClearFailedVersions deletes the device's failed keys and its failed_age entry (one less
 // in the bucket's sequence) and appends its audit entry in one write transaction. AddSeries is
 // one MULTI/EXEC on Redis, and Series one pipeline of HGETALLs (one per bucket). RecordStats
-// uses bbolt's Batch, so concurrent reports share one fsync. Subscribe is an in-process
-// broadcast with buffered, non-blocking sends (a bbolt file has one process).
+// is a group commit (bolt_group.go), so concurrent reports share one fsync and a lone one
+// commits at once. Subscribe is an in-process broadcast with buffered, non-blocking sends
+// (a bbolt file has one process).
 package store
