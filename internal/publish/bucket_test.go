@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -480,14 +481,20 @@ func TestBucketFileTempBesideObject(t *testing.T) {
 	t.Setenv("TMPDIR", sysTmp)
 	b := open(t, backend{url: "file://" + filepath.ToSlash(dir)}, "https://cdn.example.com")
 
-	started := make(chan struct{})
-	r := &gatedReader{r: bytes.NewReader(bytes.Repeat([]byte("ferry "), 200_000)), started: started, release: make(chan struct{})}
+	started, release := make(chan struct{}), make(chan struct{})
+	r := &gatedReader{r: bytes.NewReader(bytes.Repeat([]byte("ferry "), 200_000)), started: started, release: release}
 	done := make(chan error, 1)
 	go func() {
 		_, err := b.Put(t.Context(), publish.File{Name: "app/1.0.0/bundle.zip", Body: r})
 		done <- err
 	}()
-	<-started
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // a failed check below must not leave the upload blocked
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("Put ended before its body was half read: %v", err)
+	}
 	if left, _ := os.ReadDir(sysTmp); len(left) != 0 {
 		t.Errorf("the system's temporary directory holds %d entries during the write, want none", len(left))
 	}
@@ -504,7 +511,7 @@ func TestBucketFileTempBesideObject(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("List during the write = %+v, %v; want nothing", got, err)
 	}
-	close(r.release)
+	releaseOnce()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
