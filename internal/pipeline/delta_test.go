@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -270,24 +269,6 @@ func TestDeltaHintTagsRoundTrip(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer a logger and a test may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A first delta release, which signs and compresses every file, says how far it has got
 // while it runs.
 func TestDeltaReportsProgress(t *testing.T) {
@@ -301,7 +282,8 @@ func TestDeltaReportsProgress(t *testing.T) {
 		files[fmt.Sprintf("assets/chunk-%02d.js", i)] = strings.Repeat(fmt.Sprintf("export const c%d = %d;\n", i, i), 50)
 	}
 	build := archivetest.WriteTree(t, t.TempDir(), files)
-	var logs lockedBuffer
+	// Run waits for the progress logger to stop, so the buffer is read after its last write.
+	var logs bytes.Buffer
 	p := &Pipeline{
 		Config: &Config{AppID: "com.example.app", Version: "1.0.0", BuildDir: build, Destination: "file://" + filepath.ToSlash(t.TempDir()),
 			Signing: signingNone, Delta: true, DeltaEpoch: "1", EncKey: archive.MarshalPrivateKey(priv), TempDir: t.TempDir()},
