@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +85,8 @@ type prunedObject struct {
 }
 
 // runPrune lists the bucket objects under the app's prefix and reports, or with --delete
-// deletes, those that no registered bundle and no channel references. It refuses to run
+// deletes, those that no registered bundle and no channel references, and a file://
+// bucket's temporary files that writers which died left behind. It refuses to run
 // when the relay cannot be read in full: "could not list" never counts as "unreferenced".
 func runPrune(ctx context.Context, c *relayclient.Client, app string, p *pruneCall) (*pruneReport, error) {
 	if strings.ContainsAny(app, "/") {
@@ -127,9 +129,21 @@ func runPrune(ctx context.Context, c *relayclient.Client, app string, p *pruneCa
 			return nil, err
 		}
 	}
+	// A file:// bucket's temporary files left by writers that died are never referenced,
+	// whatever directory they are in; younger ones may belong to a publish in progress.
+	temps := map[string]bool{}
+	for _, o := range b.Leftovers(app + "/") {
+		if !o.ModTime.Before(cutoff) {
+			rep.Young++
+			continue
+		}
+		temps[o.Key] = true
+		orphans = append(orphans, o)
+	}
+	slices.SortFunc(orphans, func(a, b publish.ListedObject) int { return strings.Compare(a.Key, b.Key) })
 	var failed int
 	for _, o := range orphans {
-		if refs.has(o.Key) {
+		if !temps[o.Key] && refs.has(o.Key) {
 			rep.Referenced++
 			continue
 		}

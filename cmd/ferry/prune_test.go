@@ -130,6 +130,16 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	putObject(t, b, "com.example.other/1.0.0/x.zip", "x")
 
 	olderThan := "24h"
+	// What writers to a file:// bucket that died mid-write left: never referenced, even
+	// beside a registered bundle's objects.
+	var deadTemps []string
+	var youngTemp string
+	if pb.settable {
+		deadTemps = []string{key("2.0.0", pruneApp+"-2.0.0.zip.18d2f3a4b5c6d7e8.tmp"), pruneApp + "/files/" + strings.Repeat("c", 64) + ".18d2f3a4b5c6d7e9.tmp"}
+		for _, k := range deadTemps {
+			writeBucketFile(t, pb.dir, k, "partial")
+		}
+	}
 	if pb.settable {
 		old := time.Now().Add(-48 * time.Hour)
 		if err := filepath.WalkDir(pb.dir, func(p string, d os.DirEntry, err error) error {
@@ -142,6 +152,8 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		}
 		// A publish of 2.2.0 in progress: uploaded, not yet registered.
 		putObject(t, b, key("2.2.0", pruneApp+"-2.2.0.zip"), "zip 2.2.0")
+		youngTemp = key("2.2.0", pruneApp+"-2.2.0.zip.sigstore.json.18d2f3a4b5c6d7f0.tmp")
+		writeBucketFile(t, pb.dir, youngTemp, "partial")
 	} else {
 		// The S3 server sets its own times: everything is old for --older-than 0s.
 		olderThan = "0s"
@@ -168,12 +180,17 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		return code, stdout.String(), stderr.String()
 	}
 
-	// Without --delta-files the shared delta file is kept: a publish may be reusing it.
+	// Without --delta-files the shared delta file is kept: a publish may be reusing it. The
+	// dead writers' temporary files go in any case.
 	code, out, errOut := prune("--json")
 	var kept pruneReport
-	if err := json.Unmarshal([]byte(out), &kept); code != 0 || err != nil || kept.DeltaKept != 1 || len(kept.Objects) != 1 || kept.Objects[0].Key != orphans[0] {
-		t.Fatalf("dry run without --delta-files: exit %d, %v: %+v; want only %s, one delta file kept\n%s", code, err, kept, orphans[0], errOut)
+	wantKept := append([]string{orphans[0]}, deadTemps...)
+	slices.Sort(wantKept)
+	if err := json.Unmarshal([]byte(out), &kept); code != 0 || err != nil || kept.DeltaKept != 1 || !slices.Equal(reportKeys(kept), wantKept) {
+		t.Fatalf("dry run without --delta-files: exit %d, %v: %+v; want only %q, one delta file kept\n%s", code, err, kept, wantKept, errOut)
 	}
+	wantPruned := append(slices.Clone(orphans), deadTemps...)
+	slices.Sort(wantPruned)
 	code, out, errOut = prune("--json", "--delta-files")
 	if code != 0 {
 		t.Fatalf("dry run: exit %d: %s", code, errOut)
@@ -182,18 +199,16 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("dry run --json: %v\n%s", err, out)
 	}
-	var got []string
 	for _, o := range rep.Objects {
-		got = append(got, o.Key)
 		if o.Deleted || o.Size == 0 {
 			t.Errorf("dry run object %+v: want a size and not deleted", o)
 		}
 	}
-	if !slices.Equal(got, orphans) || !rep.DryRun || rep.TotalBytes != int64(len("zip 2.1.0")+len("other")) {
-		t.Errorf("dry run = %v (dry run %v, %d bytes), want only the abandoned publish's %v", got, rep.DryRun, rep.TotalBytes, orphans)
+	if got := reportKeys(rep); !slices.Equal(got, wantPruned) || !rep.DryRun || rep.TotalBytes != int64(len("zip 2.1.0")+len("other")+len("partial")*len(deadTemps)) {
+		t.Errorf("dry run = %v (dry run %v, %d bytes), want only the abandoned publish's %v", got, rep.DryRun, rep.TotalBytes, wantPruned)
 	}
-	if pb.settable && rep.Young != 1 {
-		t.Errorf("dry run kept %d young objects, want 1 (the publish in progress)", rep.Young)
+	if pb.settable && rep.Young != 2 {
+		t.Errorf("dry run kept %d young objects, want 2 (the publish in progress: its zip and a temporary file)", rep.Young)
 	}
 	for _, k := range before {
 		if !exists(k) {
@@ -201,7 +216,7 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		}
 	}
 	code, out, errOut = prune("--delta-files")
-	if code != 0 || !strings.Contains(out, orphans[0]) || !strings.Contains(out, "would be deleted (dry run") || !strings.Contains(out, "2 unreferenced objects") {
+	if code != 0 || !strings.Contains(out, orphans[0]) || !strings.Contains(out, "would be deleted (dry run") || !strings.Contains(out, fmt.Sprintf("%d unreferenced objects", len(wantPruned))) {
 		t.Errorf("dry run for people: exit %d\n%s%s", code, out, errOut)
 	}
 
@@ -226,8 +241,8 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	if code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("--delete: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, k := range before {
-		if want := !slices.Contains(orphans, k); exists(k) != want {
+	for _, k := range append(append(before, deadTemps...), youngTemp) {
+		if want := !slices.Contains(wantPruned, k); k != "" && exists(k) != want {
 			t.Errorf("after --delete %s exists = %v, want %v", k, !want, want)
 		}
 	}
@@ -235,6 +250,28 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	if code, out, _ = prune("--json", "--delta-files"); code != 0 || !strings.Contains(out, `"objects": []`) {
 		t.Errorf("prune after --delete: exit %d\n%s", code, out)
 	}
+}
+
+// writeBucketFile writes a file into a file:// bucket's directory by hand, as a writer
+// that died would have left it.
+func writeBucketFile(t *testing.T, dir, key, body string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reportKeys lists the keys of a prune report's objects, in its order.
+func reportKeys(rep pruneReport) []string {
+	var keys []string
+	for _, o := range rep.Objects {
+		keys = append(keys, o.Key)
+	}
+	return keys
 }
 
 func writeToken(t *testing.T, tok string) string {

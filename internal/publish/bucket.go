@@ -104,7 +104,7 @@ type ListedObject struct {
 // prefix), sorted by key.
 func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, error) {
 	if pb.scheme == "file" {
-		if out, ok := pb.listFiles(prefix); ok {
+		if out, ok := pb.listFiles(prefix, false); ok {
 			return out, nil
 		}
 	}
@@ -131,8 +131,9 @@ func (pb *Bucket) List(ctx context.Context, prefix string) ([]ListedObject, erro
 // that List does not return, once per object and again for every page of 1000 objects
 // before it: the listing of a key epoch's thousands of objects cost more than preparing
 // a release's changed files. ok is false, for the caller to list through gocloud, when a
-// key could hold one of fileblob's escape sequences ("__0x"), which only it decodes.
-func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
+// key could hold one of fileblob's escape sequences ("__0x"), which only it decodes. With
+// temps, it lists fileblob's temporary files ([isFileblobTemp]) instead of the objects.
+func (pb *Bucket) listFiles(prefix string, temps bool) (out []ListedObject, ok bool) {
 	full := pb.prefix + prefix
 	if strings.Contains(full, "__0x") || strings.Contains(full, "..") || strings.Contains(full, "//") || strings.ContainsRune(full, '\\') {
 		return nil, false
@@ -143,7 +144,7 @@ func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
 	}
 	ok = true
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || strings.HasSuffix(path, ".attrs") || !d.IsDir() && isFileblobTemp(path) { // fileblob skips unreadable entries too
+		if err != nil || strings.HasSuffix(path, ".attrs") || !d.IsDir() && isFileblobTemp(path) != temps { // fileblob skips unreadable entries too
 			return nil
 		}
 		rel, err := filepath.Rel(pb.root, path)
@@ -176,6 +177,20 @@ func (pb *Bucket) listFiles(prefix string) (out []ListedObject, ok bool) {
 	}
 	slices.SortFunc(out, func(a, b ListedObject) int { return strings.Compare(a.Key, b.Key) })
 	return out, true
+}
+
+// Leftovers returns the temporary files under prefix that writers to a file:// bucket left
+// when they died mid-write, each with its size and last write. They are not objects: List
+// hides them and no bundle references them, but they take space until Delete removes them
+// (`ferry admin bundles prune` does, once they are older than its cut-off). Buckets of
+// other schemes leave no partial object under a key, and a file:// key that could hold an
+// escape sequence of fileblob's is not looked into: both return nothing.
+func (pb *Bucket) Leftovers(prefix string) []ListedObject {
+	if pb.scheme != "file" {
+		return nil
+	}
+	out, _ := pb.listFiles(prefix, true)
+	return out
 }
 
 // isFileblobTemp reports whether name is one of fileblob's temporary files: the object's
