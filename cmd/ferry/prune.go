@@ -129,24 +129,26 @@ func runPrune(ctx context.Context, c *relayclient.Client, app string, p *pruneCa
 			return nil, err
 		}
 	}
+	// Orphans a bundle registered meanwhile references are kept.
+	orphans = slices.DeleteFunc(orphans, func(o publish.ListedObject) bool {
+		if refs.has(o.Key) {
+			rep.Referenced++
+			return true
+		}
+		return false
+	})
 	// A file:// bucket's temporary files left by writers that died are never referenced,
 	// whatever directory they are in; younger ones may belong to a publish in progress.
-	temps := map[string]bool{}
 	for _, o := range b.Leftovers(app + "/") {
-		if !o.ModTime.Before(cutoff) {
+		if o.ModTime.Before(cutoff) {
+			orphans = append(orphans, o)
+		} else {
 			rep.Young++
-			continue
 		}
-		temps[o.Key] = true
-		orphans = append(orphans, o)
 	}
 	slices.SortFunc(orphans, func(a, b publish.ListedObject) int { return strings.Compare(a.Key, b.Key) })
 	var failed int
 	for _, o := range orphans {
-		if !temps[o.Key] && refs.has(o.Key) {
-			rep.Referenced++
-			continue
-		}
 		po := prunedObject{ListedObject: o}
 		if p.delete {
 			if err := b.Delete(ctx, o.Key); err != nil {

@@ -132,15 +132,12 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	olderThan := "24h"
 	// What writers to a file:// bucket that died mid-write left: never referenced, even
 	// beside a registered bundle's objects.
-	var deadTemps []string
-	var youngTemp string
+	var deadTemps, youngTemps []string
 	if pb.settable {
 		deadTemps = []string{key("2.0.0", pruneApp+"-2.0.0.zip.18d2f3a4b5c6d7e8.tmp"), pruneApp + "/files/" + strings.Repeat("c", 64) + ".18d2f3a4b5c6d7e9.tmp"}
 		for _, k := range deadTemps {
 			writeBucketFile(t, pb.dir, k, "partial")
 		}
-	}
-	if pb.settable {
 		old := time.Now().Add(-48 * time.Hour)
 		if err := filepath.WalkDir(pb.dir, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
@@ -152,8 +149,8 @@ func testPrune(t *testing.T, pb pruneBucket) {
 		}
 		// A publish of 2.2.0 in progress: uploaded, not yet registered.
 		putObject(t, b, key("2.2.0", pruneApp+"-2.2.0.zip"), "zip 2.2.0")
-		youngTemp = key("2.2.0", pruneApp+"-2.2.0.zip.sigstore.json.18d2f3a4b5c6d7f0.tmp")
-		writeBucketFile(t, pb.dir, youngTemp, "partial")
+		youngTemps = []string{key("2.2.0", pruneApp+"-2.2.0.zip.sigstore.json.18d2f3a4b5c6d7f0.tmp")}
+		writeBucketFile(t, pb.dir, youngTemps[0], "partial")
 	} else {
 		// The S3 server sets its own times: everything is old for --older-than 0s.
 		olderThan = "0s"
@@ -241,8 +238,8 @@ func testPrune(t *testing.T, pb pruneBucket) {
 	if code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("--delete: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, k := range append(append(before, deadTemps...), youngTemp) {
-		if want := !slices.Contains(wantPruned, k); k != "" && exists(k) != want {
+	for _, k := range slices.Concat(before, deadTemps, youngTemps) {
+		if want := !slices.Contains(wantPruned, k); exists(k) != want {
 			t.Errorf("after --delete %s exists = %v, want %v", k, !want, want)
 		}
 	}
